@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Installs the Debian packages quiver needs, for one purpose: run, test, bench
+# or models (the generator scripts). Idempotent: apt-get runs only when a
+# package is missing. Must run as root on Debian 12.
+set -euo pipefail
+
+build=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev
+       libssl-dev libxgboost-dev libopenblas-dev libprotobuf-c-dev protobuf-c-compiler
+       libonnx-dev libcurl4-openssl-dev libcmocka-dev libpq-dev curl ca-certificates)
+test=(prometheus libonnx-testdata clang libclang-rt-14-dev)
+bench=(wrk nginx-light gunicorn python3-flask python3-xgboost python3-numpy nodejs npm)
+models=(python3-xgboost python3-sklearn python3-numpy python3-torch python3-onnx)
+
+want=("${build[@]}")
+for purpose in "$@"; do
+  case "$purpose" in
+    run) ;;
+    test) want+=("${test[@]}") ;;
+    bench) want+=("${bench[@]}") ;;
+    models) want+=("${models[@]}") ;;
+    *) echo "install-deps: unknown purpose '$purpose' (run, test, bench, models)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${want[@]}"; do
+  if [ "$p" = nodejs ] || [ "$p" = npm ]; then
+    command -v "${p/nodejs/node}" >/dev/null 2>&1 && continue
+  fi
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages: ${missing[*]}; run as root or install them" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The tensor type: sizes, names, allocation and dtype conversion. */
+#include "tensor.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    size_t size;
+} dtypes[QV_DTYPE_COUNT] = {
+    [QV_DTYPE_UNDEF] = {"UNDEF", 0},  [QV_DTYPE_F32] = {"FP32", 4},    [QV_DTYPE_U8] = {"UINT8", 1},
+    [QV_DTYPE_I8] = {"INT8", 1},      [QV_DTYPE_U16] = {"UINT16", 2},  [QV_DTYPE_I16] = {"INT16", 2},
+    [QV_DTYPE_I32] = {"INT32", 4},    [QV_DTYPE_I64] = {"INT64", 8},   [QV_DTYPE_STRING] = {"BYTES", 0},
+    [QV_DTYPE_BOOL] = {"BOOL", 1},    [QV_DTYPE_F16] = {"FP16", 2},    [QV_DTYPE_F64] = {"FP64", 8},
+    [QV_DTYPE_U32] = {"UINT32", 4},   [QV_DTYPE_U64] = {"UINT64", 8},
+};
+
+size_t qv_dtype_size(enum qv_dtype t)
+{
+    return (unsigned)t < QV_DTYPE_COUNT ? dtypes[t].size : 0;
+}
+
+const char *qv_dtype_name(enum qv_dtype t)
+{
+    return (unsigned)t < QV_DTYPE_COUNT ? dtypes[t].name : "UNDEF";
+}
+
+enum qv_dtype qv_dtype_from_name(const char *name)
+{
+    for (int i = 1; i < QV_DTYPE_COUNT; i++)
+        if (strcmp(dtypes[i].name, name) == 0)
+            return (enum qv_dtype)i;
+    return QV_DTYPE_UNDEF;
+}
+
+int64_t qv_shape_numel(const int64_t *shape, int ndim)
+{
+    int64_t n = 1;
+
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0)
+            return -1;
+        if (shape[i] != 0 && n > INT64_MAX / shape[i])
+            return -1;
+        n *= shape[i];
+    }
+    return n;
+}
+
+int64_t qv_tensor_numel(const struct qv_tensor *t)
+{
+    return qv_shape_numel(t->shape, t->ndim);
+}
+
+int qv_tensor_alloc(struct qv_tensor *t, const char *name, enum qv_dtype dtype, int ndim,
+                    const int64_t *shape)
+{
+    int64_t n;
+    size_t es = qv_dtype_size(dtype);
+
+    if (ndim < 0 || ndim > QV_MAX_DIMS || es == 0)
+        return QV_EINVAL;
+    memset(t, 0, sizeof(*t));
+    if (name)
+        snprintf(t->name, sizeof(t->name), "%s", name);
+    t->dtype = dtype;
+    t->ndim = ndim;
+    if (ndim)
+        memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
+    n = qv_shape_numel(t->shape, ndim);
+    if (n < 0 || (uint64_t)n > SIZE_MAX / es / 2)
+        return QV_E2BIG;
+    t->nbytes = (size_t)n * es;
+    t->data = calloc(t->nbytes ? t->nbytes : 1, 1);
+    if (t->data == NULL)
+        return QV_ENOMEM;
+    t->owned = true;
+    return QV_OK;
+}
+
+void qv_tensor_fini(struct qv_tensor *t)
+{
+    if (t == NULL)
+        return;
+    if (t->owned)
+        free(t->data);
+    t->data = NULL;
+    t->nbytes = 0;
+    t->owned = false;
+}
+
+void qv_shape_format(const int64_t *shape, int ndim, char *buf, size_t len)
+{
+    size_t off = 0;
+
+    off += (size_t)snprintf(buf + off, len - off, "[");
+    for (int i = 0; i < ndim && off < len; i++)
+        off += (size_t)snprintf(buf + off, len - off, "%s%lld", i ? "," : "", (long long)shape[i]);
+    if (off < len)
+        snprintf(buf + off, len - off, "]");
+}
+
+bool qv_tensor_matches(const struct qv_tensor *t, const struct qv_tensor_desc *desc)
+{
+    if (t->ndim != desc->ndim)
+        return false;
+    for (int i = 0; i < t->ndim; i++)
+        if (desc->shape[i] >= 0 && desc->shape[i] != t->shape[i])
+            return false;
+    return true;
+}
+
+double qv_tensor_get_f64(const struct qv_tensor *t, int64_t i)
+{
+    switch (t->dtype) {
+    case QV_DTYPE_F32: return ((const float *)t->data)[i];
+    case QV_DTYPE_F64: return ((const double *)t->data)[i];
+    case QV_DTYPE_I8: return ((const int8_t *)t->data)[i];
+    case QV_DTYPE_U8: return ((const uint8_t *)t->data)[i];
+    case QV_DTYPE_I16: return ((const int16_t *)t->data)[i];
+    case QV_DTYPE_U16: return ((const uint16_t *)t->data)[i];
+    case QV_DTYPE_I32: return ((const int32_t *)t->data)[i];
+    case QV_DTYPE_U32: return ((const uint32_t *)t->data)[i];
+    case QV_DTYPE_I64: return (double)((const int64_t *)t->data)[i];
+    case QV_DTYPE_U64: return (double)((const uint64_t *)t->data)[i];
+    case QV_DTYPE_BOOL: return ((const uint8_t *)t->data)[i] ? 1.0 : 0.0;
+    default: return 0.0;
+    }
+}
+
+static void set_f64(void *data, enum qv_dtype t, int64_t i, double v)
+{
+    switch (t) {
+    case QV_DTYPE_F32: ((float *)data)[i] = (float)v; break;
+    case QV_DTYPE_F64: ((double *)data)[i] = v; break;
+    case QV_DTYPE_I8: ((int8_t *)data)[i] = (int8_t)v; break;
+    case QV_DTYPE_U8: ((uint8_t *)data)[i] = (uint8_t)v; break;
+    case QV_DTYPE_I16: ((int16_t *)data)[i] = (int16_t)v; break;
+    case QV_DTYPE_U16: ((uint16_t *)data)[i] = (uint16_t)v; break;
+    case QV_DTYPE_I32: ((int32_t *)data)[i] = (int32_t)v; break;
+    case QV_DTYPE_U32: ((uint32_t *)data)[i] = (uint32_t)v; break;
+    case QV_DTYPE_I64: ((int64_t *)data)[i] = (int64_t)v; break;
+    case QV_DTYPE_U64: ((uint64_t *)data)[i] = (uint64_t)v; break;
+    case QV_DTYPE_BOOL: ((uint8_t *)data)[i] = v != 0.0; break;
+    default: break;
+    }
+}
+
+int qv_tensor_convert(struct qv_tensor *t, enum qv_dtype to, struct qv_diag *d)
+{
+    size_t es = qv_dtype_size(to);
+    int64_t n = qv_tensor_numel(t);
+    void *nd;
+
+    if (t->dtype == to)
+        return QV_OK;
+    if (es == 0 || qv_dtype_size(t->dtype) == 0 || t->dtype == QV_DTYPE_F16 ||
+        to == QV_DTYPE_F16)
+        return qv_fail(d, QV_ENOTSUP, "cannot convert %s to %s", qv_dtype_name(t->dtype),
+                       qv_dtype_name(to));
+    nd = malloc((size_t)n * es + 1);
+    if (nd == NULL)
+        return QV_ENOMEM;
+    for (int64_t i = 0; i < n; i++)
+        set_f64(nd, to, i, qv_tensor_get_f64(t, i));
+    qv_tensor_fini(t);
+    t->data = nd;
+    t->owned = true;
+    t->dtype = to;
+    t->nbytes = (size_t)n * es;
+    return QV_OK;
+}

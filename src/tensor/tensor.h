@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * tensor/tensor.h -- the tensor type that crosses every module (dtype, shape,
+ * data) and its KServe v2 JSON codec.
+ *
+ * A struct qv_tensor owns its data when 'owned' is true (qv_tensor_fini frees
+ * it); otherwise data is borrowed and must outlive the tensor. Shapes are at
+ * most QV_MAX_DIMS long; a dimension of -1 in a signature means "any".
+ */
+#ifndef QV_TENSOR_H
+#define QV_TENSOR_H
+
+#include "../util/util.h"
+
+#define QV_MAX_DIMS 8
+#define QV_NAME_MAX 64
+
+/* Numeric types in ONNX TensorProto order where they exist, so that the ONNX
+ * runtime can reuse them. */
+enum qv_dtype {
+    QV_DTYPE_UNDEF = 0,
+    QV_DTYPE_F32,
+    QV_DTYPE_U8,
+    QV_DTYPE_I8,
+    QV_DTYPE_U16,
+    QV_DTYPE_I16,
+    QV_DTYPE_I32,
+    QV_DTYPE_I64,
+    QV_DTYPE_STRING, /* not supported by the codecs; here so ONNX can name it */
+    QV_DTYPE_BOOL,
+    QV_DTYPE_F16,
+    QV_DTYPE_F64,
+    QV_DTYPE_U32,
+    QV_DTYPE_U64,
+    QV_DTYPE_COUNT
+};
+
+size_t qv_dtype_size(enum qv_dtype t);                   /* 0 for UNDEF/STRING */
+const char *qv_dtype_name(enum qv_dtype t);              /* KServe name: "FP32", "INT64", ... */
+enum qv_dtype qv_dtype_from_name(const char *kserve);    /* QV_DTYPE_UNDEF if unknown */
+
+struct qv_tensor {
+    char name[QV_NAME_MAX];
+    enum qv_dtype dtype;
+    int ndim;
+    int64_t shape[QV_MAX_DIMS];
+    void *data;
+    size_t nbytes;
+    bool owned;
+};
+
+/* The declared form of an input or output: shape dims may be -1. */
+struct qv_tensor_desc {
+    char name[QV_NAME_MAX];
+    enum qv_dtype dtype;
+    int ndim;
+    int64_t shape[QV_MAX_DIMS];
+};
+
+int64_t qv_shape_numel(const int64_t *shape, int ndim); /* -1 on overflow or negative dim */
+int64_t qv_tensor_numel(const struct qv_tensor *t);
+/* Allocates data (zeroed) for the given shape; QV_ENOMEM/QV_E2BIG on failure. */
+int qv_tensor_alloc(struct qv_tensor *t, const char *name, enum qv_dtype dtype, int ndim,
+                    const int64_t *shape);
+void qv_tensor_fini(struct qv_tensor *t); /* frees data if owned; t may be reused */
+/* "[2,30]" into buf. */
+void qv_shape_format(const int64_t *shape, int ndim, char *buf, size_t len);
+/* True when t's shape fits the desc (-1 matches anything). */
+bool qv_tensor_matches(const struct qv_tensor *t, const struct qv_tensor_desc *desc);
+/* Converts t in place to dtype (numeric types only). */
+int qv_tensor_convert(struct qv_tensor *t, enum qv_dtype to, struct qv_diag *d);
+double qv_tensor_get_f64(const struct qv_tensor *t, int64_t i);
+
+#endif /* QV_TENSOR_H */
