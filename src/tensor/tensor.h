@@ -72,3 +72,26 @@ int qv_tensor_convert(struct qv_tensor *t, enum qv_dtype to, struct qv_diag *d);
 double qv_tensor_get_f64(const struct qv_tensor *t, int64_t i);
 
 #endif /* QV_TENSOR_H */
+
+/* ---- JSON codec (KServe v2 tensors) ----
+ * The JSON values are jansson's json_t; callers that have none need not
+ * include <jansson.h>. */
+struct json_t;
+
+/* Fills t (owned data) from one KServe v2 input object {"name", "shape",
+ * "datatype", "data"}. 'field' names the object in messages ("inputs[0]").
+ * data may be flat row-major or nested arrays. QV_EINVAL with a diag naming
+ * the field on any mismatch. */
+int qv_tensor_from_json(const struct json_t *obj, const char *field, struct qv_tensor *t,
+                        struct qv_diag *d);
+/* Reads 'count' values of dtype from a JSON array (flat or nested) into dst. */
+int qv_tensor_data_from_json(const struct json_t *data, enum qv_dtype dtype, int64_t count,
+                             void *dst, const char *field, struct qv_diag *d);
+/* Appends {"name":...,"datatype":...,"shape":[...],"data":[...]} to out. */
+int qv_tensor_to_json(const struct qv_tensor *t, struct qv_buf *out);
+/* Appends the values [start, start+count) as a flat JSON array. */
+int qv_tensor_values_to_json(const struct qv_tensor *t, int64_t start, int64_t count,
+                             struct qv_buf *out);
+/* Appends rows [row, row+1) of t as nested arrays following shape[1..]; a 1-D
+ * tensor gives a scalar. For TF Serving's "predictions". */
+int qv_tensor_row_to_json(const struct qv_tensor *t, int64_t row, struct qv_buf *out);

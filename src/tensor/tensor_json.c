@@ -1,0 +1,296 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * KServe v2 JSON codec for tensors: decoding with jansson, encoding by hand
+ * into a qv_buf (the hot path: no intermediate JSON tree). Floats are written
+ * with enough digits to round-trip (9 for FP32, 17 for FP64). */
+#include "tensor.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Counts the leaves of a (possibly nested) JSON array; -1 on a non-array leaf mix. */
+static int64_t count_leaves(const json_t *a, int depth)
+{
+    int64_t n = 0;
+    size_t i;
+    json_t *v;
+
+    if (depth > QV_MAX_DIMS + 1)
+        return -1;
+    json_array_foreach(a, i, v) {
+        if (json_is_array(v)) {
+            int64_t m = count_leaves(v, depth + 1);
+            if (m < 0)
+                return -1;
+            n += m;
+        } else {
+            n++;
+        }
+    }
+    return n;
+}
+
+static int put_value(const json_t *v, enum qv_dtype dtype, void *dst, int64_t i, const char *field,
+                     int64_t flat, struct qv_diag *d)
+{
+    double x;
+
+    if (dtype == QV_DTYPE_BOOL) {
+        if (json_is_boolean(v)) {
+            ((uint8_t *)dst)[i] = json_is_true(v);
+            return QV_OK;
+        }
+        if (json_is_integer(v) && (json_integer_value(v) == 0 || json_integer_value(v) == 1)) {
+            ((uint8_t *)dst)[i] = (uint8_t)json_integer_value(v);
+            return QV_OK;
+        }
+        return qv_fail(d, QV_EINVAL, "%s.data[%lld]: expected a boolean for datatype BOOL", field,
+                       (long long)flat);
+    }
+    if (!json_is_number(v))
+        return qv_fail(d, QV_EINVAL, "%s.data[%lld]: expected a number for datatype %s", field,
+                       (long long)flat, qv_dtype_name(dtype));
+    switch (dtype) {
+    case QV_DTYPE_F32:
+        ((float *)dst)[i] = (float)json_number_value(v);
+        return QV_OK;
+    case QV_DTYPE_F64:
+        ((double *)dst)[i] = json_number_value(v);
+        return QV_OK;
+    default:
+        break;
+    }
+    if (!json_is_integer(v))
+        return qv_fail(d, QV_EINVAL, "%s.data[%lld]: expected an integer for datatype %s", field,
+                       (long long)flat, qv_dtype_name(dtype));
+    {
+        json_int_t k = json_integer_value(v);
+        x = (double)k;
+        switch (dtype) {
+        case QV_DTYPE_I64: ((int64_t *)dst)[i] = k; return QV_OK;
+        case QV_DTYPE_U64:
+            if (k < 0)
+                break;
+            ((uint64_t *)dst)[i] = (uint64_t)k;
+            return QV_OK;
+        case QV_DTYPE_I32:
+            if (k < INT32_MIN || k > INT32_MAX)
+                break;
+            ((int32_t *)dst)[i] = (int32_t)k;
+            return QV_OK;
+        case QV_DTYPE_U32:
+            if (k < 0 || k > (json_int_t)UINT32_MAX)
+                break;
+            ((uint32_t *)dst)[i] = (uint32_t)k;
+            return QV_OK;
+        case QV_DTYPE_I16:
+            if (k < INT16_MIN || k > INT16_MAX)
+                break;
+            ((int16_t *)dst)[i] = (int16_t)k;
+            return QV_OK;
+        case QV_DTYPE_U16:
+            if (k < 0 || k > UINT16_MAX)
+                break;
+            ((uint16_t *)dst)[i] = (uint16_t)k;
+            return QV_OK;
+        case QV_DTYPE_I8:
+            if (k < INT8_MIN || k > INT8_MAX)
+                break;
+            ((int8_t *)dst)[i] = (int8_t)k;
+            return QV_OK;
+        case QV_DTYPE_U8:
+            if (k < 0 || k > UINT8_MAX)
+                break;
+            ((uint8_t *)dst)[i] = (uint8_t)k;
+            return QV_OK;
+        default:
+            return qv_fail(d, QV_EINVAL, "%s.datatype: %s is not supported", field,
+                           qv_dtype_name(dtype));
+        }
+    }
+    return qv_fail(d, QV_EINVAL, "%s.data[%lld]: %.0f is out of range for %s", field,
+                   (long long)flat, x, qv_dtype_name(dtype));
+}
+
+static int fill(const json_t *a, enum qv_dtype dtype, void *dst, int64_t *pos, int64_t count,
+                const char *field, struct qv_diag *d)
+{
+    size_t i;
+    json_t *v;
+    int err;
+
+    json_array_foreach(a, i, v) {
+        if (json_is_array(v)) {
+            err = fill(v, dtype, dst, pos, count, field, d);
+            if (err)
+                return err;
+            continue;
+        }
+        if (*pos >= count)
+            return qv_fail(d, QV_EINVAL, "%s.data: more values than the shape holds", field);
+        err = put_value(v, dtype, dst, *pos, field, *pos, d);
+        if (err)
+            return err;
+        (*pos)++;
+    }
+    return QV_OK;
+}
+
+int qv_tensor_data_from_json(const json_t *data, enum qv_dtype dtype, int64_t count, void *dst,
+                             const char *field, struct qv_diag *d)
+{
+    int64_t n, pos = 0;
+
+    if (!json_is_array(data))
+        return qv_fail(d, QV_EINVAL, "%s.data: expected an array", field);
+    n = count_leaves(data, 0);
+    if (n != count)
+        return qv_fail(d, QV_EINVAL,
+                       "%s.data: holds %lld values but the shape needs %lld", field, (long long)n,
+                       (long long)count);
+    return fill(data, dtype, dst, &pos, count, field, d);
+}
+
+int qv_tensor_from_json(const json_t *obj, const char *field, struct qv_tensor *t,
+                        struct qv_diag *d)
+{
+    const json_t *name, *shape, *dtype, *data, *dim;
+    int64_t dims[QV_MAX_DIMS];
+    enum qv_dtype dt;
+    size_t i, ndim;
+    int err;
+
+    memset(t, 0, sizeof(*t));
+    if (!json_is_object(obj))
+        return qv_fail(d, QV_EINVAL, "%s: expected an object", field);
+    name = json_object_get(obj, "name");
+    shape = json_object_get(obj, "shape");
+    dtype = json_object_get(obj, "datatype");
+    data = json_object_get(obj, "data");
+    if (!json_is_string(name))
+        return qv_fail(d, QV_EINVAL, "%s.name: missing or not a string", field);
+    if (json_string_length(name) >= QV_NAME_MAX)
+        return qv_fail(d, QV_EINVAL, "%s.name: longer than %d bytes", field, QV_NAME_MAX - 1);
+    if (!json_is_string(dtype))
+        return qv_fail(d, QV_EINVAL, "%s.datatype: missing or not a string", field);
+    dt = qv_dtype_from_name(json_string_value(dtype));
+    if (dt == QV_DTYPE_UNDEF || dt == QV_DTYPE_STRING || dt == QV_DTYPE_F16)
+        return qv_fail(d, QV_EINVAL, "%s.datatype: unsupported datatype \"%s\"", field,
+                       json_string_value(dtype));
+    if (!json_is_array(shape))
+        return qv_fail(d, QV_EINVAL, "%s.shape: missing or not an array", field);
+    ndim = json_array_size(shape);
+    if (ndim > QV_MAX_DIMS)
+        return qv_fail(d, QV_EINVAL, "%s.shape: more than %d dimensions", field, QV_MAX_DIMS);
+    json_array_foreach(shape, i, dim) {
+        if (!json_is_integer(dim) || json_integer_value(dim) < 0)
+            return qv_fail(d, QV_EINVAL, "%s.shape[%zu]: expected a non-negative integer", field,
+                           i);
+        dims[i] = json_integer_value(dim);
+    }
+    if (data == NULL)
+        return qv_fail(d, QV_EINVAL, "%s.data: missing", field);
+    if (qv_shape_numel(dims, (int)ndim) < 0 || qv_shape_numel(dims, (int)ndim) > (1ll << 32))
+        return qv_fail(d, QV_EINVAL, "%s.shape: too many elements", field);
+    err = qv_tensor_alloc(t, json_string_value(name), dt, (int)ndim, dims);
+    if (err)
+        return qv_fail(d, err, "%s: cannot allocate the tensor", field);
+    err = qv_tensor_data_from_json(data, dt, qv_tensor_numel(t), t->data, field, d);
+    if (err)
+        qv_tensor_fini(t);
+    return err;
+}
+
+static int put_one(const struct qv_tensor *t, int64_t i, struct qv_buf *out)
+{
+    char num[40];
+    int n;
+
+    switch (t->dtype) {
+    case QV_DTYPE_F32: {
+        float f = ((const float *)t->data)[i];
+        if (!isfinite(f))
+            return qv_buf_append(out, "null", 4);
+        n = snprintf(num, sizeof(num), "%.9g", (double)f);
+        break;
+    }
+    case QV_DTYPE_F64: {
+        double f = ((const double *)t->data)[i];
+        if (!isfinite(f))
+            return qv_buf_append(out, "null", 4);
+        n = snprintf(num, sizeof(num), "%.17g", f);
+        break;
+    }
+    case QV_DTYPE_BOOL:
+        return ((const uint8_t *)t->data)[i] ? qv_buf_append(out, "true", 4)
+                                              : qv_buf_append(out, "false", 5);
+    case QV_DTYPE_I64:
+        n = snprintf(num, sizeof(num), "%lld", (long long)((const int64_t *)t->data)[i]);
+        break;
+    case QV_DTYPE_U64:
+        n = snprintf(num, sizeof(num), "%llu", (unsigned long long)((const uint64_t *)t->data)[i]);
+        break;
+    default:
+        n = snprintf(num, sizeof(num), "%.0f", qv_tensor_get_f64(t, i));
+        break;
+    }
+    return qv_buf_append(out, num, (size_t)n);
+}
+
+int qv_tensor_values_to_json(const struct qv_tensor *t, int64_t start, int64_t count,
+                             struct qv_buf *out)
+{
+    int err = qv_buf_append(out, "[", 1);
+
+    for (int64_t i = 0; i < count && !err; i++) {
+        if (i)
+            err = qv_buf_append(out, ",", 1);
+        if (!err)
+            err = put_one(t, start + i, out);
+    }
+    return err ? err : qv_buf_append(out, "]", 1);
+}
+
+static int put_nested(const struct qv_tensor *t, int dim, int64_t start, struct qv_buf *out)
+{
+    int64_t inner = qv_shape_numel(t->shape + dim + 1, t->ndim - dim - 1);
+    int err;
+
+    if (dim == t->ndim - 1)
+        return qv_tensor_values_to_json(t, start, t->shape[dim], out);
+    err = qv_buf_append(out, "[", 1);
+    for (int64_t i = 0; i < t->shape[dim] && !err; i++) {
+        if (i)
+            err = qv_buf_append(out, ",", 1);
+        if (!err)
+            err = put_nested(t, dim + 1, start + i * inner, out);
+    }
+    return err ? err : qv_buf_append(out, "]", 1);
+}
+
+int qv_tensor_row_to_json(const struct qv_tensor *t, int64_t row, struct qv_buf *out)
+{
+    int64_t inner;
+
+    if (t->ndim <= 1)
+        return put_one(t, row, out);
+    inner = qv_shape_numel(t->shape + 1, t->ndim - 1);
+    return put_nested(t, 1, row * inner, out);
+}
+
+int qv_tensor_to_json(const struct qv_tensor *t, struct qv_buf *out)
+{
+    int err = qv_buf_printf(out, "{\"name\":\"%s\",\"datatype\":\"%s\",\"shape\":[", t->name,
+                            qv_dtype_name(t->dtype));
+
+    for (int i = 0; i < t->ndim && !err; i++)
+        err = qv_buf_printf(out, "%s%lld", i ? "," : "", (long long)t->shape[i]);
+    if (!err)
+        err = qv_buf_append(out, "],\"data\":", 9);
+    if (!err)
+        err = qv_tensor_values_to_json(t, 0, qv_tensor_numel(t), out);
+    return err ? err : qv_buf_append(out, "}", 1);
+}
