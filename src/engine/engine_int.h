@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * engine/engine_int.h -- private to src/engine/: the version, model and
+ * engine records shared by engine.c (registry, lifecycle, control) and
+ * worker.c (queues, batching, workers).
+ *
+ * Locks, outermost first: ctl_mu (one control operation at a time), reg_lock
+ * (the registry: models, version lists, states, reasons), qlock (every
+ * version's queue and the runnable list). No backend call and no hook runs
+ * under reg_lock or qlock.
+ */
+#ifndef QV_ENGINE_INT_H
+#define QV_ENGINE_INT_H
+
+#include "engine.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+struct qv_version {
+    _Atomic int refs;           /* object lifetime: registry + holders */
+    _Atomic int users;          /* holders of the loaded backend state */
+    _Atomic int state;          /* enum qv_version_state; written under reg_lock */
+    qv_engine *e;
+    char model[QV_MODEL_NAME_MAX];
+    int64_t number;
+    char reason[256];           /* Guarded by reg_lock. */
+    char sha256[QV_SHA256_HEX]; /* Guarded by reg_lock. */
+    char artifact[1024];        /* Guarded by ctl_mu. */
+    char problem[256];          /* from the scan: why it cannot load. Guarded by ctl_mu. */
+
+    /* Immutable while READY/DRAINING (set by the load, before READY). */
+    const struct qv_backend *be;
+    int n_states;               /* 1 for re-entrant backends, else instances */
+    void **states;
+    struct qv_signature sig;
+    int max_batch;              /* 0: no batching */
+    uint64_t delay_ns;
+    int n_preferred;
+    int preferred[QV_MAX_PREFERRED];
+    int instances, queue_limit;
+    uint64_t memory;
+    uint64_t loaded_at_ms;
+    qv_vstats *stats;
+    _Atomic uint64_t last_used_ns;
+
+    /* Queue. Guarded by e->qlock. */
+    struct qv_infer_req *head, *tail;
+    int qlen;
+    int active;                 /* backend calls running */
+    bool listed;                /* on the runnable list */
+    bool batch_waiting;         /* a worker waits on batch_cond for more rows */
+    bool *state_busy;
+    pthread_cond_t batch_cond;
+    qv_version *run_next;
+
+    /* Control flags. Guarded by ctl_mu. */
+    bool on_disk;
+    bool explicit_load, explicit_unload, evicted;
+    bool failed;                /* the last load failed; retried only on request */
+};
+
+struct qv_model {
+    char name[QV_MODEL_NAME_MAX];
+    char backend[32];            /* Guarded by ctl_mu. */
+    struct qv_model_config cfg;  /* Guarded by ctl_mu; copied into versions at load. */
+    bool cfg_ok;
+    char problem[256];           /* Guarded by reg_lock. */
+    long long cfg_stamp;         /* mtime+size of config.json when parsed */
+    bool on_disk, explicit_unload;
+    int n_versions;              /* Guarded by reg_lock. Ascending by number. */
+    qv_version *versions[QV_MAX_VERSIONS];
+};
+
+struct qv_engine {
+    struct qv_engine_config cfg;
+    char root[1024];
+    struct qv_engine_hooks hooks;
+    qv_monitor *mon;
+    uint64_t budget;
+    _Atomic uint64_t mem_used;
+
+    pthread_rwlock_t reg_lock;
+    int n_models;                /* Guarded by reg_lock. Sorted by name. */
+    struct qv_model **models;
+
+    pthread_mutex_t ctl_mu;
+
+    pthread_mutex_t qlock;
+    pthread_cond_t work_cond;
+    qv_version *run_head, *run_tail; /* Guarded by qlock. */
+    bool stopping;                   /* Guarded by qlock. */
+    int n_workers;
+    pthread_t *workers;
+
+    pthread_t ctl_thread;
+    bool ctl_started;
+    _Atomic bool ctl_stop;
+    int wake_fd;                 /* eventfd: drains finished, stop */
+    int inotify_fd;              /* -1 when not watching */
+};
+
+/* worker.c */
+int qv__engine_workers_start(qv_engine *e);
+void qv__engine_workers_stop(qv_engine *e);
+int qv__engine_infer_batch(qv_version *v, void *state, struct qv_infer_req **reqs, int n);
+/* engine.c */
+void qv__engine_wake(qv_engine *e);
+
+#endif /* QV_ENGINE_INT_H */

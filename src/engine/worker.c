@@ -1,0 +1,318 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The data plane of the engine: bounded per-version queues, the runnable
+ * list, dynamic batching and the worker threads.
+ *
+ * A version with queued requests and a free instance sits on the runnable
+ * list once. A worker takes it, claims an instance, gathers up to
+ * max_batch_size rows (waiting at most max_queue_delay_us from the oldest
+ * request for more), runs one backend call, splits the outputs back and calls
+ * each request's done(). Results of a merged call equal unmerged calls because
+ * every backend computes rows independently.
+ */
+#include "engine_int.h"
+
+#define QV_LOG_MODULE "engine"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void qv_infer_req_fini(struct qv_infer_req *r)
+{
+    for (int i = 0; i < r->n_inputs; i++)
+        qv_tensor_fini(&r->inputs[i]);
+    for (int i = 0; i < r->n_outputs; i++)
+        qv_tensor_fini(&r->outputs[i]);
+    r->n_inputs = r->n_outputs = 0;
+}
+
+static void list_runnable_locked(qv_engine *e, qv_version *v)
+{
+    if (v->listed || v->qlen == 0 || v->active >= v->instances || v->batch_waiting)
+        return;
+    v->listed = true;
+    v->run_next = NULL;
+    if (e->run_tail)
+        e->run_tail->run_next = v;
+    else
+        e->run_head = v;
+    e->run_tail = v;
+    pthread_cond_signal(&e->work_cond);
+}
+
+int qv_engine_submit(qv_version *v, struct qv_infer_req *r, struct qv_diag *d)
+{
+    qv_engine *e = v->e;
+    int depth;
+
+    r->t_submit = qv_now_ns();
+    r->next = NULL;
+    pthread_mutex_lock(&e->qlock);
+    if (e->stopping) {
+        pthread_mutex_unlock(&e->qlock);
+        return qv_fail(d, QV_ESHUTDOWN, "the server is shutting down");
+    }
+    if (v->qlen >= v->queue_limit) {
+        int limit = v->queue_limit;
+        pthread_mutex_unlock(&e->qlock);
+        qv_vstats_request(v->stats, QV_OUTCOME_OVERLOAD, 0, 0, 0);
+        return qv_fail(d, QV_EOVERLOAD, "%s/%lld: queue is full (%d pending requests)", v->model,
+                       (long long)v->number, limit);
+    }
+    if (v->tail)
+        v->tail->next = r;
+    else
+        v->head = r;
+    v->tail = r;
+    depth = ++v->qlen;
+    if (v->batch_waiting)
+        pthread_cond_signal(&v->batch_cond);
+    else
+        list_runnable_locked(e, v);
+    pthread_mutex_unlock(&e->qlock);
+    qv_vstats_queue_depth(v->stats, depth);
+    return QV_OK;
+}
+
+/* Rows queued at the head that fit in one call of at most 'max' rows. */
+static int64_t queued_rows_locked(const qv_version *v, int64_t max, int *count)
+{
+    int64_t rows = 0;
+    int n = 0;
+
+    for (const struct qv_infer_req *r = v->head; r; r = r->next) {
+        if (n > 0 && rows + r->rows > max)
+            break;
+        rows += r->rows;
+        n++;
+    }
+    *count = n;
+    return rows;
+}
+
+static bool is_preferred(const qv_version *v, int64_t rows)
+{
+    for (int i = 0; i < v->n_preferred; i++)
+        if (v->preferred[i] == rows)
+            return true;
+    return false;
+}
+
+static void concat_free(struct qv_tensor *t, int n)
+{
+    for (int i = 0; i < n; i++)
+        qv_tensor_fini(&t[i]);
+}
+
+/* Runs reqs[0..n) in one backend call and fills every request's outcome. */
+int qv__engine_infer_batch(qv_version *v, void *state, struct qv_infer_req **reqs, int n)
+{
+    struct qv_tensor merged[QV_MAX_IO], out[QV_MAX_IO];
+    const struct qv_tensor *in = reqs[0]->inputs;
+    int n_in = reqs[0]->n_inputs, n_out = 0, err = QV_OK;
+    struct qv_diag d = {{0}};
+    int64_t total = 0;
+    uint64_t t0, t1, cpu0;
+
+    memset(merged, 0, sizeof(merged));
+    memset(out, 0, sizeof(out));
+    for (int k = 0; k < n; k++)
+        total += reqs[k]->rows;
+    if (n > 1) {
+        for (int i = 0; i < n_in && !err; i++) {
+            const struct qv_tensor *t0_in = &reqs[0]->inputs[i];
+            int64_t shape[QV_MAX_DIMS];
+            size_t off = 0;
+
+            memcpy(shape, t0_in->shape, sizeof(shape));
+            shape[0] = total;
+            err = qv_tensor_alloc(&merged[i], t0_in->name, t0_in->dtype, t0_in->ndim, shape);
+            for (int k = 0; k < n && !err; k++) {
+                memcpy((char *)merged[i].data + off, reqs[k]->inputs[i].data,
+                       reqs[k]->inputs[i].nbytes);
+                off += reqs[k]->inputs[i].nbytes;
+            }
+        }
+        if (err) {
+            qv_fail(&d, err, "cannot merge a batch of %lld rows", (long long)total);
+            goto finish;
+        }
+        in = merged;
+    }
+    t0 = qv_now_ns();
+    cpu0 = qv_thread_cpu_ns();
+    for (int k = 0; k < n; k++)
+        reqs[k]->t_start = t0;
+    err = qv_backend_infer(v->be, state, in, n_in, out, &n_out, &d);
+    t1 = qv_now_ns();
+    qv_vstats_batch(v->stats, (uint32_t)total, qv_thread_cpu_ns() - cpu0);
+    (void)t1;
+    if (!err) {
+        for (int j = 0; j < n_out && !err; j++) {
+            if (out[j].ndim < 1 || out[j].shape[0] != total)
+                err = qv_fail(&d, QV_EBACKEND, "backend output %d has %lld rows, expected %lld",
+                              j, out[j].ndim ? (long long)out[j].shape[0] : 0LL,
+                              (long long)total);
+            if (j < v->sig.n_outputs)
+                snprintf(out[j].name, sizeof(out[j].name), "%s", v->sig.outputs[j].name);
+        }
+    }
+    if (!err && n == 1) {
+        memcpy(reqs[0]->outputs, out, sizeof(out[0]) * (size_t)n_out);
+        reqs[0]->n_outputs = n_out;
+        n_out = 0;
+    } else if (!err) {
+        size_t off[QV_MAX_IO] = {0};
+        for (int k = 0; k < n && !err; k++) {
+            struct qv_infer_req *r = reqs[k];
+            for (int j = 0; j < n_out && !err; j++) {
+                int64_t shape[QV_MAX_DIMS];
+                memcpy(shape, out[j].shape, sizeof(shape));
+                shape[0] = r->rows;
+                err = qv_tensor_alloc(&r->outputs[j], out[j].name, out[j].dtype, out[j].ndim,
+                                      shape);
+                if (err) {
+                    qv_fail(&d, err, "cannot split the batch outputs");
+                    break;
+                }
+                memcpy(r->outputs[j].data, (char *)out[j].data + off[j], r->outputs[j].nbytes);
+                off[j] += r->outputs[j].nbytes;
+                r->n_outputs = j + 1;
+            }
+        }
+    }
+finish:
+    concat_free(merged, n_in);
+    concat_free(out, n_out);
+    for (int k = 0; k < n; k++) {
+        struct qv_infer_req *r = reqs[k];
+        r->status = err;
+        r->batch_size = (uint32_t)total;
+        if (err) {
+            for (int j = 0; j < r->n_outputs; j++)
+                qv_tensor_fini(&r->outputs[j]);
+            r->n_outputs = 0;
+            r->diag = d;
+        }
+    }
+    return err;
+}
+
+static void *worker_main(void *arg)
+{
+    qv_engine *e = arg;
+
+    pthread_mutex_lock(&e->qlock);
+    for (;;) {
+        struct qv_infer_req *batch[1024];
+        qv_version *v;
+        int n = 0, slot = 0, take;
+        int64_t max, rows;
+
+        while (e->run_head == NULL && !e->stopping)
+            pthread_cond_wait(&e->work_cond, &e->qlock);
+        if (e->run_head == NULL)
+            break; /* stopping and nothing left */
+        v = e->run_head;
+        e->run_head = v->run_next;
+        if (e->run_head == NULL)
+            e->run_tail = NULL;
+        v->listed = false;
+        if (v->qlen == 0 || v->active >= v->instances)
+            continue;
+        v->active++;
+        max = v->max_batch > 0 ? v->max_batch : 1;
+        if (max > (int64_t)QV_ARRAY_LEN(batch))
+            max = QV_ARRAY_LEN(batch);
+        rows = queued_rows_locked(v, max, &take);
+        /* Dynamic batching: wait for more rows until the oldest request has
+         * waited max_queue_delay_us, the batch is full or hits a preferred size. */
+        if (v->max_batch > 0 && v->delay_ns > 0 && rows < max && !is_preferred(v, rows) &&
+            !e->stopping) {
+            uint64_t deadline = v->head->t_submit + v->delay_ns;
+            struct timespec ts;
+            uint64_t now_rt;
+
+            v->batch_waiting = true;
+            for (;;) {
+                uint64_t now = qv_now_ns();
+                if (now >= deadline || e->stopping)
+                    break;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                now_rt = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec +
+                         (deadline - now);
+                ts.tv_sec = (time_t)(now_rt / 1000000000ull);
+                ts.tv_nsec = (long)(now_rt % 1000000000ull);
+                pthread_cond_timedwait(&v->batch_cond, &e->qlock, &ts);
+                rows = queued_rows_locked(v, max, &take);
+                if (rows >= max || is_preferred(v, rows))
+                    break;
+            }
+            v->batch_waiting = false;
+        }
+        for (n = 0; n < take && v->head; n++) {
+            batch[n] = v->head;
+            v->head = v->head->next;
+        }
+        if (v->head == NULL)
+            v->tail = NULL;
+        v->qlen -= n;
+        if (v->n_states > 1) {
+            for (slot = 0; slot < v->n_states && v->state_busy[slot]; slot++) {
+            }
+            v->state_busy[slot] = true;
+        }
+        list_runnable_locked(e, v); /* more work and a free instance: another worker */
+        pthread_mutex_unlock(&e->qlock);
+
+        qv_vstats_queue_depth(v->stats, v->qlen);
+        qv__engine_infer_batch(v, v->states[slot], batch, n);
+        for (int k = 0; k < n; k++) {
+            struct qv_infer_req *r = batch[k];
+            r->t_done = qv_now_ns();
+            qv_vstats_request(v->stats, r->status ? qv_outcome_from_err(r->status) : QV_OUTCOME_OK,
+                              r->t_start - r->t_submit, r->t_done - r->t_start,
+                              r->t_done - r->t_submit);
+            r->done(r);
+        }
+        atomic_store_explicit(&v->last_used_ns, qv_now_ns(), memory_order_relaxed);
+
+        pthread_mutex_lock(&e->qlock);
+        if (v->n_states > 1)
+            v->state_busy[slot] = false;
+        v->active--;
+        list_runnable_locked(e, v);
+    }
+    pthread_mutex_unlock(&e->qlock);
+    return NULL;
+}
+
+int qv__engine_workers_start(qv_engine *e)
+{
+    e->workers = qv_xcalloc((size_t)e->n_workers, sizeof(pthread_t));
+    for (int i = 0; i < e->n_workers; i++) {
+        if (pthread_create(&e->workers[i], NULL, worker_main, e) != 0) {
+            qv_log(QV_LOG_ERROR, "msg=\"cannot start a worker thread\"");
+            e->n_workers = i;
+            return QV_ENOMEM;
+        }
+    }
+    return QV_OK;
+}
+
+/* Lets the workers finish every queued request, then joins them. */
+void qv__engine_workers_stop(qv_engine *e)
+{
+    pthread_mutex_lock(&e->qlock);
+    e->stopping = true;
+    pthread_cond_broadcast(&e->work_cond);
+    pthread_mutex_unlock(&e->qlock);
+    for (int i = 0; i < e->n_workers; i++)
+        pthread_join(e->workers[i], NULL);
+    free(e->workers);
+    e->workers = NULL;
+    e->n_workers = 0;
+}
