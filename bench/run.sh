@@ -1,0 +1,383 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# The benchmark (not a test): quiver against its peers on this machine, in one run.
+#
+#   quiver     ./build/quiver serve on examples/models        127.0.0.1:8000  (if it is built)
+#   nginx      nginx-light returning a fixed JSON body         127.0.0.1:8081  (the HTTP ceiling)
+#   flask      Flask + gunicorn, 2 sync workers, xgboost       127.0.0.1:8082  (the Python peer)
+#   raw        libxgboost's C API, no server at all            bench/xgb_raw.c (the latency floor)
+#
+# Every server gets the same KServe v2 request (examples/requests/fraud_1row.json, model fraud
+# version 1) from wrk at 1 and at 32 connections. Prints one table and writes it to
+# bench/out/latest.md. See docs/bench.md for how to read it.
+#
+# Run from anywhere: `make bench` (installs the packages, builds, then runs this), or
+# `bash bench/run.sh` when everything is in place. Knobs, all optional:
+#   BENCH_DURATION=10    seconds per measured row          BENCH_WARMUP=2  seconds of warm-up
+#   BENCH_CONNS="1 32"   connection counts                 BENCH_QUICK=1   2 s rows, 1 s warm-up
+#   BENCH_RAW_CALLS=20000 timed libxgboost calls           BENCH_KEEP=1    keep the temp dir
+#   QUIVER_BIN=build/quiver  QUIVER_PORT=8000  NGINX_PORT=8081  FLASK_PORT=8082
+#
+# Only 127.0.0.1 is used. Every process started here is stopped on exit (trap), by its id.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+DURATION=${BENCH_DURATION:-10}
+WARMUP=${BENCH_WARMUP:-2}
+if [ "${BENCH_QUICK:-0}" = 1 ]; then DURATION=2; WARMUP=1; fi
+CONNS=(${BENCH_CONNS:-1 32})
+RAW_CALLS=${BENCH_RAW_CALLS:-20000}
+WRK_THREADS=2
+QUIVER_BIN=${QUIVER_BIN:-build/quiver}
+QUIVER_PORT=${QUIVER_PORT:-8000}
+NGINX_PORT=${NGINX_PORT:-8081}
+FLASK_PORT=${FLASK_PORT:-8082}
+HOST=127.0.0.1
+PY=/usr/bin/python3
+
+MODEL=examples/models/fraud/1/model.json
+BODY=examples/requests/fraud_1row.json
+REFERENCE=examples/models/fraud/reference.json
+INFER_PATH=/v2/models/fraud/versions/1/infer
+OUT_DIR=bench/out
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/quiver-bench.XXXXXX")
+
+# ---------------------------------------------------------------------------------------------
+# Process bookkeeping: every server started is recorded with the signal that stops it quickly.
+
+PIDS=()        # "pid:signal:name"
+declare -A UP  # server name -> 1 when it answered its readiness check
+
+cleanup() {
+  local entry pid sig name i
+  trap - EXIT INT TERM
+  for entry in "${PIDS[@]}"; do
+    IFS=: read -r pid sig name <<<"$entry"
+    kill -0 "$pid" 2>/dev/null && kill -s "$sig" "$pid" 2>/dev/null || true
+  done
+  for entry in "${PIDS[@]}"; do
+    IFS=: read -r pid sig name <<<"$entry"
+    for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "bench: $name (pid $pid) did not stop on SIG$sig; killing it" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then
+    echo "bench: logs kept in $TMP" >&2
+  else
+    rm -rf "$TMP"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+# port_free PORT: true when nothing listens on 127.0.0.1:PORT.
+port_free() { ! (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+
+# launch NAME SIGNAL CMD...: starts CMD in the background, logging to $TMP/NAME.log.
+# Sets LAUNCHED_PID.
+launch() {
+  local name=$1 sig=$2
+  shift 2
+  "$@" >"$TMP/$name.log" 2>&1 &
+  LAUNCHED_PID=$!
+  PIDS+=("$LAUNCHED_PID:$sig:$name")
+}
+
+# wait_ready NAME PID URL TIMEOUT_S: polls URL (GET) until it answers 200. Sets READY_MS to the
+# time from the call to readiness. Fails if the process dies or the timeout passes.
+wait_ready() {
+  local name=$1 pid=$2 url=$3 timeout=$4 t0 code
+  t0=$(now_ms)
+  while :; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" 2>/dev/null) || true
+    if [ "$code" = 200 ]; then READY_MS=$(( $(now_ms) - t0 )); return 0; fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      log "$name exited before it was ready; last lines of its log:"
+      tail -n 15 "$TMP/$name.log" >&2 || true
+      return 1
+    fi
+    if [ $(( $(now_ms) - t0 )) -gt $(( timeout * 1000 )) ]; then
+      log "$name not ready after ${timeout}s (last status $code); last lines of its log:"
+      tail -n 15 "$TMP/$name.log" >&2 || true
+      return 1
+    fi
+    sleep 0.01
+  done
+}
+
+# check_infer NAME URL: one POST of $BODY; true when it answers 200 with an "outputs" member.
+check_infer() {
+  local name=$1 url=$2 resp code
+  resp=$(curl -s --max-time 5 -w '\n%{http_code}' -H 'Content-Type: application/json' \
+         --data-binary "@$BODY" "$url" 2>/dev/null) || true
+  code=${resp##*$'\n'}
+  resp=${resp%$'\n'*}
+  if [ "$code" != 200 ] || [[ "$resp" != *'"outputs"'* ]]; then
+    log "$name: POST $url answered $code: ${resp:0:300}"
+    return 1
+  fi
+  log "$name answers: ${resp:0:160}"
+  # The first output must match xgboost's own prediction (reference.json, version 1, row 0).
+  if ! "$PY" -c '
+import json, sys
+got = json.loads(sys.argv[1])["outputs"][0]["data"][0]
+want = json.load(open(sys.argv[2]))["outputs"]["1"][0]
+sys.exit(0 if abs(got - want) <= 1e-6 else "got %r, want %r" % (got, want))
+' "$resp" "$REFERENCE"; then
+    log "$name: wrong answer (compared with $REFERENCE)"
+    return 1
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Servers. Each start_* function starts one server, waits for it, checks one inference, and
+# sets UP[name]=1 on success. A server that cannot start is reported and its rows are skipped.
+
+QUIVER_RSS_KB=""
+QUIVER_READY_MS=""
+
+start_quiver() {
+  if [ ! -x "$QUIVER_BIN" ]; then
+    log "quiver: $QUIVER_BIN not built; its rows are skipped (make build)"
+    NOTES+=("quiver: $QUIVER_BIN not found, not measured")
+    return 0
+  fi
+  port_free "$QUIVER_PORT" || { log "quiver: port $QUIVER_PORT is busy"; return 1; }
+  mkdir -p "$TMP/quiver-data"
+  local t0
+  t0=$(now_ms)
+  launch quiver TERM "$QUIVER_BIN" serve --repo examples/models --data "$TMP/quiver-data" \
+    --host "$HOST" --port "$QUIVER_PORT"
+  local pid=$LAUNCHED_PID
+  if ! wait_ready quiver "$pid" "http://$HOST:$QUIVER_PORT/v2/health/ready" 60; then
+    NOTES+=("quiver: did not become ready, not measured")
+    return 0
+  fi
+  QUIVER_READY_MS=$(( $(now_ms) - t0 ))
+  sleep 1
+  QUIVER_RSS_KB=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+  if check_infer quiver "http://$HOST:$QUIVER_PORT$INFER_PATH"; then
+    UP[quiver]=1
+  else
+    NOTES+=("quiver: the check request failed, not measured")
+  fi
+}
+
+start_nginx() {
+  local dir="$TMP/nginx" reply
+  port_free "$NGINX_PORT" || { log "nginx: port $NGINX_PORT is busy"; return 1; }
+  mkdir -p "$dir/logs"
+  # The same shape and about the same size as quiver's answer to the request.
+  reply='{"model_name":"fraud","model_version":"1","id":"fraud-1row","outputs":[{"name":"probability","datatype":"FP32","shape":[1],"data":[0.013699184]}]}'
+  cat >"$dir/nginx.conf" <<EOF
+worker_processes 2;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path $dir/client_body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    server {
+        listen $HOST:$NGINX_PORT;
+        location / {
+            default_type application/json;
+            return 200 '$reply';
+        }
+    }
+}
+EOF
+  launch nginx TERM /usr/sbin/nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log"
+  wait_ready nginx "$LAUNCHED_PID" "http://$HOST:$NGINX_PORT/v2/health/ready" 15 || return 0
+  check_infer nginx "http://$HOST:$NGINX_PORT$INFER_PATH" && UP[nginx]=1
+  return 0
+}
+
+start_flask() {
+  port_free "$FLASK_PORT" || { log "flask: port $FLASK_PORT is busy"; return 1; }
+  # INT is gunicorn's quick shutdown (TERM waits for workers gracefully).
+  launch flask INT env BENCH_MODEL="$ROOT/$MODEL" BENCH_MODEL_NAME=fraud BENCH_MODEL_VERSION=1 \
+    OMP_NUM_THREADS=1 "$PY" /usr/bin/gunicorn --workers 2 --worker-class sync \
+    --bind "$HOST:$FLASK_PORT" --chdir "$ROOT/bench/peers" --log-level warning flask_app:app
+  wait_ready flask "$LAUNCHED_PID" "http://$HOST:$FLASK_PORT/v2/health/ready" 60 || return 0
+  check_infer flask "http://$HOST:$FLASK_PORT$INFER_PATH" && UP[flask]=1
+  return 0
+}
+
+# ---------------------------------------------------------------------------------------------
+# Measurement. `measure` runs wrk once and appends one row to the table.
+
+ROWS=()          # "server|conns|rps|p50_us|p99_us|non2xx|errors|note"
+declare -A RPS P50
+NOTES=()
+
+# run_wrk CONNS SECONDS URL BODY LOGFILE: one wrk run with bench/post.lua; prints its BENCH line.
+run_wrk() {
+  local conns=$1 secs=$2 url=$3 body=$4 logf=$5 threads=$WRK_THREADS
+  [ "$conns" -lt "$threads" ] && threads=$conns
+  wrk -t "$threads" -c "$conns" -d "${secs}s" --timeout 5s --latency \
+      -s bench/post.lua "$url" -- "$ROOT/$body" >"$logf" 2>&1 || true
+  grep '^BENCH ' "$logf" | tail -n 1
+}
+
+# field LINE KEY: the value of KEY=value in a BENCH line.
+field() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k {print $2}'; }
+
+# warm SERVER URL [BODY]: an unrecorded run at the highest connection count.
+warm() {
+  local server=$1 url=$2 body=${3:-$BODY} max=1 c
+  [ "$WARMUP" -gt 0 ] || return 0
+  for c in "${CONNS[@]}"; do [ "$c" -gt "$max" ] && max=$c; done
+  run_wrk "$max" "$WARMUP" "$url" "$body" "$TMP/warm-$server.log" >/dev/null
+}
+
+# measure SERVER CONNS URL [BODY [LABEL]]: one recorded row. LABEL defaults to SERVER.
+measure() {
+  local server=$1 conns=$2 url=$3 body=${4:-$BODY} label=${5:-$1} line rps p50 p99 n2 er
+  log "measuring $label at $conns connection(s) for ${DURATION}s"
+  line=$(run_wrk "$conns" "$DURATION" "$url" "$body" "$OUT_DIR/wrk-$label-c$conns.txt")
+  if [ -z "$line" ]; then
+    log "$label: wrk printed no result; see $OUT_DIR/wrk-$label-c$conns.txt"
+    ROWS+=("$label|$conns|||||| wrk failed")
+    return 0
+  fi
+  rps=$(field "$line" rps); p50=$(field "$line" p50_us); p99=$(field "$line" p99_us)
+  n2=$(field "$line" non2xx); er=$(field "$line" errors)
+  RPS[$label:$conns]=$rps
+  P50[$label:$conns]=$p50
+  ROWS+=("$label|$conns|$rps|$p50|$p99|$n2|$er|")
+}
+
+RAW_P50=""
+RAW_P99=""
+
+measure_raw() {
+  local bin="$TMP/xgb_raw" line
+  if ! cc -std=c11 -O2 -Wall -Wextra bench/xgb_raw.c -o "$bin" -lxgboost -ljansson \
+       2>"$TMP/xgb_raw.build.log"; then
+    log "raw: cannot compile bench/xgb_raw.c:"; cat "$TMP/xgb_raw.build.log" >&2
+    NOTES+=("raw libxgboost: did not compile, not measured")
+    return 0
+  fi
+  log "timing libxgboost directly ($RAW_CALLS calls)"
+  if ! line=$("$bin" "$MODEL" "$BODY" "$RAW_CALLS"); then
+    NOTES+=("raw libxgboost: failed, not measured")
+    return 0
+  fi
+  RAW_P50=$(field "$line" p50_us)
+  RAW_P99=$(field "$line" p99_us)
+}
+
+# ---------------------------------------------------------------------------------------------
+# Row hooks. Each function measures one family of rows with `measure`, using the servers that
+# are UP. To add rows (ONNX MLP against a Node.js onnxruntime peer, a version swap under load,
+# batching on/off): write a start_* function for any new server, append it to SERVER_HOOKS,
+# write a rows_* function, append it to ROW_HOOKS, and add its ratios in `ratios` if any.
+
+rows_xgboost() {
+  local server port c
+  for server in quiver nginx flask; do
+    [ "${UP[$server]:-0}" = 1 ] || continue
+    case $server in
+      quiver) port=$QUIVER_PORT ;; nginx) port=$NGINX_PORT ;; flask) port=$FLASK_PORT ;;
+    esac
+    warm "$server" "http://$HOST:$port$INFER_PATH"
+    for c in "${CONNS[@]}"; do
+      measure "$server" "$c" "http://$HOST:$port$INFER_PATH"
+    done
+  done
+}
+
+SERVER_HOOKS=(start_quiver start_nginx start_flask)
+ROW_HOOKS=(measure_raw rows_xgboost)
+
+# ---------------------------------------------------------------------------------------------
+# Report.
+
+ms() { [ -n "$1" ] && awk -v u="$1" 'BEGIN {printf "%.3f", u / 1000}' || echo "n/a"; }
+ratio() {  # ratio A B: A/B with two decimals, or n/a
+  [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}' \
+    || echo "n/a"
+}
+
+ratios() {
+  local top=1 c d
+  for c in "${CONNS[@]}"; do [ "$c" -gt "$top" ] && top=$c; done
+  echo "| ratio | value |"
+  echo "|---|---|"
+  echo "| quiver / nginx req/s at $top conns | $(ratio "${RPS[quiver:$top]:-}" "${RPS[nginx:$top]:-}") |"
+  echo "| quiver / flask req/s at $top conns | $(ratio "${RPS[quiver:$top]:-}" "${RPS[flask:$top]:-}") |"
+  d=n/a
+  if [ -n "${P50[quiver:1]:-}" ] && [ -n "$RAW_P50" ]; then
+    d=$(awk -v q="${P50[quiver:1]}" -v r="$RAW_P50" 'BEGIN {printf "%.3f", (q - r) / 1000}')
+  fi
+  echo "| quiver p50 at 1 conn minus raw libxgboost p50 (ms) | $d |"
+}
+
+report() {
+  local r server conns rps p50 p99 n2 er note rss="n/a" n
+  [ -n "$QUIVER_RSS_KB" ] && rss=$(awk -v k="$QUIVER_RSS_KB" 'BEGIN {printf "%.1f MiB", k / 1024}')
+  echo "# quiver benchmark"
+  echo
+  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')," \
+       "$(nproc) cores, wrk $WRK_THREADS threads, ${DURATION}s per row (${WARMUP}s warm-up)," \
+       "body $BODY -> $INFER_PATH, load average at start $LOAD_AT_START"
+  echo
+  echo "| server | conns | req/s | p50 ms | p99 ms | non-2xx | socket errors |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+  for r in "${ROWS[@]}"; do
+    IFS='|' read -r server conns rps p50 p99 n2 er note <<<"$r"
+    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$server" "$conns" \
+      "$( [ -n "$rps" ] && printf '%.0f' "$rps" || echo "n/a${note:+ ($note)}")" \
+      "$(ms "$p50")" "$(ms "$p99")" "${n2:-n/a}" "${er:-n/a}"
+  done
+  printf '| raw libxgboost (batch 1, %s calls) | - | - | %s | %s | - | - |\n' \
+    "$RAW_CALLS" "$(ms "$RAW_P50")" "$(ms "$RAW_P99")"
+  echo
+  ratios
+  echo
+  echo "| quiver | value |"
+  echo "|---|---|"
+  echo "| start to ready (/v2/health/ready) | ${QUIVER_READY_MS:-n/a}${QUIVER_READY_MS:+ ms} |"
+  echo "| idle RSS after ready (VmRSS) | $rss |"
+  if [ ${#NOTES[@]} -gt 0 ]; then
+    echo
+    for n in "${NOTES[@]}"; do echo "- $n"; done
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+
+main() {
+  local tool hook
+  for tool in wrk curl cc /usr/sbin/nginx /usr/bin/gunicorn; do
+    command -v "$tool" >/dev/null 2>&1 || {
+      log "missing $tool: run 'bash scripts/install-deps.sh bench' first"; exit 1; }
+  done
+  [ -f "$MODEL" ] && [ -f "$BODY" ] || {
+    log "missing $MODEL or $BODY: run 'make models'"; exit 1; }
+  mkdir -p "$OUT_DIR"
+  LOAD_AT_START=$(cut -d' ' -f1 /proc/loadavg)
+  case $LOAD_AT_START in 0.*) ;; *) log "load average is $LOAD_AT_START: the figures will be noisy";; esac
+  for hook in "${SERVER_HOOKS[@]}"; do "$hook" || exit 1; done
+  for hook in "${ROW_HOOKS[@]}"; do "$hook"; done
+  report | tee "$OUT_DIR/latest.md"
+  log "table written to $OUT_DIR/latest.md"
+}
+
+main "$@"
