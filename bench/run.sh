@@ -28,7 +28,7 @@ cd "$ROOT"
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
 if [ "${BENCH_QUICK:-0}" = 1 ]; then DURATION=2; WARMUP=1; fi
-CONNS=(${BENCH_CONNS:-1 32})
+read -r -a CONNS <<<"${BENCH_CONNS:-1 32}"
 RAW_CALLS=${BENCH_RAW_CALLS:-20000}
 WRK_THREADS=2
 QUIVER_BIN=${QUIVER_BIN:-build/quiver}
@@ -53,7 +53,7 @@ PIDS=()        # "pid:signal:name"
 declare -A UP  # server name -> 1 when it answered its readiness check
 
 cleanup() {
-  local entry pid sig name i
+  local entry pid sig name _
   trap - EXIT INT TERM
   for entry in "${PIDS[@]}"; do
     IFS=: read -r pid sig name <<<"$entry"
@@ -61,7 +61,7 @@ cleanup() {
   done
   for entry in "${PIDS[@]}"; do
     IFS=: read -r pid sig name <<<"$entry"
-    for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$pid" 2>/dev/null; then
       echo "bench: $name (pid $pid) did not stop on SIG$sig; killing it" >&2
       kill -KILL "$pid" 2>/dev/null || true
@@ -93,14 +93,14 @@ launch() {
   PIDS+=("$LAUNCHED_PID:$sig:$name")
 }
 
-# wait_ready NAME PID URL TIMEOUT_S: polls URL (GET) until it answers 200. Sets READY_MS to the
-# time from the call to readiness. Fails if the process dies or the timeout passes.
+# wait_ready NAME PID URL TIMEOUT_S: polls URL (GET) every 10 ms until it answers 200. Fails if
+# the process dies or the timeout passes.
 wait_ready() {
   local name=$1 pid=$2 url=$3 timeout=$4 t0 code
   t0=$(now_ms)
   while :; do
     code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" 2>/dev/null) || true
-    if [ "$code" = 200 ]; then READY_MS=$(( $(now_ms) - t0 )); return 0; fi
+    [ "$code" = 200 ] && return 0
     if ! kill -0 "$pid" 2>/dev/null; then
       log "$name exited before it was ready; last lines of its log:"
       tail -n 15 "$TMP/$name.log" >&2 || true
