@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The store's schema, one numbered step at a time. A step, once committed to main, is never
+ * edited: databases in the field have already applied it. Change the schema by appending a step
+ * with the next number. Each implementation (SQL dialect) has its own list; the lists describe
+ * the same tables.
+ *
+ * Timestamps are wall-clock milliseconds since the epoch (INTEGER). Names are TEXT compared
+ * byte-wise. Percentiles and other REAL columns are NULL when the value was NaN ("no data").
+ */
+#include "store_impl.h"
+
+const struct qv_store_migration qv__store_sqlite_migrations[] = {
+    {1, "initial schema",
+     /* Every model version the server has seen, with its last lifecycle state. */
+     "CREATE TABLE versions ("
+     "  model TEXT NOT NULL,"
+     "  version INTEGER NOT NULL,"
+     "  sha256 TEXT NOT NULL DEFAULT '',"
+     "  state TEXT NOT NULL,"
+     "  reason TEXT NOT NULL DEFAULT '',"
+     "  first_seen_ms INTEGER NOT NULL,"
+     "  updated_ms INTEGER NOT NULL,"
+     "  PRIMARY KEY (model, version)"
+     ");"
+     /* One route document per model, and the one it replaced (for rollback). */
+     "CREATE TABLE routes ("
+     "  model TEXT PRIMARY KEY,"
+     "  doc TEXT NOT NULL,"
+     "  prev_doc TEXT,"
+     "  updated_ms INTEGER NOT NULL"
+     ");"
+     "CREATE TABLE labels ("
+     "  model TEXT NOT NULL,"
+     "  label TEXT NOT NULL,"
+     "  version INTEGER NOT NULL,"
+     "  updated_ms INTEGER NOT NULL,"
+     "  PRIMARY KEY (model, label)"
+     ");"
+     /* The audit log. AUTOINCREMENT: ids are never reused, even after deletes. */
+     "CREATE TABLE events ("
+     "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+     "  ts_ms INTEGER NOT NULL,"
+     "  model TEXT NOT NULL DEFAULT '',"
+     "  who TEXT NOT NULL,"
+     "  what TEXT NOT NULL,"
+     "  old_value TEXT,"
+     "  new_value TEXT"
+     ");"
+     "CREATE INDEX events_model_ts ON events (model, ts_ms, id);"
+     "CREATE INDEX events_ts ON events (ts_ms, id);"
+     /* Metric history: one row per version per controller window. */
+     "CREATE TABLE history ("
+     "  model TEXT NOT NULL,"
+     "  version INTEGER NOT NULL,"
+     "  ts_ms INTEGER NOT NULL,"
+     "  requests INTEGER NOT NULL,"
+     "  errors INTEGER NOT NULL,"
+     "  p50_ms REAL,"
+     "  p95_ms REAL,"
+     "  p99_ms REAL,"
+     "  mean_ms REAL,"
+     "  cpu_ms_per_req REAL,"
+     "  memory_bytes INTEGER NOT NULL,"
+     "  queue_depth INTEGER NOT NULL,"
+     "  weight REAL,"
+     "  PRIMARY KEY (model, ts_ms, version)"
+     ") WITHOUT ROWID;"
+     "CREATE INDEX history_ts ON history (ts_ms);"
+     /* Small persistent state of the controller and the router (bandit, rollout, ...). */
+     "CREATE TABLE kv ("
+     "  ns TEXT NOT NULL,"
+     "  key TEXT NOT NULL,"
+     "  value TEXT NOT NULL,"
+     "  updated_ms INTEGER NOT NULL,"
+     "  PRIMARY KEY (ns, key)"
+     ");"},
+    {0, NULL, NULL},
+};
