@@ -267,18 +267,14 @@ int qv_monitor_summary(qv_monitor *m, const char *model, int64_t version, double
 
 /* ---- Prometheus text ---- */
 
-/* Appends extra lines (HELP, TYPE and samples, each ending in '\n') to out,
- * e.g. quiver_up or the process RSS. Returns 0 or a qv_err. */
-typedef int (*qv_monitor_extra_fn)(struct qv_buf *out, void *arg);
-
 /* Appends the Prometheus text exposition (version 0.0.4) of every exported
- * version and pair to out, then calls extra(out, arg) if extra is not NULL.
+ * version and pair to out. Server-level lines (quiver_up, process RSS) are
+ * appended by the caller afterwards, each family with its HELP and TYPE.
  * Returns 0, QV_ENOMEM or QV_E2BIG (out's limit); out may then hold a partial
  * text. Any thread (HTTP thread for GET /metrics). */
-int qv_monitor_render_prometheus(qv_monitor *m, struct qv_buf *out, qv_monitor_extra_fn extra,
-                                 void *arg);
+int qv_monitor_render_prometheus(qv_monitor *m, struct qv_buf *out);
 /* Appends s to out escaped as a label value (\\, \" and \n). Returns 0 or a
- * qv_buf error. For extra callbacks. Any thread. */
+ * qv_buf error. For callers adding their own series. Any thread. */
 int qv_monitor_escape_label(struct qv_buf *out, const char *s);
 
 #endif /* QV_MONITOR_H */

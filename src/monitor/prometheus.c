@@ -312,8 +312,7 @@ static void pair_series(struct writer *w, enum qv__monitor_metric id, const qv_p
     }
 }
 
-int qv_monitor_render_prometheus(qv_monitor *m, struct qv_buf *out, qv_monitor_extra_fn extra,
-                                 void *arg)
+int qv_monitor_render_prometheus(qv_monitor *m, struct qv_buf *out)
 {
     struct writer w = {out, QV_OK};
     qv_vstats **versions = NULL;
@@ -363,8 +362,6 @@ int qv_monitor_render_prometheus(qv_monitor *m, struct qv_buf *out, qv_monitor_e
         }
     }
     err = w.err;
-    if (err == QV_OK && extra != NULL)
-        err = extra(out, arg);
 out:
     free(reads);
     free(snaps);

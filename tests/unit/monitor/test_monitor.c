@@ -418,9 +418,9 @@ static void assert_has(const char *text, const char *line)
         fail_msg("missing from the exposition: %s", line);
 }
 
-static int extra_lines(struct qv_buf *out, void *arg)
+/* What the server appends after the monitor's text. */
+static int extra_lines(struct qv_buf *out)
 {
-    (void)arg;
     return qv_buf_printf(out, "# HELP quiver_up Whether the server is up.\n"
                               "# TYPE quiver_up gauge\nquiver_up 1\n");
 }
@@ -458,13 +458,14 @@ static void test_prometheus(void **state)
     (void)state;
     assert_int_equal(qv_monitor_create(&m), 0);
     /* An empty monitor is valid text too. */
-    assert_int_equal(qv_monitor_render_prometheus(m, &out, NULL, NULL), 0);
+    assert_int_equal(qv_monitor_render_prometheus(m, &out), 0);
     text = qv_buf_take(&out);
     assert_int_equal(promtool_check(text), 0);
     free(text);
 
     fill(m);
-    assert_int_equal(qv_monitor_render_prometheus(m, &out, extra_lines, NULL), 0);
+    assert_int_equal(qv_monitor_render_prometheus(m, &out), 0);
+    assert_int_equal(extra_lines(&out), 0);
     text = qv_buf_take(&out);
     assert_int_equal(promtool_check(text), 0);
 
@@ -518,13 +519,13 @@ static void test_prometheus(void **state)
 
     /* A forgotten version disappears, with its pairs. */
     qv_monitor_forget(m, "fraud", 2);
-    assert_int_equal(qv_monitor_render_prometheus(m, &out, NULL, NULL), 0);
+    assert_int_equal(qv_monitor_render_prometheus(m, &out), 0);
     text = qv_buf_take(&out);
     assert_null(strstr(text, "version=\"2\""));
     assert_has(text, "quiver_requests_total{model=\"fraud\",version=\"1\"} 11\n");
     free(text);
     (void)qv_monitor_version(m, "fraud", 2);
-    assert_int_equal(qv_monitor_render_prometheus(m, &out, NULL, NULL), 0);
+    assert_int_equal(qv_monitor_render_prometheus(m, &out), 0);
     text = qv_buf_take(&out);
     assert_has(text, "quiver_requests_total{model=\"fraud\",version=\"2\"} 1\n");
     free(text);
@@ -533,7 +534,7 @@ static void test_prometheus(void **state)
     {
         struct qv_buf small = QV_BUF_INIT(100);
 
-        assert_int_equal(qv_monitor_render_prometheus(m, &small, NULL, NULL), QV_E2BIG);
+        assert_int_equal(qv_monitor_render_prometheus(m, &small), QV_E2BIG);
         assert_true(small.len <= 100);
         qv_buf_free(&small);
     }
@@ -550,7 +551,7 @@ static void test_label_escaping(void **state)
     assert_int_equal(qv_monitor_create(&m), 0);
     qv_vstats_request(qv_monitor_version(m, "we\"ird\\na\nme", 5), QV_OUTCOME_OK, 0, 0, 1 * MS);
     qv_monitor_agreement(m, "we\"ird\\na\nme", 5, 6, true, 0, 0, 1, 1);
-    assert_int_equal(qv_monitor_render_prometheus(m, &out, NULL, NULL), 0);
+    assert_int_equal(qv_monitor_render_prometheus(m, &out), 0);
     text = qv_buf_take(&out);
     assert_int_equal(promtool_check(text), 0);
     assert_has(text, "quiver_requests_total{model=\"we\\\"ird\\\\na\\nme\",version=\"5\"} 1\n");
