@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The ONNX backend: quiver's own runtime (src/onnx/) behind struct
+ * qv_backend. The model is re-entrant (a pool of execution contexts), so the
+ * backend sets QV_BACKEND_REENTRANT and the engine may call infer() from
+ * several workers at once.
+ */
+#include "backend_impl.h"
+
+#define QV_LOG_MODULE "onnx"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../onnx/onnx.h"
+
+static void onnx_unload(void *state)
+{
+    qv_onnx_free(state);
+}
+
+static int onnx_load(const char *path, const struct qv_backend_params *p, void **state,
+                     struct qv_diag *d)
+{
+    struct qv_onnx_options opt = {.threads = p && p->threads > 0 ? p->threads : 1};
+    qv_onnx_model *m = NULL;
+    int err;
+
+    err = qv_onnx_load_file(path, &opt, &m, d);
+    if (err)
+        return err;
+    if (qv_onnx_n_inputs(m) > QV_MAX_IO || qv_onnx_n_outputs(m) > QV_MAX_IO) {
+        qv_onnx_free(m);
+        return qv_fail(d, QV_ENOTSUP, "model has more than %d inputs or outputs", QV_MAX_IO);
+    }
+    *state = m;
+    return QV_OK;
+}
+
+static int onnx_describe(const void *state, struct qv_signature *sig)
+{
+    const qv_onnx_model *m = state;
+
+    sig->n_inputs = qv_onnx_n_inputs(m);
+    sig->n_outputs = qv_onnx_n_outputs(m);
+    for (int i = 0; i < sig->n_inputs; i++)
+        sig->inputs[i] = *qv_onnx_input(m, i);
+    for (int i = 0; i < sig->n_outputs; i++) {
+        sig->outputs[i] = *qv_onnx_output(m, i);
+        if (sig->outputs[i].ndim < 0)
+            sig->outputs[i].ndim = 0;
+    }
+    return QV_OK;
+}
+
+static int onnx_infer(void *state, const struct qv_tensor *in, int n_in, struct qv_tensor *out,
+                      int *n_out, struct qv_diag *d)
+{
+    return qv_onnx_run(state, in, n_in, out, QV_MAX_IO, n_out, d);
+}
+
+static size_t onnx_memory(const void *state)
+{
+    return qv_onnx_memory(state);
+}
+
+static const char *const onnx_exts[] = {".onnx", NULL};
+
+const struct qv_backend qv_backend_onnx = {
+    .name = "onnx",
+    .file_exts = onnx_exts,
+    .flags = QV_BACKEND_REENTRANT,
+    .load = onnx_load,
+    .unload = onnx_unload,
+    .describe = onnx_describe,
+    .infer = onnx_infer,
+    .memory_used = onnx_memory,
+};

@@ -1,0 +1,333 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The public face of the ONNX runtime: a loaded graph plus a pool of
+ * execution contexts. A context owns one plan (for the input shapes it last
+ * ran) and is used by one run at a time; the pool is what makes
+ * qv_onnx_run() re-entrant without a lock around inference.
+ */
+#include "onnx_int.h"
+
+#define QV_LOG_MODULE "onnx"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ctx {
+    struct ctx *next;
+    bool planned;
+    struct qv__onnx_plan plan;
+};
+
+struct qv_onnx_model {
+    struct qv__onnx_graph g;
+    int threads;
+    qv_mutex lock;
+    struct ctx *free_ctx; /* Guarded by lock. */
+    size_t ctx_bytes;     /* Guarded by lock: arenas and folded data of all contexts. */
+    int n_ctx;            /* Guarded by lock. */
+};
+
+static size_t plan_bytes(const struct qv__onnx_plan *p)
+{
+    return p->arena_bytes + p->folded_bytes;
+}
+
+static void ctx_destroy(struct ctx *c)
+{
+    if (c == NULL)
+        return;
+    qv__onnx_plan_fini(&c->plan);
+    free(c);
+}
+
+/* Shapes used to plan at load time: declared dims, symbolic ones set to 1. */
+static void load_shapes(const struct qv__onnx_graph *g, struct qv_tensor *shapes)
+{
+    for (int i = 0; i < g->n_inputs; i++) {
+        const struct qv_tensor_desc *dd = &g->in_desc[i];
+        memset(&shapes[i], 0, sizeof(shapes[i]));
+        shapes[i].dtype = dd->dtype;
+        shapes[i].ndim = dd->ndim;
+        for (int j = 0; j < dd->ndim; j++)
+            shapes[i].shape[j] = dd->shape[j] < 0 ? 1 : dd->shape[j];
+    }
+}
+
+int qv_onnx_load_buffer(const void *data, size_t len, const char *base_dir,
+                        const struct qv_onnx_options *opt, qv_onnx_model **out, struct qv_diag *d)
+{
+    struct qv_onnx_model *m = NULL;
+    struct qv_tensor *shapes = NULL;
+    struct ctx *c = NULL;
+    size_t max_bytes = opt && opt->max_bytes ? opt->max_bytes : ((size_t)4 << 30);
+    int err;
+
+    m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return qv_fail(d, QV_ENOMEM, "out of memory");
+    qv_mutex_init(&m->lock);
+    m->threads = opt && opt->threads > 0 ? opt->threads : 1;
+    /* OpenBLAS keeps one process-wide setting; the last model loaded wins. */
+    openblas_set_num_threads(m->threads);
+    err = qv__onnx_graph_load(data, len, base_dir, max_bytes, &m->g, d);
+    if (err) {
+        qv_mutex_fini(&m->lock);
+        free(m);
+        return err;
+    }
+    /* Plan once now, so that every shape and type error surfaces at load. */
+    shapes = calloc((size_t)m->g.n_inputs + 1, sizeof(*shapes));
+    c = calloc(1, sizeof(*c));
+    if (shapes == NULL || c == NULL) {
+        err = qv_fail(d, QV_ENOMEM, "out of memory");
+        goto out;
+    }
+    load_shapes(&m->g, shapes);
+    err = qv__onnx_plan_build(&m->g, shapes, m->threads, &c->plan, d);
+    if (err)
+        goto out;
+    c->planned = true;
+    m->ctx_bytes = plan_bytes(&c->plan);
+    m->free_ctx = c;
+    m->n_ctx = 1;
+    c = NULL;
+    *out = m;
+    m = NULL;
+out:
+    free(shapes);
+    ctx_destroy(c);
+    qv_onnx_free(m);
+    return err;
+}
+
+int qv_onnx_load_file(const char *path, const struct qv_onnx_options *opt, qv_onnx_model **out,
+                      struct qv_diag *d)
+{
+    size_t max_bytes = opt && opt->max_bytes ? opt->max_bytes : ((size_t)4 << 30);
+    char *data = NULL, *dir = NULL, *slash;
+    size_t len = 0;
+    int err;
+
+    err = qv_file_read_all(path, max_bytes, &data, &len, d);
+    if (err)
+        return err;
+    dir = strdup(path);
+    if (dir == NULL) {
+        free(data);
+        return qv_fail(d, QV_ENOMEM, "out of memory");
+    }
+    slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        strcpy(dir, ".");
+    err = qv_onnx_load_buffer(data, len, dir, opt, out, d);
+    free(dir);
+    free(data);
+    return err;
+}
+
+void qv_onnx_free(qv_onnx_model *m)
+{
+    if (m == NULL)
+        return;
+    while (m->free_ctx) {
+        struct ctx *c = m->free_ctx;
+        m->free_ctx = c->next;
+        ctx_destroy(c);
+    }
+    qv__onnx_graph_fini(&m->g);
+    qv_mutex_fini(&m->lock);
+    free(m);
+}
+
+int qv_onnx_n_inputs(const qv_onnx_model *m)
+{
+    return m->g.n_inputs;
+}
+
+int qv_onnx_n_outputs(const qv_onnx_model *m)
+{
+    return m->g.n_outputs;
+}
+
+const struct qv_tensor_desc *qv_onnx_input(const qv_onnx_model *m, int i)
+{
+    return i >= 0 && i < m->g.n_inputs ? &m->g.in_desc[i] : NULL;
+}
+
+const struct qv_tensor_desc *qv_onnx_output(const qv_onnx_model *m, int i)
+{
+    return i >= 0 && i < m->g.n_outputs ? &m->g.out_desc[i] : NULL;
+}
+
+int qv_onnx_opset(const qv_onnx_model *m)
+{
+    return m->g.opset;
+}
+
+size_t qv_onnx_memory(const qv_onnx_model *m)
+{
+    qv_onnx_model *mm = (qv_onnx_model *)m; /* the lock is not part of the value */
+    size_t n;
+
+    qv_mutex_lock(&mm->lock);
+    n = m->ctx_bytes;
+    qv_mutex_unlock(&mm->lock);
+    return n + m->g.pool.bytes;
+}
+
+/* Orders the caller's tensors as the graph inputs and checks them. */
+static int match_inputs(const struct qv__onnx_graph *g, const struct qv_tensor *in, int n_in,
+                        const struct qv_tensor **ordered, struct qv_diag *d)
+{
+    bool by_name = true;
+
+    if (n_in != g->n_inputs)
+        return qv_fail(d, QV_EINVAL, "model takes %d inputs, got %d", g->n_inputs, n_in);
+    for (int i = 0; i < n_in; i++)
+        ordered[i] = NULL;
+    for (int i = 0; i < n_in && by_name; i++) {
+        int k;
+        for (k = 0; k < g->n_inputs; k++)
+            if (strcmp(in[i].name, g->in_desc[k].name) == 0)
+                break;
+        if (k == g->n_inputs || ordered[k] != NULL)
+            by_name = false;
+        else
+            ordered[k] = &in[i];
+    }
+    for (int i = 0; i < n_in; i++)
+        if (!by_name)
+            ordered[i] = &in[i];
+    for (int i = 0; i < n_in; i++) {
+        const struct qv_tensor_desc *dd = &g->in_desc[i];
+        const struct qv_tensor *t = ordered[i];
+        char want[96], got[96];
+
+        if (t->dtype != dd->dtype)
+            return qv_fail(d, QV_EINVAL, "input '%s': expected %s, got %s", dd->name,
+                           qv_dtype_name(dd->dtype), qv_dtype_name(t->dtype));
+        if (t->ndim != dd->ndim || !qv_tensor_matches(t, dd)) {
+            qv_shape_format(dd->shape, dd->ndim, want, sizeof(want));
+            qv_shape_format(t->shape, t->ndim, got, sizeof(got));
+            return qv_fail(d, QV_EINVAL, "input '%s': expected shape %s, got %s", dd->name,
+                           want, got);
+        }
+        if (qv_tensor_numel(t) < 0 ||
+            (size_t)qv_tensor_numel(t) * qv_dtype_size(t->dtype) > t->nbytes ||
+            (t->data == NULL && qv_tensor_numel(t) > 0))
+            return qv_fail(d, QV_EINVAL, "input '%s': data is shorter than its shape", dd->name);
+    }
+    return QV_OK;
+}
+
+static bool plan_matches(const struct qv__onnx_plan *p, const struct qv_tensor *const *ordered,
+                         int n)
+{
+    for (int i = 0; i < n; i++) {
+        const int64_t *key = p->key + (size_t)i * (QV_MAX_DIMS + 1);
+        if (key[0] != ordered[i]->ndim)
+            return false;
+        for (int j = 0; j < ordered[i]->ndim; j++)
+            if (key[1 + j] != ordered[i]->shape[j])
+                return false;
+    }
+    return true;
+}
+
+int qv_onnx_run(qv_onnx_model *m, const struct qv_tensor *in, int n_in, struct qv_tensor *out,
+                int max_out, int *n_out, struct qv_diag *d)
+{
+    const struct qv__onnx_graph *g = &m->g;
+    const struct qv_tensor **ordered = NULL;
+    struct qv_tensor *shapes = NULL;
+    struct ctx *c = NULL;
+    size_t before = 0;
+    int err, done = 0;
+
+    *n_out = 0;
+    if (max_out < g->n_outputs)
+        return qv_fail(d, QV_EINVAL, "model has %d outputs, room for %d", g->n_outputs,
+                       max_out);
+    ordered = calloc((size_t)g->n_inputs + 1, sizeof(*ordered));
+    if (ordered == NULL)
+        return qv_fail(d, QV_ENOMEM, "out of memory");
+    err = match_inputs(g, in, n_in, ordered, d);
+    if (err)
+        goto out;
+
+    qv_mutex_lock(&m->lock);
+    c = m->free_ctx;
+    if (c) {
+        m->free_ctx = c->next;
+        before = c->planned ? plan_bytes(&c->plan) : 0;
+    }
+    qv_mutex_unlock(&m->lock);
+    if (c == NULL) {
+        c = calloc(1, sizeof(*c));
+        if (c == NULL) {
+            err = qv_fail(d, QV_ENOMEM, "out of memory");
+            goto out;
+        }
+        qv_mutex_lock(&m->lock);
+        m->n_ctx++;
+        qv_mutex_unlock(&m->lock);
+    }
+    if (!c->planned || !plan_matches(&c->plan, ordered, g->n_inputs)) {
+        if (c->planned)
+            qv__onnx_plan_fini(&c->plan);
+        c->planned = false;
+        shapes = calloc((size_t)g->n_inputs + 1, sizeof(*shapes));
+        if (shapes == NULL) {
+            err = qv_fail(d, QV_ENOMEM, "out of memory");
+            goto out;
+        }
+        for (int i = 0; i < g->n_inputs; i++)
+            shapes[i] = *ordered[i];
+        err = qv__onnx_plan_build(g, shapes, m->threads, &c->plan, d);
+        if (err)
+            goto out;
+        c->planned = true;
+    }
+    for (int i = 0; i < g->n_inputs; i++)
+        c->plan.tensors[g->inputs[i]].data = ordered[i]->data;
+    err = qv__onnx_plan_run(g, &c->plan, d);
+    if (err)
+        goto out;
+    for (int i = 0; i < g->n_outputs; i++) {
+        const struct qv_tensor *t = &c->plan.tensors[g->outputs[i]];
+        err = qv_tensor_alloc(&out[i], g->out_desc[i].name, t->dtype, t->ndim, t->shape);
+        if (err) {
+            qv_fail(d, err, "cannot allocate output '%s'", g->out_desc[i].name);
+            goto out;
+        }
+        done = i + 1;
+        if (t->nbytes)
+            memcpy(out[i].data, t->data, t->nbytes);
+    }
+    *n_out = g->n_outputs;
+out:
+    if (err)
+        for (int i = 0; i < done; i++)
+            qv_tensor_fini(&out[i]);
+    if (c) {
+        for (int i = 0; i < g->n_inputs && c->planned; i++)
+            c->plan.tensors[g->inputs[i]].data = NULL;
+        qv_mutex_lock(&m->lock);
+        m->ctx_bytes = m->ctx_bytes - before + (c->planned ? plan_bytes(&c->plan) : 0);
+        c->next = m->free_ctx;
+        m->free_ctx = c;
+        qv_mutex_unlock(&m->lock);
+    }
+    free(shapes);
+    free(ordered);
+    return err;
+}
+
+int qv_onnx_tensor_parse(const void *data, size_t len, struct qv_tensor *out, struct qv_diag *d)
+{
+    return qv__onnx_tensor_parse(data, len, out, d);
+}

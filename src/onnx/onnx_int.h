@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * onnx/onnx_int.h -- private to src/onnx/: the loaded graph, the per-shape
+ * plan and the execution contexts. Operators see only ops/op.h.
+ *
+ * Ownership: a qv__onnx_graph owns everything reachable from it (names,
+ * attributes, initializer data) through its pool; it is immutable after
+ * load. A qv__onnx_plan belongs to one context and owns its arena and folded
+ * constants.
+ */
+#ifndef QV_ONNX_INT_H
+#define QV_ONNX_INT_H
+
+#include "onnx.h"
+#include "ops/op.h"
+
+/* A bump allocator for the graph: fallible, freed in one call. */
+struct qv__pool_block;
+struct qv__pool {
+    struct qv__pool_block *head;
+    size_t bytes; /* total allocated, for memory accounting */
+};
+void *qv__pool_alloc(struct qv__pool *p, size_t n); /* zeroed, 16-aligned; NULL on ENOMEM */
+char *qv__pool_strdup(struct qv__pool *p, const char *s, size_t len);
+void qv__pool_free(struct qv__pool *p);
+
+enum qv__value_kind {
+    QV__VALUE_NODE = 0, /* produced by a node */
+    QV__VALUE_INPUT,    /* a graph input fed at run time */
+    QV__VALUE_CONST,    /* an initializer */
+};
+
+struct qv__value {
+    const char *name;
+    enum qv__value_kind kind;
+    bool is_output;             /* a graph output */
+    int producer;               /* node id, -1 if none */
+    struct qv_tensor_desc desc; /* declared dtype/shape (inputs, outputs); ndim -1: unknown */
+    const struct qv_tensor *init; /* QV__VALUE_CONST: the data */
+};
+
+struct qv__onnx_graph {
+    struct qv__pool pool;
+    int opset;
+    int n_values, n_nodes;
+    struct qv__value *values;
+    struct qv_node *nodes; /* in topological order */
+    int n_inputs, n_outputs;
+    int *inputs, *outputs;   /* value ids */
+    struct qv_tensor_desc *in_desc, *out_desc;
+    size_t weight_bytes;
+};
+
+/* Builds the graph from a serialized ModelProto (load.c). */
+int qv__onnx_graph_load(const void *data, size_t len, const char *base_dir, size_t max_bytes,
+                        struct qv__onnx_graph *g, struct qv_diag *d);
+void qv__onnx_graph_fini(struct qv__onnx_graph *g);
+
+/* One plan: everything a run needs for one set of input shapes. */
+struct qv__onnx_plan {
+    int64_t *key;                /* ndim and dims of every input this plan is for */
+    int key_len;
+    struct qv_tensor *tensors;   /* one per value */
+    struct qv_exec *execs;       /* one per node */
+    const struct qv_tensor **in_ptrs;
+    struct qv_tensor **out_ptrs;
+    qv_kernel_fn *kernels;       /* per node; NULL for nodes folded at plan time */
+    void *arena;
+    size_t arena_bytes;
+    void **folded;               /* data blocks of folded values */
+    int n_folded;
+    size_t folded_bytes;
+};
+
+/* Plans g for the shapes of the graph inputs in 'shapes' (tensors in graph
+ * input order; only dtype/ndim/shape are read). On failure p is left
+ * finalized. */
+int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *shapes,
+                        int threads, struct qv__onnx_plan *p, struct qv_diag *d);
+void qv__onnx_plan_fini(struct qv__onnx_plan *p);
+/* Runs a built plan whose input tensors' data pointers are bound. */
+int qv__onnx_plan_run(const struct qv__onnx_graph *g, struct qv__onnx_plan *p, struct qv_diag *d);
+
+/* TensorProto bytes to an owned tensor (load.c). */
+int qv__onnx_tensor_parse(const void *data, size_t len, struct qv_tensor *out, struct qv_diag *d);
+
+#endif /* QV_ONNX_INT_H */

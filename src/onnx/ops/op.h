@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * onnx/ops/op.h -- the contract every ONNX operator implements, and the
+ * helpers operators share (attributes, broadcasting, shapes). See README.md
+ * in this folder for the step-by-step recipe.
+ *
+ * Life of a node:
+ *   load   check(node)              attributes and arity; no shapes yet (optional)
+ *   plan   infer_shape(exec)        input dtypes/shapes known, constant inputs
+ *                                   have data; sets output dtype/shape, scratch
+ *                                   size, kernel dtype and private parameters
+ *   run    kernels[kdtype](exec)    data pointers bound; no allocation, no I/O,
+ *                                   no locks, no globals
+ * A plan exists per input-shape set (the batch dimension may change), so
+ * infer_shape runs again when shapes change. When every input of a node is
+ * known at plan time (initializers, folded constants), or the op is marked
+ * QV_OP_SHAPE_ONLY, the planner runs the kernel once at plan time and the
+ * node costs nothing at run time (constant folding).
+ */
+#ifndef QV_ONNX_OP_H
+#define QV_ONNX_OP_H
+
+#include "../../tensor/tensor.h"
+
+#include <math.h>
+#include <string.h>
+
+struct qv_op;
+
+enum qv_attr_type {
+    QV_ATTR_UNDEF = 0,
+    QV_ATTR_FLOAT,
+    QV_ATTR_INT,
+    QV_ATTR_STRING,
+    QV_ATTR_TENSOR,
+    QV_ATTR_FLOATS,
+    QV_ATTR_INTS,
+    QV_ATTR_STRINGS,
+    QV_ATTR_OTHER, /* graphs, sparse tensors, type protos: not supported by any op */
+};
+
+/* One node attribute, converted from AttributeProto at load. Owned by the
+ * model; immutable. */
+struct qv_attr {
+    const char *name;
+    enum qv_attr_type type;
+    float f;
+    int64_t i;
+    const char *s;          /* NUL-terminated copy of the bytes */
+    size_t s_len;
+    int n;                  /* element count of ints / floats / strings */
+    const int64_t *ints;
+    const float *floats;
+    const char *const *strings;
+    const struct qv_tensor *t; /* QV_ATTR_TENSOR: data owned by the model */
+};
+
+/* One graph node. Immutable after load. */
+struct qv_node {
+    const char *name;     /* the node's name, or "<op_type>_<index>" if it had none */
+    const char *op_type;
+    const struct qv_op *op;
+    int index;            /* position in the file */
+    int opset;            /* default-domain opset version of the model */
+    int n_in, n_out;      /* including absent optional ones */
+    const int *in, *out;  /* value ids; -1 for an absent optional input/output */
+    int n_attr;
+    const struct qv_attr *attrs;
+};
+
+#define QV_EXEC_PRIV 512
+
+/* One node inside one plan. The planner fills node, n_in/n_out, in/out (a
+ * NULL entry for an absent optional input or output) and kdtype (dtype of the
+ * first present input, or UNDEF); infer_shape fills the rest. At plan time
+ * in[i]->data is non-NULL only when the value is known then (initializer or
+ * folded constant); at run time every present tensor has data, inputs must
+ * not be written and outputs are pre-sized (nbytes set by the planner). */
+struct qv_exec {
+    const struct qv_node *node;
+    int n_in, n_out;
+    const struct qv_tensor *const *in;
+    struct qv_tensor *const *out;
+    enum qv_dtype kdtype;   /* selects kernels[kdtype]; infer_shape may change it */
+    size_t scratch_bytes;   /* set by infer_shape; the planner provides 'scratch' */
+    void *scratch;          /* 64-byte aligned, valid during the kernel only */
+    int threads;            /* threads the kernel may use (BLAS is set by the runtime) */
+    _Alignas(16) unsigned char priv[QV_EXEC_PRIV]; /* op-private parameters from infer_shape */
+};
+
+typedef int (*qv_kernel_fn)(struct qv_exec *x); /* no allocation, no I/O, no locks */
+
+enum {
+    QV_OP_SHAPE_ONLY = 1u << 0, /* kernel reads only input shapes: fold it at plan time */
+    QV_OP_NO_FOLD = 1u << 1,    /* never fold (random, stateful) */
+};
+
+struct qv_op {
+    const char *name;                                              /* ONNX op_type */
+    int since_version;                                             /* lowest opset implemented */
+    unsigned flags;                                                /* QV_OP_* */
+    int (*check)(const struct qv_node *n, struct qv_diag *d);      /* (optional) load time */
+    int (*infer_shape)(struct qv_exec *x, struct qv_diag *d);      /* plan time */
+    qv_kernel_fn kernels[QV_DTYPE_COUNT];                          /* run time */
+};
+
+/* The operator table (op_table.c). */
+const struct qv_op *qv_op_find(const char *op_type); /* NULL if unknown */
+size_t qv_op_count(void);
+const struct qv_op *qv_op_at(size_t i);              /* in sorted order */
+
+/* Designated initializers for kernel tables. */
+#define QV_KERNELS_FLOAT(fn) [QV_DTYPE_F32] = fn
+#define QV_KERNELS_ALL(fn)                                                                         \
+    [QV_DTYPE_F32] = fn, [QV_DTYPE_U8] = fn, [QV_DTYPE_I8] = fn, [QV_DTYPE_U16] = fn,              \
+    [QV_DTYPE_I16] = fn, [QV_DTYPE_I32] = fn, [QV_DTYPE_I64] = fn, [QV_DTYPE_BOOL] = fn,           \
+    [QV_DTYPE_F16] = fn, [QV_DTYPE_F64] = fn, [QV_DTYPE_U32] = fn, [QV_DTYPE_U64] = fn
+
+/* ---- Attributes (op_util.c) ----
+ * Lookups return the default / NULL when the attribute is absent. A present
+ * attribute of the wrong type counts as absent; check() should reject it
+ * with qv_op_attr_expect(). */
+const struct qv_attr *qv_attr_find(const struct qv_node *n, const char *name);
+int64_t qv_attr_int(const struct qv_node *n, const char *name, int64_t dflt);
+float qv_attr_float(const struct qv_node *n, const char *name, float dflt);
+const char *qv_attr_string(const struct qv_node *n, const char *name, const char *dflt);
+/* ints/floats list: returns the array and sets *count; NULL and 0 if absent. */
+const int64_t *qv_attr_ints(const struct qv_node *n, const char *name, int *count);
+const float *qv_attr_floats(const struct qv_node *n, const char *name, int *count);
+const struct qv_tensor *qv_attr_tensor(const struct qv_node *n, const char *name);
+/* Fails with QV_EINVAL if attribute 'name' is present with another type. */
+int qv_op_attr_expect(const struct qv_node *n, const char *name, enum qv_attr_type type,
+                      struct qv_diag *d);
+
+/* ---- Diagnostics ----
+ * qv_op_fail(x->node, d, QV_ENOTSUP, "dtype %s", ...) writes
+ * "node 'name' (Op): dtype ..." into d and returns the code. */
+int qv_op_fail(const struct qv_node *n, struct qv_diag *d, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ---- Shapes (op_util.c) ---- */
+/* Checks arity: n_in present inputs within [min_in,max_in] (absent optional
+ * inputs count as present for positions), outputs within [min_out,max_out]. */
+int qv_op_arity(const struct qv_exec *x, int min_in, int max_in, int min_out, int max_out,
+                struct qv_diag *d);
+/* Requires input i to be present with one of the listed dtypes (UNDEF-terminated). */
+int qv_op_input_dtype(const struct qv_exec *x, int i, const enum qv_dtype *allowed,
+                      struct qv_diag *d);
+/* Sets out[0] to in[0]'s dtype and shape: the infer_shape of most unary ops. */
+int qv_shape_same_as_input0(struct qv_exec *x, struct qv_diag *d);
+/* Sets out tensor o's dtype/shape. */
+void qv_out_set(struct qv_exec *x, int o, enum qv_dtype dtype, int ndim, const int64_t *shape);
+/* Normalizes a possibly negative axis against rank; QV_EINVAL if out of range. */
+int qv_axis_norm(const struct qv_exec *x, int64_t axis, int rank, int *out, struct qv_diag *d);
+/* Reads a constant int64 (or int32) 1-D input as int64 values; *count set.
+ * QV_ENOTSUP (with a message) if the input is not known at plan time. */
+int qv_input_ints(const struct qv_exec *x, int i, int64_t *vals, int max, int *count,
+                  struct qv_diag *d);
+
+/* ---- Broadcasting (op_util.c) ----
+ * Multidirectional (numpy) broadcasting of up to 4 operands into out. */
+#define QV_BCAST_MAX 4
+struct qv_bcast {
+    int ndim;                                   /* rank of the output */
+    int64_t shape[QV_MAX_DIMS];                 /* output shape */
+    int64_t strides[QV_BCAST_MAX][QV_MAX_DIMS]; /* element strides, 0 on broadcast dims */
+    int n;                                      /* operand count */
+    bool same[QV_BCAST_MAX];                    /* operand has exactly the output shape */
+    int64_t numel;
+};
+/* Computes the broadcast shape of ops[0..n); QV_EINVAL (diag naming node 'nd'
+ * and both shapes, d may be NULL) if incompatible. */
+int qv_bcast_init(struct qv_bcast *b, int n, const struct qv_tensor *const *ops,
+                  const struct qv_node *nd, struct qv_diag *d);
+/* Element offsets of every operand for output element 'i' (slow path). */
+void qv_bcast_offsets(const struct qv_bcast *b, int64_t i, int64_t *off);
+
+/* ---- Numbers ---- */
+static inline int64_t qv_numel(const struct qv_tensor *t)
+{
+    return qv_shape_numel(t->shape, t->ndim);
+}
+
+#endif /* QV_ONNX_OP_H */

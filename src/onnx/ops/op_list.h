@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * onnx/ops/op_list.h -- one line per operator: X(OnnxName, c_name), where the
+ * operator is defined as `const struct qv_op qv_op_<c_name>` in one of the
+ * op_<family>.c files. Sorted by ONNX name in strcmp (byte) order, so
+ * uppercase sorts before lowercase ("LRN" < "LeakyRelu"); the unit test
+ * tests/unit/onnx/test_op_table.c checks the order and uniqueness.
+ */
+#ifndef QV_ONNX_OP_LIST_H
+#define QV_ONNX_OP_LIST_H
+
+#define QV_ONNX_OPS(X) \
+    X(Abs, abs) \
+    X(Acos, acos) \
+    X(Acosh, acosh) \
+    X(Add, add) \
+    X(And, and) \
+    X(Asin, asin) \
+    X(Asinh, asinh) \
+    X(Atan, atan) \
+    X(Atanh, atanh) \
+    X(Ceil, ceil) \
+    X(Celu, celu) \
+    X(Clip, clip) \
+    X(Concat, concat) \
+    X(Constant, constant) \
+    X(Cos, cos) \
+    X(Cosh, cosh) \
+    X(Div, div) \
+    X(Dropout, dropout) \
+    X(Elu, elu) \
+    X(Equal, equal) \
+    X(Erf, erf) \
+    X(Exp, exp) \
+    X(Flatten, flatten) \
+    X(Floor, floor) \
+    X(Gather, gather) \
+    X(Gemm, gemm) \
+    X(Greater, greater) \
+    X(GreaterOrEqual, greater_or_equal) \
+    X(HardSigmoid, hard_sigmoid) \
+    X(HardSwish, hard_swish) \
+    X(Hardmax, hardmax) \
+    X(Identity, identity) \
+    X(LeakyRelu, leaky_relu) \
+    X(Less, less) \
+    X(LessOrEqual, less_or_equal) \
+    X(Log, log) \
+    X(LogSoftmax, log_softmax) \
+    X(MatMul, matmul) \
+    X(Max, max) \
+    X(Mean, mean) \
+    X(Min, min) \
+    X(Mul, mul) \
+    X(Neg, neg) \
+    X(Not, not) \
+    X(Or, or) \
+    X(PRelu, prelu) \
+    X(Pow, pow) \
+    X(Reciprocal, reciprocal) \
+    X(Relu, relu) \
+    X(Reshape, reshape) \
+    X(Round, round) \
+    X(Selu, selu) \
+    X(Shape, shape) \
+    X(Sigmoid, sigmoid) \
+    X(Sign, sign) \
+    X(Sin, sin) \
+    X(Sinh, sinh) \
+    X(Size, size) \
+    X(Softmax, softmax) \
+    X(Softplus, softplus) \
+    X(Softsign, softsign) \
+    X(Sqrt, sqrt) \
+    X(Squeeze, squeeze) \
+    X(Sub, sub) \
+    X(Sum, sum) \
+    X(Tan, tan) \
+    X(Tanh, tanh) \
+    X(ThresholdedRelu, thresholded_relu) \
+    X(Transpose, transpose) \
+    X(Unsqueeze, unsqueeze) \
+    X(Xor, xor)
+
+#endif /* QV_ONNX_OP_LIST_H */

@@ -1,0 +1,320 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The planner: for one set of input shapes, infer every value's dtype and
+ * shape in topological order, fold what is known at plan time (initializer
+ * arithmetic, Shape-derived subgraphs), and place every run-time value in one
+ * arena so that buffers whose lifetimes do not overlap share memory. Running
+ * a plan is then a loop over kernel calls that allocates nothing.
+ */
+#include "onnx_int.h"
+
+#define QV_LOG_MODULE "onnx"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ALIGN 64
+
+static size_t align_up(size_t n)
+{
+    return (n + ALIGN - 1) & ~(size_t)(ALIGN - 1);
+}
+
+void qv__onnx_plan_fini(struct qv__onnx_plan *p)
+{
+    for (int i = 0; i < p->n_folded; i++)
+        free(p->folded[i]);
+    free(p->folded);
+    free(p->tensors);
+    free(p->execs);
+    free(p->in_ptrs);
+    free(p->out_ptrs);
+    free(p->kernels);
+    free(p->arena);
+    free(p->key);
+    memset(p, 0, sizeof(*p));
+}
+
+/* A buffer to place in the arena: live over nodes [first, last]. */
+struct block {
+    size_t size, offset;
+    int first, last;
+    int value; /* value id, or -1 - node for a node's scratch */
+};
+
+static int cmp_block_size(const void *a, const void *b)
+{
+    const struct block *x = a, *y = b;
+
+    if (x->size != y->size)
+        return x->size < y->size ? 1 : -1;
+    return x->first - y->first;
+}
+
+/* Greedy placement, largest first: each block goes at the lowest offset that
+ * does not overlap a placed block live at the same time. O(n^2) in blocks. */
+static size_t place_blocks(struct block *b, int n)
+{
+    size_t total = 0;
+
+    qsort(b, (size_t)n, sizeof(*b), cmp_block_size);
+    for (int i = 0; i < n; i++) {
+        size_t off = 0;
+        bool moved = true;
+        while (moved) {
+            moved = false;
+            for (int j = 0; j < i; j++) {
+                if (b[j].last < b[i].first || b[i].last < b[j].first)
+                    continue;
+                if (off < b[j].offset + b[j].size && b[j].offset < off + b[i].size) {
+                    off = b[j].offset + b[j].size;
+                    moved = true;
+                }
+            }
+        }
+        b[i].offset = off;
+        if (off + b[i].size > total)
+            total = off + b[i].size;
+    }
+    return total;
+}
+
+static int fold_node(struct qv__onnx_plan *p, struct qv_exec *x, qv_kernel_fn k,
+                     struct qv_diag *d)
+{
+    void *scratch = NULL;
+    int err;
+
+    for (int o = 0; o < x->n_out; o++) {
+        struct qv_tensor *t = x->out[o];
+        void *buf;
+        if (t == NULL)
+            continue;
+        buf = malloc(t->nbytes ? t->nbytes : 1);
+        if (buf == NULL)
+            return QV_ENOMEM;
+        p->folded[p->n_folded++] = buf;
+        p->folded_bytes += t->nbytes;
+        t->data = buf;
+    }
+    if (x->scratch_bytes) {
+        scratch = aligned_alloc(ALIGN, align_up(x->scratch_bytes));
+        if (scratch == NULL)
+            return QV_ENOMEM;
+    }
+    x->scratch = scratch;
+    err = k(x);
+    x->scratch = NULL;
+    free(scratch);
+    if (err)
+        return qv_op_fail(x->node, d, err, "failed while folding constants");
+    return QV_OK;
+}
+
+int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *shapes,
+                        int threads, struct qv__onnx_plan *p, struct qv_diag *d)
+{
+    size_t n_in_ptrs = 0, n_out_ptrs = 0, n_folded_max = 0;
+    int *def = NULL, *last = NULL;
+    struct block *blocks = NULL;
+    int n_blocks = 0, err = QV_OK;
+    size_t k_in = 0, k_out = 0;
+
+    memset(p, 0, sizeof(*p));
+    for (int i = 0; i < g->n_nodes; i++) {
+        n_in_ptrs += (size_t)g->nodes[i].n_in;
+        n_out_ptrs += (size_t)g->nodes[i].n_out;
+    }
+    n_folded_max = n_out_ptrs;
+    p->tensors = calloc((size_t)g->n_values + 1, sizeof(*p->tensors));
+    p->execs = calloc((size_t)g->n_nodes + 1, sizeof(*p->execs));
+    p->in_ptrs = calloc(n_in_ptrs + 1, sizeof(*p->in_ptrs));
+    p->out_ptrs = calloc(n_out_ptrs + 1, sizeof(*p->out_ptrs));
+    p->kernels = calloc((size_t)g->n_nodes + 1, sizeof(*p->kernels));
+    p->folded = calloc(n_folded_max + 1, sizeof(void *));
+    p->key_len = g->n_inputs * (QV_MAX_DIMS + 1);
+    p->key = calloc((size_t)p->key_len + 1, sizeof(int64_t));
+    def = malloc(((size_t)g->n_values + 1) * sizeof(int));
+    last = malloc(((size_t)g->n_values + 1) * sizeof(int));
+    blocks = calloc((size_t)g->n_values + (size_t)g->n_nodes + 1, sizeof(*blocks));
+    if (!p->tensors || !p->execs || !p->in_ptrs || !p->out_ptrs || !p->kernels || !p->folded ||
+        !p->key || !def || !last || !blocks) {
+        err = qv_fail(d, QV_ENOMEM, "out of memory while planning");
+        goto out;
+    }
+
+    /* Values known before any node runs. */
+    for (int v = 0; v < g->n_values; v++) {
+        const struct qv__value *val = &g->values[v];
+        struct qv_tensor *t = &p->tensors[v];
+        def[v] = -2; /* -2: not a run-time arena value */
+        last[v] = -1;
+        snprintf(t->name, sizeof(t->name), "%s", val->name);
+        if (val->kind == QV__VALUE_CONST) {
+            t->dtype = val->init->dtype;
+            t->ndim = val->init->ndim;
+            memcpy(t->shape, val->init->shape, sizeof(t->shape));
+            t->data = val->init->data;
+            t->nbytes = val->init->nbytes;
+        }
+    }
+    for (int i = 0; i < g->n_inputs; i++) {
+        struct qv_tensor *t = &p->tensors[g->inputs[i]];
+        int64_t *key = p->key + (size_t)i * (QV_MAX_DIMS + 1);
+        t->dtype = shapes[i].dtype;
+        t->ndim = shapes[i].ndim;
+        memcpy(t->shape, shapes[i].shape, sizeof(t->shape));
+        t->nbytes = (size_t)qv_tensor_numel(t) * qv_dtype_size(t->dtype);
+        t->data = NULL;
+        key[0] = t->ndim;
+        memcpy(key + 1, t->shape, sizeof(int64_t) * QV_MAX_DIMS);
+    }
+
+    for (int i = 0; i < g->n_nodes; i++) {
+        const struct qv_node *n = &g->nodes[i];
+        struct qv_exec *x = &p->execs[i];
+        const struct qv_tensor **ins = p->in_ptrs + k_in;
+        struct qv_tensor **outs = p->out_ptrs + k_out;
+        bool known = true;
+        qv_kernel_fn kern;
+
+        k_in += (size_t)n->n_in;
+        k_out += (size_t)n->n_out;
+        x->node = n;
+        x->n_in = n->n_in;
+        x->n_out = n->n_out;
+        x->in = ins;
+        x->out = outs;
+        x->threads = threads;
+        x->kdtype = QV_DTYPE_UNDEF;
+        for (int j = 0; j < n->n_in; j++) {
+            ins[j] = n->in[j] >= 0 ? &p->tensors[n->in[j]] : NULL;
+            if (ins[j] == NULL)
+                continue;
+            if (x->kdtype == QV_DTYPE_UNDEF)
+                x->kdtype = ins[j]->dtype;
+            if (ins[j]->data == NULL)
+                known = false;
+        }
+        for (int j = 0; j < n->n_out; j++) {
+            outs[j] = n->out[j] >= 0 ? &p->tensors[n->out[j]] : NULL;
+            if (outs[j]) {
+                outs[j]->dtype = QV_DTYPE_UNDEF;
+                outs[j]->ndim = -1;
+            }
+        }
+        err = n->op->infer_shape(x, d);
+        if (err)
+            goto out;
+        for (int j = 0; j < n->n_out; j++) {
+            struct qv_tensor *t = outs[j];
+            int64_t numel;
+            size_t es;
+            if (t == NULL)
+                continue;
+            es = qv_dtype_size(t->dtype);
+            if (t->ndim < 0 || es == 0) {
+                err = qv_op_fail(n, d, QV_EBACKEND, "output %d has no inferred type", j);
+                goto out;
+            }
+            numel = qv_tensor_numel(t);
+            if (numel < 0 || (uint64_t)numel > ((uint64_t)1 << 40) / es) {
+                err = qv_op_fail(n, d, QV_E2BIG, "output %d is too large", j);
+                goto out;
+            }
+            t->nbytes = (size_t)numel * es;
+            t->data = NULL;
+        }
+        if ((unsigned)x->kdtype >= QV_DTYPE_COUNT || n->op->kernels[x->kdtype] == NULL) {
+            err = qv_op_fail(n, d, QV_ENOTSUP, "no kernel for data type %s",
+                             qv_dtype_name(x->kdtype));
+            goto out;
+        }
+        kern = n->op->kernels[x->kdtype];
+        if ((known || (n->op->flags & QV_OP_SHAPE_ONLY)) && !(n->op->flags & QV_OP_NO_FOLD)) {
+            err = fold_node(p, x, kern, d);
+            if (err) {
+                if (err == QV_ENOMEM)
+                    qv_fail(d, err, "out of memory while folding constants");
+                goto out;
+            }
+            continue;
+        }
+        p->kernels[i] = kern;
+        for (int j = 0; j < n->n_in; j++)
+            if (n->in[j] >= 0 && def[n->in[j]] >= 0)
+                last[n->in[j]] = i;
+        for (int j = 0; j < n->n_out; j++)
+            if (n->out[j] >= 0) {
+                def[n->out[j]] = i;
+                last[n->out[j]] = i;
+            }
+        if (x->scratch_bytes) {
+            struct block *b = &blocks[n_blocks++];
+            b->size = align_up(x->scratch_bytes);
+            b->first = b->last = i;
+            b->value = -1 - i;
+        }
+    }
+
+    /* Graph outputs: check declared dtypes, and keep them to the end. */
+    for (int i = 0; i < g->n_outputs; i++) {
+        int v = g->outputs[i];
+        const struct qv_tensor_desc *dd = &g->out_desc[i];
+        if (dd->dtype != QV_DTYPE_UNDEF && dd->dtype != p->tensors[v].dtype) {
+            err = qv_fail(d, QV_EINVAL, "graph output '%s' is declared %s but computes %s",
+                          g->values[v].name, qv_dtype_name(dd->dtype),
+                          qv_dtype_name(p->tensors[v].dtype));
+            goto out;
+        }
+        if (def[v] >= 0)
+            last[v] = g->n_nodes;
+    }
+    for (int v = 0; v < g->n_values; v++) {
+        struct block *b;
+        if (def[v] < 0)
+            continue;
+        b = &blocks[n_blocks++];
+        b->size = align_up(p->tensors[v].nbytes ? p->tensors[v].nbytes : 1);
+        b->first = def[v];
+        b->last = last[v];
+        b->value = v;
+    }
+    p->arena_bytes = place_blocks(blocks, n_blocks);
+    if (p->arena_bytes) {
+        p->arena = aligned_alloc(ALIGN, p->arena_bytes);
+        if (p->arena == NULL) {
+            err = qv_fail(d, QV_ENOMEM, "cannot allocate a %zu-byte arena", p->arena_bytes);
+            goto out;
+        }
+    }
+    for (int i = 0; i < n_blocks; i++) {
+        void *ptr = (char *)p->arena + blocks[i].offset;
+        if (blocks[i].value >= 0)
+            p->tensors[blocks[i].value].data = ptr;
+        else
+            p->execs[-1 - blocks[i].value].scratch = ptr;
+    }
+out:
+    free(def);
+    free(last);
+    free(blocks);
+    if (err)
+        qv__onnx_plan_fini(p);
+    return err;
+}
+
+int qv__onnx_plan_run(const struct qv__onnx_graph *g, struct qv__onnx_plan *p, struct qv_diag *d)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        int err;
+        if (p->kernels[i] == NULL)
+            continue;
+        err = p->kernels[i](&p->execs[i]);
+        if (err)
+            return qv_op_fail(&g->nodes[i], d, QV_EBACKEND, "kernel failed: %s",
+                              qv_strerror(err));
+    }
+    return QV_OK;
+}
