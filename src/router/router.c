@@ -28,6 +28,25 @@
 #define FB_DEFAULT_CAP 65536
 #define FB_MAX_CAP (1u << 24)
 
+struct arm {
+    int64_t version;
+    double alpha, beta; /* Thompson: Beta(alpha, beta), starting at (1, 1) */
+    double sum;         /* total reward */
+    uint64_t n;         /* feedback count */
+};
+
+/* Bandit arms, shared by the snapshots of one route while its arms stay the same
+ * (a label change or a score update does not reset them). Refcounted like snap. */
+struct bandit {
+    atomic_uint refs;
+    qv_mutex mu; /* guards everything below */
+    int n_arms;
+    struct arm arms[QV_ROUTE_MAX_TARGETS];
+    enum qv__bandit_algo algo;
+    uint64_t seed;
+    uint64_t rng;
+};
+
 struct snap {
     atomic_uint refs;
     uint64_t generation;
@@ -44,25 +63,13 @@ struct snap {
     /* Last scores (qv_router_update_scores), carried from snapshot to snapshot. */
     int n_scores;
     struct qv_score_terms scores[QV_ROUTE_MAX_TARGETS];
-};
-
-struct arm {
-    int64_t version;
-    double alpha, beta; /* Thompson: Beta(alpha, beta), starting at (1, 1) */
-    double sum;         /* total reward */
-    uint64_t n;         /* feedback count */
+    struct bandit *bandit; /* policy bandit only */
 };
 
 struct model_entry {
     struct model_entry *next; /* bucket chain; guarded by table */
     char name[QV_ROUTE_NAME_MAX];
     struct snap *cur; /* guarded by table; NULL: no route */
-    qv_mutex bandit_mu;
-    /* Bandit arms of the current route; guarded by bandit_mu. n_arms == 0: no bandit. */
-    int n_arms;
-    struct arm arms[QV_ROUTE_MAX_TARGETS];
-    enum qv__bandit_algo algo;
-    uint64_t rng;
 };
 
 struct fb_entry {
@@ -93,14 +100,67 @@ struct qv_router {
 
 /* ---- Snapshots ---- */
 
+static void bandit_unref(struct bandit *b)
+{
+    if (b == NULL)
+        return;
+    if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) {
+        qv_mutex_fini(&b->mu);
+        free(b);
+    }
+}
+
 static void snap_unref(struct snap *s)
 {
     if (s == NULL)
         return;
     if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
+        bandit_unref(s->bandit);
         free(s->sched);
         free(s);
     }
+}
+
+/* The bandit arms for route rt: prev's object if the arms are the same, else a new
+ * one that keeps the statistics of the versions that stay. NULL if rt is not a
+ * bandit route. */
+static struct bandit *bandit_for(const struct qv_route *rt, struct bandit *prev)
+{
+    int64_t v[QV_ROUTE_MAX_TARGETS];
+    int n = rt->n_weights > 0 ? rt->n_weights : rt->n_compare;
+    struct bandit *b;
+    bool same;
+
+    if (rt->policy != QV_POLICY_BANDIT)
+        return NULL;
+    for (int i = 0; i < n; i++)
+        v[i] = rt->n_weights > 0 ? rt->weights[i].t.version : rt->compare[i].version;
+    same = prev != NULL && prev->n_arms == n && prev->algo == rt->bandit_algo &&
+           prev->seed == rt->bandit_seed;
+    for (int i = 0; same && i < n; i++)
+        same = prev->arms[i].version == v[i];
+    if (same) {
+        atomic_fetch_add_explicit(&prev->refs, 1, memory_order_relaxed);
+        return prev;
+    }
+    b = qv_xcalloc(1, sizeof(*b));
+    atomic_init(&b->refs, 1);
+    qv_mutex_init(&b->mu);
+    b->algo = rt->bandit_algo;
+    b->seed = rt->bandit_seed;
+    b->rng = rt->bandit_seed;
+    b->n_arms = n;
+    if (prev != NULL)
+        qv_mutex_lock(&prev->mu);
+    for (int i = 0; i < n; i++) {
+        b->arms[i] = (struct arm){.version = v[i], .alpha = 1.0, .beta = 1.0};
+        for (int j = 0; prev != NULL && j < prev->n_arms; j++)
+            if (prev->arms[j].version == v[i])
+                b->arms[i] = prev->arms[j];
+    }
+    if (prev != NULL)
+        qv_mutex_unlock(&prev->mu);
+    return b;
 }
 
 static uint32_t gcd(uint32_t a, uint32_t b)
@@ -141,7 +201,8 @@ static void build_schedule(struct snap *s)
     }
 }
 
-/* A new snapshot of rt (copied), carrying the scores of prev (may be NULL). */
+/* A new snapshot of rt (copied), carrying the scores and bandit arms of prev (may
+ * be NULL). */
 static struct snap *snap_build(qv_router *r, const struct qv_route *rt, const struct snap *prev)
 {
     struct snap *s = qv_xcalloc(1, sizeof(*s));
@@ -162,6 +223,7 @@ static struct snap *snap_build(qv_router *r, const struct qv_route *rt, const st
         s->n_scores = prev->n_scores;
         memcpy(s->scores, prev->scores, sizeof(s->scores));
     }
+    s->bandit = bandit_for(rt, prev != NULL ? prev->bandit : NULL);
     return s;
 }
 
@@ -191,7 +253,6 @@ static struct model_entry *get_or_create_entry(qv_router *r, const char *model)
         return e;
     e = qv_xcalloc(1, sizeof(*e));
     snprintf(e->name, sizeof(e->name), "%s", model);
-    qv_mutex_init(&e->bandit_mu);
     pthread_rwlock_wrlock(&r->table);
     e->next = r->buckets[bucket_of(model)];
     r->buckets[bucket_of(model)] = e;
@@ -228,33 +289,6 @@ static void publish(qv_router *r, struct model_entry *e, struct snap *s)
     e->cur = s;
     pthread_rwlock_unlock(&r->table);
     snap_unref(old);
-}
-
-/* Rebuild the bandit arms of e for route rt, keeping statistics of versions that
- * stay. Caller holds write_mu. */
-static void bandit_reset(struct model_entry *e, const struct qv_route *rt)
-{
-    struct arm old[QV_ROUTE_MAX_TARGETS];
-    int n_old;
-
-    qv_mutex_lock(&e->bandit_mu);
-    n_old = e->n_arms;
-    memcpy(old, e->arms, sizeof(old));
-    e->n_arms = 0;
-    if (rt != NULL && rt->policy == QV_POLICY_BANDIT) {
-        int n = rt->n_weights > 0 ? rt->n_weights : rt->n_compare;
-        for (int i = 0; i < n; i++) {
-            struct arm *a = &e->arms[e->n_arms++];
-            int64_t v = rt->n_weights > 0 ? rt->weights[i].t.version : rt->compare[i].version;
-            *a = (struct arm){.version = v, .alpha = 1.0, .beta = 1.0};
-            for (int j = 0; j < n_old; j++)
-                if (old[j].version == v)
-                    *a = old[j];
-        }
-        e->algo = rt->bandit_algo;
-        e->rng = rt->bandit_seed;
-    }
-    qv_mutex_unlock(&e->bandit_mu);
 }
 
 /* ---- Creation ---- */
@@ -296,7 +330,6 @@ void qv_router_destroy(qv_router *r)
         while (e != NULL) {
             struct model_entry *next = e->next;
             snap_unref(e->cur);
-            qv_mutex_fini(&e->bandit_mu);
             free(e);
             e = next;
         }
@@ -322,10 +355,7 @@ static int check_model(const char *model, struct qv_diag *d)
 /* Publish rt as the route of e, after write_mu. */
 static void install(qv_router *r, struct model_entry *e, const struct qv_route *rt)
 {
-    struct snap *s = snap_build(r, rt, e->cur);
-
-    bandit_reset(e, rt);
-    publish(r, e, s);
+    publish(r, e, snap_build(r, rt, e->cur));
 }
 
 int qv_router_set_route(qv_router *r, const char *model, const char *json,
@@ -372,7 +402,6 @@ int qv_router_clear(qv_router *r, const char *model)
         err = QV_ENOENT;
         goto out;
     }
-    bandit_reset(e, NULL);
     publish(r, e, NULL);
 out:
     qv_mutex_unlock(&r->write_mu);
@@ -576,13 +605,13 @@ static double arm_ucb(const struct arm *a, uint64_t total)
     return a->sum / (double)a->n + sqrt(2.0 * log((double)total) / (double)a->n);
 }
 
-static int64_t pick_bandit(const qv_router *r, const char *model, struct model_entry *e)
+static int64_t pick_bandit(const qv_router *r, const char *model, struct bandit *e)
 {
     int64_t v = 0;
     double best = -INFINITY;
     uint64_t total = 0;
 
-    qv_mutex_lock(&e->bandit_mu);
+    qv_mutex_lock(&e->mu);
     for (int i = 0; i < e->n_arms; i++)
         total += e->arms[i].n;
     for (int i = 0; i < e->n_arms; i++) {
@@ -604,7 +633,7 @@ static int64_t pick_bandit(const qv_router *r, const char *model, struct model_e
             v = a->version;
         }
     }
-    qv_mutex_unlock(&e->bandit_mu);
+    qv_mutex_unlock(&e->mu);
     return v;
 }
 
@@ -659,12 +688,11 @@ static void pick_default(const qv_router *r, const char *model, struct qv_pick *
 int qv_router_pick(qv_router *r, const char *model, const struct qv_pick_in *in,
                    struct qv_pick *out)
 {
-    struct model_entry *e = NULL;
     struct snap *s;
     uint64_t rand, key;
 
     memset(out, 0, sizeof(*out));
-    s = snap_get(r, model, &e);
+    s = snap_get(r, model, NULL);
     if (s == NULL) {
         pick_default(r, model, out);
         return 0;
@@ -697,7 +725,7 @@ int qv_router_pick(qv_router *r, const char *model, const struct qv_pick_in *in,
         pick_compare(r, model, s, out);
         break;
     case QV_POLICY_BANDIT:
-        out->version = pick_bandit(r, model, e);
+        out->version = pick_bandit(r, model, s->bandit);
         break;
     }
     if (out->version == 0)
@@ -755,7 +783,7 @@ int qv_router_update_scores(qv_router *r, const char *model, const int64_t *vers
             }
         }
     }
-    s = snap_build(r, rt, NULL);
+    s = snap_build(r, rt, e->cur);
     s->n_scores = n;
     memcpy(s->scores, terms, sizeof(terms[0]) * (size_t)n);
     publish(r, e, s);
@@ -782,31 +810,35 @@ int qv_router_get_scores(qv_router *r, const char *model, struct qv_score_terms 
 
 /* ---- Bandit ---- */
 
-/* The entry of a model, looked up under the table lock. Entries outlive the lock. */
-static struct model_entry *entry_get(qv_router *r, const char *model)
+/* The bandit of the current route of 'model', referenced through its snapshot *sp
+ * (snap_unref when done), or NULL. */
+static struct bandit *bandit_get(qv_router *r, const char *model, struct snap **sp)
 {
-    struct model_entry *e;
+    struct snap *s = snap_get(r, model, NULL);
 
-    pthread_rwlock_rdlock(&r->table);
-    e = find_entry(r, model);
-    pthread_rwlock_unlock(&r->table);
-    return e;
+    if (s != NULL && s->bandit == NULL) {
+        snap_unref(s);
+        s = NULL;
+    }
+    *sp = s;
+    return s != NULL ? s->bandit : NULL;
 }
 
 int qv_router_feedback(qv_router *r, const char *model, int64_t version, double reward)
 {
-    struct model_entry *e = entry_get(r, model);
+    struct snap *s;
+    struct bandit *b = bandit_get(r, model, &s);
     int err = QV_ENOENT;
 
-    if (e == NULL)
+    if (b == NULL)
         return QV_ENOENT;
     if (!(reward >= 0.0)) /* also NaN */
         reward = 0.0;
     if (reward > 1.0)
         reward = 1.0;
-    qv_mutex_lock(&e->bandit_mu);
-    for (int i = 0; i < e->n_arms; i++) {
-        struct arm *a = &e->arms[i];
+    qv_mutex_lock(&b->mu);
+    for (int i = 0; i < b->n_arms; i++) {
+        struct arm *a = &b->arms[i];
         if (a->version != version)
             continue;
         a->alpha += reward;
@@ -816,17 +848,19 @@ int qv_router_feedback(qv_router *r, const char *model, int64_t version, double 
         err = 0;
         break;
     }
-    qv_mutex_unlock(&e->bandit_mu);
+    qv_mutex_unlock(&b->mu);
+    snap_unref(s);
     return err;
 }
 
 int qv_router_bandit_state_get(qv_router *r, const char *model, char **json)
 {
-    struct model_entry *e = entry_get(r, model);
+    struct snap *s;
+    struct bandit *b = bandit_get(r, model, &s);
     json_t *root = NULL, *arms = NULL;
     int err = 0;
 
-    if (e == NULL)
+    if (b == NULL)
         return QV_ENOENT;
     root = json_object();
     arms = json_array();
@@ -835,20 +869,19 @@ int qv_router_bandit_state_get(qv_router *r, const char *model, char **json)
         err = QV_ENOMEM;
         goto out;
     }
-    qv_mutex_lock(&e->bandit_mu);
-    if (e->n_arms == 0)
-        err = QV_ENOENT;
-    json_object_set_new(root, "algorithm",
-                        json_string(e->algo == QV__BANDIT_UCB1 ? "ucb1" : "thompson"));
-    for (int i = 0; i < e->n_arms; i++) {
-        const struct arm *a = &e->arms[i];
+    if (json_object_set_new(root, "algorithm",
+                            json_string(b->algo == QV__BANDIT_UCB1 ? "ucb1" : "thompson")) != 0)
+        err = QV_ENOMEM;
+    qv_mutex_lock(&b->mu);
+    for (int i = 0; i < b->n_arms; i++) {
+        const struct arm *a = &b->arms[i];
         json_t *o = json_pack("{sIsfsfsfsI}", "version", (json_int_t)a->version, "alpha",
                               a->alpha, "beta", a->beta, "sum", a->sum, "n",
                               (json_int_t)a->n);
         if (o == NULL || json_array_append_new(arms, o) != 0)
             err = QV_ENOMEM;
     }
-    qv_mutex_unlock(&e->bandit_mu);
+    qv_mutex_unlock(&b->mu);
     if (json_object_set_new(root, "arms", arms) != 0)
         err = QV_ENOMEM;
     if (err == 0) {
@@ -858,21 +891,21 @@ int qv_router_bandit_state_get(qv_router *r, const char *model, char **json)
     }
 out:
     json_decref(root);
+    snap_unref(s);
     return err;
 }
 
 int qv_router_bandit_state_set(qv_router *r, const char *model, const char *json,
                                struct qv_diag *d)
 {
-    struct model_entry *e = entry_get(r, model);
+    struct snap *s = NULL;
+    struct bandit *b = NULL;
     struct arm in[QV_ROUTE_MAX_TARGETS * 4];
     json_error_t jerr;
     json_t *root = NULL, *arms, *o;
     size_t i, n = 0;
     int err = 0;
 
-    if (e == NULL)
-        return qv_fail(d, QV_ENOENT, "model %s has no bandit route", model);
     root = json_loads(json != NULL ? json : "", 0, &jerr);
     if (root == NULL) {
         err = qv_fail(d, QV_EINVAL, "bandit state: invalid JSON: %s", jerr.text);
@@ -900,15 +933,19 @@ int qv_router_bandit_state_set(qv_router *r, const char *model, const char *json
         in[n++] = (struct arm){.version = v, .alpha = alpha, .beta = beta, .sum = sum,
                                .n = (uint64_t)cnt};
     }
-    qv_mutex_lock(&e->bandit_mu);
-    if (e->n_arms == 0)
+    b = bandit_get(r, model, &s);
+    if (b == NULL) {
         err = qv_fail(d, QV_ENOENT, "model %s has no bandit route", model);
-    for (int a = 0; a < e->n_arms; a++)
+        goto out;
+    }
+    qv_mutex_lock(&b->mu);
+    for (int a = 0; a < b->n_arms; a++)
         for (size_t k = 0; k < n; k++)
-            if (in[k].version == e->arms[a].version)
-                e->arms[a] = in[k];
-    qv_mutex_unlock(&e->bandit_mu);
+            if (in[k].version == b->arms[a].version)
+                b->arms[a] = in[k];
+    qv_mutex_unlock(&b->mu);
 out:
+    snap_unref(s);
     json_decref(root);
     return err;
 }

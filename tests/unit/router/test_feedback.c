@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The feedback join: request id -> (model, version), bounded FIFO with eviction.
+ */
+#include <pthread.h>
+#include <stdio.h>
+
+#include "router_test.h"
+
+static void test_remember_lookup(void **state)
+{
+    struct qv_router_config cfg = {.feedback_capacity = 0};
+    char model[QV_ROUTE_NAME_MAX];
+    char id[QV_ROUTER_ID_MAX + 8];
+    int64_t v = 0;
+    qv_router *r;
+
+    (void)state;
+    assert_int_equal(qv_router_create(&cfg, &r), 0);
+    assert_int_equal(qv_router_lookup(r, "nope", model, &v), QV_ENOENT);
+    assert_int_equal(qv_router_remember(r, "req-1", "fraud", 2), 0);
+    assert_int_equal(qv_router_remember(r, "req-2", "churn", 5), 0);
+    assert_int_equal(qv_router_lookup(r, "req-1", model, &v), 0);
+    assert_string_equal(model, "fraud");
+    assert_int_equal(v, 2);
+    assert_int_equal(qv_router_lookup(r, "req-2", NULL, &v), 0);
+    assert_int_equal(v, 5);
+    /* The same id again: the newest answer wins. */
+    assert_int_equal(qv_router_remember(r, "req-1", "fraud", 3), 0);
+    assert_int_equal(qv_router_lookup(r, "req-1", model, &v), 0);
+    assert_int_equal(v, 3);
+    /* Bad ids. */
+    memset(id, 'x', sizeof(id) - 1);
+    id[sizeof(id) - 1] = '\0';
+    assert_int_equal(qv_router_remember(r, id, "fraud", 1), QV_EINVAL);
+    assert_int_equal(qv_router_remember(r, "", "fraud", 1), QV_EINVAL);
+    assert_int_equal(qv_router_remember(r, "a", "", 1), QV_EINVAL);
+    assert_int_equal(qv_router_lookup(r, id, model, &v), QV_ENOENT);
+    qv_router_destroy(r);
+}
+
+static void test_eviction(void **state)
+{
+    struct qv_router_config cfg = {.feedback_capacity = 1000};
+    char id[32];
+    int64_t v = 0;
+    qv_router *r;
+
+    (void)state;
+    assert_int_equal(qv_router_create(&cfg, &r), 0);
+    for (int i = 0; i < 2500; i++) {
+        snprintf(id, sizeof(id), "req-%d", i);
+        assert_int_equal(qv_router_remember(r, id, "m", i + 1), 0);
+    }
+    /* Exactly the last 1000 are known. */
+    for (int i = 0; i < 2500; i++) {
+        snprintf(id, sizeof(id), "req-%d", i);
+        int err = qv_router_lookup(r, id, NULL, &v);
+        if (i < 1500) {
+            assert_int_equal(err, QV_ENOENT);
+        } else {
+            assert_int_equal(err, 0);
+            assert_int_equal(v, i + 1);
+        }
+    }
+    qv_router_destroy(r);
+}
+
+#define N_WRITERS 4
+#define PER_WRITER 20000
+
+struct writer_arg {
+    qv_router *r;
+    int t, bad;
+};
+
+static void *writer(void *p)
+{
+    struct writer_arg *a = p;
+    char id[32];
+    int64_t v;
+
+    for (int i = 0; i < PER_WRITER; i++) {
+        snprintf(id, sizeof(id), "t%d-%d", a->t, i);
+        if (qv_router_remember(a->r, id, "m", a->t * PER_WRITER + i + 1) != 0)
+            a->bad++;
+        /* The entry just written is there: the capacity exceeds all writes together,
+         * so nothing is evicted in this test. */
+        if (qv_router_lookup(a->r, id, NULL, &v) != 0 || v != a->t * PER_WRITER + i + 1)
+            a->bad++;
+    }
+    return NULL;
+}
+
+static void test_concurrent(void **state)
+{
+    struct qv_router_config cfg = {.feedback_capacity = 2 * N_WRITERS * PER_WRITER};
+    struct writer_arg args[N_WRITERS];
+    pthread_t th[N_WRITERS];
+    qv_router *r;
+
+    (void)state;
+    assert_int_equal(qv_router_create(&cfg, &r), 0);
+    for (int i = 0; i < N_WRITERS; i++) {
+        args[i] = (struct writer_arg){.r = r, .t = i};
+        assert_int_equal(pthread_create(&th[i], NULL, writer, &args[i]), 0);
+    }
+    for (int i = 0; i < N_WRITERS; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(args[i].bad, 0);
+    }
+    qv_router_destroy(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_remember_lookup),
+        cmocka_unit_test(test_eviction),
+        cmocka_unit_test(test_concurrent),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
