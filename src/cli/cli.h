@@ -1,6 +1,16 @@
 /* SPDX-License-Identifier: MIT
- * cli/cli.h -- the quiver command and its subcommands. */
+ *
+ * cli/cli.h -- the quiver command: `quiver serve` runs the server; the other
+ * subcommands talk to a running server over its HTTP API.
+ */
 #ifndef QV_CLI_H
 #define QV_CLI_H
+
 int qv_cli_main(int argc, char **argv);
-#endif
+
+/* serve.c */
+int qv_cli_serve(int argc, char **argv);
+/* client.c: route, label, promote, rollback, events, rollout, models. */
+int qv_cli_client(int argc, char **argv);
+
+#endif /* QV_CLI_H */

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * api/api.h -- the HTTP server: KServe v2 (Open Inference Protocol) REST,
+ * TF Serving REST, Triton's repository extension, routing and management,
+ * and /metrics. libmicrohttpd is seen only by api/http.c.
+ */
+#ifndef QV_API_H
+#define QV_API_H
+
+#include "../control/control.h"
+#include "../engine/engine.h"
+#include "../monitor/monitor.h"
+#include "../router/router.h"
+#include "../store/store.h"
+
+typedef struct qv_api qv_api;
+
+struct qv_api_config {
+    const char *host;         /* "127.0.0.1" */
+    int port;                 /* 0: an ephemeral port (see qv_api_port) */
+    size_t max_body_bytes;    /* larger bodies get 413 */
+    int threads;              /* HTTP threads; 0: one per core */
+    const char *tokens_file;  /* NULL: management endpoints open */
+};
+
+/* What the handlers use. Borrowed: everything outlives the server. */
+struct qv_api_deps {
+    qv_engine *engine;
+    qv_router *router;
+    qv_monitor *monitor;
+    qv_store *store;          /* may be NULL */
+    qv_control *control;      /* may be NULL */
+};
+
+int qv_api_start(const struct qv_api_config *cfg, const struct qv_api_deps *deps, qv_api **out,
+                 struct qv_diag *d);
+int qv_api_port(const qv_api *a);
+/* Stops accepting connections, lets in-flight requests finish (up to
+ * timeout_ms), then stops the server and frees it. */
+void qv_api_stop(qv_api *a, int timeout_ms);
+
+#endif /* QV_API_H */

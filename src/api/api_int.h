@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * api/api_int.h -- private to src/api/: the request/response pair every
+ * handler works on, independent of the HTTP library, so handlers can also be
+ * driven in memory by tests.
+ *
+ * A handler returns QV_OK with the response filled (status, body), an error
+ * code with the diag filled (turned into {"error": "..."} with the status from
+ * QV_ERR_MAP), or QV_API_PENDING after handing the request to a worker; the
+ * worker then fills the response and calls qv__api_complete() exactly once.
+ */
+#ifndef QV_API_INT_H
+#define QV_API_INT_H
+
+#include "api.h"
+
+#include <stdatomic.h>
+
+#define QV_API_PENDING 1
+#define QV_MAX_PATH_PARAMS 3
+
+struct qv_http_req;
+typedef int (*qv_http_handler)(struct qv_http_req *r);
+
+enum { ROUTE_MANAGE = 1u << 0, ROUTE_ADMIN = 1u << 1, ROUTE_NO_LOG = 1u << 2 };
+
+struct qv_api_route {
+    const char *method;
+    const char *pattern;      /* "/v2/models/{name}/versions/{ver}/infer" */
+    qv_http_handler handler;
+    unsigned flags;
+};
+
+struct qv_http_req {
+    struct qv_api *api;
+    const struct qv_api_deps *deps;
+    /* Request. */
+    const char *method;
+    const char *path;
+    const char *body;
+    size_t body_len;
+    const char *(*header)(struct qv_http_req *r, const char *name); /* NULL if absent */
+    const char *(*query)(struct qv_http_req *r, const char *name);  /* NULL if absent */
+    void *conn;               /* the library's connection */
+    int n_params;
+    char params[QV_MAX_PATH_PARAMS][QV_MODEL_NAME_MAX];
+    const char *who;          /* token name, or "anonymous" */
+    /* Response. */
+    int status;
+    struct qv_buf resp;
+    char version_header[32];  /* X-Quiver-Version, "" for none */
+    int retry_after;          /* seconds; 0 for none */
+    struct qv_diag diag;
+    /* Set by the HTTP layer: a handler calls suspend() right before it hands
+     * the request to another thread, which calls complete() once the
+     * response is ready. */
+    void (*suspend)(struct qv_http_req *r);
+    void (*complete)(struct qv_http_req *r);
+};
+
+struct MHD_Daemon;
+struct qv_api_tokens;
+
+struct qv_api {
+    struct MHD_Daemon *daemon;
+    struct qv_api_config cfg;
+    struct qv_api_deps deps;
+    int port;
+    _Atomic int inflight;
+    _Atomic bool stopping;
+    struct qv_api_tokens *tokens; /* NULL: management endpoints open */
+};
+
+/* auth.c */
+int qv__api_tokens_load(struct qv_api *a, const char *path, struct qv_diag *d);
+void qv__api_tokens_free(struct qv_api *a);
+
+extern const struct qv_api_route qv__api_routes[];
+extern const int qv__api_n_routes;
+
+/* Finds the route for method+path and fills r->params. NULL with *status 404
+ * or 405 when none matches. */
+const struct qv_api_route *qv__api_match(struct qv_http_req *r, int *status);
+/* Runs the whole pipeline for one request: match, auth, handler, and error
+ * bodies. Returns QV_API_PENDING or QV_OK (response ready). */
+int qv__api_dispatch(struct qv_http_req *r);
+/* Fills the response for an error code and r->diag. */
+void qv__api_error(struct qv_http_req *r, int err);
+/* Checks the bearer token for a management route. */
+int qv__api_auth(struct qv_http_req *r, unsigned flags);
+
+/* Handlers (infer.c, meta.c, manage.c). */
+int qv__on_infer(struct qv_http_req *r);
+int qv__on_tfs_predict(struct qv_http_req *r);
+int qv__on_live(struct qv_http_req *r);
+int qv__on_ready(struct qv_http_req *r);
+int qv__on_server_meta(struct qv_http_req *r);
+int qv__on_model_meta(struct qv_http_req *r);
+int qv__on_model_ready(struct qv_http_req *r);
+int qv__on_tfs_status(struct qv_http_req *r);
+int qv__on_repo_index(struct qv_http_req *r);
+int qv__on_repo_load(struct qv_http_req *r);
+int qv__on_repo_unload(struct qv_http_req *r);
+int qv__on_metrics(struct qv_http_req *r);
+
+/* Helpers shared by handlers. */
+int qv__api_json_string(struct qv_buf *b, const char *s); /* appends a quoted JSON string */
+int64_t qv__api_param_version(struct qv_http_req *r, int idx); /* -1 when not a version */
+bool qv__api_shutting_down(const struct qv_api *a);
+/* Appends an audit event (who is the request's token name). A store failure
+ * is logged, not returned: the change it describes has already happened. */
+void qv__api_audit(struct qv_http_req *r, const char *model, const char *what,
+                   const char *old_value, const char *new_value);
+
+#endif /* QV_API_INT_H */

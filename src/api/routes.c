@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The endpoint table, read top to bottom (nginx's command table), the path
+ * matcher, and the one place where an error code becomes a JSON body.
+ */
+#include "api_int.h"
+
+#define QV_LOG_MODULE "api"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* clang-format off */
+const struct qv_api_route qv__api_routes[] = {
+    /* method  pattern                                             handler               flags */
+    { "GET",  "/v2/health/live",                                   qv__on_live,          ROUTE_NO_LOG },
+    { "GET",  "/v2/health/ready",                                  qv__on_ready,         ROUTE_NO_LOG },
+    { "GET",  "/v2",                                               qv__on_server_meta,   0 },
+    { "GET",  "/metrics",                                          qv__on_metrics,       ROUTE_NO_LOG },
+    { "POST", "/v2/models/{name}/infer",                           qv__on_infer,         0 },
+    { "POST", "/v2/models/{name}/versions/{ver}/infer",            qv__on_infer,         0 },
+    { "GET",  "/v2/models/{name}",                                 qv__on_model_meta,    0 },
+    { "GET",  "/v2/models/{name}/versions/{ver}",                  qv__on_model_meta,    0 },
+    { "GET",  "/v2/models/{name}/ready",                           qv__on_model_ready,   0 },
+    { "GET",  "/v2/models/{name}/versions/{ver}/ready",            qv__on_model_ready,   0 },
+    { "GET",  "/v2/repository/index",                              qv__on_repo_index,    ROUTE_MANAGE },
+    { "POST", "/v2/repository/index",                              qv__on_repo_index,    ROUTE_MANAGE },
+    { "POST", "/v2/repository/models/{name}/load",                 qv__on_repo_load,     ROUTE_MANAGE | ROUTE_ADMIN },
+    { "POST", "/v2/repository/models/{name}/unload",               qv__on_repo_unload,   ROUTE_MANAGE | ROUTE_ADMIN },
+    { "POST", "/v2/repository/models/{name}/versions/{ver}/load",  qv__on_repo_load,     ROUTE_MANAGE | ROUTE_ADMIN },
+    { "POST", "/v2/repository/models/{name}/versions/{ver}/unload",qv__on_repo_unload,   ROUTE_MANAGE | ROUTE_ADMIN },
+    { "POST", "/v1/models/{name}:predict",                         qv__on_tfs_predict,   0 },
+    { "POST", "/v1/models/{name}/versions/{ver}:predict",          qv__on_tfs_predict,   0 },
+    { "GET",  "/v1/models/{name}",                                 qv__on_tfs_status,    0 },
+    { "GET",  "/v1/models/{name}/versions/{ver}",                  qv__on_tfs_status,    0 },
+};
+/* clang-format on */
+const int qv__api_n_routes = (int)QV_ARRAY_LEN(qv__api_routes);
+
+/* Matches one pattern segment ("{name}" or "{name}:predict" or a literal)
+ * against one path segment; a {param} captures up to the literal suffix. */
+static bool match_segment(const char *pat, size_t plen, const char *seg, size_t slen,
+                          struct qv_http_req *r)
+{
+    const char *close;
+    size_t suffix, vlen;
+
+    if (plen == 0 || pat[0] != '{')
+        return plen == slen && memcmp(pat, seg, plen) == 0;
+    close = memchr(pat, '}', plen);
+    if (close == NULL)
+        return false;
+    suffix = plen - (size_t)(close + 1 - pat);
+    if (slen <= suffix || memcmp(seg + slen - suffix, close + 1, suffix) != 0)
+        return false;
+    vlen = slen - suffix;
+    if (vlen >= QV_MODEL_NAME_MAX || r->n_params >= QV_MAX_PATH_PARAMS)
+        return false;
+    memcpy(r->params[r->n_params], seg, vlen);
+    r->params[r->n_params][vlen] = '\0';
+    r->n_params++;
+    return true;
+}
+
+static bool match_path(const char *pattern, const char *path, struct qv_http_req *r)
+{
+    r->n_params = 0;
+    for (;;) {
+        const char *pe = strchr(pattern + 1, '/'), *se = strchr(path + 1, '/');
+        size_t plen, slen;
+
+        if (*pattern != '/' || *path != '/')
+            return *pattern == *path;
+        plen = pe ? (size_t)(pe - pattern - 1) : strlen(pattern + 1);
+        slen = se ? (size_t)(se - path - 1) : strlen(path + 1);
+        if (!match_segment(pattern + 1, plen, path + 1, slen, r))
+            return false;
+        if (pe == NULL || se == NULL)
+            return pe == NULL && se == NULL;
+        pattern = pe;
+        path = se;
+    }
+}
+
+const struct qv_api_route *qv__api_match(struct qv_http_req *r, int *status)
+{
+    bool path_known = false;
+
+    for (int i = 0; i < qv__api_n_routes; i++) {
+        if (!match_path(qv__api_routes[i].pattern, r->path, r))
+            continue;
+        path_known = true;
+        if (strcmp(qv__api_routes[i].method, r->method) == 0)
+            return &qv__api_routes[i];
+    }
+    *status = path_known ? 405 : 404;
+    return NULL;
+}
+
+int qv__api_json_string(struct qv_buf *b, const char *s)
+{
+    int err = qv_buf_append(b, "\"", 1);
+
+    for (; *s && !err; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            err = qv_buf_append(b, esc, 2);
+        } else if (c < 0x20) {
+            err = qv_buf_printf(b, "\\u%04x", c);
+        } else {
+            err = qv_buf_append(b, s, 1);
+        }
+    }
+    return err ? err : qv_buf_append(b, "\"", 1);
+}
+
+void qv__api_error(struct qv_http_req *r, int err)
+{
+    r->status = qv_err_http_status(err);
+    r->resp.len = 0;
+    qv_buf_append(&r->resp, "{\"error\":", 9);
+    qv__api_json_string(&r->resp, r->diag.msg[0] ? r->diag.msg : qv_strerror(err));
+    qv_buf_append(&r->resp, "}", 1);
+    if (err == QV_EOVERLOAD)
+        r->retry_after = 1;
+    else if (err == QV_EBUSY || err == QV_ESHUTDOWN || err == QV_ENOMEM)
+        r->retry_after = 5;
+}
+
+int64_t qv__api_param_version(struct qv_http_req *r, int idx)
+{
+    return idx < r->n_params ? qv_repo_parse_version(r->params[idx]) : -1;
+}
+
+int qv__api_dispatch(struct qv_http_req *r)
+{
+    const struct qv_api_route *rt;
+    int status = 404, err;
+
+    rt = qv__api_match(r, &status);
+    if (rt == NULL) {
+        if (status == 405)
+            qv_diag_set(&r->diag, "method %s is not allowed on %s", r->method, r->path);
+        else
+            qv_diag_set(&r->diag, "no such endpoint: %s %s", r->method, r->path);
+        qv__api_error(r, QV_ENOENT);
+        r->status = status;
+        return QV_OK;
+    }
+    r->who = "anonymous";
+    err = qv__api_auth(r, rt->flags);
+    if (err == QV_OK)
+        err = rt->handler(r);
+    if (err == QV_API_PENDING)
+        return QV_API_PENDING;
+    if (err != QV_OK) {
+        qv__api_error(r, err);
+        if (err != QV_EOVERLOAD)
+            qv_log(r->status >= 500 ? QV_LOG_WARN : QV_LOG_DEBUG,
+                   "method=%s path=%s status=%d err=%s msg=\"%s\"", r->method, r->path, r->status,
+                   qv_err_name(err), r->diag.msg);
+    } else if (r->status == 0) {
+        r->status = 200;
+    }
+    return QV_OK;
+}
+
+void qv__api_audit(struct qv_http_req *r, const char *model, const char *what,
+                   const char *old_value, const char *new_value)
+{
+    struct qv_store_event ev;
+    struct qv_diag d = {{0}};
+
+    if (r->deps->store == NULL)
+        return;
+    memset(&ev, 0, sizeof(ev));
+    ev.model = (char *)model;
+    ev.who = (char *)(r->who ? r->who : "anonymous");
+    ev.what = (char *)what;
+    ev.old_value = (char *)old_value;
+    ev.new_value = (char *)new_value;
+    if (qv_store_event_add(r->deps->store, &ev, NULL, &d) != QV_OK)
+        qv_log(QV_LOG_WARN, "model=%s what=%s msg=\"audit event not stored\" reason=\"%s\"",
+               model, what, d.msg);
+}

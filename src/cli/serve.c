@@ -1,0 +1,375 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * `quiver serve`: wires the store, monitor, engine, router and HTTP server
+ * together, restores the persisted routes, and runs until SIGTERM/SIGINT.
+ * The main thread owns signals and the once-a-second tick (metric windows,
+ * score updates, the controller); every other thread blocks the signals.
+ */
+#include "cli.h"
+
+#define QV_LOG_MODULE "serve"
+
+#include "../api/api.h"
+#include "../control/control.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct serve_opts {
+    const char *repo, *host, *data, *tokens, *store_url, *port_file;
+    int port, workers, http_threads, poll_ms;
+    long long max_body, memory_budget;
+    bool watch, explicit_mode;
+};
+
+static const char serve_usage[] =
+    "usage: quiver serve --repo DIR [options]\n"
+    "  --repo DIR              model repository: DIR/<model>/config.json, DIR/<model>/<N>/model.*\n"
+    "  --host ADDR             address to listen on (default 127.0.0.1)\n"
+    "  --port N                TCP port (default 8000; 0 picks a free port)\n"
+    "  --data DIR              state directory; holds the SQLite store (default ./data)\n"
+    "  --store URL             sqlite:PATH (default sqlite:DATA/state.db) or postgres://...\n"
+    "  --workers N             inference worker threads (default: one per core)\n"
+    "  --http-threads N        HTTP threads (default: one per core)\n"
+    "  --max-body-bytes N      larger request bodies get 413 (default 67108864)\n"
+    "  --memory-budget BYTES   for all loaded versions (default: half the RAM; K/M/G suffixes)\n"
+    "  --poll-ms N             repository rescan interval (default 2000)\n"
+    "  --no-watch              do not use inotify; rely on polling\n"
+    "  --model-control MODE    poll (load what the policies select; default) or explicit\n"
+    "                          (load only on POST /v2/repository/.../load)\n"
+    "  --tokens FILE           require bearer tokens on management endpoints\n"
+    "                          (lines: name token admin|read)\n"
+    "  --port-file FILE        write the bound port to FILE once ready\n"
+    "  --log-level LEVEL       debug, info (default), warn, error\n";
+
+static int parse_size(const char *s, long long *out)
+{
+    char *end;
+    long long v;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno || end == s || v < 0)
+        return -1;
+    switch (*end) {
+    case 'k': case 'K': v <<= 10; end++; break;
+    case 'm': case 'M': v <<= 20; end++; break;
+    case 'g': case 'G': v <<= 30; end++; break;
+    default: break;
+    }
+    if (*end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_int_opt(const char *name, const char *s, int lo, int hi, int *out)
+{
+    long long v;
+
+    if (parse_size(s, &v) != 0 || v < lo || v > hi) {
+        fprintf(stderr, "quiver serve: %s: expected a number from %d to %d, got \"%s\"\n", name,
+                lo, hi, s);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_opts(int argc, char **argv, struct serve_opts *o)
+{
+    static const struct option longopts[] = {
+        {"repo", required_argument, 0, 'r'},        {"host", required_argument, 0, 'H'},
+        {"port", required_argument, 0, 'p'},        {"data", required_argument, 0, 'd'},
+        {"store", required_argument, 0, 's'},       {"workers", required_argument, 0, 'w'},
+        {"http-threads", required_argument, 0, 't'}, {"max-body-bytes", required_argument, 0, 'b'},
+        {"memory-budget", required_argument, 0, 'm'}, {"poll-ms", required_argument, 0, 'P'},
+        {"no-watch", no_argument, 0, 'n'},          {"model-control", required_argument, 0, 'c'},
+        {"tokens", required_argument, 0, 'T'},      {"port-file", required_argument, 0, 'f'},
+        {"log-level", required_argument, 0, 'l'},   {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    int ch;
+
+    memset(o, 0, sizeof(*o));
+    o->host = "127.0.0.1";
+    o->port = 8000;
+    o->data = "data";
+    o->max_body = 64ll << 20;
+    o->watch = true;
+    opterr = 0;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'r': o->repo = optarg; break;
+        case 'H': o->host = optarg; break;
+        case 'p':
+            if (parse_int_opt("--port", optarg, 0, 65535, &o->port))
+                return -1;
+            break;
+        case 'd': o->data = optarg; break;
+        case 's': o->store_url = optarg; break;
+        case 'w':
+            if (parse_int_opt("--workers", optarg, 1, 256, &o->workers))
+                return -1;
+            break;
+        case 't':
+            if (parse_int_opt("--http-threads", optarg, 1, 256, &o->http_threads))
+                return -1;
+            break;
+        case 'b':
+            if (parse_size(optarg, &o->max_body) != 0 || o->max_body < 1024) {
+                fprintf(stderr, "quiver serve: --max-body-bytes: expected a size of at least "
+                                "1024, got \"%s\"\n", optarg);
+                return -1;
+            }
+            break;
+        case 'm':
+            if (parse_size(optarg, &o->memory_budget) != 0 || o->memory_budget == 0) {
+                fprintf(stderr, "quiver serve: --memory-budget: expected a size such as 512M, "
+                                "got \"%s\"\n", optarg);
+                return -1;
+            }
+            break;
+        case 'P':
+            if (parse_int_opt("--poll-ms", optarg, 10, 3600000, &o->poll_ms))
+                return -1;
+            break;
+        case 'n': o->watch = false; break;
+        case 'c':
+            if (strcmp(optarg, "explicit") != 0 && strcmp(optarg, "poll") != 0) {
+                fprintf(stderr, "quiver serve: --model-control: expected poll or explicit, "
+                                "got \"%s\"\n", optarg);
+                return -1;
+            }
+            o->explicit_mode = strcmp(optarg, "explicit") == 0;
+            break;
+        case 'T': o->tokens = optarg; break;
+        case 'f': o->port_file = optarg; break;
+        case 'l':
+            if (strcmp(optarg, "debug") == 0)
+                qv_log_set_level(QV_LOG_DEBUG);
+            else if (strcmp(optarg, "info") == 0)
+                qv_log_set_level(QV_LOG_INFO);
+            else if (strcmp(optarg, "warn") == 0)
+                qv_log_set_level(QV_LOG_WARN);
+            else if (strcmp(optarg, "error") == 0)
+                qv_log_set_level(QV_LOG_ERROR);
+            else {
+                fprintf(stderr, "quiver serve: --log-level: expected debug, info, warn or "
+                                "error, got \"%s\"\n", optarg);
+                return -1;
+            }
+            break;
+        case 'h': fputs(serve_usage, stdout); exit(0);
+        case '?':
+        default:
+            if (optopt)
+                fprintf(stderr, "quiver serve: option -%c: unknown or missing its value\n",
+                        optopt);
+            else
+                fprintf(stderr, "quiver serve: %s: unknown option or missing its value\n",
+                        argv[optind - 1]);
+            fputs(serve_usage, stderr);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "quiver serve: unexpected argument \"%s\"\n", argv[optind]);
+        return -1;
+    }
+    if (o->repo == NULL) {
+        fprintf(stderr, "quiver serve: --repo DIR is required\n%s", serve_usage);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- Wiring ---- */
+
+struct server {
+    qv_store *store;
+    qv_monitor *monitor;
+    qv_engine *engine;
+    qv_router *router;
+    qv_control *control;
+    qv_api *api;
+};
+
+static void on_version_state(void *ud, const char *model, int64_t version, const char *sha256,
+                             enum qv_version_state st, const char *reason)
+{
+    struct server *s = ud;
+    struct qv_store_version row;
+    struct qv_store_event ev;
+    struct qv_diag d = {{0}};
+    char what[64];
+
+    if (s->store == NULL)
+        return;
+    memset(&row, 0, sizeof(row));
+    row.model = (char *)model;
+    row.version = version;
+    snprintf(row.sha256, sizeof(row.sha256), "%s", sha256 ? sha256 : "");
+    snprintf(row.state, sizeof(row.state), "%s", qv_version_state_name(st));
+    row.reason = (char *)reason;
+    if (qv_store_version_upsert(s->store, &row, &d) != QV_OK)
+        qv_log(QV_LOG_WARN, "model=%s version=%lld msg=\"cannot record the state\" reason=\"%s\"",
+               model, (long long)version, d.msg);
+    if (st == QV_STATE_LOADING || st == QV_STATE_DRAINING)
+        return; /* transitions; the audit log keeps the outcomes */
+    memset(&ev, 0, sizeof(ev));
+    snprintf(what, sizeof(what), "%lld:%s", (long long)version, qv_version_state_name(st));
+    ev.model = (char *)model;
+    ev.who = "engine";
+    ev.what = "version.state";
+    ev.new_value = what;
+    ev.old_value = reason && *reason ? (char *)reason : NULL;
+    qv_store_event_add(s->store, &ev, NULL, &d);
+}
+
+static bool resolver_is_ready(void *ud, const char *model, int64_t version)
+{
+    return qv_engine_is_ready(ud, model, version);
+}
+
+static int64_t resolver_highest(void *ud, const char *model)
+{
+    int64_t v[QV_MAX_VERSIONS];
+    int n = qv_engine_ready_versions(ud, model, v, QV_MAX_VERSIONS);
+
+    return n > 0 ? v[n - 1] : 0;
+}
+
+static int write_port_file(const char *path, int port)
+{
+    char tmp[1100];
+    FILE *f;
+
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    f = fopen(tmp, "w");
+    if (f == NULL)
+        return -1;
+    fprintf(f, "%d\n", port);
+    fclose(f);
+    return rename(tmp, path);
+}
+
+int qv_cli_serve(int argc, char **argv)
+{
+    struct serve_opts o;
+    struct server s;
+    struct qv_engine_config ecfg;
+    struct qv_engine_hooks hooks;
+    struct qv_router_config rcfg;
+    struct qv_api_config acfg;
+    struct qv_api_deps deps;
+    struct qv_diag d = {{0}};
+    char store_url[1200];
+    sigset_t sigs;
+    uint64_t t_start = qv_now_ns();
+    int rc = 1, sig = 0;
+
+    if (parse_opts(argc, argv, &o) != 0)
+        return 2;
+    memset(&s, 0, sizeof(s));
+
+    /* Signals go to the main thread only: block them before any thread starts. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (qv_mkdir_p(o.data) != QV_OK) {
+        fprintf(stderr, "quiver serve: --data: cannot create %s: %s\n", o.data, strerror(errno));
+        return 1;
+    }
+    if (o.store_url)
+        snprintf(store_url, sizeof(store_url), "%s", o.store_url);
+    else
+        snprintf(store_url, sizeof(store_url), "sqlite:%s/state.db", o.data);
+    if (qv_store_open(store_url, &s.store, &d) != QV_OK) {
+        fprintf(stderr, "quiver serve: --store: %s\n", d.msg);
+        return 1;
+    }
+    qv_monitor_create(&s.monitor);
+
+    memset(&ecfg, 0, sizeof(ecfg));
+    ecfg.repo_root = o.repo;
+    ecfg.workers = o.workers;
+    ecfg.memory_budget = (uint64_t)o.memory_budget;
+    ecfg.poll_ms = o.poll_ms;
+    ecfg.watch = o.watch;
+    ecfg.explicit_mode = o.explicit_mode;
+    hooks.version_state = on_version_state;
+    hooks.ud = &s;
+    if (qv_engine_create(&ecfg, &hooks, s.monitor, &s.engine, &d) != QV_OK) {
+        fprintf(stderr, "quiver serve: %s\n", d.msg);
+        goto out;
+    }
+    memset(&rcfg, 0, sizeof(rcfg));
+    rcfg.resolver.is_ready = resolver_is_ready;
+    rcfg.resolver.highest_ready = resolver_highest;
+    rcfg.resolver.ud = s.engine;
+    qv_router_create(&rcfg, &s.router);
+
+    if (qv_engine_start(s.engine, &d) != QV_OK) {
+        fprintf(stderr, "quiver serve: %s\n", d.msg);
+        goto out;
+    }
+    if (qv_control_create(s.engine, s.router, s.monitor, s.store, &s.control, &d) != QV_OK) {
+        fprintf(stderr, "quiver serve: %s\n", d.msg);
+        goto out;
+    }
+
+    memset(&acfg, 0, sizeof(acfg));
+    acfg.host = o.host;
+    acfg.port = o.port;
+    acfg.max_body_bytes = (size_t)o.max_body;
+    acfg.threads = o.http_threads;
+    acfg.tokens_file = o.tokens;
+    deps.engine = s.engine;
+    deps.router = s.router;
+    deps.monitor = s.monitor;
+    deps.store = s.store;
+    deps.control = s.control;
+    if (qv_api_start(&acfg, &deps, &s.api, &d) != QV_OK) {
+        fprintf(stderr, "quiver serve: %s\n", d.msg);
+        goto out;
+    }
+    if (o.port_file && write_port_file(o.port_file, qv_api_port(s.api)) != 0) {
+        fprintf(stderr, "quiver serve: --port-file: cannot write %s\n", o.port_file);
+        goto out;
+    }
+    qv_log(QV_LOG_INFO, "host=%s port=%d repo=%s store=%s startup_ms=%.1f msg=\"ready\"", o.host,
+           qv_api_port(s.api), o.repo, store_url, (double)(qv_now_ns() - t_start) / 1e6);
+
+    for (;;) {
+        struct timespec one = {1, 0};
+        sig = sigtimedwait(&sigs, NULL, &one);
+        if (sig == SIGTERM || sig == SIGINT)
+            break;
+        qv_monitor_tick(s.monitor);
+        qv_control_tick(s.control);
+    }
+    qv_log(QV_LOG_INFO, "signal=%s msg=\"shutting down: finishing in-flight requests\"",
+           sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    rc = 0;
+out:
+    qv_api_stop(s.api, 30000);
+    qv_control_destroy(s.control);
+    qv_engine_destroy(s.engine);
+    qv_router_destroy(s.router);
+    qv_monitor_destroy(s.monitor);
+    qv_store_close(s.store);
+    if (rc == 0)
+        qv_log(QV_LOG_INFO, "msg=\"stopped\"");
+    return rc;
+}
