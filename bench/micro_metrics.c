@@ -37,8 +37,7 @@ static void *record_loop(void *p)
          * traffic, so that bucket search and cache misses are not flattered. */
         x = qv_mix64(x + i);
         qv_vstats_request(r->s, (x & 63) == 0 ? QV_OUTCOME_BACKEND : QV_OUTCOME_OK,
-                          10000 + (x >> 44), 10000 + ((x >> 20) & 0xfffff) * 64,
-                          20000 + (x >> 34));
+                          10000 + (x >> 44), 10000 + ((x >> 20) & 0xfffff) * 64, 20000 + (x >> 34));
     }
     r->cpu_ns = qv_thread_cpu_ns() - c0;
     r->ns = qv_now_ns() - t0;
@@ -93,8 +92,8 @@ int main(int argc, char **argv)
     snap_t0 = qv_now_ns();
     for (int i = 0; i < 1000; i++)
         qv_vstats_snapshot(qv_monitor_version(m, "two", 1), &sn);
-    printf("qv_vstats_request, 1 thread:  %6.1f ns/call CPU (%6.1f wall); goal < 100 ns\n",
-           one.cpu, one.wall);
+    printf("qv_vstats_request, 1 thread:  %6.1f ns/call CPU (%6.1f wall); goal < 100 ns\n", one.cpu,
+           one.wall);
     printf("qv_vstats_request, 2 threads: %6.1f ns/call CPU (%6.1f wall) per thread\n", two.cpu,
            two.wall);
     printf("qv_vstats_snapshot: %.1f us (reader side, not on the hot path)\n",

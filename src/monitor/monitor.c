@@ -21,10 +21,10 @@
 #include <string.h>
 
 #define QV_MONITOR_SHARDS 16
-#define RING_FINE 64                   /* one snapshot per tick */
-#define RING_COARSE 64                 /* one snapshot per COARSE_NS */
-#define COARSE_NS 10000000000ull       /* 10 s */
-#define JITTER_NS 100000000ull         /* 100 ms of slack for tick timing */
+#define RING_FINE 64             /* one snapshot per tick */
+#define RING_COARSE 64           /* one snapshot per COARSE_NS */
+#define COARSE_NS 10000000000ull /* 10 s */
+#define JITTER_NS 100000000ull   /* 100 ms of slack for tick timing */
 
 /* ---- Bucket layout ---- */
 
@@ -36,9 +36,9 @@
 /* 61 real upper bounds (10 us .. 10 s) padded to 63 for the branch-free
  * search below. */
 static const uint64_t lat_upper[63] = {
-    DECADE(1000ull),   DECADE(10000ull),     DECADE(100000ull), DECADE(1000000ull),
-    DECADE(10000000ull), DECADE(100000000ull), 10000000000ull,  UINT64_MAX,
-    UINT64_MAX,
+    DECADE(1000ull),    DECADE(10000ull),    DECADE(100000ull),
+    DECADE(1000000ull), DECADE(10000000ull), DECADE(100000000ull),
+    10000000000ull,     UINT64_MAX,          UINT64_MAX,
 };
 
 int qv__monitor_lat_bucket(uint64_t ns)
@@ -78,10 +78,8 @@ uint32_t qv_monitor_batch_upper(int i)
 /* ---- Outcomes ---- */
 
 static const char *const outcome_names[QV_OUTCOME_COUNT] = {
-    [QV_OUTCOME_OK] = "ok",
-    [QV_OUTCOME_BAD_INPUT] = "bad_input",
-    [QV_OUTCOME_BACKEND] = "backend",
-    [QV_OUTCOME_OVERLOAD] = "overload",
+    [QV_OUTCOME_OK] = "ok",           [QV_OUTCOME_BAD_INPUT] = "bad_input",
+    [QV_OUTCOME_BACKEND] = "backend", [QV_OUTCOME_OVERLOAD] = "overload",
     [QV_OUTCOME_TIMEOUT] = "timeout",
 };
 
@@ -139,8 +137,8 @@ struct shard {
 struct ring {
     struct qv_vstats_snap *slots; /* cap entries, heap */
     unsigned cap;
-    unsigned len;                 /* valid entries, <= cap */
-    unsigned head;                /* next slot to write */
+    unsigned len;  /* valid entries, <= cap */
+    unsigned head; /* next slot to write */
 };
 
 struct qv_vstats {
@@ -150,8 +148,8 @@ struct qv_vstats {
     _Alignas(64) atomic_int_fast64_t queue_depth;
     counter memory_bytes;
     counter feedback_count;
-    counter feedback_sum_bits;    /* double, as bits */
-    counter route_weight_bits;    /* double, as bits */
+    counter feedback_sum_bits; /* double, as bits */
+    counter route_weight_bits; /* double, as bits */
     atomic_bool has_route_weight;
 
     /* Immutable after creation. */
@@ -159,27 +157,27 @@ struct qv_vstats {
     int64_t version;
     uint64_t created_ns;
 
-    atomic_bool gone;             /* forgotten: not exported */
+    atomic_bool gone; /* forgotten: not exported */
 
-    qv_mutex ring_mu;             /* guards fine and coarse */
+    qv_mutex ring_mu; /* guards fine and coarse */
     struct ring fine, coarse;
 };
 
 struct qv_pairstats {
-    char *model;                  /* immutable */
-    int64_t primary, other;       /* immutable */
+    char *model;            /* immutable */
+    int64_t primary, other; /* immutable */
     atomic_bool gone;
     counter count, agreements;
     counter primary_ns, other_ns;
-    counter diff_sum_bits;        /* double, as bits */
-    counter diff_max_bits;        /* double, as bits */
+    counter diff_sum_bits; /* double, as bits */
+    counter diff_max_bits; /* double, as bits */
 };
 
 struct qv_monitor {
-    qv_mutex mu;                  /* guards the four fields below */
-    qv_vstats **versions;         /* sorted by (model, version) */
+    qv_mutex mu;          /* guards the four fields below */
+    qv_vstats **versions; /* sorted by (model, version) */
     size_t nversions, capversions;
-    qv_pairstats **pairs;         /* sorted by (model, primary, other) */
+    qv_pairstats **pairs; /* sorted by (model, primary, other) */
     size_t npairs, cappairs;
 };
 
@@ -214,9 +212,8 @@ static void max_double(counter *c, double v)
 {
     uint64_t old = atomic_load_explicit(c, memory_order_relaxed);
 
-    while (v > bitsd(old) &&
-           !atomic_compare_exchange_weak_explicit(c, &old, dbits(v), memory_order_relaxed,
-                                                  memory_order_relaxed))
+    while (v > bitsd(old) && !atomic_compare_exchange_weak_explicit(
+                                 c, &old, dbits(v), memory_order_relaxed, memory_order_relaxed))
         ;
 }
 
@@ -241,8 +238,7 @@ static struct shard *my_shard(qv_vstats *s)
     unsigned i = shard_mine;
 
     if (i == 0) {
-        i = atomic_fetch_add_explicit(&shard_next, 1, memory_order_relaxed) %
-                QV_MONITOR_SHARDS + 1;
+        i = atomic_fetch_add_explicit(&shard_next, 1, memory_order_relaxed) % QV_MONITOR_SHARDS + 1;
         shard_mine = i;
     }
     return &s->shards[i - 1];

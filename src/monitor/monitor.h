@@ -29,14 +29,14 @@
 
 /* One version's figures over a window (the difference of two snapshots). */
 struct qv_window {
-    double seconds;         /* length of the window */
-    uint64_t requests;      /* finished requests, any outcome */
-    uint64_t ok;            /* answered with success */
-    uint64_t errors;        /* failed: bad input excluded, overload and timeout included */
-    double error_rate;      /* errors / requests, 0 when no requests */
+    double seconds;    /* length of the window */
+    uint64_t requests; /* finished requests, any outcome */
+    uint64_t ok;       /* answered with success */
+    uint64_t errors;   /* failed: bad input excluded, overload and timeout included */
+    double error_rate; /* errors / requests, 0 when no requests */
     double mean_ms, p50_ms, p95_ms, p99_ms; /* total latency */
-    double cpu_ms_per_req;  /* CPU time spent in inference per request */
-    uint64_t memory_bytes;  /* gauge at the end of the window */
+    double cpu_ms_per_req;                  /* CPU time spent in inference per request */
+    uint64_t memory_bytes;                  /* gauge at the end of the window */
     /* Added fields. */
     uint64_t bad_input;     /* refused as bad input (not counted in errors) */
     uint64_t latency_count; /* requests behind mean/p50/p95/p99 (see qv_vstats_request) */
@@ -44,14 +44,14 @@ struct qv_window {
     double mean_batch_size; /* requests per batch, 0 when no batches */
 };
 
-typedef struct qv_monitor qv_monitor;   /* opaque; defined in monitor.c */
-typedef struct qv_vstats qv_vstats;     /* opaque; one (model, version), owned by the monitor */
+typedef struct qv_monitor qv_monitor;     /* opaque; defined in monitor.c */
+typedef struct qv_vstats qv_vstats;       /* opaque; one (model, version), owned by the monitor */
 typedef struct qv_pairstats qv_pairstats; /* opaque; one shadow/compare version pair */
 
 /* How a request ended. Every finished request is counted under exactly one. */
 enum qv_outcome {
     QV_OUTCOME_OK,        /* answered */
-    QV_OUTCOME_BAD_INPUT, /* refused: the client's input was wrong (4xx); not an error of the version */
+    QV_OUTCOME_BAD_INPUT, /* refused: the client's input was wrong (4xx); not the version's fault */
     QV_OUTCOME_BACKEND,   /* the backend failed */
     QV_OUTCOME_OVERLOAD,  /* refused: queue full, not ready, shutting down */
     QV_OUTCOME_TIMEOUT,   /* deadline passed before an answer */
@@ -88,7 +88,7 @@ struct qv_lat_hist {
     uint64_t sum_ns;                          /* sum of the recorded values */
 };
 
-uint64_t qv_lat_hist_count(const struct qv_lat_hist *h);          /* Any thread. */
+uint64_t qv_lat_hist_count(const struct qv_lat_hist *h); /* Any thread. */
 /* The q-quantile (0 <= q <= 1) of h in ms, interpolated linearly inside its
  * bucket (0 as the lower edge of the first bucket; the overflow bucket
  * answers 10 s). 0 when h is empty. Any thread. */
@@ -152,16 +152,16 @@ void qv_vstats_route_weight(qv_vstats *s, double weight);
 /* Everything a qv_vstats counts, merged, at one moment. Plain data: copy it,
  * keep it in a ring, diff two of them. A zeroed snapshot means "at creation". */
 struct qv_vstats_snap {
-    uint64_t t_ns;          /* qv_now_ns() when taken; 0 in a zeroed snapshot */
-    uint64_t created_ns;    /* qv_now_ns() when the qv_vstats was created */
+    uint64_t t_ns;       /* qv_now_ns() when taken; 0 in a zeroed snapshot */
+    uint64_t created_ns; /* qv_now_ns() when the qv_vstats was created */
     uint64_t outcomes[QV_OUTCOME_COUNT];
     struct qv_lat_hist total, queue, compute;
     uint64_t batch_buckets[QV_MONITOR_BATCH_BUCKETS];
-    uint64_t batch_items;   /* requests run in batches (sum of batch sizes) */
-    uint64_t cpu_ns;        /* inference CPU time */
-    int64_t inflight;       /* gauge */
-    int64_t queue_depth;    /* gauge */
-    uint64_t memory_bytes;  /* gauge */
+    uint64_t batch_items;  /* requests run in batches (sum of batch sizes) */
+    uint64_t cpu_ns;       /* inference CPU time */
+    int64_t inflight;      /* gauge */
+    int64_t queue_depth;   /* gauge */
+    uint64_t memory_bytes; /* gauge */
     uint64_t feedback_count;
     double feedback_reward_sum;
 };
@@ -180,15 +180,16 @@ void qv_vstats_window(const struct qv_vstats_snap *newer, const struct qv_vstats
 
 /* Takes a snapshot of every exported version into its ring (one per second
  * kept for 64 s; one per 10 s kept for about 10 min). The server calls it
- * every second from one background thread. Control plane. */
+ * every second from one background thread. Any thread (control plane). */
 void qv_monitor_tick(qv_monitor *m);
 /* qv_monitor_tick with the time given, for tests and replays; now_ns must not
  * go back from one call to the next. */
 void qv_monitor_tick_at(qv_monitor *m, uint64_t now_ns);
 /* Fills w with the window ending at the last tick and starting at the newest
  * ring snapshot at least `seconds` older (or the oldest one kept, so
- * w->seconds may come out shorter, or 0 before the first tick). Returns 0, or
- * QV_ENOENT (w zeroed) when the version is unknown. Any thread. */
+ * w->seconds may come out shorter, or 0 before the first tick). "At least"
+ * allows 100 ms of slack, so a tick that came a little early still counts.
+ * Returns 0, or QV_ENOENT (w zeroed) when the version is unknown. Any thread. */
 int qv_monitor_window(qv_monitor *m, const char *model, int64_t version, double seconds,
                       struct qv_window *w);
 
@@ -215,12 +216,12 @@ void qv_monitor_agreement(qv_monitor *m, const char *model, int64_t primary, int
 /* Aggregates of one version pair. */
 struct qv_pair_summary {
     int64_t primary, other;
-    uint64_t count;          /* comparisons */
-    uint64_t agreements;     /* comparisons that agreed */
-    double agreement_rate;   /* agreements / count, 0 when no comparisons */
-    double abs_diff_mean;    /* mean over comparisons of their mean absolute difference */
-    double abs_diff_max;     /* largest absolute difference seen */
-    double primary_ms_mean;  /* mean compute time of each side */
+    uint64_t count;         /* comparisons */
+    uint64_t agreements;    /* comparisons that agreed */
+    double agreement_rate;  /* agreements / count, 0 when no comparisons */
+    double abs_diff_mean;   /* mean over comparisons of their mean absolute difference */
+    double abs_diff_max;    /* largest absolute difference seen */
+    double primary_ms_mean; /* mean compute time of each side */
     double other_ms_mean;
 };
 
@@ -248,8 +249,8 @@ int qv_monitor_feedback_get(qv_monitor *m, const char *model, int64_t version, u
  * encoder. */
 struct qv_vstats_summary {
     uint64_t outcomes[QV_OUTCOME_COUNT]; /* finished requests by outcome (index = qv_outcome) */
-    struct qv_window all;   /* since creation (live) */
-    struct qv_window last;  /* the last `seconds` from the tick ring (see qv_monitor_window) */
+    struct qv_window all;                /* since creation (live) */
+    struct qv_window last; /* the last `seconds` from the tick ring (see qv_monitor_window) */
     int64_t inflight;
     int64_t queue_depth;
     uint64_t memory_bytes;

@@ -23,12 +23,12 @@
     X(FAILURES, "quiver_request_failures_total", "counter", REASON,                                \
       "Finished inference requests that did not succeed, by reason.")                              \
     X(REQUEST_DURATION, "quiver_request_duration_seconds", "histogram", VERSION,                   \
-      "End-to-end request latency (outcomes ok, backend and timeout).")                           \
+      "End-to-end request latency (outcomes ok, backend and timeout).")                            \
     X(QUEUE_DURATION, "quiver_queue_duration_seconds", "histogram", VERSION,                       \
       "Time requests waited in the version's queue.")                                              \
     X(COMPUTE_DURATION, "quiver_compute_duration_seconds", "histogram", VERSION,                   \
-      "Time spent computing requests (their batch's inference time).")                            \
-    X(BATCH_SIZE, "quiver_batch_size", "histogram", VERSION, "Requests per inference batch.")     \
+      "Time spent computing requests (their batch's inference time).")                             \
+    X(BATCH_SIZE, "quiver_batch_size", "histogram", VERSION, "Requests per inference batch.")      \
     X(CPU, "quiver_inference_cpu_seconds_total", "counter", VERSION,                               \
       "CPU time spent in inference.")                                                              \
     X(INFLIGHT, "quiver_inflight_requests", "gauge", VERSION,                                      \
@@ -36,12 +36,12 @@
     X(QUEUE_DEPTH, "quiver_queue_depth", "gauge", VERSION, "Requests waiting in the queue.")       \
     X(MEMORY, "quiver_memory_bytes", "gauge", VERSION, "Memory held by the loaded version.")       \
     X(ROUTE_WEIGHT, "quiver_route_weight", "gauge", VERSION,                                       \
-      "Share of the model's traffic routed to the version.")                                      \
+      "Share of the model's traffic routed to the version.")                                       \
     X(FEEDBACK, "quiver_feedback_total", "counter", VERSION, "Online feedback events received.")   \
     X(FEEDBACK_REWARD, "quiver_feedback_reward", "summary", VERSION,                               \
       "Online feedback reward; _sum / _count is the online accuracy.")                             \
     X(SHADOW_COMPARISONS, "quiver_shadow_comparisons_total", "counter", PAIR,                      \
-      "Shadow or compare runs of other_version against version.")                                 \
+      "Shadow or compare runs of other_version against version.")                                  \
     X(SHADOW_AGREEMENTS, "quiver_shadow_agreements_total", "counter", PAIR,                        \
       "Shadow or compare runs whose answers agreed.")                                              \
     X(SHADOW_ABS_DIFF, "quiver_shadow_abs_diff", "summary", PAIR,                                  \

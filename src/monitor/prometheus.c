@@ -142,8 +142,8 @@ static void sample(struct writer *w, const char *name, const char *suffix, const
     put(w, "\n");
 }
 
-static void sample_u64(struct writer *w, const char *name, const char *suffix,
-                       const struct row *r, uint64_t v)
+static void sample_u64(struct writer *w, const char *name, const char *suffix, const struct row *r,
+                       uint64_t v)
 {
     char num[32];
 
@@ -151,8 +151,8 @@ static void sample_u64(struct writer *w, const char *name, const char *suffix,
     sample(w, name, suffix, r, NULL, NULL, num);
 }
 
-static void sample_secs(struct writer *w, const char *name, const char *suffix,
-                        const struct row *r, uint64_t ns)
+static void sample_secs(struct writer *w, const char *name, const char *suffix, const struct row *r,
+                        uint64_t ns)
 {
     char num[32];
 
@@ -160,8 +160,8 @@ static void sample_secs(struct writer *w, const char *name, const char *suffix,
     sample(w, name, suffix, r, NULL, NULL, num);
 }
 
-static void sample_f64(struct writer *w, const char *name, const char *suffix,
-                       const struct row *r, double v)
+static void sample_f64(struct writer *w, const char *name, const char *suffix, const struct row *r,
+                       double v)
 {
     char num[32];
 

@@ -419,6 +419,15 @@ static void assert_has(const char *text, const char *line)
 }
 
 /* What the server appends after the monitor's text. */
+/* Asserts the line `\n<name>{model="fraud",<labels>} <value>\n` is in text. */
+static void assert_fraud(const char *text, const char *name, const char *labels, const char *value)
+{
+    char line[512];
+
+    snprintf(line, sizeof(line), "\n%s{model=\"fraud\",%s} %s\n", name, labels, value);
+    assert_has(text, line);
+}
+
 static int extra_lines(struct qv_buf *out)
 {
     return qv_buf_printf(out, "# HELP quiver_up Whether the server is up.\n"
@@ -471,44 +480,48 @@ static void test_prometheus(void **state)
 
     assert_has(text, "# TYPE quiver_requests_total counter\n");
     assert_has(text, "# HELP quiver_requests_total ");
-    assert_has(text, "\nquiver_requests_total{model=\"fraud\",version=\"1\"} 11\n");
-    assert_has(text, "\nquiver_requests_total{model=\"fraud\",version=\"2\"} 1\n");
-    assert_has(text, "quiver_request_failures_total{model=\"fraud\",version=\"1\",reason=\"backend\"} 1\n");
-    assert_has(text, "quiver_request_failures_total{model=\"fraud\",version=\"1\",reason=\"overload\"} 1\n");
-    assert_has(text, "quiver_request_failures_total{model=\"fraud\",version=\"1\",reason=\"timeout\"} 1\n");
-    assert_has(text, "quiver_request_failures_total{model=\"fraud\",version=\"1\",reason=\"bad_input\"} 0\n");
+    assert_fraud(text, "quiver_requests_total", "version=\"1\"", "11");
+    assert_fraud(text, "quiver_requests_total", "version=\"2\"", "1");
+    assert_fraud(text, "quiver_request_failures_total", "version=\"1\",reason=\"backend\"", "1");
+    assert_fraud(text, "quiver_request_failures_total", "version=\"1\",reason=\"overload\"", "1");
+    assert_fraud(text, "quiver_request_failures_total", "version=\"1\",reason=\"timeout\"", "1");
+    assert_fraud(text, "quiver_request_failures_total", "version=\"1\",reason=\"bad_input\"", "0");
     assert_has(text, "# TYPE quiver_request_duration_seconds histogram\n");
-    assert_has(text, "quiver_request_duration_seconds_bucket{model=\"fraud\",version=\"1\",le=\"0.00001\"} 0\n");
-    assert_has(text, "quiver_request_duration_seconds_bucket{model=\"fraud\",version=\"1\",le=\"0.0025\"} 8\n");
-    assert_has(text, "quiver_request_duration_seconds_bucket{model=\"fraud\",version=\"1\",le=\"10\"} 9\n");
-    assert_has(text, "quiver_request_duration_seconds_bucket{model=\"fraud\",version=\"1\",le=\"+Inf\"} 10\n");
-    assert_has(text, "quiver_request_duration_seconds_sum{model=\"fraud\",version=\"1\"} 23.016\n");
-    assert_has(text, "quiver_request_duration_seconds_count{model=\"fraud\",version=\"1\"} 10\n");
-    assert_has(text, "quiver_queue_duration_seconds_count{model=\"fraud\",version=\"1\"} 9\n");
-    assert_has(text, "quiver_queue_duration_seconds_sum{model=\"fraud\",version=\"1\"} 3.0008\n");
-    assert_has(text, "quiver_compute_duration_seconds_count{model=\"fraud\",version=\"1\"} 9\n");
-    assert_has(text, "quiver_batch_size_bucket{model=\"fraud\",version=\"1\",le=\"1\"} 1\n");
-    assert_has(text, "quiver_batch_size_bucket{model=\"fraud\",version=\"1\",le=\"2\"} 1\n");
-    assert_has(text, "quiver_batch_size_bucket{model=\"fraud\",version=\"1\",le=\"4\"} 2\n");
-    assert_has(text, "quiver_batch_size_bucket{model=\"fraud\",version=\"1\",le=\"+Inf\"} 2\n");
-    assert_has(text, "quiver_batch_size_sum{model=\"fraud\",version=\"1\"} 5\n");
-    assert_has(text, "quiver_batch_size_count{model=\"fraud\",version=\"1\"} 2\n");
-    assert_has(text, "quiver_inference_cpu_seconds_total{model=\"fraud\",version=\"1\"} 2\n");
-    assert_has(text, "quiver_inflight_requests{model=\"fraud\",version=\"1\"} 2\n");
-    assert_has(text, "quiver_queue_depth{model=\"fraud\",version=\"1\"} 3\n");
-    assert_has(text, "quiver_memory_bytes{model=\"fraud\",version=\"1\"} 4096\n");
-    assert_has(text, "quiver_route_weight{model=\"fraud\",version=\"1\"} 0.9\n");
+    assert_fraud(text, "quiver_request_duration_seconds_bucket", "version=\"1\",le=\"0.00001\"",
+                 "0");
+    assert_fraud(text, "quiver_request_duration_seconds_bucket", "version=\"1\",le=\"0.0025\"",
+                 "8");
+    assert_fraud(text, "quiver_request_duration_seconds_bucket", "version=\"1\",le=\"10\"", "9");
+    assert_fraud(text, "quiver_request_duration_seconds_bucket", "version=\"1\",le=\"+Inf\"", "10");
+    assert_fraud(text, "quiver_request_duration_seconds_sum", "version=\"1\"", "23.016");
+    assert_fraud(text, "quiver_request_duration_seconds_count", "version=\"1\"", "10");
+    assert_fraud(text, "quiver_queue_duration_seconds_count", "version=\"1\"", "9");
+    assert_fraud(text, "quiver_queue_duration_seconds_sum", "version=\"1\"", "3.0008");
+    assert_fraud(text, "quiver_compute_duration_seconds_count", "version=\"1\"", "9");
+    assert_fraud(text, "quiver_batch_size_bucket", "version=\"1\",le=\"1\"", "1");
+    assert_fraud(text, "quiver_batch_size_bucket", "version=\"1\",le=\"2\"", "1");
+    assert_fraud(text, "quiver_batch_size_bucket", "version=\"1\",le=\"4\"", "2");
+    assert_fraud(text, "quiver_batch_size_bucket", "version=\"1\",le=\"+Inf\"", "2");
+    assert_fraud(text, "quiver_batch_size_sum", "version=\"1\"", "5");
+    assert_fraud(text, "quiver_batch_size_count", "version=\"1\"", "2");
+    assert_fraud(text, "quiver_inference_cpu_seconds_total", "version=\"1\"", "2");
+    assert_fraud(text, "quiver_inflight_requests", "version=\"1\"", "2");
+    assert_fraud(text, "quiver_queue_depth", "version=\"1\"", "3");
+    assert_fraud(text, "quiver_memory_bytes", "version=\"1\"", "4096");
+    assert_fraud(text, "quiver_route_weight", "version=\"1\"", "0.9");
     assert_null(strstr(text, "quiver_route_weight{model=\"fraud\",version=\"2\"}"));
-    assert_has(text, "quiver_feedback_total{model=\"fraud\",version=\"1\"} 2\n");
+    assert_fraud(text, "quiver_feedback_total", "version=\"1\"", "2");
     assert_has(text, "# TYPE quiver_feedback_reward summary\n");
-    assert_has(text, "quiver_feedback_reward_sum{model=\"fraud\",version=\"1\"} 1.5\n");
-    assert_has(text, "quiver_feedback_reward_count{model=\"fraud\",version=\"1\"} 2\n");
-    assert_has(text, "quiver_shadow_comparisons_total{model=\"fraud\",version=\"1\",other_version=\"2\"} 2\n");
-    assert_has(text, "quiver_shadow_agreements_total{model=\"fraud\",version=\"1\",other_version=\"2\"} 1\n");
-    assert_has(text, "quiver_shadow_abs_diff_sum{model=\"fraud\",version=\"1\",other_version=\"2\"} 1\n");
-    assert_has(text, "quiver_shadow_abs_diff_max{model=\"fraud\",version=\"1\",other_version=\"2\"} 1.5\n");
-    assert_has(text, "quiver_shadow_primary_compute_seconds_total{model=\"fraud\",version=\"1\",other_version=\"2\"} 0.002\n");
-    assert_has(text, "quiver_shadow_other_compute_seconds_total{model=\"fraud\",version=\"1\",other_version=\"2\"} 0.004\n");
+    assert_fraud(text, "quiver_feedback_reward_sum", "version=\"1\"", "1.5");
+    assert_fraud(text, "quiver_feedback_reward_count", "version=\"1\"", "2");
+    assert_fraud(text, "quiver_shadow_comparisons_total", "version=\"1\",other_version=\"2\"", "2");
+    assert_fraud(text, "quiver_shadow_agreements_total", "version=\"1\",other_version=\"2\"", "1");
+    assert_fraud(text, "quiver_shadow_abs_diff_sum", "version=\"1\",other_version=\"2\"", "1");
+    assert_fraud(text, "quiver_shadow_abs_diff_max", "version=\"1\",other_version=\"2\"", "1.5");
+    assert_fraud(text, "quiver_shadow_primary_compute_seconds_total",
+                 "version=\"1\",other_version=\"2\"", "0.002");
+    assert_fraud(text, "quiver_shadow_other_compute_seconds_total",
+                 "version=\"1\",other_version=\"2\"", "0.004");
     assert_has(text, "\nquiver_up 1\n");
     /* Every series is quiver_*. */
     for (const char *line = text; *line != '\0'; line = strchr(line, '\n') + 1) {
@@ -522,12 +535,12 @@ static void test_prometheus(void **state)
     assert_int_equal(qv_monitor_render_prometheus(m, &out), 0);
     text = qv_buf_take(&out);
     assert_null(strstr(text, "version=\"2\""));
-    assert_has(text, "quiver_requests_total{model=\"fraud\",version=\"1\"} 11\n");
+    assert_fraud(text, "quiver_requests_total", "version=\"1\"", "11");
     free(text);
     (void)qv_monitor_version(m, "fraud", 2);
     assert_int_equal(qv_monitor_render_prometheus(m, &out), 0);
     text = qv_buf_take(&out);
-    assert_has(text, "quiver_requests_total{model=\"fraud\",version=\"2\"} 1\n");
+    assert_fraud(text, "quiver_requests_total", "version=\"2\"", "1");
     free(text);
 
     /* A buffer limit is honoured. */
@@ -599,16 +612,11 @@ static void test_docs_cover_table(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lat_buckets),
-        cmocka_unit_test(test_batch_buckets),
-        cmocka_unit_test(test_quantiles_known),
-        cmocka_unit_test(test_quantiles_recorded),
-        cmocka_unit_test(test_window_diff),
-        cmocka_unit_test(test_tick_windows),
-        cmocka_unit_test(test_concurrent_totals),
-        cmocka_unit_test(test_extras),
-        cmocka_unit_test(test_prometheus),
-        cmocka_unit_test(test_label_escaping),
+        cmocka_unit_test(test_lat_buckets),       cmocka_unit_test(test_batch_buckets),
+        cmocka_unit_test(test_quantiles_known),   cmocka_unit_test(test_quantiles_recorded),
+        cmocka_unit_test(test_window_diff),       cmocka_unit_test(test_tick_windows),
+        cmocka_unit_test(test_concurrent_totals), cmocka_unit_test(test_extras),
+        cmocka_unit_test(test_prometheus),        cmocka_unit_test(test_label_escaping),
         cmocka_unit_test(test_docs_cover_table),
     };
 
