@@ -19,11 +19,15 @@
     X(Asinh, asinh) \
     X(Atan, atan) \
     X(Atanh, atanh) \
+    X(AveragePool, average_pool) \
+    X(BatchNormalization, batch_normalization) \
     X(Ceil, ceil) \
     X(Celu, celu) \
     X(Clip, clip) \
     X(Concat, concat) \
     X(Constant, constant) \
+    X(Conv, conv) \
+    X(ConvTranspose, conv_transpose) \
     X(Cos, cos) \
     X(Cosh, cosh) \
     X(Div, div) \
@@ -36,19 +40,27 @@
     X(Floor, floor) \
     X(Gather, gather) \
     X(Gemm, gemm) \
+    X(GlobalAveragePool, global_average_pool) \
+    X(GlobalLpPool, global_lp_pool) \
+    X(GlobalMaxPool, global_max_pool) \
     X(Greater, greater) \
     X(GreaterOrEqual, greater_or_equal) \
     X(HardSigmoid, hard_sigmoid) \
     X(HardSwish, hard_swish) \
     X(Hardmax, hardmax) \
     X(Identity, identity) \
+    X(InstanceNormalization, instance_normalization) \
+    X(LRN, lrn) \
+    X(LayerNormalization, layer_normalization) \
     X(LeakyRelu, leaky_relu) \
     X(Less, less) \
     X(LessOrEqual, less_or_equal) \
     X(Log, log) \
     X(LogSoftmax, log_softmax) \
+    X(LpPool, lp_pool) \
     X(MatMul, matmul) \
     X(Max, max) \
+    X(MaxPool, max_pool) \
     X(Mean, mean) \
     X(Min, min) \
     X(Mul, mul) \

@@ -1,0 +1,390 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Conv and ConvTranspose for any spatial rank, by im2col / col2im around one
+ * OpenBLAS GEMM per (batch, group). The column buffer is the node's scratch,
+ * sized at plan time, so kernels never allocate. A 1x1, stride-1, unpadded
+ * Conv skips im2col and multiplies the input directly.
+ */
+#include "op.h"
+
+#include <cblas.h>
+
+#define SP_MAX (QV_MAX_DIMS - 2)
+
+struct conv_params {
+    int sp;                      /* spatial rank */
+    int64_t group;
+    int64_t kernel[SP_MAX], stride[SP_MAX], dil[SP_MAX];
+    int64_t pad_begin[SP_MAX];
+    int64_t in_sp[SP_MAX], out_sp[SP_MAX];
+    int64_t c_in, c_out;         /* channels of X and Y */
+    int64_t rows;                /* (channels per group) * prod(kernel) */
+    bool direct;                 /* 1x1 Conv: no im2col */
+};
+
+_Static_assert(sizeof(struct conv_params) <= QV_EXEC_PRIV, "priv too small");
+
+static int64_t prod(const int64_t *v, int n)
+{
+    int64_t r = 1;
+
+    for (int i = 0; i < n; i++)
+        r *= v[i];
+    return r;
+}
+
+/* Reads kernel_shape/strides/dilations/pads/auto_pad. 'in' and 'k' are the
+ * spatial input and kernel sizes. For Conv (transpose false) also computes
+ * the output size. */
+static int read_geometry(struct qv_exec *x, struct conv_params *p, bool transpose,
+                         struct qv_diag *d)
+{
+    const struct qv_node *n = x->node;
+    const char *auto_pad = qv_attr_string(n, "auto_pad", "NOTSET");
+    const int64_t *ks, *st, *di, *pa;
+    int nk, ns, nd, np;
+
+    ks = qv_attr_ints(n, "kernel_shape", &nk);
+    st = qv_attr_ints(n, "strides", &ns);
+    di = qv_attr_ints(n, "dilations", &nd);
+    pa = qv_attr_ints(n, "pads", &np);
+    if ((ks && nk != p->sp) || (st && ns != p->sp) || (di && nd != p->sp) ||
+        (pa && np != 2 * p->sp))
+        return qv_op_fail(n, d, QV_EINVAL, "attribute lengths do not match spatial rank %d",
+                          p->sp);
+    for (int i = 0; i < p->sp; i++) {
+        if (ks && ks[i] != p->kernel[i])
+            return qv_op_fail(n, d, QV_EINVAL, "kernel_shape differs from the weights");
+        p->stride[i] = st ? st[i] : 1;
+        p->dil[i] = di ? di[i] : 1;
+        if (p->stride[i] < 1 || p->dil[i] < 1)
+            return qv_op_fail(n, d, QV_EINVAL, "strides and dilations must be >= 1");
+    }
+    for (int i = 0; i < p->sp; i++) {
+        int64_t pb = pa ? pa[i] : 0, pe = pa ? pa[p->sp + i] : 0;
+        int64_t ek = p->dil[i] * (p->kernel[i] - 1) + 1;
+        if (pb < 0 || pe < 0)
+            return qv_op_fail(n, d, QV_EINVAL, "negative pads");
+        if (transpose) {
+            p->pad_begin[i] = pb;
+            p->out_sp[i] = pe; /* end pad, resolved by the caller */
+            continue;
+        }
+        if (strcmp(auto_pad, "SAME_UPPER") == 0 || strcmp(auto_pad, "SAME_LOWER") == 0) {
+            int64_t out = (p->in_sp[i] + p->stride[i] - 1) / p->stride[i];
+            int64_t total = (out - 1) * p->stride[i] + ek - p->in_sp[i];
+            if (total < 0)
+                total = 0;
+            pb = auto_pad[5] == 'U' ? total / 2 : total - total / 2;
+            pe = total - pb;
+        } else if (strcmp(auto_pad, "VALID") == 0) {
+            pb = pe = 0;
+        } else if (strcmp(auto_pad, "NOTSET") != 0) {
+            return qv_op_fail(n, d, QV_EINVAL, "unknown auto_pad '%s'", auto_pad);
+        }
+        p->pad_begin[i] = pb;
+        if (p->in_sp[i] + pb + pe < ek)
+            return qv_op_fail(n, d, QV_EINVAL, "kernel larger than the padded input");
+        p->out_sp[i] = (p->in_sp[i] + pb + pe - ek) / p->stride[i] + 1;
+    }
+    return QV_OK;
+}
+
+/* ---- Conv ---- */
+
+/* col[r, o] = X[c, o*stride - pad + k*dil] over rows r = (c, k...) of one group. */
+static void im2col(const struct conv_params *p, const float *xg, float *col)
+{
+    int64_t out_n = prod(p->out_sp, p->sp), in_n = prod(p->in_sp, p->sp);
+    int64_t kn = prod(p->kernel, p->sp);
+    int sp = p->sp;
+
+    for (int64_t r = 0; r < p->rows; r++) {
+        int64_t c = r / kn, kr = r % kn, koff[SP_MAX], o[SP_MAX] = {0};
+        const float *xc = xg + c * in_n;
+        float *dst = col + r * out_n;
+        for (int i = sp - 1; i >= 0; i--) {
+            koff[i] = (kr % p->kernel[i]) * p->dil[i] - p->pad_begin[i];
+            kr /= p->kernel[i];
+        }
+        for (int64_t j = 0; j < out_n;) {
+            /* Outer spatial dims: base offset, or zero if out of range. */
+            int64_t base = 0, last = sp - 1;
+            bool inside = true;
+            for (int i = 0; i < last; i++) {
+                int64_t pos = o[i] * p->stride[i] + koff[i];
+                if (pos < 0 || pos >= p->in_sp[i])
+                    inside = false;
+                base = base * p->in_sp[i] + pos;
+            }
+            base *= p->in_sp[last];
+            for (int64_t ol = 0; ol < p->out_sp[last]; ol++) {
+                int64_t pos = ol * p->stride[last] + koff[last];
+                dst[j + ol] =
+                    (inside && pos >= 0 && pos < p->in_sp[last]) ? xc[base + pos] : 0.0f;
+            }
+            j += p->out_sp[last];
+            for (int i = last - 1; i >= 0; i--) {
+                if (++o[i] < p->out_sp[i])
+                    break;
+                o[i] = 0;
+            }
+        }
+    }
+}
+
+static int conv_f32(struct qv_exec *x)
+{
+    const struct conv_params *p = (const void *)x->priv;
+    const float *X = x->in[0]->data, *W = x->in[1]->data;
+    const float *B = x->n_in > 2 && x->in[2] ? x->in[2]->data : NULL;
+    float *Y = x->out[0]->data;
+    int64_t batch = x->in[0]->shape[0];
+    int64_t in_n = prod(p->in_sp, p->sp), out_n = prod(p->out_sp, p->sp);
+    int64_t cg = p->c_in / p->group, mg = p->c_out / p->group;
+    float *col = x->scratch;
+
+    if (out_n == 0 || p->c_out == 0)
+        return QV_OK;
+    for (int64_t b = 0; b < batch; b++)
+        for (int64_t g = 0; g < p->group; g++) {
+            const float *xg = X + (b * p->c_in + g * cg) * in_n;
+            float *yg = Y + (b * p->c_out + g * mg) * out_n;
+            const float *src = xg;
+            if (!p->direct) {
+                im2col(p, xg, col);
+                src = col;
+            }
+            if (p->rows == 0) {
+                memset(yg, 0, sizeof(float) * (size_t)(mg * out_n));
+                continue;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mg, (int)out_n,
+                        (int)p->rows, 1.0f, W + g * mg * p->rows, (int)p->rows, src, (int)out_n,
+                        0.0f, yg, (int)out_n);
+        }
+    if (B)
+        for (int64_t b = 0; b < batch; b++)
+            for (int64_t m = 0; m < p->c_out; m++) {
+                float *y = Y + (b * p->c_out + m) * out_n;
+                for (int64_t j = 0; j < out_n; j++)
+                    y[j] += B[m];
+            }
+    return QV_OK;
+}
+
+static int conv_common(struct qv_exec *x, struct conv_params *p, struct qv_diag *d)
+{
+    const struct qv_tensor *X, *W;
+    int err = qv_op_arity(x, 2, 3, 1, 1, d);
+
+    if (err)
+        return err;
+    X = x->in[0];
+    W = x->in[1];
+    if (X->dtype != QV_DTYPE_F32 || W->dtype != QV_DTYPE_F32 ||
+        (x->n_in > 2 && x->in[2] && x->in[2]->dtype != QV_DTYPE_F32))
+        return qv_op_fail(x->node, d, QV_ENOTSUP, "only float32 is supported");
+    if (X->ndim < 3 || W->ndim != X->ndim)
+        return qv_op_fail(x->node, d, QV_EINVAL, "X and W must have the same rank >= 3");
+    memset(p, 0, sizeof(*p));
+    p->sp = X->ndim - 2;
+    p->group = qv_attr_int(x->node, "group", 1);
+    if (p->group < 1 || X->shape[1] % p->group != 0)
+        return qv_op_fail(x->node, d, QV_EINVAL, "group %lld does not divide %lld channels",
+                          (long long)p->group, (long long)X->shape[1]);
+    p->c_in = X->shape[1];
+    for (int i = 0; i < p->sp; i++) {
+        p->in_sp[i] = X->shape[2 + i];
+        p->kernel[i] = W->shape[2 + i];
+    }
+    return QV_OK;
+}
+
+static int conv_infer(struct qv_exec *x, struct qv_diag *d)
+{
+    struct conv_params *p = (void *)x->priv;
+    const struct qv_tensor *X, *W, *B;
+    int64_t shape[QV_MAX_DIMS];
+    bool one = true;
+    int err = conv_common(x, p, d);
+
+    if (err)
+        return err;
+    X = x->in[0];
+    W = x->in[1];
+    B = x->n_in > 2 ? x->in[2] : NULL;
+    p->c_out = W->shape[0];
+    if (W->shape[1] * p->group != X->shape[1])
+        return qv_op_fail(x->node, d, QV_EINVAL, "W has %lld input channels, X %lld / group %lld",
+                          (long long)W->shape[1], (long long)X->shape[1], (long long)p->group);
+    if (p->c_out % p->group != 0)
+        return qv_op_fail(x->node, d, QV_EINVAL, "group does not divide output channels");
+    if (B && (B->ndim != 1 || B->shape[0] != p->c_out))
+        return qv_op_fail(x->node, d, QV_EINVAL, "B must be [%lld]", (long long)p->c_out);
+    err = read_geometry(x, p, false, d);
+    if (err)
+        return err;
+    p->rows = W->shape[1] * prod(p->kernel, p->sp);
+    for (int i = 0; i < p->sp; i++)
+        if (p->kernel[i] != 1 || p->stride[i] != 1 || p->pad_begin[i] != 0 ||
+            p->out_sp[i] != p->in_sp[i])
+            one = false;
+    p->direct = one;
+    if (p->rows > INT32_MAX || prod(p->out_sp, p->sp) > INT32_MAX)
+        return qv_op_fail(x->node, d, QV_E2BIG, "too large for BLAS");
+    if (!one)
+        x->scratch_bytes = sizeof(float) * (size_t)(p->rows * prod(p->out_sp, p->sp));
+    shape[0] = X->shape[0];
+    shape[1] = p->c_out;
+    for (int i = 0; i < p->sp; i++)
+        shape[2 + i] = p->out_sp[i];
+    qv_out_set(x, 0, QV_DTYPE_F32, X->ndim, shape);
+    return QV_OK;
+}
+
+/* ---- ConvTranspose ---- */
+
+/* Y[m, i*stride - pad + k*dil] += col[(m, k), i] for one group. */
+static void col2im(const struct conv_params *p, const float *col, int64_t mg, float *yg)
+{
+    int64_t in_n = prod(p->in_sp, p->sp), out_n = prod(p->out_sp, p->sp);
+    int64_t kn = prod(p->kernel, p->sp);
+    int sp = p->sp;
+
+    for (int64_t r = 0; r < mg * kn; r++) {
+        int64_t m = r / kn, kr = r % kn, koff[SP_MAX], ii[SP_MAX] = {0};
+        const float *src = col + r * in_n;
+        float *ym = yg + m * out_n;
+        for (int i = sp - 1; i >= 0; i--) {
+            koff[i] = (kr % p->kernel[i]) * p->dil[i] - p->pad_begin[i];
+            kr /= p->kernel[i];
+        }
+        for (int64_t j = 0; j < in_n; j++) {
+            int64_t off = 0;
+            bool inside = true;
+            for (int i = 0; i < sp && inside; i++) {
+                int64_t pos = ii[i] * p->stride[i] + koff[i];
+                if (pos < 0 || pos >= p->out_sp[i])
+                    inside = false;
+                off = off * p->out_sp[i] + pos;
+            }
+            if (inside)
+                ym[off] += src[j];
+            for (int i = sp - 1; i >= 0; i--) {
+                if (++ii[i] < p->in_sp[i])
+                    break;
+                ii[i] = 0;
+            }
+        }
+    }
+}
+
+static int conv_transpose_f32(struct qv_exec *x)
+{
+    const struct conv_params *p = (const void *)x->priv;
+    const float *X = x->in[0]->data, *W = x->in[1]->data;
+    const float *B = x->n_in > 2 && x->in[2] ? x->in[2]->data : NULL;
+    float *Y = x->out[0]->data;
+    int64_t batch = x->in[0]->shape[0];
+    int64_t in_n = prod(p->in_sp, p->sp), out_n = prod(p->out_sp, p->sp);
+    int64_t kn = prod(p->kernel, p->sp);
+    int64_t cg = p->c_in / p->group, mg = p->c_out / p->group;
+    float *col = x->scratch;
+
+    memset(Y, 0, x->out[0]->nbytes);
+    for (int64_t b = 0; b < batch && in_n > 0 && mg * kn > 0; b++)
+        for (int64_t g = 0; g < p->group; g++) {
+            const float *xg = X + (b * p->c_in + g * cg) * in_n;
+            float *yg = Y + (b * p->c_out + g * mg) * out_n;
+            /* col [mg*kn, in_n] = W_g^T [mg*kn, cg] x X_g [cg, in_n]; W_g is [cg, mg*kn]. */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(mg * kn), (int)in_n,
+                        (int)cg, 1.0f, W + g * cg * mg * kn, (int)(mg * kn), xg, (int)in_n, 0.0f,
+                        col, (int)in_n);
+            col2im(p, col, mg, yg);
+        }
+    if (B)
+        for (int64_t b = 0; b < batch; b++)
+            for (int64_t m = 0; m < p->c_out; m++) {
+                float *y = Y + (b * p->c_out + m) * out_n;
+                for (int64_t j = 0; j < out_n; j++)
+                    y[j] += B[m];
+            }
+    return QV_OK;
+}
+
+static int conv_transpose_infer(struct qv_exec *x, struct qv_diag *d)
+{
+    struct conv_params *p = (void *)x->priv;
+    const struct qv_tensor *X, *W, *B;
+    const char *auto_pad = qv_attr_string(x->node, "auto_pad", "NOTSET");
+    const int64_t *op, *os;
+    int64_t shape[QV_MAX_DIMS];
+    int nop, nos, err = conv_common(x, p, d);
+
+    if (err)
+        return err;
+    X = x->in[0];
+    W = x->in[1];
+    B = x->n_in > 2 ? x->in[2] : NULL;
+    if (W->shape[0] != X->shape[1])
+        return qv_op_fail(x->node, d, QV_EINVAL, "W has %lld input channels, X %lld",
+                          (long long)W->shape[0], (long long)X->shape[1]);
+    p->c_out = W->shape[1] * p->group;
+    if (B && (B->ndim != 1 || B->shape[0] != p->c_out))
+        return qv_op_fail(x->node, d, QV_EINVAL, "B must be [%lld]", (long long)p->c_out);
+    err = read_geometry(x, p, true, d);
+    if (err)
+        return err;
+    op = qv_attr_ints(x->node, "output_padding", &nop);
+    os = qv_attr_ints(x->node, "output_shape", &nos);
+    if ((op && nop != p->sp) || (os && nos != p->sp && nos != p->sp + 2))
+        return qv_op_fail(x->node, d, QV_EINVAL, "output_padding/output_shape length");
+    for (int i = 0; i < p->sp; i++) {
+        int64_t ek = p->dil[i] * (p->kernel[i] - 1) + 1;
+        int64_t opad = op ? op[i] : 0;
+        int64_t pe = p->out_sp[i]; /* the end pad read_geometry parked here */
+        int64_t full = p->stride[i] * (p->in_sp[i] - 1) + opad + ek;
+        bool same = strcmp(auto_pad, "SAME_UPPER") == 0 || strcmp(auto_pad, "SAME_LOWER") == 0;
+        if (os || same) {
+            int64_t want = os ? os[nos == p->sp ? i : i + 2] : p->in_sp[i] * p->stride[i];
+            int64_t total = full - want;
+            if (total < 0)
+                total = 0;
+            if (strcmp(auto_pad, "SAME_UPPER") == 0) {
+                p->pad_begin[i] = total / 2;
+            } else {
+                p->pad_begin[i] = total - total / 2;
+            }
+            p->out_sp[i] = want;
+        } else {
+            if (strcmp(auto_pad, "VALID") == 0)
+                p->pad_begin[i] = pe = 0;
+            p->out_sp[i] = full - p->pad_begin[i] - pe;
+        }
+        if (p->out_sp[i] < 0)
+            return qv_op_fail(x->node, d, QV_EINVAL, "negative output size");
+    }
+    p->rows = W->shape[1] * prod(p->kernel, p->sp);
+    x->scratch_bytes = sizeof(float) * (size_t)(p->rows * prod(p->in_sp, p->sp) + 1);
+    shape[0] = X->shape[0];
+    shape[1] = p->c_out;
+    for (int i = 0; i < p->sp; i++)
+        shape[2 + i] = p->out_sp[i];
+    qv_out_set(x, 0, QV_DTYPE_F32, X->ndim, shape);
+    return QV_OK;
+}
+
+const struct qv_op qv_op_conv = {
+    .name = "Conv",
+    .since_version = 1,
+    .infer_shape = conv_infer,
+    .kernels = {[QV_DTYPE_F32] = conv_f32},
+};
+
+const struct qv_op qv_op_conv_transpose = {
+    .name = "ConvTranspose",
+    .since_version = 1,
+    .infer_shape = conv_transpose_infer,
+    .kernels = {[QV_DTYPE_F32] = conv_transpose_f32},
+};

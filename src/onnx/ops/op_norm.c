@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Normalization in inference mode: BatchNormalization (running statistics),
+ * InstanceNormalization, LayerNormalization and LRN. Training-mode
+ * BatchNormalization is rejected at plan time.
+ */
+#include "op.h"
+
+struct norm_params {
+    float eps;
+    int64_t outer, channels, inner; /* [outer, channels, inner] view of X */
+    float alpha, beta, bias;        /* LRN */
+    int64_t size;
+};
+
+/* ---- BatchNormalization ---- */
+
+static int batch_norm_f32(struct qv_exec *x)
+{
+    const struct norm_params *p = (const void *)x->priv;
+    const float *X = x->in[0]->data, *scale = x->in[1]->data, *B = x->in[2]->data;
+    const float *mean = x->in[3]->data, *var = x->in[4]->data;
+    float *Y = x->out[0]->data;
+
+    for (int64_t o = 0; o < p->outer; o++)
+        for (int64_t c = 0; c < p->channels; c++) {
+            float a = scale[c] / sqrtf(var[c] + p->eps);
+            float b = B[c] - mean[c] * a;
+            const float *xs = X + (o * p->channels + c) * p->inner;
+            float *ys = Y + (o * p->channels + c) * p->inner;
+            for (int64_t i = 0; i < p->inner; i++)
+                ys[i] = xs[i] * a + b;
+        }
+    return QV_OK;
+}
+
+static int view_nc(struct qv_exec *x, struct norm_params *p, struct qv_diag *d)
+{
+    const struct qv_tensor *X = x->in[0];
+
+    if (X->dtype != QV_DTYPE_F32)
+        return qv_op_fail(x->node, d, QV_ENOTSUP, "only float32 is supported");
+    if (X->ndim < 2)
+        return qv_op_fail(x->node, d, QV_EINVAL, "input rank must be >= 2");
+    p->outer = X->shape[0];
+    p->channels = X->shape[1];
+    p->inner = 1;
+    for (int i = 2; i < X->ndim; i++)
+        p->inner *= X->shape[i];
+    return QV_OK;
+}
+
+static int batch_norm_infer(struct qv_exec *x, struct qv_diag *d)
+{
+    struct norm_params *p = (void *)x->priv;
+    int err = qv_op_arity(x, 5, 5, 1, 5, d);
+
+    if (err)
+        return err;
+    memset(p, 0, sizeof(*p));
+    err = view_nc(x, p, d);
+    if (err)
+        return err;
+    if (qv_attr_int(x->node, "training_mode", 0) != 0 ||
+        (x->node->opset < 7 && qv_attr_int(x->node, "is_test", 0) == 0 && x->n_out > 1))
+        return qv_op_fail(x->node, d, QV_ENOTSUP, "training mode is not supported");
+    if (x->node->opset < 9 && qv_attr_int(x->node, "spatial", 1) == 0)
+        return qv_op_fail(x->node, d, QV_ENOTSUP, "spatial=0 is not supported");
+    for (int i = 1; i < 5; i++)
+        if (x->in[i]->dtype != QV_DTYPE_F32 || qv_numel(x->in[i]) != p->channels)
+            return qv_op_fail(x->node, d, QV_EINVAL, "input %d must be float32 [%lld]", i,
+                              (long long)p->channels);
+    for (int i = 1; i < x->n_out; i++)
+        if (x->out[i])
+            return qv_op_fail(x->node, d, QV_ENOTSUP, "training outputs are not supported");
+    p->eps = qv_attr_float(x->node, "epsilon", 1e-5f);
+    return qv_shape_same_as_input0(x, d);
+}
+
+/* ---- InstanceNormalization ---- */
+
+static int instance_norm_f32(struct qv_exec *x)
+{
+    const struct norm_params *p = (const void *)x->priv;
+    const float *X = x->in[0]->data, *scale = x->in[1]->data, *B = x->in[2]->data;
+    float *Y = x->out[0]->data;
+
+    for (int64_t o = 0; o < p->outer; o++)
+        for (int64_t c = 0; c < p->channels; c++) {
+            const float *xs = X + (o * p->channels + c) * p->inner;
+            float *ys = Y + (o * p->channels + c) * p->inner;
+            double mean = 0, var = 0;
+            float a, b;
+            for (int64_t i = 0; i < p->inner; i++)
+                mean += xs[i];
+            mean /= (double)(p->inner ? p->inner : 1);
+            for (int64_t i = 0; i < p->inner; i++)
+                var += (xs[i] - mean) * (xs[i] - mean);
+            var /= (double)(p->inner ? p->inner : 1);
+            a = scale[c] / sqrtf((float)var + p->eps);
+            b = B[c] - (float)mean * a;
+            for (int64_t i = 0; i < p->inner; i++)
+                ys[i] = xs[i] * a + b;
+        }
+    return QV_OK;
+}
+
+static int instance_norm_infer(struct qv_exec *x, struct qv_diag *d)
+{
+    struct norm_params *p = (void *)x->priv;
+    int err = qv_op_arity(x, 3, 3, 1, 1, d);
+
+    if (err)
+        return err;
+    memset(p, 0, sizeof(*p));
+    err = view_nc(x, p, d);
+    if (err)
+        return err;
+    for (int i = 1; i < 3; i++)
+        if (x->in[i]->dtype != QV_DTYPE_F32 || qv_numel(x->in[i]) != p->channels)
+            return qv_op_fail(x->node, d, QV_EINVAL, "input %d must be float32 [%lld]", i,
+                              (long long)p->channels);
+    p->eps = qv_attr_float(x->node, "epsilon", 1e-5f);
+    return qv_shape_same_as_input0(x, d);
+}
+
+/* ---- LayerNormalization (opset 17) ---- */
+
+static int layer_norm_f32(struct qv_exec *x)
+{
+    const struct norm_params *p = (const void *)x->priv;
+    const float *X = x->in[0]->data, *scale = x->in[1]->data;
+    const struct qv_tensor *bt = x->n_in > 2 ? x->in[2] : NULL;
+    const float *B = bt ? bt->data : NULL;
+    int64_t ns = qv_numel(x->in[1]), nb = bt ? qv_numel(bt) : 0;
+    float *Y = x->out[0]->data;
+    float *mean_out = x->n_out > 1 && x->out[1] ? x->out[1]->data : NULL;
+    float *rstd_out = x->n_out > 2 && x->out[2] ? x->out[2]->data : NULL;
+
+    for (int64_t o = 0; o < p->outer; o++) {
+        const float *xs = X + o * p->inner;
+        float *ys = Y + o * p->inner;
+        double mean = 0, var = 0;
+        float rstd;
+        for (int64_t i = 0; i < p->inner; i++)
+            mean += xs[i];
+        mean /= (double)(p->inner ? p->inner : 1);
+        for (int64_t i = 0; i < p->inner; i++)
+            var += (xs[i] - mean) * (xs[i] - mean);
+        var /= (double)(p->inner ? p->inner : 1);
+        rstd = 1.0f / sqrtf((float)var + p->eps);
+        for (int64_t i = 0; i < p->inner; i++)
+            ys[i] = (float)(xs[i] - mean) * rstd * scale[ns == 1 ? 0 : i] +
+                    (B ? B[nb == 1 ? 0 : i] : 0.0f);
+        if (mean_out)
+            mean_out[o] = (float)mean;
+        if (rstd_out)
+            rstd_out[o] = rstd;
+    }
+    return QV_OK;
+}
+
+static int layer_norm_infer(struct qv_exec *x, struct qv_diag *d)
+{
+    struct norm_params *p = (void *)x->priv;
+    const struct qv_tensor *X;
+    int64_t shape[QV_MAX_DIMS];
+    int axis, err = qv_op_arity(x, 2, 3, 1, 3, d);
+
+    if (err)
+        return err;
+    X = x->in[0];
+    if (X->dtype != QV_DTYPE_F32)
+        return qv_op_fail(x->node, d, QV_ENOTSUP, "only float32 is supported");
+    err = qv_axis_norm(x, qv_attr_int(x->node, "axis", -1), X->ndim, &axis, d);
+    if (err)
+        return err;
+    memset(p, 0, sizeof(*p));
+    p->outer = 1;
+    p->inner = 1;
+    for (int i = 0; i < X->ndim; i++) {
+        if (i < axis)
+            p->outer *= X->shape[i];
+        else
+            p->inner *= X->shape[i];
+        shape[i] = i < axis ? X->shape[i] : 1;
+    }
+    for (int i = 1; i < x->n_in; i++)
+        if (x->in[i] && (qv_numel(x->in[i]) != p->inner && qv_numel(x->in[i]) != 1))
+            return qv_op_fail(x->node, d, QV_ENOTSUP, "scale/bias must cover the normalized dims");
+    p->eps = qv_attr_float(x->node, "epsilon", 1e-5f);
+    qv_shape_same_as_input0(x, d);
+    for (int i = 1; i < x->n_out; i++)
+        qv_out_set(x, i, QV_DTYPE_F32, X->ndim, shape);
+    return QV_OK;
+}
+
+/* ---- LRN ---- */
+
+static int lrn_f32(struct qv_exec *x)
+{
+    const struct norm_params *p = (const void *)x->priv;
+    const float *X = x->in[0]->data;
+    float *Y = x->out[0]->data;
+    int64_t lo = (p->size - 1) / 2, hi = p->size - 1 - lo;
+
+    for (int64_t o = 0; o < p->outer; o++)
+        for (int64_t c = 0; c < p->channels; c++)
+            for (int64_t i = 0; i < p->inner; i++) {
+                double sq = 0;
+                for (int64_t k = c - lo; k <= c + hi; k++) {
+                    float v;
+                    if (k < 0 || k >= p->channels)
+                        continue;
+                    v = X[(o * p->channels + k) * p->inner + i];
+                    sq += (double)v * v;
+                }
+                Y[(o * p->channels + c) * p->inner + i] =
+                    X[(o * p->channels + c) * p->inner + i] /
+                    (float)pow(p->bias + p->alpha / (double)p->size * sq, p->beta);
+            }
+    return QV_OK;
+}
+
+static int lrn_infer(struct qv_exec *x, struct qv_diag *d)
+{
+    struct norm_params *p = (void *)x->priv;
+    int err = qv_op_arity(x, 1, 1, 1, 1, d);
+
+    if (err)
+        return err;
+    memset(p, 0, sizeof(*p));
+    err = view_nc(x, p, d);
+    if (err)
+        return err;
+    p->alpha = qv_attr_float(x->node, "alpha", 1e-4f);
+    p->beta = qv_attr_float(x->node, "beta", 0.75f);
+    p->bias = qv_attr_float(x->node, "bias", 1.0f);
+    p->size = qv_attr_int(x->node, "size", 0);
+    if (p->size < 1)
+        return qv_op_fail(x->node, d, QV_EINVAL, "attribute 'size' must be >= 1");
+    return qv_shape_same_as_input0(x, d);
+}
+
+const struct qv_op qv_op_batch_normalization = {.name = "BatchNormalization",
+                                                .since_version = 1,
+                                                .infer_shape = batch_norm_infer,
+                                                .kernels = {[QV_DTYPE_F32] = batch_norm_f32}};
+const struct qv_op qv_op_instance_normalization = {
+    .name = "InstanceNormalization",
+    .since_version = 1,
+    .infer_shape = instance_norm_infer,
+    .kernels = {[QV_DTYPE_F32] = instance_norm_f32}};
+const struct qv_op qv_op_layer_normalization = {.name = "LayerNormalization",
+                                                .since_version = 17,
+                                                .infer_shape = layer_norm_infer,
+                                                .kernels = {[QV_DTYPE_F32] = layer_norm_f32}};
+const struct qv_op qv_op_lrn = {
+    .name = "LRN", .since_version = 1, .infer_shape = lrn_infer, .kernels = {[QV_DTYPE_F32] = lrn_f32}};

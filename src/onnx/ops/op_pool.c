@@ -1,0 +1,314 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Pooling for any spatial rank: MaxPool (with optional Indices), AveragePool
+ * (count_include_pad), LpPool, GlobalAveragePool, GlobalMaxPool, GlobalLpPool.
+ * Geometry (pads, auto_pad, ceil_mode, dilations) is resolved at plan time.
+ */
+#include "op.h"
+
+#define SP_MAX (QV_MAX_DIMS - 2)
+
+struct pool_params {
+    int sp;
+    int64_t kernel[SP_MAX], stride[SP_MAX], dil[SP_MAX], pad_begin[SP_MAX], pad_end[SP_MAX];
+    int64_t in_sp[SP_MAX], out_sp[SP_MAX];
+    bool count_include_pad;
+    bool col_major;  /* MaxPool storage_order = 1 */
+    int p;           /* LpPool */
+};
+
+_Static_assert(sizeof(struct pool_params) <= QV_EXEC_PRIV, "priv too small");
+
+enum { POOL_MAX, POOL_AVG, POOL_LP };
+
+static int64_t prod(const int64_t *v, int n)
+{
+    int64_t r = 1;
+
+    for (int i = 0; i < n; i++)
+        r *= v[i];
+    return r;
+}
+
+static int pool_run(struct qv_exec *x, int kind)
+{
+    const struct pool_params *p = (const void *)x->priv;
+    const struct qv_tensor *X = x->in[0];
+    const float *in = X->data;
+    float *out = x->out[0]->data;
+    int64_t *ind = x->n_out > 1 && x->out[1] ? x->out[1]->data : NULL;
+    int64_t planes = X->shape[0] * X->shape[1];
+    int64_t in_n = prod(p->in_sp, p->sp), out_n = prod(p->out_sp, p->sp);
+    int64_t kn = prod(p->kernel, p->sp);
+    int sp = p->sp;
+
+    for (int64_t c = 0; c < planes; c++) {
+        const float *xc = in + c * in_n;
+        int64_t o[SP_MAX] = {0};
+        for (int64_t j = 0; j < out_n; j++) {
+            double acc = kind == POOL_MAX ? -INFINITY : 0.0;
+            int64_t best = -1, count = 0, k[SP_MAX] = {0};
+            for (int64_t kk = 0; kk < kn; kk++) {
+                int64_t off = 0;
+                bool inside = true, in_pad = true;
+                for (int i = 0; i < sp; i++) {
+                    int64_t pos = o[i] * p->stride[i] - p->pad_begin[i] + k[i] * p->dil[i];
+                    if (pos < -p->pad_begin[i] || pos >= p->in_sp[i] + p->pad_end[i])
+                        in_pad = false;
+                    if (pos < 0 || pos >= p->in_sp[i])
+                        inside = false;
+                    off = off * p->in_sp[i] + pos;
+                }
+                if (inside) {
+                    float v = xc[off];
+                    if (kind == POOL_MAX) {
+                        if (v > acc || best < 0) {
+                            acc = v;
+                            best = off;
+                        }
+                    } else if (kind == POOL_AVG) {
+                        acc += v;
+                    } else {
+                        acc += p->p == 1 ? fabs(v) : pow(fabs(v), p->p);
+                    }
+                    count++;
+                } else if (in_pad && p->count_include_pad) {
+                    count++;
+                }
+                for (int i = sp - 1; i >= 0; i--) {
+                    if (++k[i] < p->kernel[i])
+                        break;
+                    k[i] = 0;
+                }
+            }
+            if (kind == POOL_AVG)
+                acc = count ? acc / (double)count : 0.0;
+            else if (kind == POOL_LP)
+                acc = p->p == 1 ? acc : pow(acc, 1.0 / p->p);
+            out[c * out_n + j] = (float)acc;
+            if (ind) {
+                int64_t idx = best < 0 ? 0 : best;
+                if (p->col_major && best >= 0) {
+                    /* Reverse the spatial index order. */
+                    int64_t pos[SP_MAX], rem = best, cm = 0;
+                    for (int i = sp - 1; i >= 0; i--) {
+                        pos[i] = rem % p->in_sp[i];
+                        rem /= p->in_sp[i];
+                    }
+                    for (int i = sp - 1; i >= 0; i--)
+                        cm = cm * p->in_sp[i] + pos[i];
+                    idx = cm;
+                }
+                ind[c * out_n + j] = c * in_n + idx;
+            }
+            for (int i = sp - 1; i >= 0; i--) {
+                if (++o[i] < p->out_sp[i])
+                    break;
+                o[i] = 0;
+            }
+        }
+    }
+    return QV_OK;
+}
+
+static int max_pool_f32(struct qv_exec *x)
+{
+    return pool_run(x, POOL_MAX);
+}
+
+static int avg_pool_f32(struct qv_exec *x)
+{
+    return pool_run(x, POOL_AVG);
+}
+
+static int lp_pool_f32(struct qv_exec *x)
+{
+    return pool_run(x, POOL_LP);
+}
+
+static int pool_infer_kind(struct qv_exec *x, int kind, struct qv_diag *d)
+{
+    struct pool_params *p = (void *)x->priv;
+    const struct qv_node *n = x->node;
+    const struct qv_tensor *X;
+    const char *auto_pad = qv_attr_string(n, "auto_pad", "NOTSET");
+    const int64_t *ks, *st, *di, *pa;
+    int nk, ns, nd, np, err;
+    bool ceil_mode = qv_attr_int(n, "ceil_mode", 0) != 0;
+    int64_t shape[QV_MAX_DIMS];
+
+    err = qv_op_arity(x, 1, 1, 1, kind == POOL_MAX ? 2 : 1, d);
+    if (err)
+        return err;
+    X = x->in[0];
+    if (X->dtype != QV_DTYPE_F32)
+        return qv_op_fail(n, d, QV_ENOTSUP, "only float32 is supported");
+    if (X->ndim < 3)
+        return qv_op_fail(n, d, QV_EINVAL, "input rank must be >= 3");
+    memset(p, 0, sizeof(*p));
+    p->sp = X->ndim - 2;
+    ks = qv_attr_ints(n, "kernel_shape", &nk);
+    st = qv_attr_ints(n, "strides", &ns);
+    di = qv_attr_ints(n, "dilations", &nd);
+    pa = qv_attr_ints(n, "pads", &np);
+    if (ks == NULL || nk != p->sp || (st && ns != p->sp) || (di && nd != p->sp) ||
+        (pa && np != 2 * p->sp))
+        return qv_op_fail(n, d, QV_EINVAL, "kernel_shape/strides/pads do not match rank %d",
+                          p->sp);
+    p->count_include_pad = qv_attr_int(n, "count_include_pad", 0) != 0;
+    p->col_major = qv_attr_int(n, "storage_order", 0) != 0;
+    p->p = (int)qv_attr_int(n, "p", 2);
+    if (kind == POOL_LP && (p->p < 1 || p->p > 64))
+        return qv_op_fail(n, d, QV_ENOTSUP, "p must be 1..64");
+    for (int i = 0; i < p->sp; i++) {
+        int64_t ek, out, num;
+        p->in_sp[i] = X->shape[2 + i];
+        p->kernel[i] = ks[i];
+        p->stride[i] = st ? st[i] : 1;
+        p->dil[i] = di ? di[i] : 1;
+        p->pad_begin[i] = pa ? pa[i] : 0;
+        p->pad_end[i] = pa ? pa[p->sp + i] : 0;
+        if (p->kernel[i] < 1 || p->stride[i] < 1 || p->dil[i] < 1 || p->pad_begin[i] < 0 ||
+            p->pad_end[i] < 0)
+            return qv_op_fail(n, d, QV_EINVAL, "bad kernel, stride, dilation or pad");
+        ek = p->dil[i] * (p->kernel[i] - 1) + 1;
+        if (strcmp(auto_pad, "SAME_UPPER") == 0 || strcmp(auto_pad, "SAME_LOWER") == 0) {
+            int64_t total;
+            out = (p->in_sp[i] + p->stride[i] - 1) / p->stride[i];
+            total = (out - 1) * p->stride[i] + ek - p->in_sp[i];
+            if (total < 0)
+                total = 0;
+            p->pad_begin[i] = auto_pad[5] == 'U' ? total / 2 : total - total / 2;
+            p->pad_end[i] = total - p->pad_begin[i];
+        } else if (strcmp(auto_pad, "VALID") == 0) {
+            p->pad_begin[i] = p->pad_end[i] = 0;
+            if (p->in_sp[i] < ek)
+                return qv_op_fail(n, d, QV_EINVAL, "kernel larger than the input");
+            out = (p->in_sp[i] - ek) / p->stride[i] + 1;
+        } else {
+            num = p->in_sp[i] + p->pad_begin[i] + p->pad_end[i] - ek;
+            if (num < 0)
+                return qv_op_fail(n, d, QV_EINVAL, "kernel larger than the padded input");
+            out = (ceil_mode ? (num + p->stride[i] - 1) / p->stride[i] : num / p->stride[i]) + 1;
+            /* The last window must start inside the input or the left pad. */
+            if (ceil_mode && (out - 1) * p->stride[i] >= p->in_sp[i] + p->pad_begin[i])
+                out--;
+        }
+        p->out_sp[i] = out;
+        shape[2 + i] = out;
+    }
+    shape[0] = X->shape[0];
+    shape[1] = X->shape[1];
+    qv_out_set(x, 0, QV_DTYPE_F32, X->ndim, shape);
+    if (x->n_out > 1)
+        qv_out_set(x, 1, QV_DTYPE_I64, X->ndim, shape);
+    return QV_OK;
+}
+
+static int max_pool_infer(struct qv_exec *x, struct qv_diag *d)
+{
+    return pool_infer_kind(x, POOL_MAX, d);
+}
+
+static int avg_pool_infer(struct qv_exec *x, struct qv_diag *d)
+{
+    return pool_infer_kind(x, POOL_AVG, d);
+}
+
+static int lp_pool_infer(struct qv_exec *x, struct qv_diag *d)
+{
+    return pool_infer_kind(x, POOL_LP, d);
+}
+
+/* ---- Global pools ---- */
+
+static int global_run(struct qv_exec *x, int kind)
+{
+    const struct qv_tensor *X = x->in[0];
+    const struct pool_params *p = (const void *)x->priv;
+    int64_t planes = X->shape[0] * X->shape[1];
+    int64_t n = planes ? qv_numel(X) / planes : 0;
+    const float *in = X->data;
+    float *out = x->out[0]->data;
+
+    for (int64_t c = 0; c < planes; c++) {
+        const float *xc = in + c * n;
+        double acc = kind == POOL_MAX ? -INFINITY : 0.0;
+        for (int64_t j = 0; j < n; j++) {
+            if (kind == POOL_MAX)
+                acc = xc[j] > acc ? xc[j] : acc;
+            else if (kind == POOL_AVG)
+                acc += xc[j];
+            else
+                acc += pow(fabs(xc[j]), p->p);
+        }
+        if (kind == POOL_AVG)
+            acc = n ? acc / (double)n : 0.0;
+        else if (kind == POOL_LP)
+            acc = pow(acc, 1.0 / p->p);
+        out[c] = (float)acc;
+    }
+    return QV_OK;
+}
+
+static int global_avg_f32(struct qv_exec *x)
+{
+    return global_run(x, POOL_AVG);
+}
+
+static int global_max_f32(struct qv_exec *x)
+{
+    return global_run(x, POOL_MAX);
+}
+
+static int global_lp_f32(struct qv_exec *x)
+{
+    return global_run(x, POOL_LP);
+}
+
+static int global_infer(struct qv_exec *x, struct qv_diag *d)
+{
+    struct pool_params *p = (void *)x->priv;
+    const struct qv_tensor *X;
+    int64_t shape[QV_MAX_DIMS];
+    int err = qv_op_arity(x, 1, 1, 1, 1, d);
+
+    if (err)
+        return err;
+    X = x->in[0];
+    if (X->dtype != QV_DTYPE_F32)
+        return qv_op_fail(x->node, d, QV_ENOTSUP, "only float32 is supported");
+    if (X->ndim < 2)
+        return qv_op_fail(x->node, d, QV_EINVAL, "input rank must be >= 2");
+    memset(p, 0, sizeof(*p));
+    p->p = (int)qv_attr_int(x->node, "p", 2);
+    for (int i = 0; i < X->ndim; i++)
+        shape[i] = i < 2 ? X->shape[i] : 1;
+    qv_out_set(x, 0, QV_DTYPE_F32, X->ndim, shape);
+    return QV_OK;
+}
+
+const struct qv_op qv_op_average_pool = {.name = "AveragePool",
+                                         .since_version = 1,
+                                         .infer_shape = avg_pool_infer,
+                                         .kernels = {[QV_DTYPE_F32] = avg_pool_f32}};
+const struct qv_op qv_op_global_average_pool = {.name = "GlobalAveragePool",
+                                                .since_version = 1,
+                                                .infer_shape = global_infer,
+                                                .kernels = {[QV_DTYPE_F32] = global_avg_f32}};
+const struct qv_op qv_op_global_lp_pool = {.name = "GlobalLpPool",
+                                           .since_version = 2,
+                                           .infer_shape = global_infer,
+                                           .kernels = {[QV_DTYPE_F32] = global_lp_f32}};
+const struct qv_op qv_op_global_max_pool = {.name = "GlobalMaxPool",
+                                            .since_version = 1,
+                                            .infer_shape = global_infer,
+                                            .kernels = {[QV_DTYPE_F32] = global_max_f32}};
+const struct qv_op qv_op_lp_pool = {.name = "LpPool",
+                                    .since_version = 2,
+                                    .infer_shape = lp_pool_infer,
+                                    .kernels = {[QV_DTYPE_F32] = lp_pool_f32}};
+const struct qv_op qv_op_max_pool = {.name = "MaxPool",
+                                     .since_version = 1,
+                                     .infer_shape = max_pool_infer,
+                                     .kernels = {[QV_DTYPE_F32] = max_pool_f32}};
