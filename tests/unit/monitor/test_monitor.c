@@ -300,6 +300,16 @@ static void test_concurrent_totals(void **state)
         args[t].id = t;
         assert_int_equal(pthread_create(&th[t], NULL, record_worker, &args[t]), 0);
     }
+    /* A reader meanwhile: every count it sees only grows. */
+    for (int k = 0, last = 0; k < 200; k++) {
+        uint64_t seen;
+
+        qv_vstats_snapshot(s, &sn);
+        seen = sn.outcomes[QV_OUTCOME_OK] + sn.outcomes[QV_OUTCOME_TIMEOUT];
+        assert_true(seen >= (uint64_t)last);
+        assert_true(seen <= THREADS * PER_THREAD);
+        last = (int)seen;
+    }
     for (int t = 0; t < THREADS; t++)
         assert_int_equal(pthread_join(th[t], NULL), 0);
 
