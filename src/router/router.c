@@ -220,6 +220,10 @@ static struct snap *snap_build(qv_router *r, const struct qv_route *rt, const st
     qv__weights_bp(w, s->n_arms, s->arm_bp);
     build_schedule(s);
     if (prev != NULL) {
+        /* Continue the round-robin where the old snapshot was: restarting at 0 on
+         * every publish (say, a score update each tick) would always pick the head
+         * of the cycle when the traffic between publishes is light. */
+        atomic_store(&s->counter, atomic_load(&prev->counter));
         s->n_scores = prev->n_scores;
         memcpy(s->scores, prev->scores, sizeof(s->scores));
     }
