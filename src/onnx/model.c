@@ -23,6 +23,7 @@ struct ctx {
 struct qv_onnx_model {
     struct qv__onnx_graph g;
     int threads;
+    bool value_keyed; /* plans depend on the values of small integer inputs */
     qv_mutex lock;
     struct ctx *free_ctx; /* Guarded by lock. */
     size_t ctx_bytes;     /* Guarded by lock: arenas and folded data of all contexts. */
@@ -55,6 +56,20 @@ static void load_shapes(const struct qv__onnx_graph *g, struct qv_tensor *shapes
     }
 }
 
+/* True if some graph input could carry shape values: an integer vector of
+ * fixed, small length. */
+static bool has_value_inputs(const struct qv__onnx_graph *g)
+{
+    for (int i = 0; i < g->n_inputs; i++) {
+        const struct qv_tensor_desc *dd = &g->in_desc[i];
+        int64_t n = qv_shape_numel(dd->shape, dd->ndim);
+        if ((dd->dtype == QV_DTYPE_I64 || dd->dtype == QV_DTYPE_I32) && dd->ndim <= 1 && n >= 0 &&
+            n <= QV_VALUE_INPUT_MAX)
+            return true;
+    }
+    return false;
+}
+
 int qv_onnx_load_buffer(const void *data, size_t len, const char *base_dir,
                         const struct qv_onnx_options *opt, qv_onnx_model **out, struct qv_diag *d)
 {
@@ -85,11 +100,20 @@ int qv_onnx_load_buffer(const void *data, size_t len, const char *base_dir,
         goto out;
     }
     load_shapes(&m->g, shapes);
-    err = qv__onnx_plan_build(&m->g, shapes, m->threads, &c->plan, d);
-    if (err)
+    err = qv__onnx_plan_build(&m->g, shapes, false, m->threads, &c->plan, d);
+    if (err == QV_ENOTSUP && has_value_inputs(&m->g)) {
+        /* Some shape depends on the values of an input fed at run time (a
+         * Reshape target, Pad pads): plan at each run for those values. */
+        m->value_keyed = true;
+        if (d)
+            d->msg[0] = '\0';
+        err = QV_OK;
+    } else if (err) {
         goto out;
-    c->planned = true;
-    m->ctx_bytes = plan_bytes(&c->plan);
+    } else {
+        c->planned = true;
+        m->ctx_bytes = plan_bytes(&c->plan);
+    }
     m->free_ctx = c;
     m->n_ctx = 1;
     c = NULL;
@@ -225,8 +249,23 @@ static int match_inputs(const struct qv__onnx_graph *g, const struct qv_tensor *
 }
 
 static bool plan_matches(const struct qv__onnx_plan *p, const struct qv_tensor *const *ordered,
-                         int n)
+                         int n, bool value_keyed)
 {
+    int v = 0;
+
+    for (int i = 0; i < n && value_keyed; i++) {
+        const struct qv_tensor *t = ordered[i];
+        if (!qv__onnx_is_value_input(t))
+            continue;
+        for (int64_t k = 0; k < qv_tensor_numel(t); k++, v++) {
+            int64_t x = t->dtype == QV_DTYPE_I64 ? ((const int64_t *)t->data)[k]
+                                                 : ((const int32_t *)t->data)[k];
+            if (v >= p->vkey_len || p->vkey[v] != x)
+                return false;
+        }
+    }
+    if (v != p->vkey_len)
+        return false;
     for (int i = 0; i < n; i++) {
         const int64_t *key = p->key + (size_t)i * (QV_MAX_DIMS + 1);
         if (key[0] != ordered[i]->ndim)
@@ -276,7 +315,7 @@ int qv_onnx_run(qv_onnx_model *m, const struct qv_tensor *in, int n_in, struct q
         m->n_ctx++;
         qv_mutex_unlock(&m->lock);
     }
-    if (!c->planned || !plan_matches(&c->plan, ordered, g->n_inputs)) {
+    if (!c->planned || !plan_matches(&c->plan, ordered, g->n_inputs, m->value_keyed)) {
         if (c->planned)
             qv__onnx_plan_fini(&c->plan);
         c->planned = false;
@@ -287,7 +326,7 @@ int qv_onnx_run(qv_onnx_model *m, const struct qv_tensor *in, int n_in, struct q
         }
         for (int i = 0; i < g->n_inputs; i++)
             shapes[i] = *ordered[i];
-        err = qv__onnx_plan_build(g, shapes, m->threads, &c->plan, d);
+        err = qv__onnx_plan_build(g, shapes, m->value_keyed, m->threads, &c->plan, d);
         if (err)
             goto out;
         c->planned = true;

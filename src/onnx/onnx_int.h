@@ -60,6 +60,8 @@ void qv__onnx_graph_fini(struct qv__onnx_graph *g);
 struct qv__onnx_plan {
     int64_t *key;                /* ndim and dims of every input this plan is for */
     int key_len;
+    int64_t *vkey;               /* values of the small integer inputs bound at plan time */
+    int vkey_len;
     struct qv_tensor *tensors;   /* one per value */
     struct qv_exec *execs;       /* one per node */
     const struct qv_tensor **in_ptrs;
@@ -73,10 +75,15 @@ struct qv__onnx_plan {
 };
 
 /* Plans g for the shapes of the graph inputs in 'shapes' (tensors in graph
- * input order; only dtype/ndim/shape are read). On failure p is left
- * finalized. */
+ * input order; dtype/ndim/shape are read). With bind_values, the values of
+ * small integer inputs (qv__onnx_is_value_input) are read too and treated as
+ * constants, so that shape-defining inputs fed at run time (a Reshape
+ * target, Pad pads) can be planned; such a plan is valid only for those
+ * values (vkey). On failure p is left finalized. */
 int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *shapes,
-                        int threads, struct qv__onnx_plan *p, struct qv_diag *d);
+                        bool bind_values, int threads, struct qv__onnx_plan *p,
+                        struct qv_diag *d);
+bool qv__onnx_is_value_input(const struct qv_tensor *t);
 void qv__onnx_plan_fini(struct qv__onnx_plan *p);
 /* Runs a built plan whose input tensors' data pointers are bound. */
 int qv__onnx_plan_run(const struct qv__onnx_graph *g, struct qv__onnx_plan *p, struct qv_diag *d);

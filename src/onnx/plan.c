@@ -33,6 +33,7 @@ void qv__onnx_plan_fini(struct qv__onnx_plan *p)
     free(p->kernels);
     free(p->arena);
     free(p->key);
+    free(p->vkey);
     memset(p, 0, sizeof(*p));
 }
 
@@ -112,8 +113,17 @@ static int fold_node(struct qv__onnx_plan *p, struct qv_exec *x, qv_kernel_fn k,
     return QV_OK;
 }
 
+bool qv__onnx_is_value_input(const struct qv_tensor *t)
+{
+    int64_t n = qv_tensor_numel(t);
+
+    return (t->dtype == QV_DTYPE_I64 || t->dtype == QV_DTYPE_I32) && t->ndim <= 1 && n >= 0 &&
+           n <= QV_VALUE_INPUT_MAX && t->data != NULL;
+}
+
 int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *shapes,
-                        int threads, struct qv__onnx_plan *p, struct qv_diag *d)
+                        bool bind_values, int threads, struct qv__onnx_plan *p,
+                        struct qv_diag *d)
 {
     size_t n_in_ptrs = 0, n_out_ptrs = 0, n_folded_max = 0;
     int *def = NULL, *last = NULL;
@@ -126,7 +136,7 @@ int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *
         n_in_ptrs += (size_t)g->nodes[i].n_in;
         n_out_ptrs += (size_t)g->nodes[i].n_out;
     }
-    n_folded_max = n_out_ptrs;
+    n_folded_max = n_out_ptrs + (size_t)g->n_inputs;
     p->tensors = calloc((size_t)g->n_values + 1, sizeof(*p->tensors));
     p->execs = calloc((size_t)g->n_nodes + 1, sizeof(*p->execs));
     p->in_ptrs = calloc(n_in_ptrs + 1, sizeof(*p->in_ptrs));
@@ -135,11 +145,12 @@ int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *
     p->folded = calloc(n_folded_max + 1, sizeof(void *));
     p->key_len = g->n_inputs * (QV_MAX_DIMS + 1);
     p->key = calloc((size_t)p->key_len + 1, sizeof(int64_t));
+    p->vkey = calloc((size_t)g->n_inputs * QV_VALUE_INPUT_MAX + 1, sizeof(int64_t));
     def = malloc(((size_t)g->n_values + 1) * sizeof(int));
     last = malloc(((size_t)g->n_values + 1) * sizeof(int));
     blocks = calloc((size_t)g->n_values + (size_t)g->n_nodes + 1, sizeof(*blocks));
     if (!p->tensors || !p->execs || !p->in_ptrs || !p->out_ptrs || !p->kernels || !p->folded ||
-        !p->key || !def || !last || !blocks) {
+        !p->key || !p->vkey || !def || !last || !blocks) {
         err = qv_fail(d, QV_ENOMEM, "out of memory while planning");
         goto out;
     }
@@ -169,6 +180,21 @@ int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *
         t->data = NULL;
         key[0] = t->ndim;
         memcpy(key + 1, t->shape, sizeof(int64_t) * QV_MAX_DIMS);
+        if (bind_values && qv__onnx_is_value_input(&shapes[i])) {
+            void *copy = malloc(t->nbytes + 1);
+            int64_t n = qv_tensor_numel(t);
+            if (copy == NULL) {
+                err = qv_fail(d, QV_ENOMEM, "out of memory while planning");
+                goto out;
+            }
+            if (t->nbytes)
+                memcpy(copy, shapes[i].data, t->nbytes);
+            p->folded[p->n_folded++] = copy;
+            t->data = copy;
+            for (int64_t k = 0; k < n; k++)
+                p->vkey[p->vkey_len++] = t->dtype == QV_DTYPE_I64 ? ((const int64_t *)copy)[k]
+                                                                  : ((const int32_t *)copy)[k];
+        }
     }
 
     for (int i = 0; i < g->n_nodes; i++) {

@@ -69,6 +69,7 @@ struct qv_node {
 };
 
 #define QV_EXEC_PRIV 512
+#define QV_VALUE_INPUT_MAX 64 /* see qv__onnx_is_value_input */
 
 /* One node inside one plan. The planner fills node, n_in/n_out, in/out (a
  * NULL entry for an absent optional input or output) and kdtype (dtype of the

@@ -15,17 +15,22 @@
     X(Acosh, acosh) \
     X(Add, add) \
     X(And, and) \
+    X(ArgMax, arg_max) \
+    X(ArgMin, arg_min) \
     X(Asin, asin) \
     X(Asinh, asinh) \
     X(Atan, atan) \
     X(Atanh, atanh) \
     X(AveragePool, average_pool) \
     X(BatchNormalization, batch_normalization) \
+    X(Cast, cast) \
+    X(CastLike, cast_like) \
     X(Ceil, ceil) \
     X(Celu, celu) \
     X(Clip, clip) \
     X(Concat, concat) \
     X(Constant, constant) \
+    X(ConstantOfShape, constant_of_shape) \
     X(Conv, conv) \
     X(ConvTranspose, conv_transpose) \
     X(Cos, cos) \
@@ -36,6 +41,7 @@
     X(Equal, equal) \
     X(Erf, erf) \
     X(Exp, exp) \
+    X(Expand, expand) \
     X(Flatten, flatten) \
     X(Floor, floor) \
     X(Gather, gather) \
@@ -68,8 +74,20 @@
     X(Not, not) \
     X(Or, or) \
     X(PRelu, prelu) \
+    X(Pad, pad) \
     X(Pow, pow) \
+    X(Range, range) \
     X(Reciprocal, reciprocal) \
+    X(ReduceL1, reduce_l1) \
+    X(ReduceL2, reduce_l2) \
+    X(ReduceLogSum, reduce_log_sum) \
+    X(ReduceLogSumExp, reduce_log_sum_exp) \
+    X(ReduceMax, reduce_max) \
+    X(ReduceMean, reduce_mean) \
+    X(ReduceMin, reduce_min) \
+    X(ReduceProd, reduce_prod) \
+    X(ReduceSum, reduce_sum) \
+    X(ReduceSumSquare, reduce_sum_square) \
     X(Relu, relu) \
     X(Reshape, reshape) \
     X(Round, round) \
@@ -80,9 +98,11 @@
     X(Sin, sin) \
     X(Sinh, sinh) \
     X(Size, size) \
+    X(Slice, slice) \
     X(Softmax, softmax) \
     X(Softplus, softplus) \
     X(Softsign, softsign) \
+    X(Split, split) \
     X(Sqrt, sqrt) \
     X(Squeeze, squeeze) \
     X(Sub, sub) \
@@ -90,8 +110,10 @@
     X(Tan, tan) \
     X(Tanh, tanh) \
     X(ThresholdedRelu, thresholded_relu) \
+    X(Tile, tile) \
     X(Transpose, transpose) \
     X(Unsqueeze, unsqueeze) \
+    X(Where, where) \
     X(Xor, xor)
 
 #endif /* QV_ONNX_OP_LIST_H */
