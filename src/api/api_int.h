@@ -60,6 +60,7 @@ struct qv_http_req {
 
 struct MHD_Daemon;
 struct qv_api_tokens;
+struct qv_api_predictions;
 
 struct qv_api {
     struct MHD_Daemon *daemon;
@@ -69,7 +70,15 @@ struct qv_api {
     _Atomic int inflight;
     _Atomic bool stopping;
     struct qv_api_tokens *tokens; /* NULL: management endpoints open */
+    struct qv_api_predictions *predictions;
 };
+
+/* predictions.c */
+struct qv_api_predictions *qv__api_predictions_create(void);
+void qv__api_predictions_destroy(struct qv_api_predictions *p);
+void qv__api_remember_prediction(struct qv_api *a, const char *id, int cls);
+int qv__api_predicted_class(struct qv_api *a, const char *id); /* -1 if unknown */
+int qv__api_output_class(const struct qv_tensor *t);           /* class of row 0 */
 
 /* auth.c */
 int qv__api_tokens_load(struct qv_api *a, const char *path, struct qv_diag *d);
@@ -102,6 +111,14 @@ int qv__on_repo_index(struct qv_http_req *r);
 int qv__on_repo_load(struct qv_http_req *r);
 int qv__on_repo_unload(struct qv_http_req *r);
 int qv__on_metrics(struct qv_http_req *r);
+int qv__on_route_get(struct qv_http_req *r);
+int qv__on_route_put(struct qv_http_req *r);
+int qv__on_route_delete(struct qv_http_req *r);
+int qv__on_route_rollback(struct qv_http_req *r);
+int qv__on_label_put(struct qv_http_req *r);
+int qv__on_label_delete(struct qv_http_req *r);
+int qv__on_feedback(struct qv_http_req *r);
+int qv__on_events(struct qv_http_req *r);
 
 /* Helpers shared by handlers. */
 int qv__api_json_string(struct qv_buf *b, const char *s); /* appends a quoted JSON string */

@@ -223,9 +223,11 @@ int qv_api_start(const struct qv_api_config *cfg, const struct qv_api_deps *deps
     a = qv_xcalloc(1, sizeof(*a));
     a->cfg = *cfg;
     a->deps = *deps;
+    a->predictions = qv__api_predictions_create();
     if (cfg->tokens_file) {
         err = qv__api_tokens_load(a, cfg->tokens_file, d);
         if (err) {
+            qv__api_predictions_destroy(a->predictions);
             free(a);
             return err;
         }
@@ -238,6 +240,7 @@ int qv_api_start(const struct qv_api_config *cfg, const struct qv_api_deps *deps
         (unsigned)1024, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
     if (a->daemon == NULL) {
         qv__api_tokens_free(a);
+        qv__api_predictions_destroy(a->predictions);
         free(a);
         return qv_fail(d, QV_EIO, "cannot listen on %s:%d (in use, or not permitted)", host,
                        cfg->port);
@@ -271,5 +274,6 @@ void qv_api_stop(qv_api *a, int timeout_ms)
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
     qv__api_tokens_free(a);
+    qv__api_predictions_destroy(a->predictions);
     free(a);
 }

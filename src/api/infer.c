@@ -12,6 +12,7 @@
 #define QV_LOG_MODULE "api"
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,40 @@ struct infer_ctx {
     int n_wanted; /* requested outputs (KServe "outputs"), 0 for all */
     char wanted[QV_MAX_IO][QV_NAME_MAX];
     json_t *params; /* request "parameters", for sticky keys */
+    int n_pairs;    /* shadow copies waiting for this request's outputs */
+    struct shadow_pair *pairs[QV_ROUTE_MAX_SHADOW];
+    struct compare_group *group; /* compare policy: the group this member belongs to */
+    uint64_t latency_ns;
+};
+
+/* A primary request and one shadow copy: whichever finishes second compares
+ * the two outputs and records the agreement. */
+struct shadow_pair {
+    _Atomic int refs;
+    qv_monitor *mon;
+    char model[QV_MODEL_NAME_MAX];
+    int64_t primary_v, shadow_v;
+    struct qv_tensor primary, shadow;
+    bool primary_ok, shadow_ok;
+    uint64_t primary_ns, shadow_ns;
+};
+
+struct shadow_ctx {
+    struct qv_infer_req req;
+    struct shadow_pair *pair;
+    qv_version *v;
+};
+
+/* Compare policy: every member runs the same input on its version; the last
+ * one to finish chooses the answer and resumes the connection. */
+struct compare_group {
+    _Atomic int pending;
+    struct qv_http_req *http;
+    enum qv_select select;
+    bool all_outputs;
+    int n;
+    struct infer_ctx *members[QV_ROUTE_MAX_COMPARE];
+    double scores[QV_ROUTE_MAX_COMPARE];
 };
 
 static void ctx_free(struct infer_ctx *c)
@@ -35,6 +70,53 @@ static void ctx_free(struct infer_ctx *c)
     qv_infer_req_fini(&c->req);
     json_decref(c->params);
     free(c);
+}
+
+static void pair_put(struct shadow_pair *p)
+{
+    if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (p->primary_ok && p->shadow_ok && p->primary.ndim >= 1 && p->shadow.ndim >= 1 &&
+        qv_tensor_numel(&p->primary) == qv_tensor_numel(&p->shadow) &&
+        qv_tensor_convert(&p->primary, QV_DTYPE_F32, NULL) == QV_OK &&
+        qv_tensor_convert(&p->shadow, QV_DTYPE_F32, NULL) == QV_OK) {
+        struct qv_agreement a;
+        size_t rows = (size_t)p->primary.shape[0];
+        size_t cols = rows ? (size_t)qv_tensor_numel(&p->primary) / rows : 0;
+        qv_compare_agreement(p->primary.data, p->shadow.data, rows, cols, &a);
+        qv_monitor_agreement(p->mon, p->model, p->primary_v, p->shadow_v, a.same_class == a.rows,
+                             a.mean_abs_diff, a.max_abs_diff, p->primary_ns, p->shadow_ns);
+    }
+    qv_tensor_fini(&p->primary);
+    qv_tensor_fini(&p->shadow);
+    free(p);
+}
+
+/* Deep copy of a tensor; false when out of memory. */
+static bool tensor_copy(struct qv_tensor *dst, const struct qv_tensor *src)
+{
+    if (qv_tensor_alloc(dst, src->name, src->dtype, src->ndim, src->shape) != QV_OK)
+        return false;
+    memcpy(dst->data, src->data, src->nbytes);
+    return true;
+}
+
+/* Background lane: a shadow copy finished. Its result never reaches the client. */
+static void on_shadow_done(struct qv_infer_req *q)
+{
+    struct shadow_ctx *s = q->ud;
+    struct shadow_pair *p = s->pair;
+
+    if (q->status == QV_OK && q->n_outputs > 0) {
+        p->shadow = q->outputs[0];
+        q->outputs[0].owned = false; /* moved into the pair */
+        p->shadow_ok = true;
+    }
+    p->shadow_ns = q->t_done - q->t_submit;
+    qv_infer_req_fini(q);
+    qv_version_release(s->v);
+    free(s);
+    pair_put(p);
 }
 
 /* ---- Responses ---- */
@@ -127,12 +209,39 @@ static int encode_tfs(struct infer_ctx *c, struct qv_buf *b)
     return err ? err : qv_buf_append(b, "]}", 2);
 }
 
+static void finish_compare(struct compare_group *g);
+
+/* Hands the primary's first output to its shadow pairs. */
+static void feed_pairs(struct infer_ctx *c)
+{
+    const struct qv_infer_req *q = &c->req;
+
+    for (int i = 0; i < c->n_pairs; i++) {
+        struct shadow_pair *p = c->pairs[i];
+        if (q->status == QV_OK && q->n_outputs > 0)
+            p->primary_ok = tensor_copy(&p->primary, &q->outputs[0]);
+        p->primary_ns = q->t_done - q->t_submit;
+        pair_put(p);
+    }
+    c->n_pairs = 0;
+}
+
 /* Worker thread: the request ran; write the response and resume. */
 static void on_done(struct qv_infer_req *q)
 {
     struct infer_ctx *c = q->ud;
     struct qv_http_req *h = c->http;
     int err = q->status;
+
+    feed_pairs(c);
+    if (c->has_id && err == QV_OK && q->n_outputs > 0)
+        qv__api_remember_prediction(h->api, c->id, qv__api_output_class(&q->outputs[0]));
+    if (c->group) {
+        c->latency_ns = q->t_done - q->t_submit;
+        if (atomic_fetch_sub_explicit(&c->group->pending, 1, memory_order_acq_rel) == 1)
+            finish_compare(c->group);
+        return;
+    }
 
     if (err == QV_OK) {
         h->resp.len = 0;
@@ -164,7 +273,8 @@ static const char *sticky_key(void *ud, enum qv_sticky_kind kind, const char *na
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-static int pick_and_acquire(struct infer_ctx *c, const char *model, struct qv_diag *d)
+static int pick_and_acquire(struct infer_ctx *c, const char *model, struct qv_pick *pick,
+                            struct qv_diag *d)
 {
     struct qv_http_req *h = c->http;
     const struct qv_api_deps *deps = h->deps;
@@ -178,14 +288,13 @@ static int pick_and_acquire(struct infer_ctx *c, const char *model, struct qv_di
                            h->params[1]);
     } else if (deps->router) {
         struct qv_pick_in in;
-        struct qv_pick pick;
 
         memset(&in, 0, sizeof(in));
         in.get_key = sticky_key;
         in.get_key_ud = c;
-        qv_router_pick(deps->router, model, &in, &pick);
-        if (!pick.is_default)
-            version = pick.version;
+        qv_router_pick(deps->router, model, &in, pick);
+        if (!pick->is_default)
+            version = pick->version;
     }
     err = qv_engine_acquire(deps->engine, model, version, &c->v, d);
     if (err == QV_OK || h->n_params > 1 || version == 0)
@@ -343,16 +452,289 @@ static int decode_tfs(struct infer_ctx *c, json_t *root, struct qv_diag *d)
     return err;
 }
 
+/* ---- Shadow traffic ---- */
+
+/* Prepares shadow copies of c's (already checked) request for the versions the
+ * route names; returns how many were queued. Pairs are attached to c before
+ * anything is submitted, so the primary can finish at any time. */
+static void start_shadows(struct infer_ctx *c, const struct qv_pick *pick,
+                          struct shadow_ctx **todo, int *n_todo)
+{
+    const struct qv_api_deps *deps = c->http->deps;
+    const char *model = qv_version_model(c->v);
+
+    *n_todo = 0;
+    for (int i = 0; i < pick->n_shadow; i++) {
+        struct shadow_ctx *s;
+        struct shadow_pair *p;
+        struct qv_diag d = {{0}};
+        qv_version *v = NULL;
+        bool ok = true;
+
+        if (pick->shadow[i] == qv_version_number(c->v) ||
+            qv_engine_acquire(deps->engine, model, pick->shadow[i], &v, &d) != QV_OK)
+            continue;
+        s = calloc(1, sizeof(*s));
+        p = calloc(1, sizeof(*p));
+        if (s == NULL || p == NULL) {
+            free(s);
+            free(p);
+            qv_version_release(v);
+            continue;
+        }
+        for (int k = 0; k < c->req.n_inputs && ok; k++) {
+            ok = tensor_copy(&s->req.inputs[k], &c->req.inputs[k]);
+            s->req.n_inputs += ok;
+        }
+        if (!ok || qv_engine_prepare(v, &s->req, &d) != QV_OK) {
+            qv_infer_req_fini(&s->req);
+            free(s);
+            free(p);
+            qv_version_release(v);
+            continue;
+        }
+        atomic_init(&p->refs, 2);
+        p->mon = deps->monitor;
+        snprintf(p->model, sizeof(p->model), "%s", model);
+        p->primary_v = qv_version_number(c->v);
+        p->shadow_v = pick->shadow[i];
+        s->pair = p;
+        s->v = v;
+        s->req.done = on_shadow_done;
+        s->req.ud = s;
+        c->pairs[c->n_pairs++] = p;
+        todo[(*n_todo)++] = s;
+    }
+}
+
+static void submit_shadows(struct shadow_ctx **todo, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct shadow_ctx *s = todo[i];
+        struct qv_diag d = {{0}};
+        if (qv_engine_submit_background(s->v, &s->req, &d) == QV_OK)
+            continue;
+        /* Dropped (lane full): the pair records nothing. */
+        struct shadow_pair *p = s->pair;
+        qv_infer_req_fini(&s->req);
+        qv_version_release(s->v);
+        free(s);
+        pair_put(p);
+    }
+}
+
+/* ---- Compare policy ---- */
+
+static int put_member_outputs(struct qv_buf *b, const struct infer_ctx *m)
+{
+    int err = qv_buf_printf(b, "{\"model_version\":\"%lld\",\"latency_ms\":%.3f,",
+                            (long long)qv_version_number(m->v), (double)m->latency_ns / 1e6);
+
+    if (m->req.status != QV_OK) {
+        err = err ? err : qv_buf_append(b, "\"error\":", 8);
+        err = err ? err : qv__api_json_string(b, m->req.diag.msg);
+        return err ? err : qv_buf_append(b, "}", 1);
+    }
+    err = err ? err : qv_buf_append(b, "\"outputs\":[", 11);
+    for (int i = 0; i < m->req.n_outputs && !err; i++) {
+        err = i ? qv_buf_append(b, ",", 1) : 0;
+        err = err ? err : qv_tensor_to_json(&m->req.outputs[i], b);
+    }
+    return err ? err : qv_buf_append(b, "]}", 2);
+}
+
+/* Worker thread: every member has finished; choose and answer. */
+static void finish_compare(struct compare_group *g)
+{
+    struct qv_http_req *h = g->http;
+    const float *outs[QV_ROUTE_MAX_COMPARE];
+    double scores[QV_ROUTE_MAX_COMPARE];
+    struct infer_ctx *ok[QV_ROUTE_MAX_COMPARE];
+    struct infer_ctx *lead = NULL;
+    struct qv_tensor mixed;
+    float *combined = NULL;
+    int n = 0, chosen = -1, err = QV_OK;
+    size_t rows = 0, cols = 0;
+
+    memset(&mixed, 0, sizeof(mixed));
+    for (int i = 0; i < g->n; i++) {
+        struct infer_ctx *m = g->members[i];
+        struct qv_tensor *t = &m->req.outputs[0];
+        if (m->req.status != QV_OK || m->req.n_outputs < 1 || t->ndim < 1 ||
+            qv_tensor_convert(t, QV_DTYPE_F32, NULL) != QV_OK)
+            continue;
+        if (n > 0 && (size_t)qv_tensor_numel(t) != rows * cols)
+            continue; /* a version whose output does not line up cannot vote */
+        if (n == 0) {
+            rows = (size_t)t->shape[0];
+            cols = rows ? (size_t)qv_tensor_numel(t) / rows : 0;
+        }
+        outs[n] = t->data;
+        scores[n] = g->scores[i];
+        ok[n++] = m;
+    }
+    h->resp.len = 0;
+    if (n == 0) {
+        h->diag = g->members[0]->req.diag;
+        err = g->members[0]->req.status ? g->members[0]->req.status : QV_EBACKEND;
+        goto out;
+    }
+    combined = malloc(sizeof(float) * (rows * cols + 1));
+    if (combined == NULL ||
+        qv_compare_select(g->select, outs, n, rows, cols, scores, combined, &chosen) != QV_OK) {
+        err = qv_fail(&h->diag, QV_EBACKEND, "compare: cannot combine the outputs");
+        goto out;
+    }
+    lead = chosen >= 0 ? ok[chosen] : ok[0];
+    if (chosen < 0) {
+        /* mean or majority: the answer is no single version's output. */
+        const struct qv_tensor *t = &lead->req.outputs[0];
+        err = qv_tensor_alloc(&mixed, t->name, QV_DTYPE_F32, t->ndim, t->shape);
+        if (err) {
+            qv_fail(&h->diag, err, "compare: cannot allocate the combined output");
+            goto out;
+        }
+        memcpy(mixed.data, combined, sizeof(float) * rows * cols);
+    }
+    if (lead->has_id && h->deps->router)
+        qv_router_remember(h->deps->router, lead->id, qv_version_model(lead->v),
+                           qv_version_number(lead->v));
+    snprintf(h->version_header, sizeof(h->version_header), "%lld",
+             (long long)qv_version_number(lead->v));
+    err = qv_buf_append(&h->resp, "{\"model_name\":", 14);
+    err = err ? err : qv__api_json_string(&h->resp, qv_version_model(lead->v));
+    err = err ? err : qv_buf_printf(&h->resp, ",\"model_version\":\"%lld\"",
+                                    (long long)qv_version_number(lead->v));
+    if (lead->has_id) {
+        err = err ? err : qv_buf_append(&h->resp, ",\"id\":", 6);
+        err = err ? err : qv__api_json_string(&h->resp, lead->id);
+    }
+    err = err ? err : qv_buf_printf(&h->resp, ",\"parameters\":{\"compare\":{\"select\":\"%s\","
+                                    "\"versions\":[", qv_select_name(g->select));
+    for (int i = 0; i < g->n && !err; i++)
+        err = qv_buf_printf(&h->resp, "%s\"%lld\"", i ? "," : "",
+                            (long long)qv_version_number(g->members[i]->v));
+    err = err ? err : qv_buf_append(&h->resp, "]}", 2);
+    if (g->all_outputs) {
+        err = err ? err : qv_buf_append(&h->resp, ",\"all_outputs\":[", 16);
+        for (int i = 0; i < g->n && !err; i++) {
+            err = i ? qv_buf_append(&h->resp, ",", 1) : 0;
+            err = err ? err : put_member_outputs(&h->resp, g->members[i]);
+        }
+        err = err ? err : qv_buf_append(&h->resp, "]", 1);
+    }
+    err = err ? err : qv_buf_append(&h->resp, "},\"outputs\":[", 13);
+    for (int i = 0; i < lead->req.n_outputs && !err; i++) {
+        err = i ? qv_buf_append(&h->resp, ",", 1) : 0;
+        err = err ? err : qv_tensor_to_json(i == 0 && mixed.data ? &mixed : &lead->req.outputs[i],
+                                            &h->resp);
+    }
+    err = err ? err : qv_buf_append(&h->resp, "]}", 2);
+    h->status = 200;
+out:
+    if (err)
+        qv__api_error(h, err);
+    qv_tensor_fini(&mixed);
+    free(combined);
+    for (int i = 0; i < g->n; i++) {
+        qv_version_release(g->members[i]->v);
+        ctx_free(g->members[i]);
+    }
+    free(g);
+    h->complete(h);
+}
+
+/* Runs the request on every compare target. c holds the decoded inputs; it
+ * becomes the first member. Returns QV_API_PENDING or an error (nothing
+ * started). */
+static int run_compare(struct infer_ctx *c, const struct qv_pick *pick)
+{
+    struct qv_http_req *h = c->http;
+    const struct qv_api_deps *deps = h->deps;
+    const char *model = h->params[0];
+    struct compare_group *g;
+    json_t *all;
+    int err = QV_OK;
+
+    g = calloc(1, sizeof(*g));
+    if (g == NULL)
+        return qv_fail(&h->diag, QV_ENOMEM, "cannot allocate the compare group");
+    g->http = h;
+    g->select = pick->select;
+    all = json_object_get(c->params, "all_outputs");
+    g->all_outputs = json_is_true(all);
+    for (int i = 0; i < pick->n_compare; i++) {
+        struct infer_ctx *m = i == 0 ? c : calloc(1, sizeof(*m));
+        struct qv_diag d = {{0}};
+        bool ok = true;
+
+        if (m == NULL)
+            continue;
+        if (i > 0) {
+            m->http = h;
+            m->wire = WIRE_KSERVE;
+            m->has_id = c->has_id;
+            memcpy(m->id, c->id, sizeof(m->id));
+            for (int k = 0; k < c->req.n_inputs && ok; k++) {
+                ok = tensor_copy(&m->req.inputs[k], &c->req.inputs[k]);
+                m->req.n_inputs += ok;
+            }
+        }
+        m->req.done = on_done;
+        m->req.ud = m;
+        m->group = g;
+        if (!ok || qv_engine_acquire(deps->engine, model, pick->compare[i], &m->v, &d) != QV_OK ||
+            qv_engine_prepare(m->v, &m->req, &d) != QV_OK) {
+            if (i == 0) {
+                err = d.msg[0] ? qv_fail(&h->diag, QV_EINVAL, "%s", d.msg) : QV_EBUSY;
+                qv_version_release(m->v);
+                m->v = NULL;
+                break;
+            }
+            qv_version_release(m->v);
+            ctx_free(m);
+            continue;
+        }
+        g->scores[g->n] = pick->compare_score[i];
+        g->members[g->n++] = m;
+    }
+    if (err || g->n == 0) {
+        for (int i = 1; i < g->n; i++) {
+            qv_version_release(g->members[i]->v);
+            ctx_free(g->members[i]);
+        }
+        free(g);
+        return err ? err : qv_fail(&h->diag, QV_EBUSY, "compare: no target is READY");
+    }
+    atomic_init(&g->pending, g->n);
+    snprintf(h->version_header, sizeof(h->version_header), "%lld",
+             (long long)qv_version_number(c->v));
+    h->suspend(h);
+    for (int i = 0, n = g->n; i < n; i++) {
+        struct infer_ctx *m = g->members[i];
+        struct qv_diag d = {{0}};
+        if (qv_engine_submit(m->v, &m->req, &d) != QV_OK) {
+            m->req.status = QV_EOVERLOAD;
+            m->req.diag = d;
+            if (atomic_fetch_sub_explicit(&g->pending, 1, memory_order_acq_rel) == 1)
+                finish_compare(g);
+        }
+    }
+    return QV_API_PENDING;
+}
+
 /* ---- Handlers ---- */
 
 static int infer(struct qv_http_req *h, bool tfs)
 {
     const struct qv_api_deps *deps = h->deps;
     const char *model = h->params[0];
+    struct shadow_ctx *shadows[QV_ROUTE_MAX_SHADOW];
+    struct qv_pick pick;
     struct infer_ctx *c;
     json_error_t jerr;
     json_t *root;
-    int err;
+    int err, n_shadows = 0;
 
     root = json_loadb(h->body, h->body_len, 0, &jerr);
     if (root == NULL)
@@ -367,16 +749,26 @@ static int infer(struct qv_http_req *h, bool tfs)
     c->wire = WIRE_KSERVE;
     c->req.done = on_done;
     c->req.ud = c;
+    memset(&pick, 0, sizeof(pick));
     if (!tfs) {
         err = decode_kserve(c, root, &h->diag);
         if (!err)
-            err = pick_and_acquire(c, model, &h->diag);
+            err = pick_and_acquire(c, model, &pick, &h->diag);
     } else {
-        err = pick_and_acquire(c, model, &h->diag);
+        err = pick_and_acquire(c, model, &pick, &h->diag);
         if (!err)
             err = decode_tfs(c, root, &h->diag);
     }
     json_decref(root);
+    if (!err && !tfs && pick.n_compare > 1 && h->n_params < 2) {
+        qv_version_release(c->v);
+        c->v = NULL;
+        err = run_compare(c, &pick);
+        if (err == QV_API_PENDING)
+            return err;
+        ctx_free(c);
+        return err;
+    }
     if (!err) {
         snprintf(h->version_header, sizeof(h->version_header), "%lld",
                  (long long)qv_version_number(c->v));
@@ -387,10 +779,23 @@ static int infer(struct qv_http_req *h, bool tfs)
     if (!err && c->has_id && deps->router)
         qv_router_remember(deps->router, c->id, model, qv_version_number(c->v));
     if (!err) {
+        if (pick.n_shadow > 0 && h->n_params < 2)
+            start_shadows(c, &pick, shadows, &n_shadows);
         h->suspend(h);
         err = qv_engine_submit(c->v, &c->req, &h->diag);
-        if (!err)
+        if (!err) {
+            submit_shadows(shadows, n_shadows);
             return QV_API_PENDING;
+        }
+        /* The primary was refused (queue full): its shadows go nowhere. */
+        for (int i = 0; i < n_shadows; i++) {
+            struct shadow_pair *p = shadows[i]->pair;
+            qv_infer_req_fini(&shadows[i]->req);
+            qv_version_release(shadows[i]->v);
+            free(shadows[i]);
+            pair_put(p);
+        }
+        feed_pairs(c);
         qv__api_error(h, err);
         qv_version_release(c->v);
         ctx_free(c);

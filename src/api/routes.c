@@ -34,6 +34,15 @@ const struct qv_api_route qv__api_routes[] = {
     { "POST", "/v1/models/{name}/versions/{ver}:predict",          qv__on_tfs_predict,   0 },
     { "GET",  "/v1/models/{name}",                                 qv__on_tfs_status,    0 },
     { "GET",  "/v1/models/{name}/versions/{ver}",                  qv__on_tfs_status,    0 },
+    { "GET",  "/v2/models/{name}/route",                           qv__on_route_get,     ROUTE_MANAGE },
+    { "PUT",  "/v2/models/{name}/route",                           qv__on_route_put,     ROUTE_MANAGE | ROUTE_ADMIN },
+    { "DELETE", "/v2/models/{name}/route",                         qv__on_route_delete,  ROUTE_MANAGE | ROUTE_ADMIN },
+    { "POST", "/v2/models/{name}/route/rollback",                  qv__on_route_rollback, ROUTE_MANAGE | ROUTE_ADMIN },
+    { "PUT",  "/v2/models/{name}/labels/{label}",                  qv__on_label_put,     ROUTE_MANAGE | ROUTE_ADMIN },
+    { "DELETE", "/v2/models/{name}/labels/{label}",                qv__on_label_delete,  ROUTE_MANAGE | ROUTE_ADMIN },
+    { "POST", "/v2/models/{name}/feedback",                        qv__on_feedback,      ROUTE_MANAGE },
+    { "GET",  "/v2/models/{name}/events",                          qv__on_events,        ROUTE_MANAGE },
+    { "GET",  "/v2/events",                                        qv__on_events,        ROUTE_MANAGE },
 };
 /* clang-format on */
 const int qv__api_n_routes = (int)QV_ARRAY_LEN(qv__api_routes);

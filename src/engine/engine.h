@@ -79,6 +79,7 @@ struct qv_infer_req {
     void (*done)(struct qv_infer_req *r);
     void *ud;
     struct qv_infer_req *next;          /* engine-private queue link */
+    qv_version *bg_version;             /* engine-private */
 };
 void qv_infer_req_fini(struct qv_infer_req *r); /* frees inputs and outputs */
 
@@ -97,6 +98,11 @@ int qv_engine_prepare(const qv_version *v, struct qv_infer_req *r, struct qv_dia
 /* Queues r on v. QV_OK: done(r) will be called once, on a worker thread.
  * QV_EOVERLOAD when v's queue is full (done is not called). */
 int qv_engine_submit(qv_version *v, struct qv_infer_req *r, struct qv_diag *d);
+/* Queues r on the engine's background lane: one low-priority thread that runs
+ * shadow copies, so that a slow or failing shadow version never holds a
+ * worker that primary traffic needs. Bounded: QV_EOVERLOAD when full (the
+ * copy is dropped; done is not called). */
+int qv_engine_submit_background(qv_version *v, struct qv_infer_req *r, struct qv_diag *d);
 /* Runs r on v on the calling thread (warm-up, tests, the CLI). */
 int qv_engine_run_inline(qv_version *v, struct qv_infer_req *r);
 

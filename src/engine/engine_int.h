@@ -93,6 +93,13 @@ struct qv_engine {
     int n_workers;
     pthread_t *workers;
 
+    /* Background lane (shadow traffic). Guarded by qlock. */
+    struct qv_infer_req *bg_head, *bg_tail;
+    int bg_len;
+    pthread_cond_t bg_cond;
+    pthread_t bg_thread;
+    bool bg_started;
+
     pthread_t ctl_thread;
     bool ctl_started;
     _Atomic bool ctl_stop;

@@ -290,8 +290,72 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* ---- Background lane ---- */
+
+#define BG_LIMIT 256
+
+int qv_engine_submit_background(qv_version *v, struct qv_infer_req *r, struct qv_diag *d)
+{
+    qv_engine *e = v->e;
+
+    if (!(qv_backend_flags(v->be) & QV_BACKEND_REENTRANT))
+        return qv_engine_submit(v, r, d); /* its state cannot be shared with a second thread */
+    r->t_submit = qv_now_ns();
+    r->next = NULL;
+    r->bg_version = v;
+    pthread_mutex_lock(&e->qlock);
+    if (e->stopping || e->bg_len >= BG_LIMIT) {
+        pthread_mutex_unlock(&e->qlock);
+        return qv_fail(d, QV_EOVERLOAD, "background lane is full");
+    }
+    if (e->bg_tail)
+        e->bg_tail->next = r;
+    else
+        e->bg_head = r;
+    e->bg_tail = r;
+    e->bg_len++;
+    pthread_cond_signal(&e->bg_cond);
+    pthread_mutex_unlock(&e->qlock);
+    return QV_OK;
+}
+
+static void *background_main(void *arg)
+{
+    qv_engine *e = arg;
+
+    pthread_mutex_lock(&e->qlock);
+    for (;;) {
+        struct qv_infer_req *r;
+        qv_version *v;
+
+        while (e->bg_head == NULL && !e->stopping)
+            pthread_cond_wait(&e->bg_cond, &e->qlock);
+        if (e->bg_head == NULL)
+            break;
+        r = e->bg_head;
+        e->bg_head = r->next;
+        if (e->bg_head == NULL)
+            e->bg_tail = NULL;
+        e->bg_len--;
+        pthread_mutex_unlock(&e->qlock);
+        v = r->bg_version;
+        qv__engine_infer_batch(v, v->states[0], &r, 1);
+        r->t_done = qv_now_ns();
+        qv_vstats_request(v->stats, r->status ? qv_outcome_from_err(r->status) : QV_OUTCOME_OK,
+                          r->t_start - r->t_submit, r->t_done - r->t_start,
+                          r->t_done - r->t_submit);
+        r->done(r);
+        pthread_mutex_lock(&e->qlock);
+    }
+    pthread_mutex_unlock(&e->qlock);
+    return NULL;
+}
+
 int qv__engine_workers_start(qv_engine *e)
 {
+    pthread_cond_init(&e->bg_cond, NULL);
+    if (pthread_create(&e->bg_thread, NULL, background_main, e) == 0)
+        e->bg_started = true;
     e->workers = qv_xcalloc((size_t)e->n_workers, sizeof(pthread_t));
     for (int i = 0; i < e->n_workers; i++) {
         if (pthread_create(&e->workers[i], NULL, worker_main, e) != 0) {
@@ -309,7 +373,11 @@ void qv__engine_workers_stop(qv_engine *e)
     pthread_mutex_lock(&e->qlock);
     e->stopping = true;
     pthread_cond_broadcast(&e->work_cond);
+    pthread_cond_broadcast(&e->bg_cond);
     pthread_mutex_unlock(&e->qlock);
+    if (e->bg_started)
+        pthread_join(e->bg_thread, NULL);
+    e->bg_started = false;
     for (int i = 0; i < e->n_workers; i++)
         pthread_join(e->workers[i], NULL);
     free(e->workers);
