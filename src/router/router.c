@@ -62,14 +62,17 @@ struct snap {
     atomic_uint_fast64_t counter;
     /* Last scores (qv_router_update_scores), carried from snapshot to snapshot. */
     int n_scores;
-    struct qv_score_terms scores[QV_ROUTE_MAX_TARGETS];
+    struct qv_score_terms scores[QV_ROUTER_MAX_SCORES];
     struct bandit *bandit; /* policy bandit only */
 };
 
 struct model_entry {
     struct model_entry *next; /* bucket chain; guarded by table */
-    char name[QV_ROUTE_NAME_MAX];
+    char name[QV_ROUTER_MODEL_MAX];
     struct snap *cur; /* guarded by table; NULL: no route */
+    /* Last scores, also for models without a route; guarded by write_mu. */
+    int n_scores;
+    struct qv_score_terms scores[QV_ROUTER_MAX_SCORES];
 };
 
 struct fb_entry {
@@ -350,9 +353,9 @@ void qv_router_destroy(qv_router *r)
 
 static int check_model(const char *model, struct qv_diag *d)
 {
-    if (model == NULL || model[0] == '\0' || strlen(model) >= QV_ROUTE_NAME_MAX)
+    if (model == NULL || model[0] == '\0' || strlen(model) >= QV_ROUTER_MODEL_MAX)
         return qv_fail(d, QV_EINVAL, "model: expected a name of 1 to %d bytes",
-                       QV_ROUTE_NAME_MAX - 1);
+                       QV_ROUTER_MODEL_MAX - 1);
     return 0;
 }
 
@@ -742,73 +745,111 @@ int qv_router_pick(qv_router *r, const char *model, const struct qv_pick_in *in,
 
 /* ---- Scores ---- */
 
+static bool route_lists(const struct qv_route *rt, int64_t v)
+{
+    for (int i = 0; i < rt->n_weights; i++)
+        if (rt->weights[i].t.version == v)
+            return true;
+    for (int i = 0; i < rt->n_compare; i++)
+        if (rt->compare[i].version == v)
+            return true;
+    return false;
+}
+
+/* Keep at most QV_ROUTER_MAX_SCORES terms in e: first the versions the route lists
+ * (rt may be NULL), then the others in the given order. */
+static void keep_scores(struct model_entry *e, const struct qv_route *rt,
+                        const struct qv_score_terms *terms, int n)
+{
+    e->n_scores = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < n && e->n_scores < QV_ROUTER_MAX_SCORES; i++) {
+            bool listed = rt != NULL && route_lists(rt, terms[i].version);
+            if (listed == (pass == 0))
+                e->scores[e->n_scores++] = terms[i];
+        }
+}
+
+/* For the score policy, move rt's weights from the terms; true if they moved. */
+static bool move_weights(const char *model, struct qv_route *rt,
+                         const struct qv_score_terms *terms, int n)
+{
+    struct qv_score_terms arm[QV_ROUTE_MAX_TARGETS];
+    double cur[QV_ROUTE_MAX_TARGETS], next[QV_ROUTE_MAX_TARGETS];
+    int found = 0;
+
+    for (int i = 0; i < rt->n_weights; i++) {
+        cur[i] = rt->weights[i].weight;
+        for (int j = 0; j < n; j++)
+            if (terms[j].version == rt->weights[i].t.version) {
+                arm[i] = terms[j];
+                found++;
+                break;
+            }
+    }
+    /* A listed version without a window (not READY): wait rather than guess. */
+    if (found < rt->n_weights || !qv_score_next_weights(&rt->score, arm, cur, rt->n_weights, next))
+        return false;
+    for (int i = 0; i < rt->n_weights; i++) {
+        rt->weights[i].weight = next[i];
+        qv_log(QV_LOG_INFO,
+               "model=%s version=%" PRId64 " p=%.4f weight=%.2f->%.2f msg=\"score moved weight\"",
+               model, arm[i].version, arm[i].p, cur[i], next[i]);
+    }
+    return true;
+}
+
 int qv_router_update_scores(qv_router *r, const char *model, const int64_t *versions,
                             const struct qv_window *w, int n)
 {
-    struct qv_score_terms terms[QV_ROUTE_MAX_TARGETS];
-    struct qv_score_terms arm_terms[QV_ROUTE_MAX_TARGETS];
-    double cur[QV_ROUTE_MAX_TARGETS], next[QV_ROUTE_MAX_TARGETS];
+    struct qv_score_terms *terms = NULL;
+    struct qv_score_cfg dflt;
     struct qv_route *rt = NULL;
     struct model_entry *e;
     struct snap *s;
-    int err = 0;
 
-    if (n < 0 || n > QV_ROUTE_MAX_TARGETS)
+    if (n < 0 || (n > 0 && (versions == NULL || w == NULL)) || check_model(model, NULL) != 0)
         return QV_EINVAL;
+    terms = qv_xmalloc(sizeof(*terms) * (size_t)(n > 0 ? n : 1));
+    qv_score_cfg_default(&dflt);
     qv_mutex_lock(&r->write_mu);
-    e = find_entry(r, model);
-    if (e == NULL || e->cur == NULL) {
-        err = QV_ENOENT;
-        goto out;
+    e = get_or_create_entry(r, model);
+    if (e->cur != NULL) {
+        rt = qv_xmalloc(sizeof(*rt));
+        *rt = e->cur->rt;
     }
-    rt = qv_xmalloc(sizeof(*rt));
-    *rt = e->cur->rt;
-    qv_score_compute(&rt->score, w, n, terms);
+    qv_score_compute(rt != NULL ? &rt->score : &dflt, w, n, terms);
     for (int i = 0; i < n; i++)
         terms[i].version = versions[i];
-    if (rt->policy == QV_POLICY_SCORE) {
-        int found = 0;
-        for (int i = 0; i < rt->n_weights; i++) {
-            cur[i] = rt->weights[i].weight;
-            for (int j = 0; j < n; j++)
-                if (versions[j] == rt->weights[i].t.version) {
-                    arm_terms[i] = terms[j];
-                    found++;
-                    break;
-                }
-        }
-        if (found == rt->n_weights &&
-            qv_score_next_weights(&rt->score, arm_terms, cur, rt->n_weights, next)) {
-            for (int i = 0; i < rt->n_weights; i++) {
-                rt->weights[i].weight = next[i];
-                qv_log(QV_LOG_INFO, "model=%s version=%" PRId64 " p=%.4f weight=%.2f->%.2f "
-                       "msg=\"score moved weight\"", model, arm_terms[i].version,
-                       arm_terms[i].p, cur[i], next[i]);
-            }
-        }
+    keep_scores(e, rt, terms, n);
+    if (rt != NULL) {
+        if (rt->policy == QV_POLICY_SCORE)
+            move_weights(model, rt, terms, n);
+        s = snap_build(r, rt, e->cur);
+        s->n_scores = e->n_scores;
+        memcpy(s->scores, e->scores, sizeof(s->scores));
+        publish(r, e, s);
     }
-    s = snap_build(r, rt, e->cur);
-    s->n_scores = n;
-    memcpy(s->scores, terms, sizeof(terms[0]) * (size_t)n);
-    publish(r, e, s);
-out:
     qv_mutex_unlock(&r->write_mu);
     free(rt);
-    return err;
+    free(terms);
+    return 0;
 }
 
 int qv_router_get_scores(qv_router *r, const char *model, struct qv_score_terms *terms,
                          int max)
 {
-    struct snap *s = snap_get(r, model, NULL);
+    struct model_entry *e;
     int n = 0;
 
-    if (s == NULL)
-        return 0;
-    n = s->n_scores < max ? s->n_scores : max;
-    if (n > 0)
-        memcpy(terms, s->scores, sizeof(terms[0]) * (size_t)n);
-    snap_unref(s);
+    qv_mutex_lock(&r->write_mu);
+    e = find_entry(r, model);
+    if (e != NULL) {
+        n = e->n_scores < max ? e->n_scores : max;
+        if (n > 0)
+            memcpy(terms, e->scores, sizeof(terms[0]) * (size_t)n);
+    }
+    qv_mutex_unlock(&r->write_mu);
     return n;
 }
 

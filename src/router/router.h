@@ -31,7 +31,9 @@ typedef struct qv_route qv_route;   /* opaque parsed route document; defined in 
 #define QV_ROUTE_MAX_LABELS 32   /* entries in "labels" */
 #define QV_ROUTE_MAX_SHADOW 4    /* entries in "shadow" */
 #define QV_ROUTE_MAX_COMPARE 8   /* entries in "compare.targets" */
-#define QV_ROUTE_NAME_MAX 64     /* label, model, sticky header names: bytes with the NUL */
+#define QV_ROUTE_NAME_MAX 64     /* label and sticky key names: bytes with the NUL */
+#define QV_ROUTER_MODEL_MAX 128  /* model names: bytes with the NUL */
+#define QV_ROUTER_MAX_SCORES 32  /* versions whose last scores are kept per model */
 #define QV_ROUTER_ID_MAX 64      /* feedback request ids: bytes with the NUL */
 
 enum qv_policy {
@@ -196,13 +198,17 @@ void qv_score_compute(const struct qv_score_cfg *c, const struct qv_window *w, i
 bool qv_score_next_weights(const struct qv_score_cfg *c, const struct qv_score_terms *t,
                            const double *cur, int n, double *next);
 
-/* Recompute scores of 'model' from windows of 'versions' (n of them), remember them
- * (for best_score and qv_router_get_scores), and for the score policy publish a
- * snapshot with the new weights when they move. Versions the route does not list are
- * scored but get no weight. QV_ENOENT when the model has no route. Control thread. */
+/* Recompute scores of 'model' from the windows of 'versions' (n of them, any n >= 0),
+ * remember them (for best_score and qv_router_get_scores; up to QV_ROUTER_MAX_SCORES,
+ * the versions the route lists first), and publish a snapshot carrying them; for the
+ * score policy the snapshot has the new weights when they move. Versions the route
+ * does not list are scored but get no weight; while a listed version has no window,
+ * weights stay. Works for models without a route too (scores only; the default score
+ * parameters). QV_EINVAL on bad arguments. Control thread. */
 int qv_router_update_scores(qv_router *r, const char *model, const int64_t *versions,
                             const struct qv_window *w, int n);
-/* Copy up to max last computed terms into terms; returns how many (0 if none). */
+/* Copy up to max of the last computed terms into terms; returns how many (0 if none).
+ * Control or HTTP thread (takes the writers' lock). */
 int qv_router_get_scores(qv_router *r, const char *model, struct qv_score_terms *terms,
                          int max);
 
@@ -225,7 +231,8 @@ int qv_router_bandit_state_set(qv_router *r, const char *model, const char *json
 
 /* Remember that request 'id' of 'model' was served by 'version', so a later feedback
  * call can find it. Bounded FIFO: the oldest entry is evicted when full. QV_EINVAL when
- * id or model is empty or too long. Any thread (one short lock). */
+ * id (QV_ROUTER_ID_MAX) or model (QV_ROUTE_NAME_MAX, shorter than route model names)
+ * is empty or too long. Any thread (one short lock). */
 int qv_router_remember(qv_router *r, const char *id, const char *model, int64_t version);
 /* Find request 'id'. model_out (QV_ROUTE_NAME_MAX bytes, may be NULL) and *version
  * get what was remembered. QV_ENOENT when unknown or evicted. Any thread. */

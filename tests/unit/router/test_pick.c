@@ -390,6 +390,23 @@ static void test_compare_pick(void **state)
     assert_int_equal(p.compare[2], 3);
     assert_int_equal(p.version, 2);
     assert_true(isnan(p.compare_score[0]));
+    /* Scores reach the pick for best_score. */
+    int64_t versions[3] = {1, 2, 3};
+    struct qv_window w[3] = {{.requests = 100, .p95_ms = 50},
+                             {.requests = 100, .p95_ms = 10},
+                             {.requests = 100, .p95_ms = 90}};
+    assert_int_equal(qv_router_update_scores(r, "m", versions, w, 3), 0);
+    assert_int_equal(qv_router_pick(r, "m", NULL, &p), 0);
+    assert_int_equal(p.n_compare, 3);
+    assert_true(p.compare_score[0] < p.compare_score[1]); /* version 2 is the fastest */
+    assert_true(p.compare_score[1] < p.compare_score[2]);
+    const float o1[] = {1}, o2[] = {2}, o3[] = {3};
+    const float *outs[] = {o2, o1, o3};
+    int chosen = -1;
+    assert_int_equal(qv_compare_select(QV_SELECT_BEST_SCORE, outs, p.n_compare, 1, 1,
+                                       p.compare_score, NULL, &chosen),
+                     0);
+    assert_int_equal(chosen, 0);
     fake_set(&eng, 2, v13);
     assert_int_equal(qv_router_pick(r, "m", NULL, &p), 0);
     assert_int_equal(p.n_compare, 2);

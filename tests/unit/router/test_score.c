@@ -157,7 +157,10 @@ static void test_router_publishes_weights(void **state)
     fake_set(&eng, 2, v);
     res = fake_resolver(&eng);
     r = fake_router(&eng);
-    assert_int_equal(qv_router_update_scores(r, "m", versions, w, 2), QV_ENOENT);
+    /* Without a route, scores are kept for the stats endpoint. */
+    assert_int_equal(qv_router_update_scores(r, "m", versions, w, 2), 0);
+    assert_int_equal(qv_router_get_scores(r, "m", got, 4), 2);
+    assert_int_equal(qv_router_get_scores(r, "other", got, 4), 0);
     assert_int_equal(qv_router_set_route(r, "m",
                                          "{\"policy\": \"score\","
                                          " \"weights\": {\"1\": 50, \"2\": 50},"
@@ -179,6 +182,40 @@ static void test_router_publishes_weights(void **state)
     }
     double tgt2 = 100 * (1 / got[1].p) / (1 / got[0].p + 1 / got[1].p);
     assert_in_range(c2, (int)(tgt2 * 100) - 150, (int)(tgt2 * 100) + 150);
+    qv_router_destroy(r);
+}
+
+/* Many versions: the scores kept are capped, the route's versions first. */
+static void test_many_versions(void **state)
+{
+    static const int64_t v[] = {40, 41};
+    struct fake_engine eng;
+    struct qv_resolver res;
+    struct qv_diag d = {{0}};
+    struct qv_score_terms got[64];
+    struct qv_window w[41];
+    int64_t versions[41];
+    qv_router *r;
+
+    (void)state;
+    fake_set(&eng, 2, v);
+    res = fake_resolver(&eng);
+    r = fake_router(&eng);
+    assert_int_equal(qv_router_set_route(r, "m",
+                                         "{\"policy\": \"weighted\","
+                                         " \"weights\": {\"40\": 50, \"41\": 50}}",
+                                         &res, &d),
+                     0);
+    for (int i = 0; i < 41; i++) {
+        versions[i] = i + 1;
+        w[i] = win(100, 1 + i, 0, 1, 1);
+    }
+    assert_int_equal(qv_router_update_scores(r, "m", versions, w, 41), 0);
+    assert_int_equal(qv_router_get_scores(r, "m", got, 64), QV_ROUTER_MAX_SCORES);
+    assert_int_equal(got[0].version, 40);
+    assert_int_equal(got[1].version, 41);
+    assert_int_equal(got[2].version, 1);
+    assert_int_equal(qv_router_update_scores(r, "m", versions, w, -1), QV_EINVAL);
     qv_router_destroy(r);
 }
 
@@ -223,6 +260,7 @@ int main(void)
         cmocka_unit_test(test_hysteresis),
         cmocka_unit_test(test_router_publishes_weights),
         cmocka_unit_test(test_frequent_publish_keeps_shares),
+        cmocka_unit_test(test_many_versions),
     };
     qv_log_set_level(QV_LOG_WARN);
     return cmocka_run_group_tests(tests, NULL, NULL);
