@@ -28,6 +28,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -60,7 +61,10 @@ struct h_srv {
     char base[64];       /* http://127.0.0.1:PORT */
     pid_t pid;           /* 0 when not running */
     int port;
+    struct h_loop *loop; /* a client loop to stop at teardown, or NULL */
 };
+
+struct h_loop;
 
 struct h_resp {
     long status;    /* 0 when the transfer failed */
@@ -336,9 +340,16 @@ H_FN void h_stop_ok(struct h_srv *s)
     assert_int_equal(h_stop(s), 0);
 }
 
+H_FN void h_loop_stop(struct h_loop *l);
+
 /* Teardown: a server still running means the test failed midway. */
 H_FN void h_fini(struct h_srv *s)
 {
+    if (s->loop) {
+        h_loop_stop(s->loop);
+        free(s->loop);
+        s->loop = NULL;
+    }
     if (s->pid > 0) {
         int status;
         h_print_log(s);
@@ -649,6 +660,97 @@ H_FN size_t h_output_values(json_t *resp, size_t k, double *out, size_t max)
         n++;
     }
     return n;
+}
+
+/* ---- A client loop: one thread sending the same request until stopped ---- */
+
+#define H_LOOP_MAX_VERSION 16
+
+struct h_loop {
+    const struct h_srv *s;
+    const char *path, *body;
+    pthread_t th;
+    bool joined;
+    _Atomic bool stop;
+    _Atomic long total, failed;
+    _Atomic long by_version[H_LOOP_MAX_VERSION]; /* responses per model_version */
+    _Atomic int last_version;
+    char first_failure[512];                     /* written once, before failed turns 1 */
+};
+
+H_FN void *h_loop_main(void *arg)
+{
+    struct h_loop *l = arg;
+
+    while (!atomic_load(&l->stop)) {
+        struct h_resp r = h_post(l->s, l->path, l->body);
+        if (r.status == 200) {
+            const char *mv = h_jstr(r.json, "model_version");
+            int v = mv ? atoi(mv) : 0;
+            if (v > 0 && v < H_LOOP_MAX_VERSION)
+                atomic_fetch_add(&l->by_version[v], 1);
+            atomic_store(&l->last_version, v);
+        } else {
+            if (atomic_load(&l->failed) == 0)
+                snprintf(l->first_failure, sizeof(l->first_failure), "%ld %s %s", r.status,
+                         r.body ? r.body : "", r.err);
+            atomic_fetch_add(&l->failed, 1);
+        }
+        atomic_fetch_add(&l->total, 1);
+        h_resp_free(&r);
+    }
+    return NULL;
+}
+
+/* Starts a loop sending 'body' to 'path'; the server owns it (h_fini stops
+ * and frees it), so a failed assertion never leaves the thread running. */
+H_FN struct h_loop *h_loop_start(struct h_srv *s, const char *path, const char *body)
+{
+    struct h_loop *l = calloc(1, sizeof(*l));
+
+    assert_non_null(l);
+    assert_null(s->loop);
+    l->s = s;
+    l->path = path;
+    l->body = body;
+    s->loop = l;
+    assert_int_equal(pthread_create(&l->th, NULL, h_loop_main, l), 0);
+    return l;
+}
+
+H_FN void h_loop_stop(struct h_loop *l)
+{
+    atomic_store(&l->stop, true);
+    if (!l->joined)
+        pthread_join(l->th, NULL);
+    l->joined = true;
+}
+
+/* Waits until the loop has made 'more' further requests (proof it is running). */
+H_FN void h_loop_advance(struct h_loop *l, long more)
+{
+    long until = atomic_load(&l->total) + more;
+    uint64_t deadline = h_now_ms() + H_DEADLINE_MS;
+
+    while (atomic_load(&l->total) < until) {
+        if (h_now_ms() > deadline && (h_loop_stop(l), 1))
+            fail_msg("the client loop is stuck at %ld requests", atomic_load(&l->total));
+        h_sleep_ms(5);
+    }
+}
+
+/* Waits until the loop has been answered by version v 'n' more times. */
+H_FN void h_loop_wait_version(struct h_loop *l, int v, long n)
+{
+    long until = atomic_load(&l->by_version[v]) + n;
+    uint64_t deadline = h_now_ms() + H_DEADLINE_MS;
+
+    while (atomic_load(&l->by_version[v]) < until) {
+        if (h_now_ms() > deadline && (h_loop_stop(l), 1))
+            fail_msg("version %d never answered the client loop (last answer from %d)", v,
+                     atomic_load(&l->last_version));
+        h_sleep_ms(5);
+    }
 }
 
 /* ---- Main ---- */
