@@ -18,9 +18,9 @@
 #define QV_LOG_MODULE "router"
 
 static const char *const policy_names[] = {
-    [QV_POLICY_DEFAULT] = "default", [QV_POLICY_PINNED] = "pinned",
+    [QV_POLICY_DEFAULT] = "default",   [QV_POLICY_PINNED] = "pinned",
     [QV_POLICY_WEIGHTED] = "weighted", [QV_POLICY_STICKY] = "sticky",
-    [QV_POLICY_COMPARE] = "compare", [QV_POLICY_SCORE] = "score",
+    [QV_POLICY_COMPARE] = "compare",   [QV_POLICY_SCORE] = "score",
     [QV_POLICY_BANDIT] = "bandit",
 };
 
@@ -151,13 +151,13 @@ int qv__route_find_label(const struct qv_route *rt, const char *name)
 
 /* ---- Parsing ---- */
 
-static int check_keys(json_t *obj, const char *field, const char *const *allowed,
-                      struct qv_diag *d)
+static int check_keys(json_t *obj, const char *field, const char *const *allowed, struct qv_diag *d)
 {
     const char *key;
     json_t *v;
 
-    json_object_foreach(obj, key, v) {
+    json_object_foreach(obj, key, v)
+    {
         bool ok = false;
         for (int i = 0; allowed[i] != NULL; i++)
             if (strcmp(key, allowed[i]) == 0)
@@ -173,8 +173,8 @@ static int check_keys(json_t *obj, const char *field, const char *const *allowed
 
 /* A target from a JSON value (integer version, digit string or label name) or from an
  * object key (json NULL, text in 'key'). Labels must already be parsed. */
-static int parse_target(const struct qv_route *rt, json_t *v, const char *key,
-                        const char *field, struct qv__target *t, struct qv_diag *d)
+static int parse_target(const struct qv_route *rt, json_t *v, const char *key, const char *field,
+                        struct qv__target *t, struct qv_diag *d)
 {
     const char *s = key;
     int64_t ver;
@@ -190,8 +190,7 @@ static int parse_target(const struct qv_route *rt, json_t *v, const char *key,
     }
     if (v != NULL) {
         if (!json_is_string(v))
-            return qv_fail(d, QV_EINVAL, "%s: expected a version number or a label name",
-                           field);
+            return qv_fail(d, QV_EINVAL, "%s: expected a version number or a label name", field);
         s = json_string_value(v);
     }
     if (parse_version_text(s, &ver)) {
@@ -200,8 +199,8 @@ static int parse_target(const struct qv_route *rt, json_t *v, const char *key,
         return 0;
     }
     if (!qv__label_name_ok(s))
-        return qv_fail(d, QV_EINVAL, "%s: \"%.64s\" is neither a version number nor a label",
-                       field, s);
+        return qv_fail(d, QV_EINVAL, "%s: \"%.64s\" is neither a version number nor a label", field,
+                       s);
     int li = qv__route_find_label(rt, s);
     if (li < 0)
         return qv_fail(d, QV_EINVAL, "%s: unknown label \"%s\"", field, s);
@@ -220,7 +219,8 @@ static int parse_labels(struct qv_route *rt, json_t *o, struct qv_diag *d)
         return qv_fail(d, QV_EINVAL, "labels: expected an object");
     if (json_object_size(o) > QV_ROUTE_MAX_LABELS)
         return qv_fail(d, QV_EINVAL, "labels: more than %d labels", QV_ROUTE_MAX_LABELS);
-    json_object_foreach(o, key, v) {
+    json_object_foreach(o, key, v)
+    {
         int64_t ver = 0;
         if (!qv__label_name_ok(key))
             return qv_fail(d, QV_EINVAL,
@@ -254,7 +254,8 @@ static int parse_weights(struct qv_route *rt, json_t *o, struct qv_diag *d)
         return qv_fail(d, QV_EINVAL, "weights: empty");
     if (json_object_size(o) > QV_ROUTE_MAX_TARGETS)
         return qv_fail(d, QV_EINVAL, "weights: more than %d targets", QV_ROUTE_MAX_TARGETS);
-    json_object_foreach(o, key, v) {
+    json_object_foreach(o, key, v)
+    {
         struct qv__weighted *w = &rt->weights[rt->n_weights];
         snprintf(field, sizeof(field), "weights.%.64s", key);
         err = parse_target(rt, NULL, key, field, &w->t, d);
@@ -319,7 +320,8 @@ static int parse_shadow(struct qv_route *rt, json_t *a, struct qv_diag *d)
         return qv_fail(d, QV_EINVAL, "shadow: expected an array");
     if (json_array_size(a) > QV_ROUTE_MAX_SHADOW)
         return qv_fail(d, QV_EINVAL, "shadow: more than %d targets", QV_ROUTE_MAX_SHADOW);
-    json_array_foreach(a, i, e) {
+    json_array_foreach(a, i, e)
+    {
         struct qv__shadow *s = &rt->shadow[rt->n_shadow];
         snprintf(field, sizeof(field), "shadow[%zu]", i);
         if (!json_is_object(e))
@@ -367,9 +369,9 @@ static int get_real(json_t *o, const char *key, double lo, double hi, double *ou
 
 static int parse_score(struct qv_route *rt, json_t *o, struct qv_diag *d)
 {
-    static const char *const keys[] = {"w_latency", "w_resource", "w_error", "latency_slo_ms",
-                                       "min_weight", "min_requests", "threshold", "step",
-                                       NULL};
+    static const char *const keys[] = {"w_latency",      "w_resource", "w_error",
+                                       "latency_slo_ms", "min_weight", "min_requests",
+                                       "threshold",      "step",       NULL};
     struct qv_score_cfg *c = &rt->score;
     double minreq = (double)c->min_requests;
     int err;
@@ -419,9 +421,9 @@ static int parse_compare(struct qv_route *rt, json_t *o, struct qv_diag *d)
     if (!json_is_array(a) || json_array_size(a) == 0)
         return qv_fail(d, QV_EINVAL, "compare.targets: expected a non-empty array");
     if (json_array_size(a) > QV_ROUTE_MAX_COMPARE)
-        return qv_fail(d, QV_EINVAL, "compare.targets: more than %d targets",
-                       QV_ROUTE_MAX_COMPARE);
-    json_array_foreach(a, i, e) {
+        return qv_fail(d, QV_EINVAL, "compare.targets: more than %d targets", QV_ROUTE_MAX_COMPARE);
+    json_array_foreach(a, i, e)
+    {
         snprintf(field, sizeof(field), "compare.targets[%zu]", i);
         err = parse_target(rt, e, NULL, field, &rt->compare[rt->n_compare], d);
         if (err)
@@ -529,8 +531,8 @@ static int check_policy_needs(const struct qv_route *rt, struct qv_diag *d)
 
 static int route_from_json(json_t *root, struct qv_route *rt, struct qv_diag *d)
 {
-    static const char *const keys[] = {"policy", "target", "labels", "weights", "sticky",
-                                       "shadow", "score", "compare", "bandit", NULL};
+    static const char *const keys[] = {"policy", "target", "labels",  "weights", "sticky",
+                                       "shadow", "score",  "compare", "bandit",  NULL};
     json_t *v;
     int err;
 
@@ -642,8 +644,8 @@ int qv__route_resolve(struct qv_route *rt, const char *model, const struct qv_re
             return err;
         for (int j = 0; j < i; j++)
             if (rt->weights[j].t.version == rt->weights[i].t.version)
-                return qv_fail(d, QV_EINVAL, "%s: version %" PRId64 " is also weights.%s",
-                               field, rt->weights[i].t.version, rt->weights[j].t.name);
+                return qv_fail(d, QV_EINVAL, "%s: version %" PRId64 " is also weights.%s", field,
+                               rt->weights[i].t.version, rt->weights[j].t.name);
     }
     for (int i = 0; i < rt->n_shadow; i++) {
         snprintf(field, sizeof(field), "shadow[%d].target", i);
@@ -658,15 +660,13 @@ int qv__route_resolve(struct qv_route *rt, const char *model, const struct qv_re
             return err;
         for (int j = 0; j < i; j++)
             if (rt->compare[j].version == rt->compare[i].version)
-                return qv_fail(d, QV_EINVAL,
-                               "%s: version %" PRId64 " is also compare.targets[%d]", field,
-                               rt->compare[i].version, j);
+                return qv_fail(d, QV_EINVAL, "%s: version %" PRId64 " is also compare.targets[%d]",
+                               field, rt->compare[i].version, j);
     }
     return 0;
 }
 
-const char *qv__route_label_user(const struct qv_route *rt, const char *name, char *buf,
-                                 size_t n)
+const char *qv__route_label_user(const struct qv_route *rt, const char *name, char *buf, size_t n)
 {
     if (rt->has_target && rt->target.is_label && strcmp(rt->target.name, name) == 0) {
         snprintf(buf, n, "target");

@@ -93,10 +93,10 @@ struct qv_router {
     atomic_uint_fast64_t generation;
     atomic_uint_fast64_t rand_ctr;
     struct {
-        qv_mutex mu;       /* guards everything below */
-        size_t cap, head;  /* FIFO: e[head] is the next slot to (re)use */
+        qv_mutex mu;      /* guards everything below */
+        size_t cap, head; /* FIFO: e[head] is the next slot to (re)use */
         struct fb_entry *e;
-        int32_t *heads;    /* bucket -> first entry, -1: empty */
+        int32_t *heads; /* bucket -> first entry, -1: empty */
         size_t mask;
     } fb;
 };
@@ -380,8 +380,7 @@ int qv_router_set_route(qv_router *r, const char *model, const char *json,
     qv_mutex_lock(&r->write_mu);
     install(r, get_or_create_entry(r, model), rt);
     qv_mutex_unlock(&r->write_mu);
-    qv_log(QV_LOG_INFO, "model=%s policy=%s msg=\"route set\"", model,
-           qv_policy_name(rt->policy));
+    qv_log(QV_LOG_INFO, "model=%s policy=%s msg=\"route set\"", model, qv_policy_name(rt->policy));
     qv_route_free(rt);
     return 0;
 }
@@ -464,8 +463,7 @@ out:
     return err;
 }
 
-int qv_router_delete_label(qv_router *r, const char *model, const char *label,
-                           struct qv_diag *d)
+int qv_router_delete_label(qv_router *r, const char *model, const char *label, struct qv_diag *d)
 {
     struct model_entry *e;
     struct qv_route *rt = NULL;
@@ -519,7 +517,8 @@ int qv_router_get_label(qv_router *r, const char *model, const char *label, int6
 
 static bool ready(const qv_router *r, const char *model, int64_t v)
 {
-    return r->cfg.resolver.is_ready == NULL || r->cfg.resolver.is_ready(r->cfg.resolver.ud, model, v);
+    return r->cfg.resolver.is_ready == NULL ||
+           r->cfg.resolver.is_ready(r->cfg.resolver.ud, model, v);
 }
 
 /* Weighted choice among the READY arms with rand; 0 when none. */
@@ -547,8 +546,7 @@ static int64_t pick_renormalized(const qv_router *r, const char *model, const st
     return 0;
 }
 
-static int64_t pick_weighted(const qv_router *r, const char *model, struct snap *s,
-                             uint64_t rand)
+static int64_t pick_weighted(const qv_router *r, const char *model, struct snap *s, uint64_t rand)
 {
     uint64_t k;
     int64_t v;
@@ -662,8 +660,8 @@ static void pick_compare(const qv_router *r, const char *model, const struct sna
         out->version = out->compare[0];
 }
 
-static void pick_shadows(const qv_router *r, const char *model, const struct snap *s,
-                         uint64_t rand, struct qv_pick *out)
+static void pick_shadows(const qv_router *r, const char *model, const struct snap *s, uint64_t rand,
+                         struct qv_pick *out)
 {
     for (int i = 0; i < s->rt.n_shadow; i++) {
         const struct qv__shadow *sh = &s->rt.shadow[i];
@@ -674,7 +672,8 @@ static void pick_shadows(const qv_router *r, const char *model, const struct sna
             dup = dup || out->shadow[j] == sh->t.version;
         if (dup || bp == 0)
             continue;
-        if (bp < 10000 && qv_mix64(rand ^ (0x9e3779b97f4a7c15ull * (uint64_t)(i + 1))) % 10000 >= bp)
+        if (bp < 10000 &&
+            qv_mix64(rand ^ (0x9e3779b97f4a7c15ull * (uint64_t)(i + 1))) % 10000 >= bp)
             continue;
         if (!ready(r, model, sh->t.version))
             continue;
@@ -771,8 +770,8 @@ static void keep_scores(struct model_entry *e, const struct qv_route *rt,
 }
 
 /* For the score policy, move rt's weights from the terms; true if they moved. */
-static bool move_weights(const char *model, struct qv_route *rt,
-                         const struct qv_score_terms *terms, int n)
+static bool move_weights(const char *model, struct qv_route *rt, const struct qv_score_terms *terms,
+                         int n)
 {
     struct qv_score_terms arm[QV_ROUTE_MAX_TARGETS];
     double cur[QV_ROUTE_MAX_TARGETS], next[QV_ROUTE_MAX_TARGETS];
@@ -836,8 +835,7 @@ int qv_router_update_scores(qv_router *r, const char *model, const int64_t *vers
     return 0;
 }
 
-int qv_router_get_scores(qv_router *r, const char *model, struct qv_score_terms *terms,
-                         int max)
+int qv_router_get_scores(qv_router *r, const char *model, struct qv_score_terms *terms, int max)
 {
     struct model_entry *e;
     int n = 0;
@@ -920,9 +918,8 @@ int qv_router_bandit_state_get(qv_router *r, const char *model, char **json)
     qv_mutex_lock(&b->mu);
     for (int i = 0; i < b->n_arms; i++) {
         const struct arm *a = &b->arms[i];
-        json_t *o = json_pack("{sIsfsfsfsI}", "version", (json_int_t)a->version, "alpha",
-                              a->alpha, "beta", a->beta, "sum", a->sum, "n",
-                              (json_int_t)a->n);
+        json_t *o = json_pack("{sIsfsfsfsI}", "version", (json_int_t)a->version, "alpha", a->alpha,
+                              "beta", a->beta, "sum", a->sum, "n", (json_int_t)a->n);
         if (o == NULL || json_array_append_new(arms, o) != 0)
             err = QV_ENOMEM;
     }
@@ -940,8 +937,7 @@ out:
     return err;
 }
 
-int qv_router_bandit_state_set(qv_router *r, const char *model, const char *json,
-                               struct qv_diag *d)
+int qv_router_bandit_state_set(qv_router *r, const char *model, const char *json, struct qv_diag *d)
 {
     struct snap *s = NULL;
     struct bandit *b = NULL;
@@ -958,15 +954,16 @@ int qv_router_bandit_state_set(qv_router *r, const char *model, const char *json
     }
     arms = json_object_get(root, "arms");
     if (!json_is_array(arms) || json_array_size(arms) > QV_ARRAY_LEN(in)) {
-        err = qv_fail(d, QV_EINVAL, "arms: expected an array of at most %zu arms",
-                      QV_ARRAY_LEN(in));
+        err =
+            qv_fail(d, QV_EINVAL, "arms: expected an array of at most %zu arms", QV_ARRAY_LEN(in));
         goto out;
     }
-    json_array_foreach(arms, i, o) {
+    json_array_foreach(arms, i, o)
+    {
         json_int_t v = 0, cnt = 0;
         double alpha = 0, beta = 0, sum = 0;
-        if (json_unpack(o, "{sI,sF,sF,sF,sI}", "version", &v, "alpha", &alpha, "beta", &beta,
-                        "sum", &sum, "n", &cnt) != 0 ||
+        if (json_unpack(o, "{sI,sF,sF,sF,sI}", "version", &v, "alpha", &alpha, "beta", &beta, "sum",
+                        &sum, "n", &cnt) != 0 ||
             v <= 0 || !(alpha > 0) || !(beta > 0) || !isfinite(alpha) || !isfinite(beta) ||
             !isfinite(sum) || sum < 0 || cnt < 0) {
             err = qv_fail(d, QV_EINVAL,
@@ -975,8 +972,8 @@ int qv_router_bandit_state_set(qv_router *r, const char *model, const char *json
                           i);
             goto out;
         }
-        in[n++] = (struct arm){.version = v, .alpha = alpha, .beta = beta, .sum = sum,
-                               .n = (uint64_t)cnt};
+        in[n++] = (struct arm){
+            .version = v, .alpha = alpha, .beta = beta, .sum = sum, .n = (uint64_t)cnt};
     }
     b = bandit_get(r, model, &s);
     if (b == NULL) {

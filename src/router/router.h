@@ -27,14 +27,14 @@
 typedef struct qv_router qv_router; /* opaque; defined in router.c */
 typedef struct qv_route qv_route;   /* opaque parsed route document; defined in router_int.h */
 
-#define QV_ROUTE_MAX_TARGETS 16  /* entries in "weights" */
-#define QV_ROUTE_MAX_LABELS 32   /* entries in "labels" */
-#define QV_ROUTE_MAX_SHADOW 4    /* entries in "shadow" */
-#define QV_ROUTE_MAX_COMPARE 8   /* entries in "compare.targets" */
-#define QV_ROUTE_NAME_MAX 64     /* label and sticky key names: bytes with the NUL */
-#define QV_ROUTER_MODEL_MAX 128  /* model names: bytes with the NUL */
-#define QV_ROUTER_MAX_SCORES 32  /* versions whose last scores are kept per model */
-#define QV_ROUTER_ID_MAX 64      /* feedback request ids: bytes with the NUL */
+#define QV_ROUTE_MAX_TARGETS 16 /* entries in "weights" */
+#define QV_ROUTE_MAX_LABELS 32  /* entries in "labels" */
+#define QV_ROUTE_MAX_SHADOW 4   /* entries in "shadow" */
+#define QV_ROUTE_MAX_COMPARE 8  /* entries in "compare.targets" */
+#define QV_ROUTE_NAME_MAX 64    /* label and sticky key names: bytes with the NUL */
+#define QV_ROUTER_MODEL_MAX 128 /* model names: bytes with the NUL */
+#define QV_ROUTER_MAX_SCORES 32 /* versions whose last scores are kept per model */
+#define QV_ROUTER_ID_MAX 64     /* feedback request ids: bytes with the NUL */
 
 enum qv_policy {
     QV_POLICY_DEFAULT, /* no route, or "policy": "default": the highest READY version */
@@ -76,17 +76,17 @@ struct qv_resolver {
 
 /* Parse and validate a route document for 'model'. Targets (weights keys, pinned
  * "target", shadow and compare targets) are version numbers ("3" or 3) or label
- * names; label names must not be all digits. If 'res' is not NULL, every version the
- * document references must be READY. On success *out owns the route
- * (qv_route_free). On error returns QV_EINVAL and d names the field, e.g.
- * "weights.canary: unknown label"; *out is untouched. Any thread. */
+ * names; label names must not be all digits. If 'res' is not NULL, every version a
+ * target refers to must be READY (labels no target uses are not checked). On success *out owns the
+ * route (qv_route_free). On error returns QV_EINVAL and d names the field, e.g. "weights.canary:
+ * unknown label"; *out is untouched. Any thread. */
 int qv_route_parse(const char *json_text, const char *model, const struct qv_resolver *res,
                    qv_route **out, struct qv_diag *d);
 /* Canonical JSON text of the route (fixed key order, targets as strings, weights as
  * numbers with at most two decimals). *json is malloc'ed; caller frees. QV_ENOMEM. */
 int qv_route_to_json(const qv_route *rt, char **json);
-enum qv_policy qv_route_policy(const qv_route *rt);
-void qv_route_free(qv_route *rt); /* NULL is a no-op. */
+enum qv_policy qv_route_policy(const qv_route *rt); /* Any thread. */
+void qv_route_free(qv_route *rt);                   /* NULL is a no-op. */
 
 /* ---- The router ---- */
 
@@ -95,9 +95,11 @@ struct qv_router_config {
     size_t feedback_capacity;    /* entries in the feedback ring; 0: 65536 */
 };
 
-/* Create a router. cfg is copied. Never fails short of aborting on OOM. Any thread. */
+/* Create a router. cfg (NULL: all defaults, no resolver, so every version counts as
+ * READY) is copied. Returns 0; aborts on OOM like any control-plane allocation.
+ * Main thread. */
 int qv_router_create(const struct qv_router_config *cfg, qv_router **out);
-void qv_router_destroy(qv_router *r); /* NULL is a no-op. No pick may be running. */
+void qv_router_destroy(qv_router *r); /* NULL is a no-op. No call may be running. */
 
 /* Replace the route of 'model' with the document 'json' (validated as in
  * qv_route_parse with 'res'; NULL res skips the READY check, e.g. when restoring
@@ -109,7 +111,8 @@ int qv_router_set_route(qv_router *r, const char *model, const char *json,
 /* Canonical JSON of the current route into *json (malloc'ed; caller frees).
  * QV_ENOENT when the model has no route. Any thread. */
 int qv_router_get_route(qv_router *r, const char *model, char **json);
-/* Drop the route of 'model' (back to the default). QV_ENOENT when it had none. */
+/* Drop the route of 'model' (back to the default). QV_ENOENT when it had none.
+ * HTTP or control thread. */
 int qv_router_clear(qv_router *r, const char *model);
 
 /* Point 'label' at 'version' in the route's "labels". A model without a route gets
@@ -119,9 +122,9 @@ int qv_router_clear(qv_router *r, const char *model);
  * READY. HTTP or control thread. */
 int qv_router_set_label(qv_router *r, const char *model, const char *label, int64_t version,
                         const struct qv_resolver *res, struct qv_diag *d);
-/* Remove 'label'. QV_ENOENT if absent; QV_EINVAL + d if the route still refers to it. */
-int qv_router_delete_label(qv_router *r, const char *model, const char *label,
-                           struct qv_diag *d);
+/* Remove 'label'. QV_ENOENT + d if absent; QV_EINVAL + d if the route still refers to
+ * it ("labels.stable: still used by target"). HTTP or control thread. */
+int qv_router_delete_label(qv_router *r, const char *model, const char *label, struct qv_diag *d);
 /* Version a label points at, or QV_ENOENT. Any thread. */
 int qv_router_get_label(qv_router *r, const char *model, const char *label, int64_t *version);
 
@@ -146,13 +149,13 @@ struct qv_pick_in {
 /* Result of one pick. */
 struct qv_pick {
     enum qv_policy policy;
-    int64_t version;   /* the primary version; 0 with is_default and no highest_ready */
-    bool is_default;   /* no route, or no routed version READY: the caller serves the
-                        * highest READY version (filled in when the resolver can) */
-    int n_shadow;      /* shadow versions whose percent decision said "send" */
+    int64_t version; /* the primary version; 0 with is_default and no highest_ready */
+    bool is_default; /* no route, or no routed version READY: the caller serves the
+                      * highest READY version (filled in when the resolver can) */
+    int n_shadow;    /* shadow versions whose percent decision said "send" */
     int64_t shadow[QV_ROUTE_MAX_SHADOW];
-    int n_compare;     /* compare policy: READY versions in document order; the
-                        * primary is compare[0] */
+    int n_compare; /* compare policy: READY versions in document order; the
+                    * primary is compare[0] */
     int64_t compare[QV_ROUTE_MAX_COMPARE];
     double compare_score[QV_ROUTE_MAX_COMPARE]; /* last P of each, NAN if unknown */
     enum qv_select select;
@@ -209,8 +212,7 @@ int qv_router_update_scores(qv_router *r, const char *model, const int64_t *vers
                             const struct qv_window *w, int n);
 /* Copy up to max of the last computed terms into terms; returns how many (0 if none).
  * Control or HTTP thread (takes the writers' lock). */
-int qv_router_get_scores(qv_router *r, const char *model, struct qv_score_terms *terms,
-                         int max);
+int qv_router_get_scores(qv_router *r, const char *model, struct qv_score_terms *terms, int max);
 
 /* ---- Bandit ---- */
 
@@ -254,8 +256,8 @@ int qv_compare_select(enum qv_select mode, const float *const *outs, int n, size
 /* Agreement of a primary output and a shadow output of the same shape. */
 struct qv_agreement {
     size_t rows;
-    size_t same_class;   /* rows where both give the same class */
-    double agree_rate;   /* same_class / rows; 1 when rows == 0 */
+    size_t same_class;                  /* rows where both give the same class */
+    double agree_rate;                  /* same_class / rows; 1 when rows == 0 */
     double mean_abs_diff, max_abs_diff; /* over all rows*cols values */
 };
 void qv_compare_agreement(const float *a, const float *b, size_t rows, size_t cols,

@@ -47,7 +47,7 @@ struct qv_route {
     struct qv__shadow shadow[QV_ROUTE_MAX_SHADOW];
     bool has_score;
     struct qv_score_cfg score; /* defaults when !has_score */
-    int n_compare; /* 0: no "compare" */
+    int n_compare;             /* 0: no "compare" */
     struct qv__target compare[QV_ROUTE_MAX_COMPARE];
     enum qv_select select;
     bool has_bandit;
@@ -70,13 +70,12 @@ bool qv__label_name_ok(const char *name);
 /* Index of label 'name' in rt->labels, or -1. */
 int qv__route_find_label(const struct qv_route *rt, const char *name);
 /* Field that still refers to label 'name' ("weights.canary"), or NULL. */
-const char *qv__route_label_user(const struct qv_route *rt, const char *name, char *buf,
-                                 size_t n);
+const char *qv__route_label_user(const struct qv_route *rt, const char *name, char *buf, size_t n);
 
 /* ---- Random numbers (bandit.c) ---- */
-uint64_t qv__rng_next(uint64_t *s);           /* splitmix64 step */
-double qv__rng_unit(uint64_t *s);             /* uniform in (0, 1) */
-double qv__rng_gamma(uint64_t *s, double a);  /* Gamma(a, 1), a > 0 (Marsaglia-Tsang) */
+uint64_t qv__rng_next(uint64_t *s);                   /* splitmix64 step */
+double qv__rng_unit(uint64_t *s);                     /* uniform in (0, 1) */
+double qv__rng_gamma(uint64_t *s, double a);          /* Gamma(a, 1), a > 0 (Marsaglia-Tsang) */
 double qv__rng_beta(uint64_t *s, double a, double b); /* Beta(a, b) via two Gammas */
 
 #endif /* QV_ROUTER_INT_H */

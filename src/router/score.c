@@ -30,9 +30,8 @@ void qv_score_compute(const struct qv_score_cfg *c, const struct qv_window *w, i
     }
     for (int i = 0; i < n; i++) {
         struct qv_score_terms *t = &terms[i];
-        double cpu_share = cpu_sum > 0 ? (w[i].cpu_ms_per_req > 0 ? w[i].cpu_ms_per_req : 0) /
-                                             cpu_sum
-                                       : 1.0 / n;
+        double cpu_share =
+            cpu_sum > 0 ? (w[i].cpu_ms_per_req > 0 ? w[i].cpu_ms_per_req : 0) / cpu_sum : 1.0 / n;
         double mem_share = mem_sum > 0 ? (double)w[i].memory_bytes / mem_sum : 1.0 / n;
 
         t->requests = w[i].requests;

@@ -18,12 +18,12 @@ static void test_first_and_best_score(void **state)
     (void)state;
     assert_int_equal(qv_compare_select(QV_SELECT_FIRST, outs, 3, 1, 2, scores, comb, &chosen), 0);
     assert_int_equal(chosen, 0);
-    assert_int_equal(
-        qv_compare_select(QV_SELECT_BEST_SCORE, outs, 3, 1, 2, scores, comb, &chosen), 0);
+    assert_int_equal(qv_compare_select(QV_SELECT_BEST_SCORE, outs, 3, 1, 2, scores, comb, &chosen),
+                     0);
     assert_int_equal(chosen, 1);
     /* No known score: falls back to the first. */
-    assert_int_equal(
-        qv_compare_select(QV_SELECT_BEST_SCORE, outs, 3, 1, 2, unknown, comb, &chosen), 0);
+    assert_int_equal(qv_compare_select(QV_SELECT_BEST_SCORE, outs, 3, 1, 2, unknown, comb, &chosen),
+                     0);
     assert_int_equal(chosen, 0);
     assert_int_equal(qv_compare_select(QV_SELECT_BEST_SCORE, outs, 3, 1, 2, NULL, comb, &chosen),
                      0);
@@ -59,8 +59,7 @@ static void test_majority(void **state)
     int chosen = 0;
 
     (void)state;
-    assert_int_equal(qv_compare_select(QV_SELECT_MAJORITY, outs, 3, 2, 3, NULL, comb, &chosen),
-                     0);
+    assert_int_equal(qv_compare_select(QV_SELECT_MAJORITY, outs, 3, 2, 3, NULL, comb, &chosen), 0);
     assert_int_equal(chosen, -1);
     assert_memory_equal(comb, b, 3 * sizeof(float));
     assert_memory_equal(comb + 3, a + 3, 3 * sizeof(float));
@@ -70,8 +69,7 @@ static void test_majority(void **state)
     const float p[] = {0.9f, 0.6f}, q[] = {0.2f, 0.7f}, s[] = {0.4f, 0.1f};
     const float *bin[] = {p, q, s};
     float comb2[2];
-    assert_int_equal(qv_compare_select(QV_SELECT_MAJORITY, bin, 3, 2, 1, NULL, comb2, &chosen),
-                     0);
+    assert_int_equal(qv_compare_select(QV_SELECT_MAJORITY, bin, 3, 2, 1, NULL, comb2, &chosen), 0);
     assert_float_equal(comb2[0], 0.2f, 0);
     assert_float_equal(comb2[1], 0.6f, 0);
 }

@@ -113,9 +113,8 @@ static void test_not_ready_is_fine_without_resolver(void **state)
     qv_route *rt = NULL;
 
     (void)state;
-    assert_int_equal(qv_route_parse("{\"policy\": \"pinned\", \"target\": 9}", "fraud", NULL,
-                                    &rt, &d),
-                     0);
+    assert_int_equal(
+        qv_route_parse("{\"policy\": \"pinned\", \"target\": 9}", "fraud", NULL, &rt, &d), 0);
     assert_int_equal(qv_route_policy(rt), QV_POLICY_PINNED);
     qv_route_free(rt);
 }

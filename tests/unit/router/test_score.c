@@ -27,8 +27,12 @@ static struct qv_score_cfg cfg(void)
 static struct qv_window win(uint64_t requests, double p95, double err_rate, double cpu,
                             uint64_t mem)
 {
-    struct qv_window w = {.seconds = 10, .requests = requests, .p95_ms = p95,
-                          .error_rate = err_rate, .cpu_ms_per_req = cpu, .memory_bytes = mem};
+    struct qv_window w = {.seconds = 10,
+                          .requests = requests,
+                          .p95_ms = p95,
+                          .error_rate = err_rate,
+                          .cpu_ms_per_req = cpu,
+                          .memory_bytes = mem};
     w.errors = (uint64_t)(err_rate * requests);
     w.ok = requests - w.errors;
     return w;
@@ -42,7 +46,7 @@ static void test_terms(void **state)
 
     (void)state;
     qv_score_compute(&c, w, 2, t);
-    assert_float_equal(t[0].t, 2.0, 1e-12);  /* 10 / 5 */
+    assert_float_equal(t[0].t, 2.0, 1e-12); /* 10 / 5 */
     assert_float_equal(t[1].t, 0.5, 1e-12);
     /* cpu shares 0.75 / 0.25, memory shares 0.75 / 0.25: R = 2 * share. */
     assert_float_equal(t[0].r, 1.5, 1e-12);
