@@ -184,17 +184,20 @@ static int tensor_fill(const Onnx__TensorProto *tp, const char *base_dir, struct
     case QV_DTYPE_F32:
         if (tp->n_float_data != n)
             goto count;
-        memcpy(t->data, tp->float_data, n * es);
+        if (n)
+            memcpy(t->data, tp->float_data, n * es);
         return QV_OK;
     case QV_DTYPE_F64:
         if (tp->n_double_data != n)
             goto count;
-        memcpy(t->data, tp->double_data, n * es);
+        if (n)
+            memcpy(t->data, tp->double_data, n * es);
         return QV_OK;
     case QV_DTYPE_I64:
         if (tp->n_int64_data != n)
             goto count;
-        memcpy(t->data, tp->int64_data, n * es);
+        if (n)
+            memcpy(t->data, tp->int64_data, n * es);
         return QV_OK;
     case QV_DTYPE_U32:
     case QV_DTYPE_U64:

@@ -1,0 +1,411 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The ONNX runtime and backend end to end: the example models against
+ * PyTorch's reference outputs (examples/models/{mlp,cnn}/reference.json,
+ * written by scripts/make_onnx_models.py), batch-size changes, concurrent
+ * runs, wrong inputs, and broken model files (tests/onnx/models/). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "onnx/onnx.h"
+
+struct reference {
+    char in_name[QV_NAME_MAX], out_name[QV_NAME_MAX];
+    int in_ndim, out_ndim;
+    int64_t in_shape[QV_MAX_DIMS], out_shape[QV_MAX_DIMS];
+    float *in, *out;
+    double tol;
+};
+
+static const char *src_dir(void)
+{
+    const char *s = getenv("QV_SOURCE_DIR");
+
+    return s ? s : ".";
+}
+
+static void path_of(char *buf, size_t n, const char *rel)
+{
+    int r = snprintf(buf, n, "%s/%s", src_dir(), rel);
+
+    assert_true(r > 0 && (size_t)r < n);
+}
+
+static float *read_array(json_t *obj, char *name, int *ndim, int64_t *shape)
+{
+    json_t *sh = json_object_get(obj, "shape"), *data = json_object_get(obj, "data");
+    size_t i;
+    json_t *v;
+    float *out;
+
+    snprintf(name, QV_NAME_MAX, "%s", json_string_value(json_object_get(obj, "name")));
+    *ndim = (int)json_array_size(sh);
+    json_array_foreach(sh, i, v) shape[i] = json_integer_value(v);
+    out = calloc(json_array_size(data) + 1, sizeof(float));
+    assert_non_null(out);
+    json_array_foreach(data, i, v) out[i] = (float)json_number_value(v);
+    return out;
+}
+
+static void reference_load(const char *model, struct reference *r)
+{
+    char path[1024], rel[256];
+    json_error_t err;
+    json_t *root;
+
+    snprintf(rel, sizeof(rel), "examples/models/%s/reference.json", model);
+    path_of(path, sizeof(path), rel);
+    root = json_load_file(path, 0, &err);
+    if (root == NULL)
+        fail_msg("%s: %s", path, err.text);
+    r->in = read_array(json_object_get(root, "input"), r->in_name, &r->in_ndim, r->in_shape);
+    r->out = read_array(json_object_get(root, "output"), r->out_name, &r->out_ndim, r->out_shape);
+    r->tol = json_number_value(json_object_get(root, "tolerance"));
+    json_decref(root);
+}
+
+static void reference_free(struct reference *r)
+{
+    free(r->in);
+    free(r->out);
+}
+
+static int64_t row_elems(const int64_t *shape, int ndim)
+{
+    return qv_shape_numel(shape + 1, ndim - 1);
+}
+
+/* A borrowed tensor over rows [first, first+rows) of the reference input. */
+static struct qv_tensor input_rows(const struct reference *r, int64_t first, int64_t rows)
+{
+    struct qv_tensor t;
+    int64_t per = row_elems(r->in_shape, r->in_ndim);
+
+    memset(&t, 0, sizeof(t));
+    snprintf(t.name, sizeof(t.name), "%s", r->in_name);
+    t.dtype = QV_DTYPE_F32;
+    t.ndim = r->in_ndim;
+    memcpy(t.shape, r->in_shape, sizeof(t.shape));
+    t.shape[0] = rows;
+    t.data = r->in + first * per;
+    t.nbytes = (size_t)(rows * per) * sizeof(float);
+    return t;
+}
+
+static void check_rows(const struct reference *r, const struct qv_tensor *out, int64_t first,
+                       int64_t rows)
+{
+    int64_t per = row_elems(r->out_shape, r->out_ndim);
+    const float *y = out->data;
+
+    assert_int_equal(out->dtype, QV_DTYPE_F32);
+    assert_int_equal(out->ndim, r->out_ndim);
+    assert_int_equal(out->shape[0], rows);
+    for (int i = 1; i < r->out_ndim; i++)
+        assert_int_equal(out->shape[i], r->out_shape[i]);
+    for (int64_t i = 0; i < rows * per; i++) {
+        double want = r->out[first * per + i];
+        if (fabs(y[i] - want) > r->tol)
+            fail_msg("%s[%lld] = %.7g, reference %.7g", r->out_name, (long long)i, y[i], want);
+    }
+}
+
+static void run_model(const char *name)
+{
+    const struct qv_backend *be = qv_backend_find("onnx");
+    struct qv_backend_params p = {.threads = 1};
+    struct qv_signature sig;
+    struct reference r;
+    struct qv_diag d = {{0}};
+    struct qv_tensor in, out[QV_MAX_IO];
+    char path[1024], rel[256];
+    void *state = NULL;
+    int n_out = 0;
+
+    assert_non_null(be);
+    assert_true(qv_backend_flags(be) & QV_BACKEND_REENTRANT);
+    reference_load(name, &r);
+    snprintf(rel, sizeof(rel), "examples/models/%s/1/model.onnx", name);
+    path_of(path, sizeof(path), rel);
+    assert_ptr_equal(qv_backend_for_file(path), be);
+    if (qv_backend_load(be, path, &p, &state, &d) != QV_OK)
+        fail_msg("load %s: %s", path, d.msg);
+    assert_int_equal(qv_backend_describe(be, state, &sig), QV_OK);
+    assert_int_equal(sig.n_inputs, 1);
+    assert_int_equal(sig.n_outputs, 1);
+    assert_string_equal(sig.inputs[0].name, r.in_name);
+    assert_string_equal(sig.outputs[0].name, r.out_name);
+    assert_int_equal(sig.inputs[0].shape[0], -1);
+    assert_int_equal(sig.inputs[0].ndim, r.in_ndim);
+    assert_int_equal(sig.inputs[0].shape[1], r.in_shape[1]);
+    assert_true(qv_backend_memory(be, state) > 0);
+
+    /* All rows, then one row (a re-plan), then three rows from an offset. */
+    for (int k = 0; k < 3; k++) {
+        int64_t first = k == 0 ? 0 : 1, rows = k == 0 ? r.in_shape[0] : (k == 1 ? 1 : 3);
+        in = input_rows(&r, first, rows);
+        if (qv_backend_infer(be, state, &in, 1, out, &n_out, &d) != QV_OK)
+            fail_msg("infer: %s", d.msg);
+        assert_int_equal(n_out, 1);
+        assert_string_equal(out[0].name, r.out_name);
+        check_rows(&r, &out[0], first, rows);
+        qv_tensor_fini(&out[0]);
+    }
+    qv_backend_unload(be, state);
+    reference_free(&r);
+}
+
+static void test_mlp_matches_reference(void **state)
+{
+    (void)state;
+    run_model("mlp");
+}
+
+static void test_cnn_matches_reference(void **state)
+{
+    (void)state;
+    run_model("cnn");
+}
+
+/* ---- Concurrency ---- */
+
+struct worker {
+    qv_onnx_model *m;
+    const struct reference *r;
+    int id, failures;
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+
+    for (int it = 0; it < 20; it++) {
+        int64_t rows = 1 + (w->id + it) % w->r->in_shape[0];
+        int64_t first = w->r->in_shape[0] - rows;
+        struct qv_tensor in = input_rows(w->r, first, rows), out[2];
+        struct qv_diag d = {{0}};
+        int64_t per = row_elems(w->r->out_shape, w->r->out_ndim);
+        int n_out = 0;
+
+        if (qv_onnx_run(w->m, &in, 1, out, 2, &n_out, &d) != QV_OK) {
+            w->failures++;
+            continue;
+        }
+        for (int64_t i = 0; i < rows * per; i++)
+            if (fabs(((float *)out[0].data)[i] - w->r->out[first * per + i]) > w->r->tol)
+                w->failures++;
+        qv_tensor_fini(&out[0]);
+    }
+    return NULL;
+}
+
+static void test_concurrent_runs(void **state)
+{
+    struct reference r;
+    struct worker w[4];
+    pthread_t th[4];
+    qv_onnx_model *m = NULL;
+    struct qv_diag d = {{0}};
+    char path[1024];
+
+    (void)state;
+    reference_load("mlp", &r);
+    path_of(path, sizeof(path), "examples/models/mlp/1/model.onnx");
+    assert_int_equal(qv_onnx_load_file(path, NULL, &m, &d), QV_OK);
+    for (int i = 0; i < 4; i++) {
+        w[i] = (struct worker){.m = m, .r = &r, .id = i};
+        assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].failures, 0);
+    }
+    qv_onnx_free(m);
+    reference_free(&r);
+}
+
+/* ---- Wrong inputs ---- */
+
+static void test_wrong_inputs(void **state)
+{
+    qv_onnx_model *m = NULL;
+    struct qv_diag d = {{0}};
+    struct qv_tensor in, out[2];
+    float data[4 * 30] = {0};
+    int64_t i64[30] = {0};
+    char path[1024];
+    int n_out = -1;
+
+    (void)state;
+    path_of(path, sizeof(path), "examples/models/mlp/1/model.onnx");
+    assert_int_equal(qv_onnx_load_file(path, NULL, &m, &d), QV_OK);
+    assert_int_equal(qv_onnx_n_inputs(m), 1);
+    assert_int_equal(qv_onnx_input(m, 0)->shape[1], 30);
+    assert_null(qv_onnx_input(m, 1));
+    assert_true(qv_onnx_opset(m) >= 7);
+
+    memset(&in, 0, sizeof(in));
+    in.dtype = QV_DTYPE_F32;
+    in.ndim = 2;
+    in.shape[0] = 4;
+    in.shape[1] = 29;
+    in.data = data;
+    in.nbytes = sizeof(data);
+    assert_int_equal(qv_onnx_run(m, &in, 1, out, 2, &n_out, &d), QV_EINVAL);
+    assert_non_null(strstr(d.msg, "expected shape [-1,30], got [4,29]"));
+    assert_int_equal(n_out, 0);
+
+    memset(&d, 0, sizeof(d));
+    in.shape[1] = 30;
+    in.ndim = 3;
+    in.shape[2] = 1;
+    assert_int_equal(qv_onnx_run(m, &in, 1, out, 2, &n_out, &d), QV_EINVAL);
+
+    memset(&d, 0, sizeof(d));
+    in.ndim = 2;
+    in.dtype = QV_DTYPE_I64;
+    in.shape[0] = 1;
+    in.data = i64;
+    in.nbytes = sizeof(i64);
+    assert_int_equal(qv_onnx_run(m, &in, 1, out, 2, &n_out, &d), QV_EINVAL);
+    assert_non_null(strstr(d.msg, "expected FP32, got INT64"));
+
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(qv_onnx_run(m, &in, 0, out, 2, &n_out, &d), QV_EINVAL);
+
+    /* Data shorter than the shape says. */
+    memset(&d, 0, sizeof(d));
+    in.dtype = QV_DTYPE_F32;
+    in.data = data;
+    in.shape[0] = 4;
+    in.nbytes = 10;
+    assert_int_equal(qv_onnx_run(m, &in, 1, out, 2, &n_out, &d), QV_EINVAL);
+
+    /* And a good run still works afterwards. */
+    in.nbytes = sizeof(data);
+    assert_int_equal(qv_onnx_run(m, &in, 1, out, 2, &n_out, &d), QV_OK);
+    assert_int_equal(n_out, 1);
+    qv_tensor_fini(&out[0]);
+    qv_onnx_free(m);
+}
+
+/* ---- Broken models ---- */
+
+static void expect_load_error(const char *file, int err, const char *needle)
+{
+    qv_onnx_model *m = NULL;
+    struct qv_diag d = {{0}};
+    char path[1024], rel[256];
+
+    snprintf(rel, sizeof(rel), "tests/onnx/models/%s", file);
+    path_of(path, sizeof(path), rel);
+    assert_int_equal(qv_onnx_load_file(path, NULL, &m, &d), err);
+    assert_null(m);
+    if (strstr(d.msg, needle) == NULL)
+        fail_msg("%s: diag '%s' lacks '%s'", file, d.msg, needle);
+}
+
+static void test_bad_models(void **state)
+{
+    (void)state;
+    expect_load_error("unknown_op.onnx", QV_ENOTSUP, "node 'mystery' (FooBar): operator not supported");
+    expect_load_error("bad_shape.onnx", QV_EINVAL, "node 'add_bad' (Add): shapes [1,3] and [4]");
+    expect_load_error("bad_type.onnx", QV_ENOTSUP, "STRING");
+    expect_load_error("missing_input.onnx", QV_EINVAL, "input 'nowhere' is not defined");
+    expect_load_error("cycle.onnx", QV_EINVAL, "cycle");
+    expect_load_error("old_opset.onnx", QV_ENOTSUP, "opset 99");
+    expect_load_error("no_such_file.onnx", QV_ENOENT, "");
+}
+
+static void test_corrupt_bytes(void **state)
+{
+    char path[1024], *data = NULL;
+    size_t len = 0;
+    struct qv_diag d = {{0}};
+    qv_onnx_model *m = NULL;
+
+    (void)state;
+    path_of(path, sizeof(path), "examples/models/cnn/1/model.onnx");
+    assert_int_equal(qv_file_read_all(path, 1 << 24, &data, &len, &d), QV_OK);
+    /* Every truncation point fails cleanly (or, rarely, still parses). */
+    for (size_t cut = 0; cut < len; cut += 1 + cut / 8) {
+        memset(&d, 0, sizeof(d));
+        if (qv_onnx_load_buffer(data, cut, NULL, NULL, &m, &d) == QV_OK) {
+            qv_onnx_free(m);
+            m = NULL;
+        } else {
+            assert_true(d.msg[0] != '\0');
+        }
+    }
+    /* Flipped bytes. */
+    for (size_t i = 0; i < len; i += 97) {
+        data[i] ^= 0x5a;
+        memset(&d, 0, sizeof(d));
+        if (qv_onnx_load_buffer(data, len, NULL, NULL, &m, &d) == QV_OK) {
+            qv_onnx_free(m);
+            m = NULL;
+        }
+        data[i] ^= 0x5a;
+    }
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(qv_onnx_load_buffer("garbage", 7, NULL, NULL, &m, &d), QV_EINVAL);
+    free(data);
+}
+
+/* A two-node model with an initializer, run through the plain API. */
+static void test_add_relu(void **state)
+{
+    qv_onnx_model *m = NULL;
+    struct qv_diag d = {{0}};
+    struct qv_tensor in, out[1];
+    float x[6] = {-1, 1, 2, -3, 0.25f, 4};
+    const float want[6] = {0, 0, 2.5f, 0, 0, 4.5f};
+    char path[1024];
+    int n_out;
+
+    (void)state;
+    path_of(path, sizeof(path), "tests/onnx/models/add_relu.onnx");
+    assert_int_equal(qv_onnx_load_file(path, NULL, &m, &d), QV_OK);
+    memset(&in, 0, sizeof(in));
+    snprintf(in.name, sizeof(in.name), "x");
+    in.dtype = QV_DTYPE_F32;
+    in.ndim = 2;
+    in.shape[0] = 2;
+    in.shape[1] = 3;
+    in.data = x;
+    in.nbytes = sizeof(x);
+    assert_int_equal(qv_onnx_run(m, &in, 1, out, 1, &n_out, &d), QV_OK);
+    assert_int_equal(n_out, 1);
+    for (int i = 0; i < 6; i++)
+        assert_float_equal(((float *)out[0].data)[i], want[i], 1e-6);
+    qv_tensor_fini(&out[0]);
+    /* max_out too small */
+    assert_int_equal(qv_onnx_run(m, &in, 1, out, 0, &n_out, &d), QV_EINVAL);
+    qv_onnx_free(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mlp_matches_reference),
+        cmocka_unit_test(test_cnn_matches_reference),
+        cmocka_unit_test(test_concurrent_runs),
+        cmocka_unit_test(test_wrong_inputs),
+        cmocka_unit_test(test_bad_models),
+        cmocka_unit_test(test_corrupt_bytes),
+        cmocka_unit_test(test_add_relu),
+    };
+    qv_log_set_level(QV_LOG_ERROR);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
