@@ -119,6 +119,13 @@ int qv__on_label_put(struct qv_http_req *r);
 int qv__on_label_delete(struct qv_http_req *r);
 int qv__on_feedback(struct qv_http_req *r);
 int qv__on_events(struct qv_http_req *r);
+/* control_api.c: statistics, history, alerts and rollouts. */
+int qv__on_model_stats(struct qv_http_req *r);
+int qv__on_model_history(struct qv_http_req *r);
+int qv__on_model_alerts(struct qv_http_req *r);
+int qv__on_rollout_get(struct qv_http_req *r);
+int qv__on_rollout_post(struct qv_http_req *r);
+int qv__on_rollout_delete(struct qv_http_req *r);
 
 /* Helpers shared by handlers. */
 int qv__api_json_string(struct qv_buf *b, const char *s); /* appends a quoted JSON string */

@@ -43,6 +43,13 @@ const struct qv_api_route qv__api_routes[] = {
     { "POST", "/v2/models/{name}/feedback",                        qv__on_feedback,      ROUTE_MANAGE },
     { "GET",  "/v2/models/{name}/events",                          qv__on_events,        ROUTE_MANAGE },
     { "GET",  "/v2/events",                                        qv__on_events,        ROUTE_MANAGE },
+    { "GET",  "/v2/models/{name}/stats",                           qv__on_model_stats,   0 },
+    { "GET",  "/v2/models/{name}/versions/{ver}/stats",            qv__on_model_stats,   0 },
+    { "GET",  "/v2/models/{name}/history",                         qv__on_model_history, ROUTE_MANAGE },
+    { "GET",  "/v2/models/{name}/alerts",                          qv__on_model_alerts,  ROUTE_MANAGE },
+    { "GET",  "/v2/models/{name}/rollout",                         qv__on_rollout_get,   ROUTE_MANAGE },
+    { "POST", "/v2/models/{name}/rollout",                         qv__on_rollout_post,  ROUTE_MANAGE | ROUTE_ADMIN },
+    { "DELETE", "/v2/models/{name}/rollout",                       qv__on_rollout_delete, ROUTE_MANAGE | ROUTE_ADMIN },
 };
 /* clang-format on */
 const int qv__api_n_routes = (int)QV_ARRAY_LEN(qv__api_routes);

@@ -1,25 +1,16 @@
 /* SPDX-License-Identifier: MIT
  *
- * The controller's tick: route restore at start, score-driven weights. */
-#include "control.h"
+ * The controller's tick: route restore at start, score-driven weights, the
+ * route weights in force exported to the monitor, then history, alerts and
+ * rollouts (history.c, alerts.c, rollout.c).
+ */
+#include "control_int.h"
 
 #define QV_LOG_MODULE "control"
 
+#include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct qv_control {
-    qv_engine *engine;
-    qv_router *router;
-    qv_monitor *monitor;
-    qv_store *store;
-    pthread_mutex_t mu;
-};
-
-static bool is_ready(void *ud, const char *model, int64_t version)
-{
-    return qv_engine_is_ready(ud, model, version);
-}
 
 /* Routes are restored without the READY check: at start a routed version may
  * still be loading, and the router skips versions that are not READY. */
@@ -43,6 +34,8 @@ static void restore_routes(qv_control *c)
     for (size_t i = 0; i < n; i++) {
         char *bandit = NULL;
         struct qv_diag rd = {{0}};
+        if (routes[i].doc == NULL || routes[i].doc[0] == '\0')
+            continue; /* an empty document stands for "no route" */
         if (qv_router_set_route(c->router, routes[i].model, routes[i].doc, &res, &rd) != QV_OK) {
             qv_log(QV_LOG_WARN, "model=%s msg=\"stored route rejected\" reason=\"%s\"",
                    routes[i].model, rd.msg);
@@ -57,8 +50,31 @@ static void restore_routes(qv_control *c)
     qv_store_route_free(routes, n);
 }
 
-int qv_control_create(qv_engine *e, qv_router *r, qv_monitor *m, qv_store *s, qv_control **out,
-                      struct qv_diag *d)
+static double env_seconds(const char *name, double dflt)
+{
+    const char *s = getenv(name);
+    char *end;
+    double x;
+
+    if (s == NULL || *s == '\0')
+        return dflt;
+    x = strtod(s, &end);
+    if (*end != '\0' || !(x > 0)) {
+        qv_log(QV_LOG_WARN, "%s=\"%s\" msg=\"expected a positive number of seconds; using %g\"",
+               name, s, dflt);
+        return dflt;
+    }
+    return x;
+}
+
+uint64_t qv__control_now_ms(const qv_control *c)
+{
+    return c->opt.clock_ms ? c->opt.clock_ms(c->opt.clock_ud) : qv_wall_ms();
+}
+
+int qv_control_create_opts(qv_engine *e, qv_router *r, qv_monitor *m, qv_store *s,
+                           const struct qv_control_options *o, qv_control **out,
+                           struct qv_diag *d)
 {
     qv_control *c = qv_xcalloc(1, sizeof(*c));
 
@@ -67,21 +83,46 @@ int qv_control_create(qv_engine *e, qv_router *r, qv_monitor *m, qv_store *s, qv
     c->router = r;
     c->monitor = m;
     c->store = s;
+    if (o != NULL)
+        c->opt = *o;
+    if (!(c->opt.history_interval_s > 0))
+        c->opt.history_interval_s = env_seconds("QUIVER_HISTORY_INTERVAL_S", 10);
+    if (!(c->opt.history_retention_s > 0))
+        c->opt.history_retention_s = env_seconds("QUIVER_HISTORY_RETENTION_S", 7 * 86400);
     pthread_mutex_init(&c->mu, NULL);
     restore_routes(c);
+    qv__rollout_load(c);
+    if (!c->opt.no_webhooks) {
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        c->webhook = qv__webhook_start();
+    }
     *out = c;
     return QV_OK;
+}
+
+int qv_control_create(qv_engine *e, qv_router *r, qv_monitor *m, qv_store *s, qv_control **out,
+                      struct qv_diag *d)
+{
+    return qv_control_create_opts(e, r, m, s, NULL, out, d);
 }
 
 void qv_control_destroy(qv_control *c)
 {
     if (c == NULL)
         return;
+    if (!c->opt.no_webhooks) {
+        qv__webhook_stop(c->webhook);
+        curl_global_cleanup();
+    }
+    qv__rollout_free(c);
+    qv__alerts_free(c);
+    qv__history_free(c);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }
 
-/* Feeds each model's windows to the router's score policy. */
+/* Feeds each model's windows to the router's score policy and exports the
+ * route weights in force to the monitor. */
 static void update_scores(qv_control *c)
 {
     char (*names)[QV_MODEL_NAME_MAX] = NULL;
@@ -91,11 +132,15 @@ static void update_scores(qv_control *c)
     for (int i = 0; i < n; i++) {
         int64_t versions[QV_MAX_VERSIONS];
         struct qv_window w[QV_MAX_VERSIONS];
+        double weights[QV_MAX_VERSIONS];
         int k = qv_engine_ready_versions(c->engine, names[i], versions, QV_MAX_VERSIONS);
         for (int j = 0; j < k; j++)
             qv_monitor_window(c->monitor, names[i], versions[j], 30, &w[j]);
         if (k > 0)
             qv_router_update_scores(c->router, names[i], versions, w, k);
+        qv_control_route_weights(c, names[i], versions, k, weights);
+        for (int j = 0; j < k; j++)
+            qv_monitor_route_weight(c->monitor, names[i], versions[j], weights[j] / 100.0);
     }
     free(names);
 }
@@ -104,6 +149,8 @@ void qv_control_tick(qv_control *c)
 {
     pthread_mutex_lock(&c->mu);
     update_scores(c);
+    qv__history_tick(c);
+    qv__alerts_tick(c);
+    qv__rollout_tick(c);
     pthread_mutex_unlock(&c->mu);
-    (void)is_ready;
 }
