@@ -35,11 +35,20 @@ build-tsan:
 run: deps build
 	./build/quiver serve --repo $(REPO) --data $(DATA) --host $(HOST) --port $(PORT)
 
-# Installs, builds (plain and ASan+UBSan) and runs every suite in both builds.
-test: deps-test build build-asan
-	cd build && $(CTEST)
-	cd build-asan && $(CTEST)
-	@bash scripts/summary.sh build build-asan
+# The concurrent parts (engine, monitor, router, store) also run under TSan.
+TSAN_TESTS = unit_test_(engine|monitor|pick|feedback|bandit|store)
+
+# Installs, builds (plain, ASan+UBSan, TSan) and runs every suite: all of them
+# in the plain and ASan builds, the concurrent parts' unit tests under TSan.
+test: deps-test build build-asan build-tsan
+	cd build && $(CTEST) || true
+	cd build-asan && $(CTEST) || true
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 $(CTEST) -L unit -R '$(TSAN_TESTS)' || true
+	@bash scripts/summary.sh build build-asan build-tsan
+
+# The 1000-cycle load/unload loop under ASan and LeakSanitizer.
+soak: build-asan
+	QV_SOAK_CYCLES=1000 ./build-asan/unit_test_engine
 
 test-fast: build
 	cd build && $(CTEST)

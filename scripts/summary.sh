@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Prints one closing line over the ctest runs of the given build directories:
-# "tests: N passed, N failed". Exits non-zero when anything failed.
+# Prints one closing line over the ctest runs of the given build directories,
+# "tests: N passed, N failed", and exits non-zero when any test failed or a
+# build directory has no test log (its ctest did not run).
 set -u
-pass=0; fail=0
+pass=0; fail=0; missing=0
 for dir in "$@"; do
   log="$dir/Testing/Temporary/LastTest.log"
-  [ -f "$log" ] || continue
+  if [ ! -f "$log" ]; then
+    echo "summary: $dir: no test log" >&2
+    missing=$((missing + 1))
+    continue
+  fi
   p=$(grep -c '^Test Passed\.' "$log" || true)
-  f=$(grep -c '^Test Failed\.' "$log" || true)
-  # ctest writes "Test Failed." only for failures; count them from the result lines.
   f=$(grep -cE '^Test (Failed|Timeout)' "$log" || true)
   pass=$((pass + p)); fail=$((fail + f))
+  if [ -f "$dir/Testing/Temporary/LastTestsFailed.log" ]; then
+    sed "s|^|summary: $dir: failed: |" "$dir/Testing/Temporary/LastTestsFailed.log" >&2
+  fi
 done
 echo "tests: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+[ "$fail" -eq 0 ] && [ "$missing" -eq 0 ]
