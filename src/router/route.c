@@ -583,6 +583,8 @@ int qv_route_parse(const char *json_text, const char *model, const struct qv_res
     json_t *root = NULL;
     int err;
 
+    if (model == NULL)
+        model = "";
     root = json_loads(json_text != NULL ? json_text : "", JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
         err = qv_fail(d, QV_EINVAL, "route: invalid JSON at line %d column %d: %s", jerr.line,
