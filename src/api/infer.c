@@ -452,6 +452,23 @@ static int decode_tfs(struct infer_ctx *c, json_t *root, struct qv_diag *d)
     return err;
 }
 
+/* Every output the request names must exist. */
+static int check_wanted(const struct infer_ctx *c, struct qv_diag *d)
+{
+    const struct qv_signature *sig = qv_version_signature(c->v);
+
+    for (int i = 0; i < c->n_wanted; i++) {
+        bool found = false;
+        for (int k = 0; k < sig->n_outputs && !found; k++)
+            found = strcmp(sig->outputs[k].name, c->wanted[i]) == 0;
+        if (!found)
+            return qv_fail(d, QV_EINVAL, "outputs[%d].name: %s/%lld has no output \"%s\"", i,
+                           qv_version_model(c->v), (long long)qv_version_number(c->v),
+                           c->wanted[i]);
+    }
+    return QV_OK;
+}
+
 /* ---- Shadow traffic ---- */
 
 /* Prepares shadow copies of c's (already checked) request for the versions the
@@ -773,6 +790,8 @@ static int infer(struct qv_http_req *h, bool tfs)
         snprintf(h->version_header, sizeof(h->version_header), "%lld",
                  (long long)qv_version_number(c->v));
         err = qv_engine_prepare(c->v, &c->req, &h->diag);
+        if (!err)
+            err = check_wanted(c, &h->diag);
         if (err)
             qv_vstats_request(qv_version_stats(c->v), QV_OUTCOME_BAD_INPUT, 0, 0, 0);
     }

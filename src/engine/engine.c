@@ -378,33 +378,36 @@ static int warm_up(qv_version *v, const struct qv_model_config *cfg, const char 
     }
     json_array_foreach(list, i, req) {
         struct qv_infer_req r;
+        struct qv_diag rd = {{0}};
         json_t *inputs = json_object_get(req, "inputs");
         size_t k;
         json_t *t;
 
         memset(&r, 0, sizeof(r));
         if (!json_is_array(inputs) || json_array_size(inputs) > QV_MAX_IO) {
-            err = qv_fail(d, QV_EINVAL, "warmup[%zu].inputs: expected an array", i);
-            break;
-        }
-        json_array_foreach(inputs, k, t) {
-            char field[64];
-            snprintf(field, sizeof(field), "warmup[%zu].inputs[%zu]", i, k);
-            err = qv_tensor_from_json(t, field, &r.inputs[k], d);
-            if (err)
-                break;
-            r.n_inputs++;
+            err = qv_fail(&rd, QV_EINVAL, "inputs: expected an array");
+        } else {
+            json_array_foreach(inputs, k, t) {
+                char field[64];
+                snprintf(field, sizeof(field), "inputs[%zu]", k);
+                err = qv_tensor_from_json(t, field, &r.inputs[k], &rd);
+                if (err)
+                    break;
+                r.n_inputs++;
+            }
         }
         if (!err)
-            err = qv_engine_prepare(v, &r, d);
+            err = qv_engine_prepare(v, &r, &rd);
         if (!err) {
             err = qv_engine_run_inline(v, &r);
             if (err)
-                qv_fail(d, err, "warmup[%zu]: %s", i, r.diag.msg);
+                rd = r.diag;
         }
         qv_infer_req_fini(&r);
-        if (err)
+        if (err) {
+            qv_fail(d, err, "warmup[%zu] failed: %s", i, rd.msg);
             break;
+        }
     }
     json_decref(list);
     return err;
