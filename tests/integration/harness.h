@@ -363,6 +363,50 @@ H_FN void h_fini(struct h_srv *s)
 
 /* ---- HTTP ---- */
 
+/* Responses not yet freed, so that a failed assertion (which leaves the test
+ * function by longjmp) leaks nothing: teardown frees what is left. */
+#define H_LIVE_MAX 512
+static struct {
+    char *body, *headers;
+    json_t *json;
+} h_live[H_LIVE_MAX];
+static pthread_mutex_t h_live_mu = PTHREAD_MUTEX_INITIALIZER;
+
+H_FN void h_live_add(char *body, char *headers, json_t *json)
+{
+    pthread_mutex_lock(&h_live_mu);
+    for (int i = 0; i < H_LIVE_MAX; i++) {
+        if (h_live[i].body == NULL) {
+            h_live[i].body = body;
+            h_live[i].headers = headers;
+            h_live[i].json = json;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&h_live_mu);
+}
+
+H_FN void h_live_del(const char *body)
+{
+    pthread_mutex_lock(&h_live_mu);
+    for (int i = 0; i < H_LIVE_MAX && body; i++)
+        if (h_live[i].body == body)
+            memset(&h_live[i], 0, sizeof(h_live[i]));
+    pthread_mutex_unlock(&h_live_mu);
+}
+
+H_FN void h_live_free_all(void)
+{
+    pthread_mutex_lock(&h_live_mu);
+    for (int i = 0; i < H_LIVE_MAX; i++) {
+        free(h_live[i].body);
+        free(h_live[i].headers);
+        json_decref(h_live[i].json);
+        memset(&h_live[i], 0, sizeof(h_live[i]));
+    }
+    pthread_mutex_unlock(&h_live_mu);
+}
+
 H_FN size_t h_on_data(char *p, size_t size, size_t n, void *ud)
 {
     struct h_resp *r = ud;
@@ -429,6 +473,7 @@ H_FN void h_finish(CURL *c, struct h_resp *r)
 {
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
     r->json = r->len ? json_loadb(r->body, r->len, 0, NULL) : NULL;
+    h_live_add(r->body, r->headers, r->json);
 }
 
 H_FN struct h_resp h_req_n(const struct h_srv *s, const char *method, const char *path,
@@ -465,6 +510,7 @@ H_FN struct h_resp h_post(const struct h_srv *s, const char *path, const char *b
 
 H_FN void h_resp_free(struct h_resp *r)
 {
+    h_live_del(r->body);
     free(r->body);
     free(r->headers);
     json_decref(r->json);
@@ -784,6 +830,7 @@ H_FN int h_teardown(void **state)
 
     h_fini(s);
     free(s);
+    h_live_free_all();
     return 0;
 }
 
