@@ -59,7 +59,8 @@ char *qv__pool_strdup(struct qv__pool *p, const char *s, size_t len)
 
     if (r == NULL)
         return NULL;
-    memcpy(r, s, len);
+    if (len)
+        memcpy(r, s, len);
     r[len] = '\0';
     return r;
 }

@@ -366,7 +366,7 @@ int main(int argc, char **argv)
 
             snprintf(full, sizeof(full), "%s/%s", suites[s], names[i]);
             for (int k = 0; k < n_expect && !want; k++)
-                want = strcmp(expect[k], full) == 0;
+                want = expect[k] && strcmp(expect[k], full) == 0;
             if (!want)
                 continue;
             fmt_into(tdir, sizeof(tdir), "%s/%s", sdir, names[i]);
@@ -374,17 +374,17 @@ int main(int argc, char **argv)
             counts[r]++;
             if (r == R_PASS && pass_out)
                 fprintf(pass_out, "%s\n", full);
+            bool miss = false;
             for (int k = 0; k < n_expect; k++)
                 if (expect[k] && strcmp(expect[k], full) == 0) {
-                    if (r != R_PASS) {
-                        missing++;
-                        printf("EXPECTED PASS: ");
-                    }
+                    miss = r != R_PASS;
                     free(expect[k]);
                     expect[k] = NULL;
                 }
-            if (!o.quiet || r == R_FAIL)
-                printf("%-11s %s%s%s\n", label[r], full, why[0] ? "  " : "", why);
+            missing += miss;
+            if (!o.quiet || r == R_FAIL || miss)
+                printf("%s%-11s %s%s%s\n", miss ? "EXPECTED PASS: " : "", label[r], full,
+                       why[0] ? "  " : "", why);
             fflush(stdout);
         }
         for (int i = 0; i < n_names; i++)
