@@ -18,7 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_RUN_ELEMS (1 << 20)
+#define MAX_RUN_ELEMS 4096               /* keep each run fast */
+#define MAX_RUN_BYTES ((size_t)64 << 20) /* and small */
 
 static void run_once(qv_onnx_model *m)
 {
@@ -27,7 +28,7 @@ static void run_once(qv_onnx_model *m)
     struct qv_diag d = {{0}};
     int64_t total = 0;
 
-    if (n_in > 16)
+    if (n_in > 16 || qv_onnx_memory(m) > MAX_RUN_BYTES)
         return;
     memset(in, 0, sizeof(in));
     for (int i = 0; i < n_in; i++) {

@@ -168,6 +168,22 @@ BIN_KERNEL(min, i32, int32_t, a < b ? a : b)
 BIN_KERNEL(prelu, f32, float, a < 0 ? a * b : a)
 BIN_KERNEL(prelu, f64, double, a < 0 ? a * b : a)
 
+/* The narrower integer types, for the arithmetic ops and Max/Min. */
+#define BIN_SMALL(name, OP)                                                                        \
+    BIN_KERNEL(name, u8, uint8_t, OP)                                                              \
+    BIN_KERNEL(name, i8, int8_t, OP)                                                               \
+    BIN_KERNEL(name, u16, uint16_t, OP)                                                            \
+    BIN_KERNEL(name, i16, int16_t, OP)                                                             \
+    BIN_KERNEL(name, u32, uint32_t, OP)                                                            \
+    BIN_KERNEL(name, u64, uint64_t, OP)
+
+BIN_SMALL(add, (uint64_t)a + (uint64_t)b)
+BIN_SMALL(sub, (uint64_t)a - (uint64_t)b)
+BIN_SMALL(mul, (uint64_t)a *(uint64_t)b)
+BIN_SMALL(div, b == 0 ? 0 : a / b) /* unsigned or promoted to int: no overflow */
+BIN_SMALL(max, a > b ? a : b)
+BIN_SMALL(min, a < b ? a : b)
+
 /* Mean: sum then scale. */
 static int mean_f32(struct qv_exec *x)
 {
@@ -346,15 +362,18 @@ static int logic_infer(struct qv_exec *x, struct qv_diag *d)
 
 #define KF(name) [QV_DTYPE_F32] = name##_f32, [QV_DTYPE_F64] = name##_f64
 #define KFI(name) KF(name), [QV_DTYPE_I64] = name##_i64, [QV_DTYPE_I32] = name##_i32
+#define KALL(name)                                                                                 \
+    KFI(name), [QV_DTYPE_U8] = name##_u8, [QV_DTYPE_I8] = name##_i8, [QV_DTYPE_U16] = name##_u16,  \
+        [QV_DTYPE_I16] = name##_i16, [QV_DTYPE_U32] = name##_u32, [QV_DTYPE_U64] = name##_u64
 
 const struct qv_op qv_op_add = {
-    .name = "Add", .since_version = 1, .infer_shape = bin2_infer, .kernels = {KFI(add)}};
+    .name = "Add", .since_version = 1, .infer_shape = bin2_infer, .kernels = {KALL(add)}};
 const struct qv_op qv_op_sub = {
-    .name = "Sub", .since_version = 1, .infer_shape = bin2_infer, .kernels = {KFI(sub)}};
+    .name = "Sub", .since_version = 1, .infer_shape = bin2_infer, .kernels = {KALL(sub)}};
 const struct qv_op qv_op_mul = {
-    .name = "Mul", .since_version = 1, .infer_shape = bin2_infer, .kernels = {KFI(mul)}};
+    .name = "Mul", .since_version = 1, .infer_shape = bin2_infer, .kernels = {KALL(mul)}};
 const struct qv_op qv_op_div = {
-    .name = "Div", .since_version = 1, .infer_shape = bin2_infer, .kernels = {KFI(div)}};
+    .name = "Div", .since_version = 1, .infer_shape = bin2_infer, .kernels = {KALL(div)}};
 const struct qv_op qv_op_pow = {.name = "Pow",
                                 .since_version = 1,
                                 .infer_shape = pow_infer,
@@ -362,9 +381,9 @@ const struct qv_op qv_op_pow = {.name = "Pow",
 const struct qv_op qv_op_sum = {
     .name = "Sum", .since_version = 1, .infer_shape = bin_infer, .kernels = {KFI(add)}};
 const struct qv_op qv_op_max = {
-    .name = "Max", .since_version = 1, .infer_shape = bin_infer, .kernels = {KFI(max)}};
+    .name = "Max", .since_version = 1, .infer_shape = bin_infer, .kernels = {KALL(max)}};
 const struct qv_op qv_op_min = {
-    .name = "Min", .since_version = 1, .infer_shape = bin_infer, .kernels = {KFI(min)}};
+    .name = "Min", .since_version = 1, .infer_shape = bin_infer, .kernels = {KALL(min)}};
 const struct qv_op qv_op_mean = {.name = "Mean",
                                  .since_version = 1,
                                  .infer_shape = bin_infer,

@@ -148,6 +148,7 @@ static int pad_kernel(struct qv_exec *x)
         int8_t i8;
     } cv;
     const void *cval = &cv;
+    const struct qv_tensor *ct = x->n_in > 2 && x->node->opset >= 11 ? x->in[2] : NULL;
 
     /* The constant in the output's dtype. */
     switch (in->dtype) {
@@ -158,6 +159,8 @@ static int pad_kernel(struct qv_exec *x)
     case QV_DTYPE_I8: cv.i8 = (int8_t)p->value; break;
     default: memset(&cv, 0, sizeof(cv)); cv.u8 = (uint8_t)p->value; break;
     }
+    if (ct)
+        cval = ct->data;
     strides_of(in, is);
     for (int64_t j = 0; j < n; j++) {
         int64_t off = 0;
@@ -230,13 +233,11 @@ static int pad_infer(struct qv_exec *x, struct qv_diag *d)
         if (err)
             return err;
         if (x->n_in > 2 && x->in[2]) {
+            /* Read by the kernel: it may be fed at run time. */
             const struct qv_tensor *c = x->in[2];
-            if (c->data == NULL)
-                return qv_op_fail(x->node, d, QV_ENOTSUP, "constant_value must be a constant");
             if (c->dtype != in->dtype || qv_numel(c) != 1)
                 return qv_op_fail(x->node, d, QV_EINVAL, "constant_value must be one %s",
                                   qv_dtype_name(in->dtype));
-            p->value = qv_tensor_get_f64(c, 0);
         }
     }
     /* Opset 18 'axes' input: pads cover only those axes. */
