@@ -69,6 +69,20 @@ static void version_unref(qv_version *v)
     free(v);
 }
 
+void qv__version_get(qv_version *v)
+{
+    atomic_fetch_add(&v->refs, 1);
+    atomic_fetch_add(&v->users, 1);
+}
+
+void qv__version_put(qv_version *v)
+{
+    if (atomic_fetch_sub_explicit(&v->users, 1, memory_order_acq_rel) == 1 &&
+        atomic_load(&v->state) == QV_STATE_DRAINING)
+        qv__engine_wake(v->e);
+    version_unref(v);
+}
+
 qv_version *qv_version_hold(qv_version *v)
 {
     atomic_fetch_add(&v->refs, 1);
@@ -82,10 +96,7 @@ void qv_version_release(qv_version *v)
     if (v == NULL)
         return;
     qv_vstats_inflight(v->stats, -1);
-    if (atomic_fetch_sub_explicit(&v->users, 1, memory_order_acq_rel) == 1 &&
-        atomic_load(&v->state) == QV_STATE_DRAINING)
-        qv__engine_wake(v->e);
-    version_unref(v);
+    qv__version_put(v);
 }
 
 const char *qv_version_model(const qv_version *v)

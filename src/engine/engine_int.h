@@ -39,8 +39,8 @@ struct qv_version {
     int n_preferred;
     int preferred[QV_MAX_PREFERRED];
     int instances, queue_limit;
-    uint64_t memory;
-    uint64_t loaded_at_ms;
+    _Atomic uint64_t memory;        /* written by the control side, read by info */
+    _Atomic uint64_t loaded_at_ms;
     qv_vstats *stats;
     _Atomic uint64_t last_used_ns;
 
@@ -113,5 +113,8 @@ void qv__engine_workers_stop(qv_engine *e);
 int qv__engine_infer_batch(qv_version *v, void *state, struct qv_infer_req **reqs, int n);
 /* engine.c */
 void qv__engine_wake(qv_engine *e);
+/* A hold on v's object and backend state, without the in-flight gauge. */
+void qv__version_get(qv_version *v);
+void qv__version_put(qv_version *v);
 
 #endif /* QV_ENGINE_INT_H */

@@ -209,7 +209,7 @@ static void *worker_main(void *arg)
     for (;;) {
         struct qv_infer_req *batch[1024];
         qv_version *v;
-        int n = 0, slot = 0, take;
+        int n = 0, slot = 0, take, depth;
         int64_t max, rows;
 
         while (e->run_head == NULL && !e->stopping)
@@ -266,9 +266,13 @@ static void *worker_main(void *arg)
             v->state_busy[slot] = true;
         }
         list_runnable_locked(e, v); /* more work and a free instance: another worker */
+        depth = v->qlen;
+        /* The requests' own holds end in done(); the worker keeps v and its
+         * backend state until it has finished with them. */
+        qv__version_get(v);
         pthread_mutex_unlock(&e->qlock);
 
-        qv_vstats_queue_depth(v->stats, v->qlen);
+        qv_vstats_queue_depth(v->stats, depth);
         qv__engine_infer_batch(v, v->states[slot], batch, n);
         for (int k = 0; k < n; k++) {
             struct qv_infer_req *r = batch[k];
@@ -285,6 +289,9 @@ static void *worker_main(void *arg)
             v->state_busy[slot] = false;
         v->active--;
         list_runnable_locked(e, v);
+        pthread_mutex_unlock(&e->qlock);
+        qv__version_put(v); /* may unload or free v: outside the lock */
+        pthread_mutex_lock(&e->qlock);
     }
     pthread_mutex_unlock(&e->qlock);
     return NULL;

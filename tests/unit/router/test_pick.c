@@ -454,8 +454,7 @@ static void test_swap_under_readers(void **state)
     static const char *const routes[] = {
         "{\"policy\": \"weighted\", \"weights\": {\"1\": 90, \"2\": 10}}",
         "{\"policy\": \"pinned\", \"target\": 3, \"shadow\": [{\"target\": 1, \"percent\": 50}]}",
-        "{\"policy\": \"sticky\", \"weights\": {\"2\": 50, \"3\": 50},"
-        " \"sticky\": {\"header\": \"X-User-Id\"}}",
+        "{\"policy\": \"sticky\", \"weights\": {\"2\": 50, \"3\": 50}, \"sticky\": {\"header\": \"X-User-Id\"}}",
         "{\"policy\": \"score\", \"weights\": {\"1\": 33, \"2\": 33, \"3\": 34}}",
         "{\"policy\": \"bandit\", \"weights\": {\"1\": 50, \"2\": 50}}",
     };
