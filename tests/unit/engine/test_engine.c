@@ -161,8 +161,17 @@ static void test_default_and_pinned(void **state)
 struct client {
     qv_engine *e;
     _Atomic bool *stop;
-    int sent, failed, wrong;
+    _Atomic int sent;
+    int failed, wrong;
 };
+
+/* Waits until every client has sent at least n requests. */
+static void wait_clients(struct client *c, int count, int n)
+{
+    for (int i = 0; i < count; i++)
+        while (atomic_load(&c[i].sent) < n)
+            usleep(1000);
+}
 
 static void *client_main(void *arg)
 {
@@ -170,9 +179,9 @@ static void *client_main(void *arg)
 
     while (!atomic_load(c->stop)) {
         int err;
-        float x = (float)(c->sent % 7);
+        float x = (float)(atomic_load(&c->sent) % 7);
         float y = infer_one(c->e, 2, x, &err);
-        c->sent++;
+        atomic_fetch_add(&c->sent, 1);
         if (err)
             c->failed++;
         else if (fabsf(y - 2.0f * x) > 1e-5f)
@@ -194,18 +203,23 @@ static void test_swap_under_load(void **state)
     make_repo("{\"backend\": \"test\", \"max_batch_size\": 4, \"max_queue_delay_us\": 100}");
     e = start_engine(&mon);
     for (int i = 0; i < 3; i++) {
-        clients[i] = (struct client){e, &stop, 0, 0, 0};
+        clients[i].e = e;
+        clients[i].stop = &stop;
+        atomic_init(&clients[i].sent, 0);
+        clients[i].failed = clients[i].wrong = 0;
         pthread_create(&th[i], NULL, client_main, &clients[i]);
     }
+    wait_clients(clients, 3, 5);
     /* Version 2 keeps serving while version 1 goes and comes back. */
     for (int k = 0; k < 20; k++) {
         assert_int_equal(qv_engine_unload_version(e, "m", 1, &d), 0);
         assert_int_equal(qv_engine_load_version(e, "m", 1, &d), 0);
     }
+    wait_clients(clients, 3, 10);
     atomic_store(&stop, true);
     for (int i = 0; i < 3; i++) {
         pthread_join(th[i], NULL);
-        assert_true(clients[i].sent > 0);
+        assert_true(atomic_load(&clients[i].sent) >= 10);
         assert_int_equal(clients[i].failed, 0);
         assert_int_equal(clients[i].wrong, 0);
     }
