@@ -16,7 +16,9 @@ struct gemm_params {
     float alpha, beta;
 };
 
-#define GEMM_KERNEL(sfx, T, GEMM)                                                                  \
+#define GEMV_ROWS 4 /* up to this many rows, Gemm/MatMul use gemv */
+
+#define GEMM_KERNEL(sfx, T, GEMM, GEMV)                                                                  \
     static int gemm_##sfx(struct qv_exec *x)                                                       \
     {                                                                                              \
         const struct gemm_params *p = (const void *)x->priv;                                       \
@@ -40,6 +42,17 @@ struct gemm_params {
                 memset(y, 0, sizeof(T) * (size_t)(p->m * p->n));                                   \
             return QV_OK;                                                                          \
         }                                                                                          \
+        if (p->m <= GEMV_ROWS) {                                                                   \
+            /* A few rows: matrix-vector products, which skip packing B. */                        \
+            for (int64_t i = 0; i < p->m; i++) {                                                   \
+                const T *ai = (const T *)x->in[0]->data + (p->trans_a ? i : i * p->k);             \
+                GEMV(CblasRowMajor, p->trans_b ? CblasNoTrans : CblasTrans,                        \
+                     p->trans_b ? (int)p->n : (int)p->k, p->trans_b ? (int)p->k : (int)p->n,        \
+                     (T)p->alpha, x->in[1]->data, p->trans_b ? (int)p->k : (int)p->n, ai,          \
+                     p->trans_a ? (int)p->m : 1, beta, y + i * p->n, 1);                            \
+            }                                                                                      \
+            return QV_OK;                                                                          \
+        }                                                                                          \
         GEMM(CblasRowMajor, p->trans_a ? CblasTrans : CblasNoTrans,                                \
              p->trans_b ? CblasTrans : CblasNoTrans, (int)p->m, (int)p->n, (int)p->k,              \
              (T)p->alpha, x->in[0]->data, p->trans_a ? (int)p->m : (int)p->k, x->in[1]->data,      \
@@ -47,8 +60,8 @@ struct gemm_params {
         return QV_OK;                                                                              \
     }
 
-GEMM_KERNEL(f32, float, cblas_sgemm)
-GEMM_KERNEL(f64, double, cblas_dgemm)
+GEMM_KERNEL(f32, float, cblas_sgemm, cblas_sgemv)
+GEMM_KERNEL(f64, double, cblas_dgemm, cblas_dgemv)
 
 static int gemm_infer(struct qv_exec *x, struct qv_diag *d)
 {
@@ -111,7 +124,7 @@ struct matmul_params {
 
 _Static_assert(sizeof(struct matmul_params) <= QV_EXEC_PRIV, "priv too small");
 
-#define MATMUL_KERNEL(sfx, T, GEMM)                                                                \
+#define MATMUL_KERNEL(sfx, T, GEMM, GEMV)                                                                \
     static int matmul_##sfx(struct qv_exec *x)                                                     \
     {                                                                                              \
         const struct matmul_params *p = (const void *)x->priv;                                     \
@@ -134,6 +147,13 @@ _Static_assert(sizeof(struct matmul_params) <= QV_EXEC_PRIV, "priv too small");
                 memset(y + bi * p->m * p->n, 0, sizeof(T) * (size_t)(p->m * p->n));               \
                 continue;                                                                          \
             }                                                                                      \
+            if (p->m <= GEMV_ROWS) {                                                               \
+                for (int64_t i = 0; i < p->m; i++)                                                 \
+                    GEMV(CblasRowMajor, CblasTrans, (int)p->k, (int)p->n, 1,                       \
+                         b + bo * p->k * p->n, (int)p->n, a + ao * p->m * p->k + i * p->k, 1, 0,   \
+                         y + bi * p->m * p->n + i * p->n, 1);                                      \
+                continue;                                                                          \
+            }                                                                                      \
             GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)p->m, (int)p->n, (int)p->k, 1,    \
                  a + ao * p->m * p->k, (int)p->k, b + bo * p->k * p->n, (int)p->n, 0,              \
                  y + bi * p->m * p->n, (int)p->n);                                                 \
@@ -141,8 +161,8 @@ _Static_assert(sizeof(struct matmul_params) <= QV_EXEC_PRIV, "priv too small");
         return QV_OK;                                                                              \
     }
 
-MATMUL_KERNEL(f32, float, cblas_sgemm)
-MATMUL_KERNEL(f64, double, cblas_dgemm)
+MATMUL_KERNEL(f32, float, cblas_sgemm, cblas_sgemv)
+MATMUL_KERNEL(f64, double, cblas_dgemm, cblas_dgemv)
 
 static int matmul_infer(struct qv_exec *x, struct qv_diag *d)
 {
