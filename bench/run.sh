@@ -7,17 +7,23 @@
 #   nginx      nginx-light returning a fixed JSON body         127.0.0.1:8081  (the HTTP ceiling)
 #   flask      Flask + gunicorn, 2 sync workers, xgboost       127.0.0.1:8082  (the Python peer)
 #   raw        libxgboost's C API, no server at all            bench/xgb_raw.c (the latency floor)
+#   ort        Node.js http + onnxruntime-node, 2-worker cluster 127.0.0.1:8083  (the ONNX peer)
 #
 # Every server gets the same KServe v2 request (examples/requests/fraud_1row.json, model fraud
-# version 1) from wrk at 1 and at 32 connections. Prints one table and writes it to
-# bench/out/latest.md. See docs/bench.md for how to read it.
+# version 1) from wrk at 1 and at 32 connections. Then the engine, routing and ONNX rows
+# (bench/rows_engine.sh, bench/rows_onnx.sh), each beside its baseline: version swaps under
+# load, dynamic batching on/off, overload against a queue limit, shadow traffic, GET /metrics
+# with 100 versions, the router and monitor micro-benchmarks, ONNX in-process and served
+# against onnxruntime. Prints the main table and a table of figures with their goals, and
+# writes both to bench/out/latest.md. See docs/bench.md for how to read them.
 #
 # Run from anywhere: `make bench` (installs the packages, builds, then runs this), or
 # `bash bench/run.sh` when everything is in place. Knobs, all optional:
 #   BENCH_DURATION=10    seconds per measured row          BENCH_WARMUP=2  seconds of warm-up
 #   BENCH_CONNS="1 32"   connection counts                 BENCH_QUICK=1   2 s rows, 1 s warm-up
 #   BENCH_RAW_CALLS=20000 timed libxgboost calls           BENCH_KEEP=1    keep the temp dir
-#   QUIVER_BIN=build/quiver  QUIVER_PORT=8000  NGINX_PORT=8081  FLASK_PORT=8082
+#   BENCH_SWAP_SECS=30    each swap row (quick: 8)           BENCH_ONLY="rows_swap ..." some rows
+#   QUIVER_BIN=build/quiver  QUIVER_PORT=8000  NGINX_PORT=8081  FLASK_PORT=8082  ORT_PORT=8083
 #
 # Only 127.0.0.1 is used. Every process started here is stopped on exit (trap), by its id.
 set -euo pipefail
@@ -27,7 +33,16 @@ cd "$ROOT"
 
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
-if [ "${BENCH_QUICK:-0}" = 1 ]; then DURATION=2; WARMUP=1; fi
+SWAP_SECS=${BENCH_SWAP_SECS:-30}
+METRICS_CALLS=50
+MICRO_PICKS=2000000
+MICRO_CALLS=5000000
+INPROC_MLP_RUNS=5000
+INPROC_RESNET_RUNS=30
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+  DURATION=2; WARMUP=1; SWAP_SECS=${BENCH_SWAP_SECS:-8}
+  MICRO_PICKS=500000; MICRO_CALLS=1000000; INPROC_MLP_RUNS=1000; INPROC_RESNET_RUNS=8
+fi
 read -r -a CONNS <<<"${BENCH_CONNS:-1 32}"
 RAW_CALLS=${BENCH_RAW_CALLS:-20000}
 WRK_THREADS=2
@@ -35,6 +50,7 @@ QUIVER_BIN=${QUIVER_BIN:-build/quiver}
 QUIVER_PORT=${QUIVER_PORT:-8000}
 NGINX_PORT=${NGINX_PORT:-8081}
 FLASK_PORT=${FLASK_PORT:-8082}
+ORT_PORT=${ORT_PORT:-8083}
 HOST=127.0.0.1
 PY=/usr/bin/python3
 
@@ -223,15 +239,20 @@ start_flask() {
 # Measurement. `measure` runs wrk once and appends one row to the table.
 
 ROWS=()          # "server|conns|rps|p50_us|p99_us|non2xx|errors|note"
-declare -A RPS P50
+declare -A RPS P50 P99 N2 ER   # keyed "label:conns"
 NOTES=()
+GOALS=()         # "figure|measured|baseline|goal|met"
+
+# goal FIGURE MEASURED BASELINE GOAL MET: one row of the table of figures with their goals.
+goal() { GOALS+=("$1|$2|$3|$4|$5"); }
 
 # run_wrk CONNS SECONDS URL BODY LOGFILE: one wrk run with bench/post.lua; prints its BENCH line.
 run_wrk() {
   local conns=$1 secs=$2 url=$3 body=$4 logf=$5 threads=$WRK_THREADS
   [ "$conns" -lt "$threads" ] && threads=$conns
+  [[ "$body" = /* ]] || body="$ROOT/$body"
   wrk -t "$threads" -c "$conns" -d "${secs}s" --timeout 5s --latency \
-      -s bench/post.lua "$url" -- "$ROOT/$body" >"$logf" 2>&1 || true
+      -s bench/post.lua "$url" -- "$body" >"$logf" 2>&1 || true
   grep '^BENCH ' "$logf" | tail -n 1
 }
 
@@ -246,13 +267,16 @@ warm() {
   run_wrk "$max" "$WARMUP" "$url" "$body" "$TMP/warm-$server.log" >/dev/null
 }
 
-# measure SERVER CONNS URL [BODY [LABEL]]: one recorded row. LABEL defaults to SERVER.
+# measure SERVER CONNS URL [BODY [LABEL]]: one recorded row of ${ROW_SECS:-$DURATION} seconds.
+# LABEL defaults to SERVER.
 measure() {
   local server=$1 conns=$2 url=$3 body=${4:-$BODY} label=${5:-$1} line rps p50 p99 n2 er
-  log "measuring $label at $conns connection(s) for ${DURATION}s"
-  line=$(run_wrk "$conns" "$DURATION" "$url" "$body" "$OUT_DIR/wrk-$label-c$conns.txt")
+  local secs=${ROW_SECS:-$DURATION} wlog
+  wlog="$OUT_DIR/wrk-$(tr -c 'A-Za-z0-9_.\n-' '_' <<<"$label" | tr -s _)-c$conns.txt"
+  log "measuring $label at $conns connection(s) for ${secs}s"
+  line=$(run_wrk "$conns" "$secs" "$url" "$body" "$wlog")
   if [ -z "$line" ]; then
-    log "$label: wrk printed no result; see $OUT_DIR/wrk-$label-c$conns.txt"
+    log "$label: wrk printed no result; see $wlog"
     ROWS+=("$label|$conns|||||| wrk failed")
     return 0
   fi
@@ -260,6 +284,9 @@ measure() {
   n2=$(field "$line" non2xx); er=$(field "$line" errors)
   RPS[$label:$conns]=$rps
   P50[$label:$conns]=$p50
+  P99[$label:$conns]=$p99
+  N2[$label:$conns]=$n2
+  ER[$label:$conns]=$er
   ROWS+=("$label|$conns|$rps|$p50|$p99|$n2|$er|")
 }
 
@@ -303,8 +330,15 @@ rows_xgboost() {
   done
 }
 
-SERVER_HOOKS=(start_quiver start_nginx start_flask)
-ROW_HOOKS=(measure_raw rows_xgboost)
+# shellcheck source=bench/rows_engine.sh
+. bench/rows_engine.sh
+# shellcheck source=bench/rows_onnx.sh
+. bench/rows_onnx.sh
+
+SERVER_HOOKS=(start_quiver start_nginx start_flask start_ort)
+ROW_HOOKS=(measure_raw rows_xgboost rows_onnx_serving rows_shadow rows_swap rows_batching
+           rows_overload rows_metrics rows_micro rows_onnx_inproc)
+if [ -n "${BENCH_ONLY:-}" ]; then read -r -a ROW_HOOKS <<<"$BENCH_ONLY"; fi
 
 # ---------------------------------------------------------------------------------------------
 # Report.
@@ -330,13 +364,13 @@ ratios() {
 }
 
 report() {
-  local r server conns rps p50 p99 n2 er note rss="n/a" n
+  local r server conns rps p50 p99 n2 er note rss="n/a" n a b c d e
   [ -n "$QUIVER_RSS_KB" ] && rss=$(awk -v k="$QUIVER_RSS_KB" 'BEGIN {printf "%.1f MiB", k / 1024}')
   echo "# quiver benchmark"
   echo
   echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')," \
        "$(nproc) cores, wrk $WRK_THREADS threads, ${DURATION}s per row (${WARMUP}s warm-up)," \
-       "body $BODY -> $INFER_PATH, load average at start $LOAD_AT_START"
+       "body $BODY -> $INFER_PATH, load average at start $LOAD_AT_START, at end $LOAD_AT_END"
   echo
   echo "| server | conns | req/s | p50 ms | p99 ms | non-2xx | socket errors |"
   echo "|---|---:|---:|---:|---:|---:|---:|"
@@ -355,6 +389,15 @@ report() {
   echo "|---|---|"
   echo "| start to ready (/v2/health/ready) | ${QUIVER_READY_MS:-n/a}${QUIVER_READY_MS:+ ms} |"
   echo "| idle RSS after ready (VmRSS) | $rss |"
+  if [ ${#GOALS[@]} -gt 0 ]; then
+    echo
+    echo "| figure | measured | baseline | goal | met |"
+    echo "|---|---|---|---|---|"
+    for r in "${GOALS[@]}"; do
+      IFS='|' read -r a b c d e <<<"$r"
+      printf '| %s | %s | %s | %s | %s |\n' "$a" "$b" "$c" "$d" "$e"
+    done
+  fi
   if [ ${#NOTES[@]} -gt 0 ]; then
     echo
     for n in "${NOTES[@]}"; do echo "- $n"; done
@@ -364,7 +407,8 @@ report() {
 # ---------------------------------------------------------------------------------------------
 
 main() {
-  local tool hook
+  local tool hook t0
+  T_START=$(now_ms)
   for tool in wrk curl cc /usr/sbin/nginx /usr/bin/gunicorn; do
     command -v "$tool" >/dev/null 2>&1 || {
       log "missing $tool: run 'bash scripts/install-deps.sh bench' first"; exit 1; }
@@ -372,11 +416,20 @@ main() {
   [ -f "$MODEL" ] && [ -f "$BODY" ] || {
     log "missing $MODEL or $BODY: run 'make models'"; exit 1; }
   mkdir -p "$OUT_DIR"
+  # 512 connections in the overload row: wrk and the server need the descriptors.
+  ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   LOAD_AT_START=$(cut -d' ' -f1 /proc/loadavg)
   case $LOAD_AT_START in 0.*) ;; *) log "load average is $LOAD_AT_START: the figures will be noisy";; esac
   for hook in "${SERVER_HOOKS[@]}"; do "$hook" || exit 1; done
-  for hook in "${ROW_HOOKS[@]}"; do "$hook"; done
+  log "servers up after $(( ($(now_ms) - T_START) / 1000 )) s"
+  for hook in "${ROW_HOOKS[@]}"; do
+    t0=$(now_ms)
+    "$hook"
+    log "$hook took $(( ($(now_ms) - t0) / 1000 )) s"
+  done
+  LOAD_AT_END=$(cut -d' ' -f1 /proc/loadavg)
   report | tee "$OUT_DIR/latest.md"
+  log "run took $(( ($(now_ms) - T_START) / 1000 )) s"
   log "table written to $OUT_DIR/latest.md"
 }
 

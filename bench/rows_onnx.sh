@@ -1,0 +1,159 @@
+# SPDX-License-Identifier: MIT
+# shellcheck shell=bash
+#
+# Sourced by bench/run.sh: quiver's ONNX runtime against onnxruntime (the onnxruntime-node npm
+# package, installed into bench/onnx/node_modules on first use; the CPU library ships inside it).
+#
+#   start_ort           bench/peers/ort_server.js: Node.js http, 2-worker cluster, the MLP
+#   rows_onnx_serving   the MLP through quiver (main server) and through the Node.js peer
+#   rows_onnx_inproc    batch-1 p50 in-process: bench/onnx_inproc.c (quiver_core) against
+#                       bench/onnx/ort_inproc.js, 1 and 2 intra-op threads, MLP and ResNet-18
+#
+# ResNet-18 is written by scripts/make_bench_models.py into bench/models/ (not in git, ~45 MB)
+# on the first run and reused while it exists.
+
+MLP_MODEL=examples/models/mlp/1/model.onnx
+MLP_BODY=bench/requests/mlp_1row.json
+MLP_REFERENCE=examples/models/mlp/reference.json
+MLP_PATH=/v2/models/mlp/versions/1/infer
+RESNET_MODEL=${BENCH_RESNET:-bench/models/resnet18.onnx}
+ORT_DIR=bench/onnx
+
+# ort_ready: true when onnxruntime-node can be loaded (installs it once if needed).
+ORT_OK=""
+ort_ready() {
+  if [ -z "$ORT_OK" ]; then
+    ORT_OK=no
+    if ! command -v node >/dev/null 2>&1; then
+      NOTES+=("onnxruntime: node not found, ONNX peer rows skipped")
+    else
+      if [ ! -d "$ORT_DIR/node_modules/onnxruntime-node" ]; then
+        log "installing onnxruntime-node into $ORT_DIR/node_modules (npm, once)"
+        (cd "$ORT_DIR" && timeout 300 npm ci --ignore-scripts --no-audit --no-fund) \
+          >"$TMP/npm.log" 2>&1 || { log "npm failed:"; tail -n 5 "$TMP/npm.log" >&2; }
+      fi
+      if (cd "$ORT_DIR" && node -e "require('onnxruntime-node')") >"$TMP/ort-check.log" 2>&1; then
+        ORT_OK=yes
+        ORT_VERSION=$(node -p "require('./$ORT_DIR/node_modules/onnxruntime-node/package.json').version")
+      else
+        NOTES+=("onnxruntime: onnxruntime-node does not load ($(head -c 200 "$TMP/ort-check.log")), ONNX peer rows skipped")
+      fi
+    fi
+  fi
+  [ "$ORT_OK" = yes ]
+}
+
+# check_mlp NAME URL: one POST of the MLP body; its probabilities must match the reference row.
+check_mlp() {
+  local resp code
+  resp=$(curl -s --max-time 5 -w '\n%{http_code}' -H 'Content-Type: application/json' \
+         --data-binary "@$MLP_BODY" "$2" 2>/dev/null) || true
+  code=${resp##*$'\n'}
+  resp=${resp%$'\n'*}
+  if [ "$code" != 200 ]; then
+    log "$1: POST $2 answered $code: ${resp:0:300}"
+    return 1
+  fi
+  "$PY" -c '
+import json, sys
+got = json.loads(sys.argv[1])["outputs"][0]["data"][:2]
+ref = json.load(open(sys.argv[2]))
+want = ref["output"]["data"][:2]
+sys.exit(0 if all(abs(g - w) <= ref.get("tolerance", 1e-4) for g, w in zip(got, want))
+         else "got %r, want %r" % (got, want))
+' "$resp" "$MLP_REFERENCE" || { log "$1: wrong MLP answer"; return 1; }
+}
+
+start_ort() {
+  ort_ready || return 0
+  port_free "$ORT_PORT" || { log "ort: port $ORT_PORT is busy"; return 1; }
+  launch ort TERM env NODE_PATH="$ROOT/$ORT_DIR/node_modules" BENCH_MODEL="$ROOT/$MLP_MODEL" \
+    BENCH_MODEL_NAME=mlp BENCH_MODEL_VERSION=1 HOST="$HOST" PORT="$ORT_PORT" WORKERS=2 \
+    node bench/peers/ort_server.js
+  wait_ready ort "$LAUNCHED_PID" "http://$HOST:$ORT_PORT/v2/health/ready" 30 || return 0
+  check_mlp ort "http://$HOST:$ORT_PORT$MLP_PATH" && UP[ort]=1
+  return 0
+}
+
+rows_onnx_serving() {
+  local q="quiver MLP (onnx, 30-256-256-2)" o="node+onnxruntime MLP (cluster of 2)" r
+  if [ "${UP[quiver]:-0}" = 1 ]; then
+    if check_mlp quiver "http://$HOST:$QUIVER_PORT$MLP_PATH"; then
+      run_wrk 32 "$WARMUP" "http://$HOST:$QUIVER_PORT$MLP_PATH" "$MLP_BODY" "$TMP/warm-qmlp.log" >/dev/null
+      measure quiver 32 "http://$HOST:$QUIVER_PORT$MLP_PATH" "$MLP_BODY" "$q"
+    else
+      NOTES+=("quiver MLP: the check request failed, not measured")
+    fi
+  fi
+  if [ "${UP[ort]:-0}" = 1 ]; then
+    run_wrk 32 "$WARMUP" "http://$HOST:$ORT_PORT$MLP_PATH" "$MLP_BODY" "$TMP/warm-ort.log" >/dev/null
+    measure ort 32 "http://$HOST:$ORT_PORT$MLP_PATH" "$MLP_BODY" "$o"
+  fi
+  r=$(ratio "${RPS[$q:32]:-}" "${RPS[$o:32]:-}")
+  goal "ONNX serving: quiver MLP req/s / Node.js onnxruntime (32 conns)" \
+    "$( [ -n "${RPS[$q:32]:-}" ] && printf '%.0f' "${RPS[$q:32]}" || echo n/a)" \
+    "$( [ -n "${RPS[$o:32]:-}" ] && printf '%.0f' "${RPS[$o:32]}" || echo n/a)" ">= 1.5x" \
+    "$r x $(yes_no le 1.5 "$r")"
+}
+
+# inproc_line OUT_FILE CMD...: runs one in-process timing; prints its ONNX line ("" on failure).
+inproc_line() {
+  local outf=$1
+  shift
+  "$@" >"$outf" 2>&1 || true
+  grep '^ONNX ' "$outf" | tail -n 1
+}
+
+rows_onnx_inproc() {
+  local bdir lib bin="$TMP/onnx_inproc" model name runs t q o dims rq ro goalx qo oo agree
+  bdir=$(dirname "$QUIVER_BIN")
+  if [ ! -f "$bdir/libquiver_core.a" ] || [ ! -f "$bdir/CMakeFiles/quiver.dir/link.txt" ]; then
+    NOTES+=("ONNX in-process: no $bdir/libquiver_core.a, not measured")
+    return 0
+  fi
+  # The libraries quiver itself links with, from CMake's link line.
+  lib=$(sed -e 's/.* -o quiver //' -e "s#\\(^\\| \\)libquiver_core\\.a#\\1$bdir/libquiver_core.a#" \
+        "$bdir/CMakeFiles/quiver.dir/link.txt")
+  # shellcheck disable=SC2086
+  if ! cc -std=c11 -O2 -Wall -Wextra -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Isrc \
+       bench/onnx_inproc.c $lib -o "$bin" 2>"$TMP/onnx_inproc.build.log"; then
+    log "onnx_inproc: did not compile:"; head -n 20 "$TMP/onnx_inproc.build.log" >&2
+    NOTES+=("ONNX in-process: bench/onnx_inproc.c did not compile, not measured")
+    return 0
+  fi
+  if [ ! -f "$RESNET_MODEL" ]; then
+    log "writing $RESNET_MODEL (scripts/make_bench_models.py, once)"
+    "$PY" scripts/make_bench_models.py "$(dirname "$RESNET_MODEL")" >"$TMP/make_bench_models.log" 2>&1 ||
+      { log "make_bench_models.py failed:"; tail -n 5 "$TMP/make_bench_models.log" >&2; }
+  fi
+  ort_ready || true
+  for name in mlp resnet18; do
+    case $name in
+      mlp) model=$MLP_MODEL; runs=$INPROC_MLP_RUNS; dims=1,30; goalx=1.0 ;;
+      resnet18) model=$RESNET_MODEL; runs=$INPROC_RESNET_RUNS; dims=1,3,224,224; goalx=1.5 ;;
+    esac
+    if [ ! -f "$model" ]; then
+      NOTES+=("ONNX in-process: $model missing, $name not measured")
+      continue
+    fi
+    for t in 1 2; do
+      log "in-process $name, $t thread(s), $runs runs: quiver, then onnxruntime"
+      q=$(inproc_line "$OUT_DIR/inproc-quiver-$name-t$t.txt" "$bin" "$model" "$t" "$runs")
+      o=""
+      [ "$ORT_OK" = yes ] && o=$(cd "$ORT_DIR" && inproc_line "$ROOT/$OUT_DIR/inproc-ort-$name-t$t.txt" \
+        node ort_inproc.js "$ROOT/$model" "$t" "$runs" "" "$dims")
+      rq=$(field "$q" p50_us); ro=$(field "$o" p50_us)
+      qo=$(field "$q" sumabs); oo=$(field "$o" sumabs)
+      agree=$(awk -v a="$qo" -v b="$oo" 'BEGIN {if (a == "" || b == "") print "not compared";
+              else if ((a - b) ^ 2 <= (1e-3 * (b < 0 ? -b : b) + 1e-5) ^ 2) print "outputs agree";
+              else print "OUTPUTS DIFFER (sum|y| " a " vs " b ")"}')
+      local r met
+      r=$(ratio "$rq" "$ro")
+      met="$r x"
+      if [ "$name" = mlp ] || [ "$t" = 2 ]; then met="$r x $(yes_no le "$r" "$goalx")"; fi
+      goal "ONNX in-process p50, $name batch 1, $t thread(s) ($runs runs)" "$(ms "$rq") ms quiver" \
+        "$(ms "$ro") ms onnxruntime ${ORT_VERSION:-}; $agree" \
+        "$( [ "$name" = mlp ] && echo "<= 1.0x" || { [ "$t" = 2 ] && echo "<= 1.5x" || echo "(reference)"; })" "$met"
+    done
+  done
+}
