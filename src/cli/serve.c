@@ -23,7 +23,7 @@
 
 struct serve_opts {
     const char *repo, *host, *data, *tokens, *store_url, *port_file;
-    int port, workers, http_threads, poll_ms;
+    int port, workers, http_threads, poll_ms, spin_us;
     long long max_body, memory_budget;
     bool watch, explicit_mode;
 };
@@ -36,6 +36,8 @@ static const char serve_usage[] =
     "  --data DIR              state directory; holds the SQLite store (default ./data)\n"
     "  --store URL             sqlite:PATH (default sqlite:DATA/state.db) or postgres://...\n"
     "  --workers N             inference worker threads (default: one per core)\n"
+    "  --worker-spin-us N      an idle worker polls for work this long before sleeping\n"
+    "                          (default 50; 0: sleep at once)\n"
     "  --http-threads N        HTTP threads (default: one per core)\n"
     "  --max-body-bytes N      larger request bodies get 413 (default 67108864)\n"
     "  --memory-budget BYTES   for all loaded versions (default: half the RAM; K/M/G suffixes)\n"
@@ -93,6 +95,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
         {"no-watch", no_argument, 0, 'n'},          {"model-control", required_argument, 0, 'c'},
         {"tokens", required_argument, 0, 'T'},      {"port-file", required_argument, 0, 'f'},
         {"log-level", required_argument, 0, 'l'},   {"help", no_argument, 0, 'h'},
+        {"worker-spin-us", required_argument, 0, 'S'},
         {0, 0, 0, 0},
     };
     int ch;
@@ -142,6 +145,12 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
                 return -1;
             break;
         case 'n': o->watch = false; break;
+        case 'S':
+            if (parse_int_opt("--worker-spin-us", optarg, 0, 100000, &o->spin_us))
+                return -1;
+            if (o->spin_us == 0)
+                o->spin_us = -1;
+            break;
         case 'c':
             if (strcmp(optarg, "explicit") != 0 && strcmp(optarg, "poll") != 0) {
                 fprintf(stderr, "quiver serve: --model-control: expected poll or explicit, "
@@ -308,6 +317,7 @@ int qv_cli_serve(int argc, char **argv)
     ecfg.poll_ms = o.poll_ms;
     ecfg.watch = o.watch;
     ecfg.explicit_mode = o.explicit_mode;
+    ecfg.spin_us = o.spin_us;
     hooks.version_state = on_version_state;
     hooks.ud = &s;
     if (qv_engine_create(&ecfg, &hooks, s.monitor, &s.engine, &d) != QV_OK) {

@@ -1140,6 +1140,7 @@ int qv_engine_create(const struct qv_engine_config *cfg, const struct qv_engine_
     e->mon = mon;
     e->budget = cfg->memory_budget ? cfg->memory_budget : qv_mem_total_bytes() / 2;
     e->n_workers = cfg->workers > 0 ? cfg->workers : qv_cpu_count();
+    e->spin_ns = cfg->spin_us < 0 ? 0 : (uint64_t)(cfg->spin_us ? cfg->spin_us : 50) * 1000;
     pthread_rwlock_init(&e->reg_lock, NULL);
     pthread_mutex_init(&e->ctl_mu, NULL);
     pthread_mutex_init(&e->qlock, NULL);

@@ -44,6 +44,7 @@ struct qv_engine_config {
     int poll_ms;            /* repository rescan interval; 0: 2000 */
     bool watch;             /* inotify on the repository (rescan soon after a change) */
     bool explicit_mode;     /* load only on API request (Triton's explicit model control) */
+    int spin_us;            /* an idle worker polls this long before sleeping; -1: 0, 0: 50 */
 };
 
 /* Called (under no engine lock) on every state change, from the thread that

@@ -90,6 +90,9 @@ struct qv_engine {
     pthread_cond_t work_cond;
     qv_version *run_head, *run_tail; /* Guarded by qlock. */
     bool stopping;                   /* Guarded by qlock. */
+    _Atomic bool has_runnable;       /* run_head != NULL, for a spinning worker */
+    _Atomic bool spinner;            /* one idle worker is polling for work */
+    uint64_t spin_ns;                /* how long an idle worker polls before sleeping */
     int n_workers;
     pthread_t *workers;
 

@@ -40,7 +40,31 @@ static void list_runnable_locked(qv_engine *e, qv_version *v)
     else
         e->run_head = v;
     e->run_tail = v;
-    pthread_cond_signal(&e->work_cond);
+    atomic_store_explicit(&e->has_runnable, true, memory_order_release);
+    if (!atomic_load_explicit(&e->spinner, memory_order_relaxed))
+        pthread_cond_signal(&e->work_cond); /* a spinning worker sees it without a wake-up */
+}
+
+/* One idle worker at a time polls for new work for spin_ns before it sleeps:
+ * a request arriving within that time starts without a thread wake-up,
+ * which on a virtual machine costs tens of microseconds. The others sleep,
+ * so at most one core is spent polling. Called and returns with qlock held. */
+static void spin_for_work(qv_engine *e)
+{
+    uint64_t until;
+
+    if (e->spin_ns == 0 || atomic_load_explicit(&e->spinner, memory_order_relaxed))
+        return;
+    atomic_store(&e->spinner, true);
+    pthread_mutex_unlock(&e->qlock);
+    until = qv_now_ns() + e->spin_ns;
+    while (!atomic_load_explicit(&e->has_runnable, memory_order_acquire) && qv_now_ns() < until) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+    pthread_mutex_lock(&e->qlock);
+    atomic_store(&e->spinner, false);
 }
 
 int qv_engine_submit(qv_version *v, struct qv_infer_req *r, struct qv_diag *d)
@@ -212,14 +236,20 @@ static void *worker_main(void *arg)
         int n = 0, slot = 0, take, depth;
         int64_t max, rows;
 
+        if (e->run_head == NULL && !e->stopping)
+            spin_for_work(e);
         while (e->run_head == NULL && !e->stopping)
             pthread_cond_wait(&e->work_cond, &e->qlock);
         if (e->run_head == NULL)
             break; /* stopping and nothing left */
         v = e->run_head;
         e->run_head = v->run_next;
-        if (e->run_head == NULL)
+        if (e->run_head == NULL) {
             e->run_tail = NULL;
+            atomic_store_explicit(&e->has_runnable, false, memory_order_relaxed);
+        } else {
+            pthread_cond_signal(&e->work_cond); /* more listed than this worker takes */
+        }
         v->listed = false;
         if (v->qlen == 0 || v->active >= v->instances)
             continue;
