@@ -138,8 +138,10 @@ int qv__on_model_stats(struct qv_http_req *r)
         char *end;
         window_s = strtod(wq, &end);
         if (*end != '\0' || !(window_s >= 1 && window_s <= 600))
-            return qv_fail(&r->diag, QV_EINVAL, "window: expected seconds from 1 to 600, got "
-                           "\"%s\"", wq);
+            return qv_fail(&r->diag, QV_EINVAL,
+                           "window: expected seconds from 1 to 600, got "
+                           "\"%s\"",
+                           wq);
     }
     if (qv_engine_model_info(r->deps->engine, model, &mi) != QV_OK)
         return qv_fail(&r->diag, QV_ENOENT, "unknown model \"%s\"", model);
@@ -167,15 +169,14 @@ int qv__on_model_stats(struct qv_http_req *r)
         if (only && mi.versions[i].version != only)
             continue;
         found = true;
-        json_array_append_new(arr, version_stats(r, model, &mi.versions[i], window_s, weights[i],
-                                                 terms, n_terms));
+        json_array_append_new(
+            arr, version_stats(r, model, &mi.versions[i], window_s, weights[i], terms, n_terms));
     }
     qv_model_info_free(&mi);
     if (only && !found) {
         json_decref(root);
         json_decref(arr);
-        return qv_fail(&r->diag, QV_ENOENT, "model %s has no version %lld", model,
-                       (long long)only);
+        return qv_fail(&r->diag, QV_ENOENT, "model %s has no version %lld", model, (long long)only);
     }
     json_object_set_new(root, "versions", arr);
     agr = json_array();
@@ -275,8 +276,10 @@ int qv__on_model_history(struct qv_http_req *r)
     q.version = QV_STORE_ANY_VERSION;
     q.limit = 10000;
     if (since != NULL && !parse_since(since, &q.since_ms))
-        return qv_fail(&r->diag, QV_EINVAL, "since: expected milliseconds since the epoch or an "
-                       "ISO 8601 time such as 2026-11-27T13:00:00Z, got \"%.64s\"", since);
+        return qv_fail(&r->diag, QV_EINVAL,
+                       "since: expected milliseconds since the epoch or an "
+                       "ISO 8601 time such as 2026-11-27T13:00:00Z, got \"%.64s\"",
+                       since);
     if (ver != NULL) {
         q.version = qv_repo_parse_version(ver);
         if (q.version <= 0)
@@ -308,10 +311,9 @@ int qv__on_model_history(struct qv_http_req *r)
         json_object_set_new(o, "ts_ms", json_integer((json_int_t)rows[i].ts_ms));
         json_object_set_new(o, "requests", json_integer((json_int_t)rows[i].requests));
         json_object_set_new(o, "errors", json_integer((json_int_t)rows[i].errors));
-        json_object_set_new(o, "error_rate",
-                            json_real(rows[i].requests ? (double)rows[i].errors /
-                                                             (double)rows[i].requests
-                                                       : 0));
+        json_object_set_new(
+            o, "error_rate",
+            json_real(rows[i].requests ? (double)rows[i].errors / (double)rows[i].requests : 0));
         json_object_set_new(o, "p50_ms", json_real(rows[i].p50_ms));
         json_object_set_new(o, "p95_ms", json_real(rows[i].p95_ms));
         json_object_set_new(o, "p99_ms", json_real(rows[i].p99_ms));
@@ -368,8 +370,7 @@ int qv__on_rollout_post(struct qv_http_req *r)
     body = qv_xmalloc(r->body_len + 1);
     memcpy(body, r->body ? r->body : "", r->body_len);
     body[r->body_len] = '\0';
-    err = qv_control_rollout_start(r->deps->control, r->params[0], body, r->who, &json,
-                                   &r->diag);
+    err = qv_control_rollout_start(r->deps->control, r->params[0], body, r->who, &json, &r->diag);
     free(body);
     if (err)
         return err;
@@ -383,7 +384,7 @@ int qv__on_rollout_delete(struct qv_http_req *r)
     char *json = NULL;
     int err = need_control(r);
 
-    err = err ? err : qv_control_rollout_abort(r->deps->control, r->params[0], r->who, &json,
-                                               &r->diag);
+    err = err ? err
+              : qv_control_rollout_abort(r->deps->control, r->params[0], r->who, &json, &r->diag);
     return err ? err : put_text(r, json);
 }

@@ -23,10 +23,14 @@
 /* ---- Rules (pure) ---- */
 
 static const char *const metric_names[QV_AM_COUNT] = {
-    [QV_AM_ERROR_RATE] = "error_rate",     [QV_AM_P50_MS] = "p50_ms",
-    [QV_AM_P95_MS] = "p95_ms",             [QV_AM_P99_MS] = "p99_ms",
-    [QV_AM_MEAN_MS] = "mean_ms",           [QV_AM_MEMORY_BYTES] = "memory_bytes",
-    [QV_AM_MEMORY_SHARE] = "memory_share", [QV_AM_CPU_MS_PER_REQ] = "cpu_ms_per_req",
+    [QV_AM_ERROR_RATE] = "error_rate",
+    [QV_AM_P50_MS] = "p50_ms",
+    [QV_AM_P95_MS] = "p95_ms",
+    [QV_AM_P99_MS] = "p99_ms",
+    [QV_AM_MEAN_MS] = "mean_ms",
+    [QV_AM_MEMORY_BYTES] = "memory_bytes",
+    [QV_AM_MEMORY_SHARE] = "memory_share",
+    [QV_AM_CPU_MS_PER_REQ] = "cpu_ms_per_req",
     [QV_AM_REQUESTS] = "requests",
 };
 
@@ -45,10 +49,14 @@ const char *qv_alert_op_name(enum qv_alert_op op)
 bool qv_alert_compare(enum qv_alert_op op, double value, double threshold)
 {
     switch (op) {
-    case QV_OP_GT: return value > threshold;
-    case QV_OP_GE: return value >= threshold;
-    case QV_OP_LT: return value < threshold;
-    case QV_OP_LE: return value <= threshold;
+    case QV_OP_GT:
+        return value > threshold;
+    case QV_OP_GE:
+        return value >= threshold;
+    case QV_OP_LT:
+        return value < threshold;
+    case QV_OP_LE:
+        return value <= threshold;
     }
     return false;
 }
@@ -60,22 +68,38 @@ bool qv_alert_value(enum qv_alert_metric m, const struct qv_window *w, uint64_t 
     case QV_AM_ERROR_RATE:
         *value = w->error_rate;
         return w->requests > 0;
-    case QV_AM_P50_MS: *value = w->p50_ms; return w->latency_count > 0;
-    case QV_AM_P95_MS: *value = w->p95_ms; return w->latency_count > 0;
-    case QV_AM_P99_MS: *value = w->p99_ms; return w->latency_count > 0;
-    case QV_AM_MEAN_MS: *value = w->mean_ms; return w->latency_count > 0;
-    case QV_AM_CPU_MS_PER_REQ: *value = w->cpu_ms_per_req; return w->batches > 0;
-    case QV_AM_MEMORY_BYTES: *value = (double)w->memory_bytes; return true;
+    case QV_AM_P50_MS:
+        *value = w->p50_ms;
+        return w->latency_count > 0;
+    case QV_AM_P95_MS:
+        *value = w->p95_ms;
+        return w->latency_count > 0;
+    case QV_AM_P99_MS:
+        *value = w->p99_ms;
+        return w->latency_count > 0;
+    case QV_AM_MEAN_MS:
+        *value = w->mean_ms;
+        return w->latency_count > 0;
+    case QV_AM_CPU_MS_PER_REQ:
+        *value = w->cpu_ms_per_req;
+        return w->batches > 0;
+    case QV_AM_MEMORY_BYTES:
+        *value = (double)w->memory_bytes;
+        return true;
     case QV_AM_MEMORY_SHARE:
         *value = budget ? (double)w->memory_bytes / (double)budget : 0;
         return budget > 0;
-    case QV_AM_REQUESTS: *value = (double)w->requests; return true;
-    case QV_AM_COUNT: break;
+    case QV_AM_REQUESTS:
+        *value = (double)w->requests;
+        return true;
+    case QV_AM_COUNT:
+        break;
     }
     return false;
 }
 
-static void add_err(char ***errs, int *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void add_err(char ***errs, int *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void add_err(char ***errs, int *n, const char *fmt, ...)
 {
     char buf[300];
@@ -98,19 +122,21 @@ void qv_alert_errors_free(char **errs, int n)
 /* One rule; returns false with an error added when it is invalid. */
 static bool parse_rule(json_t *e, size_t i, struct qv_alert_rule *r, char ***errs, int *n_errs)
 {
-    static const char *const keys[] = {"name",    "metric",  "op", "threshold", "window_s",
-                                       "version", "webhook", NULL};
+    static const char *const keys[] = {"name",     "metric",  "op",      "threshold",
+                                       "window_s", "version", "webhook", NULL};
     const char *key;
     json_t *v;
     bool found;
 
     memset(r, 0, sizeof(*r));
     r->window_s = 60;
+    r->min_requests = 10;
     if (!json_is_object(e)) {
         add_err(errs, n_errs, "alerts[%zu]: expected an object", i);
         return false;
     }
-    json_object_foreach(e, key, v) {
+    json_object_foreach(e, key, v)
+    {
         found = false;
         for (int k = 0; keys[k]; k++)
             found = found || strcmp(keys[k], key) == 0;
@@ -121,8 +147,10 @@ static bool parse_rule(json_t *e, size_t i, struct qv_alert_rule *r, char ***err
     }
     v = json_object_get(e, "metric");
     if (!json_is_string(v)) {
-        add_err(errs, n_errs, "alerts[%zu].metric: required, one of error_rate, p50_ms, p95_ms, "
-                "p99_ms, mean_ms, memory_bytes, memory_share, cpu_ms_per_req, requests", i);
+        add_err(errs, n_errs,
+                "alerts[%zu].metric: required, one of error_rate, p50_ms, p95_ms, "
+                "p99_ms, mean_ms, memory_bytes, memory_share, cpu_ms_per_req, requests",
+                i);
         return false;
     }
     found = false;
@@ -169,6 +197,14 @@ static bool parse_rule(json_t *e, size_t i, struct qv_alert_rule *r, char ***err
         }
         r->version = json_integer_value(v);
     }
+    v = json_object_get(e, "min_requests");
+    if (v != NULL) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0) {
+            add_err(errs, n_errs, "alerts[%zu].min_requests: expected a non-negative integer", i);
+            return false;
+        }
+        r->min_requests = (uint64_t)json_integer_value(v);
+    }
     v = json_object_get(e, "name");
     if (v != NULL) {
         if (!json_is_string(v) || json_string_length(v) == 0 ||
@@ -210,7 +246,8 @@ int qv_alert_rules_parse(const char *json, struct qv_alert_rule *rules, int *idx
         json_decref(root);
         return 0;
     }
-    json_array_foreach(root, i, e) {
+    json_array_foreach(root, i, e)
+    {
         if (n >= QV_ALERT_MAX_RULES) {
             add_err(errs, n_errs, "alerts[%zu]: more than %d rules", i, QV_ALERT_MAX_RULES);
             break;
@@ -239,7 +276,7 @@ int qv_control_alerts_validate(const char *alerts_json, struct qv_diag *d)
 /* ---- Per-model state ---- */
 
 struct firing {
-    int rule;        /* index into rules[] */
+    int rule; /* index into rules[] */
     int64_t version;
     bool firing;
     double value;
@@ -304,8 +341,7 @@ static struct qv__alert_state *model_state(qv_control *c, const char *model, con
     if (json != NULL)
         a->n_rules = qv_alert_rules_parse(json, a->rules, a->idx, &a->errs, &a->n_errs);
     for (int i = 0; i < a->n_errs; i++)
-        qv_log(QV_LOG_WARN, "model=%s msg=\"alert rule ignored\" reason=\"%s\"", model,
-               a->errs[i]);
+        qv_log(QV_LOG_WARN, "model=%s msg=\"alert rule ignored\" reason=\"%s\"", model, a->errs[i]);
     return a;
 }
 
@@ -356,14 +392,19 @@ static void transition(qv_control *c, struct qv__alert_state *a, struct firing *
         ev.what = fire ? "alert.fire" : "alert.resolve";
         ev.new_value = text;
         if (qv_store_event_add(c->store, &ev, NULL, &d) != QV_OK)
-            qv_log(QV_LOG_WARN, "model=%s msg=\"alert event not stored\" reason=\"%s\"",
-                   a->model, d.msg);
+            qv_log(QV_LOG_WARN, "model=%s msg=\"alert event not stored\" reason=\"%s\"", a->model,
+                   d.msg);
     }
     if (r->webhook[0] && c->webhook != NULL)
         qv__webhook_post(c->webhook, r->webhook, text);
     free(text);
     f->firing = fire;
     f->since_ms = qv__control_now_ms(c);
+}
+
+static bool per_request(enum qv_alert_metric m)
+{
+    return m != QV_AM_MEMORY_BYTES && m != QV_AM_MEMORY_SHARE && m != QV_AM_REQUESTS;
 }
 
 static void eval_model(qv_control *c, struct qv__alert_state *a, const int64_t *ready, int n)
@@ -382,6 +423,9 @@ static void eval_model(qv_control *c, struct qv__alert_state *a, const int64_t *
             if (qv_monitor_window(c->monitor, a->model, ready[j], r->window_s, &w) != QV_OK)
                 continue;
             has = qv_alert_value(r->metric, &w, budget, &value);
+            /* Too few requests for a per-request figure: no data, not a verdict. */
+            if (per_request(r->metric) && w.requests < r->min_requests)
+                has = false;
             holds = has && qv_alert_compare(r->op, value, r->threshold);
             f = firing_of(a, i, ready[j]);
             if (has)
@@ -402,7 +446,7 @@ static void eval_model(qv_control *c, struct qv__alert_state *a, const int64_t *
 
 void qv__alerts_tick(qv_control *c)
 {
-    char (*names)[QV_MODEL_NAME_MAX] = NULL;
+    char(*names)[QV_MODEL_NAME_MAX] = NULL;
     int n = 0;
 
     qv_engine_model_names(c->engine, &names, &n);
@@ -457,6 +501,7 @@ int qv_control_alerts_json(qv_control *c, const char *model, char **json, struct
         json_object_set_new(o, "op", json_string(op_names[r->op]));
         json_object_set_new(o, "threshold", json_real(r->threshold));
         json_object_set_new(o, "window_s", json_real(r->window_s));
+        json_object_set_new(o, "min_requests", json_integer((json_int_t)r->min_requests));
         if (r->version)
             json_object_set_new(o, "version", json_integer(r->version));
         json_object_set_new(o, "webhook", r->webhook[0] ? json_string(r->webhook) : json_null());

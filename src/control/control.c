@@ -73,8 +73,7 @@ uint64_t qv__control_now_ms(const qv_control *c)
 }
 
 int qv_control_create_opts(qv_engine *e, qv_router *r, qv_monitor *m, qv_store *s,
-                           const struct qv_control_options *o, qv_control **out,
-                           struct qv_diag *d)
+                           const struct qv_control_options *o, qv_control **out, struct qv_diag *d)
 {
     qv_control *c = qv_xcalloc(1, sizeof(*c));
 
@@ -125,7 +124,7 @@ void qv_control_destroy(qv_control *c)
  * route weights in force to the monitor. */
 static void update_scores(qv_control *c)
 {
-    char (*names)[QV_MODEL_NAME_MAX] = NULL;
+    char(*names)[QV_MODEL_NAME_MAX] = NULL;
     int n = 0;
 
     qv_engine_model_names(c->engine, &names, &n);

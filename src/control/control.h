@@ -47,8 +47,7 @@ int qv_control_create(qv_engine *e, qv_router *r, qv_monitor *m, qv_store *s, qv
                       struct qv_diag *d);
 /* qv_control_create with options (o may be NULL). Main thread. */
 int qv_control_create_opts(qv_engine *e, qv_router *r, qv_monitor *m, qv_store *s,
-                           const struct qv_control_options *o, qv_control **out,
-                           struct qv_diag *d);
+                           const struct qv_control_options *o, qv_control **out, struct qv_diag *d);
 /* Stops the webhook thread (dropping what is still queued) and frees c.
  * NULL is a no-op. Main thread, after the HTTP server has stopped. */
 void qv_control_destroy(qv_control *c);
@@ -69,20 +68,19 @@ void qv_control_tick(qv_control *c);
  * no stable version; QV_ENOENT for an unknown model; QV_ECONFLICT when a
  * rollout of the model is already running; QV_ESTORE when the state cannot
  * be persisted (nothing changed). HTTP thread. */
-int qv_control_rollout_start(qv_control *c, const char *model, const char *body,
-                             const char *who, char **status_json, struct qv_diag *d);
+int qv_control_rollout_start(qv_control *c, const char *model, const char *body, const char *who,
+                             char **status_json, struct qv_diag *d);
 /* Status of the model's current or last rollout as JSON (malloc'ed):
  * {"model", "state": running|promoted|rolled_back|aborted, "canary", "stable",
  *  "step", "steps", "weights", "step_started", "plan", "last": {figures},
  *  "reason"}. QV_ENOENT when the model never had one. HTTP thread. */
-int qv_control_rollout_status(qv_control *c, const char *model, char **json,
-                              struct qv_diag *d);
+int qv_control_rollout_status(qv_control *c, const char *model, char **json, struct qv_diag *d);
 /* Aborts the running rollout: canary weight 0, traffic stays on stable,
  * event "rollout.abort". *status_json as above. QV_ENOENT when no rollout is
  * running; QV_ESTORE when the change cannot be persisted (nothing changed).
  * HTTP thread. */
-int qv_control_rollout_abort(qv_control *c, const char *model, const char *who,
-                             char **status_json, struct qv_diag *d);
+int qv_control_rollout_abort(qv_control *c, const char *model, const char *who, char **status_json,
+                             struct qv_diag *d);
 
 /* ---- Alerts (HTTP threads) ---- */
 

@@ -58,8 +58,8 @@ struct qv_rollout_ref {
 
 /* What a tick observes for the current step. */
 struct qv_rollout_obs {
-    double elapsed_s;         /* since the step started */
-    struct qv_window canary;  /* both over the step so far */
+    double elapsed_s;        /* since the step started */
+    struct qv_window canary; /* both over the step so far */
     struct qv_window stable;
     struct qv_rollout_ref ref; /* the stable reference kept from earlier (may be empty) */
     uint64_t agree_count;      /* shadow comparisons stable vs canary in the step */
@@ -76,17 +76,17 @@ const char *qv_rollout_action_name(enum qv_rollout_action a);
 
 /* The figures behind a verdict (kept as the rollout's "last" comparison). */
 struct qv_rollout_figures {
-    bool enough;        /* canary has min_requests in the step */
+    bool enough; /* canary has min_requests in the step */
     uint64_t canary_requests, canary_errors;
     double canary_error_rate;
     uint64_t stable_requests, stable_errors; /* of the reference used */
     double stable_error_rate;
-    const char *stable_source; /* "step", "reference" or "none" */
-    double error_rate_delta;   /* canary - stable */
-    double z, p_value;         /* two-proportion test, H1: canary worse */
+    const char *stable_source;                      /* "step", "reference" or "none" */
+    double error_rate_delta;                        /* canary - stable */
+    double z, p_value;                              /* two-proportion test, H1: canary worse */
     double canary_p99_ms, stable_p99_ms, p99_ratio; /* ratio 0 when not evaluated */
     bool p99_evaluated;
-    double agreement;          /* shadow agreement in the step; -1 when not available */
+    double agreement; /* shadow agreement in the step; -1 when not available */
     uint64_t agreement_n;
     bool error_breach, p99_breach, agreement_breach;
 };
@@ -111,8 +111,8 @@ struct qv_rollout_verdict {
  * Any breach: ROLLBACK at once, whatever the elapsed time. No breach and
  * elapsed >= step_seconds: NEXT, or PROMOTE after the last step. Else WAIT.
  * Pure. */
-void qv_rollout_decide(const struct qv_rollout_plan *p, int step,
-                       const struct qv_rollout_obs *o, struct qv_rollout_verdict *v);
+void qv_rollout_decide(const struct qv_rollout_plan *p, int step, const struct qv_rollout_obs *o,
+                       struct qv_rollout_verdict *v);
 
 /* ---- Alert rules (pure parts; alerts.c) ---- */
 
@@ -137,9 +137,10 @@ struct qv_alert_rule {
     enum qv_alert_metric metric;
     enum qv_alert_op op;
     double threshold;
-    double window_s;  /* 1..600; default 60 */
-    int64_t version;  /* 0: every READY version */
-    char webhook[512]; /* "" for none */
+    double window_s;       /* 1..600; default 60 */
+    int64_t version;       /* 0: every READY version */
+    uint64_t min_requests; /* per-request metrics need this many in the window; default 10 */
+    char webhook[512];     /* "" for none */
 };
 
 const char *qv_alert_metric_name(enum qv_alert_metric m);

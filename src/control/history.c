@@ -46,7 +46,7 @@ static struct qv__hist_prev *prev_of(qv_control *c, const char *model, int64_t v
 
 static void sample(qv_control *c, uint64_t now_ms)
 {
-    char (*names)[QV_MODEL_NAME_MAX] = NULL;
+    char(*names)[QV_MODEL_NAME_MAX] = NULL;
     int n = 0;
 
     qv_engine_model_names(c->engine, &names, &n);
@@ -88,8 +88,10 @@ static void sample(qv_control *c, uint64_t now_ms)
         if (m == 0)
             continue;
         if (qv_store_history_add(c->store, names[i], rows, (size_t)m, &d) != QV_OK) {
-            qv_log(QV_LOG_WARN, "model=%s msg=\"history not stored; next sample covers it\" "
-                   "reason=\"%s\"", names[i], d.msg);
+            qv_log(QV_LOG_WARN,
+                   "model=%s msg=\"history not stored; next sample covers it\" "
+                   "reason=\"%s\"",
+                   names[i], d.msg);
             continue;
         }
         for (int j = 0; j < m; j++)
@@ -116,8 +118,7 @@ void qv__history_tick(qv_control *c)
     }
     if (now >= c->next_prune_ms) {
         uint64_t keep = (uint64_t)(c->opt.history_retention_s * 1000.0);
-        if (now > keep &&
-            qv_store_history_prune(c->store, now - keep, &deleted, &d) != QV_OK)
+        if (now > keep && qv_store_history_prune(c->store, now - keep, &deleted, &d) != QV_OK)
             qv_log(QV_LOG_WARN, "msg=\"history not pruned\" reason=\"%s\"", d.msg);
         else if (deleted > 0)
             qv_log(QV_LOG_INFO, "rows=%llu msg=\"history pruned\"", (unsigned long long)deleted);

@@ -91,9 +91,12 @@ void qv__rollout_free(qv_control *c)
 static double canary_weight(const struct qv__rollout *ro)
 {
     switch (ro->state) {
-    case RO_RUNNING: return ro->plan.steps[ro->step];
-    case RO_PROMOTED: return 100;
-    default: return 0;
+    case RO_RUNNING:
+        return ro->plan.steps[ro->step];
+    case RO_PROMOTED:
+        return 100;
+    default:
+        return 0;
     }
 }
 
@@ -114,7 +117,8 @@ static json_t *figures_json(const struct qv_rollout_figures *f)
     json_object_set_new(o, "canary_requests", json_integer((json_int_t)f->canary_requests));
     json_object_set_new(o, "canary_errors", json_integer((json_int_t)f->canary_errors));
     json_object_set_new(o, "canary_error_rate", json_real(f->canary_error_rate));
-    json_object_set_new(o, "stable_source", json_string(f->stable_source ? f->stable_source : "none"));
+    json_object_set_new(o, "stable_source",
+                        json_string(f->stable_source ? f->stable_source : "none"));
     json_object_set_new(o, "stable_requests", json_integer((json_int_t)f->stable_requests));
     json_object_set_new(o, "stable_errors", json_integer((json_int_t)f->stable_errors));
     json_object_set_new(o, "stable_error_rate", json_real(f->stable_error_rate));
@@ -124,8 +128,8 @@ static json_t *figures_json(const struct qv_rollout_figures *f)
     json_object_set_new(o, "canary_p99_ms", json_real(f->canary_p99_ms));
     json_object_set_new(o, "stable_p99_ms", json_real(f->stable_p99_ms));
     json_object_set_new(o, "p99_ratio", f->p99_evaluated ? json_real(f->p99_ratio) : json_null());
-    json_object_set_new(o, "shadow_agreement", f->agreement >= 0 ? json_real(f->agreement)
-                                                                 : json_null());
+    json_object_set_new(o, "shadow_agreement",
+                        f->agreement >= 0 ? json_real(f->agreement) : json_null());
     json_object_set_new(o, "shadow_comparisons", json_integer((json_int_t)f->agreement_n));
     json_object_set_new(o, "error_breach", json_boolean(f->error_breach));
     json_object_set_new(o, "p99_breach", json_boolean(f->p99_breach));
@@ -295,8 +299,8 @@ void qv_control_route_weights(qv_control *c, const char *model, const int64_t *v
             for (int i = 0; i < n; i++)
                 weights[i] = versions[i] == tv ? 100 : 0;
         } else if (strcmp(pol, "compare") == 0) {
-            json_t *t = json_array_get(json_object_get(json_object_get(root, "compare"),
-                                                       "targets"), 0);
+            json_t *t =
+                json_array_get(json_object_get(json_object_get(root, "compare"), "targets"), 0);
             int64_t tv = json_is_string(t) ? target_version(labels, json_string_value(t))
                                            : (json_is_integer(t) ? json_integer_value(t) : 0);
             for (int i = 0; i < n; i++)
@@ -304,7 +308,8 @@ void qv_control_route_weights(qv_control *c, const char *model, const int64_t *v
         } else {
             const char *key;
             json_t *w;
-            json_object_foreach(json_object_get(root, "weights"), key, w) {
+            json_object_foreach(json_object_get(root, "weights"), key, w)
+            {
                 int64_t tv = target_version(labels, key);
                 for (int i = 0; i < n; i++)
                     if (versions[i] == tv)
@@ -408,8 +413,8 @@ static void audit(qv_control *c, const char *model, const char *what, const char
     ev.old_value = (char *)old_value;
     ev.new_value = (char *)new_value;
     if (qv_store_event_add(c->store, &ev, NULL, &d) != QV_OK)
-        qv_log(QV_LOG_WARN, "model=%s what=%s msg=\"audit event not stored\" reason=\"%s\"",
-               model, what, d.msg);
+        qv_log(QV_LOG_WARN, "model=%s what=%s msg=\"audit event not stored\" reason=\"%s\"", model,
+               what, d.msg);
 }
 
 static int persist_state(qv_control *c, const struct qv__rollout *ro, struct qv_diag *d)
@@ -574,8 +579,8 @@ static void give_up(qv_control *c, struct qv__rollout *ro, const char *reason)
     ro->ended_ms = qv__control_now_ms(c);
     snprintf(ro->reason, sizeof(ro->reason), "%s", reason);
     if (persist_state(c, ro, &d) != QV_OK)
-        qv_log(QV_LOG_WARN, "model=%s msg=\"rollout state not persisted\" reason=\"%s\"",
-               ro->model, d.msg);
+        qv_log(QV_LOG_WARN, "model=%s msg=\"rollout state not persisted\" reason=\"%s\"", ro->model,
+               d.msg);
     ev = event_value(ro, reason);
     audit(c, ro->model, "rollout.abort", NULL, ev);
     free(ev);
@@ -603,7 +608,7 @@ static void tick_one(qv_control *c, struct qv__rollout *ro)
         !qv_engine_is_ready(c->engine, ro->model, ro->stable)) {
         snprintf(reason, sizeof(reason), "version %" PRId64 " is no longer READY",
                  qv_engine_is_ready(c->engine, ro->model, ro->stable) ? ro->plan.canary
-                                                                       : ro->stable);
+                                                                      : ro->stable);
         err = finish(c, ro, RO_ABORTED, "rollout.abort", reason, &d);
         goto out;
     }
@@ -629,8 +634,10 @@ static void tick_one(qv_control *c, struct qv__rollout *ro)
     case QV_ROLLOUT_ROLLBACK:
         err = finish(c, ro, RO_ROLLED_BACK, "rollout.rollback", v.reason, &d);
         if (!err)
-            qv_log(QV_LOG_WARN, "model=%s canary=%" PRId64 " msg=\"canary rolled back\" "
-                   "reason=\"%s\"", ro->model, ro->plan.canary, v.reason);
+            qv_log(QV_LOG_WARN,
+                   "model=%s canary=%" PRId64 " msg=\"canary rolled back\" "
+                   "reason=\"%s\"",
+                   ro->model, ro->plan.canary, v.reason);
         break;
     case QV_ROLLOUT_PROMOTE:
         err = finish(c, ro, RO_PROMOTED, "rollout.promote", v.reason, &d);
@@ -665,8 +672,10 @@ static void tick_one(qv_control *c, struct qv__rollout *ro)
     }
 out:
     if (err)
-        qv_log(QV_LOG_WARN, "model=%s msg=\"rollout tick failed; route kept, retrying\" "
-               "reason=\"%s\"", ro->model, d.msg);
+        qv_log(QV_LOG_WARN,
+               "model=%s msg=\"rollout tick failed; route kept, retrying\" "
+               "reason=\"%s\"",
+               ro->model, d.msg);
 }
 
 void qv__rollout_tick(qv_control *c)
@@ -709,8 +718,8 @@ void qv__rollout_load(qv_control *c)
 
 /* ---- HTTP commands ---- */
 
-int qv_control_rollout_start(qv_control *c, const char *model, const char *body,
-                             const char *who, char **status_json, struct qv_diag *d)
+int qv_control_rollout_start(qv_control *c, const char *model, const char *body, const char *who,
+                             char **status_json, struct qv_diag *d)
 {
     struct qv_rollout_plan plan;
     struct qv_model_info mi;
@@ -731,8 +740,10 @@ int qv_control_rollout_start(qv_control *c, const char *model, const char *body,
     pthread_mutex_lock(&c->mu);
     ro = find(c, model);
     if (ro != NULL && ro->state == RO_RUNNING) {
-        err = qv_fail(d, QV_ECONFLICT, "model %s: a rollout of version %" PRId64
-                      " is running; abort it first (DELETE .../rollout)", model, ro->plan.canary);
+        err = qv_fail(d, QV_ECONFLICT,
+                      "model %s: a rollout of version %" PRId64
+                      " is running; abort it first (DELETE .../rollout)",
+                      model, ro->plan.canary);
         goto out;
     }
     /* Stable: the route's "stable" label, else the highest READY version other than the canary. */
@@ -745,8 +756,10 @@ int qv_control_rollout_start(qv_control *c, const char *model, const char *body,
                 stable = ready[i];
     }
     if (stable == 0) {
-        err = qv_fail(d, QV_EINVAL, "canary: model %s has no READY stable version other than "
-                      "%" PRId64, model, plan.canary);
+        err = qv_fail(d, QV_EINVAL,
+                      "canary: model %s has no READY stable version other than "
+                      "%" PRId64,
+                      model, plan.canary);
         goto out;
     }
     memset(&next, 0, sizeof(next));
@@ -810,8 +823,8 @@ int qv_control_rollout_status(qv_control *c, const char *model, char **json, str
     return err;
 }
 
-int qv_control_rollout_abort(qv_control *c, const char *model, const char *who,
-                             char **status_json, struct qv_diag *d)
+int qv_control_rollout_abort(qv_control *c, const char *model, const char *who, char **status_json,
+                             struct qv_diag *d)
 {
     struct qv__rollout *ro;
     char reason[128];

@@ -57,13 +57,13 @@ static int plan_number(json_t *o, const char *key, const char *field, double lo,
     return 0;
 }
 
-static int check_keys(json_t *o, const char *prefix, const char *const *allowed,
-                      struct qv_diag *d)
+static int check_keys(json_t *o, const char *prefix, const char *const *allowed, struct qv_diag *d)
 {
     const char *key;
     json_t *v;
 
-    json_object_foreach(o, key, v) {
+    json_object_foreach(o, key, v)
+    {
         bool ok = false;
         for (int i = 0; allowed[i]; i++)
             ok = ok || strcmp(key, allowed[i]) == 0;
@@ -83,8 +83,8 @@ static int parse_guards(json_t *g, struct qv_rollout_plan *p, struct qv_diag *d)
         return qv_fail(d, QV_EINVAL, "guards: expected an object");
     err = check_keys(g, "guards.", keys, d);
     err = err ? err
-              : plan_number(g, "max_error_rate_delta", "guards.max_error_rate_delta", 0, 1,
-                            false, &p->max_error_rate_delta, d);
+              : plan_number(g, "max_error_rate_delta", "guards.max_error_rate_delta", 0, 1, false,
+                            &p->max_error_rate_delta, d);
     err = err ? err
               : plan_number(g, "max_p99_ratio", "guards.max_p99_ratio", 0, 1e6, true,
                             &p->max_p99_ratio, d);
@@ -109,7 +109,8 @@ static int parse_steps(json_t *a, struct qv_rollout_plan *p, struct qv_diag *d)
     if (json_array_size(a) > QV_ROLLOUT_MAX_STEPS)
         return qv_fail(d, QV_EINVAL, "steps: more than %d steps", QV_ROLLOUT_MAX_STEPS);
     p->n_steps = 0;
-    json_array_foreach(a, i, e) {
+    json_array_foreach(a, i, e)
+    {
         double x;
         if (!json_is_number(e))
             return qv_fail(d, QV_EINVAL, "steps[%zu]: expected a number", i);
@@ -126,8 +127,8 @@ static int parse_steps(json_t *a, struct qv_rollout_plan *p, struct qv_diag *d)
 
 int qv_rollout_plan_parse(const char *json, struct qv_rollout_plan *out, struct qv_diag *d)
 {
-    static const char *const keys[] = {"canary", "steps", "step_seconds", "min_requests",
-                                       "guards", NULL};
+    static const char *const keys[] = {"canary",       "steps",  "step_seconds",
+                                       "min_requests", "guards", NULL};
     static const double def_steps[] = {5, 25, 50, 100};
     struct qv_rollout_plan p;
     json_error_t jerr;
@@ -171,8 +172,7 @@ int qv_rollout_plan_parse(const char *json, struct qv_rollout_plan *out, struct 
     v = json_object_get(root, "steps");
     if (v != NULL && (err = parse_steps(v, &p, d)) != 0)
         goto out;
-    err = plan_number(root, "step_seconds", "step_seconds", 0, 86400 * 7, true, &p.step_seconds,
-                      d);
+    err = plan_number(root, "step_seconds", "step_seconds", 0, 86400 * 7, true, &p.step_seconds, d);
     if (err)
         goto out;
     v = json_object_get(root, "min_requests");
@@ -222,10 +222,14 @@ char *qv_rollout_plan_json(const struct qv_rollout_plan *p)
 const char *qv_rollout_action_name(enum qv_rollout_action a)
 {
     switch (a) {
-    case QV_ROLLOUT_WAIT: return "wait";
-    case QV_ROLLOUT_NEXT: return "next";
-    case QV_ROLLOUT_PROMOTE: return "promote";
-    case QV_ROLLOUT_ROLLBACK: return "rollback";
+    case QV_ROLLOUT_WAIT:
+        return "wait";
+    case QV_ROLLOUT_NEXT:
+        return "next";
+    case QV_ROLLOUT_PROMOTE:
+        return "promote";
+    case QV_ROLLOUT_ROLLBACK:
+        return "rollback";
     }
     return "unknown";
 }
@@ -249,8 +253,8 @@ static void append(char *buf, size_t cap, const char *fmt, ...)
     va_end(ap);
 }
 
-void qv_rollout_decide(const struct qv_rollout_plan *p, int step,
-                       const struct qv_rollout_obs *o, struct qv_rollout_verdict *v)
+void qv_rollout_decide(const struct qv_rollout_plan *p, int step, const struct qv_rollout_obs *o,
+                       struct qv_rollout_verdict *v)
 {
     struct qv_rollout_figures *f = &v->f;
     uint64_t min = p->min_requests;
@@ -283,13 +287,6 @@ void qv_rollout_decide(const struct qv_rollout_plan *p, int step,
     else if (o->ref.latency_count >= min)
         f->stable_p99_ms = o->ref.p99_ms;
 
-    if (!f->enough) {
-        v->action = QV_ROLLOUT_WAIT;
-        snprintf(v->reason, sizeof(v->reason), "waiting for min_requests: canary has %llu of %llu",
-                 (unsigned long long)o->canary.requests, (unsigned long long)min);
-        return;
-    }
-
     /* Error rate. */
     f->error_rate_delta = f->canary_error_rate - f->stable_error_rate;
     if (have_stable) {
@@ -315,8 +312,9 @@ void qv_rollout_decide(const struct qv_rollout_plan *p, int step,
         f->p99_ratio = f->canary_p99_ms / f->stable_p99_ms;
         f->p99_breach = f->p99_ratio > p->max_p99_ratio;
         if (f->p99_breach)
-            append(v->reason, sizeof(v->reason), "p99: canary %.3f ms vs stable %.3f ms, ratio %.2f > %.2f",
-                   f->canary_p99_ms, f->stable_p99_ms, f->p99_ratio, p->max_p99_ratio);
+            append(v->reason, sizeof(v->reason),
+                   "p99: canary %.3f ms vs stable %.3f ms, ratio %.2f > %.2f", f->canary_p99_ms,
+                   f->stable_p99_ms, f->p99_ratio, p->max_p99_ratio);
     }
 
     /* Shadow agreement. */
@@ -326,10 +324,19 @@ void qv_rollout_decide(const struct qv_rollout_plan *p, int step,
     if (p->has_min_shadow_agreement && o->agree_n >= min) {
         f->agreement_breach = f->agreement < p->min_shadow_agreement;
         if (f->agreement_breach)
-            append(v->reason, sizeof(v->reason), "shadow agreement %.4f < %.4f over %llu comparisons",
-                   f->agreement, p->min_shadow_agreement, (unsigned long long)o->agree_n);
+            append(v->reason, sizeof(v->reason),
+                   "shadow agreement %.4f < %.4f over %llu comparisons", f->agreement,
+                   p->min_shadow_agreement, (unsigned long long)o->agree_n);
     }
 
+    /* The figures are shown either way; only min_requests lets them decide. */
+    if (!f->enough) {
+        f->error_breach = f->p99_breach = f->agreement_breach = false;
+        v->action = QV_ROLLOUT_WAIT;
+        snprintf(v->reason, sizeof(v->reason), "waiting for min_requests: canary has %llu of %llu",
+                 (unsigned long long)o->canary.requests, (unsigned long long)min);
+        return;
+    }
     if (f->error_breach || f->p99_breach || f->agreement_breach) {
         v->action = QV_ROLLOUT_ROLLBACK;
         return;

@@ -50,9 +50,8 @@ static long total_requests(json_t *rows, const char *version)
     size_t i;
     long sum = 0;
 
-    json_array_foreach(rows, i, e)
-        if (strcmp(h_jstr(e, "version"), version) == 0)
-            sum += (long)json_integer_value(json_object_get(e, "requests"));
+    json_array_foreach(rows, i, e) if (strcmp(h_jstr(e, "version"), version) == 0) sum +=
+        (long)json_integer_value(json_object_get(e, "requests"));
     return sum;
 }
 
@@ -158,11 +157,11 @@ static void test_stats(void **state)
     r = h_get(s, "/v2/models/m/versions/1/stats?window=10");
     assert_int_equal(r.status, 200);
     assert_int_equal(json_array_size(json_object_get(r.json, "versions")), 1);
-    assert_int_equal(json_integer_value(json_object_get(
-                         json_object_get(json_array_get(json_object_get(r.json, "versions"), 0),
-                                         "counts"),
-                         "ok")),
-                     10);
+    assert_int_equal(
+        json_integer_value(json_object_get(
+            json_object_get(json_array_get(json_object_get(r.json, "versions"), 0), "counts"),
+            "ok")),
+        10);
     h_resp_free(&r);
     r = h_get(s, "/v2/models/m/versions/9/stats");
     h_expect_error(&r, 404, "no version 9");
@@ -250,11 +249,11 @@ static json_t *find_event(struct h_srv *s, const char *what)
     json_t *e, *found = NULL;
     size_t i;
 
-    json_array_foreach(r.json, i, e)
-        if (h_jstr(e, "what") && strcmp(h_jstr(e, "what"), what) == 0) {
-            json_decref(found);
-            found = json_loads(h_jstr(e, "new"), 0, NULL);
-        }
+    json_array_foreach(r.json, i, e) if (h_jstr(e, "what") && strcmp(h_jstr(e, "what"), what) == 0)
+    {
+        json_decref(found);
+        found = json_loads(h_jstr(e, "new"), 0, NULL);
+    }
     h_resp_free(&r);
     return found;
 }
@@ -343,8 +342,9 @@ static void test_metrics_promtool_during_rollout(void **state)
     h_test_version(s, "m", 1, "{\"features\": 4}");
     h_test_version(s, "m", 2, "{\"features\": 4}");
     h_start(s, NULL);
-    r = h_post(s, "/v2/models/m/rollout", "{\"canary\": 2, \"steps\": [25, 100], "
-                                          "\"step_seconds\": 3600, \"min_requests\": 1000000}");
+    r = h_post(s, "/v2/models/m/rollout",
+               "{\"canary\": 2, \"steps\": [25, 100], "
+               "\"step_seconds\": 3600, \"min_requests\": 1000000}");
     assert_int_equal(r.status, 201);
     h_resp_free(&r);
     send_n(s, "/v2/models/m/infer", 20);

