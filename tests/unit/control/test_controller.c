@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <sqlite3.h>
 
 #include "control/control_int.h"
 
@@ -560,6 +561,38 @@ static void test_route_weights(void **state)
     assert_float_equal(w[1], 0, 0);
 }
 
+/* A store that fails (another connection holds the write lock): the tick that
+ * would move to the next step logs and keeps the route; once the store works
+ * again the step happens. */
+static void test_store_failure_keeps_route(void **state)
+{
+    struct fx *f = *state;
+    struct qv_diag d = {{0}};
+    char url[128], path[96];
+    sqlite3 *other = NULL;
+
+    qv_control_destroy(f->ctl);
+    qv_store_close(f->store);
+    snprintf(path, sizeof(path), "%s/state.db", f->dir);
+    snprintf(url, sizeof(url), "sqlite:%s", path);
+    assert_int_equal(qv_store_open(url, &f->store, &d), QV_OK);
+    start_control(f);
+    start(f, plan_json);
+    good_step(f, 9);
+    expect_state(f, "running", 0);
+
+    assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+    good_step(f, 1); /* the step is due, but its state cannot be persisted */
+    expect_state(f, "running", 0);
+    expect_weights(f, 90, 10);
+    assert_int_equal(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+    tick(f, 1);
+    expect_state(f, "running", 1);
+    expect_weights(f, 50, 50);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -571,6 +604,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alerts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_weights, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_failure_keeps_route, setup, teardown),
     };
 
     qv_log_set_level(QV_LOG_ERROR);
