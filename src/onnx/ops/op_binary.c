@@ -13,6 +13,7 @@
 /* Parameters infer_shape leaves in x->priv. */
 struct bin_params {
     bool legacy;                /* opset < 7 with broadcast=1 */
+    bool flag;                  /* Mod: fmod=1; BitShift: left */
     int b_ndim;                 /* legacy view of input 1 */
     int64_t b_shape[QV_MAX_DIMS];
 };
@@ -184,6 +185,57 @@ BIN_SMALL(div, b == 0 ? 0 : a / b) /* unsigned or promoted to int: no overflow *
 BIN_SMALL(max, a > b ? a : b)
 BIN_SMALL(min, a < b ? a : b)
 
+/* Mod: integer remainder takes the divisor's sign unless fmod=1 (C fmod). */
+static inline int64_t imod64(int64_t a, int64_t b, bool fmod_)
+{
+    int64_t r;
+
+    if (b == 0)
+        return 0;
+    if (b == -1)
+        return 0;
+    r = a % b;
+    if (!fmod_ && r != 0 && ((r < 0) != (b < 0)))
+        r += b;
+    return r;
+}
+
+#define MOD_KERNEL(sfx, T, EXPR)                                                                   \
+    static int mod_##sfx(struct qv_exec *x)                                                        \
+    {                                                                                              \
+        const struct bin_params *p_ = (const void *)x->priv;                                       \
+        bool fm = p_->flag;                                                                        \
+        (void)fm;                                                                                  \
+        BCAST_LOOP(T, T, x->in[0], x->in[1], x->out[0], EXPR);                                     \
+        return QV_OK;                                                                              \
+    }
+
+MOD_KERNEL(f32, float, fmodf(a, b))
+MOD_KERNEL(f64, double, fmod(a, b))
+MOD_KERNEL(i64, int64_t, imod64(a, b, fm))
+MOD_KERNEL(i32, int32_t, imod64(a, b, fm))
+MOD_KERNEL(i16, int16_t, imod64(a, b, fm))
+MOD_KERNEL(i8, int8_t, imod64(a, b, fm))
+MOD_KERNEL(u8, uint8_t, b == 0 ? 0 : a % b)
+MOD_KERNEL(u16, uint16_t, b == 0 ? 0 : a % b)
+MOD_KERNEL(u32, uint32_t, b == 0 ? 0 : a % b)
+MOD_KERNEL(u64, uint64_t, b == 0 ? 0 : a % b)
+
+#define SHIFT_KERNEL(sfx, T)                                                                       \
+    static int shift_##sfx(struct qv_exec *x)                                                      \
+    {                                                                                              \
+        const struct bin_params *p_ = (const void *)x->priv;                                       \
+        bool left = p_->flag;                                                                      \
+        BCAST_LOOP(T, T, x->in[0], x->in[1], x->out[0],                                            \
+                   b >= sizeof(T) * 8 ? 0 : (left ? (T)(a << b) : (T)(a >> b)));                   \
+        return QV_OK;                                                                              \
+    }
+
+SHIFT_KERNEL(u8, uint8_t)
+SHIFT_KERNEL(u16, uint16_t)
+SHIFT_KERNEL(u32, uint32_t)
+SHIFT_KERNEL(u64, uint64_t)
+
 /* Mean: sum then scale. */
 static int mean_f32(struct qv_exec *x)
 {
@@ -337,6 +389,35 @@ static int prelu_infer(struct qv_exec *x, struct qv_diag *d)
     return bin_infer_common(x, QV_DTYPE_UNDEF, true, d);
 }
 
+static int mod_infer(struct qv_exec *x, struct qv_diag *d)
+{
+    struct bin_params *p = (void *)x->priv;
+    int err = bin2_infer(x, d);
+    enum qv_dtype t;
+
+    if (err)
+        return err;
+    p->flag = qv_attr_int(x->node, "fmod", 0) != 0;
+    t = x->in[0]->dtype;
+    if ((t == QV_DTYPE_F32 || t == QV_DTYPE_F64) && !p->flag)
+        return qv_op_fail(x->node, d, QV_EINVAL, "floating-point Mod needs fmod=1");
+    return QV_OK;
+}
+
+static int shift_infer(struct qv_exec *x, struct qv_diag *d)
+{
+    struct bin_params *p = (void *)x->priv;
+    const char *dir = qv_attr_string(x->node, "direction", "");
+    int err = bin2_infer(x, d);
+
+    if (err)
+        return err;
+    if (strcmp(dir, "LEFT") != 0 && strcmp(dir, "RIGHT") != 0)
+        return qv_op_fail(x->node, d, QV_EINVAL, "direction must be LEFT or RIGHT");
+    p->flag = dir[0] == 'L';
+    return QV_OK;
+}
+
 static int cmp_infer(struct qv_exec *x, struct qv_diag *d)
 {
     int err = qv_op_arity(x, 2, 2, 1, 1, d);
@@ -417,3 +498,16 @@ const struct qv_op qv_op_xor = {.name = "Xor",
                                 .since_version = 1,
                                 .infer_shape = logic_infer,
                                 .kernels = {[QV_DTYPE_U8] = xor_u8}};
+const struct qv_op qv_op_bit_shift = {.name = "BitShift",
+                                      .since_version = 11,
+                                      .infer_shape = shift_infer,
+                                      .kernels = {[QV_DTYPE_U8] = shift_u8, [QV_DTYPE_U16] = shift_u16,
+                                                  [QV_DTYPE_U32] = shift_u32,
+                                                  [QV_DTYPE_U64] = shift_u64}};
+const struct qv_op qv_op_mod = {.name = "Mod",
+                                .since_version = 10,
+                                .infer_shape = mod_infer,
+                                .kernels = {KF(mod), [QV_DTYPE_I64] = mod_i64, [QV_DTYPE_I32] = mod_i32,
+                                            [QV_DTYPE_I16] = mod_i16, [QV_DTYPE_I8] = mod_i8,
+                                            [QV_DTYPE_U8] = mod_u8, [QV_DTYPE_U16] = mod_u16,
+                                            [QV_DTYPE_U32] = mod_u32, [QV_DTYPE_U64] = mod_u64}};

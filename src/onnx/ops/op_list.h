@@ -23,6 +23,7 @@
     X(Atanh, atanh) \
     X(AveragePool, average_pool) \
     X(BatchNormalization, batch_normalization) \
+    X(BitShift, bit_shift) \
     X(Cast, cast) \
     X(CastLike, cast_like) \
     X(Ceil, ceil) \
@@ -35,6 +36,8 @@
     X(ConvTranspose, conv_transpose) \
     X(Cos, cos) \
     X(Cosh, cosh) \
+    X(CumSum, cum_sum) \
+    X(DepthToSpace, depth_to_space) \
     X(Div, div) \
     X(Dropout, dropout) \
     X(Elu, elu) \
@@ -42,9 +45,12 @@
     X(Erf, erf) \
     X(Exp, exp) \
     X(Expand, expand) \
+    X(EyeLike, eye_like) \
     X(Flatten, flatten) \
     X(Floor, floor) \
     X(Gather, gather) \
+    X(GatherElements, gather_elements) \
+    X(GatherND, gather_nd) \
     X(Gemm, gemm) \
     X(GlobalAveragePool, global_average_pool) \
     X(GlobalLpPool, global_lp_pool) \
@@ -56,6 +62,8 @@
     X(Hardmax, hardmax) \
     X(Identity, identity) \
     X(InstanceNormalization, instance_normalization) \
+    X(IsInf, is_inf) \
+    X(IsNaN, is_nan) \
     X(LRN, lrn) \
     X(LayerNormalization, layer_normalization) \
     X(LeakyRelu, leaky_relu) \
@@ -69,9 +77,11 @@
     X(MaxPool, max_pool) \
     X(Mean, mean) \
     X(Min, min) \
+    X(Mod, mod) \
     X(Mul, mul) \
     X(Neg, neg) \
     X(Not, not) \
+    X(OneHot, one_hot) \
     X(Or, or) \
     X(PRelu, prelu) \
     X(Pad, pad) \
@@ -91,8 +101,11 @@
     X(Relu, relu) \
     X(Reshape, reshape) \
     X(Round, round) \
+    X(ScatterElements, scatter_elements) \
+    X(ScatterND, scatter_nd) \
     X(Selu, selu) \
     X(Shape, shape) \
+    X(Shrink, shrink) \
     X(Sigmoid, sigmoid) \
     X(Sign, sign) \
     X(Sin, sin) \
@@ -102,6 +115,7 @@
     X(Softmax, softmax) \
     X(Softplus, softplus) \
     X(Softsign, softsign) \
+    X(SpaceToDepth, space_to_depth) \
     X(Split, split) \
     X(Sqrt, sqrt) \
     X(Squeeze, squeeze) \
@@ -111,7 +125,9 @@
     X(Tanh, tanh) \
     X(ThresholdedRelu, thresholded_relu) \
     X(Tile, tile) \
+    X(TopK, top_k) \
     X(Transpose, transpose) \
+    X(Trilu, trilu) \
     X(Unsqueeze, unsqueeze) \
     X(Where, where) \
     X(Xor, xor)

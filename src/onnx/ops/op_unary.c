@@ -110,6 +110,29 @@ UNARY_F(hard_swish, v * fmaxf(0.0f, fminf(1.0f, v / 6.0f + 0.5f)),
 UNARY_F(softplus, softplusf(v), softplusd(v))
 UNARY_F(softsign, v / (1.0f + fabsf(v)), v / (1.0 + fabs(v)))
 UNARY_KERNEL(not, u8, uint8_t, !v)
+UNARY_F(shrink, v < -p->alpha ? v + p->beta : (v > p->alpha ? v - p->beta : 0.0f),
+        v < -p->alpha ? v + p->beta : (v > p->alpha ? v - p->beta : 0.0))
+
+/* IsNaN / IsInf: float in, bool out. */
+#define PREDICATE_KERNEL(name, sfx, T, EXPR)                                                       \
+    static int name##_##sfx(struct qv_exec *x)                                                     \
+    {                                                                                              \
+        const struct unary_params *p = (const void *)x->priv;                                      \
+        const T *in_ = x->in[0]->data;                                                             \
+        uint8_t *out_ = x->out[0]->data;                                                           \
+        int64_t n_ = qv_numel(x->out[0]);                                                          \
+        (void)p;                                                                                   \
+        for (int64_t i_ = 0; i_ < n_; i_++) {                                                      \
+            T v = in_[i_];                                                                         \
+            out_[i_] = (EXPR) ? 1 : 0;                                                             \
+        }                                                                                          \
+        return QV_OK;                                                                              \
+    }
+
+PREDICATE_KERNEL(is_nan, f32, float, isnan(v))
+PREDICATE_KERNEL(is_nan, f64, double, isnan(v))
+PREDICATE_KERNEL(is_inf, f32, float, isinf(v) && ((v > 0 && p->alpha != 0) || (v < 0 && p->beta != 0)))
+PREDICATE_KERNEL(is_inf, f64, double, isinf(v) && ((v > 0 && p->alpha != 0) || (v < 0 && p->beta != 0)))
 
 /* Clip: NaN stays NaN; bounds from attributes (opset < 11) or inputs. */
 #define CLIP_KERNEL(sfx, T)                                                                        \
@@ -168,6 +191,33 @@ static int unary_infer(struct qv_exec *x, struct qv_diag *d)
             p->beta = qv_attr_float(x->node, "beta", defaults[i].beta);
             p->gamma = qv_attr_float(x->node, "gamma", defaults[i].gamma);
         }
+    return qv_shape_same_as_input0(x, d);
+}
+
+static int predicate_infer(struct qv_exec *x, struct qv_diag *d)
+{
+    struct unary_params *p = (void *)x->priv;
+    int err = qv_op_arity(x, 1, 1, 1, 1, d);
+
+    if (err)
+        return err;
+    memset(p, 0, sizeof(*p));
+    p->alpha = (float)qv_attr_int(x->node, "detect_positive", 1);
+    p->beta = (float)qv_attr_int(x->node, "detect_negative", 1);
+    qv_out_set(x, 0, QV_DTYPE_BOOL, x->in[0]->ndim, x->in[0]->shape);
+    return QV_OK;
+}
+
+static int shrink_infer(struct qv_exec *x, struct qv_diag *d)
+{
+    struct unary_params *p = (void *)x->priv;
+    int err = qv_op_arity(x, 1, 1, 1, 1, d);
+
+    if (err)
+        return err;
+    memset(p, 0, sizeof(*p));
+    p->alpha = qv_attr_float(x->node, "lambd", 0.5f);
+    p->beta = qv_attr_float(x->node, "bias", 0.0f);
     return qv_shape_same_as_input0(x, d);
 }
 
@@ -273,3 +323,14 @@ const struct qv_op qv_op_clip = {.name = "Clip",
                                  .kernels = {KF(clip), [QV_DTYPE_I64] = clip_i64,
                                              [QV_DTYPE_I32] = clip_i32, [QV_DTYPE_U8] = clip_u8,
                                              [QV_DTYPE_I8] = clip_i8}};
+
+const struct qv_op qv_op_is_inf = {.name = "IsInf",
+                                   .since_version = 10,
+                                   .infer_shape = predicate_infer,
+                                   .kernels = {KF(is_inf)}};
+const struct qv_op qv_op_is_nan = {.name = "IsNaN",
+                                   .since_version = 9,
+                                   .infer_shape = predicate_infer,
+                                   .kernels = {KF(is_nan)}};
+const struct qv_op qv_op_shrink = {
+    .name = "Shrink", .since_version = 9, .infer_shape = shrink_infer, .kernels = {KF(shrink)}};
