@@ -390,9 +390,9 @@ static void test_pinned_and_explicit_version(void **state)
 
 #define N_KEYS 1000
 
-static void sticky_round(const struct h_srv *s, int *ver)
+static void sticky_round(const struct h_srv *s, int *ver, int n_keys)
 {
-    for (int k = 0; k < N_KEYS; k++) {
+    for (int k = 0; k < n_keys; k++) {
         char hdr[64];
         snprintf(hdr, sizeof(hdr), "X-User-Id: user-%d", k);
         ver[k] = infer_v(s, "/v2/models/fraud/infer", body4, hdr, NULL);
@@ -415,8 +415,8 @@ static void test_sticky_by_header(void **state)
     put_route(s, "fraud",
               "{\"policy\": \"sticky\", \"labels\": {\"a\": 1, \"b\": 2},"
               " \"weights\": {\"a\": 50, \"b\": 50}, \"sticky\": {\"header\": \"X-User-Id\"}}");
-    sticky_round(s, first);
-    sticky_round(s, again);
+    sticky_round(s, first, N_KEYS);
+    sticky_round(s, again, N_KEYS);
     for (int k = 0; k < N_KEYS; k++) {
         assert_int_equal(first[k], again[k]); /* the same key, the same version */
         n1 += first[k] == 1;
@@ -434,7 +434,7 @@ static void test_sticky_by_header(void **state)
     put_route(s, "fraud",
               "{\"policy\": \"sticky\", \"labels\": {\"a\": 1, \"b\": 2},"
               " \"weights\": {\"a\": 40, \"b\": 60}, \"sticky\": {\"header\": \"X-User-Id\"}}");
-    sticky_round(s, after);
+    sticky_round(s, after, N_KEYS);
     for (int k = 0; k < N_KEYS; k++) {
         if (after[k] == first[k])
             continue;
@@ -449,8 +449,31 @@ static void test_sticky_by_header(void **state)
     put_route(s, "fraud",
               "{\"policy\": \"sticky\", \"labels\": {\"a\": 1, \"b\": 2},"
               " \"weights\": {\"a\": 50, \"b\": 50}, \"sticky\": {\"header\": \"X-User-Id\"}}");
-    sticky_round(s, after);
+    sticky_round(s, after, N_KEYS);
     for (int k = 0; k < N_KEYS; k++)
+        assert_int_equal(after[k], first[k]);
+
+    /* A version that is not READY loses its keys (all to the other one) and
+     * gets exactly those keys back when it is READY again (300 keys). */
+    {
+        struct h_resp r = rq(s, "POST", "/v2/repository/models/fraud/versions/2/unload", NULL,
+                             NULL, NULL);
+        assert_int_equal(r.status, 200);
+        h_resp_free(&r);
+    }
+    h_wait_state(s, "fraud", 2, "UNLOADED");
+    sticky_round(s, after, 300);
+    for (int k = 0; k < 300; k++)
+        assert_int_equal(after[k], 1);
+    {
+        struct h_resp r =
+            rq(s, "POST", "/v2/repository/models/fraud/versions/2/load", NULL, NULL, NULL);
+        assert_int_equal(r.status, 200);
+        h_resp_free(&r);
+    }
+    h_wait_state(s, "fraud", 2, "READY");
+    sticky_round(s, after, 300);
+    for (int k = 0; k < 300; k++)
         assert_int_equal(after[k], first[k]);
     h_stop_ok(s);
 }
@@ -566,6 +589,32 @@ static void test_shadow_never_affects_primary(void **state)
         if (errors < n + 1)
             fail_msg("version 2 stats show %ld failures, expected %d: %s", errors, n + 1, r.body);
         h_resp_free(&r);
+    }
+    /* Each side's compute time (the metric's HELP: "Compute time of
+     * other_version in compared runs"): the slow shadow computes 150 ms per
+     * copy, so the sum is at least n * 150 ms, and well under n * 300 ms
+     * unless the time the copies waited on the serial background lane (up
+     * to n * 150 ms each, n * n / 2 * 150 ms in all) is counted as compute.
+     * The outputs' differences are the known ones. */
+    {
+        double slow = metric(s, "quiver_shadow_other_compute_seconds_total{model=\"fraud\","
+                                "version=\"1\",other_version=\"3\"}");
+        double prim = metric(s, "quiver_shadow_primary_compute_seconds_total{model=\"fraud\","
+                                "version=\"1\",other_version=\"3\"}");
+        double d3 = metric(s, "quiver_shadow_abs_diff_max{model=\"fraud\",version=\"1\","
+                              "other_version=\"3\"}");
+        double d4 = metric(s, "quiver_shadow_abs_diff_max{model=\"fraud\",version=\"1\","
+                              "other_version=\"4\"}");
+        print_message("shadow seconds: primary %g, slow shadow %g; max diff %g and %g\n", prim,
+                      slow, d3, d4);
+        assert_true(slow >= n * 0.150 * 0.99);
+        if (slow > n * 0.300)
+            fail_msg("shadow compute seconds of version 3: %g for %d copies of 150 ms each "
+                     "(queue wait counted as compute)",
+                     slow, n);
+        assert_true(prim >= 0);
+        expect_close(d3, 0, "abs diff max of identical outputs");
+        expect_close(d4, sigmoid(0.25) - sigmoid(-0.25), "abs diff max of opposite outputs");
     }
     h_stop_ok(s);
 }
@@ -747,6 +796,13 @@ static void test_score_prefers_fast_version(void **state)
     score_run(s, 75, 0.65);
     h_loop_stop(s->loop);
     assert_int_equal(s->loop->failed, 0);
+    /* The slow version keeps at least min_weight for exploration; the weights
+     * still sum to 100. */
+    {
+        double w1 = route_weight(s, "fraud", "1"), w2 = route_weight(s, "fraud", "2");
+        assert_true(w2 >= 2);
+        assert_true(fabs(w1 + w2 - 100) < 0.02);
+    }
     h_stop_ok(s);
 }
 
@@ -776,8 +832,10 @@ static void test_score_drains_failing_version(void **state)
  * sent back is the served version's class with probability p[v], else the
  * other class, so v1 is right 70% of the time and v2 90%. Returns how many
  * of the last 'window' requests v2 served. */
+enum feedback { FB_NONE, FB_LABEL, FB_REWARD };
+
 static int bandit_run(const struct h_srv *s, int n, int window, uint64_t *rng, int first_id,
-                      bool feedback)
+                      enum feedback feedback)
 {
     const double p[3] = {0, 0.7, 0.9};
     const int cls[3] = {0, 1, 0};
@@ -795,15 +853,25 @@ static int bandit_run(const struct h_srv *s, int n, int window, uint64_t *rng, i
         count[v]++;
         if (i >= n - window)
             v2_last += v == 2;
-        if (!feedback)
+        if (feedback == FB_NONE)
             continue;
         {
-            int label = rng_unit(rng) < p[v] ? cls[v] : 1 - cls[v];
+            bool right = rng_unit(rng) < p[v];
             struct h_resp r;
-            snprintf(fb, sizeof(fb), "{\"id\": \"req-%d\", \"label\": %d}", first_id + i, label);
+            char want[16];
+            if (feedback == FB_LABEL)
+                snprintf(fb, sizeof(fb), "{\"id\": \"req-%d\", \"label\": %d}", first_id + i,
+                         right ? cls[v] : 1 - cls[v]);
+            else
+                snprintf(fb, sizeof(fb), "{\"id\": \"req-%d\", \"reward\": %s}", first_id + i,
+                         right ? "1.0" : "0");
             r = rq(s, "POST", "/v2/models/bandit/feedback", fb, NULL, NULL);
             if (r.status != 200)
                 fail_msg("feedback %s: %ld %s", fb, r.status, r.body);
+            /* The feedback joined the version that served the request. */
+            snprintf(want, sizeof(want), "%d", v);
+            assert_string_equal(h_jstr(r.json, "model_version"), want);
+            assert_true(json_number_value(json_object_get(r.json, "reward")) == (right ? 1 : 0));
             h_resp_free(&r);
         }
     }
@@ -857,7 +925,7 @@ static void test_bandit_and_restart(void **state)
               " \"weights\": {\"old\": 50, \"new\": 50},"
               " \"bandit\": {\"algorithm\": \"thompson\", \"seed\": 7}}");
     /* 2,000 requests with feedback: >= 80% of the last 1,000 go to v2. */
-    v2 = bandit_run(s, 2000, 1000, &rng, 0, true);
+    v2 = bandit_run(s, 2000, 1000, &rng, 0, FB_LABEL);
     assert_true(v2 >= 800);
     a1 = accuracy_of(s, 1, &n1);
     a2 = accuracy_of(s, 2, &n2);
@@ -906,14 +974,95 @@ static void test_bandit_and_restart(void **state)
 
     /* The bandit state came back: without any feedback, v2 keeps >= 80% (a
      * fresh Beta(1,1) pair would split about 50/50). */
-    v2 = bandit_run(s, 400, 400, &rng, 10000, false);
+    v2 = bandit_run(s, 400, 400, &rng, 10000, FB_NONE);
     assert_true(v2 >= 320);
+    /* The previous route survives too: rollback undoes the last label change. */
+    {
+        struct h_resp r = rq(s, "POST", "/v2/models/fraud/route/rollback", NULL, NULL, NULL);
+        json_t *labels;
+        assert_int_equal(r.status, 200);
+        labels = json_object_get(r.json, "labels");
+        assert_null(json_object_get(labels, "shadowed"));
+        assert_int_equal(json_integer_value(json_object_get(labels, "canary")), 2);
+        h_resp_free(&r);
+    }
     /* The online accuracy is kept too. */
     a1 = accuracy_of(s, 1, &m1);
     a2 = accuracy_of(s, 2, &m2);
     print_message("after restart: v1 %.3f over %ld, v2 %.3f over %ld\n", a1, m1, a2, m2);
     assert_int_equal(m2, n2);
     assert_int_equal(m1, n1);
+    h_stop_ok(s);
+}
+
+static void test_bandit_ucb1_with_rewards(void **state)
+{
+    struct h_srv *s = *state;
+    uint64_t rng = 2024;
+    int v2;
+
+    test_model_all(s, "bandit");
+    h_test_version(s, "bandit", 1, "{\"features\": 4, \"scale\": 1.0}");
+    h_test_version(s, "bandit", 2, "{\"features\": 4, \"scale\": -1.0}");
+    h_start(s, NULL);
+    h_wait_state(s, "bandit", 1, "READY");
+    h_wait_state(s, "bandit", 2, "READY");
+    put_route(s, "bandit",
+              "{\"policy\": \"bandit\", \"weights\": {\"1\": 50, \"2\": 50},"
+              " \"bandit\": {\"algorithm\": \"ucb1\"}}");
+    /* Reward feedback, v1 rewarded 70% of the time and v2 90%: UCB1 explores
+     * more than Thompson; >= 70% of the last 400 of 1,000 go to v2 (a
+     * simulation of this UCB1 over 200 seeds gives 76% to 99%). */
+    v2 = bandit_run(s, 1000, 400, &rng, 0, FB_REWARD);
+    assert_true(v2 >= 280);
+    h_stop_ok(s);
+}
+
+/* ---- compare with best_score ---- */
+
+static void test_compare_best_score(void **state)
+{
+    struct h_srv *s = *state;
+    struct h_loop *l;
+    struct h_resp r;
+    double y, p[3] = {0};
+    json_t *e;
+    size_t i;
+
+    test_model_all(s, "cmp");
+    h_test_version(s, "cmp", 1,
+                   "{\"features\": 4, \"scale\": 0.2, \"linear\": true, \"delay_us\": 20000}");
+    h_test_version(s, "cmp", 2, "{\"features\": 4, \"scale\": 0.8, \"linear\": true}");
+    h_start(s, NULL);
+    h_wait_state(s, "cmp", 1, "READY");
+    h_wait_state(s, "cmp", 2, "READY");
+    put_route(s, "cmp",
+              "{\"policy\": \"compare\", \"score\": {\"w_latency\": 1, \"w_resource\": 0,"
+              " \"w_error\": 0, \"latency_slo_ms\": 5}, \"compare\": {\"targets\": [\"1\","
+              " \"2\"], \"select\": \"best_score\"}}");
+    /* No score yet: the first target answers. */
+    assert_int_equal(infer_v(s, "/v2/models/cmp/infer", body4, NULL, &y), 1);
+    expect_close(y, 0.2 * 0.25, "best_score before any score");
+    /* Once the controller has scored the windows, the fast version (lower P)
+     * is the best: its output is returned. */
+    l = h_loop_start(s, "/v2/models/cmp/infer", body4);
+    h_loop_wait_version(l, 2, 5);
+    h_loop_stop(l);
+    assert_int_equal(atomic_load(&l->failed), 0);
+    assert_int_equal(infer_v(s, "/v2/models/cmp/infer", body4, NULL, &y), 2);
+    expect_close(y, 0.8 * 0.25, "best_score output");
+    r = rq(s, "GET", "/v2/models/cmp/stats", NULL, NULL, NULL);
+    assert_int_equal(r.status, 200);
+    json_array_foreach(json_object_get(r.json, "versions"), i, e)
+    {
+        int v = atoi(h_jstr(e, "version"));
+        json_t *sc = json_object_get(e, "score");
+        if (v >= 1 && v <= 2 && json_is_object(sc))
+            p[v] = json_number_value(json_object_get(sc, "p"));
+    }
+    print_message("best_score: P of v1 %g, v2 %g\n", p[1], p[2]);
+    assert_true(p[1] > p[2]);
+    h_resp_free(&r);
     h_stop_ok(s);
 }
 
@@ -1206,9 +1355,11 @@ static const struct CMUnitTest tests[] = {
     RT_TEST(test_sticky_by_parameter),
     RT_TEST(test_shadow_never_affects_primary),
     RT_TEST(test_compare_select_and_all_outputs),
+    RT_TEST(test_compare_best_score),
     RT_TEST(test_score_prefers_fast_version),
     RT_TEST(test_score_drains_failing_version),
     RT_TEST(test_bandit_and_restart),
+    RT_TEST(test_bandit_ucb1_with_rewards),
     RT_TEST(test_events_record_every_change),
     RT_TEST(test_bad_input_leaves_route_unchanged),
 };
