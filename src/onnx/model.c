@@ -56,14 +56,15 @@ static void load_shapes(const struct qv__onnx_graph *g, struct qv_tensor *shapes
     }
 }
 
-/* True if some graph input could carry shape values: an integer vector of
- * fixed, small length. */
+/* True if some graph input could carry shape values: an integer or float
+ * vector of fixed, small length (sizes, pads, scales). */
 static bool has_value_inputs(const struct qv__onnx_graph *g)
 {
     for (int i = 0; i < g->n_inputs; i++) {
         const struct qv_tensor_desc *dd = &g->in_desc[i];
         int64_t n = qv_shape_numel(dd->shape, dd->ndim);
-        if ((dd->dtype == QV_DTYPE_I64 || dd->dtype == QV_DTYPE_I32) && dd->ndim <= 1 && n >= 0 &&
+        if ((dd->dtype == QV_DTYPE_I64 || dd->dtype == QV_DTYPE_I32 || dd->dtype == QV_DTYPE_F32) &&
+            dd->ndim <= 1 && n >= 0 &&
             n <= QV_VALUE_INPUT_MAX)
             return true;
     }
@@ -258,8 +259,7 @@ static bool plan_matches(const struct qv__onnx_plan *p, const struct qv_tensor *
         if (!qv__onnx_is_value_input(t))
             continue;
         for (int64_t k = 0; k < qv_tensor_numel(t); k++, v++) {
-            int64_t x = t->dtype == QV_DTYPE_I64 ? ((const int64_t *)t->data)[k]
-                                                 : ((const int32_t *)t->data)[k];
+            int64_t x = qv__onnx_value_key(t, t->data, k);
             if (v >= p->vkey_len || p->vkey[v] != x)
                 return false;
         }

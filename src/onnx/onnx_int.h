@@ -76,7 +76,7 @@ struct qv__onnx_plan {
 
 /* Plans g for the shapes of the graph inputs in 'shapes' (tensors in graph
  * input order; dtype/ndim/shape are read). With bind_values, the values of
- * small integer inputs (qv__onnx_is_value_input) are read too and treated as
+ * small integer or float inputs (qv__onnx_is_value_input) are read too and treated as
  * constants, so that shape-defining inputs fed at run time (a Reshape
  * target, Pad pads) can be planned; such a plan is valid only for those
  * values (vkey). On failure p is left finalized. */
@@ -84,6 +84,8 @@ int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *
                         bool bind_values, int threads, struct qv__onnx_plan *p,
                         struct qv_diag *d);
 bool qv__onnx_is_value_input(const struct qv_tensor *t);
+/* Element k of a value input's data, as a plan-cache key. */
+int64_t qv__onnx_value_key(const struct qv_tensor *t, const void *data, int64_t k);
 void qv__onnx_plan_fini(struct qv__onnx_plan *p);
 /* Runs a built plan whose input tensors' data pointers are bound. */
 int qv__onnx_plan_run(const struct qv__onnx_graph *g, struct qv__onnx_plan *p, struct qv_diag *d);

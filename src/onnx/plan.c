@@ -113,11 +113,24 @@ static int fold_node(struct qv__onnx_plan *p, struct qv_exec *x, qv_kernel_fn k,
     return QV_OK;
 }
 
+int64_t qv__onnx_value_key(const struct qv_tensor *t, const void *data, int64_t k)
+{
+    int64_t v = 0;
+
+    if (t->dtype == QV_DTYPE_I64)
+        return ((const int64_t *)data)[k];
+    if (t->dtype == QV_DTYPE_I32)
+        return ((const int32_t *)data)[k];
+    memcpy(&v, (const float *)data + k, sizeof(float)); /* the bits, so NaN compares too */
+    return v;
+}
+
 bool qv__onnx_is_value_input(const struct qv_tensor *t)
 {
     int64_t n = qv_tensor_numel(t);
 
-    return (t->dtype == QV_DTYPE_I64 || t->dtype == QV_DTYPE_I32) && t->ndim <= 1 && n >= 0 &&
+    return (t->dtype == QV_DTYPE_I64 || t->dtype == QV_DTYPE_I32 || t->dtype == QV_DTYPE_F32) &&
+           t->ndim <= 1 && n >= 0 &&
            n <= QV_VALUE_INPUT_MAX && t->data != NULL;
 }
 
@@ -192,8 +205,7 @@ int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *
             p->folded[p->n_folded++] = copy;
             t->data = copy;
             for (int64_t k = 0; k < n; k++)
-                p->vkey[p->vkey_len++] = t->dtype == QV_DTYPE_I64 ? ((const int64_t *)copy)[k]
-                                                                  : ((const int32_t *)copy)[k];
+                p->vkey[p->vkey_len++] = qv__onnx_value_key(t, copy, k);
         }
     }
 

@@ -100,6 +100,7 @@
     X(ReduceSumSquare, reduce_sum_square) \
     X(Relu, relu) \
     X(Reshape, reshape) \
+    X(Resize, resize) \
     X(Round, round) \
     X(ScatterElements, scatter_elements) \
     X(ScatterND, scatter_nd) \
@@ -129,6 +130,7 @@
     X(Transpose, transpose) \
     X(Trilu, trilu) \
     X(Unsqueeze, unsqueeze) \
+    X(Upsample, upsample) \
     X(Where, where) \
     X(Xor, xor)
 
