@@ -318,6 +318,24 @@ static void test_weighted_shares(void **state)
         h_resp_free(&r);
     }
     assert_true(count[1] > 0 && count[2] > 0 && count[3] > 0);
+
+    /* Version 3 unloaded: its 20 points are shared by the READY versions in
+     * proportion (62.5 / 37.5; weighted random, tolerance +-7 points over
+     * 400), and it answers nothing. */
+    {
+        struct h_resp r = rq(s, "POST", "/v2/repository/models/fraud/versions/3/unload", NULL,
+                             NULL, NULL);
+        assert_int_equal(r.status, 200);
+        h_resp_free(&r);
+    }
+    h_wait_state(s, "fraud", 3, "UNLOADED");
+    memset(count, 0, sizeof(count));
+    for (int i = 0; i < 400; i++)
+        count[infer_v(s, "/v2/models/fraud/infer", body4, NULL, NULL)]++;
+    print_message("weighted 50/30/20 with v3 unloaded, 400 requests: %d %d %d\n", count[1],
+                  count[2], count[3]);
+    assert_int_equal(count[3], 0);
+    assert_true(fabs(100.0 * count[1] / 400 - 62.5) <= 7);
     h_stop_ok(s);
 }
 
@@ -375,6 +393,22 @@ static void test_pinned_and_explicit_version(void **state)
     put_route(s, "fraud", "{\"policy\": \"weighted\", \"weights\": {\"1\": 50, \"2\": 50}}");
     for (int i = 0; i < 20; i++)
         assert_int_equal(infer_v(s, "/v2/models/fraud/versions/3/infer", body4, NULL, NULL), 3);
+    /* Route changes under traffic: every request is answered (old route or
+     * new, never a failure). */
+    {
+        struct h_loop *l = h_loop_start(s, "/v2/models/fraud/infer", body4);
+        for (int i = 0; i < 40; i++) {
+            put_route(s, "fraud", i % 2 ? "{\"policy\": \"pinned\", \"target\": 1}"
+                                        : "{\"policy\": \"pinned\", \"target\": 2}");
+            h_loop_advance(l, 3);
+        }
+        h_loop_stop(l);
+        if (atomic_load(&l->failed) != 0)
+            fail_msg("%ld requests failed during route swaps: %s", atomic_load(&l->failed),
+                     l->first_failure);
+        assert_true(atomic_load(&l->by_version[1]) > 0 && atomic_load(&l->by_version[2]) > 0);
+        assert_int_equal(atomic_load(&l->by_version[3]), 0);
+    }
     /* DELETE of the route: back to the highest READY version. */
     {
         struct h_resp r = rq(s, "DELETE", "/v2/models/fraud/route", NULL, NULL, NULL);
@@ -615,6 +649,107 @@ static void test_shadow_never_affects_primary(void **state)
         assert_true(prim >= 0);
         expect_close(d3, 0, "abs diff max of identical outputs");
         expect_close(d4, sigmoid(0.25) - sigmoid(-0.25), "abs diff max of opposite outputs");
+    }
+    h_stop_ok(s);
+}
+
+/* A shadow at 25%: about a quarter of the requests get a copy (400
+ * requests, tolerance +-8 points). */
+static void test_shadow_percent(void **state)
+{
+    struct h_srv *s = *state;
+    const char *cmp2 = "quiver_shadow_comparisons_total{model=\"fraud\",version=\"1\","
+                       "other_version=\"2\"}";
+    const char *cmp3 = "quiver_shadow_comparisons_total{model=\"fraud\",version=\"1\","
+                       "other_version=\"3\"}";
+    double c2;
+
+    test_model_all(s, "fraud");
+    h_test_version(s, "fraud", 1, "{\"features\": 4, \"scale\": 1.0}");
+    h_test_version(s, "fraud", 2, "{\"features\": 4, \"scale\": 1.0}");
+    h_test_version(s, "fraud", 3, "{\"features\": 4, \"scale\": 1.0}");
+    h_start(s, NULL);
+    for (int v = 1; v <= 3; v++)
+        h_wait_state(s, "fraud", v, "READY");
+    put_route(s, "fraud", "{\"policy\": \"pinned\", \"target\": 1, \"shadow\": "
+                          "[{\"target\": 2, \"percent\": 25}]}");
+    for (int i = 0; i < 400; i++)
+        assert_int_equal(infer_v(s, "/v2/models/fraud/infer", body4, NULL, NULL), 1);
+    /* The background lane is FIFO: once a later copy to version 3 is
+     * compared, every copy to version 2 before it has been. */
+    put_route(s, "fraud", "{\"policy\": \"pinned\", \"target\": 1, \"shadow\": "
+                          "[{\"target\": 3}]}");
+    assert_int_equal(infer_v(s, "/v2/models/fraud/infer", body4, NULL, NULL), 1);
+    wait_metric(s, cmp3, 1);
+    c2 = metric(s, cmp2);
+    print_message("shadow 25%%: %g copies for 400 requests\n", c2);
+    assert_true(c2 >= 68 && c2 <= 132);
+    assert_true(metric(s, "quiver_shadow_agreements_total{model=\"fraud\",version=\"1\","
+                          "other_version=\"2\"}") == c2);
+    h_stop_ok(s);
+}
+
+/* ---- feedback join ---- */
+
+/* Feedback that arrives late: 2,000 requests with ids first, then a label
+ * for each. Every id is among the last 65,536 requests the router remembers,
+ * so every feedback must be joined (200). Also an id of 100 bytes, which the
+ * inference accepts (ids up to 127 bytes). */
+static void test_feedback_after_a_batch(void **state)
+{
+    struct h_srv *s = *state;
+    const int n = 2000;
+    int lost = 0;
+    long first_lost = -1;
+    char long_id[101];
+
+    test_model_all(s, "bandit");
+    h_test_version(s, "bandit", 1, "{\"features\": 4, \"scale\": 1.0}");
+    h_test_version(s, "bandit", 2, "{\"features\": 4, \"scale\": -1.0}");
+    h_start(s, NULL);
+    h_wait_state(s, "bandit", 1, "READY");
+    h_wait_state(s, "bandit", 2, "READY");
+    put_route(s, "bandit", "{\"policy\": \"bandit\", \"weights\": {\"1\": 50, \"2\": 50}}");
+    for (int i = 0; i < n; i++) {
+        char body[512];
+        snprintf(body, sizeof(body),
+                 "{\"id\": \"batch-%d\", \"inputs\": [{\"name\": \"input__0\", \"datatype\": "
+                 "\"FP32\", \"shape\": [1, 4], \"data\": " ROW4 "}]}",
+                 i);
+        infer_v(s, "/v2/models/bandit/infer", body, NULL, NULL);
+    }
+    for (int i = 0; i < n; i++) {
+        char fb[128];
+        struct h_resp r;
+        snprintf(fb, sizeof(fb), "{\"id\": \"batch-%d\", \"label\": 1}", i);
+        r = rq(s, "POST", "/v2/models/bandit/feedback", fb, NULL, NULL);
+        if (r.status != 200) {
+            if (lost++ == 0) {
+                first_lost = i;
+                print_message("feedback for batch-%d: %ld %s\n", i, r.status, r.body);
+            }
+        }
+        h_resp_free(&r);
+    }
+    print_message("late feedback: %d of %d lost (first: batch-%ld)\n", lost, n, first_lost);
+
+    memset(long_id, 'k', 100);
+    long_id[100] = '\0';
+    {
+        char body[600], fb[300];
+        struct h_resp r;
+        snprintf(body, sizeof(body),
+                 "{\"id\": \"%s\", \"inputs\": [{\"name\": \"input__0\", \"datatype\": "
+                 "\"FP32\", \"shape\": [1, 4], \"data\": " ROW4 "}]}",
+                 long_id);
+        infer_v(s, "/v2/models/bandit/infer", body, NULL, NULL);
+        snprintf(fb, sizeof(fb), "{\"id\": \"%s\", \"reward\": 1}", long_id);
+        r = rq(s, "POST", "/v2/models/bandit/feedback", fb, NULL, NULL);
+        if (r.status != 200)
+            print_message("feedback for a 100-byte id: %ld %s\n", r.status, r.body);
+        assert_int_equal(lost, 0);
+        assert_int_equal(r.status, 200);
+        h_resp_free(&r);
     }
     h_stop_ok(s);
 }
@@ -1354,12 +1489,14 @@ static const struct CMUnitTest tests[] = {
     RT_TEST(test_sticky_by_header),
     RT_TEST(test_sticky_by_parameter),
     RT_TEST(test_shadow_never_affects_primary),
+    RT_TEST(test_shadow_percent),
     RT_TEST(test_compare_select_and_all_outputs),
     RT_TEST(test_compare_best_score),
     RT_TEST(test_score_prefers_fast_version),
     RT_TEST(test_score_drains_failing_version),
     RT_TEST(test_bandit_and_restart),
     RT_TEST(test_bandit_ucb1_with_rewards),
+    RT_TEST(test_feedback_after_a_batch),
     RT_TEST(test_events_record_every_change),
     RT_TEST(test_bad_input_leaves_route_unchanged),
 };
