@@ -124,12 +124,12 @@ rows_swap() {
   url="http://$HOST:${Q_PORT[swapq]}/v2/models/fraud/infer"
   a="swap: fraud default route, no swaps"
   b="swap: fraud default route, +1/-1 version every 1 s"
-  run_wrk 32 "$WARMUP" "$url" "$BODY" "$TMP/warm-swap.log" >/dev/null
-  ROW_SECS=$SWAP_SECS measure swapq 32 "$url" "$BODY" "$a"
+  run_wrk 32 "$WARMUP" "$url" "$LOAD_BODY" "$TMP/warm-swap.log" >/dev/null
+  ROW_SECS=$SWAP_SECS measure swapq 32 "$url" "$LOAD_BODY" "$a"
   swapper "$repo/fraud" "$src" "$SWAP_SECS" >"$TMP/swapper.log" 2>&1 &
   pid=$!
   PIDS+=("$pid:TERM:swapper")
-  ROW_SECS=$SWAP_SECS measure swapq 32 "$url" "$BODY" "$b"
+  ROW_SECS=$SWAP_SECS measure swapq 32 "$url" "$LOAD_BODY" "$b"
   wait "$pid" 2>/dev/null || true
   cp "$TMP/swapper.log" "$OUT_DIR/swapper.log"
   last=$(awk 'END {print $3}' "$TMP/swapper.log")
@@ -156,7 +156,9 @@ rows_swap() {
 rows_batching() {
   [ -x "$QUIVER_BIN" ] || return 0
   local spec name mbs delay inst repo url label off="" off2="" best="" bestlabel="" rps bs
-  for spec in "off:0:0:1" "off2:0:0:2" "on200:64:200:1" "on1000:64:1000:1"; do
+  local specs=("off:0:0:1" "off2:0:0:2" "on200:64:200:1" "on1000:64:1000:1")
+  [ "${BENCH_QUICK:-0}" = 1 ] && specs=("off:0:0:1" "on200:64:200:1" "on1000:64:1000:1")
+  for spec in "${specs[@]}"; do
     IFS=: read -r name mbs delay inst <<<"$spec"
     repo="$TMP/batch-$name-repo"
     mkdir -p "$repo/fraud"
@@ -171,8 +173,8 @@ rows_batching() {
     fi
     start_q "batch-$name" "$repo" || { NOTES+=("batching $name: quiver did not start"); continue; }
     url="http://$HOST:${Q_PORT[batch-$name]}/v2/models/fraud/versions/2/infer"
-    run_wrk 64 "$WARMUP" "$url" "$BODY" "$TMP/warm-batch-$name.log" >/dev/null
-    measure "batch-$name" 64 "$url" "$BODY" "$label"
+    run_wrk 64 "$WARMUP" "$url" "$LOAD_BODY" "$TMP/warm-batch-$name.log" >/dev/null
+    measure "batch-$name" 64 "$url" "$LOAD_BODY" "$label"
     bs=$(awk -v s="$(metric_sum "${Q_PORT[batch-$name]}" quiver_batch_size_sum)" \
              -v c="$(metric_sum "${Q_PORT[batch-$name]}" quiver_batch_size_count)" \
              'BEGIN {if (c > 0) printf "%.1f", s / c; else print "n/a"}')
@@ -219,7 +221,7 @@ rows_overload() {
   echo '{"backend": "test", "max_batch_size": 0, "instances": 1, "queue_limit": 64}' \
     >"$repo/slow/config.json"
   echo '{"features": 30, "delay_us": 2000}' >"$repo/slow/1/model.test"
-  sed 's/"features"/"input__0"/' "$BODY" >"$body"
+  sed 's/"features"/"input__0"/' "$LOAD_BODY" >"$body"
   start_q overq "$repo" || { NOTES+=("overload: quiver did not start, not measured"); return 0; }
   url="http://$HOST:${Q_PORT[overq]}/v2/models/slow/infer"
   logf="$OUT_DIR/wrk-overload-c$conns.txt"
@@ -284,13 +286,13 @@ rows_shadow() {
   a="shadow: fraud weighted 1:50/2:50, no shadow"
   b="shadow: fraud weighted 1:50/2:50, 100% shadow to v2"
   if put_route "$port" fraud "$route"; then
-    run_wrk 32 "$WARMUP" "$url" "$BODY" "$TMP/warm-shadow-a.log" >/dev/null
-    measure shadq 32 "$url" "$BODY" "$a"
+    run_wrk 32 "$WARMUP" "$url" "$LOAD_BODY" "$TMP/warm-shadow-a.log" >/dev/null
+    measure shadq 32 "$url" "$LOAD_BODY" "$a"
   fi
   if put_route "$port" fraud "$shadow"; then
     c0=$(metric_sum "$port" quiver_shadow_comparisons_total)
-    run_wrk 32 "$WARMUP" "$url" "$BODY" "$TMP/warm-shadow-b.log" >/dev/null
-    measure shadq 32 "$url" "$BODY" "$b"
+    run_wrk 32 "$WARMUP" "$url" "$LOAD_BODY" "$TMP/warm-shadow-b.log" >/dev/null
+    measure shadq 32 "$url" "$LOAD_BODY" "$b"
     c1=$(metric_sum "$port" quiver_shadow_comparisons_total)
     NOTES+=("shadow: quiver_shadow_comparisons_total grew by $(( c1 - c0 )) during the shadow warm-up and row")
   fi
@@ -321,22 +323,27 @@ rows_metrics() {
       echo "{\"features\": 30, \"bias\": 0.$v}" >"$repo/$m/$v/model.test"
     done
   done
-  [ -f "$body" ] || sed 's/"features"/"input__0"/' "$BODY" >"$body"
+  [ -f "$body" ] || sed 's/"features"/"input__0"/' "$LOAD_BODY" >"$body"
   start_q metq "$repo" || { NOTES+=("metrics: quiver did not start, not measured"); return 0; }
   port=${Q_PORT[metq]}
   wait_version_ready metq m19 5 30 || NOTES+=("metrics: m19/5 not READY after 30 s")
-  # One request per version, so that every version has latency histograms to print.
+  # One request per version, so that every version has latency histograms to print (one curl,
+  # one connection, 100 URLs).
+  local args=()
   for m in $(seq -f 'm%02g' 0 19); do
     for v in 1 2 3 4 5; do
-      curl -s -o /dev/null --max-time 5 -H 'Content-Type: application/json' \
-        --data-binary "@$body" "http://$HOST:$port/v2/models/$m/versions/$v/infer" || true
+      args+=(-o /dev/null "http://$HOST:$port/v2/models/$m/versions/$v/infer")
     done
   done
-  : >"$TMP/metrics-times.txt"
-  for _ in $(seq "$METRICS_CALLS"); do
-    curl -s -o "$TMP/metrics.txt" -w '%{http_code} %{time_total} %{size_download}\n' --max-time 5 \
-      "http://$HOST:$port/metrics" >>"$TMP/metrics-times.txt" 2>/dev/null || true
-  done
+  curl -s --max-time 30 -H 'Content-Type: application/json' --data-binary "@$body" \
+    -w '%{http_code}\n' "${args[@]}" >"$TMP/metrics-infer.txt" 2>/dev/null || true
+  [ "$(grep -c '^200$' "$TMP/metrics-infer.txt")" = 100 ] ||
+    NOTES+=("metrics: $(grep -c '^200$' "$TMP/metrics-infer.txt") of the 100 priming requests answered 200")
+  # The timed calls: one curl, one kept-alive connection, one line per GET.
+  args=()
+  for _ in $(seq "$METRICS_CALLS"); do args+=(-o "$TMP/metrics.txt" "http://$HOST:$port/metrics"); done
+  curl -s --max-time 60 -w '%{http_code} %{time_total} %{size_download}\n' "${args[@]}" \
+    >"$TMP/metrics-times.txt" 2>/dev/null || true
   lines=$(wc -l <"$TMP/metrics.txt")
   bytes=$(wc -c <"$TMP/metrics.txt")
   stop_q metq
@@ -392,4 +399,40 @@ rows_micro() {
   else
     NOTES+=("micro_metrics: did not compile (see its build line in bench/micro_metrics.c)")
   fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# 7. One request id repeated. quiver remembers the "id" of every answered request for the
+# feedback join (a ring of 65,536 entries in the router). The other rows send no id; this one
+# compares that with every request carrying the same id, once the ring has wrapped.
+
+rows_idring() {
+  [ -x "$QUIVER_BIN" ] || return 0
+  local repo="$TMP/idring-repo" url a b n=0 k t0 line r
+  mkdir -p "$repo/fraud"
+  cp examples/models/fraud/config.json "$repo/fraud/"
+  cp -r examples/models/fraud/1 "$repo/fraud/1"
+  start_q idq "$repo" || { NOTES+=("request ids: quiver did not start, not measured"); return 0; }
+  url="http://$HOST:${Q_PORT[idq]}/v2/models/fraud/infer"
+  a="ids: fraud default route, requests without an id"
+  b="ids: fraud default route, one id in every request, ring wrapped"
+  run_wrk 32 "$WARMUP" "$url" "$LOAD_BODY" "$TMP/warm-idq.log" >/dev/null
+  measure idq 32 "$url" "$LOAD_BODY" "$a"
+  # Same-id requests until more than 65,536 were answered (at most 30 s).
+  t0=$(now_ms)
+  while [ "$n" -le 66000 ] && [ $(( $(now_ms) - t0 )) -lt 30000 ]; do
+    line=$(run_wrk 32 2 "$url" "$BODY" "$TMP/idfill.log")
+    k=$(field "$line" requests)
+    [ -n "$k" ] && [ "$k" -gt 0 ] || break
+    n=$((n + k))
+  done
+  log "request ids: $n requests with id \"$(sed -E 's/.*"id": *"([^"]*)".*/\1/' "$BODY")\" before the row"
+  measure idq 32 "$url" "$BODY" "$b"
+  stop_q idq
+  NOTES+=("request ids: $n requests with the same id were answered before the one-id row")
+  r=$(ratio "${RPS[$b:32]:-}" "${RPS[$a:32]:-}")
+  goal "request ids: req/s with one repeated id / without ids (32 conns)" \
+    "$( [ -n "${RPS[$b:32]:-}" ] && printf '%.0f' "${RPS[$b:32]}" || echo n/a), p99 $(ms "${P99[$b:32]:-}") ms" \
+    "$( [ -n "${RPS[$a:32]:-}" ] && printf '%.0f' "${RPS[$a:32]}" || echo n/a), p99 $(ms "${P99[$a:32]:-}") ms" \
+    "~1x (none set; >= 0.8x)" "$r x $(yes_no le 0.8 "$r")"
 }

@@ -65,14 +65,18 @@ sys.exit(0 if all(abs(g - w) <= ref.get("tolerance", 1e-4) for g, w in zip(got, 
 }
 
 start_ort() {
+  if [ "${1:-}" = ready ]; then
+    [ -n "${ORT_PID:-}" ] || return 0
+    wait_ready ort "$ORT_PID" "http://$HOST:$ORT_PORT/v2/health/ready" 30 || return 0
+    check_mlp ort "http://$HOST:$ORT_PORT$MLP_PATH" && UP[ort]=1
+    return 0
+  fi
   ort_ready || return 0
   port_free "$ORT_PORT" || { log "ort: port $ORT_PORT is busy"; return 1; }
   launch ort TERM env NODE_PATH="$ROOT/$ORT_DIR/node_modules" BENCH_MODEL="$ROOT/$MLP_MODEL" \
     BENCH_MODEL_NAME=mlp BENCH_MODEL_VERSION=1 HOST="$HOST" PORT="$ORT_PORT" WORKERS=2 \
     node bench/peers/ort_server.js
-  wait_ready ort "$LAUNCHED_PID" "http://$HOST:$ORT_PORT/v2/health/ready" 30 || return 0
-  check_mlp ort "http://$HOST:$ORT_PORT$MLP_PATH" && UP[ort]=1
-  return 0
+  ORT_PID=$LAUNCHED_PID
 }
 
 rows_onnx_serving() {

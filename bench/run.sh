@@ -156,13 +156,18 @@ sys.exit(0 if abs(got - want) <= 1e-6 else "got %r, want %r" % (got, want))
 }
 
 # ---------------------------------------------------------------------------------------------
-# Servers. Each start_* function starts one server, waits for it, checks one inference, and
-# sets UP[name]=1 on success. A server that cannot start is reported and its rows are skipped.
+# Servers. Each start_* function is called twice: with "launch" it starts its server (and
+# returns 1 only when it cannot even try, e.g. a busy port); with "ready", once every server was
+# launched, it waits for it, checks one inference, and sets UP[name]=1 on success. So the slow
+# starters (gunicorn importing xgboost, node loading onnxruntime) start side by side. quiver
+# starts and becomes ready alone in its launch phase, so that its start-to-ready time is its own.
+# A server that cannot start is reported and its rows are skipped.
 
 QUIVER_RSS_KB=""
 QUIVER_READY_MS=""
 
 start_quiver() {
+  [ "${1:-}" = ready ] && return 0   # starts and waits in the launch phase, alone
   if [ ! -x "$QUIVER_BIN" ]; then
     log "quiver: $QUIVER_BIN not built; its rows are skipped (make build)"
     NOTES+=("quiver: $QUIVER_BIN not found, not measured")
@@ -191,6 +196,12 @@ start_quiver() {
 
 start_nginx() {
   local dir="$TMP/nginx" reply
+  if [ "${1:-}" = ready ]; then
+    [ -n "${NGINX_PID:-}" ] || return 0
+    wait_ready nginx "$NGINX_PID" "http://$HOST:$NGINX_PORT/v2/health/ready" 15 || return 0
+    check_infer nginx "http://$HOST:$NGINX_PORT$INFER_PATH" && UP[nginx]=1
+    return 0
+  fi
   port_free "$NGINX_PORT" || { log "nginx: port $NGINX_PORT is busy"; return 1; }
   mkdir -p "$dir/logs"
   # The same shape and about the same size as quiver's answer to the request.
@@ -219,20 +230,22 @@ http {
 }
 EOF
   launch nginx TERM /usr/sbin/nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log"
-  wait_ready nginx "$LAUNCHED_PID" "http://$HOST:$NGINX_PORT/v2/health/ready" 15 || return 0
-  check_infer nginx "http://$HOST:$NGINX_PORT$INFER_PATH" && UP[nginx]=1
-  return 0
+  NGINX_PID=$LAUNCHED_PID
 }
 
 start_flask() {
+  if [ "${1:-}" = ready ]; then
+    [ -n "${FLASK_PID:-}" ] || return 0
+    wait_ready flask "$FLASK_PID" "http://$HOST:$FLASK_PORT/v2/health/ready" 60 || return 0
+    check_infer flask "http://$HOST:$FLASK_PORT$INFER_PATH" && UP[flask]=1
+    return 0
+  fi
   port_free "$FLASK_PORT" || { log "flask: port $FLASK_PORT is busy"; return 1; }
   # INT is gunicorn's quick shutdown (TERM waits for workers gracefully).
   launch flask INT env BENCH_MODEL="$ROOT/$MODEL" BENCH_MODEL_NAME=fraud BENCH_MODEL_VERSION=1 \
     OMP_NUM_THREADS=1 "$PY" /usr/bin/gunicorn --workers 2 --worker-class sync \
     --bind "$HOST:$FLASK_PORT" --chdir "$ROOT/bench/peers" --log-level warning flask_app:app
-  wait_ready flask "$LAUNCHED_PID" "http://$HOST:$FLASK_PORT/v2/health/ready" 60 || return 0
-  check_infer flask "http://$HOST:$FLASK_PORT$INFER_PATH" && UP[flask]=1
-  return 0
+  FLASK_PID=$LAUNCHED_PID
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -261,7 +274,7 @@ field() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k {print $2}'; }
 
 # warm SERVER URL [BODY]: an unrecorded run at the highest connection count.
 warm() {
-  local server=$1 url=$2 body=${3:-$BODY} max=1 c
+  local server=$1 url=$2 body=${3:-$LOAD_BODY} max=1 c
   [ "$WARMUP" -gt 0 ] || return 0
   for c in "${CONNS[@]}"; do [ "$c" -gt "$max" ] && max=$c; done
   run_wrk "$max" "$WARMUP" "$url" "$body" "$TMP/warm-$server.log" >/dev/null
@@ -270,7 +283,7 @@ warm() {
 # measure SERVER CONNS URL [BODY [LABEL]]: one recorded row of ${ROW_SECS:-$DURATION} seconds.
 # LABEL defaults to SERVER.
 measure() {
-  local server=$1 conns=$2 url=$3 body=${4:-$BODY} label=${5:-$1} line rps p50 p99 n2 er
+  local server=$1 conns=$2 url=$3 body=${4:-$LOAD_BODY} label=${5:-$1} line rps p50 p99 n2 er
   local secs=${ROW_SECS:-$DURATION} wlog
   wlog="$OUT_DIR/wrk-$(tr -c 'A-Za-z0-9_.\n-' '_' <<<"$label" | tr -s _)-c$conns.txt"
   log "measuring $label at $conns connection(s) for ${secs}s"
@@ -337,7 +350,7 @@ rows_xgboost() {
 
 SERVER_HOOKS=(start_quiver start_nginx start_flask start_ort)
 ROW_HOOKS=(measure_raw rows_xgboost rows_onnx_serving rows_shadow rows_swap rows_batching
-           rows_overload rows_metrics rows_micro rows_onnx_inproc)
+           rows_overload rows_idring rows_metrics rows_micro rows_onnx_inproc)
 if [ -n "${BENCH_ONLY:-}" ]; then read -r -a ROW_HOOKS <<<"$BENCH_ONLY"; fi
 
 # ---------------------------------------------------------------------------------------------
@@ -370,7 +383,7 @@ report() {
   echo
   echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')," \
        "$(nproc) cores, wrk $WRK_THREADS threads, ${DURATION}s per row (${WARMUP}s warm-up)," \
-       "body $BODY -> $INFER_PATH, load average at start $LOAD_AT_START, at end $LOAD_AT_END"
+       "body $BODY (sent without its id) -> $INFER_PATH, load average at start $LOAD_AT_START, at end $LOAD_AT_END"
   echo
   echo "| server | conns | req/s | p50 ms | p99 ms | non-2xx | socket errors |"
   echo "|---|---:|---:|---:|---:|---:|---:|"
@@ -416,11 +429,17 @@ main() {
   [ -f "$MODEL" ] && [ -f "$BODY" ] || {
     log "missing $MODEL or $BODY: run 'make models'"; exit 1; }
   mkdir -p "$OUT_DIR"
+  # The load uses $BODY without its "id": quiver remembers every request id for the feedback
+  # join, and one id repeated by every request is its own row (rows_idring).
+  LOAD_BODY="$TMP/load_body.json"
+  "$PY" -c 'import json, sys; d = json.load(open(sys.argv[1])); d.pop("id", None); print(json.dumps(d))' \
+    "$BODY" >"$LOAD_BODY"
   # 512 connections in the overload row: wrk and the server need the descriptors.
   ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   LOAD_AT_START=$(cut -d' ' -f1 /proc/loadavg)
   case $LOAD_AT_START in 0.*) ;; *) log "load average is $LOAD_AT_START: the figures will be noisy";; esac
-  for hook in "${SERVER_HOOKS[@]}"; do "$hook" || exit 1; done
+  for hook in "${SERVER_HOOKS[@]}"; do "$hook" launch || exit 1; done
+  for hook in "${SERVER_HOOKS[@]}"; do "$hook" ready || exit 1; done
   log "servers up after $(( ($(now_ms) - T_START) / 1000 )) s"
   for hook in "${ROW_HOOKS[@]}"; do
     t0=$(now_ms)
