@@ -48,6 +48,7 @@
     X(EyeLike, eye_like) \
     X(Flatten, flatten) \
     X(Floor, floor) \
+    X(GRU, gru) \
     X(Gather, gather) \
     X(GatherElements, gather_elements) \
     X(GatherND, gather_nd) \
@@ -65,6 +66,7 @@
     X(IsInf, is_inf) \
     X(IsNaN, is_nan) \
     X(LRN, lrn) \
+    X(LSTM, lstm) \
     X(LayerNormalization, layer_normalization) \
     X(LeakyRelu, leaky_relu) \
     X(Less, less) \
@@ -86,6 +88,7 @@
     X(PRelu, prelu) \
     X(Pad, pad) \
     X(Pow, pow) \
+    X(RNN, rnn) \
     X(Range, range) \
     X(Reciprocal, reciprocal) \
     X(ReduceL1, reduce_l1) \
