@@ -84,28 +84,41 @@ void qv__pool_free(struct qv__pool *p)
 static enum qv_dtype dtype_from_onnx(int32_t t)
 {
     switch (t) {
-    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: return QV_DTYPE_F32;
-    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT8: return QV_DTYPE_U8;
-    case ONNX__TENSOR_PROTO__DATA_TYPE__INT8: return QV_DTYPE_I8;
-    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT16: return QV_DTYPE_U16;
-    case ONNX__TENSOR_PROTO__DATA_TYPE__INT16: return QV_DTYPE_I16;
-    case ONNX__TENSOR_PROTO__DATA_TYPE__INT32: return QV_DTYPE_I32;
-    case ONNX__TENSOR_PROTO__DATA_TYPE__INT64: return QV_DTYPE_I64;
-    case ONNX__TENSOR_PROTO__DATA_TYPE__BOOL: return QV_DTYPE_BOOL;
-    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16: return QV_DTYPE_F16;
-    case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: return QV_DTYPE_F64;
-    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32: return QV_DTYPE_U32;
-    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64: return QV_DTYPE_U64;
-    default: return QV_DTYPE_UNDEF;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
+        return QV_DTYPE_F32;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT8:
+        return QV_DTYPE_U8;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT8:
+        return QV_DTYPE_I8;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT16:
+        return QV_DTYPE_U16;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT16:
+        return QV_DTYPE_I16;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT32:
+        return QV_DTYPE_I32;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
+        return QV_DTYPE_I64;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__BOOL:
+        return QV_DTYPE_BOOL;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16:
+        return QV_DTYPE_F16;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
+        return QV_DTYPE_F64;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32:
+        return QV_DTYPE_U32;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64:
+        return QV_DTYPE_U64;
+    default:
+        return QV_DTYPE_UNDEF;
     }
 }
 
 static const char *onnx_type_name(int32_t t)
 {
     static const char *const names[] = {
-        "UNDEFINED", "FLOAT", "UINT8", "INT8",   "UINT16",    "INT16",      "INT32",
-        "INT64",     "STRING", "BOOL", "FLOAT16", "DOUBLE",   "UINT32",     "UINT64",
-        "COMPLEX64", "COMPLEX128", "BFLOAT16",
+        "UNDEFINED", "FLOAT",  "UINT8",     "INT8",       "UINT16",   "INT16",
+        "INT32",     "INT64",  "STRING",    "BOOL",       "FLOAT16",  "DOUBLE",
+        "UINT32",    "UINT64", "COMPLEX64", "COMPLEX128", "BFLOAT16",
     };
     return t >= 0 && (size_t)t < QV_ARRAY_LEN(names) ? names[t] : "UNKNOWN";
 }
@@ -223,13 +236,25 @@ static int tensor_fill(const Onnx__TensorProto *tp, const char *base_dir, struct
         for (size_t i = 0; i < n; i++) {
             int32_t v = tp->int32_data[i];
             switch (t->dtype) {
-            case QV_DTYPE_I32: ((int32_t *)t->data)[i] = v; break;
-            case QV_DTYPE_I16: ((int16_t *)t->data)[i] = (int16_t)v; break;
+            case QV_DTYPE_I32:
+                ((int32_t *)t->data)[i] = v;
+                break;
+            case QV_DTYPE_I16:
+                ((int16_t *)t->data)[i] = (int16_t)v;
+                break;
             case QV_DTYPE_U16:
-            case QV_DTYPE_F16: ((uint16_t *)t->data)[i] = (uint16_t)v; break;
-            case QV_DTYPE_I8: ((int8_t *)t->data)[i] = (int8_t)v; break;
-            case QV_DTYPE_BOOL: ((uint8_t *)t->data)[i] = v != 0; break;
-            default: ((uint8_t *)t->data)[i] = (uint8_t)v; break;
+            case QV_DTYPE_F16:
+                ((uint16_t *)t->data)[i] = (uint16_t)v;
+                break;
+            case QV_DTYPE_I8:
+                ((int8_t *)t->data)[i] = (int8_t)v;
+                break;
+            case QV_DTYPE_BOOL:
+                ((uint8_t *)t->data)[i] = v != 0;
+                break;
+            default:
+                ((uint8_t *)t->data)[i] = (uint8_t)v;
+                break;
             }
         }
         return QV_OK;
@@ -459,8 +484,7 @@ static int convert_attr(struct loader *L, const struct qv_node *n, const Onnx__A
                            n->op_type, a->name);
         err = tensor_from_proto(ap->t, L->base_dir, L->max_bytes, t, d);
         if (err)
-            return qv_fail(d, err, "node '%s' (%s): attribute '%s'", n->name, n->op_type,
-                           a->name);
+            return qv_fail(d, err, "node '%s' (%s): attribute '%s'", n->name, n->op_type, a->name);
         /* Move the data into the pool so the graph frees it in one call. */
         copy = qv__pool_alloc(pool, t->nbytes);
         if (copy == NULL) {
@@ -767,8 +791,8 @@ static int build_graph(struct loader *L, const Onnx__ModelProto *mp)
             goto out;
         }
         if (!is_default_domain(np->domain)) {
-            err = qv_fail(d, QV_ENOTSUP, "node '%s' (%s): domain '%s' is not supported",
-                          n->name, n->op_type, np->domain);
+            err = qv_fail(d, QV_ENOTSUP, "node '%s' (%s): domain '%s' is not supported", n->name,
+                          n->op_type, np->domain);
             goto out;
         }
         n->op = qv_op_find(n->op_type);
@@ -778,9 +802,10 @@ static int build_graph(struct loader *L, const Onnx__ModelProto *mp)
             goto out;
         }
         if (g->opset < n->op->since_version) {
-            err = qv_fail(d, QV_ENOTSUP, "node '%s' (%s): opset %d is older than the %d "
-                          "this runtime implements", n->name, n->op_type, g->opset,
-                          n->op->since_version);
+            err = qv_fail(d, QV_ENOTSUP,
+                          "node '%s' (%s): opset %d is older than the %d "
+                          "this runtime implements",
+                          n->name, n->op_type, g->opset, n->op->since_version);
             goto out;
         }
         n->n_in = (int)np->n_input;
@@ -793,13 +818,15 @@ static int build_graph(struct loader *L, const Onnx__ModelProto *mp)
             goto out;
         }
         for (size_t j = 0; j < np->n_output; j++)
-            outs[j] = (np->output[j] && np->output[j][0]) ? map_find(&L->map, g, np->output[j])
-                                                          : -1;
+            outs[j] =
+                (np->output[j] && np->output[j][0]) ? map_find(&L->map, g, np->output[j]) : -1;
         n->out = outs;
         for (size_t j = 0; j < np->n_attribute; j++) {
             if (np->attribute[j]->ref_attr_name && np->attribute[j]->ref_attr_name[0]) {
-                err = qv_fail(d, QV_ENOTSUP, "node '%s' (%s): attribute references are not "
-                              "supported", n->name, n->op_type);
+                err = qv_fail(d, QV_ENOTSUP,
+                              "node '%s' (%s): attribute references are not "
+                              "supported",
+                              n->name, n->op_type);
                 goto out;
             }
             err = convert_attr(L, n, np->attribute[j], &attrs[j]);
@@ -832,8 +859,7 @@ static int build_graph(struct loader *L, const Onnx__ModelProto *mp)
         }
         id = map_find(&L->map, g, vi->name);
         if (id < 0) {
-            err = qv_fail(d, QV_EINVAL, "graph output '%s' is not produced by any node",
-                          vi->name);
+            err = qv_fail(d, QV_EINVAL, "graph output '%s' is not produced by any node", vi->name);
             goto out;
         }
         err = desc_from_value_info(vi, &desc, d);

@@ -64,8 +64,7 @@ static bool has_value_inputs(const struct qv__onnx_graph *g)
         const struct qv_tensor_desc *dd = &g->in_desc[i];
         int64_t n = qv_shape_numel(dd->shape, dd->ndim);
         if ((dd->dtype == QV_DTYPE_I64 || dd->dtype == QV_DTYPE_I32 || dd->dtype == QV_DTYPE_F32) &&
-            dd->ndim <= 1 && n >= 0 &&
-            n <= QV_VALUE_INPUT_MAX)
+            dd->ndim <= 1 && n >= 0 && n <= QV_VALUE_INPUT_MAX)
             return true;
     }
     return false;
@@ -238,8 +237,8 @@ static int match_inputs(const struct qv__onnx_graph *g, const struct qv_tensor *
         if (t->ndim != dd->ndim || !qv_tensor_matches(t, dd)) {
             qv_shape_format(dd->shape, dd->ndim, want, sizeof(want));
             qv_shape_format(t->shape, t->ndim, got, sizeof(got));
-            return qv_fail(d, QV_EINVAL, "input '%s': expected shape %s, got %s", dd->name,
-                           want, got);
+            return qv_fail(d, QV_EINVAL, "input '%s': expected shape %s, got %s", dd->name, want,
+                           got);
         }
         if (qv_tensor_numel(t) < 0 ||
             (size_t)qv_tensor_numel(t) * qv_dtype_size(t->dtype) > t->nbytes ||
@@ -289,8 +288,7 @@ int qv_onnx_run(qv_onnx_model *m, const struct qv_tensor *in, int n_in, struct q
 
     *n_out = 0;
     if (max_out < g->n_outputs)
-        return qv_fail(d, QV_EINVAL, "model has %d outputs, room for %d", g->n_outputs,
-                       max_out);
+        return qv_fail(d, QV_EINVAL, "model has %d outputs, room for %d", g->n_outputs, max_out);
     ordered = calloc((size_t)g->n_inputs + 1, sizeof(*ordered));
     if (ordered == NULL)
         return qv_fail(d, QV_ENOMEM, "out of memory");

@@ -20,8 +20,8 @@
 typedef struct qv_onnx_model qv_onnx_model; /* opaque; defined in onnx/model.c */
 
 struct qv_onnx_options {
-    int threads;          /* threads one run may use (>= 1; 0 means 1) */
-    size_t max_bytes;     /* largest model file or external data accepted; 0: 4 GiB */
+    int threads;      /* threads one run may use (>= 1; 0 means 1) */
+    size_t max_bytes; /* largest model file or external data accepted; 0: 4 GiB */
 };
 
 /* Loads and plans the model at 'path' (external data files are read from its
@@ -42,9 +42,11 @@ void qv_onnx_free(qv_onnx_model *m); /* NULL is a no-op. No run may be in flight
  * or unknown dims are -1. Any thread. */
 int qv_onnx_n_inputs(const qv_onnx_model *m);
 int qv_onnx_n_outputs(const qv_onnx_model *m);
-const struct qv_tensor_desc *qv_onnx_input(const qv_onnx_model *m, int i);  /* NULL if out of range */
-const struct qv_tensor_desc *qv_onnx_output(const qv_onnx_model *m, int i); /* NULL if out of range */
-int qv_onnx_opset(const qv_onnx_model *m); /* default-domain opset version */
+const struct qv_tensor_desc *qv_onnx_input(const qv_onnx_model *m,
+                                           int i); /* NULL if out of range */
+const struct qv_tensor_desc *qv_onnx_output(const qv_onnx_model *m,
+                                            int i); /* NULL if out of range */
+int qv_onnx_opset(const qv_onnx_model *m);          /* default-domain opset version */
 
 /* Runs the model. in[0..n_in) are matched to the graph inputs by name when
  * every tensor has a name that is a graph input, else by position. On

@@ -33,9 +33,9 @@ enum qv__value_kind {
 struct qv__value {
     const char *name;
     enum qv__value_kind kind;
-    bool is_output;             /* a graph output */
-    int producer;               /* node id, -1 if none */
-    struct qv_tensor_desc desc; /* declared dtype/shape (inputs, outputs); ndim -1: unknown */
+    bool is_output;               /* a graph output */
+    int producer;                 /* node id, -1 if none */
+    struct qv_tensor_desc desc;   /* declared dtype/shape (inputs, outputs); ndim -1: unknown */
     const struct qv_tensor *init; /* QV__VALUE_CONST: the data */
 };
 
@@ -46,7 +46,7 @@ struct qv__onnx_graph {
     struct qv__value *values;
     struct qv_node *nodes; /* in topological order */
     int n_inputs, n_outputs;
-    int *inputs, *outputs;   /* value ids */
+    int *inputs, *outputs; /* value ids */
     struct qv_tensor_desc *in_desc, *out_desc;
     size_t weight_bytes;
 };
@@ -58,18 +58,18 @@ void qv__onnx_graph_fini(struct qv__onnx_graph *g);
 
 /* One plan: everything a run needs for one set of input shapes. */
 struct qv__onnx_plan {
-    int64_t *key;                /* ndim and dims of every input this plan is for */
+    int64_t *key; /* ndim and dims of every input this plan is for */
     int key_len;
-    int64_t *vkey;               /* values of the small integer inputs bound at plan time */
+    int64_t *vkey; /* values of the small integer inputs bound at plan time */
     int vkey_len;
-    struct qv_tensor *tensors;   /* one per value */
-    struct qv_exec *execs;       /* one per node */
+    struct qv_tensor *tensors; /* one per value */
+    struct qv_exec *execs;     /* one per node */
     const struct qv_tensor **in_ptrs;
     struct qv_tensor **out_ptrs;
-    qv_kernel_fn *kernels;       /* per node; NULL for nodes folded at plan time */
+    qv_kernel_fn *kernels; /* per node; NULL for nodes folded at plan time */
     void *arena;
     size_t arena_bytes;
-    void **folded;               /* data blocks of folded values */
+    void **folded; /* data blocks of folded values */
     int n_folded;
     size_t folded_bytes;
 };
@@ -81,8 +81,7 @@ struct qv__onnx_plan {
  * target, Pad pads) can be planned; such a plan is valid only for those
  * values (vkey). On failure p is left finalized. */
 int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *shapes,
-                        bool bind_values, int threads, struct qv__onnx_plan *p,
-                        struct qv_diag *d);
+                        bool bind_values, int threads, struct qv__onnx_plan *p, struct qv_diag *d);
 bool qv__onnx_is_value_input(const struct qv_tensor *t);
 /* Element k of a value input's data, as a plan-cache key. */
 int64_t qv__onnx_value_key(const struct qv_tensor *t, const void *data, int64_t k);

@@ -81,8 +81,7 @@ static size_t place_blocks(struct block *b, int n)
     return total;
 }
 
-static int fold_node(struct qv__onnx_plan *p, struct qv_exec *x, qv_kernel_fn k,
-                     struct qv_diag *d)
+static int fold_node(struct qv__onnx_plan *p, struct qv_exec *x, qv_kernel_fn k, struct qv_diag *d)
 {
     void *scratch = NULL;
     int err;
@@ -130,13 +129,11 @@ bool qv__onnx_is_value_input(const struct qv_tensor *t)
     int64_t n = qv_tensor_numel(t);
 
     return (t->dtype == QV_DTYPE_I64 || t->dtype == QV_DTYPE_I32 || t->dtype == QV_DTYPE_F32) &&
-           t->ndim <= 1 && n >= 0 &&
-           n <= QV_VALUE_INPUT_MAX && t->data != NULL;
+           t->ndim <= 1 && n >= 0 && n <= QV_VALUE_INPUT_MAX && t->data != NULL;
 }
 
 int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *shapes,
-                        bool bind_values, int threads, struct qv__onnx_plan *p,
-                        struct qv_diag *d)
+                        bool bind_values, int threads, struct qv__onnx_plan *p, struct qv_diag *d)
 {
     size_t n_in_ptrs = 0, n_out_ptrs = 0, n_folded_max = 0;
     int *def = NULL, *last = NULL;
@@ -351,8 +348,7 @@ int qv__onnx_plan_run(const struct qv__onnx_graph *g, struct qv__onnx_plan *p, s
             continue;
         err = p->kernels[i](&p->execs[i]);
         if (err)
-            return qv_op_fail(&g->nodes[i], d, QV_EBACKEND, "kernel failed: %s",
-                              qv_strerror(err));
+            return qv_op_fail(&g->nodes[i], d, QV_EBACKEND, "kernel failed: %s", qv_strerror(err));
     }
     return QV_OK;
 }

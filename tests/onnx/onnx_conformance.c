@@ -42,7 +42,8 @@ struct opts {
 };
 
 /* snprintf into buf; false (and an empty buf) if it does not fit. */
-static bool fmt_into(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static bool fmt_into(char *buf, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static bool fmt_into(char *buf, size_t n, const char *fmt, ...)
 {
     va_list ap;
@@ -93,8 +94,8 @@ static int compare(const struct qv_tensor *out, const struct qv_tensor *ref, cha
     char a[96], b[96];
 
     if (out->dtype != ref->dtype) {
-        fmt_into(why, n, "output '%s': dtype %s, expected %s", ref->name,
-                 qv_dtype_name(out->dtype), qv_dtype_name(ref->dtype));
+        fmt_into(why, n, "output '%s': dtype %s, expected %s", ref->name, qv_dtype_name(out->dtype),
+                 qv_dtype_name(ref->dtype));
         return -1;
     }
     if (out->ndim != ref->ndim ||

@@ -46,9 +46,9 @@ struct qv_attr {
     enum qv_attr_type type;
     float f;
     int64_t i;
-    const char *s;          /* NUL-terminated copy of the bytes */
+    const char *s; /* NUL-terminated copy of the bytes */
     size_t s_len;
-    int n;                  /* element count of ints / floats / strings */
+    int n; /* element count of ints / floats / strings */
     const int64_t *ints;
     const float *floats;
     const char *const *strings;
@@ -57,13 +57,13 @@ struct qv_attr {
 
 /* One graph node. Immutable after load. */
 struct qv_node {
-    const char *name;     /* the node's name, or "<op_type>_<index>" if it had none */
+    const char *name; /* the node's name, or "<op_type>_<index>" if it had none */
     const char *op_type;
     const struct qv_op *op;
-    int index;            /* position in the file */
-    int opset;            /* default-domain opset version of the model */
-    int n_in, n_out;      /* including absent optional ones */
-    const int *in, *out;  /* value ids; -1 for an absent optional input/output */
+    int index;           /* position in the file */
+    int opset;           /* default-domain opset version of the model */
+    int n_in, n_out;     /* including absent optional ones */
+    const int *in, *out; /* value ids; -1 for an absent optional input/output */
     int n_attr;
     const struct qv_attr *attrs;
 };
@@ -82,10 +82,10 @@ struct qv_exec {
     int n_in, n_out;
     const struct qv_tensor *const *in;
     struct qv_tensor *const *out;
-    enum qv_dtype kdtype;   /* selects kernels[kdtype]; infer_shape may change it */
-    size_t scratch_bytes;   /* set by infer_shape; the planner provides 'scratch' */
-    void *scratch;          /* 64-byte aligned, valid during the kernel only */
-    int threads;            /* threads the kernel may use (BLAS is set by the runtime) */
+    enum qv_dtype kdtype; /* selects kernels[kdtype]; infer_shape may change it */
+    size_t scratch_bytes; /* set by infer_shape; the planner provides 'scratch' */
+    void *scratch;        /* 64-byte aligned, valid during the kernel only */
+    int threads;          /* threads the kernel may use (BLAS is set by the runtime) */
     _Alignas(16) unsigned char priv[QV_EXEC_PRIV]; /* op-private parameters from infer_shape */
 };
 
@@ -97,18 +97,18 @@ enum {
 };
 
 struct qv_op {
-    const char *name;                                              /* ONNX op_type */
-    int since_version;                                             /* lowest opset implemented */
-    unsigned flags;                                                /* QV_OP_* */
-    int (*check)(const struct qv_node *n, struct qv_diag *d);      /* (optional) load time */
-    int (*infer_shape)(struct qv_exec *x, struct qv_diag *d);      /* plan time */
-    qv_kernel_fn kernels[QV_DTYPE_COUNT];                          /* run time */
+    const char *name;                                         /* ONNX op_type */
+    int since_version;                                        /* lowest opset implemented */
+    unsigned flags;                                           /* QV_OP_* */
+    int (*check)(const struct qv_node *n, struct qv_diag *d); /* (optional) load time */
+    int (*infer_shape)(struct qv_exec *x, struct qv_diag *d); /* plan time */
+    qv_kernel_fn kernels[QV_DTYPE_COUNT];                     /* run time */
 };
 
 /* The operator table (op_table.c). */
 const struct qv_op *qv_op_find(const char *op_type); /* NULL if unknown */
 size_t qv_op_count(void);
-const struct qv_op *qv_op_at(size_t i);              /* in sorted order */
+const struct qv_op *qv_op_at(size_t i); /* in sorted order */
 
 /* Designated initializers for kernel tables. */
 #define QV_KERNELS_FLOAT(fn) [QV_DTYPE_F32] = fn

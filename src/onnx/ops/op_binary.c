@@ -12,9 +12,9 @@
 
 /* Parameters infer_shape leaves in x->priv. */
 struct bin_params {
-    bool legacy;                /* opset < 7 with broadcast=1 */
-    bool flag;                  /* Mod: fmod=1; BitShift: left */
-    int b_ndim;                 /* legacy view of input 1 */
+    bool legacy; /* opset < 7 with broadcast=1 */
+    bool flag;   /* Mod: fmod=1; BitShift: left */
+    int b_ndim;  /* legacy view of input 1 */
     int64_t b_shape[QV_MAX_DIMS];
 };
 
@@ -329,8 +329,7 @@ static int bin_infer_common(struct qv_exec *x, enum qv_dtype out_dtype, bool sam
         if (qv_numel(x->in[1]) != 1)
             return qv_op_fail(x->node, d, QV_EINVAL, "shapes differ and broadcast=0");
     }
-    qv_out_set(x, 0, out_dtype == QV_DTYPE_UNDEF ? x->in[0]->dtype : out_dtype, bc.ndim,
-               bc.shape);
+    qv_out_set(x, 0, out_dtype == QV_DTYPE_UNDEF ? x->in[0]->dtype : out_dtype, bc.ndim, bc.shape);
     return QV_OK;
 }
 
@@ -445,7 +444,8 @@ static int logic_infer(struct qv_exec *x, struct qv_diag *d)
 #define KFI(name) KF(name), [QV_DTYPE_I64] = name##_i64, [QV_DTYPE_I32] = name##_i32
 #define KALL(name)                                                                                 \
     KFI(name), [QV_DTYPE_U8] = name##_u8, [QV_DTYPE_I8] = name##_i8, [QV_DTYPE_U16] = name##_u16,  \
-        [QV_DTYPE_I16] = name##_i16, [QV_DTYPE_U32] = name##_u32, [QV_DTYPE_U64] = name##_u64
+               [QV_DTYPE_I16] = name##_i16, [QV_DTYPE_U32] = name##_u32,                           \
+               [QV_DTYPE_U64] = name##_u64
 
 const struct qv_op qv_op_add = {
     .name = "Add", .since_version = 1, .infer_shape = bin2_infer, .kernels = {KALL(add)}};
@@ -472,8 +472,7 @@ const struct qv_op qv_op_mean = {.name = "Mean",
 const struct qv_op qv_op_prelu = {
     .name = "PRelu", .since_version = 1, .infer_shape = prelu_infer, .kernels = {KF(prelu)}};
 
-#define KCMP(name)                                                                                 \
-    KFI(name), [QV_DTYPE_U8] = name##_u8
+#define KCMP(name) KFI(name), [QV_DTYPE_U8] = name##_u8
 const struct qv_op qv_op_equal = {
     .name = "Equal", .since_version = 1, .infer_shape = cmp_infer, .kernels = {KCMP(equal)}};
 const struct qv_op qv_op_greater = {
@@ -492,8 +491,10 @@ const struct qv_op qv_op_and = {.name = "And",
                                 .since_version = 1,
                                 .infer_shape = logic_infer,
                                 .kernels = {[QV_DTYPE_U8] = and_u8}};
-const struct qv_op qv_op_or = {
-    .name = "Or", .since_version = 1, .infer_shape = logic_infer, .kernels = {[QV_DTYPE_U8] = or_u8}};
+const struct qv_op qv_op_or = {.name = "Or",
+                               .since_version = 1,
+                               .infer_shape = logic_infer,
+                               .kernels = {[QV_DTYPE_U8] = or_u8}};
 const struct qv_op qv_op_xor = {.name = "Xor",
                                 .since_version = 1,
                                 .infer_shape = logic_infer,
@@ -501,13 +502,14 @@ const struct qv_op qv_op_xor = {.name = "Xor",
 const struct qv_op qv_op_bit_shift = {.name = "BitShift",
                                       .since_version = 11,
                                       .infer_shape = shift_infer,
-                                      .kernels = {[QV_DTYPE_U8] = shift_u8, [QV_DTYPE_U16] = shift_u16,
+                                      .kernels = {[QV_DTYPE_U8] = shift_u8,
+                                                  [QV_DTYPE_U16] = shift_u16,
                                                   [QV_DTYPE_U32] = shift_u32,
                                                   [QV_DTYPE_U64] = shift_u64}};
-const struct qv_op qv_op_mod = {.name = "Mod",
-                                .since_version = 10,
-                                .infer_shape = mod_infer,
-                                .kernels = {KF(mod), [QV_DTYPE_I64] = mod_i64, [QV_DTYPE_I32] = mod_i32,
-                                            [QV_DTYPE_I16] = mod_i16, [QV_DTYPE_I8] = mod_i8,
-                                            [QV_DTYPE_U8] = mod_u8, [QV_DTYPE_U16] = mod_u16,
-                                            [QV_DTYPE_U32] = mod_u32, [QV_DTYPE_U64] = mod_u64}};
+const struct qv_op qv_op_mod = {
+    .name = "Mod",
+    .since_version = 10,
+    .infer_shape = mod_infer,
+    .kernels = {KF(mod), [QV_DTYPE_I64] = mod_i64, [QV_DTYPE_I32] = mod_i32,
+                [QV_DTYPE_I16] = mod_i16, [QV_DTYPE_I8] = mod_i8, [QV_DTYPE_U8] = mod_u8,
+                [QV_DTYPE_U16] = mod_u16, [QV_DTYPE_U32] = mod_u32, [QV_DTYPE_U64] = mod_u64}};

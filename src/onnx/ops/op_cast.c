@@ -70,26 +70,40 @@ static bool is_float(enum qv_dtype t)
 static double get_f(const void *p, enum qv_dtype t, int64_t i)
 {
     switch (t) {
-    case QV_DTYPE_F32: return ((const float *)p)[i];
-    case QV_DTYPE_F64: return ((const double *)p)[i];
-    case QV_DTYPE_F16: return half_to_float(((const uint16_t *)p)[i]);
-    default: return 0;
+    case QV_DTYPE_F32:
+        return ((const float *)p)[i];
+    case QV_DTYPE_F64:
+        return ((const double *)p)[i];
+    case QV_DTYPE_F16:
+        return half_to_float(((const uint16_t *)p)[i]);
+    default:
+        return 0;
     }
 }
 
 static int64_t get_i(const void *p, enum qv_dtype t, int64_t i)
 {
     switch (t) {
-    case QV_DTYPE_U8: return ((const uint8_t *)p)[i];
-    case QV_DTYPE_I8: return ((const int8_t *)p)[i];
-    case QV_DTYPE_U16: return ((const uint16_t *)p)[i];
-    case QV_DTYPE_I16: return ((const int16_t *)p)[i];
-    case QV_DTYPE_I32: return ((const int32_t *)p)[i];
-    case QV_DTYPE_U32: return ((const uint32_t *)p)[i];
-    case QV_DTYPE_I64: return ((const int64_t *)p)[i];
-    case QV_DTYPE_U64: return (int64_t)((const uint64_t *)p)[i];
-    case QV_DTYPE_BOOL: return ((const uint8_t *)p)[i] != 0;
-    default: return 0;
+    case QV_DTYPE_U8:
+        return ((const uint8_t *)p)[i];
+    case QV_DTYPE_I8:
+        return ((const int8_t *)p)[i];
+    case QV_DTYPE_U16:
+        return ((const uint16_t *)p)[i];
+    case QV_DTYPE_I16:
+        return ((const int16_t *)p)[i];
+    case QV_DTYPE_I32:
+        return ((const int32_t *)p)[i];
+    case QV_DTYPE_U32:
+        return ((const uint32_t *)p)[i];
+    case QV_DTYPE_I64:
+        return ((const int64_t *)p)[i];
+    case QV_DTYPE_U64:
+        return (int64_t)((const uint64_t *)p)[i];
+    case QV_DTYPE_BOOL:
+        return ((const uint8_t *)p)[i] != 0;
+    default:
+        return 0;
     }
 }
 
@@ -107,28 +121,60 @@ static int64_t sat_i64(double v)
 static void put_i(void *p, enum qv_dtype t, int64_t i, int64_t v)
 {
     switch (t) {
-    case QV_DTYPE_U8: ((uint8_t *)p)[i] = (uint8_t)v; break;
-    case QV_DTYPE_I8: ((int8_t *)p)[i] = (int8_t)v; break;
-    case QV_DTYPE_U16: ((uint16_t *)p)[i] = (uint16_t)v; break;
-    case QV_DTYPE_I16: ((int16_t *)p)[i] = (int16_t)v; break;
-    case QV_DTYPE_I32: ((int32_t *)p)[i] = (int32_t)v; break;
-    case QV_DTYPE_U32: ((uint32_t *)p)[i] = (uint32_t)v; break;
-    case QV_DTYPE_I64: ((int64_t *)p)[i] = v; break;
-    case QV_DTYPE_U64: ((uint64_t *)p)[i] = (uint64_t)v; break;
-    case QV_DTYPE_BOOL: ((uint8_t *)p)[i] = v != 0; break;
-    default: break;
+    case QV_DTYPE_U8:
+        ((uint8_t *)p)[i] = (uint8_t)v;
+        break;
+    case QV_DTYPE_I8:
+        ((int8_t *)p)[i] = (int8_t)v;
+        break;
+    case QV_DTYPE_U16:
+        ((uint16_t *)p)[i] = (uint16_t)v;
+        break;
+    case QV_DTYPE_I16:
+        ((int16_t *)p)[i] = (int16_t)v;
+        break;
+    case QV_DTYPE_I32:
+        ((int32_t *)p)[i] = (int32_t)v;
+        break;
+    case QV_DTYPE_U32:
+        ((uint32_t *)p)[i] = (uint32_t)v;
+        break;
+    case QV_DTYPE_I64:
+        ((int64_t *)p)[i] = v;
+        break;
+    case QV_DTYPE_U64:
+        ((uint64_t *)p)[i] = (uint64_t)v;
+        break;
+    case QV_DTYPE_BOOL:
+        ((uint8_t *)p)[i] = v != 0;
+        break;
+    default:
+        break;
     }
 }
 
 static void put_f(void *p, enum qv_dtype t, int64_t i, double v)
 {
     switch (t) {
-    case QV_DTYPE_F32: ((float *)p)[i] = (float)v; break;
-    case QV_DTYPE_F64: ((double *)p)[i] = v; break;
-    case QV_DTYPE_F16: ((uint16_t *)p)[i] = float_to_half((float)v); break;
-    case QV_DTYPE_BOOL: ((uint8_t *)p)[i] = v != 0; break;
-    case QV_DTYPE_U64: ((uint64_t *)p)[i] = (isnan(v) || v <= 0) ? 0 : (v >= 1.8446744073709552e19 ? UINT64_MAX : (uint64_t)v); break;
-    default: put_i(p, t, i, sat_i64(v)); break;
+    case QV_DTYPE_F32:
+        ((float *)p)[i] = (float)v;
+        break;
+    case QV_DTYPE_F64:
+        ((double *)p)[i] = v;
+        break;
+    case QV_DTYPE_F16:
+        ((uint16_t *)p)[i] = float_to_half((float)v);
+        break;
+    case QV_DTYPE_BOOL:
+        ((uint8_t *)p)[i] = v != 0;
+        break;
+    case QV_DTYPE_U64:
+        ((uint64_t *)p)[i] =
+            (isnan(v) || v <= 0) ? 0 : (v >= 1.8446744073709552e19 ? UINT64_MAX : (uint64_t)v);
+        break;
+    default:
+        put_i(p, t, i, sat_i64(v));
+        break;
     }
 }
 
@@ -166,19 +212,32 @@ static enum qv_dtype onnx_to_dtype(int64_t t)
 {
     /* TensorProto.DataType numbering; explicit rather than assumed. */
     switch (t) {
-    case 1: return QV_DTYPE_F32;
-    case 2: return QV_DTYPE_U8;
-    case 3: return QV_DTYPE_I8;
-    case 4: return QV_DTYPE_U16;
-    case 5: return QV_DTYPE_I16;
-    case 6: return QV_DTYPE_I32;
-    case 7: return QV_DTYPE_I64;
-    case 9: return QV_DTYPE_BOOL;
-    case 10: return QV_DTYPE_F16;
-    case 11: return QV_DTYPE_F64;
-    case 12: return QV_DTYPE_U32;
-    case 13: return QV_DTYPE_U64;
-    default: return QV_DTYPE_UNDEF;
+    case 1:
+        return QV_DTYPE_F32;
+    case 2:
+        return QV_DTYPE_U8;
+    case 3:
+        return QV_DTYPE_I8;
+    case 4:
+        return QV_DTYPE_U16;
+    case 5:
+        return QV_DTYPE_I16;
+    case 6:
+        return QV_DTYPE_I32;
+    case 7:
+        return QV_DTYPE_I64;
+    case 9:
+        return QV_DTYPE_BOOL;
+    case 10:
+        return QV_DTYPE_F16;
+    case 11:
+        return QV_DTYPE_F64;
+    case 12:
+        return QV_DTYPE_U32;
+    case 13:
+        return QV_DTYPE_U64;
+    default:
+        return QV_DTYPE_UNDEF;
     }
 }
 
@@ -187,10 +246,10 @@ static enum qv_dtype name_to_dtype(const char *s)
     static const struct {
         const char *name;
         enum qv_dtype t;
-    } names[] = {{"FLOAT", QV_DTYPE_F32},   {"UINT8", QV_DTYPE_U8},    {"INT8", QV_DTYPE_I8},
-                 {"UINT16", QV_DTYPE_U16},  {"INT16", QV_DTYPE_I16},   {"INT32", QV_DTYPE_I32},
-                 {"INT64", QV_DTYPE_I64},   {"BOOL", QV_DTYPE_BOOL},   {"FLOAT16", QV_DTYPE_F16},
-                 {"DOUBLE", QV_DTYPE_F64},  {"UINT32", QV_DTYPE_U32},  {"UINT64", QV_DTYPE_U64}};
+    } names[] = {{"FLOAT", QV_DTYPE_F32},  {"UINT8", QV_DTYPE_U8},   {"INT8", QV_DTYPE_I8},
+                 {"UINT16", QV_DTYPE_U16}, {"INT16", QV_DTYPE_I16},  {"INT32", QV_DTYPE_I32},
+                 {"INT64", QV_DTYPE_I64},  {"BOOL", QV_DTYPE_BOOL},  {"FLOAT16", QV_DTYPE_F16},
+                 {"DOUBLE", QV_DTYPE_F64}, {"UINT32", QV_DTYPE_U32}, {"UINT64", QV_DTYPE_U64}};
 
     for (size_t i = 0; i < QV_ARRAY_LEN(names); i++)
         if (strcmp(names[i].name, s) == 0)

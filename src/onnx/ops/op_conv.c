@@ -12,14 +12,14 @@
 #define SP_MAX (QV_MAX_DIMS - 2)
 
 struct conv_params {
-    int sp;                      /* spatial rank */
+    int sp; /* spatial rank */
     int64_t group;
     int64_t kernel[SP_MAX], stride[SP_MAX], dil[SP_MAX];
     int64_t pad_begin[SP_MAX];
     int64_t in_sp[SP_MAX], out_sp[SP_MAX];
-    int64_t c_in, c_out;         /* channels of X and Y */
-    int64_t rows;                /* (channels per group) * prod(kernel) */
-    bool direct;                 /* 1x1 Conv: no im2col */
+    int64_t c_in, c_out; /* channels of X and Y */
+    int64_t rows;        /* (channels per group) * prod(kernel) */
+    bool direct;         /* 1x1 Conv: no im2col */
 };
 
 _Static_assert(sizeof(struct conv_params) <= QV_EXEC_PRIV, "priv too small");
@@ -50,8 +50,7 @@ static int read_geometry(struct qv_exec *x, struct conv_params *p, bool transpos
     pa = qv_attr_ints(n, "pads", &np);
     if ((ks && nk != p->sp) || (st && ns != p->sp) || (di && nd != p->sp) ||
         (pa && np != 2 * p->sp))
-        return qv_op_fail(n, d, QV_EINVAL, "attribute lengths do not match spatial rank %d",
-                          p->sp);
+        return qv_op_fail(n, d, QV_EINVAL, "attribute lengths do not match spatial rank %d", p->sp);
     for (int i = 0; i < p->sp; i++) {
         if (ks && ks[i] != p->kernel[i])
             return qv_op_fail(n, d, QV_EINVAL, "kernel_shape differs from the weights");
@@ -120,8 +119,7 @@ static void im2col(const struct conv_params *p, const float *xg, float *col)
             base *= p->in_sp[last];
             for (int64_t ol = 0; ol < p->out_sp[last]; ol++) {
                 int64_t pos = ol * p->stride[last] + koff[last];
-                dst[j + ol] =
-                    (inside && pos >= 0 && pos < p->in_sp[last]) ? xc[base + pos] : 0.0f;
+                dst[j + ol] = (inside && pos >= 0 && pos < p->in_sp[last]) ? xc[base + pos] : 0.0f;
             }
             j += p->out_sp[last];
             for (int i = last - 1; i >= 0; i--) {
@@ -298,9 +296,9 @@ static int conv_transpose_f32(struct qv_exec *x)
             const float *xg = X + (b * p->c_in + g * cg) * in_n;
             float *yg = Y + (b * p->c_out + g * mg) * out_n;
             /* col [mg*kn, in_n] = W_g^T [mg*kn, cg] x X_g [cg, in_n]; W_g is [cg, mg*kn]. */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(mg * kn), (int)in_n,
-                        (int)cg, 1.0f, W + g * cg * mg * kn, (int)(mg * kn), xg, (int)in_n, 0.0f,
-                        col, (int)in_n);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(mg * kn), (int)in_n, (int)cg,
+                        1.0f, W + g * cg * mg * kn, (int)(mg * kn), xg, (int)in_n, 0.0f, col,
+                        (int)in_n);
             col2im(p, col, mg, yg);
         }
     if (B)

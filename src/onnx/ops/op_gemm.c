@@ -18,14 +18,14 @@ struct gemm_params {
 
 #define GEMV_ROWS 4 /* up to this many rows, Gemm/MatMul use gemv */
 
-#define GEMM_KERNEL(sfx, T, GEMM, GEMV)                                                                  \
+#define GEMM_KERNEL(sfx, T, GEMM, GEMV)                                                            \
     static int gemm_##sfx(struct qv_exec *x)                                                       \
     {                                                                                              \
         const struct gemm_params *p = (const void *)x->priv;                                       \
         const struct qv_tensor *c = x->n_in > 2 ? x->in[2] : NULL;                                 \
         T *y = x->out[0]->data;                                                                    \
         T beta = 0;                                                                                \
-        if (c && p->beta != 0 && qv_numel(c) > 0) {                                               \
+        if (c && p->beta != 0 && qv_numel(c) > 0) {                                                \
             /* Y = beta * broadcast(C), then accumulate. */                                        \
             const T *cv = c->data;                                                                 \
             int64_t cm = c->ndim == 2 ? c->shape[0] : 1;                                           \
@@ -47,15 +47,15 @@ struct gemm_params {
             for (int64_t i = 0; i < p->m; i++) {                                                   \
                 const T *ai = (const T *)x->in[0]->data + (p->trans_a ? i : i * p->k);             \
                 GEMV(CblasRowMajor, p->trans_b ? CblasNoTrans : CblasTrans,                        \
-                     p->trans_b ? (int)p->n : (int)p->k, p->trans_b ? (int)p->k : (int)p->n,        \
+                     p->trans_b ? (int)p->n : (int)p->k, p->trans_b ? (int)p->k : (int)p->n,       \
                      (T)p->alpha, x->in[1]->data, p->trans_b ? (int)p->k : (int)p->n, ai,          \
-                     p->trans_a ? (int)p->m : 1, beta, y + i * p->n, 1);                            \
+                     p->trans_a ? (int)p->m : 1, beta, y + i * p->n, 1);                           \
             }                                                                                      \
             return QV_OK;                                                                          \
         }                                                                                          \
         GEMM(CblasRowMajor, p->trans_a ? CblasTrans : CblasNoTrans,                                \
-             p->trans_b ? CblasTrans : CblasNoTrans, (int)p->m, (int)p->n, (int)p->k,              \
-             (T)p->alpha, x->in[0]->data, p->trans_a ? (int)p->m : (int)p->k, x->in[1]->data,      \
+             p->trans_b ? CblasTrans : CblasNoTrans, (int)p->m, (int)p->n, (int)p->k, (T)p->alpha, \
+             x->in[0]->data, p->trans_a ? (int)p->m : (int)p->k, x->in[1]->data,                   \
              p->trans_b ? (int)p->k : (int)p->n, beta, y, (int)p->n);                              \
         return QV_OK;                                                                              \
     }
@@ -124,7 +124,7 @@ struct matmul_params {
 
 _Static_assert(sizeof(struct matmul_params) <= QV_EXEC_PRIV, "priv too small");
 
-#define MATMUL_KERNEL(sfx, T, GEMM, GEMV)                                                                \
+#define MATMUL_KERNEL(sfx, T, GEMM, GEMV)                                                          \
     static int matmul_##sfx(struct qv_exec *x)                                                     \
     {                                                                                              \
         const struct matmul_params *p = (const void *)x->priv;                                     \
@@ -144,13 +144,13 @@ _Static_assert(sizeof(struct matmul_params) <= QV_EXEC_PRIV, "priv too small");
                 bo += idx * p->b_stride[i];                                                        \
             }                                                                                      \
             if (p->k == 0) {                                                                       \
-                memset(y + bi * p->m * p->n, 0, sizeof(T) * (size_t)(p->m * p->n));               \
+                memset(y + bi * p->m * p->n, 0, sizeof(T) * (size_t)(p->m * p->n));                \
                 continue;                                                                          \
             }                                                                                      \
             if (p->m <= GEMV_ROWS) {                                                               \
                 for (int64_t i = 0; i < p->m; i++)                                                 \
-                    GEMV(CblasRowMajor, CblasTrans, (int)p->k, (int)p->n, 1,                       \
-                         b + bo * p->k * p->n, (int)p->n, a + ao * p->m * p->k + i * p->k, 1, 0,   \
+                    GEMV(CblasRowMajor, CblasTrans, (int)p->k, (int)p->n, 1, b + bo * p->k * p->n, \
+                         (int)p->n, a + ao * p->m * p->k + i * p->k, 1, 0,                         \
                          y + bi * p->m * p->n + i * p->n, 1);                                      \
                 continue;                                                                          \
             }                                                                                      \

@@ -26,8 +26,7 @@ static void strides_of(const int64_t *shape, int ndim, int64_t *s)
 
 static inline int64_t index_at(const struct qv_tensor *t, int64_t i)
 {
-    return t->dtype == QV_DTYPE_I64 ? ((const int64_t *)t->data)[i]
-                                    : ((const int32_t *)t->data)[i];
+    return t->dtype == QV_DTYPE_I64 ? ((const int64_t *)t->data)[i] : ((const int32_t *)t->data)[i];
 }
 
 static int check_indices_dtype(const struct qv_exec *x, int i, struct qv_diag *d)
@@ -39,11 +38,12 @@ static int check_indices_dtype(const struct qv_exec *x, int i, struct qv_diag *d
 
 struct axis_params {
     int axis;
-    int64_t k;          /* TopK */
-    bool flag, flag2;   /* Trilu upper / CumSum exclusive / TopK largest; CumSum reverse / TopK sorted */
-    int64_t block;      /* DepthToSpace / SpaceToDepth */
-    bool crd;           /* DepthToSpace CRD mode */
-    int reduction;      /* Scatter: 0 none, 1 add, 2 mul */
+    int64_t k; /* TopK */
+    bool flag,
+        flag2;     /* Trilu upper / CumSum exclusive / TopK largest; CumSum reverse / TopK sorted */
+    int64_t block; /* DepthToSpace / SpaceToDepth */
+    bool crd;      /* DepthToSpace CRD mode */
+    int reduction; /* Scatter: 0 none, 1 add, 2 mul */
 };
 
 /* ---- GatherElements / ScatterElements ---- */
@@ -109,15 +109,25 @@ static int gather_elements_infer(struct qv_exec *x, struct qv_diag *d)
             *dst_ = v_;                                                                            \
     } while (0)
 
-static void scatter_one(const struct axis_params *p, struct qv_exec *x,
-                        const struct qv_tensor *upd, int64_t off, int64_t j)
+static void scatter_one(const struct axis_params *p, struct qv_exec *x, const struct qv_tensor *upd,
+                        int64_t off, int64_t j)
 {
     switch (upd->dtype) {
-    case QV_DTYPE_F32: SCATTER_APPLY(float); break;
-    case QV_DTYPE_F64: SCATTER_APPLY(double); break;
-    case QV_DTYPE_I64: SCATTER_APPLY(int64_t); break;
-    case QV_DTYPE_I32: SCATTER_APPLY(int32_t); break;
-    default: copy_elem(x->out[0]->data, off, upd->data, j, qv_dtype_size(upd->dtype)); break;
+    case QV_DTYPE_F32:
+        SCATTER_APPLY(float);
+        break;
+    case QV_DTYPE_F64:
+        SCATTER_APPLY(double);
+        break;
+    case QV_DTYPE_I64:
+        SCATTER_APPLY(int64_t);
+        break;
+    case QV_DTYPE_I32:
+        SCATTER_APPLY(int32_t);
+        break;
+    default:
+        copy_elem(x->out[0]->data, off, upd->data, j, qv_dtype_size(upd->dtype));
+        break;
     }
 }
 
@@ -195,11 +205,11 @@ static int scatter_elements_infer(struct qv_exec *x, struct qv_diag *d)
 
 struct nd_params {
     int batch_dims;
-    int64_t q_last;      /* length of the index tuples */
-    int64_t slice;       /* elements per gathered slice */
-    int64_t n_batch;     /* product of batch dims */
-    int64_t tuples;      /* index tuples per batch */
-    int64_t data_batch;  /* data elements per batch */
+    int64_t q_last;     /* length of the index tuples */
+    int64_t slice;      /* elements per gathered slice */
+    int64_t n_batch;    /* product of batch dims */
+    int64_t tuples;     /* index tuples per batch */
+    int64_t data_batch; /* data elements per batch */
 };
 
 static int gather_nd_kernel(struct qv_exec *x)
@@ -352,8 +362,7 @@ static int one_hot_kernel(struct qv_exec *x)
             for (int64_t b = 0; b < inner; b++) {
                 double v = qv_tensor_get_f64(ind, a * inner + b);
                 int64_t want = (int64_t)(v < 0 ? v + (double)depth : v);
-                copy_elem(o->data, (a * depth + k) * inner + b, vals->data, want == k ? 1 : 0,
-                          es);
+                copy_elem(o->data, (a * depth + k) * inner + b, vals->data, want == k ? 1 : 0, es);
             }
     return QV_OK;
 }
@@ -590,11 +599,11 @@ static int depth_space_kernel(struct qv_exec *x)
                 for (int64_t by = 0; by < bs; by++)
                     for (int64_t w = 0; w < W; w++)
                         for (int64_t bx = 0; bx < bs; bx++) {
-                            int64_t dc = p->crd ? c * bs * bs + by * bs + bx
-                                                : (by * bs + bx) * C + c;
+                            int64_t dc =
+                                p->crd ? c * bs * bs + by * bs + bx : (by * bs + bx) * C + c;
                             int64_t doff = ((n * C * bs * bs + dc) * H + h) * W + w;
-                            int64_t soff = ((n * C + c) * H * bs + h * bs + by) * W * bs +
-                                           w * bs + bx;
+                            int64_t soff =
+                                ((n * C + c) * H * bs + h * bs + by) * W * bs + w * bs + bx;
                             if (to_space)
                                 copy_elem(o->data, soff, in->data, doff, es);
                             else
@@ -662,11 +671,21 @@ static int eye_like_kernel(struct qv_exec *x)
         if (j < 0 || j >= cols)
             continue;
         switch (o->dtype) {
-        case QV_DTYPE_F32: ((float *)o->data)[i * cols + j] = 1.0f; break;
-        case QV_DTYPE_F64: ((double *)o->data)[i * cols + j] = 1.0; break;
-        case QV_DTYPE_I64: ((int64_t *)o->data)[i * cols + j] = 1; break;
-        case QV_DTYPE_I32: ((int32_t *)o->data)[i * cols + j] = 1; break;
-        default: ((uint8_t *)o->data)[(i * cols + j) * (int64_t)qv_dtype_size(o->dtype)] = 1; break;
+        case QV_DTYPE_F32:
+            ((float *)o->data)[i * cols + j] = 1.0f;
+            break;
+        case QV_DTYPE_F64:
+            ((double *)o->data)[i * cols + j] = 1.0;
+            break;
+        case QV_DTYPE_I64:
+            ((int64_t *)o->data)[i * cols + j] = 1;
+            break;
+        case QV_DTYPE_I32:
+            ((int32_t *)o->data)[i * cols + j] = 1;
+            break;
+        default:
+            ((uint8_t *)o->data)[(i * cols + j) * (int64_t)qv_dtype_size(o->dtype)] = 1;
+            break;
         }
     }
     return QV_OK;
@@ -686,8 +705,8 @@ static int eye_like_infer(struct qv_exec *x, struct qv_diag *d)
     t = x->in[0]->dtype;
     if (dt) {
         static const enum qv_dtype map[] = {
-            [1] = QV_DTYPE_F32, [2] = QV_DTYPE_U8,  [3] = QV_DTYPE_I8,    [4] = QV_DTYPE_U16,
-            [5] = QV_DTYPE_I16, [6] = QV_DTYPE_I32, [7] = QV_DTYPE_I64,   [9] = QV_DTYPE_BOOL,
+            [1] = QV_DTYPE_F32,  [2] = QV_DTYPE_U8,   [3] = QV_DTYPE_I8,   [4] = QV_DTYPE_U16,
+            [5] = QV_DTYPE_I16,  [6] = QV_DTYPE_I32,  [7] = QV_DTYPE_I64,  [9] = QV_DTYPE_BOOL,
             [11] = QV_DTYPE_F64, [12] = QV_DTYPE_U32, [13] = QV_DTYPE_U64,
         };
         if (dt->type != QV_ATTR_INT || dt->i < 0 || dt->i >= (int64_t)QV_ARRAY_LEN(map) ||
@@ -701,7 +720,10 @@ static int eye_like_infer(struct qv_exec *x, struct qv_diag *d)
     return QV_OK;
 }
 
-#define ALL(fn) {QV_KERNELS_ALL(fn)}
+#define ALL(fn)                                                                                    \
+    {                                                                                              \
+        QV_KERNELS_ALL(fn)                                                                         \
+    }
 #define NUM(name)                                                                                  \
     {                                                                                              \
         [QV_DTYPE_F32] = name##_f32, [QV_DTYPE_F64] = name##_f64, [QV_DTYPE_I64] = name##_i64,     \
@@ -726,8 +748,10 @@ const struct qv_op qv_op_gather_nd = {.name = "GatherND",
                                       .since_version = 11,
                                       .infer_shape = gather_nd_infer,
                                       .kernels = ALL(gather_nd_kernel)};
-const struct qv_op qv_op_one_hot = {
-    .name = "OneHot", .since_version = 9, .infer_shape = one_hot_infer, .kernels = ALL(one_hot_kernel)};
+const struct qv_op qv_op_one_hot = {.name = "OneHot",
+                                    .since_version = 9,
+                                    .infer_shape = one_hot_infer,
+                                    .kernels = ALL(one_hot_kernel)};
 const struct qv_op qv_op_scatter_elements = {.name = "ScatterElements",
                                              .since_version = 11,
                                              .infer_shape = scatter_elements_infer,

@@ -246,14 +246,15 @@ const struct qv_op qv_op_batch_normalization = {.name = "BatchNormalization",
                                                 .since_version = 1,
                                                 .infer_shape = batch_norm_infer,
                                                 .kernels = {[QV_DTYPE_F32] = batch_norm_f32}};
-const struct qv_op qv_op_instance_normalization = {
-    .name = "InstanceNormalization",
-    .since_version = 1,
-    .infer_shape = instance_norm_infer,
-    .kernels = {[QV_DTYPE_F32] = instance_norm_f32}};
+const struct qv_op qv_op_instance_normalization = {.name = "InstanceNormalization",
+                                                   .since_version = 1,
+                                                   .infer_shape = instance_norm_infer,
+                                                   .kernels = {[QV_DTYPE_F32] = instance_norm_f32}};
 const struct qv_op qv_op_layer_normalization = {.name = "LayerNormalization",
                                                 .since_version = 17,
                                                 .infer_shape = layer_norm_infer,
                                                 .kernels = {[QV_DTYPE_F32] = layer_norm_f32}};
-const struct qv_op qv_op_lrn = {
-    .name = "LRN", .since_version = 1, .infer_shape = lrn_infer, .kernels = {[QV_DTYPE_F32] = lrn_f32}};
+const struct qv_op qv_op_lrn = {.name = "LRN",
+                                .since_version = 1,
+                                .infer_shape = lrn_infer,
+                                .kernels = {[QV_DTYPE_F32] = lrn_f32}};

@@ -13,8 +13,8 @@ struct pool_params {
     int64_t kernel[SP_MAX], stride[SP_MAX], dil[SP_MAX], pad_begin[SP_MAX], pad_end[SP_MAX];
     int64_t in_sp[SP_MAX], out_sp[SP_MAX];
     bool count_include_pad;
-    bool col_major;  /* MaxPool storage_order = 1 */
-    int p;           /* LpPool */
+    bool col_major; /* MaxPool storage_order = 1 */
+    int p;          /* LpPool */
 };
 
 _Static_assert(sizeof(struct pool_params) <= QV_EXEC_PRIV, "priv too small");
@@ -153,8 +153,7 @@ static int pool_infer_kind(struct qv_exec *x, int kind, struct qv_diag *d)
     pa = qv_attr_ints(n, "pads", &np);
     if (ks == NULL || nk != p->sp || (st && ns != p->sp) || (di && nd != p->sp) ||
         (pa && np != 2 * p->sp))
-        return qv_op_fail(n, d, QV_EINVAL, "kernel_shape/strides/pads do not match rank %d",
-                          p->sp);
+        return qv_op_fail(n, d, QV_EINVAL, "kernel_shape/strides/pads do not match rank %d", p->sp);
     p->count_include_pad = qv_attr_int(n, "count_include_pad", 0) != 0;
     p->col_major = qv_attr_int(n, "storage_order", 0) != 0;
     p->p = (int)qv_attr_int(n, "p", 2);

@@ -15,20 +15,21 @@ enum red_kind { R_SUM, R_MEAN, R_MAX, R_MIN, R_PROD, R_L1, R_L2, R_LOGSUM, R_LOG
 struct reduce_params {
     enum red_kind kind;
     bool reduce[QV_MAX_DIMS];
-    int64_t count;              /* elements folded into each output */
+    int64_t count;                /* elements folded into each output */
     int64_t ostride[QV_MAX_DIMS]; /* output stride per input dim, 0 on reduced dims */
-    int axis;                   /* ArgMax/ArgMin */
-    bool last;                  /* select_last_index */
+    int axis;                     /* ArgMax/ArgMin */
+    bool last;                    /* select_last_index */
 };
 
 static const struct {
     const char *name;
     enum red_kind kind;
 } kinds[] = {
-    {"ReduceL1", R_L1},         {"ReduceL2", R_L2},   {"ReduceLogSum", R_LOGSUM},
-    {"ReduceLogSumExp", R_LOGSUMEXP}, {"ReduceMax", R_MAX}, {"ReduceMean", R_MEAN},
-    {"ReduceMin", R_MIN},       {"ReduceProd", R_PROD}, {"ReduceSum", R_SUM},
-    {"ReduceSumSquare", R_SUMSQ},
+    {"ReduceL1", R_L1},         {"ReduceL2", R_L2},
+    {"ReduceLogSum", R_LOGSUM}, {"ReduceLogSumExp", R_LOGSUMEXP},
+    {"ReduceMax", R_MAX},       {"ReduceMean", R_MEAN},
+    {"ReduceMin", R_MIN},       {"ReduceProd", R_PROD},
+    {"ReduceSum", R_SUM},       {"ReduceSumSquare", R_SUMSQ},
 };
 
 /* Walks the input in row-major order; 'off' tracks the output element. */
@@ -54,34 +55,54 @@ static const struct {
         }                                                                                          \
     } while (0)
 
-static int reduce_f32(struct qv_exec *x)
-{
-    const struct reduce_params *p = (const void *)x->priv;
-    float *out = x->out[0]->data;
-    int64_t on = qv_numel(x->out[0]);
+#define REDUCE_FLOAT(sfx, T, FABS, SQRT, LOG, EXP)                                                 \
+    static int reduce_##sfx(struct qv_exec *x)                                                     \
+    {                                                                                              \
+        const struct reduce_params *p = (const void *)x->priv;                                     \
+        T *out = x->out[0]->data;                                                                  \
+        int64_t on = qv_numel(x->out[0]);                                                          \
+                                                                                                   \
+        switch (p->kind) {                                                                         \
+        case R_SUM:                                                                                \
+        case R_MEAN:                                                                               \
+            REDUCE_WALK(T, 0, *acc += v);                                                          \
+            break;                                                                                 \
+        case R_MAX:                                                                                \
+            REDUCE_WALK(T, -INFINITY, if (v > *acc || isnan(v)) *acc = v);                         \
+            break;                                                                                 \
+        case R_MIN:                                                                                \
+            REDUCE_WALK(T, INFINITY, if (v < *acc || isnan(v)) *acc = v);                          \
+            break;                                                                                 \
+        case R_PROD:                                                                               \
+            REDUCE_WALK(T, 1, *acc *= v);                                                          \
+            break;                                                                                 \
+        case R_L1:                                                                                 \
+            REDUCE_WALK(T, 0, *acc += FABS(v));                                                    \
+            break;                                                                                 \
+        case R_L2:                                                                                 \
+        case R_SUMSQ:                                                                              \
+            REDUCE_WALK(T, 0, *acc += v * v);                                                      \
+            break;                                                                                 \
+        case R_LOGSUM:                                                                             \
+            REDUCE_WALK(T, 0, *acc += v);                                                          \
+            break;                                                                                 \
+        case R_LOGSUMEXP:                                                                          \
+            REDUCE_WALK(T, 0, *acc += EXP(v));                                                     \
+            break;                                                                                 \
+        }                                                                                          \
+        for (int64_t i = 0; i < on; i++) {                                                         \
+            if (p->kind == R_MEAN)                                                                 \
+                out[i] = p->count ? out[i] / (T)p->count : (T)NAN;                                 \
+            else if (p->kind == R_L2)                                                              \
+                out[i] = SQRT(out[i]);                                                             \
+            else if (p->kind == R_LOGSUM || p->kind == R_LOGSUMEXP)                                \
+                out[i] = LOG(out[i]);                                                              \
+        }                                                                                          \
+        return QV_OK;                                                                              \
+    }
 
-    switch (p->kind) {
-    case R_SUM:
-    case R_MEAN: REDUCE_WALK(float, 0.0f, *acc += v); break;
-    case R_MAX: REDUCE_WALK(float, -INFINITY, if (v > *acc || isnan(v)) *acc = v); break;
-    case R_MIN: REDUCE_WALK(float, INFINITY, if (v < *acc || isnan(v)) *acc = v); break;
-    case R_PROD: REDUCE_WALK(float, 1.0f, *acc *= v); break;
-    case R_L1: REDUCE_WALK(float, 0.0f, *acc += fabsf(v)); break;
-    case R_L2:
-    case R_SUMSQ: REDUCE_WALK(float, 0.0f, *acc += v * v); break;
-    case R_LOGSUM: REDUCE_WALK(float, 0.0f, *acc += v); break;
-    case R_LOGSUMEXP: REDUCE_WALK(float, 0.0f, *acc += expf(v)); break;
-    }
-    for (int64_t i = 0; i < on; i++) {
-        if (p->kind == R_MEAN)
-            out[i] = p->count ? out[i] / (float)p->count : NAN;
-        else if (p->kind == R_L2)
-            out[i] = sqrtf(out[i]);
-        else if (p->kind == R_LOGSUM || p->kind == R_LOGSUMEXP)
-            out[i] = logf(out[i]);
-    }
-    return QV_OK;
-}
+REDUCE_FLOAT(f32, float, fabsf, sqrtf, logf, expf)
+REDUCE_FLOAT(f64, double, fabs, sqrt, log, exp)
 
 #define REDUCE_INT(sfx, T, TMIN, TMAX)                                                             \
     static int reduce_##sfx(struct qv_exec *x)                                                     \
@@ -90,15 +111,24 @@ static int reduce_f32(struct qv_exec *x)
         T *out = x->out[0]->data;                                                                  \
         int64_t on = qv_numel(x->out[0]);                                                          \
         switch (p->kind) {                                                                         \
-        case R_MAX: REDUCE_WALK(T, TMIN, if (v > *acc) *acc = v); break;                           \
-        case R_MIN: REDUCE_WALK(T, TMAX, if (v < *acc) *acc = v); break;                           \
-        case R_PROD: REDUCE_WALK(T, 1, *acc = (T)((uint64_t)*acc * (uint64_t)v)); break;           \
-        case R_L1: REDUCE_WALK(T, 0, *acc = (T)((uint64_t)*acc + (uint64_t)(v < 0 ? -v : v)));     \
+        case R_MAX:                                                                                \
+            REDUCE_WALK(T, TMIN, if (v > *acc) *acc = v);                                          \
+            break;                                                                                 \
+        case R_MIN:                                                                                \
+            REDUCE_WALK(T, TMAX, if (v < *acc) *acc = v);                                          \
+            break;                                                                                 \
+        case R_PROD:                                                                               \
+            REDUCE_WALK(T, 1, *acc = (T)((uint64_t)*acc * (uint64_t)v));                           \
+            break;                                                                                 \
+        case R_L1:                                                                                 \
+            REDUCE_WALK(T, 0, *acc = (T)((uint64_t)*acc + (uint64_t)(v < 0 ? -v : v)));            \
             break;                                                                                 \
         case R_SUMSQ:                                                                              \
             REDUCE_WALK(T, 0, *acc = (T)((uint64_t)*acc + (uint64_t)v * (uint64_t)v));             \
             break;                                                                                 \
-        default: REDUCE_WALK(T, 0, *acc = (T)((uint64_t)*acc + (uint64_t)v)); break;               \
+        default:                                                                                   \
+            REDUCE_WALK(T, 0, *acc = (T)((uint64_t)*acc + (uint64_t)v));                           \
+            break;                                                                                 \
         }                                                                                          \
         if (p->kind == R_MEAN)                                                                     \
             for (int64_t i = 0; i < on; i++)                                                       \
@@ -236,7 +266,8 @@ static int arg_infer(struct qv_exec *x, struct qv_diag *d)
 
 #define RED_KERNELS                                                                                \
     {                                                                                              \
-        [QV_DTYPE_F32] = reduce_f32, [QV_DTYPE_I64] = reduce_i64, [QV_DTYPE_I32] = reduce_i32      \
+        [QV_DTYPE_F32] = reduce_f32, [QV_DTYPE_F64] = reduce_f64, [QV_DTYPE_I64] = reduce_i64,     \
+        [QV_DTYPE_I32] = reduce_i32                                                                \
     }
 #define RED_OP(Name, cname)                                                                        \
     const struct qv_op qv_op_##cname = {                                                           \
@@ -257,11 +288,13 @@ const struct qv_op qv_op_arg_max = {
     .name = "ArgMax",
     .since_version = 1,
     .infer_shape = arg_infer,
-    .kernels = {[QV_DTYPE_F32] = argmax_f32, [QV_DTYPE_I64] = argmax_i64, [QV_DTYPE_I32] = argmax_i32},
+    .kernels =
+        {[QV_DTYPE_F32] = argmax_f32, [QV_DTYPE_I64] = argmax_i64, [QV_DTYPE_I32] = argmax_i32},
 };
 const struct qv_op qv_op_arg_min = {
     .name = "ArgMin",
     .since_version = 1,
     .infer_shape = arg_infer,
-    .kernels = {[QV_DTYPE_F32] = argmin_f32, [QV_DTYPE_I64] = argmin_i64, [QV_DTYPE_I32] = argmin_i32},
+    .kernels =
+        {[QV_DTYPE_F32] = argmin_f32, [QV_DTYPE_I64] = argmin_i64, [QV_DTYPE_I32] = argmin_i32},
 };

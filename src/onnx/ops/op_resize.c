@@ -9,8 +9,14 @@
 #include "op.h"
 
 enum { MODE_NEAREST, MODE_LINEAR, MODE_CUBIC };
-enum { CT_HALF_PIXEL, CT_PYTORCH_HALF_PIXEL, CT_ALIGN_CORNERS, CT_ASYMMETRIC, CT_TF_HALF_PIXEL_NN,
-       CT_TF_CROP_AND_RESIZE };
+enum {
+    CT_HALF_PIXEL,
+    CT_PYTORCH_HALF_PIXEL,
+    CT_ALIGN_CORNERS,
+    CT_ASYMMETRIC,
+    CT_TF_HALF_PIXEL_NN,
+    CT_TF_CROP_AND_RESIZE
+};
 enum { NM_ROUND_PREFER_FLOOR, NM_ROUND_PREFER_CEIL, NM_FLOOR, NM_CEIL };
 
 struct resize_params {
@@ -25,7 +31,7 @@ _Static_assert(sizeof(struct resize_params) <= QV_EXEC_PRIV, "priv too small");
 
 /* One output coordinate of one dim. */
 struct tap {
-    int n;         /* taps used; 0 means "extrapolate" */
+    int n; /* taps used; 0 means "extrapolate" */
     int64_t idx[4];
     float w[4];
 };
@@ -76,10 +82,18 @@ static void taps_for(const struct resize_params *p, int dim, int64_t in_len, int
     if (p->mode == MODE_NEAREST) {
         bool right;
         switch (p->nearest) {
-        case NM_ROUND_PREFER_CEIL: right = ratio >= 0.5; break;
-        case NM_FLOOR: right = ratio == 1; break;
-        case NM_CEIL: right = true; break;
-        default: right = ratio > 0.5; break;
+        case NM_ROUND_PREFER_CEIL:
+            right = ratio >= 0.5;
+            break;
+        case NM_FLOOR:
+            right = ratio == 1;
+            break;
+        case NM_CEIL:
+            right = true;
+            break;
+        default:
+            right = ratio > 0.5;
+            break;
         }
         coef[0] = right ? 0 : 1;
         coef[1] = right ? 1 : 0;
@@ -216,7 +230,7 @@ static int input_floats(struct qv_exec *x, int i, double *vals, int max, int *co
 static int resize_infer(struct qv_exec *x, struct qv_diag *d)
 {
     static const char *const modes[] = {"nearest", "linear", "cubic"};
-    static const char *const cts[] = {"half_pixel", "pytorch_half_pixel", "align_corners",
+    static const char *const cts[] = {"half_pixel", "pytorch_half_pixel",   "align_corners",
                                       "asymmetric", "tf_half_pixel_for_nn", "tf_crop_and_resize"};
     static const char *const nms[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"};
     struct resize_params *p = (void *)x->priv;
@@ -240,14 +254,15 @@ static int resize_infer(struct qv_exec *x, struct qv_diag *d)
     p->mode = lookup(qv_attr_string(n, "mode", "nearest"), modes, 3);
     if (upsample && p->mode < 0 && strcmp(qv_attr_string(n, "mode", ""), "bilinear") == 0)
         p->mode = MODE_LINEAR;
-    p->ct = legacy ? CT_ASYMMETRIC
-                   : lookup(qv_attr_string(n, "coordinate_transformation_mode", "half_pixel"),
-                            cts, 6);
-    p->nearest = legacy ? NM_FLOOR
-                        : lookup(qv_attr_string(n, "nearest_mode", "round_prefer_floor"), nms, 4);
+    p->ct = legacy
+                ? CT_ASYMMETRIC
+                : lookup(qv_attr_string(n, "coordinate_transformation_mode", "half_pixel"), cts, 6);
+    p->nearest =
+        legacy ? NM_FLOOR : lookup(qv_attr_string(n, "nearest_mode", "round_prefer_floor"), nms, 4);
     if (p->mode < 0 || p->ct < 0 || p->nearest < 0)
-        return qv_op_fail(n, d, QV_ENOTSUP, "mode, coordinate_transformation_mode or "
-                                            "nearest_mode not supported");
+        return qv_op_fail(n, d, QV_ENOTSUP,
+                          "mode, coordinate_transformation_mode or "
+                          "nearest_mode not supported");
     p->cubic_a = qv_attr_float(n, "cubic_coeff_a", -0.75f);
     p->exclude_outside = qv_attr_int(n, "exclude_outside", 0) != 0;
     p->extrapolation = qv_attr_float(n, "extrapolation_value", 0.0f);

@@ -13,8 +13,17 @@
 enum rnn_kind { K_RNN, K_GRU, K_LSTM };
 
 enum act {
-    A_RELU, A_TANH, A_SIGMOID, A_AFFINE, A_LEAKY_RELU, A_THRESHOLDED_RELU, A_SCALED_TANH,
-    A_HARD_SIGMOID, A_ELU, A_SOFTSIGN, A_SOFTPLUS,
+    A_RELU,
+    A_TANH,
+    A_SIGMOID,
+    A_AFFINE,
+    A_LEAKY_RELU,
+    A_THRESHOLDED_RELU,
+    A_SCALED_TANH,
+    A_HARD_SIGMOID,
+    A_ELU,
+    A_SOFTSIGN,
+    A_SOFTPLUS,
 };
 
 struct act_fn {
@@ -23,11 +32,11 @@ struct act_fn {
 };
 
 struct rnn_params {
-    int kind, gates, dirs;     /* gates: 1, 3 or 4 */
+    int kind, gates, dirs; /* gates: 1, 3 or 4 */
     bool reverse_only, layout, linear_before_reset, input_forget;
     int64_t seq, batch, input, hidden;
-    float clip;                /* 0: none */
-    struct act_fn act[6];      /* per direction: f, g, h */
+    float clip;                                /* 0: none */
+    struct act_fn act[6];                      /* per direction: f, g, h */
     size_t xw_off, h_off, c_off, g_off, r_off; /* scratch layout, in floats */
 };
 
@@ -36,17 +45,28 @@ _Static_assert(sizeof(struct rnn_params) <= QV_EXEC_PRIV, "priv too small");
 static inline float apply(const struct act_fn *a, float v)
 {
     switch (a->kind) {
-    case A_RELU: return v > 0 ? v : 0;
-    case A_TANH: return tanhf(v);
-    case A_SIGMOID: return v >= 0 ? 1 / (1 + expf(-v)) : expf(v) / (1 + expf(v));
-    case A_AFFINE: return a->alpha * v + a->beta;
-    case A_LEAKY_RELU: return v < 0 ? a->alpha * v : v;
-    case A_THRESHOLDED_RELU: return v > a->alpha ? v : 0;
-    case A_SCALED_TANH: return a->alpha * tanhf(a->beta * v);
-    case A_HARD_SIGMOID: return fmaxf(0, fminf(1, a->alpha * v + a->beta));
-    case A_ELU: return v < 0 ? a->alpha * (expf(v) - 1) : v;
-    case A_SOFTSIGN: return v / (1 + fabsf(v));
-    default: return v > 0 ? v + log1pf(expf(-v)) : log1pf(expf(v));
+    case A_RELU:
+        return v > 0 ? v : 0;
+    case A_TANH:
+        return tanhf(v);
+    case A_SIGMOID:
+        return v >= 0 ? 1 / (1 + expf(-v)) : expf(v) / (1 + expf(v));
+    case A_AFFINE:
+        return a->alpha * v + a->beta;
+    case A_LEAKY_RELU:
+        return v < 0 ? a->alpha * v : v;
+    case A_THRESHOLDED_RELU:
+        return v > a->alpha ? v : 0;
+    case A_SCALED_TANH:
+        return a->alpha * tanhf(a->beta * v);
+    case A_HARD_SIGMOID:
+        return fmaxf(0, fminf(1, a->alpha * v + a->beta));
+    case A_ELU:
+        return v < 0 ? a->alpha * (expf(v) - 1) : v;
+    case A_SOFTSIGN:
+        return v / (1 + fabsf(v));
+    default:
+        return v > 0 ? v + log1pf(expf(-v)) : log1pf(expf(v));
     }
 }
 
@@ -97,8 +117,8 @@ static int rnn_f32(struct qv_exec *x)
             }
         for (int64_t step = 0; step < S; step++) {
             /* g = H_{t-1} R^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)(G * H), (int)H,
-                        1.0f, h, (int)H, Rd, (int)H, 0.0f, g, (int)(G * H));
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)(G * H), (int)H, 1.0f,
+                        h, (int)H, Rd, (int)H, 0.0f, g, (int)(G * H));
             for (int64_t b = 0; b < B; b++) {
                 int64_t len = tl ? (tl->dtype == QV_DTYPE_I64 ? ((const int64_t *)tl->data)[b]
                                                               : ((const int32_t *)tl->data)[b])
@@ -175,8 +195,8 @@ static int rnn_f32(struct qv_exec *x)
             }
         }
         for (int64_t b = 0; b < B; b++) {
-            size_t off = p->layout ? (size_t)((b * p->dirs + dir) * H)
-                                   : (size_t)((dir * B + b) * H);
+            size_t off =
+                p->layout ? (size_t)((b * p->dirs + dir) * H) : (size_t)((dir * B + b) * H);
             if (Yh)
                 memcpy(Yh + off, h + b * H, sizeof(float) * (size_t)H);
             if (Yc)
@@ -199,9 +219,9 @@ static bool same_name(const char *a, const char *b)
 
 static int parse_act(const char *s, int *kind)
 {
-    static const char *const names[] = {"Relu", "Tanh", "Sigmoid", "Affine", "LeakyRelu",
-                                        "ThresholdedRelu", "ScaledTanh", "HardSigmoid", "Elu",
-                                        "Softsign", "Softplus"};
+    static const char *const names[] = {
+        "Relu",       "Tanh",        "Sigmoid", "Affine",   "LeakyRelu", "ThresholdedRelu",
+        "ScaledTanh", "HardSigmoid", "Elu",     "Softsign", "Softplus"};
 
     for (size_t i = 0; i < QV_ARRAY_LEN(names); i++) {
         if (same_name(s, names[i])) {
@@ -230,7 +250,8 @@ static int rnn_infer(struct qv_exec *x, struct qv_diag *d)
     if (err)
         return err;
     memset(p, 0, sizeof(*p));
-    p->kind = strcmp(n->op_type, "RNN") == 0 ? K_RNN : (strcmp(n->op_type, "GRU") == 0 ? K_GRU : K_LSTM);
+    p->kind =
+        strcmp(n->op_type, "RNN") == 0 ? K_RNN : (strcmp(n->op_type, "GRU") == 0 ? K_GRU : K_LSTM);
     p->gates = p->kind == K_RNN ? 1 : (p->kind == K_GRU ? 3 : 4);
     per_dir = p->kind == K_RNN ? 1 : (p->kind == K_GRU ? 2 : 3);
     X = x->in[0];
@@ -347,9 +368,15 @@ static int rnn_infer(struct qv_exec *x, struct qv_diag *d)
     return QV_OK;
 }
 
-const struct qv_op qv_op_gru = {
-    .name = "GRU", .since_version = 1, .infer_shape = rnn_infer, .kernels = {[QV_DTYPE_F32] = rnn_f32}};
-const struct qv_op qv_op_lstm = {
-    .name = "LSTM", .since_version = 1, .infer_shape = rnn_infer, .kernels = {[QV_DTYPE_F32] = rnn_f32}};
-const struct qv_op qv_op_rnn = {
-    .name = "RNN", .since_version = 1, .infer_shape = rnn_infer, .kernels = {[QV_DTYPE_F32] = rnn_f32}};
+const struct qv_op qv_op_gru = {.name = "GRU",
+                                .since_version = 1,
+                                .infer_shape = rnn_infer,
+                                .kernels = {[QV_DTYPE_F32] = rnn_f32}};
+const struct qv_op qv_op_lstm = {.name = "LSTM",
+                                 .since_version = 1,
+                                 .infer_shape = rnn_infer,
+                                 .kernels = {[QV_DTYPE_F32] = rnn_f32}};
+const struct qv_op qv_op_rnn = {.name = "RNN",
+                                .since_version = 1,
+                                .infer_shape = rnn_infer,
+                                .kernels = {[QV_DTYPE_F32] = rnn_f32}};

@@ -53,8 +53,7 @@ static int reshape_infer(struct qv_exec *x, struct qv_diag *d)
             continue;
         }
         if (want[i] < -1)
-            return qv_op_fail(x->node, d, QV_EINVAL, "negative dimension %lld",
-                              (long long)want[i]);
+            return qv_op_fail(x->node, d, QV_EINVAL, "negative dimension %lld", (long long)want[i]);
         if (want[i] == 0 && !allowzero) {
             if (i >= in->ndim)
                 return qv_op_fail(x->node, d, QV_EINVAL, "0 copies a dimension past the rank");
@@ -177,8 +176,7 @@ static int unsqueeze_infer(struct qv_exec *x, struct qv_diag *d)
     in = x->in[0];
     rank = in->ndim + n;
     if (!given || rank > QV_MAX_DIMS)
-        return qv_op_fail(x->node, d, QV_EINVAL, "needs axes and a result rank <= %d",
-                          QV_MAX_DIMS);
+        return qv_op_fail(x->node, d, QV_EINVAL, "needs axes and a result rank <= %d", QV_MAX_DIMS);
     for (int i = 0; i < n; i++) {
         int a;
         err = qv_axis_norm(x, axes[i], rank, &a, d);
@@ -457,11 +455,20 @@ static int transpose_kernel(struct qv_exec *x)
     for (int i = 0; i < r; i++)
         stride[i] = istride[p->perm[i]];
     switch (qv_dtype_size(o->dtype)) {
-    case 1: TRANSPOSE_LOOP(uint8_t); break;
-    case 2: TRANSPOSE_LOOP(uint16_t); break;
-    case 4: TRANSPOSE_LOOP(uint32_t); break;
-    case 8: TRANSPOSE_LOOP(uint64_t); break;
-    default: return QV_ENOTSUP;
+    case 1:
+        TRANSPOSE_LOOP(uint8_t);
+        break;
+    case 2:
+        TRANSPOSE_LOOP(uint16_t);
+        break;
+    case 4:
+        TRANSPOSE_LOOP(uint32_t);
+        break;
+    case 8:
+        TRANSPOSE_LOOP(uint64_t);
+        break;
+    default:
+        return QV_ENOTSUP;
     }
     return QV_OK;
 }
@@ -557,10 +564,15 @@ static int gather_infer(struct qv_exec *x, struct qv_diag *d)
     return QV_OK;
 }
 
-#define ALL(fn) {QV_KERNELS_ALL(fn)}
+#define ALL(fn)                                                                                    \
+    {                                                                                              \
+        QV_KERNELS_ALL(fn)                                                                         \
+    }
 
-const struct qv_op qv_op_concat = {
-    .name = "Concat", .since_version = 1, .infer_shape = concat_infer, .kernels = ALL(concat_kernel)};
+const struct qv_op qv_op_concat = {.name = "Concat",
+                                   .since_version = 1,
+                                   .infer_shape = concat_infer,
+                                   .kernels = ALL(concat_kernel)};
 const struct qv_op qv_op_constant = {.name = "Constant",
                                      .since_version = 1,
                                      .infer_shape = constant_infer,
@@ -569,16 +581,22 @@ const struct qv_op qv_op_dropout = {.name = "Dropout",
                                     .since_version = 1,
                                     .infer_shape = dropout_infer,
                                     .kernels = ALL(dropout_kernel)};
-const struct qv_op qv_op_flatten = {
-    .name = "Flatten", .since_version = 1, .infer_shape = flatten_infer, .kernels = ALL(copy_kernel)};
-const struct qv_op qv_op_gather = {
-    .name = "Gather", .since_version = 1, .infer_shape = gather_infer, .kernels = ALL(gather_kernel)};
+const struct qv_op qv_op_flatten = {.name = "Flatten",
+                                    .since_version = 1,
+                                    .infer_shape = flatten_infer,
+                                    .kernels = ALL(copy_kernel)};
+const struct qv_op qv_op_gather = {.name = "Gather",
+                                   .since_version = 1,
+                                   .infer_shape = gather_infer,
+                                   .kernels = ALL(gather_kernel)};
 const struct qv_op qv_op_identity = {.name = "Identity",
                                      .since_version = 1,
                                      .infer_shape = identity_infer,
                                      .kernels = ALL(copy_kernel)};
-const struct qv_op qv_op_reshape = {
-    .name = "Reshape", .since_version = 1, .infer_shape = reshape_infer, .kernels = ALL(copy_kernel)};
+const struct qv_op qv_op_reshape = {.name = "Reshape",
+                                    .since_version = 1,
+                                    .infer_shape = reshape_infer,
+                                    .kernels = ALL(copy_kernel)};
 const struct qv_op qv_op_shape = {.name = "Shape",
                                   .since_version = 1,
                                   .flags = QV_OP_SHAPE_ONLY,
@@ -589,8 +607,10 @@ const struct qv_op qv_op_size = {.name = "Size",
                                  .flags = QV_OP_SHAPE_ONLY,
                                  .infer_shape = size_infer,
                                  .kernels = ALL(size_kernel)};
-const struct qv_op qv_op_squeeze = {
-    .name = "Squeeze", .since_version = 1, .infer_shape = squeeze_infer, .kernels = ALL(copy_kernel)};
+const struct qv_op qv_op_squeeze = {.name = "Squeeze",
+                                    .since_version = 1,
+                                    .infer_shape = squeeze_infer,
+                                    .kernels = ALL(copy_kernel)};
 const struct qv_op qv_op_transpose = {.name = "Transpose",
                                       .since_version = 1,
                                       .infer_shape = transpose_infer,

@@ -12,10 +12,18 @@
 static inline void copy_elem(void *dst, int64_t di, const void *src, int64_t si, size_t es)
 {
     switch (es) {
-    case 1: ((uint8_t *)dst)[di] = ((const uint8_t *)src)[si]; break;
-    case 2: ((uint16_t *)dst)[di] = ((const uint16_t *)src)[si]; break;
-    case 4: ((uint32_t *)dst)[di] = ((const uint32_t *)src)[si]; break;
-    default: ((uint64_t *)dst)[di] = ((const uint64_t *)src)[si]; break;
+    case 1:
+        ((uint8_t *)dst)[di] = ((const uint8_t *)src)[si];
+        break;
+    case 2:
+        ((uint16_t *)dst)[di] = ((const uint16_t *)src)[si];
+        break;
+    case 4:
+        ((uint32_t *)dst)[di] = ((const uint32_t *)src)[si];
+        break;
+    default:
+        ((uint64_t *)dst)[di] = ((const uint64_t *)src)[si];
+        break;
     }
 }
 
@@ -152,12 +160,25 @@ static int pad_kernel(struct qv_exec *x)
 
     /* The constant in the output's dtype. */
     switch (in->dtype) {
-    case QV_DTYPE_F32: cv.f = (float)p->value; break;
-    case QV_DTYPE_F64: cv.d = p->value; break;
-    case QV_DTYPE_I64: cv.i64 = (int64_t)p->value; break;
-    case QV_DTYPE_I32: cv.i32 = (int32_t)p->value; break;
-    case QV_DTYPE_I8: cv.i8 = (int8_t)p->value; break;
-    default: memset(&cv, 0, sizeof(cv)); cv.u8 = (uint8_t)p->value; break;
+    case QV_DTYPE_F32:
+        cv.f = (float)p->value;
+        break;
+    case QV_DTYPE_F64:
+        cv.d = p->value;
+        break;
+    case QV_DTYPE_I64:
+        cv.i64 = (int64_t)p->value;
+        break;
+    case QV_DTYPE_I32:
+        cv.i32 = (int32_t)p->value;
+        break;
+    case QV_DTYPE_I8:
+        cv.i8 = (int8_t)p->value;
+        break;
+    default:
+        memset(&cv, 0, sizeof(cv));
+        cv.u8 = (uint8_t)p->value;
+        break;
     }
     if (ct)
         cval = ct->data;
@@ -318,7 +339,8 @@ static int slice_infer(struct qv_exec *x, struct qv_diag *d)
         return err;
     in = x->in[0];
     if (x->node->opset < 10) {
-        const int64_t *a = qv_attr_ints(x->node, "starts", &ns), *b = qv_attr_ints(x->node, "ends", &ne);
+        const int64_t *a = qv_attr_ints(x->node, "starts", &ns),
+                      *b = qv_attr_ints(x->node, "ends", &ne);
         const int64_t *c = qv_attr_ints(x->node, "axes", &na);
         if (ns != ne || ns > QV_MAX_DIMS || (c && na != ns))
             return qv_op_fail(x->node, d, QV_EINVAL, "starts/ends/axes lengths differ");
@@ -465,8 +487,7 @@ static int tile_infer(struct qv_exec *x, struct qv_diag *d)
     if (err)
         return err;
     if (n != in->ndim)
-        return qv_op_fail(x->node, d, QV_EINVAL, "repeats has %d values for rank %d", n,
-                          in->ndim);
+        return qv_op_fail(x->node, d, QV_EINVAL, "repeats has %d values for rank %d", n, in->ndim);
     for (int i = 0; i < n; i++) {
         if (reps[i] < 0)
             return qv_op_fail(x->node, d, QV_EINVAL, "negative repeat");
@@ -567,13 +588,21 @@ static int range_kernel(struct qv_exec *x)
 
     for (int64_t i = 0; i < n; i++) {
         switch (o->dtype) {
-        case QV_DTYPE_F32: ((float *)o->data)[i] = (float)(start + (double)i * delta); break;
-        case QV_DTYPE_F64: ((double *)o->data)[i] = start + (double)i * delta; break;
-        case QV_DTYPE_I32: ((int32_t *)o->data)[i] = (int32_t)(start + (double)i * delta); break;
-        case QV_DTYPE_I16: ((int16_t *)o->data)[i] = (int16_t)(start + (double)i * delta); break;
+        case QV_DTYPE_F32:
+            ((float *)o->data)[i] = (float)(start + (double)i * delta);
+            break;
+        case QV_DTYPE_F64:
+            ((double *)o->data)[i] = start + (double)i * delta;
+            break;
+        case QV_DTYPE_I32:
+            ((int32_t *)o->data)[i] = (int32_t)(start + (double)i * delta);
+            break;
+        case QV_DTYPE_I16:
+            ((int16_t *)o->data)[i] = (int16_t)(start + (double)i * delta);
+            break;
         default:
-            ((int64_t *)o->data)[i] = ((const int64_t *)x->in[0]->data)[0] +
-                                      i * ((const int64_t *)x->in[2]->data)[0];
+            ((int64_t *)o->data)[i] =
+                ((const int64_t *)x->in[0]->data)[0] + i * ((const int64_t *)x->in[2]->data)[0];
             break;
         }
     }
@@ -607,14 +636,19 @@ static int range_infer(struct qv_exec *x, struct qv_diag *d)
     return QV_OK;
 }
 
-#define ALL(fn) {QV_KERNELS_ALL(fn)}
+#define ALL(fn)                                                                                    \
+    {                                                                                              \
+        QV_KERNELS_ALL(fn)                                                                         \
+    }
 
 const struct qv_op qv_op_constant_of_shape = {.name = "ConstantOfShape",
                                               .since_version = 9,
                                               .infer_shape = constant_of_shape_infer,
                                               .kernels = ALL(constant_of_shape_kernel)};
-const struct qv_op qv_op_expand = {
-    .name = "Expand", .since_version = 8, .infer_shape = expand_infer, .kernels = ALL(expand_kernel)};
+const struct qv_op qv_op_expand = {.name = "Expand",
+                                   .since_version = 8,
+                                   .infer_shape = expand_infer,
+                                   .kernels = ALL(expand_kernel)};
 const struct qv_op qv_op_pad = {
     .name = "Pad", .since_version = 1, .infer_shape = pad_infer, .kernels = ALL(pad_kernel)};
 const struct qv_op qv_op_range = {.name = "Range",

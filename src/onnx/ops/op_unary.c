@@ -98,15 +98,15 @@ UNARY_F(leaky_relu, v < 0 ? p->alpha * v : v, v < 0 ? p->alpha * v : v)
 UNARY_F(elu, v < 0 ? p->alpha * (expf(v) - 1.0f) : v, v < 0 ? p->alpha * (exp(v) - 1.0) : v)
 UNARY_F(selu, v <= 0 ? p->gamma * (p->alpha * expf(v) - p->alpha) : p->gamma * v,
         v <= 0 ? p->gamma * (p->alpha * exp(v) - p->alpha) : p->gamma * v)
-UNARY_F(celu, fmaxf(0.0f, v) + fminf(0.0f, p->alpha * (expf(v / p->alpha) - 1.0f)),
-        fmax(0.0, v) + fmin(0.0, p->alpha * (exp(v / p->alpha) - 1.0)))
+UNARY_F(celu, fmaxf(0.0f, v) + fminf(0.0f, p->alpha *(expf(v / p->alpha) - 1.0f)),
+        fmax(0.0, v) + fmin(0.0, p->alpha *(exp(v / p->alpha) - 1.0)))
 UNARY_F(thresholded_relu, v > p->alpha ? v : 0.0f, v > p->alpha ? v : 0.0)
 UNARY_F(sigmoid, sigmoidf(v), sigmoidd(v))
 UNARY_F(tanh, tanhf(v), tanh(v))
-UNARY_F(hard_sigmoid, fmaxf(0.0f, fminf(1.0f, p->alpha * v + p->beta)),
-        fmax(0.0, fmin(1.0, p->alpha * v + p->beta)))
-UNARY_F(hard_swish, v * fmaxf(0.0f, fminf(1.0f, v / 6.0f + 0.5f)),
-        v * fmax(0.0, fmin(1.0, v / 6.0 + 0.5)))
+UNARY_F(hard_sigmoid, fmaxf(0.0f, fminf(1.0f, p->alpha *v + p->beta)),
+        fmax(0.0, fmin(1.0, p->alpha *v + p->beta)))
+UNARY_F(hard_swish, v *fmaxf(0.0f, fminf(1.0f, v / 6.0f + 0.5f)),
+        v *fmax(0.0, fmin(1.0, v / 6.0 + 0.5)))
 UNARY_F(softplus, softplusf(v), softplusd(v))
 UNARY_F(softsign, v / (1.0f + fabsf(v)), v / (1.0 + fabs(v)))
 UNARY_KERNEL(not, u8, uint8_t, !v)
@@ -131,8 +131,10 @@ UNARY_F(shrink, v < -p->alpha ? v + p->beta : (v > p->alpha ? v - p->beta : 0.0f
 
 PREDICATE_KERNEL(is_nan, f32, float, isnan(v))
 PREDICATE_KERNEL(is_nan, f64, double, isnan(v))
-PREDICATE_KERNEL(is_inf, f32, float, isinf(v) && ((v > 0 && p->alpha != 0) || (v < 0 && p->beta != 0)))
-PREDICATE_KERNEL(is_inf, f64, double, isinf(v) && ((v > 0 && p->alpha != 0) || (v < 0 && p->beta != 0)))
+PREDICATE_KERNEL(is_inf, f32, float,
+                 isinf(v) && ((v > 0 && p->alpha != 0) || (v < 0 && p->beta != 0)))
+PREDICATE_KERNEL(is_inf, f64, double,
+                 isinf(v) && ((v > 0 && p->alpha != 0) || (v < 0 && p->beta != 0)))
 
 /* Clip: NaN stays NaN; bounds from attributes (opset < 11) or inputs. */
 #define CLIP_KERNEL(sfx, T)                                                                        \
@@ -236,12 +238,30 @@ static int not_infer(struct qv_exec *x, struct qv_diag *d)
 static void clip_range(enum qv_dtype t, double *lo, double *hi)
 {
     switch (t) {
-    case QV_DTYPE_F32: *lo = -FLT_MAX; *hi = FLT_MAX; break;
-    case QV_DTYPE_I64: *lo = -9.2e18; *hi = 9.2e18; break; /* exact int64 limits overflow a cast */
-    case QV_DTYPE_I32: *lo = INT32_MIN; *hi = INT32_MAX; break;
-    case QV_DTYPE_U8: *lo = 0; *hi = UINT8_MAX; break;
-    case QV_DTYPE_I8: *lo = INT8_MIN; *hi = INT8_MAX; break;
-    default: *lo = -DBL_MAX; *hi = DBL_MAX; break;
+    case QV_DTYPE_F32:
+        *lo = -FLT_MAX;
+        *hi = FLT_MAX;
+        break;
+    case QV_DTYPE_I64:
+        *lo = -9.2e18;
+        *hi = 9.2e18;
+        break; /* exact int64 limits overflow a cast */
+    case QV_DTYPE_I32:
+        *lo = INT32_MIN;
+        *hi = INT32_MAX;
+        break;
+    case QV_DTYPE_U8:
+        *lo = 0;
+        *hi = UINT8_MAX;
+        break;
+    case QV_DTYPE_I8:
+        *lo = INT8_MIN;
+        *hi = INT8_MAX;
+        break;
+    default:
+        *lo = -DBL_MAX;
+        *hi = DBL_MAX;
+        break;
     }
 }
 
@@ -275,8 +295,10 @@ static int clip_infer(struct qv_exec *x, struct qv_diag *d)
 #define KF(name) [QV_DTYPE_F32] = name##_f32, [QV_DTYPE_F64] = name##_f64
 
 #define UNARY_OP(Name, cname, since, ...)                                                          \
-    const struct qv_op qv_op_##cname = {                                                           \
-        .name = #Name, .since_version = since, .infer_shape = unary_infer, .kernels = {__VA_ARGS__}};
+    const struct qv_op qv_op_##cname = {.name = #Name,                                             \
+                                        .since_version = since,                                    \
+                                        .infer_shape = unary_infer,                                \
+                                        .kernels = {__VA_ARGS__}};
 
 UNARY_OP(Abs, abs, 1, KF(abs), [QV_DTYPE_I64] = abs_i64, [QV_DTYPE_I32] = abs_i32)
 UNARY_OP(Acos, acos, 7, KF(acos))
@@ -297,8 +319,8 @@ UNARY_OP(HardSigmoid, hard_sigmoid, 1, KF(hard_sigmoid))
 UNARY_OP(HardSwish, hard_swish, 14, KF(hard_swish))
 UNARY_OP(LeakyRelu, leaky_relu, 1, KF(leaky_relu))
 UNARY_OP(Log, log, 1, KF(log))
-UNARY_OP(Neg, neg, 1, KF(neg), [QV_DTYPE_I64] = neg_i64, [QV_DTYPE_I32] = neg_i32,
-         [QV_DTYPE_I8] = neg_i8)
+UNARY_OP(Neg, neg, 1,
+         KF(neg), [QV_DTYPE_I64] = neg_i64, [QV_DTYPE_I32] = neg_i32, [QV_DTYPE_I8] = neg_i8)
 UNARY_OP(Reciprocal, reciprocal, 1, KF(reciprocal))
 UNARY_OP(Relu, relu, 1, KF(relu), [QV_DTYPE_I64] = relu_i64, [QV_DTYPE_I32] = relu_i32)
 UNARY_OP(Round, round, 11, KF(round))
@@ -314,23 +336,21 @@ UNARY_OP(Tan, tan, 7, KF(tan))
 UNARY_OP(Tanh, tanh, 1, KF(tanh))
 UNARY_OP(ThresholdedRelu, thresholded_relu, 10, KF(thresholded_relu))
 
-const struct qv_op qv_op_not = {
-    .name = "Not", .since_version = 1, .infer_shape = not_infer, .kernels = {[QV_DTYPE_U8] = not_u8}};
+const struct qv_op qv_op_not = {.name = "Not",
+                                .since_version = 1,
+                                .infer_shape = not_infer,
+                                .kernels = {[QV_DTYPE_U8] = not_u8}};
 
-const struct qv_op qv_op_clip = {.name = "Clip",
-                                 .since_version = 1,
-                                 .infer_shape = clip_infer,
-                                 .kernels = {KF(clip), [QV_DTYPE_I64] = clip_i64,
-                                             [QV_DTYPE_I32] = clip_i32, [QV_DTYPE_U8] = clip_u8,
-                                             [QV_DTYPE_I8] = clip_i8}};
+const struct qv_op qv_op_clip = {
+    .name = "Clip",
+    .since_version = 1,
+    .infer_shape = clip_infer,
+    .kernels = {KF(clip), [QV_DTYPE_I64] = clip_i64, [QV_DTYPE_I32] = clip_i32,
+                [QV_DTYPE_U8] = clip_u8, [QV_DTYPE_I8] = clip_i8}};
 
-const struct qv_op qv_op_is_inf = {.name = "IsInf",
-                                   .since_version = 10,
-                                   .infer_shape = predicate_infer,
-                                   .kernels = {KF(is_inf)}};
-const struct qv_op qv_op_is_nan = {.name = "IsNaN",
-                                   .since_version = 9,
-                                   .infer_shape = predicate_infer,
-                                   .kernels = {KF(is_nan)}};
+const struct qv_op qv_op_is_inf = {
+    .name = "IsInf", .since_version = 10, .infer_shape = predicate_infer, .kernels = {KF(is_inf)}};
+const struct qv_op qv_op_is_nan = {
+    .name = "IsNaN", .since_version = 9, .infer_shape = predicate_infer, .kernels = {KF(is_nan)}};
 const struct qv_op qv_op_shrink = {
     .name = "Shrink", .since_version = 9, .infer_shape = shrink_infer, .kernels = {KF(shrink)}};

@@ -111,8 +111,8 @@ int qv_op_arity(const struct qv_exec *x, int min_in, int max_in, int min_out, in
         if (x->in[i] == NULL)
             return qv_op_fail(x->node, d, QV_EINVAL, "input %d is required", i);
     if (x->n_out < min_out || x->n_out > max_out)
-        return qv_op_fail(x->node, d, QV_EINVAL, "has %d outputs, takes %d..%d", x->n_out,
-                          min_out, max_out);
+        return qv_op_fail(x->node, d, QV_EINVAL, "has %d outputs, takes %d..%d", x->n_out, min_out,
+                          max_out);
     for (int i = 0; i < min_out; i++)
         if (x->out[i] == NULL)
             return qv_op_fail(x->node, d, QV_EINVAL, "output %d is required", i);
@@ -212,8 +212,7 @@ int qv_bcast_init(struct qv_bcast *b, int n, const struct qv_tensor *const *ops,
                 qv_shape_format(ops[k]->shape, ops[k]->ndim, sb, sizeof(sb));
                 if (d == NULL)
                     return QV_EINVAL;
-                return qv_op_fail(nd, d, QV_EINVAL, "shapes %s and %s do not broadcast", sa,
-                                  sb);
+                return qv_op_fail(nd, d, QV_EINVAL, "shapes %s and %s do not broadcast", sa, sb);
             }
             b->shape[off + i] = s;
         }

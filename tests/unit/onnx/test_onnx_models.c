@@ -319,7 +319,8 @@ static void expect_load_error(const char *file, int err, const char *needle)
 static void test_bad_models(void **state)
 {
     (void)state;
-    expect_load_error("unknown_op.onnx", QV_ENOTSUP, "node 'mystery' (FooBar): operator not supported");
+    expect_load_error("unknown_op.onnx", QV_ENOTSUP,
+                      "node 'mystery' (FooBar): operator not supported");
     expect_load_error("bad_shape.onnx", QV_EINVAL, "node 'add_bad' (Add): shapes [1,3] and [4]");
     expect_load_error("bad_type.onnx", QV_ENOTSUP, "STRING");
     expect_load_error("missing_input.onnx", QV_EINVAL, "input 'nowhere' is not defined");
