@@ -40,6 +40,7 @@
     X(DepthToSpace, depth_to_space)                                                                \
     X(Div, div)                                                                                    \
     X(Dropout, dropout)                                                                            \
+    X(Einsum, einsum)                                                                              \
     X(Elu, elu)                                                                                    \
     X(Equal, equal)                                                                                \
     X(Erf, erf)                                                                                    \
