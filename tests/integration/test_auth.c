@@ -42,8 +42,8 @@ static struct h_resp rq(const struct h_srv *s, const char *method, const char *p
     return r;
 }
 
-static void expect(const struct h_srv *s, const char *method, const char *path,
-                   const char *body, const char *hdr, long status, const char *needle)
+static void expect(const struct h_srv *s, const char *method, const char *path, const char *body,
+                   const char *hdr, long status, const char *needle)
 {
     struct h_resp r = rq(s, method, path, body, hdr);
 

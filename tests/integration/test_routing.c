@@ -34,7 +34,7 @@
 /* One row of 4 features, mean 0.25. */
 #define ROW4 "[0.1, 0.2, 0.3, 0.4]"
 #define BODY_ROW(row)                                                                              \
-    "{\"inputs\": [{\"name\": \"input__0\", \"datatype\": \"FP32\", \"shape\": [1, 4], "         \
+    "{\"inputs\": [{\"name\": \"input__0\", \"datatype\": \"FP32\", \"shape\": [1, 4], "           \
     "\"data\": " row "}]}"
 static const char body4[] = BODY_ROW(ROW4);
 
@@ -323,8 +323,8 @@ static void test_weighted_shares(void **state)
      * proportion (62.5 / 37.5; weighted random, tolerance +-7 points over
      * 400), and it answers nothing. */
     {
-        struct h_resp r = rq(s, "POST", "/v2/repository/models/fraud/versions/3/unload", NULL,
-                             NULL, NULL);
+        struct h_resp r =
+            rq(s, "POST", "/v2/repository/models/fraud/versions/3/unload", NULL, NULL, NULL);
         assert_int_equal(r.status, 200);
         h_resp_free(&r);
     }
@@ -398,8 +398,9 @@ static void test_pinned_and_explicit_version(void **state)
     {
         struct h_loop *l = h_loop_start(s, "/v2/models/fraud/infer", body4);
         for (int i = 0; i < 40; i++) {
-            put_route(s, "fraud", i % 2 ? "{\"policy\": \"pinned\", \"target\": 1}"
-                                        : "{\"policy\": \"pinned\", \"target\": 2}");
+            put_route(s, "fraud",
+                      i % 2 ? "{\"policy\": \"pinned\", \"target\": 1}"
+                            : "{\"policy\": \"pinned\", \"target\": 2}");
             h_loop_advance(l, 3);
         }
         h_loop_stop(l);
@@ -490,8 +491,8 @@ static void test_sticky_by_header(void **state)
     /* A version that is not READY loses its keys (all to the other one) and
      * gets exactly those keys back when it is READY again (300 keys). */
     {
-        struct h_resp r = rq(s, "POST", "/v2/repository/models/fraud/versions/2/unload", NULL,
-                             NULL, NULL);
+        struct h_resp r =
+            rq(s, "POST", "/v2/repository/models/fraud/versions/2/unload", NULL, NULL, NULL);
         assert_int_equal(r.status, 200);
         h_resp_free(&r);
     }
@@ -595,8 +596,7 @@ static void test_shadow_never_affects_primary(void **state)
      * a call: its 20 copies need 3 s, so the primaries were all answered
      * before the slow copies were done. */
     c3_when_done = metric(s, cmp3);
-    print_message("slow shadow comparisons when the %d primaries were done: %g\n", n,
-                  c3_when_done);
+    print_message("slow shadow comparisons when the %d primaries were done: %g\n", n, c3_when_done);
     assert_true(c3_when_done < n);
 
     /* Every pair with an answer is compared; the identical one always agrees,
@@ -671,14 +671,16 @@ static void test_shadow_percent(void **state)
     h_start(s, NULL);
     for (int v = 1; v <= 3; v++)
         h_wait_state(s, "fraud", v, "READY");
-    put_route(s, "fraud", "{\"policy\": \"pinned\", \"target\": 1, \"shadow\": "
-                          "[{\"target\": 2, \"percent\": 25}]}");
+    put_route(s, "fraud",
+              "{\"policy\": \"pinned\", \"target\": 1, \"shadow\": "
+              "[{\"target\": 2, \"percent\": 25}]}");
     for (int i = 0; i < 400; i++)
         assert_int_equal(infer_v(s, "/v2/models/fraud/infer", body4, NULL, NULL), 1);
     /* The background lane is FIFO: once a later copy to version 3 is
      * compared, every copy to version 2 before it has been. */
-    put_route(s, "fraud", "{\"policy\": \"pinned\", \"target\": 1, \"shadow\": "
-                          "[{\"target\": 3}]}");
+    put_route(s, "fraud",
+              "{\"policy\": \"pinned\", \"target\": 1, \"shadow\": "
+              "[{\"target\": 3}]}");
     assert_int_equal(infer_v(s, "/v2/models/fraud/infer", body4, NULL, NULL), 1);
     wait_metric(s, cmp3, 1);
     c2 = metric(s, cmp2);
@@ -814,35 +816,40 @@ static void test_compare_select_and_all_outputs(void **state)
     for (int v = 1; v <= 3; v++)
         h_wait_state(s, "cmp", v, "READY");
 
-    put_route(s, "cmp", "{\"policy\": \"compare\", \"compare\": {\"targets\": [\"1\", \"2\", "
-                        "\"3\"], \"select\": \"first\"}}");
+    put_route(s, "cmp",
+              "{\"policy\": \"compare\", \"compare\": {\"targets\": [\"1\", \"2\", "
+              "\"3\"], \"select\": \"first\"}}");
     j = compare_infer(s, false, "1");
     expect_rows(j, first, "select first");
     assert_null(json_object_get(json_object_get(j, "parameters"), "all_outputs"));
     json_decref(j);
 
-    put_route(s, "cmp", "{\"policy\": \"compare\", \"compare\": {\"targets\": [\"1\", \"2\", "
-                        "\"3\"], \"select\": \"mean\"}}");
+    put_route(s, "cmp",
+              "{\"policy\": \"compare\", \"compare\": {\"targets\": [\"1\", \"2\", "
+              "\"3\"], \"select\": \"mean\"}}");
     j = compare_infer(s, false, NULL);
     expect_rows(j, mean, "select mean");
     json_decref(j);
 
-    put_route(s, "cmp", "{\"policy\": \"compare\", \"compare\": {\"targets\": [\"1\", \"2\", "
-                        "\"3\"], \"select\": \"majority\"}}");
+    put_route(s, "cmp",
+              "{\"policy\": \"compare\", \"compare\": {\"targets\": [\"1\", \"2\", "
+              "\"3\"], \"select\": \"majority\"}}");
     j = compare_infer(s, false, NULL);
     expect_rows(j, major, "select majority");
     json_decref(j);
 
     /* The order of the targets decides "first"; labels work as targets. */
-    put_route(s, "cmp", "{\"policy\": \"compare\", \"labels\": {\"c\": 3}, \"compare\": "
-                        "{\"targets\": [\"c\", \"1\", \"2\"], \"select\": \"first\"}}");
+    put_route(s, "cmp",
+              "{\"policy\": \"compare\", \"labels\": {\"c\": 3}, \"compare\": "
+              "{\"targets\": [\"c\", \"1\", \"2\"], \"select\": \"first\"}}");
     j = compare_infer(s, false, "3");
     expect_rows(j, first3, "select first with targets 3,1,2");
     json_decref(j);
 
     /* all_outputs: every version's output and latency beside the chosen one. */
-    put_route(s, "cmp", "{\"policy\": \"compare\", \"compare\": {\"targets\": [\"1\", \"2\", "
-                        "\"3\"], \"select\": \"mean\"}}");
+    put_route(s, "cmp",
+              "{\"policy\": \"compare\", \"compare\": {\"targets\": [\"1\", \"2\", "
+              "\"3\"], \"select\": \"mean\"}}");
     j = compare_infer(s, true, NULL);
     expect_rows(j, mean, "select mean with all_outputs");
     all = json_object_get(json_object_get(j, "parameters"), "all_outputs");
@@ -979,8 +986,9 @@ static void test_compare_with_failing_target(void **state)
     h_start(s, NULL);
     for (int v = 1; v <= 3; v++)
         h_wait_state(s, "cmp", v, "READY");
-    put_route(s, "cmp", "{\"policy\": \"compare\", \"compare\": {\"targets\": [\"1\", \"2\", "
-                        "\"3\"], \"select\": \"first\"}}");
+    put_route(s, "cmp",
+              "{\"policy\": \"compare\", \"compare\": {\"targets\": [\"1\", \"2\", "
+              "\"3\"], \"select\": \"first\"}}");
     j = compare_infer(s, true, "2");
     assert_int_equal(h_output_values(j, 0, got, 8), 3);
     expect_close(got[0], 0.8, "first READY answer");
@@ -991,8 +999,9 @@ static void test_compare_with_failing_target(void **state)
     assert_non_null(h_jstr(json_array_get(all, 2), "error"));
     json_decref(j);
 
-    put_route(s, "cmp", "{\"policy\": \"compare\", \"compare\": {\"targets\": [\"1\", \"3\"],"
-                        " \"select\": \"mean\"}}");
+    put_route(s, "cmp",
+              "{\"policy\": \"compare\", \"compare\": {\"targets\": [\"1\", \"3\"],"
+              " \"select\": \"mean\"}}");
     snprintf(body, sizeof(body), compare_body, "");
     r = rq(s, "POST", "/v2/models/cmp/infer", body, NULL, NULL);
     h_expect_error(&r, 500, "injected failure");
@@ -1023,8 +1032,8 @@ static void test_score_waits_for_min_requests(void **state)
     deadline = h_now_ms() + H_DEADLINE_MS;
     for (int ticks = 0; ticks < 2;) {
         struct h_resp r = rq(s, "GET", "/v2/models/fraud/versions/2/stats", NULL, NULL, NULL);
-        json_t *sc = json_object_get(json_array_get(json_object_get(r.json, "versions"), 0),
-                                     "score");
+        json_t *sc =
+            json_object_get(json_array_get(json_object_get(r.json, "versions"), 0), "score");
         long req = (long)json_integer_value(json_object_get(sc, "requests"));
         h_resp_free(&r);
         if (req >= 20 && req != seen) {
@@ -1106,8 +1115,8 @@ static double accuracy_of(const struct h_srv *s, int v, long *n)
     snprintf(path, sizeof(path), "/v2/models/bandit/versions/%d/stats", v);
     r = rq(s, "GET", path, NULL, NULL, NULL);
     assert_int_equal(r.status, 200);
-    acc = json_object_get(json_array_get(json_object_get(r.json, "versions"), 0),
-                          "online_accuracy");
+    acc =
+        json_object_get(json_array_get(json_object_get(r.json, "versions"), 0), "online_accuracy");
     *n = (long)json_integer_value(json_object_get(acc, "feedback"));
     a = json_number_value(json_object_get(acc, "accuracy"));
     h_resp_free(&r);
@@ -1414,8 +1423,8 @@ static void test_events_record_every_change(void **state)
     json_decref(ev);
 
     /* The same log through `quiver events fraud`. */
-    snprintf(cmd, sizeof(cmd), "'%s' events fraud --url %s > '%s/events.txt'",
-             h_env("QUIVER_BIN"), s->base, s->dir);
+    snprintf(cmd, sizeof(cmd), "'%s' events fraud --url %s > '%s/events.txt'", h_env("QUIVER_BIN"),
+             s->base, s->dir);
     assert_int_equal(h_run("%s", cmd), 0);
     snprintf(cmd, sizeof(cmd), "%s/events.txt", s->dir);
     out = h_read_file(cmd, NULL);
@@ -1433,8 +1442,8 @@ static void test_events_record_every_change(void **state)
 
 /* ---- bad input ---- */
 
-static void expect_put_error(const struct h_srv *s, const char *path, const char *doc,
-                             long status, const char *needle)
+static void expect_put_error(const struct h_srv *s, const char *path, const char *doc, long status,
+                             const char *needle)
 {
     struct h_resp r = rq(s, "PUT", path, doc, NULL, NULL);
 
@@ -1498,10 +1507,8 @@ static void test_bad_input_leaves_route_unchanged(void **state)
      * label the route still uses. */
     expect_put_error(s, "/v2/models/fraud/labels/canary", "{\"version\": 3}", 400,
                      "version 3 of model fraud is not READY");
-    expect_put_error(s, "/v2/models/fraud/labels/canary", "{\"version\": 9}", 400,
-                     "not READY");
-    expect_put_error(s, "/v2/models/fraud/labels/canary", "{\"version\": \"two\"}", 400,
-                     "version");
+    expect_put_error(s, "/v2/models/fraud/labels/canary", "{\"version\": 9}", 400, "not READY");
+    expect_put_error(s, "/v2/models/fraud/labels/canary", "{\"version\": \"two\"}", 400, "version");
     expect_put_error(s, "/v2/models/fraud/labels/canary", "{\"version\": ", 400, "body");
     expect_put_error(s, "/v2/models/fraud/labels/9lives", "{\"version\": 2}", 400, NULL);
     r = rq(s, "DELETE", "/v2/models/fraud/labels/nosuch", NULL, NULL, NULL);
@@ -1518,22 +1525,21 @@ static void test_bad_input_leaves_route_unchanged(void **state)
     h_resp_free(&r);
 
     /* Feedback: unknown request id (404), malformed bodies (400). */
-    r = rq(s, "POST", "/v2/models/fraud/feedback", "{\"id\": \"never-sent\", \"label\": 1}",
-           NULL, NULL);
+    r = rq(s, "POST", "/v2/models/fraud/feedback", "{\"id\": \"never-sent\", \"label\": 1}", NULL,
+           NULL);
     h_expect_error(&r, 404, "id");
     h_resp_free(&r);
     r = rq(s, "POST", "/v2/models/fraud/feedback", "{\"label\": 1}", NULL, NULL);
     h_expect_error(&r, 400, "id");
     h_resp_free(&r);
-    r = rq(s, "POST", "/v2/models/fraud/feedback", "{\"id\": \"x\", \"reward\": 1.5}", NULL,
-           NULL);
+    r = rq(s, "POST", "/v2/models/fraud/feedback", "{\"id\": \"x\", \"reward\": 1.5}", NULL, NULL);
     h_expect_error(&r, 400, "reward");
     h_resp_free(&r);
     r = rq(s, "POST", "/v2/models/fraud/feedback", "{\"id\": \"x\"}", NULL, NULL);
     h_expect_error(&r, 400, "label");
     h_resp_free(&r);
-    r = rq(s, "POST", "/v2/models/fraud/feedback", "{\"id\": \"x\", \"label\": \"yes\"}",
-           NULL, NULL);
+    r = rq(s, "POST", "/v2/models/fraud/feedback", "{\"id\": \"x\", \"label\": \"yes\"}", NULL,
+           NULL);
     h_expect_error(&r, 400, "label");
     h_resp_free(&r);
     r = rq(s, "POST", "/v2/models/fraud/feedback", "not json", NULL, NULL);
@@ -1544,8 +1550,8 @@ static void test_bad_input_leaves_route_unchanged(void **state)
         const char *with_id = "{\"id\": \"abc\", \"inputs\": [{\"name\": \"input__0\", "
                               "\"datatype\": \"FP32\", \"shape\": [1, 4], \"data\": " ROW4 "}]}";
         assert_true(infer_v(s, "/v2/models/fraud/infer", with_id, NULL, NULL) > 0);
-        r = rq(s, "POST", "/v2/models/other/feedback", "{\"id\": \"abc\", \"reward\": 1}",
-               NULL, NULL);
+        r = rq(s, "POST", "/v2/models/other/feedback", "{\"id\": \"abc\", \"reward\": 1}", NULL,
+               NULL);
         assert_int_equal(r.status / 100, 4);
         h_resp_free(&r);
     }

@@ -324,14 +324,14 @@ static void test_cli_tokens(void **state)
     expect_exit(quiver(s, "--url %s --token cli-read-token label set fraud stable 1", s->base), 1,
                 "read token, label set");
     assert_non_null(strstr(g_err, "403"));
-    expect_exit(quiver(s, "--url %s --token cli-admin-token label set fraud stable 1", s->base),
-                0, "admin token, label set");
+    expect_exit(quiver(s, "--url %s --token cli-admin-token label set fraud stable 1", s->base), 0,
+                "admin token, label set");
     snprintf(env, sizeof(env), "QUIVER_TOKEN=cli-admin-token");
     expect_exit(quiver_env(s, env, "--url %s label set fraud canary 2", s->base), 0,
                 "QUIVER_TOKEN, label set");
-    expect_exit(quiver_env(s, env, "--url %s route set fraud --weights stable=95,canary=5",
-                           s->base),
-                0, "QUIVER_TOKEN, route set");
+    expect_exit(
+        quiver_env(s, env, "--url %s route set fraud --weights stable=95,canary=5", s->base), 0,
+        "QUIVER_TOKEN, route set");
     expect_exit(quiver(s, "--url %s --token cli-read-token route show fraud", s->base), 0,
                 "read token, route show");
     rt = json_loads(g_out, 0, NULL);
