@@ -23,7 +23,7 @@
 
 struct serve_opts {
     const char *repo, *host, *data, *tokens, *store_url, *port_file;
-    int port, workers, http_threads, poll_ms, spin_us;
+    int port, workers, http_threads, poll_ms, spin_us, evict_idle_ms;
     long long max_body, memory_budget;
     bool watch, explicit_mode;
 };
@@ -42,6 +42,8 @@ static const char serve_usage[] =
     "  --max-body-bytes N      larger request bodies get 413 (default 67108864)\n"
     "  --memory-budget BYTES   for all loaded versions (default: half the RAM; K/M/G suffixes)\n"
     "  --poll-ms N             repository rescan interval (default 2000)\n"
+    "  --evict-idle-ms N       a version idle this long may be evicted to make room for\n"
+    "                          a load that does not fit the memory budget (default 10000)\n"
     "  --no-watch              do not use inotify; rely on polling\n"
     "  --model-control MODE    poll (load what the policies select; default) or explicit\n"
     "                          (load only on POST /v2/repository/.../load)\n"
@@ -96,6 +98,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
         {"tokens", required_argument, 0, 'T'},      {"port-file", required_argument, 0, 'f'},
         {"log-level", required_argument, 0, 'l'},   {"help", no_argument, 0, 'h'},
         {"worker-spin-us", required_argument, 0, 'S'},
+        {"evict-idle-ms", required_argument, 0, 'E'},
         {0, 0, 0, 0},
     };
     int ch;
@@ -145,6 +148,10 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
                 return -1;
             break;
         case 'n': o->watch = false; break;
+        case 'E':
+            if (parse_int_opt("--evict-idle-ms", optarg, 1, 86400000, &o->evict_idle_ms))
+                return -1;
+            break;
         case 'S':
             if (parse_int_opt("--worker-spin-us", optarg, 0, 100000, &o->spin_us))
                 return -1;
@@ -318,6 +325,7 @@ int qv_cli_serve(int argc, char **argv)
     ecfg.watch = o.watch;
     ecfg.explicit_mode = o.explicit_mode;
     ecfg.spin_us = o.spin_us;
+    ecfg.evict_idle_ms = o.evict_idle_ms;
     hooks.version_state = on_version_state;
     hooks.ud = &s;
     if (qv_engine_create(&ecfg, &hooks, s.monitor, &s.engine, &d) != QV_OK) {

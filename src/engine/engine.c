@@ -21,7 +21,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define EVICT_IDLE_NS (10ull * 1000000000ull) /* a version idle this long may be evicted */
 #define DEFAULT_POLL_MS 2000
 
 static const char *const state_names[] = {"LOADING", "READY", "DRAINING", "UNLOADED",
@@ -441,7 +440,7 @@ static bool make_room(qv_engine *e, qv_version *loading, uint64_t need, char *wh
                 qv_version *c = m->versions[k];
                 uint64_t last = atomic_load(&c->last_used_ns);
                 if (c == loading || atomic_load(&c->state) != QV_STATE_READY ||
-                    atomic_load(&c->users) > 0 || now - last < EVICT_IDLE_NS)
+                    atomic_load(&c->users) > 0 || now - last < e->evict_idle_ns)
                     continue;
                 if (victim == NULL || last < atomic_load(&victim->last_used_ns))
                     victim = c;
@@ -551,16 +550,15 @@ static int load_version(qv_engine *e, struct qv_model *m, qv_version *v, struct 
     err = warm_up(v, cfg, vdir, d);
     if (err)
         goto fail;
-    v->memory = (uint64_t)st.st_size + v->n_states * qv_backend_memory(v->be, v->states[0]);
-    atomic_fetch_add(&e->mem_used, v->memory);
-    if (atomic_load(&e->mem_used) > e->budget) {
-        atomic_fetch_sub(&e->mem_used, v->memory);
-        err = qv_fail(d, QV_ENOMEM, "memory budget: the loaded version holds %llu bytes, over "
-                      "the %llu-byte budget", (unsigned long long)v->memory,
-                      (unsigned long long)e->budget);
-        v->memory = 0;
+    /* The estimate made before loading may be low: what counts is what the
+     * loaded version holds. Evict idle versions for it, or refuse it. */
+    need = (uint64_t)st.st_size + v->n_states * qv_backend_memory(v->be, v->states[0]);
+    if (!make_room(e, v, need, why, sizeof(why))) {
+        err = qv_fail(d, QV_ENOMEM, "%s", why);
         goto fail;
     }
+    v->memory = need;
+    atomic_fetch_add(&e->mem_used, need);
     qv_vstats_memory(v->stats, v->memory);
     v->loaded_at_ms = qv_wall_ms();
     atomic_store(&v->last_used_ns, qv_now_ns());
@@ -1140,6 +1138,7 @@ int qv_engine_create(const struct qv_engine_config *cfg, const struct qv_engine_
     e->mon = mon;
     e->budget = cfg->memory_budget ? cfg->memory_budget : qv_mem_total_bytes() / 2;
     e->n_workers = cfg->workers > 0 ? cfg->workers : qv_cpu_count();
+    e->evict_idle_ns = (uint64_t)(cfg->evict_idle_ms > 0 ? cfg->evict_idle_ms : 10000) * 1000000ull;
     e->spin_ns = cfg->spin_us < 0 ? 0 : (uint64_t)(cfg->spin_us ? cfg->spin_us : 50) * 1000;
     pthread_rwlock_init(&e->reg_lock, NULL);
     pthread_mutex_init(&e->ctl_mu, NULL);

@@ -45,6 +45,7 @@ struct qv_engine_config {
     bool watch;             /* inotify on the repository (rescan soon after a change) */
     bool explicit_mode;     /* load only on API request (Triton's explicit model control) */
     int spin_us;            /* an idle worker polls this long before sleeping; -1: 0, 0: 50 */
+    int evict_idle_ms;      /* a version idle this long may be evicted for memory; 0: 10000 */
 };
 
 /* Called (under no engine lock) on every state change, from the thread that

@@ -93,6 +93,7 @@ struct qv_engine {
     _Atomic bool has_runnable;       /* run_head != NULL, for a spinning worker */
     _Atomic bool spinner;            /* one idle worker is polling for work */
     uint64_t spin_ns;                /* how long an idle worker polls before sleeping */
+    uint64_t evict_idle_ns;          /* idle time before a version may be evicted */
     int n_workers;
     pthread_t *workers;
 

@@ -241,6 +241,56 @@ static void test_memory_budget(void **state)
 
 /* ---- Warm-up ---- */
 
+/* A load that does not fit evicts the least recently used idle version. */
+static void test_memory_budget_evicts_idle(void **state)
+{
+    struct h_srv *s = *state;
+    char st[3][32], reason[256];
+    int refused = -1, evicted = 0;
+    struct h_resp r;
+
+    h_test_model(s, "heavy", "");
+    for (int v = 1; v <= 3; v++)
+        h_test_version(s, "heavy", v, "{\"features\": 1, \"linear\": true, "
+                                      "\"memory_bytes\": 1048576}");
+    h_start(s, "--memory-budget", "3M", "--evict-idle-ms", "100", NULL);
+    for (int v = 1; v <= 3; v++) {
+        h_state_of(s, "heavy", v, st[v - 1], sizeof(st[0]), NULL, 0);
+        if (strcmp(st[v - 1], "UNAVAILABLE") == 0)
+            refused = v;
+    }
+    assert_true(refused > 0);
+    /* Ask for the refused version until an idle one can make room for it
+     * (a version is idle after 100 ms without requests). */
+    for (int tries = 0; tries < 900; tries++) {
+        char path[128];
+        snprintf(path, sizeof(path), "/v2/repository/models/heavy/versions/%d/load", refused);
+        r = h_post(s, path, NULL);
+        if (r.status == 200) {
+            h_resp_free(&r);
+            break;
+        }
+        h_expect_error(&r, 503, "memory budget");
+        h_resp_free(&r);
+        usleep(100 * 1000);
+    }
+    h_state_of(s, "heavy", refused, st[0], sizeof(st[0]), NULL, 0);
+    assert_string_equal(st[0], "READY");
+    for (int v = 1; v <= 3; v++) {
+        if (v == refused)
+            continue;
+        h_state_of(s, "heavy", v, st[1], sizeof(st[1]), reason, sizeof(reason));
+        if (strcmp(st[1], "UNLOADED") == 0) {
+            evicted++;
+            assert_non_null(strstr(reason, "evicted"));
+        } else {
+            assert_string_equal(st[1], "READY");
+        }
+    }
+    assert_int_equal(evicted, 1);
+    h_stop_ok(s);
+}
+
 static void test_warmup(void **state)
 {
     struct h_srv *s = *state;
@@ -323,6 +373,7 @@ static const struct CMUnitTest tests[] = {
     H_TEST(test_queue_full_is_429),
     H_TEST(test_batched_equals_unbatched),
     H_TEST(test_memory_budget),
+    H_TEST(test_memory_budget_evicts_idle),
     H_TEST(test_warmup),
     H_TEST(test_metrics_pass_promtool),
 };
