@@ -149,7 +149,7 @@ int qv_op_input_dtype(const struct qv_exec *x, int i, const enum qv_dtype *allow
                       struct qv_diag *d);
 /* Sets out[0] to in[0]'s dtype and shape: the infer_shape of most unary ops. */
 int qv_shape_same_as_input0(struct qv_exec *x, struct qv_diag *d);
-/* Sets out tensor o's dtype/shape. */
+/* Sets out tensor o's dtype/shape; a no-op for an absent or missing output. */
 void qv_out_set(struct qv_exec *x, int o, enum qv_dtype dtype, int ndim, const int64_t *shape);
 /* Normalizes a possibly negative axis against rank; QV_EINVAL if out of range. */
 int qv_axis_norm(const struct qv_exec *x, int64_t axis, int rank, int *out, struct qv_diag *d);

@@ -38,8 +38,10 @@
     X(Cosh, cosh)                                                                                  \
     X(CumSum, cum_sum)                                                                             \
     X(DepthToSpace, depth_to_space)                                                                \
+    X(DequantizeLinear, dequantize_linear)                                                         \
     X(Div, div)                                                                                    \
     X(Dropout, dropout)                                                                            \
+    X(DynamicQuantizeLinear, dynamic_quantize_linear)                                              \
     X(Einsum, einsum)                                                                              \
     X(Elu, elu)                                                                                    \
     X(Equal, equal)                                                                                \
@@ -89,6 +91,7 @@
     X(PRelu, prelu)                                                                                \
     X(Pad, pad)                                                                                    \
     X(Pow, pow)                                                                                    \
+    X(QuantizeLinear, quantize_linear)                                                             \
     X(RNN, rnn)                                                                                    \
     X(Range, range)                                                                                \
     X(Reciprocal, reciprocal)                                                                      \

@@ -133,7 +133,7 @@ int qv_op_input_dtype(const struct qv_exec *x, int i, const enum qv_dtype *allow
 
 void qv_out_set(struct qv_exec *x, int o, enum qv_dtype dtype, int ndim, const int64_t *shape)
 {
-    struct qv_tensor *t = x->out[o];
+    struct qv_tensor *t = o < x->n_out ? x->out[o] : NULL;
 
     if (t == NULL)
         return;
