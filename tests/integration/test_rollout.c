@@ -169,8 +169,8 @@ static void test_slow_canary_rolled_back(void **state)
     struct h_srv *s = *state;
     json_t *st, *ev, *fig;
 
-    two_versions(s, "{\"features\": 4, \"delay_us\": 2000}",
-                 "{\"features\": 4, \"delay_us\": 10000}");
+    two_versions(s, "{\"features\": 4, \"delay_us\": 10000}",
+                 "{\"features\": 4, \"delay_us\": 50000}");
     h_start(s, NULL);
     start_rollout(s, "{\"canary\": 2, \"steps\": [50, 100], \"step_seconds\": 3600, "
                      "\"min_requests\": 40, \"guards\": {\"max_p99_ratio\": 1.5}}");
