@@ -2,8 +2,8 @@
  *
  * `quiver serve`: wires the store, monitor, engine, router and HTTP server
  * together, restores the persisted routes, and runs until SIGTERM/SIGINT.
- * The main thread owns signals and the once-a-second tick (metric windows,
- * score updates, the controller); every other thread blocks the signals.
+ * The main thread owns the once-a-second tick (metric windows, score
+ * updates, the controller) and waits for SIGTERM/SIGINT between ticks.
  */
 #include "cli.h"
 
@@ -13,7 +13,9 @@
 #include "../control/control.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -207,6 +209,57 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
     return 0;
 }
 
+/* ---- Signals ----
+ * Libraries may start threads before main (OpenBLAS does, in a constructor),
+ * so blocking SIGTERM in main cannot keep it away from every thread. A
+ * handler, process-wide, turns the signal into a byte on a pipe that the
+ * main loop polls, whichever thread the kernel delivered it to. */
+static int sig_pipe[2] = {-1, -1};
+static volatile sig_atomic_t sig_last;
+
+static void on_signal(int sig)
+{
+    char b = (char)sig;
+    int saved = errno;
+
+    sig_last = sig;
+    if (write(sig_pipe[1], &b, 1) < 0) {
+        /* The pipe is full: a stop is already pending. */
+    }
+    errno = saved;
+}
+
+static int install_signals(void)
+{
+    struct sigaction sa;
+
+    if (pipe(sig_pipe) != 0)
+        return -1;
+    for (int i = 0; i < 2; i++) {
+        fcntl(sig_pipe[i], F_SETFD, FD_CLOEXEC);
+        fcntl(sig_pipe[i], F_SETFL, O_NONBLOCK);
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+/* Waits up to ms for a stop signal; returns it, or 0. */
+static int wait_signal(int ms)
+{
+    struct pollfd p = {sig_pipe[0], POLLIN, 0};
+    char b;
+
+    if (poll(&p, 1, ms) > 0 && read(sig_pipe[0], &b, 1) == 1)
+        return (int)(unsigned char)b;
+    return 0;
+}
+
 /* ---- Wiring ---- */
 
 struct server {
@@ -288,7 +341,6 @@ int qv_cli_serve(int argc, char **argv)
     struct qv_api_deps deps;
     struct qv_diag d = {{0}};
     char store_url[1200];
-    sigset_t sigs;
     uint64_t t_start = qv_now_ns();
     int rc = 1, sig = 0;
 
@@ -296,12 +348,10 @@ int qv_cli_serve(int argc, char **argv)
         return 2;
     memset(&s, 0, sizeof(s));
 
-    /* Signals go to the main thread only: block them before any thread starts. */
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    if (install_signals() != 0) {
+        fprintf(stderr, "quiver serve: cannot set up signal handling: %s\n", strerror(errno));
+        return 1;
+    }
 
     if (qv_mkdir_p(o.data) != QV_OK) {
         fprintf(stderr, "quiver serve: --data: cannot create %s: %s\n", o.data, strerror(errno));
@@ -370,12 +420,14 @@ int qv_cli_serve(int argc, char **argv)
            qv_api_port(s.api), o.repo, store_url, (double)(qv_now_ns() - t_start) / 1e6);
 
     for (;;) {
-        struct timespec one = {1, 0};
-        sig = sigtimedwait(&sigs, NULL, &one);
+        uint64_t next = qv_now_ns() + 1000000000ull;
+        sig = wait_signal(1000);
         if (sig == SIGTERM || sig == SIGINT)
             break;
-        qv_monitor_tick(s.monitor);
-        qv_control_tick(s.control);
+        if (qv_now_ns() >= next - 1000000ull) {
+            qv_monitor_tick(s.monitor);
+            qv_control_tick(s.control);
+        }
     }
     qv_log(QV_LOG_INFO, "signal=%s msg=\"shutting down: finishing in-flight requests\"",
            sig == SIGTERM ? "SIGTERM" : "SIGINT");
