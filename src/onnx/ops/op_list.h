@@ -85,6 +85,7 @@
     X(Mod, mod)                                                                                    \
     X(Mul, mul)                                                                                    \
     X(Neg, neg)                                                                                    \
+    X(NegativeLogLikelihoodLoss, negative_log_likelihood_loss)                                     \
     X(Not, not)                                                                                    \
     X(OneHot, one_hot)                                                                             \
     X(Or, or)                                                                                      \
@@ -121,6 +122,7 @@
     X(Size, size)                                                                                  \
     X(Slice, slice)                                                                                \
     X(Softmax, softmax)                                                                            \
+    X(SoftmaxCrossEntropyLoss, softmax_cross_entropy_loss)                                         \
     X(Softplus, softplus)                                                                          \
     X(Softsign, softsign)                                                                          \
     X(SpaceToDepth, space_to_depth)                                                                \
