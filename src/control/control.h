@@ -8,7 +8,8 @@
  *
  * Every route change the controller makes goes through the router's atomic
  * swap (a whole document), is persisted in the store and leaves an audit
- * event with who = "controller". A tick that cannot complete (a store error)
+ * event (who = "controller" for its own decisions, the operator's token name
+ * for a start or abort they asked for). A tick that cannot complete (a store error)
  * logs, changes no traffic and tries again on the next tick.
  *
  * The decision logic (statistics, guards, steps) is pure and lives in
@@ -61,8 +62,9 @@ void qv_control_tick(qv_control *c);
  * {"canary": 2, "steps": [5, 25, 50, 100], "step_seconds": 60, "min_requests": 500,
  *  "guards": {"max_error_rate_delta": 0.01, "max_p99_ratio": 1.5,
  *             "min_shadow_agreement": 0.98, "alpha": 0.05}}.
- * The first step's route is published at once. who is recorded in the audit
- * event. On success *status_json (malloc'ed, caller frees) is the rollout's
+ * The first step's route is published at once. who (the token name) is the
+ * who of the "rollout.start" event; the controller's own later decisions are
+ * recorded with who "controller". On success *status_json (malloc'ed, caller frees) is the rollout's
  * status as qv_control_rollout_status gives it.
  * QV_EINVAL (d names the field) for a bad plan, a canary that is not READY or
  * no stable version; QV_ENOENT for an unknown model; QV_ECONFLICT when a
@@ -76,7 +78,7 @@ int qv_control_rollout_start(qv_control *c, const char *model, const char *body,
  *  "reason"}. QV_ENOENT when the model never had one. HTTP thread. */
 int qv_control_rollout_status(qv_control *c, const char *model, char **json, struct qv_diag *d);
 /* Aborts the running rollout: canary weight 0, traffic stays on stable,
- * event "rollout.abort". *status_json as above. QV_ENOENT when no rollout is
+ * event "rollout.abort" with who. *status_json as above. QV_ENOENT when no rollout is
  * running; QV_ESTORE when the change cannot be persisted (nothing changed).
  * HTTP thread. */
 int qv_control_rollout_abort(qv_control *c, const char *model, const char *who, char **status_json,

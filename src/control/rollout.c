@@ -397,8 +397,8 @@ static void build_doc(qv_control *c, const struct qv__rollout *ro, enum doc_kind
 
 /* ---- Applying a change ---- */
 
-static void audit(qv_control *c, const char *model, const char *what, const char *old_value,
-                  const char *new_value)
+static void audit(qv_control *c, const char *who, const char *model, const char *what,
+                  const char *old_value, const char *new_value)
 {
     struct qv_store_event ev;
     struct qv_diag d = {{0}};
@@ -408,7 +408,7 @@ static void audit(qv_control *c, const char *model, const char *what, const char
         return;
     memset(&ev, 0, sizeof(ev));
     ev.model = (char *)model;
-    ev.who = "controller";
+    ev.who = (char *)who;
     ev.what = (char *)what;
     ev.old_value = (char *)old_value;
     ev.new_value = (char *)new_value;
@@ -529,8 +529,8 @@ static void take_base(qv_control *c, struct qv__rollout *ro)
 }
 
 /* Ends the rollout (promote, rollback or abort) with a route change. */
-static int finish(qv_control *c, struct qv__rollout *ro, enum ro_state st, const char *what,
-                  const char *reason, struct qv_diag *d)
+static int finish(qv_control *c, const char *who, struct qv__rollout *ro, enum ro_state st,
+                  const char *what, const char *reason, struct qv_diag *d)
 {
     struct qv__rollout next = *ro;
     char *doc = NULL, *old = ro->route ? qv_xstrdup(ro->route) : NULL, *ev;
@@ -548,7 +548,7 @@ static int finish(qv_control *c, struct qv__rollout *ro, enum ro_state st, const
         return err;
     }
     ev = event_value(ro, reason);
-    audit(c, ro->model, what, old, ev);
+    audit(c, who, ro->model, what, old, ev);
     free(ev);
     free(old);
     return QV_OK;
@@ -582,7 +582,7 @@ static void give_up(qv_control *c, struct qv__rollout *ro, const char *reason)
         qv_log(QV_LOG_WARN, "model=%s msg=\"rollout state not persisted\" reason=\"%s\"", ro->model,
                d.msg);
     ev = event_value(ro, reason);
-    audit(c, ro->model, "rollout.abort", NULL, ev);
+    audit(c, "controller", ro->model, "rollout.abort", NULL, ev);
     free(ev);
 }
 
@@ -609,7 +609,7 @@ static void tick_one(qv_control *c, struct qv__rollout *ro)
         snprintf(reason, sizeof(reason), "version %" PRId64 " is no longer READY",
                  qv_engine_is_ready(c->engine, ro->model, ro->stable) ? ro->plan.canary
                                                                       : ro->stable);
-        err = finish(c, ro, RO_ABORTED, "rollout.abort", reason, &d);
+        err = finish(c, "controller", ro, RO_ABORTED, "rollout.abort", reason, &d);
         goto out;
     }
 
@@ -632,7 +632,7 @@ static void tick_one(qv_control *c, struct qv__rollout *ro)
     case QV_ROLLOUT_WAIT:
         break;
     case QV_ROLLOUT_ROLLBACK:
-        err = finish(c, ro, RO_ROLLED_BACK, "rollout.rollback", v.reason, &d);
+        err = finish(c, "controller", ro, RO_ROLLED_BACK, "rollout.rollback", v.reason, &d);
         if (!err)
             qv_log(QV_LOG_WARN,
                    "model=%s canary=%" PRId64 " msg=\"canary rolled back\" "
@@ -640,7 +640,7 @@ static void tick_one(qv_control *c, struct qv__rollout *ro)
                    ro->model, ro->plan.canary, v.reason);
         break;
     case QV_ROLLOUT_PROMOTE:
-        err = finish(c, ro, RO_PROMOTED, "rollout.promote", v.reason, &d);
+        err = finish(c, "controller", ro, RO_PROMOTED, "rollout.promote", v.reason, &d);
         break;
     case QV_ROLLOUT_NEXT: {
         struct qv__rollout next = *ro;
@@ -663,7 +663,7 @@ static void tick_one(qv_control *c, struct qv__rollout *ro)
         if (!err) {
             take_base(c, ro);
             ev = event_value(ro, v.reason);
-            audit(c, ro->model, "rollout.step", old, ev);
+            audit(c, "controller", ro->model, "rollout.step", old, ev);
             free(ev);
         }
         free(old);
@@ -798,9 +798,8 @@ int qv_control_rollout_start(qv_control *c, const char *model, const char *body,
         goto out;
     take_base(c, ro);
     ev = event_value(ro, ro->reason);
-    audit(c, model, "rollout.start", old, ev);
+    audit(c, who ? who : "anonymous", model, "rollout.start", old, ev);
     free(ev);
-    /* who is in the reason; the event's who is the controller acting for them. */
     *status_json = ro_text(ro);
 out:
     free(old);
@@ -837,7 +836,7 @@ int qv_control_rollout_abort(qv_control *c, const char *model, const char *who, 
         goto out;
     }
     snprintf(reason, sizeof(reason), "aborted by %s", who ? who : "anonymous");
-    err = finish(c, ro, RO_ABORTED, "rollout.abort", reason, d);
+    err = finish(c, who ? who : "anonymous", ro, RO_ABORTED, "rollout.abort", reason, d);
     if (!err)
         *status_json = ro_text(ro);
 out:

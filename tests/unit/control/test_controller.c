@@ -224,8 +224,9 @@ static int64_t label(struct fx *f, const char *name)
     return v;
 }
 
-/* The newest event named 'what', parsed from its new_value; NULL when none. */
-static json_t *event(struct fx *f, const char *what)
+/* The newest event named 'what', parsed from its new_value; NULL when none.
+ * Its who must be 'who' ("controller" for what the controller decides). */
+static json_t *event_by(struct fx *f, const char *what, const char *who)
 {
     struct qv_store_event *ev = NULL;
     struct qv_diag d = {{0}};
@@ -235,11 +236,16 @@ static json_t *event(struct fx *f, const char *what)
     assert_int_equal(qv_store_event_list(f->store, NULL, &ev, &n, &d), QV_OK);
     for (size_t i = n; i-- > 0 && j == NULL;)
         if (strcmp(ev[i].what, what) == 0) {
-            assert_string_equal(ev[i].who, "controller");
+            assert_string_equal(ev[i].who, who);
             j = json_loads(ev[i].new_value ? ev[i].new_value : "null", 0, NULL);
         }
     qv_store_event_free(ev, n);
     return j;
+}
+
+static json_t *event(struct fx *f, const char *what)
+{
+    return event_by(f, what, "controller");
 }
 
 static const char plan_json[] = "{\"canary\": 2, \"steps\": [10, 50, 100], \"step_seconds\": 10, "
@@ -299,7 +305,7 @@ static void test_rollback(void **state)
     expect_weights(f, 90, 10);
     assert_int_equal(label(f, "stable"), 1);
     assert_int_equal(label(f, "canary"), 2);
-    ev = event(f, "rollout.start");
+    ev = event_by(f, "rollout.start", "tester");
     assert_non_null(ev);
     json_decref(ev);
     /* A few bad requests: below min_requests nothing happens. */
