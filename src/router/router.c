@@ -1021,6 +1021,17 @@ int qv_router_remember(qv_router *r, const char *id, const char *model, int64_t 
     h = qv_hash64(id, id_len, 0);
     ts = qv_wall_ms();
     qv_mutex_lock(&r->fb.mu);
+    /* A request id seen again replaces its older entry, so that a chain never
+     * holds one id twice: repeated ids would otherwise make chains as long as
+     * the ring and every eviction walk them. */
+    for (int32_t *p = &r->fb.heads[h & r->fb.mask]; *p >= 0; p = &r->fb.e[*p].next) {
+        struct fb_entry *old = &r->fb.e[*p];
+        if (old->hash == h && strcmp(old->id, id) == 0) {
+            old->used = false;
+            *p = old->next;
+            break;
+        }
+    }
     slot = (int32_t)r->fb.head;
     f = &r->fb.e[slot];
     if (f->used)

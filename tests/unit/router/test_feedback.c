@@ -92,6 +92,31 @@ static void *writer(void *p)
     return NULL;
 }
 
+/* One id sent again and again: the newest answer wins, and the ring keeps
+ * working for other ids while it wraps many times over. */
+static void test_repeated_id(void **state)
+{
+    struct qv_router_config cfg = {.feedback_capacity = 1000};
+    int64_t v = 0;
+    qv_router *r;
+
+    (void)state;
+    assert_int_equal(qv_router_create(&cfg, &r), 0);
+    for (int i = 0; i < 5000; i++)
+        assert_int_equal(qv_router_remember(r, "same", "m", i % 3 + 1), 0);
+    assert_int_equal(qv_router_lookup(r, "same", NULL, &v), 0);
+    assert_int_equal(v, 4999 % 3 + 1);
+    assert_int_equal(qv_router_remember(r, "other", "m", 7), 0);
+    for (int i = 0; i < 998; i++)
+        assert_int_equal(qv_router_remember(r, "same", "m", 2), 0);
+    /* "other" is one of the last 1000 entries written; "same" too. */
+    assert_int_equal(qv_router_lookup(r, "other", NULL, &v), 0);
+    assert_int_equal(v, 7);
+    assert_int_equal(qv_router_lookup(r, "same", NULL, &v), 0);
+    assert_int_equal(v, 2);
+    qv_router_destroy(r);
+}
+
 static void test_concurrent(void **state)
 {
     struct qv_router_config cfg = {.feedback_capacity = 2 * N_WRITERS * PER_WRITER};
@@ -117,6 +142,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_remember_lookup),
         cmocka_unit_test(test_eviction),
+        cmocka_unit_test(test_repeated_id),
         cmocka_unit_test(test_concurrent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
