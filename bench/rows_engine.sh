@@ -95,13 +95,16 @@ yes_no() { if "$@"; then echo yes; else echo no; fi; }
 # ---------------------------------------------------------------------------------------------
 # 1. Version swaps under load.
 
-# swapper DIR SRC SECS: every second copies SRC to DIR/.staging-N, renames it to DIR/N (a new
-# highest version, so the default route moves to it), and moves DIR/N-2 out and deletes it.
+# swapper DIR SRC SECS: every second (on a fixed schedule) copies SRC to DIR/.staging-N,
+# renames it to DIR/N (a new highest version, so the default route moves to it), and moves
+# DIR/N-2 out and deletes it.
 swapper() {
-  local dir=$1 src=$2 secs=$3 n=1 end
-  end=$(( $(now_ms) + secs * 1000 ))
-  while [ "$(now_ms)" -lt "$end" ]; do
-    sleep 1
+  local dir=$1 src=$2 secs=$3 n=1 t0 left
+  t0=$(now_ms)
+  while :; do
+    left=$(( t0 + n * 1000 - $(now_ms) ))
+    [ "$left" -gt 0 ] && sleep "$(awk -v l="$left" 'BEGIN {printf "%.3f", l / 1000}')"
+    [ $(( $(now_ms) - t0 )) -lt $(( secs * 1000 )) ] || break
     n=$((n + 1))
     cp -r "$src" "$dir/.staging-$n"
     mv "$dir/.staging-$n" "$dir/$n"
@@ -203,12 +206,14 @@ rows_batching() {
 # ---------------------------------------------------------------------------------------------
 # 3. Overload: 512 connections against queue_limit 64.
 
-# health_poll URL SECS OUT: GET URL every 100 ms for SECS seconds; one "code seconds" line each.
+# health_poll URL SECS OUT: GET URL every 100 ms for SECS seconds, on a new connection each time;
+# one "code total_s connect_s" line each.
 health_poll() {
   local end
   end=$(( $(now_ms) + $2 * 1000 ))
   while [ "$(now_ms)" -lt "$end" ]; do
-    curl -s -o /dev/null -w '%{http_code} %{time_total}\n' --max-time 2 "$1" >>"$3" 2>/dev/null || true
+    curl -s -o /dev/null -w '%{http_code} %{time_total} %{time_connect}\n' --max-time 2 "$1" \
+      >>"$3" 2>/dev/null || true
     sleep 0.1
   done
 }
@@ -216,6 +221,7 @@ health_poll() {
 rows_overload() {
   [ -x "$QUIVER_BIN" ] || return 0
   local repo="$TMP/overload-repo" body="$TMP/test_1row.json" url logf pid st other hmax hp50 hn hbad
+  local hcon
   local conns=512 label="overload: test backend 2 ms/call, queue_limit 64"
   mkdir -p "$repo/slow/1"
   echo '{"backend": "test", "max_batch_size": 0, "instances": 1, "queue_limit": 64}' \
@@ -251,13 +257,14 @@ rows_overload() {
   hn=$(wc -l <"$TMP/health.txt")
   hbad=$(awk '$1 != 200' "$TMP/health.txt" | wc -l)
   hmax=$(awk '$1 == 200 {if ($2 > m) m = $2} END {printf "%.2f", m * 1000}' "$TMP/health.txt")
+  hcon=$(awk '$1 == 200 {if ($3 > m) m = $3} END {printf "%.2f", m * 1000}' "$TMP/health.txt")
   hp50=$(awk '$1 == 200 {print $2}' "$TMP/health.txt" | sort -n |
          awk '{v[NR] = $1} END {if (NR) printf "%.2f", v[int((NR + 1) / 2)] * 1000}')
   goal "overload: answers at $conns conns (${DURATION}s)" "${st#STATUS }" \
     "queue_limit 64, 1 instance" "only 200/429, 0 socket errors" \
     "$( [ "$other" = 0 ] && [ "$er" = 0 ] && echo yes || echo "no ($other other, $er socket errors)")"
   goal "overload: /v2/health/live max latency (curl every 100 ms)" "${hmax:-n/a} ms max" \
-    "p50 ${hp50:-n/a} ms, $hn polls, $hbad not 200" "< 10 ms" \
+    "p50 ${hp50:-n/a} ms, connect max ${hcon:-n/a} ms, $hn polls, $hbad not 200" "< 10 ms" \
     "$( [ "$hbad" = 0 ] && [ -n "$hmax" ] && awk -v m="$hmax" 'BEGIN {exit !(m < 10)}' && echo yes || echo no)"
 }
 
@@ -273,7 +280,7 @@ put_route() {  # PORT MODEL DOC
 
 rows_shadow() {
   [ -x "$QUIVER_BIN" ] || return 0
-  local repo="$TMP/shadow-repo" url port a b route shadow c0 c1
+  local repo="$TMP/shadow-repo" url port a b route shadow c0 c1 v0 v1
   mkdir -p "$repo"
   cp -r examples/models/fraud "$repo/fraud"
   rm -f "$repo/fraud/reference.json"
@@ -291,10 +298,14 @@ rows_shadow() {
   fi
   if put_route "$port" fraud "$shadow"; then
     c0=$(metric_sum "$port" quiver_shadow_comparisons_total)
+    v0=$(metric_sum "$port" quiver_requests_total 'version="1"')
     run_wrk 32 "$WARMUP" "$url" "$LOAD_BODY" "$TMP/warm-shadow-b.log" >/dev/null
     measure shadq 32 "$url" "$LOAD_BODY" "$b"
     c1=$(metric_sum "$port" quiver_shadow_comparisons_total)
-    NOTES+=("shadow: quiver_shadow_comparisons_total grew by $(( c1 - c0 )) during the shadow warm-up and row")
+    v1=$(metric_sum "$port" quiver_requests_total 'version="1"')
+    NOTES+=("shadow: $(( c1 - c0 )) shadow copies compared (quiver_shadow_comparisons_total) for\
+ $(( v1 - v0 )) primary requests on v1 during the shadow warm-up and row (v2's own primaries get no\
+ copy: a shadow equal to the primary is skipped; a copy is dropped when the background lane is full)")
   fi
   stop_q shadq
   local r n
@@ -417,7 +428,7 @@ rows_idring() {
   a="ids: fraud default route, requests without an id"
   b="ids: fraud default route, one id in every request, ring wrapped"
   run_wrk 32 "$WARMUP" "$url" "$LOAD_BODY" "$TMP/warm-idq.log" >/dev/null
-  measure idq 32 "$url" "$LOAD_BODY" "$a"
+  ROW_SECS=$IDRING_SECS measure idq 32 "$url" "$LOAD_BODY" "$a"
   # Same-id requests until more than 65,536 were answered (at most 30 s).
   t0=$(now_ms)
   while [ "$n" -le 66000 ] && [ $(( $(now_ms) - t0 )) -lt 30000 ]; do
@@ -427,7 +438,7 @@ rows_idring() {
     n=$((n + k))
   done
   log "request ids: $n requests with id \"$(sed -E 's/.*"id": *"([^"]*)".*/\1/' "$BODY")\" before the row"
-  measure idq 32 "$url" "$BODY" "$b"
+  ROW_SECS=$IDRING_SECS measure idq 32 "$url" "$BODY" "$b"
   stop_q idq
   NOTES+=("request ids: $n requests with the same id were answered before the one-id row")
   r=$(ratio "${RPS[$b:32]:-}" "${RPS[$a:32]:-}")

@@ -68,6 +68,7 @@ start_ort() {
   if [ "${1:-}" = ready ]; then
     [ -n "${ORT_PID:-}" ] || return 0
     wait_ready ort "$ORT_PID" "http://$HOST:$ORT_PORT/v2/health/ready" 30 || return 0
+    # shellcheck disable=SC2154
     check_mlp ort "http://$HOST:$ORT_PORT$MLP_PATH" && UP[ort]=1
     return 0
   fi
