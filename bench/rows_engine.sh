@@ -199,8 +199,9 @@ rows_batching() {
     "$( [ -n "$best" ] && printf '%.0f' "$best" || echo n/a) (${bestlabel#batching: fraud v2 (200 trees), })" \
     "$( [ -n "$off" ] && printf '%.0f' "$off" || echo n/a) off, 1 instance" ">= 1.5x" \
     "$r x $(yes_no le 1.5 "$r")"
-  goal "batching: req/s on / off with 2 instances" "$( [ -n "$best" ] && printf '%.0f' "$best" || echo n/a)" \
-    "$( [ -n "$off2" ] && printf '%.0f' "$off2" || echo n/a) off, 2 instances" "(for reference)" "$r2 x"
+  [ -z "$off2" ] ||
+    goal "batching: req/s on / off with 2 instances" "$( [ -n "$best" ] && printf '%.0f' "$best" || echo n/a)" \
+      "$(printf '%.0f' "$off2") off, 2 instances" "(for reference)" "$r2 x"
 }
 
 # ---------------------------------------------------------------------------------------------
