@@ -1009,6 +1009,40 @@ static void test_compare_with_failing_target(void **state)
     h_stop_ok(s);
 }
 
+/* Label feedback for a request answered under the compare policy is scored
+ * against the class of the answer the client got. v1 (answering, class 1)
+ * and v2 (class 0, 50 ms slower, so it finishes last) run the same request;
+ * select first returns v1's output; a label of 1 is right. */
+static void test_compare_feedback_scores_the_answer(void **state)
+{
+    struct h_srv *s = *state;
+    struct h_resp r;
+    double y;
+
+    test_model_all(s, "cmp");
+    h_test_version(s, "cmp", 1, "{\"features\": 4, \"scale\": 1.0}");
+    h_test_version(s, "cmp", 2, "{\"features\": 4, \"scale\": -1.0, \"delay_us\": 50000}");
+    h_start(s, NULL);
+    h_wait_state(s, "cmp", 1, "READY");
+    h_wait_state(s, "cmp", 2, "READY");
+    put_route(s, "cmp",
+              "{\"policy\": \"compare\", \"compare\": {\"targets\": [\"1\", \"2\"],"
+              " \"select\": \"first\"}}");
+    assert_int_equal(infer_v(s, "/v2/models/cmp/infer",
+                             "{\"id\": \"c-1\", \"inputs\": [{\"name\": \"input__0\", "
+                             "\"datatype\": \"FP32\", \"shape\": [1, 4], \"data\": " ROW4 "}]}",
+                             NULL, &y),
+                     1);
+    assert_true(y >= 0.5); /* class 1 */
+    r = rq(s, "POST", "/v2/models/cmp/feedback", "{\"id\": \"c-1\", \"label\": 1}", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(h_jstr(r.json, "model_version"), "1");
+    if (json_number_value(json_object_get(r.json, "reward")) != 1.0)
+        fail_msg("label 1 for an answer of class 1 scored as %s", r.body);
+    h_resp_free(&r);
+    h_stop_ok(s);
+}
+
 /* score with a min_requests no window reaches: the controller scores the
  * versions every tick but never moves the weights. */
 static void test_score_waits_for_min_requests(void **state)
@@ -1579,6 +1613,7 @@ static const struct CMUnitTest tests[] = {
     RT_TEST(test_compare_select_and_all_outputs),
     RT_TEST(test_compare_best_score),
     RT_TEST(test_compare_with_failing_target),
+    RT_TEST(test_compare_feedback_scores_the_answer),
     RT_TEST(test_score_prefers_fast_version),
     RT_TEST(test_score_drains_failing_version),
     RT_TEST(test_score_waits_for_min_requests),
