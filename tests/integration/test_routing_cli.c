@@ -348,10 +348,43 @@ static void test_cli_tokens(void **state)
     h_stop_ok(s);
 }
 
+/* The usual canary path: the canary first gets shadow copies, then a
+ * share of the traffic, then is promoted; promote must succeed with the
+ * shadow still naming the canary label (the promoted label goes away, so
+ * nothing may refer to it afterwards). */
+static void test_cli_promote_after_shadow_stage(void **state)
+{
+    struct h_srv *s = *state;
+    char path[400];
+    json_t *rt;
+    int counts[4] = {0};
+
+    two_versions(s);
+    h_start(s, NULL);
+    h_wait_state(s, "fraud", 1, "READY");
+    h_wait_state(s, "fraud", 2, "READY");
+    snprintf(path, sizeof(path), "%s/shadow.json", s->dir);
+    h_write_file(path, "{\"policy\": \"pinned\", \"labels\": {\"stable\": 1, \"canary\": 2},"
+                       " \"target\": \"stable\", \"shadow\": [{\"target\": \"canary\"}]}\n");
+    expect_exit(quiver(s, "--url %s route set fraud --file '%s'", s->base, path), 0,
+                "route set (shadow stage)");
+    expect_exit(quiver(s, "--url %s route set fraud --weights stable=90,canary=10", s->base), 0,
+                "route set (canary stage)");
+    expect_exit(quiver(s, "--url %s promote fraud canary", s->base), 0, "promote");
+    rt = route_now(s);
+    assert_int_equal(num(rt, "labels", "stable"), 2);
+    assert_int_equal(num(rt, "weights", "stable"), 100);
+    json_decref(rt);
+    traffic(s, 20, counts);
+    assert_int_equal(counts[2], 20);
+    h_stop_ok(s);
+}
+
 static const struct CMUnitTest tests[] = {
     CLI_TEST(test_cli_canary_walkthrough),
     CLI_TEST(test_cli_failures),
     CLI_TEST(test_cli_tokens),
+    CLI_TEST(test_cli_promote_after_shadow_stage),
 };
 
 H_MAIN(tests)
