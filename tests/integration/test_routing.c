@@ -1244,6 +1244,15 @@ static void test_bandit_and_restart(void **state)
         assert_int_equal(json_integer_value(json_object_get(labels, "canary")), 2);
         h_resp_free(&r);
     }
+    /* The audit log survives: the changes made before the restart are there. */
+    {
+        struct h_resp r = rq(s, "GET", "/v2/models/fraud/events", NULL, NULL, NULL);
+        assert_int_equal(r.status, 200);
+        assert_non_null(strstr(r.body, "\"route.put\""));
+        assert_non_null(strstr(r.body, "shadowed=2"));
+        assert_non_null(strstr(r.body, "\"route.rollback\""));
+        h_resp_free(&r);
+    }
     /* The online accuracy is kept too. */
     a1 = accuracy_of(s, 1, &m1);
     a2 = accuracy_of(s, 2, &m2);
