@@ -8,8 +8,8 @@ REPO ?= examples/models
 DATA ?= data
 CTEST = ctest --output-on-failure -j $(JOBS)
 
-.PHONY: all deps deps-test build build-asan build-tsan run test test-fast conformance fuzz \
-        soak bench models clean
+.PHONY: all deps deps-test build build-asan build-tsan build-fuzz run test test-fast \
+        conformance fuzz fuzz-short soak bench models clean
 
 all: build
 
@@ -27,23 +27,47 @@ build-asan:
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DQV_SANITIZE=ON >/dev/null
 	cmake --build build-asan -j $(JOBS)
 
+# The concurrent parts (engine, monitor, router, store, controller) under TSan.
+TSAN_TARGETS = unit_test_engine unit_test_monitor unit_test_pick unit_test_feedback \
+               unit_test_bandit unit_test_store unit_test_controller
+TSAN_TESTS = unit_test_(engine|monitor|pick|feedback|bandit|store|controller)
+
 build-tsan:
-	CC=clang cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQV_TSAN=ON >/dev/null
-	cmake --build build-tsan -j $(JOBS)
+	CC=clang cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQV_TSAN=ON \
+	    -DQV_WITH_ONNX=OFF >/dev/null
+	cmake --build build-tsan -j $(JOBS) --target $(TSAN_TARGETS)
+
+# libFuzzer on the ONNX loader (clang, ASan+UBSan).
+build-fuzz:
+	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DQV_SANITIZE=ON -DQV_FUZZ=ON \
+	    -DQV_WITH_XGBOOST=OFF >/dev/null
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_load
+
+FUZZ_SECONDS ?= 600
+fuzz: build-fuzz
+	mkdir -p build-fuzz/corpus
+	./build-fuzz/tests/onnx/fuzz_load -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+	    build-fuzz/corpus tests/onnx/fuzz_corpus
+
+# The short slice that make test runs: a fixed seed, a fresh corpus, 20 seconds.
+fuzz-short: build-fuzz
+	rm -rf build-fuzz/corpus-short && mkdir -p build-fuzz/corpus-short
+	./build-fuzz/tests/onnx/fuzz_load -seed=1 -max_total_time=20 -rss_limit_mb=2048 \
+	    build-fuzz/corpus-short tests/onnx/fuzz_corpus > build-fuzz/fuzz-short.log 2>&1; \
+	rc=$$?; tail -2 build-fuzz/fuzz-short.log; exit $$rc
 
 # Installs, builds, and serves the example repository on $(HOST):$(PORT).
 run: deps build
 	./build/quiver serve --repo $(REPO) --data $(DATA) --host $(HOST) --port $(PORT)
 
-# The concurrent parts (engine, monitor, router, store) also run under TSan.
-TSAN_TESTS = unit_test_(engine|monitor|pick|feedback|bandit|store)
-
 # Installs, builds (plain, ASan+UBSan, TSan) and runs every suite: all of them
-# in the plain and ASan builds, the concurrent parts' unit tests under TSan.
+# in the plain and ASan builds, the concurrent parts' unit tests under TSan,
+# and a short libFuzzer run on the ONNX loader (a crash fails the target).
 test: deps-test build build-asan build-tsan
 	cd build && $(CTEST) || true
 	cd build-asan && $(CTEST) || true
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 $(CTEST) -L unit -R '$(TSAN_TESTS)' || true
+	$(MAKE) fuzz-short
 	@bash scripts/summary.sh build build-asan build-tsan
 
 # The 1000-cycle load/unload loop under ASan and LeakSanitizer.
@@ -65,4 +89,4 @@ bench: build
 	bash bench/run.sh
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz
