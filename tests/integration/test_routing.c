@@ -695,15 +695,13 @@ static void test_shadow_percent(void **state)
 
 /* Feedback that arrives late: 2,000 requests with ids first, then a label
  * for each. Every id is among the last 65,536 requests the router remembers,
- * so every feedback must be joined (200). Also an id of 100 bytes, which the
- * inference accepts (ids up to 127 bytes). */
+ * so every feedback must be joined (200). */
 static void test_feedback_after_a_batch(void **state)
 {
     struct h_srv *s = *state;
     const int n = 2000;
     int lost = 0;
     long first_lost = -1;
-    char long_id[101];
 
     test_model_all(s, "bandit");
     h_test_version(s, "bandit", 1, "{\"features\": 4, \"scale\": 1.0}");
@@ -735,24 +733,37 @@ static void test_feedback_after_a_batch(void **state)
     }
     print_message("late feedback: %d of %d lost (first: batch-%ld)\n", lost, n, first_lost);
 
+    assert_int_equal(lost, 0);
+    h_stop_ok(s);
+}
+
+/* A request id of 100 bytes is accepted by the inference (ids up to 127
+ * bytes), so its feedback must be joined too. */
+static void test_feedback_long_request_id(void **state)
+{
+    struct h_srv *s = *state;
+    char long_id[101], body[600], fb[300];
+    struct h_resp r;
+
+    test_model_all(s, "bandit");
+    h_test_version(s, "bandit", 1, "{\"features\": 4, \"scale\": 1.0}");
+    h_test_version(s, "bandit", 2, "{\"features\": 4, \"scale\": -1.0}");
+    h_start(s, NULL);
+    h_wait_state(s, "bandit", 1, "READY");
+    h_wait_state(s, "bandit", 2, "READY");
+    put_route(s, "bandit", "{\"policy\": \"bandit\", \"weights\": {\"1\": 50, \"2\": 50}}");
     memset(long_id, 'k', 100);
     long_id[100] = '\0';
-    {
-        char body[600], fb[300];
-        struct h_resp r;
-        snprintf(body, sizeof(body),
-                 "{\"id\": \"%s\", \"inputs\": [{\"name\": \"input__0\", \"datatype\": "
-                 "\"FP32\", \"shape\": [1, 4], \"data\": " ROW4 "}]}",
-                 long_id);
-        infer_v(s, "/v2/models/bandit/infer", body, NULL, NULL);
-        snprintf(fb, sizeof(fb), "{\"id\": \"%s\", \"reward\": 1}", long_id);
-        r = rq(s, "POST", "/v2/models/bandit/feedback", fb, NULL, NULL);
-        if (r.status != 200)
-            print_message("feedback for a 100-byte id: %ld %s\n", r.status, r.body);
-        assert_int_equal(lost, 0);
-        assert_int_equal(r.status, 200);
-        h_resp_free(&r);
-    }
+    snprintf(body, sizeof(body),
+             "{\"id\": \"%s\", \"inputs\": [{\"name\": \"input__0\", \"datatype\": "
+             "\"FP32\", \"shape\": [1, 4], \"data\": " ROW4 "}]}",
+             long_id);
+    infer_v(s, "/v2/models/bandit/infer", body, NULL, NULL);
+    snprintf(fb, sizeof(fb), "{\"id\": \"%s\", \"reward\": 1}", long_id);
+    r = rq(s, "POST", "/v2/models/bandit/feedback", fb, NULL, NULL);
+    if (r.status != 200)
+        fail_msg("feedback for a 100-byte id: %ld %s", r.status, r.body);
+    h_resp_free(&r);
     h_stop_ok(s);
 }
 
@@ -1629,6 +1640,7 @@ static const struct CMUnitTest tests[] = {
     RT_TEST(test_bandit_and_restart),
     RT_TEST(test_bandit_ucb1_with_rewards),
     RT_TEST(test_feedback_after_a_batch),
+    RT_TEST(test_feedback_long_request_id),
     RT_TEST(test_events_record_every_change),
     RT_TEST(test_bad_input_leaves_route_unchanged),
 };
