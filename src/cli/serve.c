@@ -27,7 +27,7 @@ struct serve_opts {
     const char *repo, *host, *data, *tokens, *store_url, *port_file;
     int port, workers, http_threads, poll_ms, spin_us, evict_idle_ms;
     long long max_body, memory_budget;
-    bool watch, explicit_mode;
+    bool watch, explicit_mode, no_metrics;
 };
 
 static const char serve_usage[] =
@@ -52,7 +52,9 @@ static const char serve_usage[] =
     "  --tokens FILE           require bearer tokens on management endpoints\n"
     "                          (lines: name token admin|read)\n"
     "  --port-file FILE        write the bound port to FILE once ready\n"
-    "  --log-level LEVEL       debug, info (default), warn, error\n";
+    "  --log-level LEVEL       debug, info (default), warn, error\n"
+    "  --no-metrics            do not record per-request metrics (to measure their cost;\n"
+    "                          /metrics, /stats, scores and rollouts then see no traffic)\n";
 
 static int parse_size(const char *s, long long *out)
 {
@@ -101,6 +103,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
         {"log-level", required_argument, 0, 'l'},   {"help", no_argument, 0, 'h'},
         {"worker-spin-us", required_argument, 0, 'S'},
         {"evict-idle-ms", required_argument, 0, 'E'},
+        {"no-metrics", no_argument, 0, 'M'},
         {0, 0, 0, 0},
     };
     int ch;
@@ -150,6 +153,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
                 return -1;
             break;
         case 'n': o->watch = false; break;
+        case 'M': o->no_metrics = true; break;
         case 'E':
             if (parse_int_opt("--evict-idle-ms", optarg, 1, 86400000, &o->evict_idle_ms))
                 return -1;
@@ -366,6 +370,8 @@ int qv_cli_serve(int argc, char **argv)
         return 1;
     }
     qv_monitor_create(&s.monitor);
+    if (o.no_metrics)
+        qv_monitor_set_recording(s.monitor, false);
 
     memset(&ecfg, 0, sizeof(ecfg));
     ecfg.repo_root = o.repo;

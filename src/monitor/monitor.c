@@ -158,6 +158,7 @@ struct qv_vstats {
     uint64_t created_ns;
 
     atomic_bool gone; /* forgotten: not exported */
+    atomic_bool off;  /* recording switched off (qv_monitor_set_recording) */
 
     qv_mutex ring_mu; /* guards fine and coarse */
     struct ring fine, coarse;
@@ -174,6 +175,7 @@ struct qv_pairstats {
 };
 
 struct qv_monitor {
+    atomic_bool off;      /* recording switched off for every version */
     qv_mutex mu;          /* guards the four fields below */
     qv_vstats **versions; /* sorted by (model, version) */
     size_t nversions, capversions;
@@ -255,8 +257,11 @@ static void hist_record(struct hist *h, uint64_t ns)
 void qv_vstats_request(qv_vstats *s, enum qv_outcome o, uint64_t queue_ns, uint64_t compute_ns,
                        uint64_t total_ns)
 {
-    struct shard *sh = my_shard(s);
+    struct shard *sh;
 
+    if (atomic_load_explicit(&s->off, memory_order_relaxed))
+        return;
+    sh = my_shard(s);
     if ((unsigned)o >= QV_OUTCOME_COUNT)
         o = QV_OUTCOME_BACKEND;
     bump(&sh->outcomes[o], 1);
@@ -271,8 +276,11 @@ void qv_vstats_request(qv_vstats *s, enum qv_outcome o, uint64_t queue_ns, uint6
 
 void qv_vstats_batch(qv_vstats *s, uint32_t batch_size, uint64_t cpu_ns)
 {
-    struct shard *sh = my_shard(s);
+    struct shard *sh;
 
+    if (atomic_load_explicit(&s->off, memory_order_relaxed))
+        return;
+    sh = my_shard(s);
     bump(&sh->batch_buckets[qv__monitor_batch_bucket(batch_size)], 1);
     bump(&sh->batch_items, batch_size);
     bump(&sh->cpu_ns, cpu_ns);
@@ -280,11 +288,15 @@ void qv_vstats_batch(qv_vstats *s, uint32_t batch_size, uint64_t cpu_ns)
 
 void qv_vstats_inflight(qv_vstats *s, int delta)
 {
+    if (atomic_load_explicit(&s->off, memory_order_relaxed))
+        return;
     atomic_fetch_add_explicit(&my_shard(s)->inflight, delta, memory_order_relaxed);
 }
 
 void qv_vstats_queue_depth(qv_vstats *s, int64_t depth)
 {
+    if (atomic_load_explicit(&s->off, memory_order_relaxed))
+        return;
     atomic_store_explicit(&s->queue_depth, depth, memory_order_relaxed);
 }
 
@@ -595,6 +607,15 @@ void qv_monitor_destroy(qv_monitor *m)
     free(m);
 }
 
+void qv_monitor_set_recording(qv_monitor *m, bool on)
+{
+    qv_mutex_lock(&m->mu);
+    atomic_store(&m->off, !on);
+    for (size_t i = 0; i < m->nversions; i++)
+        atomic_store(&m->versions[i]->off, !on);
+    qv_mutex_unlock(&m->mu);
+}
+
 qv_vstats *qv_monitor_version(qv_monitor *m, const char *model, int64_t version)
 {
     qv_vstats *s, *fresh = NULL;
@@ -608,6 +629,7 @@ qv_vstats *qv_monitor_version(qv_monitor *m, const char *model, int64_t version)
         return s;
     }
     fresh = vstats_new(model, version);
+    atomic_store_explicit(&fresh->off, atomic_load(&m->off), memory_order_relaxed);
 
     qv_mutex_lock(&m->mu);
     pos = version_pos(m, model, version, &found);

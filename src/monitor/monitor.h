@@ -113,6 +113,10 @@ void qv_monitor_destroy(qv_monitor *m);
  * call it when a version is loaded, not per request. model is copied.
  * Any thread (control plane). */
 qv_vstats *qv_monitor_version(qv_monitor *m, const char *model, int64_t version);
+/* Switches the hot-path recording of every version (present and future) on
+ * or off; off exists to measure what the metrics themselves cost
+ * (`quiver serve --no-metrics`). Set it before traffic starts. Any thread. */
+void qv_monitor_set_recording(qv_monitor *m, bool on);
 /* Like qv_monitor_version but never creates: NULL when unknown. Takes the
  * lock. Any thread. */
 qv_vstats *qv_monitor_find(qv_monitor *m, const char *model, int64_t version);

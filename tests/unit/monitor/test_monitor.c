@@ -619,10 +619,33 @@ static void test_docs_cover_table(void **state)
     free(doc);
 }
 
+/* Recording switched off leaves the counters alone; back on, they count. */
+static void test_recording_switch(void **state)
+{
+    struct qv_vstats_summary sum;
+    qv_monitor *m;
+    qv_vstats *s;
+
+    (void)state;
+    assert_int_equal(qv_monitor_create(&m), 0);
+    qv_monitor_set_recording(m, false);
+    s = qv_monitor_version(m, "m", 1);
+    qv_vstats_request(s, QV_OUTCOME_OK, 1000, 2000, 3000);
+    qv_vstats_batch(s, 4, 100);
+    assert_int_equal(qv_monitor_summary(m, "m", 1, 10, &sum), 0);
+    assert_int_equal(sum.outcomes[QV_OUTCOME_OK], 0);
+    qv_monitor_set_recording(m, true);
+    qv_vstats_request(s, QV_OUTCOME_OK, 1000, 2000, 3000);
+    assert_int_equal(qv_monitor_summary(m, "m", 1, 10, &sum), 0);
+    assert_int_equal(sum.outcomes[QV_OUTCOME_OK], 1);
+    qv_monitor_destroy(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lat_buckets),       cmocka_unit_test(test_batch_buckets),
+        cmocka_unit_test(test_recording_switch),
         cmocka_unit_test(test_quantiles_known),   cmocka_unit_test(test_quantiles_recorded),
         cmocka_unit_test(test_window_diff),       cmocka_unit_test(test_tick_windows),
         cmocka_unit_test(test_concurrent_totals), cmocka_unit_test(test_extras),
