@@ -23,7 +23,7 @@ struct ctx {
 struct qv_onnx_model {
     struct qv__onnx_graph g;
     int threads;
-    bool value_keyed; /* plans depend on the values of small integer inputs */
+    bool value_keyed; /* shapes depend on input values: plan per run's values */
     qv_mutex lock;
     struct ctx *free_ctx; /* Guarded by lock. */
     size_t ctx_bytes;     /* Guarded by lock: arenas and folded data of all contexts. */
@@ -56,20 +56,6 @@ static void load_shapes(const struct qv__onnx_graph *g, struct qv_tensor *shapes
     }
 }
 
-/* True if some graph input could carry shape values: an integer or float
- * vector of fixed, small length (sizes, pads, scales). */
-static bool has_value_inputs(const struct qv__onnx_graph *g)
-{
-    for (int i = 0; i < g->n_inputs; i++) {
-        const struct qv_tensor_desc *dd = &g->in_desc[i];
-        int64_t n = qv_shape_numel(dd->shape, dd->ndim);
-        if ((dd->dtype == QV_DTYPE_I64 || dd->dtype == QV_DTYPE_I32 || dd->dtype == QV_DTYPE_F32) &&
-            dd->ndim <= 1 && n >= 0 && n <= QV_VALUE_INPUT_MAX)
-            return true;
-    }
-    return false;
-}
-
 int qv_onnx_load_buffer(const void *data, size_t len, const char *base_dir,
                         const struct qv_onnx_options *opt, qv_onnx_model **out, struct qv_diag *d)
 {
@@ -77,6 +63,7 @@ int qv_onnx_load_buffer(const void *data, size_t len, const char *base_dir,
     struct qv_tensor *shapes = NULL;
     struct ctx *c = NULL;
     size_t max_bytes = opt && opt->max_bytes ? opt->max_bytes : ((size_t)4 << 30);
+    bool needs = false;
     int err;
 
     m = calloc(1, sizeof(*m));
@@ -100,10 +87,11 @@ int qv_onnx_load_buffer(const void *data, size_t len, const char *base_dir,
         goto out;
     }
     load_shapes(&m->g, shapes);
-    err = qv__onnx_plan_build(&m->g, shapes, false, m->threads, &c->plan, d);
-    if (err == QV_ENOTSUP && has_value_inputs(&m->g)) {
+    err = qv__onnx_plan_build(&m->g, shapes, QV__BIND_NONE, m->threads, &c->plan, &needs, d);
+    if (err == QV_ENOTSUP && needs) {
         /* Some shape depends on the values of an input fed at run time (a
-         * Reshape target, Pad pads): plan at each run for those values. */
+         * Reshape target, Pad pads, NonZero): plan at each run for those
+         * values. Every other check has passed. */
         m->value_keyed = true;
         if (d)
             d->msg[0] = '\0';
@@ -284,6 +272,7 @@ int qv_onnx_run(qv_onnx_model *m, const struct qv_tensor *in, int n_in, struct q
     struct qv_tensor *shapes = NULL;
     struct ctx *c = NULL;
     size_t before = 0;
+    bool needs = false, transient = false;
     int err, done = 0;
 
     *n_out = 0;
@@ -324,7 +313,16 @@ int qv_onnx_run(qv_onnx_model *m, const struct qv_tensor *in, int n_in, struct q
         }
         for (int i = 0; i < g->n_inputs; i++)
             shapes[i] = *ordered[i];
-        err = qv__onnx_plan_build(g, shapes, m->value_keyed, m->threads, &c->plan, d);
+        err = qv__onnx_plan_build(g, shapes, m->value_keyed ? QV__BIND_SMALL : QV__BIND_NONE,
+                                  m->threads, &c->plan, &needs, d);
+        if (err == QV_ENOTSUP && needs && m->value_keyed) {
+            /* Shapes depend on more than small inputs (NonZero, Unique):
+             * plan with every input's values, for this run only. */
+            if (d)
+                d->msg[0] = '\0';
+            err = qv__onnx_plan_build(g, shapes, QV__BIND_ALL, m->threads, &c->plan, NULL, d);
+            transient = err == QV_OK;
+        }
         if (err)
             goto out;
         c->planned = true;
@@ -353,6 +351,10 @@ out:
     if (c) {
         for (int i = 0; i < g->n_inputs && c->planned; i++)
             c->plan.tensors[g->inputs[i]].data = NULL;
+        if (transient) {
+            qv__onnx_plan_fini(&c->plan);
+            c->planned = false;
+        }
         qv_mutex_lock(&m->lock);
         m->ctx_bytes = m->ctx_bytes - before + (c->planned ? plan_bytes(&c->plan) : 0);
         c->next = m->free_ctx;

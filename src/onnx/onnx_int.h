@@ -74,14 +74,21 @@ struct qv__onnx_plan {
     size_t folded_bytes;
 };
 
-/* Plans g for the shapes of the graph inputs in 'shapes' (tensors in graph
- * input order; dtype/ndim/shape are read). With bind_values, the values of
- * small integer or float inputs (qv__onnx_is_value_input) are read too and treated as
- * constants, so that shape-defining inputs fed at run time (a Reshape
- * target, Pad pads) can be planned; such a plan is valid only for those
- * values (vkey). On failure p is left finalized. */
+/* Which graph inputs' values a plan may read (they are then constants to
+ * the planner, and the plan is valid only for those values). */
+enum qv__bind {
+    QV__BIND_NONE,  /* shapes only: the plan serves any values */
+    QV__BIND_SMALL, /* small int/float vectors (qv__onnx_is_value_input), keyed by vkey */
+    QV__BIND_ALL,   /* every input (data-dependent shapes): valid for this run only */
+};
+
+/* Plans g for the graph inputs in 'shapes' (tensors in graph input order;
+ * dtype/ndim/shape are read, and data as 'bind' says). On failure p is left
+ * finalized, and *needs_values (if not NULL) tells whether the failure was
+ * an input that must be known at plan time (qv_input_known). */
 int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *shapes,
-                        bool bind_values, int threads, struct qv__onnx_plan *p, struct qv_diag *d);
+                        enum qv__bind bind, int threads, struct qv__onnx_plan *p,
+                        bool *needs_values, struct qv_diag *d);
 bool qv__onnx_is_value_input(const struct qv_tensor *t);
 /* Element k of a value input's data, as a plan-cache key. */
 int64_t qv__onnx_value_key(const struct qv_tensor *t, const void *data, int64_t k);

@@ -133,7 +133,8 @@ bool qv__onnx_is_value_input(const struct qv_tensor *t)
 }
 
 int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *shapes,
-                        bool bind_values, int threads, struct qv__onnx_plan *p, struct qv_diag *d)
+                        enum qv__bind bind, int threads, struct qv__onnx_plan *p,
+                        bool *needs_values, struct qv_diag *d)
 {
     size_t n_in_ptrs = 0, n_out_ptrs = 0, n_folded_max = 0;
     int *def = NULL, *last = NULL;
@@ -141,6 +142,8 @@ int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *
     int n_blocks = 0, err = QV_OK;
     size_t k_in = 0, k_out = 0;
 
+    if (needs_values)
+        *needs_values = false;
     memset(p, 0, sizeof(*p));
     for (int i = 0; i < g->n_nodes; i++) {
         n_in_ptrs += (size_t)g->nodes[i].n_in;
@@ -190,7 +193,9 @@ int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *
         t->data = NULL;
         key[0] = t->ndim;
         memcpy(key + 1, t->shape, sizeof(int64_t) * QV_MAX_DIMS);
-        if (bind_values && qv__onnx_is_value_input(&shapes[i])) {
+        if (bind == QV__BIND_ALL) {
+            t->data = shapes[i].data; /* borrowed for this run */
+        } else if (bind == QV__BIND_SMALL && qv__onnx_is_value_input(&shapes[i])) {
             void *copy = malloc(t->nbytes + 1);
             int64_t n = qv_tensor_numel(t);
             if (copy == NULL) {
@@ -240,8 +245,11 @@ int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *
             }
         }
         err = n->op->infer_shape(x, d);
-        if (err)
+        if (err) {
+            if (needs_values)
+                *needs_values = x->needs_values;
             goto out;
+        }
         for (int j = 0; j < n->n_out; j++) {
             struct qv_tensor *t = outs[j];
             int64_t numel;

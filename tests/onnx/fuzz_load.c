@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_RUN_ELEMS 4096               /* keep each run fast */
+#define MAX_RUN_ELEMS 1024               /* keep each run fast */
 #define MAX_RUN_BYTES ((size_t)64 << 20) /* and small */
 
 static void run_once(qv_onnx_model *m)

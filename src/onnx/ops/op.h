@@ -86,6 +86,7 @@ struct qv_exec {
     size_t scratch_bytes; /* set by infer_shape; the planner provides 'scratch' */
     void *scratch;        /* 64-byte aligned, valid during the kernel only */
     int threads;          /* threads the kernel may use (BLAS is set by the runtime) */
+    bool needs_values;    /* set by qv_input_known(): an input must be known at plan time */
     _Alignas(16) unsigned char priv[QV_EXEC_PRIV]; /* op-private parameters from infer_shape */
 };
 
@@ -153,10 +154,14 @@ int qv_shape_same_as_input0(struct qv_exec *x, struct qv_diag *d);
 void qv_out_set(struct qv_exec *x, int o, enum qv_dtype dtype, int ndim, const int64_t *shape);
 /* Normalizes a possibly negative axis against rank; QV_EINVAL if out of range. */
 int qv_axis_norm(const struct qv_exec *x, int64_t axis, int rank, int *out, struct qv_diag *d);
+/* QV_OK if input i is present and known at plan time. Otherwise QV_ENOTSUP
+ * with a message, and x->needs_values is set: the runtime then plans the
+ * model again for each run's input values (see docs/onnx.md). Use it for
+ * every input whose values decide an output shape. */
+int qv_input_known(struct qv_exec *x, int i, struct qv_diag *d);
 /* Reads a constant int64 (or int32) 1-D input as int64 values; *count set.
- * QV_ENOTSUP (with a message) if the input is not known at plan time. */
-int qv_input_ints(const struct qv_exec *x, int i, int64_t *vals, int max, int *count,
-                  struct qv_diag *d);
+ * Fails like qv_input_known() if the input is not known at plan time. */
+int qv_input_ints(struct qv_exec *x, int i, int64_t *vals, int max, int *count, struct qv_diag *d);
 
 /* ---- Broadcasting (op_util.c) ----
  * Multidirectional (numpy) broadcasting of up to 4 operands into out. */

@@ -379,8 +379,9 @@ static int one_hot_infer(struct qv_exec *x, struct qv_diag *d)
     ind = x->in[0];
     dep = x->in[1];
     vals = x->in[2];
-    if (dep->data == NULL)
-        return qv_op_fail(x->node, d, QV_ENOTSUP, "depth must be a constant");
+    err = qv_input_known(x, 1, d);
+    if (err)
+        return err;
     if (qv_numel(dep) != 1 || qv_numel(vals) != 2 || qv_dtype_size(ind->dtype) == 0)
         return qv_op_fail(x->node, d, QV_EINVAL, "depth must be a scalar, values a pair");
     depth = (int64_t)qv_tensor_get_f64(dep, 0);
@@ -432,7 +433,10 @@ static int trilu_infer(struct qv_exec *x, struct qv_diag *d)
     p->flag = qv_attr_int(x->node, "upper", 1) != 0;
     p->k = 0;
     if (x->n_in > 1 && x->in[1]) {
-        if (x->in[1]->data == NULL || x->in[1]->dtype != QV_DTYPE_I64 || qv_numel(x->in[1]) != 1)
+        err = qv_input_known(x, 1, d);
+        if (err)
+            return err;
+        if (x->in[1]->dtype != QV_DTYPE_I64 || qv_numel(x->in[1]) != 1)
             return qv_op_fail(x->node, d, QV_ENOTSUP, "k must be a constant int64 scalar");
         p->k = *(const int64_t *)x->in[1]->data;
     }

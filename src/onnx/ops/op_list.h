@@ -29,6 +29,7 @@
     X(Ceil, ceil)                                                                                  \
     X(Celu, celu)                                                                                  \
     X(Clip, clip)                                                                                  \
+    X(Compress, compress)                                                                          \
     X(Concat, concat)                                                                              \
     X(Constant, constant)                                                                          \
     X(ConstantOfShape, constant_of_shape)                                                          \
@@ -86,6 +87,8 @@
     X(Mul, mul)                                                                                    \
     X(Neg, neg)                                                                                    \
     X(NegativeLogLikelihoodLoss, negative_log_likelihood_loss)                                     \
+    X(NonMaxSuppression, non_max_suppression)                                                      \
+    X(NonZero, non_zero)                                                                           \
     X(Not, not)                                                                                    \
     X(OneHot, one_hot)                                                                             \
     X(Or, or)                                                                                      \
@@ -138,6 +141,7 @@
     X(TopK, top_k)                                                                                 \
     X(Transpose, transpose)                                                                        \
     X(Trilu, trilu)                                                                                \
+    X(Unique, unique)                                                                              \
     X(Unsqueeze, unsqueeze)                                                                        \
     X(Upsample, upsample)                                                                          \
     X(Where, where)                                                                                \

@@ -214,9 +214,10 @@ static int input_floats(struct qv_exec *x, int i, double *vals, int max, int *co
 {
     const struct qv_tensor *t = x->in[i];
     int64_t n = qv_numel(t);
+    int err = qv_input_known(x, i, d);
 
-    if (t->data == NULL)
-        return qv_op_fail(x->node, d, QV_ENOTSUP, "input %d must be known at plan time", i);
+    if (err)
+        return err;
     if (t->dtype != QV_DTYPE_F32 && t->dtype != QV_DTYPE_F64)
         return qv_op_fail(x->node, d, QV_EINVAL, "input %d must be float", i);
     if (n > max)

@@ -227,7 +227,10 @@ static int dropout_infer(struct qv_exec *x, struct qv_diag *d)
         return err;
     if (x->n_in > 2 && x->in[2]) {
         const struct qv_tensor *tm = x->in[2];
-        if (tm->data == NULL || tm->dtype != QV_DTYPE_BOOL)
+        err = qv_input_known(x, 2, d);
+        if (err)
+            return err;
+        if (tm->dtype != QV_DTYPE_BOOL)
             return qv_op_fail(x->node, d, QV_ENOTSUP, "training_mode must be a constant bool");
         if (*(const uint8_t *)tm->data)
             return qv_op_fail(x->node, d, QV_ENOTSUP, "training mode is not supported");

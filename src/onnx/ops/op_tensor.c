@@ -618,8 +618,9 @@ static int range_infer(struct qv_exec *x, struct qv_diag *d)
     if (err)
         return err;
     for (int i = 0; i < 3; i++) {
-        if (x->in[i]->data == NULL)
-            return qv_op_fail(x->node, d, QV_ENOTSUP, "inputs must be constants");
+        err = qv_input_known(x, i, d);
+        if (err)
+            return err;
         if (qv_numel(x->in[i]) != 1 || x->in[i]->dtype != x->in[0]->dtype)
             return qv_op_fail(x->node, d, QV_EINVAL, "inputs must be scalars of one type");
     }

@@ -162,17 +162,28 @@ int qv_axis_norm(const struct qv_exec *x, int64_t axis, int rank, int *out, stru
     return QV_OK;
 }
 
-int qv_input_ints(const struct qv_exec *x, int i, int64_t *vals, int max, int *count,
-                  struct qv_diag *d)
+int qv_input_known(struct qv_exec *x, int i, struct qv_diag *d)
 {
     const struct qv_tensor *t = i < x->n_in ? x->in[i] : NULL;
-    int64_t n;
 
     if (t == NULL)
         return qv_op_fail(x->node, d, QV_EINVAL, "input %d is required", i);
-    if (t->data == NULL)
+    if (t->data == NULL) {
+        x->needs_values = true;
         return qv_op_fail(x->node, d, QV_ENOTSUP,
                           "input %d must be known when the model is planned (a constant)", i);
+    }
+    return QV_OK;
+}
+
+int qv_input_ints(struct qv_exec *x, int i, int64_t *vals, int max, int *count, struct qv_diag *d)
+{
+    const struct qv_tensor *t = i < x->n_in ? x->in[i] : NULL;
+    int64_t n;
+    int err = qv_input_known(x, i, d);
+
+    if (err)
+        return err;
     if (t->dtype != QV_DTYPE_I64 && t->dtype != QV_DTYPE_I32)
         return qv_op_fail(x->node, d, QV_EINVAL, "input %d must be int64 or int32", i);
     if (t->ndim > 1)
