@@ -155,9 +155,62 @@ BIN_KERNEL(div, f32, float, a / b)
 BIN_KERNEL(div, f64, double, a / b)
 BIN_KERNEL(div, i64, int64_t, idiv64(a, b))
 BIN_KERNEL(div, i32, int32_t, idiv32(a, b))
-BIN_KERNEL(pow, f32, float, powf(a, b))
-BIN_KERNEL(pow, f64, double, pow(a, b))
-BIN_KERNEL(pow, i64, int64_t, ipow64(a, b))
+BIN_KERNEL(pow_same, f32, float, powf(a, b))
+BIN_KERNEL(pow_same, f64, double, pow(a, b))
+BIN_KERNEL(pow_same, i64, int64_t, ipow64(a, b))
+
+/* Pow with an exponent of another type: element by element through double
+ * (integers exactly when both are integers); the result has the base's type. */
+static int pow_mixed(struct qv_exec *x)
+{
+    const struct qv_tensor *ops[2] = {x->in[0], x->in[1]};
+    struct qv_tensor *o = x->out[0];
+    bool ints = o->dtype != QV_DTYPE_F32 && o->dtype != QV_DTYPE_F64 &&
+                x->in[1]->dtype != QV_DTYPE_F32 && x->in[1]->dtype != QV_DTYPE_F64;
+    struct qv_bcast bc;
+    int64_t off[QV_BCAST_MAX];
+
+    if (qv_bcast_init(&bc, 2, ops, NULL, NULL) != 0)
+        return QV_EINVAL;
+    for (int64_t j = 0; j < bc.numel; j++) {
+        double a, b, r;
+        qv_bcast_offsets(&bc, j, off);
+        a = qv_tensor_get_f64(x->in[0], off[0]);
+        b = qv_tensor_get_f64(x->in[1], off[1]);
+        r = ints ? (double)ipow64((int64_t)a, (int64_t)b) : pow(a, b);
+        switch (o->dtype) {
+        case QV_DTYPE_F32:
+            ((float *)o->data)[j] = (float)r;
+            break;
+        case QV_DTYPE_F64:
+            ((double *)o->data)[j] = r;
+            break;
+        case QV_DTYPE_I32:
+            ((int32_t *)o->data)[j] = (int32_t)(isfinite(r) && fabs(r) < 2e9 ? r : 0);
+            break;
+        default:
+            ((int64_t *)o->data)[j] = ints ? ipow64((int64_t)a, (int64_t)b)
+                                           : (int64_t)(isfinite(r) && fabs(r) < 9e18 ? r : 0);
+            break;
+        }
+    }
+    return QV_OK;
+}
+
+static int pow_f32(struct qv_exec *x)
+{
+    return x->in[1]->dtype == QV_DTYPE_F32 ? pow_same_f32(x) : pow_mixed(x);
+}
+
+static int pow_f64(struct qv_exec *x)
+{
+    return x->in[1]->dtype == QV_DTYPE_F64 ? pow_same_f64(x) : pow_mixed(x);
+}
+
+static int pow_i64(struct qv_exec *x)
+{
+    return x->in[1]->dtype == QV_DTYPE_I64 ? pow_same_i64(x) : pow_mixed(x);
+}
 BIN_KERNEL(max, f32, float, (isnan(a) || a > b) ? a : b)
 BIN_KERNEL(max, f64, double, (isnan(a) || a > b) ? a : b)
 BIN_KERNEL(max, i64, int64_t, a > b ? a : b)
@@ -355,10 +408,10 @@ static int pow_infer(struct qv_exec *x, struct qv_diag *d)
 
     if (err)
         return err;
-    if (x->in[0]->dtype != x->in[1]->dtype)
-        return qv_op_fail(x->node, d, QV_ENOTSUP, "mixed base/exponent types %s, %s",
-                          qv_dtype_name(x->in[0]->dtype), qv_dtype_name(x->in[1]->dtype));
-    return bin_infer_common(x, QV_DTYPE_UNDEF, true, d);
+    if (qv_dtype_size(x->in[1]->dtype) == 0 || x->in[1]->dtype == QV_DTYPE_F16)
+        return qv_op_fail(x->node, d, QV_ENOTSUP, "exponent type %s is not supported",
+                          qv_dtype_name(x->in[1]->dtype));
+    return bin_infer_common(x, QV_DTYPE_UNDEF, false, d);
 }
 
 static int prelu_infer(struct qv_exec *x, struct qv_diag *d)
@@ -455,10 +508,11 @@ const struct qv_op qv_op_mul = {
     .name = "Mul", .since_version = 1, .infer_shape = bin2_infer, .kernels = {KALL(mul)}};
 const struct qv_op qv_op_div = {
     .name = "Div", .since_version = 1, .infer_shape = bin2_infer, .kernels = {KALL(div)}};
-const struct qv_op qv_op_pow = {.name = "Pow",
-                                .since_version = 1,
-                                .infer_shape = pow_infer,
-                                .kernels = {KF(pow), [QV_DTYPE_I64] = pow_i64}};
+const struct qv_op qv_op_pow = {
+    .name = "Pow",
+    .since_version = 1,
+    .infer_shape = pow_infer,
+    .kernels = {KF(pow), [QV_DTYPE_I64] = pow_i64, [QV_DTYPE_I32] = pow_mixed}};
 const struct qv_op qv_op_sum = {
     .name = "Sum", .since_version = 1, .infer_shape = bin_infer, .kernels = {KFI(add)}};
 const struct qv_op qv_op_max = {

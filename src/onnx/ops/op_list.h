@@ -24,6 +24,7 @@
     X(AveragePool, average_pool)                                                                   \
     X(BatchNormalization, batch_normalization)                                                     \
     X(BitShift, bit_shift)                                                                         \
+    X(BlackmanWindow, blackman_window)                                                             \
     X(Cast, cast)                                                                                  \
     X(CastLike, cast_like)                                                                         \
     X(Ceil, ceil)                                                                                  \
@@ -40,6 +41,7 @@
     X(CumSum, cum_sum)                                                                             \
     X(DepthToSpace, depth_to_space)                                                                \
     X(DequantizeLinear, dequantize_linear)                                                         \
+    X(Det, det)                                                                                    \
     X(Div, div)                                                                                    \
     X(Dropout, dropout)                                                                            \
     X(DynamicQuantizeLinear, dynamic_quantize_linear)                                              \
@@ -62,6 +64,8 @@
     X(GlobalMaxPool, global_max_pool)                                                              \
     X(Greater, greater)                                                                            \
     X(GreaterOrEqual, greater_or_equal)                                                            \
+    X(HammingWindow, hamming_window)                                                               \
+    X(HannWindow, hann_window)                                                                     \
     X(HardSigmoid, hard_sigmoid)                                                                   \
     X(HardSwish, hard_swish)                                                                       \
     X(Hardmax, hardmax)                                                                            \
@@ -79,8 +83,10 @@
     X(LogSoftmax, log_softmax)                                                                     \
     X(LpPool, lp_pool)                                                                             \
     X(MatMul, matmul)                                                                              \
+    X(MatMulInteger, mat_mul_integer)                                                              \
     X(Max, max)                                                                                    \
     X(MaxPool, max_pool)                                                                           \
+    X(MaxUnpool, max_unpool)                                                                       \
     X(Mean, mean)                                                                                  \
     X(Min, min)                                                                                    \
     X(Mod, mod)                                                                                    \
@@ -112,6 +118,7 @@
     X(Relu, relu)                                                                                  \
     X(Reshape, reshape)                                                                            \
     X(Resize, resize)                                                                              \
+    X(ReverseSequence, reverse_sequence)                                                           \
     X(Round, round)                                                                                \
     X(ScatterElements, scatter_elements)                                                           \
     X(ScatterND, scatter_nd)                                                                       \
