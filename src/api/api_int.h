@@ -60,25 +60,19 @@ struct qv_http_req {
 
 struct MHD_Daemon;
 struct qv_api_tokens;
-struct qv_api_predictions;
 
 struct qv_api {
     struct MHD_Daemon *daemon;
     struct qv_api_config cfg;
     struct qv_api_deps deps;
     int port;
-    _Atomic int inflight;
+    _Atomic int inflight;           /* requests the HTTP layer holds */
+    _Atomic int pending;            /* of those, begun before the stop: waited for */
     _Atomic bool stopping;
     struct qv_api_tokens *tokens; /* NULL: management endpoints open */
-    struct qv_api_predictions *predictions;
 };
 
-/* predictions.c */
-struct qv_api_predictions *qv__api_predictions_create(void);
-void qv__api_predictions_destroy(struct qv_api_predictions *p);
-void qv__api_remember_prediction(struct qv_api *a, const char *id, int cls);
-int qv__api_predicted_class(struct qv_api *a, const char *id); /* -1 if unknown */
-int qv__api_output_class(const struct qv_tensor *t);           /* class of row 0 */
+
 
 /* auth.c */
 int qv__api_tokens_load(struct qv_api *a, const char *path, struct qv_diag *d);

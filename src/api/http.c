@@ -29,6 +29,7 @@ struct conn_ctx {
     enum ctx_state state;
     bool too_big;
     bool suspended;
+    bool counted;   /* began before the stop: counted in pending */
     struct MHD_Connection *conn;
 };
 
@@ -121,6 +122,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         c->body.max = a->cfg.max_body_bytes;
         *con_cls = c;
         atomic_fetch_add(&a->inflight, 1);
+        if (!atomic_load(&a->stopping)) {
+            c->counted = true;
+            atomic_fetch_add(&a->pending, 1);
+        }
         cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > a->cfg.max_body_bytes) {
             qv_fail(&c->r.diag, QV_E2BIG, "request body of %s bytes is over the limit of %zu",
@@ -153,9 +158,15 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     c->r.body = c->body.data ? c->body.data : "";
     c->r.body_len = c->body.len;
     c->state = CTX_PENDING;
+    if (atomic_load(&a->stopping) && !c->counted) {
+        qv_fail(&c->r.diag, QV_ESHUTDOWN, "the server is shutting down");
+        qv__api_error(&c->r, QV_ESHUTDOWN);
+        c->state = CTX_RESUMED;
+        return send_response(c);
+    }
     rc = qv__api_dispatch(&c->r);
     if (rc == QV_API_PENDING)
-        return MHD_YES; /* suspended; resumed by qv__api_complete */
+        return MHD_YES; /* suspended; resumed by complete() */
     c->state = CTX_RESUMED;
     return send_response(c);
 }
@@ -170,6 +181,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)toe;
     if (c == NULL)
         return;
+    if (c->counted)
+        atomic_fetch_sub(&a->pending, 1);
     qv_buf_free(&c->body);
     qv_buf_free(&c->r.resp);
     free(c);
@@ -223,11 +236,9 @@ int qv_api_start(const struct qv_api_config *cfg, const struct qv_api_deps *deps
     a = qv_xcalloc(1, sizeof(*a));
     a->cfg = *cfg;
     a->deps = *deps;
-    a->predictions = qv__api_predictions_create();
     if (cfg->tokens_file) {
         err = qv__api_tokens_load(a, cfg->tokens_file, d);
         if (err) {
-            qv__api_predictions_destroy(a->predictions);
             free(a);
             return err;
         }
@@ -240,7 +251,6 @@ int qv_api_start(const struct qv_api_config *cfg, const struct qv_api_deps *deps
         (unsigned)1024, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
     if (a->daemon == NULL) {
         qv__api_tokens_free(a);
-        qv__api_predictions_destroy(a->predictions);
         free(a);
         return qv_fail(d, QV_EIO, "cannot listen on %s:%d (in use, or not permitted)", host,
                        cfg->port);
@@ -256,24 +266,23 @@ int qv_api_port(const qv_api *a)
     return a->port;
 }
 
+/* libmicrohttpd's MHD_quiesce_daemon races with its own epoll threads when a
+ * thread pool is used ("Failed to remove listen FD from epoll set", an abort),
+ * so the server stops accepting work its own way: once stopping is set, a new
+ * request is answered 503 at once, and in-flight ones are waited for. */
 void qv_api_stop(qv_api *a, int timeout_ms)
 {
-    MHD_socket fd;
     uint64_t deadline;
 
     if (a == NULL)
         return;
     atomic_store(&a->stopping, true);
-    fd = MHD_quiesce_daemon(a->daemon);
     deadline = qv_now_ns() + (uint64_t)timeout_ms * 1000000ull;
-    while (atomic_load(&a->inflight) > 0 && qv_now_ns() < deadline) {
+    while (atomic_load(&a->pending) > 0 && qv_now_ns() < deadline) {
         struct timespec ts = {0, 5 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
     MHD_stop_daemon(a->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
     qv__api_tokens_free(a);
-    qv__api_predictions_destroy(a->predictions);
     free(a);
 }

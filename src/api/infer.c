@@ -112,7 +112,7 @@ static void on_shadow_done(struct qv_infer_req *q)
         q->outputs[0].owned = false; /* moved into the pair */
         p->shadow_ok = true;
     }
-    p->shadow_ns = q->t_done - q->t_submit;
+    p->shadow_ns = q->t_done - q->t_start; /* compute only: the lane's queue is not the model's */
     qv_infer_req_fini(q);
     qv_version_release(s->v);
     free(s);
@@ -220,7 +220,7 @@ static void feed_pairs(struct infer_ctx *c)
         struct shadow_pair *p = c->pairs[i];
         if (q->status == QV_OK && q->n_outputs > 0)
             p->primary_ok = tensor_copy(&p->primary, &q->outputs[0]);
-        p->primary_ns = q->t_done - q->t_submit;
+        p->primary_ns = q->t_done - q->t_start;
         pair_put(p);
     }
     c->n_pairs = 0;
@@ -234,8 +234,6 @@ static void on_done(struct qv_infer_req *q)
     int err = q->status;
 
     feed_pairs(c);
-    if (c->has_id && err == QV_OK && q->n_outputs > 0)
-        qv__api_remember_prediction(h->api, c->id, qv__api_output_class(&q->outputs[0]));
     if (c->group) {
         c->latency_ns = q->t_done - q->t_submit;
         if (atomic_fetch_sub_explicit(&c->group->pending, 1, memory_order_acq_rel) == 1)
@@ -255,6 +253,8 @@ static void on_done(struct qv_infer_req *q)
     }
     if (err)
         qv__api_error(h, err);
+    else if (c->has_id && h->deps->router && q->n_outputs > 0)
+        qv_router_set_outcome(h->deps->router, c->id, qv_tensor_class(&q->outputs[0]));
     qv_version_release(c->v);
     ctx_free(c);
     h->complete(h);
@@ -613,9 +613,12 @@ static void finish_compare(struct compare_group *g)
         }
         memcpy(mixed.data, combined, sizeof(float) * rows * cols);
     }
-    if (lead->has_id && h->deps->router)
+    if (lead->has_id && h->deps->router) {
         qv_router_remember(h->deps->router, lead->id, qv_version_model(lead->v),
                            qv_version_number(lead->v));
+        qv_router_set_outcome(h->deps->router, lead->id,
+                              qv_tensor_class(mixed.data ? &mixed : &lead->req.outputs[0]));
+    }
     snprintf(h->version_header, sizeof(h->version_header), "%lld",
              (long long)qv_version_number(lead->v));
     err = qv_buf_append(&h->resp, "{\"model_name\":", 14);

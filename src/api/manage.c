@@ -204,7 +204,7 @@ int qv__on_feedback(struct qv_http_req *r)
 {
     json_t *root, *id, *label, *reward;
     json_error_t jerr;
-    char model[QV_ROUTE_NAME_MAX];
+    char model[QV_ROUTER_MODEL_MAX];
     int64_t version = 0;
     double rw;
     int predicted = -1, err;
@@ -233,7 +233,8 @@ int qv__on_feedback(struct qv_http_req *r)
         err = qv_fail(&r->diag, QV_EINVAL, "label: expected an integer class");
         goto out;
     }
-    if (qv_router_lookup(r->deps->router, json_string_value(id), model, &version) != QV_OK ||
+    if (qv_router_lookup_outcome(r->deps->router, json_string_value(id), model, &version,
+                                 &predicted) != QV_OK ||
         strcmp(model, r->params[0]) != 0) {
         err = qv_fail(&r->diag, QV_ENOENT, "id: no request \"%s\" of model %s is remembered "
                       "(unknown or too old)", json_string_value(id), r->params[0]);
@@ -241,10 +242,9 @@ int qv__on_feedback(struct qv_http_req *r)
     }
     if (label) {
         long long want = json_is_boolean(label) ? json_is_true(label) : json_integer_value(label);
-        predicted = qv__api_predicted_class(r->api, json_string_value(id));
         if (predicted < 0) {
-            err = qv_fail(&r->diag, QV_ENOENT, "id: the prediction of \"%s\" is no longer "
-                          "remembered", json_string_value(id));
+            err = qv_fail(&r->diag, QV_ENOENT, "id: request \"%s\" has no answer to score "
+                          "(it failed, or is still running)", json_string_value(id));
             goto out;
         }
         rw = predicted == want ? 1.0 : 0.0;
@@ -254,11 +254,21 @@ int qv__on_feedback(struct qv_http_req *r)
     qv_router_feedback(r->deps->router, r->params[0], version, rw);
     qv_monitor_feedback(r->deps->monitor, r->params[0], version, rw);
     if (r->deps->store) {
-        char *state = NULL;
+        char *state = NULL, key[QV_ROUTER_MODEL_MAX + 24], value[96];
         struct qv_diag d = {{0}};
+        uint64_t count = 0;
+        double sum = 0;
         if (qv_router_bandit_state_get(r->deps->router, r->params[0], &state) == QV_OK) {
             qv_store_kv_put(r->deps->store, "bandit", r->params[0], state, &d);
             free(state);
+        }
+        /* Online accuracy survives a restart (control.c restores it). */
+        if (qv_monitor_feedback_get(r->deps->monitor, r->params[0], version, &count, &sum) ==
+            QV_OK) {
+            snprintf(key, sizeof(key), "%s/%lld", r->params[0], (long long)version);
+            snprintf(value, sizeof(value), "{\"count\": %llu, \"reward_sum\": %.17g}",
+                     (unsigned long long)count, sum);
+            qv_store_kv_put(r->deps->store, "feedback", key, value, &d);
         }
     }
     err = qv_buf_printf(&r->resp, "{\"model_version\":\"%lld\",\"reward\":%g}",

@@ -266,6 +266,17 @@ static int cmd_promote(const struct client *c, int argc, char **argv)
     }
     json_object_set(labels, "stable", v);
     json_object_del(labels, label);
+    /* Shadow copies to the promoted label would now name nothing. */
+    {
+        json_t *shadow = json_object_get(doc, "shadow");
+        for (size_t i = json_array_size(shadow); i-- > 0;) {
+            json_t *t = json_object_get(json_array_get(shadow, i), "target");
+            if (json_is_string(t) && strcmp(json_string_value(t), label) == 0)
+                json_array_remove(shadow, i);
+        }
+        if (shadow && json_array_size(shadow) == 0)
+            json_object_del(doc, "shadow");
+    }
     weights = json_object();
     json_object_set_new(weights, "stable", json_integer(100));
     json_object_set_new(doc, "weights", weights);
@@ -367,6 +378,10 @@ int qv_cli_client(int argc, char **argv)
     }
     c.url = url ? url : getenv("QUIVER_URL") ? getenv("QUIVER_URL") : "http://127.0.0.1:8000";
     c.token = token ? token : getenv("QUIVER_TOKEN");
+    if (n == 0) {
+        free(args);
+        return usage_error("a command is needed after the options");
+    }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (strcmp(args[0], "models") == 0)
         rc = simple(&c, "GET", "/v2/repository/index", NULL);

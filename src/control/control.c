@@ -9,6 +9,7 @@
 #define QV_LOG_MODULE "control"
 
 #include <curl/curl.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,6 +49,32 @@ static void restore_routes(qv_control *c)
         qv_log(QV_LOG_INFO, "model=%s msg=\"route restored\"", routes[i].model);
     }
     qv_store_route_free(routes, n);
+}
+
+/* Online accuracy (feedback counts and reward sums) from the last run. */
+static void restore_feedback(qv_control *c)
+{
+    struct qv_store_kv *kv = NULL;
+    struct qv_diag d = {{0}};
+    size_t n = 0;
+
+    if (c->store == NULL || qv_store_kv_list(c->store, "feedback", &kv, &n, &d) != QV_OK)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        char *slash = strrchr(kv[i].key, '/');
+        json_t *j = json_loads(kv[i].value, 0, NULL);
+        json_t *count = json_object_get(j, "count"), *sum = json_object_get(j, "reward_sum");
+        int64_t version = slash ? qv_repo_parse_version(slash + 1) : -1;
+
+        if (version > 0 && json_is_integer(count) && json_is_number(sum)) {
+            *slash = '\0';
+            qv_vstats_feedback_restore(qv_monitor_version(c->monitor, kv[i].key, version),
+                                       (uint64_t)json_integer_value(count),
+                                       json_number_value(sum));
+        }
+        json_decref(j);
+    }
+    qv_store_kv_free(kv, n);
 }
 
 static double env_seconds(const char *name, double dflt)
@@ -90,6 +117,7 @@ int qv_control_create_opts(qv_engine *e, qv_router *r, qv_monitor *m, qv_store *
         c->opt.history_retention_s = env_seconds("QUIVER_HISTORY_RETENTION_S", 7 * 86400);
     pthread_mutex_init(&c->mu, NULL);
     restore_routes(c);
+    restore_feedback(c);
     qv__rollout_load(c);
     if (!c->opt.no_webhooks) {
         curl_global_init(CURL_GLOBAL_DEFAULT);

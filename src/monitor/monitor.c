@@ -311,6 +311,12 @@ void qv_vstats_feedback(qv_vstats *s, double reward)
     bump(&s->feedback_count, 1);
 }
 
+void qv_vstats_feedback_restore(qv_vstats *s, uint64_t count, double reward_sum)
+{
+    add_double(&s->feedback_sum_bits, reward_sum);
+    bump(&s->feedback_count, count);
+}
+
 void qv_vstats_route_weight(qv_vstats *s, double weight)
 {
     atomic_store_explicit(&s->route_weight_bits, dbits(weight), memory_order_relaxed);

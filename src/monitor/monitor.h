@@ -147,6 +147,8 @@ void qv_vstats_queue_depth(qv_vstats *s, int64_t depth);
 void qv_vstats_memory(qv_vstats *s, uint64_t bytes);
 /* Records one online feedback reward (e.g. 1 right, 0 wrong). Any thread. */
 void qv_vstats_feedback(qv_vstats *s, double reward);
+/* Adds feedback kept from an earlier run (count rewards summing to reward_sum). */
+void qv_vstats_feedback_restore(qv_vstats *s, uint64_t count, double reward_sum);
 /* Sets the route weight in force for this version (exported from then on).
  * Any thread. */
 void qv_vstats_route_weight(qv_vstats *s, double weight);

@@ -77,8 +77,9 @@ struct model_entry {
 
 struct fb_entry {
     char id[QV_ROUTER_ID_MAX];
-    char model[QV_ROUTE_NAME_MAX];
+    char model[QV_ROUTER_MODEL_MAX];
     int64_t version;
+    int cls;      /* class of the answer, -1 until qv_router_set_outcome */
     uint64_t ts_ms;
     uint64_t hash;
     int32_t next; /* next entry in the same hash bucket, -1: end */
@@ -1016,7 +1017,7 @@ int qv_router_remember(qv_router *r, const char *id, const char *model, int64_t 
     id_len = strlen(id);
     model_len = strlen(model);
     if (id_len == 0 || id_len >= QV_ROUTER_ID_MAX || model_len == 0 ||
-        model_len >= QV_ROUTE_NAME_MAX)
+        model_len >= QV_ROUTER_MODEL_MAX)
         return QV_EINVAL;
     h = qv_hash64(id, id_len, 0);
     ts = qv_wall_ms();
@@ -1039,6 +1040,7 @@ int qv_router_remember(qv_router *r, const char *id, const char *model, int64_t 
     memcpy(f->id, id, id_len + 1);
     memcpy(f->model, model, model_len + 1);
     f->version = version;
+    f->cls = -1;
     f->ts_ms = ts;
     f->hash = h;
     f->used = true;
@@ -1049,27 +1051,56 @@ int qv_router_remember(qv_router *r, const char *id, const char *model, int64_t 
     return 0;
 }
 
-int qv_router_lookup(qv_router *r, const char *id, char *model_out, int64_t *version)
+/* The entry of 'id', or -1. Called with fb.mu held. */
+static int32_t fb_find(qv_router *r, const char *id)
 {
-    uint64_t h;
+    uint64_t h = qv_hash64(id, strlen(id), 0);
+
+    for (int32_t i = r->fb.heads[h & r->fb.mask]; i >= 0; i = r->fb.e[i].next)
+        if (r->fb.e[i].hash == h && strcmp(r->fb.e[i].id, id) == 0)
+            return i;
+    return -1;
+}
+
+int qv_router_lookup_outcome(qv_router *r, const char *id, char *model_out, int64_t *version,
+                             int *cls)
+{
     int32_t i;
     int err = QV_ENOENT;
 
     if (id == NULL || id[0] == '\0' || strlen(id) >= QV_ROUTER_ID_MAX)
         return QV_ENOENT;
-    h = qv_hash64(id, strlen(id), 0);
     qv_mutex_lock(&r->fb.mu);
-    for (i = r->fb.heads[h & r->fb.mask]; i >= 0; i = r->fb.e[i].next) {
+    i = fb_find(r, id);
+    if (i >= 0) {
         const struct fb_entry *f = &r->fb.e[i];
-        if (f->hash == h && strcmp(f->id, id) == 0) {
-            if (model_out != NULL)
-                memcpy(model_out, f->model, strlen(f->model) + 1);
-            if (version != NULL)
-                *version = f->version;
-            err = 0;
-            break;
-        }
+        if (model_out != NULL)
+            memcpy(model_out, f->model, strlen(f->model) + 1);
+        if (version != NULL)
+            *version = f->version;
+        if (cls != NULL)
+            *cls = f->cls;
+        err = 0;
     }
     qv_mutex_unlock(&r->fb.mu);
     return err;
+}
+
+int qv_router_lookup(qv_router *r, const char *id, char *model_out, int64_t *version)
+{
+    return qv_router_lookup_outcome(r, id, model_out, version, NULL);
+}
+
+int qv_router_set_outcome(qv_router *r, const char *id, int cls)
+{
+    int32_t i;
+
+    if (id == NULL || id[0] == '\0' || strlen(id) >= QV_ROUTER_ID_MAX)
+        return QV_ENOENT;
+    qv_mutex_lock(&r->fb.mu);
+    i = fb_find(r, id);
+    if (i >= 0)
+        r->fb.e[i].cls = cls;
+    qv_mutex_unlock(&r->fb.mu);
+    return i >= 0 ? 0 : QV_ENOENT;
 }

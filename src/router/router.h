@@ -34,7 +34,8 @@ typedef struct qv_route qv_route;   /* opaque parsed route document; defined in 
 #define QV_ROUTE_NAME_MAX 64    /* label and sticky key names: bytes with the NUL */
 #define QV_ROUTER_MODEL_MAX 128 /* model names: bytes with the NUL */
 #define QV_ROUTER_MAX_SCORES 32 /* versions whose last scores are kept per model */
-#define QV_ROUTER_ID_MAX 64     /* feedback request ids: bytes with the NUL */
+#define QV_ROUTER_ID_MAX 128    /* feedback request ids: bytes with the NUL */
+#define QV_ROUTER_MODEL_MAX 128 /* model names in the feedback ring: bytes with the NUL */
 
 enum qv_policy {
     QV_POLICY_DEFAULT, /* no route, or "policy": "default": the highest READY version */
@@ -236,9 +237,16 @@ int qv_router_bandit_state_set(qv_router *r, const char *model, const char *json
  * id (QV_ROUTER_ID_MAX) or model (QV_ROUTE_NAME_MAX, shorter than route model names)
  * is empty or too long. Any thread (one short lock). */
 int qv_router_remember(qv_router *r, const char *id, const char *model, int64_t version);
-/* Find request 'id'. model_out (QV_ROUTE_NAME_MAX bytes, may be NULL) and *version
+/* Find request 'id'. model_out (QV_ROUTER_MODEL_MAX bytes, may be NULL) and *version
  * get what was remembered. QV_ENOENT when unknown or evicted. Any thread. */
 int qv_router_lookup(qv_router *r, const char *id, char *model_out, int64_t *version);
+/* Records what request 'id' answered: the class of its first output (argmax,
+ * or a threshold of 0.5 for one value), so that a label feedback can be
+ * scored. QV_ENOENT when the id is not remembered. Any thread. */
+int qv_router_set_outcome(qv_router *r, const char *id, int cls);
+/* qv_router_lookup plus the recorded class (*cls -1 when none was recorded). */
+int qv_router_lookup_outcome(qv_router *r, const char *id, char *model_out, int64_t *version,
+                             int *cls);
 
 /* ---- Compare and shadow helpers (compare.c) ---- */
 

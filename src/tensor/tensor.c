@@ -173,3 +173,18 @@ int qv_tensor_convert(struct qv_tensor *t, enum qv_dtype to, struct qv_diag *d)
     t->nbytes = (size_t)n * es;
     return QV_OK;
 }
+
+int qv_tensor_class(const struct qv_tensor *t)
+{
+    int64_t cols = t->ndim >= 2 ? qv_shape_numel(t->shape + 1, t->ndim - 1) : 1;
+    int best = 0;
+
+    if (qv_tensor_numel(t) < 1 || cols < 1)
+        return -1;
+    if (cols == 1)
+        return qv_tensor_get_f64(t, 0) >= 0.5 ? 1 : 0;
+    for (int64_t c = 1; c < cols; c++)
+        if (qv_tensor_get_f64(t, c) > qv_tensor_get_f64(t, best))
+            best = (int)c;
+    return best;
+}
