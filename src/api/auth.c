@@ -91,8 +91,15 @@ int qv__api_auth(struct qv_http_req *r, unsigned flags)
     const char *h;
     bool write = strcmp(r->method, "GET") != 0;
 
-    if (!(flags & ROUTE_MANAGE) || ts == NULL)
+    if (!(flags & ROUTE_MANAGE))
         return QV_OK;
+    if (ts == NULL) {
+        /* No tokens: the audit log can still tell the CLI from other clients. */
+        h = r->header ? r->header(r, "User-Agent") : NULL;
+        if (h != NULL && strncmp(h, "quiver-cli/", 11) == 0)
+            r->who = "cli";
+        return QV_OK;
+    }
     h = r->header ? r->header(r, "Authorization") : NULL;
     if (h == NULL || strncmp(h, "Bearer ", 7) != 0)
         return qv_fail(&r->diag, QV_EUNAUTH,

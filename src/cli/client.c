@@ -50,6 +50,7 @@ static int call(const struct client *c, const char *method, const char *path, co
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "quiver-cli/" QV_VERSION);
     hdr = curl_slist_append(hdr, "Content-Type: application/json");
     if (c->token) {
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s", c->token);

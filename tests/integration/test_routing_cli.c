@@ -199,6 +199,8 @@ static void test_cli_canary_walkthrough(void **state)
     assert_non_null(strstr(g_out, "route.put"));
     assert_non_null(strstr(g_out, "route.rollback"));
     assert_non_null(strstr(g_out, " -> "));
+    /* Without tokens, changes made through the CLI are audited as "cli". */
+    assert_non_null(strstr(g_out, " cli "));
     /* All models' events too. */
     expect_exit(quiver(s, "--url %s events", s->base), 0, "events (all)");
     assert_non_null(strstr(g_out, "route.rollback"));
