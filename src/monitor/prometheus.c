@@ -16,6 +16,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,14 +92,39 @@ static void fmt_double(char buf[32], double d)
     }
 }
 
-static void fmt_u64(char buf[32], uint64_t v)
+/* Integers are most of the text: formatted by hand, not through printf. */
+static void fmt_u64(char *buf, uint64_t v) /* buf: at least 21 bytes */
 {
-    snprintf(buf, 32, "%" PRIu64, v);
+    char tmp[24];
+    int n = 0;
+
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (int i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    buf[n] = '\0';
 }
 
-static void fmt_i64(char buf[32], int64_t v)
+static void fmt_i64(char *buf, int64_t v) /* buf: at least 21 bytes */
 {
-    snprintf(buf, 32, "%" PRId64, v);
+    if (v < 0) {
+        buf[0] = '-';
+        fmt_u64(buf + 1, (uint64_t)0 - (uint64_t)v);
+    } else {
+        fmt_u64(buf, (uint64_t)v);
+    }
+}
+
+/* The histogram bounds as text, made once. */
+static char lat_le[QV_MONITOR_LAT_BUCKETS][32];
+static pthread_once_t lat_le_once = PTHREAD_ONCE_INIT;
+
+static void make_lat_le(void)
+{
+    for (int i = 0; i < QV_MONITOR_LAT_BUCKETS - 1; i++)
+        fmt_ns_seconds(lat_le[i], qv_monitor_lat_upper_ns(i));
 }
 
 /* The labels every series of a row carries. */
@@ -107,29 +133,38 @@ struct row {
     int64_t version;
     bool pair;
     int64_t other;
+    struct qv_buf labels; /* `{model="...",version="..."[,other_version="..."]`, made once */
 };
+
+static int row_labels(struct row *r)
+{
+    char num[32];
+    int err;
+
+    r->labels = (struct qv_buf)QV_BUF_INIT(0);
+    err = qv_buf_append(&r->labels, "{model=\"", 8);
+    err = err ? err : qv_monitor_escape_label(&r->labels, r->model);
+    fmt_i64(num, r->version);
+    err = err ? err : qv_buf_append(&r->labels, "\",version=\"", 11);
+    err = err ? err : qv_buf_append(&r->labels, num, strlen(num));
+    err = err ? err : qv_buf_append(&r->labels, "\"", 1);
+    if (r->pair) {
+        fmt_i64(num, r->other);
+        err = err ? err : qv_buf_append(&r->labels, ",other_version=\"", 16);
+        err = err ? err : qv_buf_append(&r->labels, num, strlen(num));
+        err = err ? err : qv_buf_append(&r->labels, "\"", 1);
+    }
+    return err;
+}
 
 /* Writes `<name><suffix>{<row labels>[,<extra>="<extra_value>"]} <value>\n`. */
 static void sample(struct writer *w, const char *name, const char *suffix, const struct row *r,
                    const char *extra, const char *extra_value, const char *value)
 {
-    char num[32];
-
     put(w, name);
     put(w, suffix);
-    put(w, "{model=\"");
     if (w->err == QV_OK)
-        w->err = qv_monitor_escape_label(w->b, r->model);
-    fmt_i64(num, r->version);
-    put(w, "\",version=\"");
-    put(w, num);
-    put(w, "\"");
-    if (r->pair) {
-        fmt_i64(num, r->other);
-        put(w, ",other_version=\"");
-        put(w, num);
-        put(w, "\"");
-    }
+        w->err = qv_buf_append(w->b, r->labels.data, r->labels.len);
     if (extra != NULL) {
         put(w, ",");
         put(w, extra);
@@ -172,16 +207,16 @@ static void sample_f64(struct writer *w, const char *name, const char *suffix, c
 static void latency_histogram(struct writer *w, const char *name, const struct row *r,
                               const struct qv_lat_hist *h)
 {
-    char le[32], num[32];
+    char num[32];
     uint64_t cum = 0;
 
+    pthread_once(&lat_le_once, make_lat_le);
     for (int i = 0; i < QV_MONITOR_LAT_BUCKETS - 1; i++) {
         cum += h->buckets[i];
         if (i % 2 != 0)
             continue;
-        fmt_ns_seconds(le, qv_monitor_lat_upper_ns(i));
         fmt_u64(num, cum);
-        sample(w, name, "_bucket", r, "le", le, num);
+        sample(w, name, "_bucket", r, "le", lat_le[i], num);
     }
     cum += h->buckets[QV_MONITOR_LAT_BUCKETS - 1];
     fmt_u64(num, cum);
@@ -210,10 +245,10 @@ static void batch_histogram(struct writer *w, const char *name, const struct row
 }
 
 static void version_series(struct writer *w, enum qv__monitor_metric id, const qv_vstats *s,
-                           const struct qv_vstats_snap *sn)
+                           const struct qv_vstats_snap *sn, const struct row *rp)
 {
     const char *name = qv__monitor_metrics[id].name;
-    struct row r = {qv__vstats_model(s), qv__vstats_version(s), false, 0};
+    struct row r = *rp; /* labels made once per render */
     uint64_t n = 0;
     char num[32];
     double weight;
@@ -282,11 +317,12 @@ struct pair_read {
 };
 
 static void pair_series(struct writer *w, enum qv__monitor_metric id, const qv_pairstats *p,
-                        const struct pair_read *pr)
+                        const struct pair_read *pr, const struct row *rp)
 {
     const char *name = qv__monitor_metrics[id].name;
-    struct row r = {qv__pairstats_model(p), pr->a.primary, true, pr->a.other};
+    struct row r = *rp; /* labels made once per render */
 
+    (void)p;
     switch (id) {
     case QV__METRIC_SHADOW_COMPARISONS:
         sample_u64(w, name, "", &r, pr->a.count);
@@ -319,6 +355,7 @@ int qv_monitor_render_prometheus(qv_monitor *m, struct qv_buf *out)
     qv_pairstats **pairs = NULL;
     struct qv_vstats_snap *snaps = NULL;
     struct pair_read *reads = NULL;
+    struct row *vrows = NULL, *prows = NULL;
     size_t nversions = 0, npairs = 0;
     int err;
 
@@ -335,11 +372,29 @@ int qv_monitor_render_prometheus(qv_monitor *m, struct qv_buf *out)
         err = QV_ENOMEM;
         goto out;
     }
-    for (size_t i = 0; i < nversions; i++)
+    vrows = calloc(nversions ? nversions : 1, sizeof(*vrows));
+    prows = calloc(npairs ? npairs : 1, sizeof(*prows));
+    if (vrows == NULL || prows == NULL) {
+        err = QV_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < nversions && !err; i++) {
         qv_vstats_snapshot(versions[i], &snaps[i]);
-    for (size_t i = 0; i < npairs; i++)
+        vrows[i].model = qv__vstats_model(versions[i]);
+        vrows[i].version = qv__vstats_version(versions[i]);
+        err = row_labels(&vrows[i]);
+    }
+    for (size_t i = 0; i < npairs && !err; i++) {
         qv__pairstats_read(pairs[i], &reads[i].a, &reads[i].primary_ns, &reads[i].other_ns,
                            &reads[i].diff_sum);
+        prows[i].model = qv__pairstats_model(pairs[i]);
+        prows[i].version = reads[i].a.primary;
+        prows[i].pair = true;
+        prows[i].other = reads[i].a.other;
+        err = row_labels(&prows[i]);
+    }
+    if (err)
+        goto out;
 
     for (int id = 0; id < QV__METRIC_COUNT; id++) {
         const struct qv__monitor_metric_def *def = &qv__monitor_metrics[id];
@@ -355,14 +410,20 @@ int qv_monitor_render_prometheus(qv_monitor *m, struct qv_buf *out)
         put(&w, "\n");
         if (def->labels == QV__LABELS_PAIR) {
             for (size_t i = 0; i < npairs; i++)
-                pair_series(&w, (enum qv__monitor_metric)id, pairs[i], &reads[i]);
+                pair_series(&w, (enum qv__monitor_metric)id, pairs[i], &reads[i], &prows[i]);
         } else {
             for (size_t i = 0; i < nversions; i++)
-                version_series(&w, (enum qv__monitor_metric)id, versions[i], &snaps[i]);
+                version_series(&w, (enum qv__monitor_metric)id, versions[i], &snaps[i], &vrows[i]);
         }
     }
     err = w.err;
 out:
+    for (size_t i = 0; vrows && i < nversions; i++)
+        qv_buf_free(&vrows[i].labels);
+    for (size_t i = 0; prows && i < npairs; i++)
+        qv_buf_free(&prows[i].labels);
+    free(vrows);
+    free(prows);
     free(reads);
     free(snaps);
     free(pairs);
