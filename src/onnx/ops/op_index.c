@@ -760,6 +760,11 @@ const struct qv_op qv_op_scatter_elements = {.name = "ScatterElements",
                                              .since_version = 11,
                                              .infer_shape = scatter_elements_infer,
                                              .kernels = ALL(scatter_elements_kernel)};
+/* Scatter (opset 9-10) is ScatterElements under its old name. */
+const struct qv_op qv_op_scatter = {.name = "Scatter",
+                                    .since_version = 9,
+                                    .infer_shape = scatter_elements_infer,
+                                    .kernels = ALL(scatter_elements_kernel)};
 const struct qv_op qv_op_scatter_nd = {.name = "ScatterND",
                                        .since_version = 11,
                                        .infer_shape = scatter_nd_infer,

@@ -88,6 +88,7 @@
     X(MaxPool, max_pool)                                                                           \
     X(MaxUnpool, max_unpool)                                                                       \
     X(Mean, mean)                                                                                  \
+    X(MeanVarianceNormalization, mean_variance_normalization)                                      \
     X(Min, min)                                                                                    \
     X(Mod, mod)                                                                                    \
     X(Mul, mul)                                                                                    \
@@ -101,6 +102,7 @@
     X(PRelu, prelu)                                                                                \
     X(Pad, pad)                                                                                    \
     X(Pow, pow)                                                                                    \
+    X(QLinearMatMul, q_linear_mat_mul)                                                             \
     X(QuantizeLinear, quantize_linear)                                                             \
     X(RNN, rnn)                                                                                    \
     X(Range, range)                                                                                \
@@ -120,6 +122,7 @@
     X(Resize, resize)                                                                              \
     X(ReverseSequence, reverse_sequence)                                                           \
     X(Round, round)                                                                                \
+    X(Scatter, scatter)                                                                            \
     X(ScatterElements, scatter_elements)                                                           \
     X(ScatterND, scatter_nd)                                                                       \
     X(Selu, selu)                                                                                  \

@@ -242,6 +242,93 @@ static int lrn_infer(struct qv_exec *x, struct qv_diag *d)
     return qv_shape_same_as_input0(x, d);
 }
 
+/* ---- MeanVarianceNormalization ---- */
+
+struct mvn_params {
+    bool reduce[QV_MAX_DIMS];
+};
+
+/* (X - mean) / sqrt(var) over the 'axes' dims, for each position of the others. */
+static int mvn_f32(struct qv_exec *x)
+{
+    const struct mvn_params *p = (const void *)x->priv;
+    const struct qv_tensor *in = x->in[0];
+    const float *X = in->data;
+    float *Y = x->out[0]->data;
+    int64_t n = qv_numel(in), groups = 1, per = 1, kstride[QV_MAX_DIMS], gstride[QV_MAX_DIMS];
+    int r = in->ndim;
+
+    /* Enumerate kept dims as groups and reduced dims as members. */
+    for (int i = r - 1; i >= 0; i--) {
+        if (p->reduce[i]) {
+            kstride[i] = per;
+            gstride[i] = 0;
+            per *= in->shape[i];
+        } else {
+            gstride[i] = groups;
+            kstride[i] = 0;
+            groups *= in->shape[i];
+        }
+    }
+    (void)n;
+    for (int64_t g = 0; g < groups; g++) {
+        double mean = 0, var = 0;
+        for (int pass = 0; pass < 3; pass++) {
+            for (int64_t m = 0; m < per; m++) {
+                int64_t off = 0, acc = 1;
+                for (int i = r - 1; i >= 0; i--) {
+                    int64_t c = p->reduce[i] ? (m / kstride[i]) % in->shape[i]
+                                             : (g / gstride[i]) % in->shape[i];
+                    off += c * acc;
+                    acc *= in->shape[i];
+                }
+                if (pass == 0)
+                    mean += X[off];
+                else if (pass == 1)
+                    var += (X[off] - mean) * (X[off] - mean);
+                else
+                    Y[off] = (float)((X[off] - mean) / sqrt(var + 1e-9));
+            }
+            if (pass == 0)
+                mean /= (double)(per ? per : 1);
+            else if (pass == 1)
+                var /= (double)(per ? per : 1);
+        }
+    }
+    return QV_OK;
+}
+
+static int mvn_infer(struct qv_exec *x, struct qv_diag *d)
+{
+    struct mvn_params *p = (void *)x->priv;
+    static const int64_t dflt[] = {0, 2, 3};
+    const int64_t *axes;
+    int n, err = qv_op_arity(x, 1, 1, 1, 1, d);
+
+    if (err)
+        return err;
+    if (x->in[0]->dtype != QV_DTYPE_F32)
+        return qv_op_fail(x->node, d, QV_ENOTSUP, "only float32 is supported");
+    axes = qv_attr_ints(x->node, "axes", &n);
+    if (axes == NULL) {
+        axes = dflt;
+        n = 3;
+    }
+    memset(p, 0, sizeof(*p));
+    for (int i = 0; i < n; i++) {
+        int a;
+        err = qv_axis_norm(x, axes[i], x->in[0]->ndim, &a, d);
+        if (err)
+            return err;
+        p->reduce[a] = true;
+    }
+    return qv_shape_same_as_input0(x, d);
+}
+
+const struct qv_op qv_op_mean_variance_normalization = {.name = "MeanVarianceNormalization",
+                                                        .since_version = 9,
+                                                        .infer_shape = mvn_infer,
+                                                        .kernels = {[QV_DTYPE_F32] = mvn_f32}};
 const struct qv_op qv_op_batch_normalization = {.name = "BatchNormalization",
                                                 .since_version = 1,
                                                 .infer_shape = batch_norm_infer,
