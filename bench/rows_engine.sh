@@ -9,6 +9,7 @@
 #   rows_batching   fraud v2 at 64 connections, dynamic batching off and on
 #   rows_overload   512 connections against a queue_limit 64 version; /v2/health/live polled
 #   rows_shadow     weighted route with and without a 100% shadow
+#   rows_metrics_cost  fraud v1 with metrics recording on and off
 #   rows_metrics    GET /metrics with 20 models x 5 versions loaded
 #   rows_micro      bench/micro_router.c and bench/micro_metrics.c
 #
@@ -319,6 +320,35 @@ rows_shadow() {
   r=$(ratio "${P99[$b:32]:-}" "${P99[$a:32]:-}")
   goal "shadow: p99 with shadow / without (32 conns)" "$(ms "${P99[$b:32]:-}") ms" \
     "$(ms "${P99[$a:32]:-}") ms" "<= 1.3x" "$r x $(yes_no le "$r" 1.3)"
+}
+
+# ---------------------------------------------------------------------------------------------
+# 5b. What the metrics cost: fraud v1 at 32 connections, recording on and off (--no-metrics).
+
+rows_metrics_cost() {
+  [ -x "$QUIVER_BIN" ] || return 0
+  local repo="$TMP/mcost-repo" url a b r
+  mkdir -p "$repo"
+  cp -r examples/models/fraud "$repo/fraud"
+  rm -f "$repo/fraud/reference.json"
+  a="metrics cost: fraud v1, metrics on"
+  b="metrics cost: fraud v1, metrics off (--no-metrics)"
+  for which in on off; do
+    if [ "$which" = on ]; then
+      start_q mcost "$repo" || { NOTES+=("metrics cost: quiver did not start"); return 0; }
+    else
+      start_q mcost "$repo" --no-metrics || { NOTES+=("metrics cost: quiver did not start"); return 0; }
+    fi
+    url="http://$HOST:${Q_PORT[mcost]}/v2/models/fraud/versions/1/infer"
+    run_wrk 32 "$WARMUP" "$url" "$LOAD_BODY" "$TMP/warm-mcost-$which.log" >/dev/null
+    if [ "$which" = on ]; then measure mcost 32 "$url" "$LOAD_BODY" "$a"; else measure mcost 32 "$url" "$LOAD_BODY" "$b"; fi
+    stop_q mcost
+  done
+  r=$(ratio "${RPS[$a:32]:-}" "${RPS[$b:32]:-}")
+  goal "metrics: req/s with metrics on / off (fraud v1, 32 conns)" \
+    "$( [ -n "${RPS[$a:32]:-}" ] && printf '%.0f' "${RPS[$a:32]}" || echo n/a)" \
+    "$( [ -n "${RPS[$b:32]:-}" ] && printf '%.0f' "${RPS[$b:32]}" || echo n/a) off" \
+    ">= 0.95x" "$r x $(yes_no le 0.95 "$r")"
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -351,8 +351,8 @@ rows_xgboost() {
 . bench/rows_onnx.sh
 
 SERVER_HOOKS=(start_quiver start_nginx start_flask start_ort)
-ROW_HOOKS=(measure_raw rows_xgboost rows_onnx_serving rows_shadow rows_swap rows_batching
-           rows_overload rows_idring rows_metrics rows_micro rows_onnx_inproc)
+ROW_HOOKS=(measure_raw rows_xgboost rows_onnx_serving rows_shadow rows_metrics_cost rows_swap
+           rows_batching rows_overload rows_idring rows_metrics rows_micro rows_onnx_inproc)
 if [ -n "${BENCH_ONLY:-}" ]; then read -r -a ROW_HOOKS <<<"$BENCH_ONLY"; fi
 
 # ---------------------------------------------------------------------------------------------
