@@ -229,7 +229,7 @@ static int match_inputs(const struct qv__onnx_graph *g, const struct qv_tensor *
                            got);
         }
         if (qv_tensor_numel(t) < 0 ||
-            (size_t)qv_tensor_numel(t) * qv_dtype_size(t->dtype) > t->nbytes ||
+            (uint64_t)qv_tensor_numel(t) > t->nbytes / qv_dtype_size(t->dtype) ||
             (t->data == NULL && qv_tensor_numel(t) > 0))
             return qv_fail(d, QV_EINVAL, "input '%s': data is shorter than its shape", dd->name);
     }

@@ -189,6 +189,12 @@ int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *
         t->dtype = shapes[i].dtype;
         t->ndim = shapes[i].ndim;
         memcpy(t->shape, shapes[i].shape, sizeof(t->shape));
+        if (qv_tensor_numel(t) < 0 || qv_dtype_size(t->dtype) == 0 ||
+            (uint64_t)qv_tensor_numel(t) > ((uint64_t)1 << 40) / qv_dtype_size(t->dtype)) {
+            err =
+                qv_fail(d, QV_E2BIG, "graph input '%s' is too large", g->values[g->inputs[i]].name);
+            goto out;
+        }
         t->nbytes = (size_t)qv_tensor_numel(t) * qv_dtype_size(t->dtype);
         t->data = NULL;
         key[0] = t->ndim;

@@ -292,6 +292,12 @@ static void test_wrong_inputs(void **state)
     in.nbytes = 10;
     assert_int_equal(qv_onnx_run(m, &in, 1, out, 2, &n_out, &d), QV_EINVAL);
 
+    /* A shape whose byte size overflows must not pass the length check. */
+    memset(&d, 0, sizeof(d));
+    in.shape[0] = (int64_t)1 << 58;
+    assert_int_equal(qv_onnx_run(m, &in, 1, out, 2, &n_out, &d), QV_EINVAL);
+    in.shape[0] = 4;
+
     /* And a good run still works afterwards. */
     in.nbytes = sizeof(data);
     assert_int_equal(qv_onnx_run(m, &in, 1, out, 2, &n_out, &d), QV_OK);
