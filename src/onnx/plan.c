@@ -361,6 +361,11 @@ int qv__onnx_plan_run(const struct qv__onnx_graph *g, struct qv__onnx_plan *p, s
         if (p->kernels[i] == NULL)
             continue;
         err = p->kernels[i](&p->execs[i]);
+        /* QV_EINVAL from a kernel means the input data is unusable (an index
+         * out of range): the caller's error, not the runtime's. */
+        if (err == QV_EINVAL)
+            return qv_op_fail(&g->nodes[i], d, QV_EINVAL,
+                              "input data out of range (an index or a length)");
         if (err)
             return qv_op_fail(&g->nodes[i], d, QV_EBACKEND, "kernel failed: %s", qv_strerror(err));
     }
