@@ -117,9 +117,25 @@ static void im2col(const struct conv_params *p, const float *xg, float *col)
                 base = base * p->in_sp[i] + pos;
             }
             base *= p->in_sp[last];
-            for (int64_t ol = 0; ol < p->out_sp[last]; ol++) {
-                int64_t pos = ol * p->stride[last] + koff[last];
-                dst[j + ol] = (inside && pos >= 0 && pos < p->in_sp[last]) ? xc[base + pos] : 0.0f;
+            {
+                /* Along the last dim, [lo, hi) reads the input; the rest is padding. */
+                int64_t st = p->stride[last], ko = koff[last], n_out = p->out_sp[last];
+                int64_t lo = ko >= 0 ? 0 : (-ko + st - 1) / st;
+                int64_t hi = p->in_sp[last] - ko <= 0 ? 0 : (p->in_sp[last] - ko + st - 1) / st;
+                float *row = dst + j;
+                if (!inside || hi > n_out)
+                    hi = inside ? n_out : 0;
+                if (lo > hi)
+                    lo = hi;
+                for (int64_t ol = 0; ol < lo; ol++)
+                    row[ol] = 0.0f;
+                if (st == 1 && hi > lo)
+                    memcpy(row + lo, xc + base + lo + ko, sizeof(float) * (size_t)(hi - lo));
+                else
+                    for (int64_t ol = lo; ol < hi; ol++)
+                        row[ol] = xc[base + ol * st + ko];
+                for (int64_t ol = hi; ol < n_out; ol++)
+                    row[ol] = 0.0f;
             }
             j += p->out_sp[last];
             for (int i = last - 1; i >= 0; i--) {

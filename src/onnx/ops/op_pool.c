@@ -30,6 +30,61 @@ static int64_t prod(const int64_t *v, int n)
     return r;
 }
 
+/* The 2-D case without dilation or column-major indices: direct loops. */
+static void pool2d(const struct pool_params *p, const float *in, float *out, int64_t *ind,
+                   int64_t planes, int kind)
+{
+    int64_t H = p->in_sp[0], W = p->in_sp[1], OH = p->out_sp[0], OW = p->out_sp[1];
+
+    for (int64_t c = 0; c < planes; c++) {
+        const float *xc = in + c * H * W;
+        for (int64_t oh = 0; oh < OH; oh++) {
+            int64_t h0 = oh * p->stride[0] - p->pad_begin[0];
+            int64_t hs = h0 < 0 ? 0 : h0, he = h0 + p->kernel[0] > H ? H : h0 + p->kernel[0];
+            int64_t ph =
+                (h0 + p->kernel[0] > H + p->pad_end[0] ? H + p->pad_end[0] : h0 + p->kernel[0]) -
+                (h0 < -p->pad_begin[0] ? -p->pad_begin[0] : h0);
+            for (int64_t ow = 0; ow < OW; ow++) {
+                int64_t w0 = ow * p->stride[1] - p->pad_begin[1];
+                int64_t ws = w0 < 0 ? 0 : w0, we = w0 + p->kernel[1] > W ? W : w0 + p->kernel[1];
+                int64_t pw = (w0 + p->kernel[1] > W + p->pad_end[1] ? W + p->pad_end[1]
+                                                                    : w0 + p->kernel[1]) -
+                             (w0 < -p->pad_begin[1] ? -p->pad_begin[1] : w0);
+                float best = -INFINITY;
+                int64_t arg = -1, count = 0;
+                double acc = 0;
+                for (int64_t h = hs; h < he; h++)
+                    for (int64_t w = ws; w < we; w++) {
+                        float v = xc[h * W + w];
+                        if (kind == POOL_MAX) {
+                            if (v > best || arg < 0) {
+                                best = v;
+                                arg = h * W + w;
+                            }
+                        } else if (kind == POOL_AVG) {
+                            acc += v;
+                        } else {
+                            acc += p->p == 1 ? fabs(v) : pow(fabs(v), p->p);
+                        }
+                        count++;
+                    }
+                if (kind == POOL_MAX) {
+                    out[(c * OH + oh) * OW + ow] = arg < 0 ? -INFINITY : best;
+                    if (ind)
+                        ind[(c * OH + oh) * OW + ow] = c * H * W + (arg < 0 ? 0 : arg);
+                    continue;
+                }
+                if (kind == POOL_AVG) {
+                    int64_t n = p->count_include_pad ? ph * pw : count;
+                    out[(c * OH + oh) * OW + ow] = n > 0 ? (float)(acc / (double)n) : 0.0f;
+                } else {
+                    out[(c * OH + oh) * OW + ow] = (float)(p->p == 1 ? acc : pow(acc, 1.0 / p->p));
+                }
+            }
+        }
+    }
+}
+
 static int pool_run(struct qv_exec *x, int kind)
 {
     const struct pool_params *p = (const void *)x->priv;
@@ -42,6 +97,10 @@ static int pool_run(struct qv_exec *x, int kind)
     int64_t kn = prod(p->kernel, p->sp);
     int sp = p->sp;
 
+    if (sp == 2 && p->dil[0] == 1 && p->dil[1] == 1 && !p->col_major) {
+        pool2d(p, in, out, ind, planes, kind);
+        return QV_OK;
+    }
     for (int64_t c = 0; c < planes; c++) {
         const float *xc = in + c * in_n;
         int64_t o[SP_MAX] = {0};
