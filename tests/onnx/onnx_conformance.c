@@ -7,7 +7,8 @@
  * runs every data set through src/onnx/ and compares the outputs: same dtype
  * and shape, |out - ref| <= 1e-7 + 1e-3 * |ref|, NaN equals NaN, integers
  * and bools exact. Prints one line per test (pass / fail / unsupported) and
- * a summary line.
+ * a summary line. Exits 1 if any test fails (unsupported is not a failure)
+ * or an expected pass is missing.
  *
  *   onnx_conformance --all                   every test
  *   onnx_conformance --filter test_conv      tests whose name contains the text
@@ -405,5 +406,5 @@ int main(int argc, char **argv)
     if (o.expect)
         printf("; %d expected passes missing", missing);
     printf("\n");
-    return missing ? 1 : 0;
+    return missing || counts[R_FAIL] ? 1 : 0;
 }

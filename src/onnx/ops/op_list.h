@@ -64,6 +64,7 @@
     X(GlobalMaxPool, global_max_pool)                                                              \
     X(Greater, greater)                                                                            \
     X(GreaterOrEqual, greater_or_equal)                                                            \
+    X(GridSample, grid_sample)                                                                     \
     X(HammingWindow, hamming_window)                                                               \
     X(HannWindow, hann_window)                                                                     \
     X(HardSigmoid, hard_sigmoid)                                                                   \
