@@ -39,6 +39,7 @@
     X(Cos, cos)                                                                                    \
     X(Cosh, cosh)                                                                                  \
     X(CumSum, cum_sum)                                                                             \
+    X(DFT, dft)                                                                                    \
     X(DepthToSpace, depth_to_space)                                                                \
     X(DequantizeLinear, dequantize_linear)                                                         \
     X(Det, det)                                                                                    \
@@ -123,6 +124,7 @@
     X(Resize, resize)                                                                              \
     X(ReverseSequence, reverse_sequence)                                                           \
     X(Round, round)                                                                                \
+    X(STFT, stft)                                                                                  \
     X(Scatter, scatter)                                                                            \
     X(ScatterElements, scatter_elements)                                                           \
     X(ScatterND, scatter_nd)                                                                       \
