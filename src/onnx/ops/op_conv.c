@@ -92,60 +92,65 @@ static int read_geometry(struct qv_exec *x, struct conv_params *p, bool transpos
 /* ---- Conv ---- */
 
 /* col[r, o] = X[c, o*stride - pad + k*dil] over rows r = (c, k...) of one group. */
-static void im2col(const struct conv_params *p, const float *xg, float *col)
-{
-    int64_t out_n = prod(p->out_sp, p->sp), in_n = prod(p->in_sp, p->sp);
-    int64_t kn = prod(p->kernel, p->sp);
-    int sp = p->sp;
-
-    for (int64_t r = 0; r < p->rows; r++) {
-        int64_t c = r / kn, kr = r % kn, koff[SP_MAX], o[SP_MAX] = {0};
-        const float *xc = xg + c * in_n;
-        float *dst = col + r * out_n;
-        for (int i = sp - 1; i >= 0; i--) {
-            koff[i] = (kr % p->kernel[i]) * p->dil[i] - p->pad_begin[i];
-            kr /= p->kernel[i];
-        }
-        for (int64_t j = 0; j < out_n;) {
-            /* Outer spatial dims: base offset, or zero if out of range. */
-            int64_t base = 0, last = sp - 1;
-            bool inside = true;
-            for (int i = 0; i < last; i++) {
-                int64_t pos = o[i] * p->stride[i] + koff[i];
-                if (pos < 0 || pos >= p->in_sp[i])
-                    inside = false;
-                base = base * p->in_sp[i] + pos;
-            }
-            base *= p->in_sp[last];
-            {
-                /* Along the last dim, [lo, hi) reads the input; the rest is padding. */
-                int64_t st = p->stride[last], ko = koff[last], n_out = p->out_sp[last];
-                int64_t lo = ko >= 0 ? 0 : (-ko + st - 1) / st;
-                int64_t hi = p->in_sp[last] - ko <= 0 ? 0 : (p->in_sp[last] - ko + st - 1) / st;
-                float *row = dst + j;
-                if (!inside || hi > n_out)
-                    hi = inside ? n_out : 0;
-                if (lo > hi)
-                    lo = hi;
-                for (int64_t ol = 0; ol < lo; ol++)
-                    row[ol] = 0.0f;
-                if (st == 1 && hi > lo)
-                    memcpy(row + lo, xc + base + lo + ko, sizeof(float) * (size_t)(hi - lo));
-                else
-                    for (int64_t ol = lo; ol < hi; ol++)
-                        row[ol] = xc[base + ol * st + ko];
-                for (int64_t ol = hi; ol < n_out; ol++)
-                    row[ol] = 0.0f;
-            }
-            j += p->out_sp[last];
-            for (int i = last - 1; i >= 0; i--) {
-                if (++o[i] < p->out_sp[i])
-                    break;
-                o[i] = 0;
-            }
-        }
+#define IM2COL(sfx, T)                                                                             \
+    static void im2col_##sfx(const struct conv_params *p, const T *xg, T *col)                     \
+    {                                                                                              \
+        int64_t out_n = prod(p->out_sp, p->sp), in_n = prod(p->in_sp, p->sp);                      \
+        int64_t kn = prod(p->kernel, p->sp);                                                       \
+        int sp = p->sp;                                                                            \
+                                                                                                   \
+        for (int64_t r = 0; r < p->rows; r++) {                                                    \
+            int64_t c = r / kn, kr = r % kn, koff[SP_MAX], o[SP_MAX] = {0};                        \
+            const T *xc = xg + c * in_n;                                                           \
+            T *dst = col + r * out_n;                                                              \
+            for (int i = sp - 1; i >= 0; i--) {                                                    \
+                koff[i] = (kr % p->kernel[i]) * p->dil[i] - p->pad_begin[i];                       \
+                kr /= p->kernel[i];                                                                \
+            }                                                                                      \
+            for (int64_t j = 0; j < out_n;) {                                                      \
+                /* Outer spatial dims: base offset, or zero if out of range. */                    \
+                int64_t base = 0, last = sp - 1;                                                   \
+                bool inside = true;                                                                \
+                for (int i = 0; i < last; i++) {                                                   \
+                    int64_t pos = o[i] * p->stride[i] + koff[i];                                   \
+                    if (pos < 0 || pos >= p->in_sp[i])                                             \
+                        inside = false;                                                            \
+                    base = base * p->in_sp[i] + pos;                                               \
+                }                                                                                  \
+                base *= p->in_sp[last];                                                            \
+                {                                                                                  \
+                    /* Along the last dim, [lo, hi) reads the input; the rest is padding. */       \
+                    int64_t st = p->stride[last], ko = koff[last], n_out = p->out_sp[last];        \
+                    int64_t lo = ko >= 0 ? 0 : (-ko + st - 1) / st;                                \
+                    int64_t hi =                                                                   \
+                        p->in_sp[last] - ko <= 0 ? 0 : (p->in_sp[last] - ko + st - 1) / st;        \
+                    T *row = dst + j;                                                              \
+                    if (!inside || hi > n_out)                                                     \
+                        hi = inside ? n_out : 0;                                                   \
+                    if (lo > hi)                                                                   \
+                        lo = hi;                                                                   \
+                    for (int64_t ol = 0; ol < lo; ol++)                                            \
+                        row[ol] = 0;                                                               \
+                    if (st == 1 && hi > lo)                                                        \
+                        memcpy(row + lo, xc + base + lo + ko, sizeof(T) * (size_t)(hi - lo));      \
+                    else                                                                           \
+                        for (int64_t ol = lo; ol < hi; ol++)                                       \
+                            row[ol] = xc[base + ol * st + ko];                                     \
+                    for (int64_t ol = hi; ol < n_out; ol++)                                        \
+                        row[ol] = 0;                                                               \
+                }                                                                                  \
+                j += p->out_sp[last];                                                              \
+                for (int i = last - 1; i >= 0; i--) {                                              \
+                    if (++o[i] < p->out_sp[i])                                                     \
+                        break;                                                                     \
+                    o[i] = 0;                                                                      \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
     }
-}
+
+IM2COL(f32, float)
+IM2COL(f64, double)
 
 static int conv_f32(struct qv_exec *x)
 {
@@ -166,7 +171,7 @@ static int conv_f32(struct qv_exec *x)
             float *yg = Y + (b * p->c_out + g * mg) * out_n;
             const float *src = xg;
             if (!p->direct) {
-                im2col(p, xg, col);
+                im2col_f32(p, xg, col);
                 src = col;
             }
             if (p->rows == 0) {
@@ -187,18 +192,10 @@ static int conv_f32(struct qv_exec *x)
     return QV_OK;
 }
 
-static int conv_common(struct qv_exec *x, struct conv_params *p, struct qv_diag *d)
+/* Geometry shared by Conv, ConvInteger, QLinearConv and ConvTranspose. */
+static int conv_common(struct qv_exec *x, struct conv_params *p, const struct qv_tensor *X,
+                       const struct qv_tensor *W, struct qv_diag *d)
 {
-    const struct qv_tensor *X, *W;
-    int err = qv_op_arity(x, 2, 3, 1, 1, d);
-
-    if (err)
-        return err;
-    X = x->in[0];
-    W = x->in[1];
-    if (X->dtype != QV_DTYPE_F32 || W->dtype != QV_DTYPE_F32 ||
-        (x->n_in > 2 && x->in[2] && x->in[2]->dtype != QV_DTYPE_F32))
-        return qv_op_fail(x->node, d, QV_ENOTSUP, "only float32 is supported");
     if (X->ndim < 3 || W->ndim != X->ndim)
         return qv_op_fail(x->node, d, QV_EINVAL, "X and W must have the same rank >= 3");
     memset(p, 0, sizeof(*p));
@@ -215,19 +212,28 @@ static int conv_common(struct qv_exec *x, struct conv_params *p, struct qv_diag 
     return QV_OK;
 }
 
-static int conv_infer(struct qv_exec *x, struct qv_diag *d)
+static int float_inputs(struct qv_exec *x, struct qv_diag *d)
 {
-    struct conv_params *p = (void *)x->priv;
-    const struct qv_tensor *X, *W, *B;
-    int64_t shape[QV_MAX_DIMS];
-    bool one = true;
-    int err = conv_common(x, p, d);
+    int err = qv_op_arity(x, 2, 3, 1, 1, d);
 
     if (err)
         return err;
-    X = x->in[0];
-    W = x->in[1];
-    B = x->n_in > 2 ? x->in[2] : NULL;
+    if (x->in[0]->dtype != QV_DTYPE_F32 || x->in[1]->dtype != QV_DTYPE_F32 ||
+        (x->n_in > 2 && x->in[2] && x->in[2]->dtype != QV_DTYPE_F32))
+        return qv_op_fail(x->node, d, QV_ENOTSUP, "only float32 is supported");
+    return QV_OK;
+}
+
+/* Conv output shape into shape[]; p fully set. */
+static int conv_shape(struct qv_exec *x, struct conv_params *p, const struct qv_tensor *X,
+                      const struct qv_tensor *W, const struct qv_tensor *B, int64_t *shape,
+                      struct qv_diag *d)
+{
+    bool one = true;
+    int err = conv_common(x, p, X, W, d);
+
+    if (err)
+        return err;
     p->c_out = W->shape[0];
     if (W->shape[1] * p->group != X->shape[1])
         return qv_op_fail(x->node, d, QV_EINVAL, "W has %lld input channels, X %lld / group %lld",
@@ -247,13 +253,134 @@ static int conv_infer(struct qv_exec *x, struct qv_diag *d)
     p->direct = one;
     if (p->rows > INT32_MAX || prod(p->out_sp, p->sp) > INT32_MAX)
         return qv_op_fail(x->node, d, QV_E2BIG, "too large for BLAS");
-    if (!one)
-        x->scratch_bytes = sizeof(float) * (size_t)(p->rows * prod(p->out_sp, p->sp));
     shape[0] = X->shape[0];
     shape[1] = p->c_out;
     for (int i = 0; i < p->sp; i++)
         shape[2 + i] = p->out_sp[i];
-    qv_out_set(x, 0, QV_DTYPE_F32, X->ndim, shape);
+    return QV_OK;
+}
+
+static int conv_infer(struct qv_exec *x, struct qv_diag *d)
+{
+    struct conv_params *p = (void *)x->priv;
+    int64_t shape[QV_MAX_DIMS];
+    int err = float_inputs(x, d);
+
+    if (!err)
+        err = conv_shape(x, p, x->in[0], x->in[1], x->n_in > 2 ? x->in[2] : NULL, shape, d);
+    if (err)
+        return err;
+    if (!p->direct)
+        x->scratch_bytes = sizeof(float) * (size_t)(p->rows * prod(p->out_sp, p->sp));
+    qv_out_set(x, 0, QV_DTYPE_F32, x->in[0]->ndim, shape);
+    return QV_OK;
+}
+
+/* ---- ConvInteger / QLinearConv ---- */
+
+/* Integer convolution in double: X and W minus their zero points, im2col and
+ * dgemm, exact for any int8/uint8 model. ConvInteger writes the int32 sums;
+ * QLinearConv adds its int32 bias and requantizes. Inputs:
+ *   ConvInteger  x, w, x_zero_point?, w_zero_point?
+ *   QLinearConv  x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale,
+ *                y_zero_point, B? */
+static int qconv_kernel(struct qv_exec *x)
+{
+    const struct conv_params *p = (const void *)x->priv;
+    bool ql = x->n_in >= 8;
+    const struct qv_tensor *X = x->in[0], *W = x->in[ql ? 3 : 1];
+    const struct qv_tensor *xz = ql ? x->in[2] : (x->n_in > 2 ? x->in[2] : NULL);
+    const struct qv_tensor *wz = ql ? x->in[5] : (x->n_in > 3 ? x->in[3] : NULL);
+    const struct qv_tensor *B = ql && x->n_in > 8 ? x->in[8] : NULL;
+    struct qv_tensor *o = x->out[0];
+    int64_t batch = X->shape[0], in_n = prod(p->in_sp, p->sp), out_n = prod(p->out_sp, p->sp);
+    int64_t cg = p->c_in / p->group, mg = p->c_out / p->group;
+    double *xd = x->scratch, *wd = xd + cg * in_n, *col = wd + p->c_out * p->rows;
+    double *yd = col + p->rows * out_n;
+    double xzv = xz ? qv_tensor_get_f64(xz, 0) : 0;
+
+    for (int64_t m = 0; m < p->c_out; m++) {
+        double z = wz ? qv_tensor_get_f64(wz, qv_tensor_numel(wz) == 1 ? 0 : m) : 0;
+        for (int64_t r = 0; r < p->rows; r++)
+            wd[m * p->rows + r] = qv_tensor_get_f64(W, m * p->rows + r) - z;
+    }
+    for (int64_t b = 0; b < batch; b++)
+        for (int64_t g = 0; g < p->group; g++) {
+            for (int64_t i = 0; i < cg * in_n; i++)
+                xd[i] = qv_tensor_get_f64(X, (b * p->c_in + g * cg) * in_n + i) - xzv;
+            if (p->direct) {
+                memcpy(col, xd, sizeof(double) * (size_t)(cg * in_n));
+            } else {
+                im2col_f64(p, xd, col);
+            }
+            if (p->rows > 0 && out_n > 0 && mg > 0)
+                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mg, (int)out_n,
+                            (int)p->rows, 1.0, wd + g * mg * p->rows, (int)p->rows, col, (int)out_n,
+                            0.0, yd, (int)out_n);
+            else
+                memset(yd, 0, sizeof(double) * (size_t)(mg * out_n));
+            for (int64_t m = 0; m < mg; m++) {
+                int64_t oc = g * mg + m;
+                for (int64_t j = 0; j < out_n; j++) {
+                    int64_t idx = (b * p->c_out + oc) * out_n + j;
+                    double v = yd[m * out_n + j];
+                    if (!ql) {
+                        ((int32_t *)o->data)[idx] = (int32_t)v;
+                        continue;
+                    }
+                    if (B)
+                        v += qv_tensor_get_f64(B, oc);
+                    {
+                        double sx = qv_tensor_get_f64(x->in[1], 0);
+                        double sw =
+                            qv_tensor_get_f64(x->in[4], qv_tensor_numel(x->in[4]) == 1 ? 0 : oc);
+                        double sy = qv_tensor_get_f64(x->in[6], 0);
+                        double zy = qv_tensor_get_f64(x->in[7], 0);
+                        bool sgn = o->dtype == QV_DTYPE_I8;
+                        double lo = sgn ? -128 : 0, hi = sgn ? 127 : 255;
+                        v = nearbyint(v * sx * sw / sy) + zy;
+                        v = isnan(v) ? 0 : (v < lo ? lo : (v > hi ? hi : v));
+                        if (sgn)
+                            ((int8_t *)o->data)[idx] = (int8_t)v;
+                        else
+                            ((uint8_t *)o->data)[idx] = (uint8_t)v;
+                    }
+                }
+            }
+        }
+    return QV_OK;
+}
+
+static int qconv_infer(struct qv_exec *x, struct qv_diag *d)
+{
+    struct conv_params *p = (void *)x->priv;
+    bool ql = strcmp(x->node->op_type, "QLinearConv") == 0;
+    const struct qv_tensor *X, *W;
+    int64_t shape[QV_MAX_DIMS], in_n, out_n;
+    int err = ql ? qv_op_arity(x, 8, 9, 1, 1, d) : qv_op_arity(x, 2, 4, 1, 1, d);
+
+    if (err)
+        return err;
+    X = x->in[0];
+    W = x->in[ql ? 3 : 1];
+    if ((X->dtype != QV_DTYPE_U8 && X->dtype != QV_DTYPE_I8) ||
+        (W->dtype != QV_DTYPE_U8 && W->dtype != QV_DTYPE_I8))
+        return qv_op_fail(x->node, d, QV_ENOTSUP, "x and w must be int8 or uint8");
+    if (ql && (x->in[7]->dtype != QV_DTYPE_U8 && x->in[7]->dtype != QV_DTYPE_I8))
+        return qv_op_fail(x->node, d, QV_ENOTSUP, "y_zero_point must be int8 or uint8");
+    if (ql && qv_numel(x->in[2]) != 1)
+        return qv_op_fail(x->node, d, QV_ENOTSUP, "x_zero_point must be a scalar");
+    err = conv_shape(x, p, X, W, ql && x->n_in > 8 ? x->in[8] : NULL, shape, d);
+    if (err)
+        return err;
+    in_n = prod(p->in_sp, p->sp);
+    out_n = prod(p->out_sp, p->sp);
+    x->scratch_bytes =
+        sizeof(double) * (size_t)((p->c_in / p->group) * in_n + p->c_out * p->rows +
+                                  p->rows * out_n + (p->c_out / p->group) * out_n + 1);
+    if (p->direct && p->rows * out_n < (p->c_in / p->group) * in_n)
+        return qv_op_fail(x->node, d, QV_EINVAL, "inconsistent 1x1 geometry");
+    qv_out_set(x, 0, ql ? x->in[7]->dtype : QV_DTYPE_I32, X->ndim, shape);
     return QV_OK;
 }
 
@@ -334,13 +461,16 @@ static int conv_transpose_infer(struct qv_exec *x, struct qv_diag *d)
     const char *auto_pad = qv_attr_string(x->node, "auto_pad", "NOTSET");
     const int64_t *op, *os;
     int64_t shape[QV_MAX_DIMS];
-    int nop, nos, err = conv_common(x, p, d);
+    int nop, nos, err = float_inputs(x, d);
 
     if (err)
         return err;
     X = x->in[0];
     W = x->in[1];
     B = x->n_in > 2 ? x->in[2] : NULL;
+    err = conv_common(x, p, X, W, d);
+    if (err)
+        return err;
     if (W->shape[0] != X->shape[1])
         return qv_op_fail(x->node, d, QV_EINVAL, "W has %lld input channels, X %lld",
                           (long long)W->shape[0], (long long)X->shape[1]);
@@ -401,4 +531,18 @@ const struct qv_op qv_op_conv_transpose = {
     .since_version = 1,
     .infer_shape = conv_transpose_infer,
     .kernels = {[QV_DTYPE_F32] = conv_transpose_f32},
+};
+
+const struct qv_op qv_op_conv_integer = {
+    .name = "ConvInteger",
+    .since_version = 10,
+    .infer_shape = qconv_infer,
+    .kernels = {[QV_DTYPE_U8] = qconv_kernel, [QV_DTYPE_I8] = qconv_kernel},
+};
+
+const struct qv_op qv_op_q_linear_conv = {
+    .name = "QLinearConv",
+    .since_version = 10,
+    .infer_shape = qconv_infer,
+    .kernels = {[QV_DTYPE_U8] = qconv_kernel, [QV_DTYPE_I8] = qconv_kernel},
 };

@@ -35,6 +35,7 @@
     X(Constant, constant)                                                                          \
     X(ConstantOfShape, constant_of_shape)                                                          \
     X(Conv, conv)                                                                                  \
+    X(ConvInteger, conv_integer)                                                                   \
     X(ConvTranspose, conv_transpose)                                                               \
     X(Cos, cos)                                                                                    \
     X(Cosh, cosh)                                                                                  \
@@ -104,6 +105,7 @@
     X(PRelu, prelu)                                                                                \
     X(Pad, pad)                                                                                    \
     X(Pow, pow)                                                                                    \
+    X(QLinearConv, q_linear_conv)                                                                  \
     X(QLinearMatMul, q_linear_mat_mul)                                                             \
     X(QuantizeLinear, quantize_linear)                                                             \
     X(RNN, rnn)                                                                                    \
