@@ -29,20 +29,35 @@ void qv_infer_req_fini(struct qv_infer_req *r)
     r->n_inputs = r->n_outputs = 0;
 }
 
-static void list_runnable_locked(qv_engine *e, qv_version *v)
+/* Puts v on the runnable list if it has work and a free instance. 'self':
+ * the calling worker is about to take work itself, so v goes first and no
+ * other worker is woken for it. */
+static void list_locked(qv_engine *e, qv_version *v, bool self)
 {
     if (v->listed || v->qlen == 0 || v->active >= v->instances || v->batch_waiting)
         return;
     v->listed = true;
-    v->run_next = NULL;
-    if (e->run_tail)
-        e->run_tail->run_next = v;
-    else
+    if (self) {
+        v->run_next = e->run_head;
         e->run_head = v;
-    e->run_tail = v;
+        if (e->run_tail == NULL)
+            e->run_tail = v;
+    } else {
+        v->run_next = NULL;
+        if (e->run_tail)
+            e->run_tail->run_next = v;
+        else
+            e->run_head = v;
+        e->run_tail = v;
+    }
     atomic_store_explicit(&e->has_runnable, true, memory_order_release);
-    if (!atomic_load_explicit(&e->spinner, memory_order_relaxed))
+    if (!self && !atomic_load_explicit(&e->spinner, memory_order_relaxed))
         pthread_cond_signal(&e->work_cond); /* a spinning worker sees it without a wake-up */
+}
+
+static void list_runnable_locked(qv_engine *e, qv_version *v)
+{
+    list_locked(e, v, false);
 }
 
 /* One idle worker at a time polls for new work for spin_ns before it sleeps:
@@ -318,7 +333,7 @@ static void *worker_main(void *arg)
         if (v->n_states > 1)
             v->state_busy[slot] = false;
         v->active--;
-        list_runnable_locked(e, v);
+        list_locked(e, v, true); /* this worker goes on with v's next batch */
         pthread_mutex_unlock(&e->qlock);
         qv__version_put(v); /* may unload or free v: outside the lock */
         pthread_mutex_lock(&e->qlock);
