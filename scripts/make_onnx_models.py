@@ -142,6 +142,30 @@ def bad_models(root):
     save("add_relu", [helper.make_node("Add", ["x", "w"], ["s"], name="add"),
                       helper.make_node("Relu", ["s"], ["y"], name="relu")], [x], [y],
          [helper.make_tensor("w", f32, [3], [1.0, -2.0, 0.5])])
+    # The same with its initializer in an external data file beside the model,
+    # and a copy whose external location tries to leave the directory.
+    import onnx
+    from onnx.external_data_helper import set_external_data
+    models = os.path.join(root, "tests", "onnx", "models")
+    for name, location in (("add_relu_external", "add_relu_external.bin"),
+                           ("add_relu_escape", "../add_relu_external.bin")):
+        w = helper.make_tensor("w", f32, [3], [1.0, -2.0, 0.5])
+        raw = np.asarray([1.0, -2.0, 0.5], dtype="<f4").tobytes()
+        w.ClearField("float_data")
+        w.raw_data = raw
+        set_external_data(w, location=location, offset=0, length=len(raw))
+        w.ClearField("raw_data")
+        w.data_location = TensorProto.EXTERNAL
+        g = helper.make_graph([helper.make_node("Add", ["x", "w"], ["s"], name="add"),
+                               helper.make_node("Relu", ["s"], ["y"], name="relu")],
+                              name, [x], [y], initializer=[w])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)],
+                              producer_name="quiver-tests")
+        with open(os.path.join(models, name + ".onnx"), "wb") as f:
+            f.write(m.SerializeToString())
+        if name == "add_relu_external":
+            with open(os.path.join(models, location), "wb") as f:
+                f.write(raw)
 
 
 def generate(root):

@@ -371,7 +371,7 @@ static void test_corrupt_bytes(void **state)
 }
 
 /* A two-node model with an initializer, run through the plain API. */
-static void test_add_relu(void **state)
+static void run_add_relu(const char *rel)
 {
     qv_onnx_model *m = NULL;
     struct qv_diag d = {{0}};
@@ -381,8 +381,7 @@ static void test_add_relu(void **state)
     char path[1024];
     int n_out;
 
-    (void)state;
-    path_of(path, sizeof(path), "tests/onnx/models/add_relu.onnx");
+    path_of(path, sizeof(path), rel);
     assert_int_equal(qv_onnx_load_file(path, NULL, &m, &d), QV_OK);
     memset(&in, 0, sizeof(in));
     snprintf(in.name, sizeof(in.name), "x");
@@ -402,6 +401,31 @@ static void test_add_relu(void **state)
     qv_onnx_free(m);
 }
 
+static void test_add_relu(void **state)
+{
+    (void)state;
+    run_add_relu("tests/onnx/models/add_relu.onnx");
+}
+
+/* The initializer lives in add_relu_external.bin beside the model. */
+static void test_external_data(void **state)
+{
+    char path[1024], *data = NULL;
+    size_t len = 0;
+    struct qv_diag d = {{0}};
+    qv_onnx_model *m = NULL;
+
+    (void)state;
+    run_add_relu("tests/onnx/models/add_relu_external.onnx");
+    expect_load_error("add_relu_escape.onnx", QV_EINVAL, "unsafe");
+    /* From a buffer without a directory, external data is refused. */
+    path_of(path, sizeof(path), "tests/onnx/models/add_relu_external.onnx");
+    assert_int_equal(qv_file_read_all(path, 1 << 20, &data, &len, &d), QV_OK);
+    assert_int_equal(qv_onnx_load_buffer(data, len, NULL, NULL, &m, &d), QV_EINVAL);
+    assert_non_null(strstr(d.msg, "external data is not allowed"));
+    free(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -412,6 +436,7 @@ int main(void)
         cmocka_unit_test(test_bad_models),
         cmocka_unit_test(test_corrupt_bytes),
         cmocka_unit_test(test_add_relu),
+        cmocka_unit_test(test_external_data),
     };
     qv_log_set_level(QV_LOG_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);
