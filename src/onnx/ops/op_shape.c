@@ -232,8 +232,14 @@ static int dropout_infer(struct qv_exec *x, struct qv_diag *d)
             return err;
         if (tm->dtype != QV_DTYPE_BOOL)
             return qv_op_fail(x->node, d, QV_ENOTSUP, "training_mode must be a constant bool");
-        if (*(const uint8_t *)tm->data)
-            return qv_op_fail(x->node, d, QV_ENOTSUP, "training mode is not supported");
+        if (*(const uint8_t *)tm->data) {
+            /* Training mode is random, except with a ratio of 0 (identity). */
+            const struct qv_tensor *r = x->in[1];
+            if (r == NULL || qv_input_known(x, 1, d) != QV_OK || qv_numel(r) != 1 ||
+                qv_tensor_get_f64(r, 0) != 0.0)
+                return qv_op_fail(x->node, d, QV_ENOTSUP,
+                                  "training mode is supported only with ratio 0");
+        }
     }
     if (x->node->opset < 7 && qv_attr_int(x->node, "is_test", 0) == 0 && x->n_out > 1)
         return qv_op_fail(x->node, d, QV_ENOTSUP, "training mode is not supported");
