@@ -125,6 +125,7 @@
     X(Reshape, reshape)                                                                            \
     X(Resize, resize)                                                                              \
     X(ReverseSequence, reverse_sequence)                                                           \
+    X(RoiAlign, roi_align)                                                                         \
     X(Round, round)                                                                                \
     X(STFT, stft)                                                                                  \
     X(Scatter, scatter)                                                                            \
