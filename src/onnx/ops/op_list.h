@@ -152,6 +152,7 @@
     X(Sum, sum)                                                                                    \
     X(Tan, tan)                                                                                    \
     X(Tanh, tanh)                                                                                  \
+    X(TfIdfVectorizer, tf_idf_vectorizer)                                                          \
     X(ThresholdedRelu, thresholded_relu)                                                           \
     X(Tile, tile)                                                                                  \
     X(TopK, top_k)                                                                                 \
