@@ -3,6 +3,7 @@
  * DFT and STFT (opset 17), by direct summation in double (O(n^2) per
  * transform; these are small in the models that use them). The last dim of
  * the signal is 1 (real) or 2 (complex); outputs are complex [..., 2].
+ * MelWeightMatrix builds the triangular mel filter bank.
  */
 #include "op.h"
 
@@ -165,3 +166,86 @@ const struct qv_op qv_op_stft = {.name = "STFT",
                                  .since_version = 17,
                                  .infer_shape = stft_infer,
                                  .kernels = {[QV_DTYPE_F32] = stft_f32}};
+
+/* ---- MelWeightMatrix ---- */
+
+struct mel_params {
+    int64_t bins, mels, dft, rate;
+    double lo, hi;
+};
+
+static int mel_kernel(struct qv_exec *x)
+{
+    const struct mel_params *p = (const void *)x->priv;
+    struct qv_tensor *o = x->out[0];
+    double lo_mel = 2595 * log10(1 + p->lo / 700), hi_mel = 2595 * log10(1 + p->hi / 700);
+    double step = (hi_mel - lo_mel) / (double)(p->mels + 2);
+    int64_t *f = x->scratch;
+
+    for (int64_t i = 0; i < p->mels + 2; i++) {
+        double hz = 700 * (pow(10, ((double)i * step + lo_mel) / 2595) - 1);
+        f[i] = (int64_t)floor((double)(p->dft + 1) * hz / (double)p->rate);
+    }
+    memset(o->data, 0, o->nbytes);
+    for (int64_t i = 0; i < p->mels; i++) {
+        int64_t l = f[i], c = f[i + 1], h = f[i + 2];
+        for (int64_t j = l; j <= c; j++) {
+            double v = c == l ? 1.0 : (double)(j - l) / (double)(c - l);
+            if (j >= 0 && j < p->bins && (c != l || j == c)) {
+                if (o->dtype == QV_DTYPE_F64)
+                    ((double *)o->data)[j * p->mels + i] = v;
+                else
+                    ((float *)o->data)[j * p->mels + i] = (float)v;
+            }
+        }
+        for (int64_t j = c; j < h; j++) {
+            double v = (double)(h - j) / (double)(h - c);
+            if (j >= 0 && j < p->bins) {
+                if (o->dtype == QV_DTYPE_F64)
+                    ((double *)o->data)[j * p->mels + i] = v;
+                else
+                    ((float *)o->data)[j * p->mels + i] = (float)v;
+            }
+        }
+    }
+    return QV_OK;
+}
+
+static int mel_infer(struct qv_exec *x, struct qv_diag *d)
+{
+    struct mel_params *p = (void *)x->priv;
+    int64_t dt = qv_attr_int(x->node, "output_datatype", 1), shape[2];
+    int err = qv_op_arity(x, 5, 5, 1, 1, d);
+
+    for (int i = 0; i < 5 && !err; i++) {
+        err = qv_input_known(x, i, d);
+        if (!err && qv_numel(x->in[i]) != 1)
+            err = qv_op_fail(x->node, d, QV_EINVAL, "input %d must be a scalar", i);
+    }
+    if (err)
+        return err;
+    if (dt != 1 && dt != 11)
+        return qv_op_fail(x->node, d, QV_ENOTSUP, "output_datatype %lld", (long long)dt);
+    p->mels = (int64_t)qv_tensor_get_f64(x->in[0], 0);
+    p->dft = (int64_t)qv_tensor_get_f64(x->in[1], 0);
+    p->rate = (int64_t)qv_tensor_get_f64(x->in[2], 0);
+    p->lo = qv_tensor_get_f64(x->in[3], 0);
+    p->hi = qv_tensor_get_f64(x->in[4], 0);
+    if (p->mels < 1 || p->mels > 100000 || p->dft < 1 || p->dft > 10000000 || p->rate < 1 ||
+        !(p->lo >= 0) || !(p->hi > p->lo))
+        return qv_op_fail(x->node, d, QV_EINVAL, "bad mel parameters");
+    p->bins = p->dft / 2 + 1;
+    x->scratch_bytes = sizeof(int64_t) * (size_t)(p->mels + 2);
+    shape[0] = p->bins;
+    shape[1] = p->mels;
+    x->kdtype = x->in[0]->dtype;
+    qv_out_set(x, 0, dt == 1 ? QV_DTYPE_F32 : QV_DTYPE_F64, 2, shape);
+    return QV_OK;
+}
+
+const struct qv_op qv_op_mel_weight_matrix = {
+    .name = "MelWeightMatrix",
+    .since_version = 17,
+    .infer_shape = mel_infer,
+    .kernels = {[QV_DTYPE_I32] = mel_kernel, [QV_DTYPE_I64] = mel_kernel},
+};

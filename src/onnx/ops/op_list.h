@@ -92,6 +92,7 @@
     X(MaxUnpool, max_unpool)                                                                       \
     X(Mean, mean)                                                                                  \
     X(MeanVarianceNormalization, mean_variance_normalization)                                      \
+    X(MelWeightMatrix, mel_weight_matrix)                                                          \
     X(Min, min)                                                                                    \
     X(Mod, mod)                                                                                    \
     X(Mul, mul)                                                                                    \
