@@ -9,11 +9,35 @@
 struct norm_params {
     float eps;
     int64_t outer, channels, inner; /* [outer, channels, inner] view of X */
-    float alpha, beta, bias;        /* LRN */
+    float alpha, beta, bias;        /* LRN; alpha is BatchNormalization's momentum */
+    bool training;                  /* BatchNormalization training_mode */
     int64_t size;
 };
 
 /* ---- BatchNormalization ---- */
+
+/* Training mode (opset 14+): normalize with the batch's own statistics and
+ * output the updated running mean and variance (population variance). The
+ * batch statistics go to the node's scratch. */
+static void batch_stats(const struct norm_params *p, const float *X, float *mean, float *var)
+{
+    double n = (double)(p->outer * p->inner);
+
+    for (int64_t c = 0; c < p->channels; c++) {
+        double m = 0, v = 0;
+        for (int64_t o = 0; o < p->outer; o++)
+            for (int64_t i = 0; i < p->inner; i++)
+                m += X[(o * p->channels + c) * p->inner + i];
+        m = n > 0 ? m / n : 0;
+        for (int64_t o = 0; o < p->outer; o++)
+            for (int64_t i = 0; i < p->inner; i++) {
+                double t = X[(o * p->channels + c) * p->inner + i] - m;
+                v += t * t;
+            }
+        mean[c] = (float)m;
+        var[c] = (float)(n > 0 ? v / n : 0);
+    }
+}
 
 static int batch_norm_f32(struct qv_exec *x)
 {
@@ -21,6 +45,19 @@ static int batch_norm_f32(struct qv_exec *x)
     const float *X = x->in[0]->data, *scale = x->in[1]->data, *B = x->in[2]->data;
     const float *mean = x->in[3]->data, *var = x->in[4]->data;
     float *Y = x->out[0]->data;
+
+    if (p->training) {
+        float *bm = x->scratch, *bv = bm + p->channels;
+        batch_stats(p, X, bm, bv);
+        for (int k = 1; k < 3 && k < x->n_out; k++) {
+            float *r = x->out[k] ? x->out[k]->data : NULL;
+            const float *in_s = k == 1 ? mean : var, *cur = k == 1 ? bm : bv;
+            for (int64_t c = 0; r && c < p->channels; c++)
+                r[c] = in_s[c] * p->alpha + cur[c] * (1 - p->alpha);
+        }
+        mean = bm;
+        var = bv;
+    }
 
     for (int64_t o = 0; o < p->outer; o++)
         for (int64_t c = 0; c < p->channels; c++) {
@@ -61,19 +98,27 @@ static int batch_norm_infer(struct qv_exec *x, struct qv_diag *d)
     err = view_nc(x, p, d);
     if (err)
         return err;
-    if (qv_attr_int(x->node, "training_mode", 0) != 0 ||
-        (x->node->opset < 7 && qv_attr_int(x->node, "is_test", 0) == 0 && x->n_out > 1))
-        return qv_op_fail(x->node, d, QV_ENOTSUP, "training mode is not supported");
+    p->training = x->node->opset >= 14 && qv_attr_int(x->node, "training_mode", 0) != 0;
+    if (x->node->opset < 7 && qv_attr_int(x->node, "is_test", 0) == 0 && x->n_out > 1)
+        return qv_op_fail(x->node, d, QV_ENOTSUP, "training mode is not supported before opset 14");
     if (x->node->opset < 9 && qv_attr_int(x->node, "spatial", 1) == 0)
         return qv_op_fail(x->node, d, QV_ENOTSUP, "spatial=0 is not supported");
     for (int i = 1; i < 5; i++)
         if (x->in[i]->dtype != QV_DTYPE_F32 || qv_numel(x->in[i]) != p->channels)
             return qv_op_fail(x->node, d, QV_EINVAL, "input %d must be float32 [%lld]", i,
                               (long long)p->channels);
-    for (int i = 1; i < x->n_out; i++)
+    for (int i = p->training ? 3 : 1; i < x->n_out; i++)
         if (x->out[i])
-            return qv_op_fail(x->node, d, QV_ENOTSUP, "training outputs are not supported");
+            return qv_op_fail(x->node, d, QV_ENOTSUP,
+                              "saved mean/variance outputs are not supported");
     p->eps = qv_attr_float(x->node, "epsilon", 1e-5f);
+    p->alpha = qv_attr_float(x->node, "momentum", 0.9f);
+    if (p->training) {
+        int64_t c = p->channels;
+        x->scratch_bytes = sizeof(float) * (size_t)(2 * c + 1);
+        qv_out_set(x, 1, QV_DTYPE_F32, 1, &c);
+        qv_out_set(x, 2, QV_DTYPE_F32, 1, &c);
+    }
     return qv_shape_same_as_input0(x, d);
 }
 
