@@ -143,7 +143,11 @@ rows_onnx_inproc() {
     fi
     for t in 1 2; do
       log "in-process $name, $t thread(s), $runs runs: quiver, then onnxruntime"
-      q=$(inproc_line "$OUT_DIR/inproc-quiver-$name-t$t.txt" "$bin" "$model" "$t" "$runs")
+      # This machine's environment pins OpenBLAS to its Haswell kernels (OPENBLAS_CORETYPE,
+      # set for old numpy builds); onnxruntime picks its own kernels for the CPU, so quiver's
+      # OpenBLAS does too here. The outputs are compared below all the same.
+      q=$(inproc_line "$OUT_DIR/inproc-quiver-$name-t$t.txt" env -u OPENBLAS_CORETYPE \
+        -u OPENBLAS_L2_SIZE "$bin" "$model" "$t" "$runs")
       o=""
       [ "$ORT_OK" = yes ] && o=$(cd "$ORT_DIR" && inproc_line "$ROOT/$OUT_DIR/inproc-ort-$name-t$t.txt" \
         node ort_inproc.js "$ROOT/$model" "$t" "$runs" "" "$dims")
