@@ -288,7 +288,7 @@ static int tensor_from_proto(const Onnx__TensorProto *tp, const char *base_dir, 
         shape[i] = tp->dims[i];
     }
     numel = qv_shape_numel(shape, (int)tp->n_dims);
-    if (numel < 0 || (uint64_t)numel > max_bytes / qv_dtype_size(dt))
+    if (!qv_shape_fits(shape, (int)tp->n_dims) || (uint64_t)numel > max_bytes / qv_dtype_size(dt))
         return qv_fail(d, QV_E2BIG, "tensor '%s': too large", name);
     err = qv_tensor_alloc(t, name, dt, (int)tp->n_dims, shape);
     if (err)

@@ -189,7 +189,7 @@ int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *
         t->dtype = shapes[i].dtype;
         t->ndim = shapes[i].ndim;
         memcpy(t->shape, shapes[i].shape, sizeof(t->shape));
-        if (qv_tensor_numel(t) < 0 || qv_dtype_size(t->dtype) == 0 ||
+        if (!qv_shape_fits(t->shape, t->ndim) || qv_dtype_size(t->dtype) == 0 ||
             (uint64_t)qv_tensor_numel(t) > ((uint64_t)1 << 40) / qv_dtype_size(t->dtype)) {
             err =
                 qv_fail(d, QV_E2BIG, "graph input '%s' is too large", g->values[g->inputs[i]].name);
@@ -268,7 +268,7 @@ int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *
                 goto out;
             }
             numel = qv_tensor_numel(t);
-            if (numel < 0 || (uint64_t)numel > ((uint64_t)1 << 40) / es) {
+            if (!qv_shape_fits(t->shape, t->ndim) || (uint64_t)numel > ((uint64_t)1 << 40) / es) {
                 err = qv_op_fail(n, d, QV_E2BIG, "output %d is too large", j);
                 goto out;
             }

@@ -182,6 +182,13 @@ int qv_bcast_init(struct qv_bcast *b, int n, const struct qv_tensor *const *ops,
 void qv_bcast_offsets(const struct qv_bcast *b, int64_t i, int64_t *off);
 
 /* ---- Numbers ---- */
+/* Limit on elements per tensor. qv_shape_fits() also bounds the product of
+ * the dims with zeros counted as 1, so strides computed from any suffix of
+ * dims never overflow even in an empty tensor. The loader and the planner
+ * enforce it for every tensor, so kernels may multiply dims freely. */
+#define QV_ONNX_MAX_ELEMS ((int64_t)1 << 40)
+bool qv_shape_fits(const int64_t *shape, int ndim);
+
 static inline int64_t qv_numel(const struct qv_tensor *t)
 {
     return qv_shape_numel(t->shape, t->ndim);

@@ -199,6 +199,19 @@ int qv_input_ints(struct qv_exec *x, int i, int64_t *vals, int max, int *count, 
     return QV_OK;
 }
 
+bool qv_shape_fits(const int64_t *shape, int ndim)
+{
+    int64_t n = 1;
+
+    for (int i = 0; i < ndim; i++) {
+        int64_t s = shape[i] > 1 ? shape[i] : 1;
+        if (shape[i] < 0 || s > QV_ONNX_MAX_ELEMS / n)
+            return false;
+        n *= s;
+    }
+    return true;
+}
+
 /* ---- Broadcasting ---- */
 
 int qv_bcast_init(struct qv_bcast *b, int n, const struct qv_tensor *const *ops,
@@ -238,7 +251,7 @@ int qv_bcast_init(struct qv_bcast *b, int n, const struct qv_tensor *const *ops,
             b->strides[k][i] = s == 1 ? 0 : stride;
             if (s != b->shape[i])
                 b->same[k] = false;
-            stride *= s;
+            stride = (int64_t)((uint64_t)stride * (uint64_t)s); /* shapes fit: see op.h */
         }
     }
     return QV_OK;
