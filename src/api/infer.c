@@ -756,6 +756,25 @@ static int infer(struct qv_http_req *h, bool tfs)
     json_t *root;
     int err, n_shadows = 0;
 
+    /* A version named in the URL with a full queue is refused before the body
+     * is even parsed: under overload a 429 must cost as little as possible. */
+    if (h->n_params > 1 && qv__api_param_version(h, 1) > 0) {
+        qv_version *v = NULL;
+        if (qv_engine_acquire(deps->engine, model, qv__api_param_version(h, 1), &v, NULL) ==
+            QV_OK) {
+            bool full = qv_engine_is_full(v);
+            if (full) {
+                snprintf(h->version_header, sizeof(h->version_header), "%lld",
+                         (long long)qv_version_number(v));
+                qv_vstats_request(qv_version_stats(v), QV_OUTCOME_OVERLOAD, 0, 0, 0);
+                qv_fail(&h->diag, QV_EOVERLOAD, "%s/%lld: queue is full", model,
+                        (long long)qv_version_number(v));
+            }
+            qv_version_release(v);
+            if (full)
+                return QV_EOVERLOAD;
+        }
+    }
     root = json_loadb(h->body, h->body_len, 0, &jerr);
     if (root == NULL)
         return qv_fail(&h->diag, QV_EINVAL, "body: invalid JSON at line %d column %d: %s",
@@ -788,6 +807,14 @@ static int infer(struct qv_http_req *h, bool tfs)
             return err;
         ctx_free(c);
         return err;
+    }
+    if (!err && qv_engine_is_full(c->v)) {
+        /* Refused without preparing or suspending anything: overload stays cheap. */
+        snprintf(h->version_header, sizeof(h->version_header), "%lld",
+                 (long long)qv_version_number(c->v));
+        qv_vstats_request(qv_version_stats(c->v), QV_OUTCOME_OVERLOAD, 0, 0, 0);
+        err = qv_fail(&h->diag, QV_EOVERLOAD, "%s/%lld: queue is full", qv_version_model(c->v),
+                      (long long)qv_version_number(c->v));
     }
     if (!err) {
         snprintf(h->version_header, sizeof(h->version_header), "%lld",

@@ -97,6 +97,10 @@ qv_version *qv_version_hold(qv_version *v); /* one more hold on an acquired vers
  * limit. Reorders them into signature order and sets r->rows. QV_EINVAL with
  * a diag naming the field. */
 int qv_engine_prepare(const qv_version *v, struct qv_infer_req *r, struct qv_diag *d);
+/* A cheap look, without the queue's lock: is v's queue full now? A caller
+ * can refuse a request at once instead of preparing it; qv_engine_submit
+ * still decides. Any thread. */
+bool qv_engine_is_full(const qv_version *v);
 /* Queues r on v. QV_OK: done(r) will be called once, on a worker thread.
  * QV_EOVERLOAD when v's queue is full (done is not called). */
 int qv_engine_submit(qv_version *v, struct qv_infer_req *r, struct qv_diag *d);

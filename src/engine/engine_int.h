@@ -47,6 +47,7 @@ struct qv_version {
     /* Queue. Guarded by e->qlock. */
     struct qv_infer_req *head, *tail;
     int qlen;
+    _Atomic int queued;         /* qlen, readable without the lock (a hint) */
     int active;                 /* backend calls running */
     bool listed;                /* on the runnable list */
     bool batch_waiting;         /* a worker waits on batch_cond for more rows */

@@ -82,6 +82,11 @@ static void spin_for_work(qv_engine *e)
     atomic_store(&e->spinner, false);
 }
 
+bool qv_engine_is_full(const qv_version *v)
+{
+    return atomic_load_explicit(&v->queued, memory_order_relaxed) >= v->queue_limit;
+}
+
 int qv_engine_submit(qv_version *v, struct qv_infer_req *r, struct qv_diag *d)
 {
     qv_engine *e = v->e;
@@ -107,6 +112,7 @@ int qv_engine_submit(qv_version *v, struct qv_infer_req *r, struct qv_diag *d)
         v->head = r;
     v->tail = r;
     depth = ++v->qlen;
+    atomic_store_explicit(&v->queued, depth, memory_order_relaxed);
     if (v->batch_waiting)
         pthread_cond_signal(&v->batch_cond);
     else
@@ -305,6 +311,7 @@ static void *worker_main(void *arg)
         if (v->head == NULL)
             v->tail = NULL;
         v->qlen -= n;
+        atomic_store_explicit(&v->queued, v->qlen, memory_order_relaxed);
         if (v->n_states > 1) {
             for (slot = 0; slot < v->n_states && v->state_busy[slot]; slot++) {
             }
