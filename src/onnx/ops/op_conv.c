@@ -56,12 +56,16 @@ static int read_geometry(struct qv_exec *x, struct conv_params *p, bool transpos
             return qv_op_fail(n, d, QV_EINVAL, "kernel_shape differs from the weights");
         p->stride[i] = st ? st[i] : 1;
         p->dil[i] = di ? di[i] : 1;
+        if (p->stride[i] > QV_ONNX_MAX_ELEMS || p->dil[i] > QV_ONNX_MAX_ELEMS / (p->kernel[i] + 1))
+            return qv_op_fail(n, d, QV_E2BIG, "strides or dilations too large");
         if (p->stride[i] < 1 || p->dil[i] < 1)
             return qv_op_fail(n, d, QV_EINVAL, "strides and dilations must be >= 1");
     }
     for (int i = 0; i < p->sp; i++) {
         int64_t pb = pa ? pa[i] : 0, pe = pa ? pa[p->sp + i] : 0;
         int64_t ek = p->dil[i] * (p->kernel[i] - 1) + 1;
+        if (pb > QV_ONNX_MAX_ELEMS || pe > QV_ONNX_MAX_ELEMS)
+            return qv_op_fail(n, d, QV_E2BIG, "pads too large");
         if (pb < 0 || pe < 0)
             return qv_op_fail(n, d, QV_EINVAL, "negative pads");
         if (transpose) {
@@ -487,6 +491,12 @@ static int conv_transpose_infer(struct qv_exec *x, struct qv_diag *d)
     for (int i = 0; i < p->sp; i++) {
         int64_t ek = p->dil[i] * (p->kernel[i] - 1) + 1;
         int64_t opad = op ? op[i] : 0;
+        if (opad < 0 || opad > QV_ONNX_MAX_ELEMS || p->in_sp[i] < 1 ||
+            (os && (os[nos == p->sp ? i : i + 2] < 0 ||
+                    os[nos == p->sp ? i : i + 2] > QV_ONNX_MAX_ELEMS)))
+            return qv_op_fail(x->node, d, QV_EINVAL, "bad output_padding or output_shape");
+        if (p->stride[i] > QV_ONNX_MAX_ELEMS / p->in_sp[i])
+            return qv_op_fail(x->node, d, QV_E2BIG, "strides too large");
         int64_t pe = p->out_sp[i]; /* the end pad read_geometry parked here */
         int64_t full = p->stride[i] * (p->in_sp[i] - 1) + opad + ek;
         bool same = strcmp(auto_pad, "SAME_UPPER") == 0 || strcmp(auto_pad, "SAME_LOWER") == 0;

@@ -191,6 +191,12 @@ static int max_unpool_infer(struct qv_exec *x, struct qv_diag *d)
     p->def[0] = in->shape[0];
     p->def[1] = in->shape[1];
     for (int i = 0; i < sp; i++) {
+        int64_t stv = st ? st[i] : 1;
+        if (stv < 1 || stv > QV_ONNX_MAX_ELEMS / (in->shape[2 + i] + 1) || ks[i] < 1 ||
+            ks[i] > QV_ONNX_MAX_ELEMS ||
+            (pa && (pa[i] < 0 || pa[sp + i] < 0 || pa[i] > QV_ONNX_MAX_ELEMS ||
+                    pa[sp + i] > QV_ONNX_MAX_ELEMS)))
+            return qv_op_fail(x->node, d, QV_EINVAL, "bad strides, kernel_shape or pads");
         p->def[2 + i] =
             (in->shape[2 + i] - 1) * (st ? st[i] : 1) + ks[i] - (pa ? pa[i] + pa[sp + i] : 0);
         if (p->def[2 + i] < 1)

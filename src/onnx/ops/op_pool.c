@@ -229,6 +229,10 @@ static int pool_infer_kind(struct qv_exec *x, int kind, struct qv_diag *d)
         if (p->kernel[i] < 1 || p->stride[i] < 1 || p->dil[i] < 1 || p->pad_begin[i] < 0 ||
             p->pad_end[i] < 0)
             return qv_op_fail(n, d, QV_EINVAL, "bad kernel, stride, dilation or pad");
+        if (p->kernel[i] > QV_ONNX_MAX_ELEMS || p->stride[i] > QV_ONNX_MAX_ELEMS ||
+            p->dil[i] > QV_ONNX_MAX_ELEMS / p->kernel[i] || p->pad_begin[i] > QV_ONNX_MAX_ELEMS ||
+            p->pad_end[i] > QV_ONNX_MAX_ELEMS)
+            return qv_op_fail(n, d, QV_E2BIG, "kernel, stride, dilation or pad too large");
         ek = p->dil[i] * (p->kernel[i] - 1) + 1;
         if (strcmp(auto_pad, "SAME_UPPER") == 0 || strcmp(auto_pad, "SAME_LOWER") == 0) {
             int64_t total;

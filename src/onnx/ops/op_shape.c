@@ -52,6 +52,8 @@ static int reshape_infer(struct qv_exec *x, struct qv_diag *d)
             shape[i] = 1;
             continue;
         }
+        if (want[i] > QV_ONNX_MAX_ELEMS || (known && want[i] > QV_ONNX_MAX_ELEMS / known))
+            return qv_op_fail(x->node, d, QV_E2BIG, "shape too large");
         if (want[i] < -1)
             return qv_op_fail(x->node, d, QV_EINVAL, "negative dimension %lld", (long long)want[i]);
         if (want[i] == 0 && !allowzero) {

@@ -283,6 +283,8 @@ static int pad_infer(struct qv_exec *x, struct qv_diag *d)
         full[r + a] = pads[n_axes + i];
     }
     for (int i = 0; i < r; i++) {
+        if (full[i] > QV_ONNX_MAX_ELEMS || full[r + i] > QV_ONNX_MAX_ELEMS)
+            return qv_op_fail(x->node, d, QV_E2BIG, "pads too large");
         if (full[i] < 0 || full[r + i] < 0)
             return qv_op_fail(x->node, d, QV_ENOTSUP, "negative pads are not supported");
         if (p->mode == PAD_REFLECT && in->shape[i] < 2 && (full[i] || full[r + i]))
@@ -491,6 +493,9 @@ static int tile_infer(struct qv_exec *x, struct qv_diag *d)
     for (int i = 0; i < n; i++) {
         if (reps[i] < 0)
             return qv_op_fail(x->node, d, QV_EINVAL, "negative repeat");
+        if (reps[i] > QV_ONNX_MAX_ELEMS ||
+            (in->shape[i] && reps[i] > QV_ONNX_MAX_ELEMS / in->shape[i]))
+            return qv_op_fail(x->node, d, QV_E2BIG, "repeats too large");
         shape[i] = in->shape[i] * reps[i];
     }
     p->tile = true;
