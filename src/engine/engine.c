@@ -482,7 +482,8 @@ static int load_version(qv_engine *e, struct qv_model *m, qv_version *v, struct 
     struct qv_backend_params p;
     char vdir[1100], why[256];
     struct stat st;
-    uint64_t need;
+    uint64_t need, reserved = 0;
+    bool fits;
     int err = QV_OK;
 
     memset(&p, 0, sizeof(p));
@@ -519,8 +520,15 @@ static int load_version(qv_engine *e, struct qv_model *m, qv_version *v, struct 
         err = qv_fail(d, QV_EIO, "cannot stat %s", v->artifact);
         goto fail;
     }
+    /* Reserve an estimate now (loads may run in parallel), the real figure after. */
     need = (uint64_t)st.st_size * 2;
-    if (!make_room(e, v, need, why, sizeof(why))) {
+    pthread_mutex_lock(&e->mem_mu);
+    if (make_room(e, v, need, why, sizeof(why))) {
+        atomic_fetch_add(&e->mem_used, need);
+        reserved = need;
+    }
+    pthread_mutex_unlock(&e->mem_mu);
+    if (reserved == 0) {
         err = qv_fail(d, QV_ENOMEM, "%s", why);
         goto fail;
     }
@@ -553,18 +561,26 @@ static int load_version(qv_engine *e, struct qv_model *m, qv_version *v, struct 
     /* The estimate made before loading may be low: what counts is what the
      * loaded version holds. Evict idle versions for it, or refuse it. */
     need = (uint64_t)st.st_size + v->n_states * qv_backend_memory(v->be, v->states[0]);
-    if (!make_room(e, v, need, why, sizeof(why))) {
+    pthread_mutex_lock(&e->mem_mu);
+    atomic_fetch_sub(&e->mem_used, reserved);
+    reserved = 0;
+    fits = make_room(e, v, need, why, sizeof(why));
+    if (fits)
+        atomic_fetch_add(&e->mem_used, need);
+    pthread_mutex_unlock(&e->mem_mu);
+    if (!fits) {
         err = qv_fail(d, QV_ENOMEM, "%s", why);
         goto fail;
     }
     v->memory = need;
-    atomic_fetch_add(&e->mem_used, need);
     qv_vstats_memory(v->stats, v->memory);
     v->loaded_at_ms = qv_wall_ms();
     atomic_store(&v->last_used_ns, qv_now_ns());
     set_state(e, v, QV_STATE_READY, "");
     return QV_OK;
 fail:
+    if (reserved)
+        atomic_fetch_sub(&e->mem_used, reserved);
     if (v->states)
         backend_states_free(v);
     v->failed = true;
@@ -783,6 +799,40 @@ static void watch_dir(qv_engine *e, const char *path)
                               IN_DELETE_SELF | IN_ONLYDIR);
 }
 
+struct sync_job {
+    qv_engine *e;
+    struct qv_model **models;
+    int n;
+    _Atomic int next;
+};
+
+/* Reconciles models taken one at a time from the job until none is left. */
+static void *sync_worker(void *arg)
+{
+    struct sync_job *job = arg;
+    qv_engine *e = job->e;
+
+    for (;;) {
+        int i = atomic_fetch_add(&job->next, 1);
+        struct qv_model *m;
+        struct qv_diag d = {{0}};
+
+        if (i >= job->n)
+            break;
+        m = job->models[i];
+        if (!m->cfg_ok && m->on_disk) {
+            /* Never had a valid config: every version shows why. */
+            for (int k = 0; k < m->n_versions; k++)
+                if (atomic_load(&m->versions[k]->state) != QV_STATE_UNAVAILABLE ||
+                    strcmp(m->versions[k]->reason, m->problem) != 0)
+                    set_state(e, m->versions[k], QV_STATE_UNAVAILABLE, m->problem);
+            continue;
+        }
+        reconcile_model(e, m, &d);
+    }
+    return NULL;
+}
+
 static int sync_locked(qv_engine *e)
 {
     struct qv_repo_model *disk = NULL;
@@ -819,22 +869,32 @@ static int sync_locked(qv_engine *e)
         }
     }
     free(disk);
-    for (int i = 0;; i++) {
-        struct qv_model *m;
+    {
+        /* Models are reconciled in parallel (loading is most of a start);
+         * the registry only grows under ctl_mu, which the caller holds. */
+        struct sync_job job;
+        int n_threads;
+        pthread_t th[8];
+
+        memset(&job, 0, sizeof(job));
+        job.e = e;
         pthread_rwlock_rdlock(&e->reg_lock);
-        m = i < e->n_models ? e->models[i] : NULL;
+        job.n = e->n_models;
+        job.models = qv_xcalloc((size_t)job.n + 1, sizeof(*job.models));
+        memcpy(job.models, e->models, sizeof(*job.models) * (size_t)job.n);
         pthread_rwlock_unlock(&e->reg_lock);
-        if (m == NULL)
-            break;
-        if (!m->cfg_ok && m->on_disk) {
-            /* Never had a valid config: every version shows why. */
-            for (int k = 0; k < m->n_versions; k++)
-                if (atomic_load(&m->versions[k]->state) != QV_STATE_UNAVAILABLE ||
-                    strcmp(m->versions[k]->reason, m->problem) != 0)
-                    set_state(e, m->versions[k], QV_STATE_UNAVAILABLE, m->problem);
-            continue;
-        }
-        reconcile_model(e, m, &d);
+        n_threads = qv_cpu_count();
+        if (n_threads > (int)QV_ARRAY_LEN(th))
+            n_threads = (int)QV_ARRAY_LEN(th);
+        if (n_threads > job.n)
+            n_threads = job.n;
+        for (int i = 1; i < n_threads; i++)
+            if (pthread_create(&th[i], NULL, sync_worker, &job) != 0)
+                n_threads = i;
+        sync_worker(&job);
+        for (int i = 1; i < n_threads; i++)
+            pthread_join(th[i], NULL);
+        free(job.models);
     }
     finish_drains(e);
     return QV_OK;
@@ -1142,6 +1202,7 @@ int qv_engine_create(const struct qv_engine_config *cfg, const struct qv_engine_
     e->spin_ns = cfg->spin_us < 0 ? 0 : (uint64_t)(cfg->spin_us ? cfg->spin_us : 50) * 1000;
     pthread_rwlock_init(&e->reg_lock, NULL);
     pthread_mutex_init(&e->ctl_mu, NULL);
+    pthread_mutex_init(&e->mem_mu, NULL);
     pthread_mutex_init(&e->qlock, NULL);
     pthread_cond_init(&e->work_cond, NULL);
     e->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -1192,6 +1253,7 @@ void qv_engine_destroy(qv_engine *e)
     pthread_cond_destroy(&e->work_cond);
     pthread_mutex_destroy(&e->qlock);
     pthread_mutex_destroy(&e->ctl_mu);
+    pthread_mutex_destroy(&e->mem_mu);
     pthread_rwlock_destroy(&e->reg_lock);
     free(e);
 }

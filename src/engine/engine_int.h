@@ -4,7 +4,8 @@
  * engine records shared by engine.c (registry, lifecycle, control) and
  * worker.c (queues, batching, workers).
  *
- * Locks, outermost first: ctl_mu (one control operation at a time), reg_lock
+ * Locks, outermost first: ctl_mu (one control operation at a time), mem_mu
+ * (the memory budget: check and reserve, evictions), reg_lock
  * (the registry: models, version lists, states, reasons), qlock (every
  * version's queue and the runnable list). No backend call and no hook runs
  * under reg_lock or qlock.
@@ -86,6 +87,7 @@ struct qv_engine {
     struct qv_model **models;
 
     pthread_mutex_t ctl_mu;
+    pthread_mutex_t mem_mu;      /* the memory budget's check-and-reserve (loads run in parallel) */
 
     pthread_mutex_t qlock;
     pthread_cond_t work_cond;
