@@ -83,6 +83,7 @@ conformance: build
 models:
 	bash scripts/install-deps.sh models
 	/usr/bin/python3 scripts/make_models.py
+	/usr/bin/python3 scripts/make_onnx_models.py
 
 bench: build
 	bash scripts/install-deps.sh bench
