@@ -21,6 +21,7 @@ struct qv_api_config {
     size_t max_body_bytes;    /* larger bodies get 413 */
     int threads;              /* HTTP threads; 0: one per core */
     const char *tokens_file;  /* NULL: management endpoints open */
+    bool protect_inference;   /* with tokens: inference and metadata need a token too */
 };
 
 /* What the handlers use. Borrowed: everything outlives the server. */

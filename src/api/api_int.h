@@ -22,7 +22,12 @@
 struct qv_http_req;
 typedef int (*qv_http_handler)(struct qv_http_req *r);
 
-enum { ROUTE_MANAGE = 1u << 0, ROUTE_ADMIN = 1u << 1, ROUTE_NO_LOG = 1u << 2 };
+enum {
+    ROUTE_MANAGE = 1u << 0, /* needs a token when tokens are configured */
+    ROUTE_ADMIN = 1u << 1,  /* needs an admin token */
+    ROUTE_NO_LOG = 1u << 2,
+    ROUTE_OPEN = 1u << 3,   /* health and metrics: never needs a token */
+};
 
 struct qv_api_route {
     const char *method;

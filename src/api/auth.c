@@ -3,7 +3,8 @@
  * Bearer tokens for the management endpoints. The tokens file has one token a
  * line, "name token role" with role admin or read; '#' starts a comment.
  * When no file is configured the management endpoints are open (the default
- * bind is 127.0.0.1). Inference and health endpoints are always open.
+ * bind is 127.0.0.1). Inference and metadata endpoints are open unless
+ * --tokens-protect-inference; health and /metrics are always open.
  */
 #include "api_int.h"
 
@@ -91,7 +92,9 @@ int qv__api_auth(struct qv_http_req *r, unsigned flags)
     const char *h;
     bool write = strcmp(r->method, "GET") != 0;
 
-    if (!(flags & ROUTE_MANAGE))
+    if (flags & ROUTE_OPEN)
+        return QV_OK;
+    if (!(flags & ROUTE_MANAGE) && !(ts != NULL && r->api->cfg.protect_inference))
         return QV_OK;
     if (ts == NULL) {
         /* No tokens: the audit log can still tell the CLI from other clients. */
@@ -109,7 +112,8 @@ int qv__api_auth(struct qv_http_req *r, unsigned flags)
         if (!same_secret(h + 7, ts->t[i].token))
             continue;
         r->who = ts->t[i].name;
-        if ((write || (flags & ROUTE_ADMIN)) && !ts->t[i].admin)
+        /* Inference (protected on request) takes any token; management writes need admin. */
+        if ((flags & ROUTE_MANAGE) && (write || (flags & ROUTE_ADMIN)) && !ts->t[i].admin)
             return qv_fail(&r->diag, QV_EFORBIDDEN,
                            "Authorization: token \"%s\" has role read; %s %s needs admin",
                            ts->t[i].name, r->method, r->path);

@@ -14,10 +14,10 @@
 /* clang-format off */
 const struct qv_api_route qv__api_routes[] = {
     /* method  pattern                                             handler               flags */
-    { "GET",  "/v2/health/live",                                   qv__on_live,          ROUTE_NO_LOG },
-    { "GET",  "/v2/health/ready",                                  qv__on_ready,         ROUTE_NO_LOG },
+    { "GET",  "/v2/health/live",                                   qv__on_live,          ROUTE_NO_LOG | ROUTE_OPEN },
+    { "GET",  "/v2/health/ready",                                  qv__on_ready,         ROUTE_NO_LOG | ROUTE_OPEN },
     { "GET",  "/v2",                                               qv__on_server_meta,   0 },
-    { "GET",  "/metrics",                                          qv__on_metrics,       ROUTE_NO_LOG },
+    { "GET",  "/metrics",                                          qv__on_metrics,       ROUTE_NO_LOG | ROUTE_OPEN },
     { "POST", "/v2/models/{name}/infer",                           qv__on_infer,         0 },
     { "POST", "/v2/models/{name}/versions/{ver}/infer",            qv__on_infer,         0 },
     { "GET",  "/v2/models/{name}",                                 qv__on_model_meta,    0 },

@@ -27,7 +27,7 @@ struct serve_opts {
     const char *repo, *host, *data, *tokens, *store_url, *port_file;
     int port, workers, http_threads, poll_ms, spin_us, evict_idle_ms;
     long long max_body, memory_budget;
-    bool watch, explicit_mode, no_metrics;
+    bool watch, explicit_mode, no_metrics, protect_inference;
 };
 
 static const char serve_usage[] =
@@ -51,6 +51,8 @@ static const char serve_usage[] =
     "                          (load only on POST /v2/repository/.../load)\n"
     "  --tokens FILE           require bearer tokens on management endpoints\n"
     "                          (lines: name token admin|read)\n"
+    "  --tokens-protect-inference  with --tokens, inference and metadata need a token too\n"
+    "                          (health and /metrics stay open)\n"
     "  --port-file FILE        write the bound port to FILE once ready\n"
     "  --log-level LEVEL       debug, info (default), warn, error\n"
     "  --no-metrics            do not record per-request metrics (to measure their cost;\n"
@@ -104,6 +106,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
         {"worker-spin-us", required_argument, 0, 'S'},
         {"evict-idle-ms", required_argument, 0, 'E'},
         {"no-metrics", no_argument, 0, 'M'},
+        {"tokens-protect-inference", no_argument, 0, 'I'},
         {0, 0, 0, 0},
     };
     int ch;
@@ -154,6 +157,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
             break;
         case 'n': o->watch = false; break;
         case 'M': o->no_metrics = true; break;
+        case 'I': o->protect_inference = true; break;
         case 'E':
             if (parse_int_opt("--evict-idle-ms", optarg, 1, 86400000, &o->evict_idle_ms))
                 return -1;
@@ -201,6 +205,10 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
             fputs(serve_usage, stderr);
             return -1;
         }
+    }
+    if (o->protect_inference && o->tokens == NULL) {
+        fprintf(stderr, "quiver serve: --tokens-protect-inference needs --tokens FILE\n");
+        return -1;
     }
     if (optind < argc) {
         fprintf(stderr, "quiver serve: unexpected argument \"%s\"\n", argv[optind]);
@@ -409,6 +417,7 @@ int qv_cli_serve(int argc, char **argv)
     acfg.max_body_bytes = (size_t)o.max_body;
     acfg.threads = o.http_threads;
     acfg.tokens_file = o.tokens;
+    acfg.protect_inference = o.protect_inference;
     deps.engine = s.engine;
     deps.router = s.router;
     deps.monitor = s.monitor;

@@ -173,6 +173,29 @@ static void test_tokens_on_management_endpoints(void **state)
     h_stop_ok(s);
 }
 
+/* --tokens-protect-inference: inference and metadata need a token (any
+ * role); health and /metrics stay open. */
+static void test_tokens_protect_inference(void **state)
+{
+    struct h_srv *s = *state;
+    char tokens[400];
+
+    h_test_model(s, "fraud", "\"version_policy\": {\"all\": {}}");
+    h_test_version(s, "fraud", 1, "{\"features\": 4, \"scale\": 1.0}");
+    snprintf(tokens, sizeof(tokens), "%s/tokens", s->dir);
+    h_write_file(tokens, "alice adm-7f3c9e admin\nbob rd-41b2aa read\n");
+    h_start(s, "--tokens", tokens, "--tokens-protect-inference", NULL);
+    expect(s, "POST", "/v2/models/fraud/infer", body4, NULL, 401, "Authorization");
+    expect(s, "GET", "/v2/models/fraud", NULL, NULL, 401, "Authorization");
+    expect(s, "POST", "/v2/models/fraud/infer", body4, READER, 200, NULL);
+    expect(s, "POST", "/v2/models/fraud/infer", body4, ADMIN, 200, NULL);
+    expect(s, "GET", "/v2/health/ready", NULL, NULL, 200, NULL);
+    expect(s, "GET", "/metrics", NULL, NULL, 200, NULL);
+    /* Management still needs admin to change anything. */
+    expect(s, "DELETE", "/v2/models/fraud/route", NULL, READER, 403, "admin");
+    h_stop_ok(s);
+}
+
 static void test_malformed_tokens_file_stops_serve(void **state)
 {
     struct h_srv *s = *state;
@@ -205,6 +228,7 @@ static void test_malformed_tokens_file_stops_serve(void **state)
 
 static const struct CMUnitTest tests[] = {
     H_TEST(test_tokens_on_management_endpoints),
+    H_TEST(test_tokens_protect_inference),
     H_TEST(test_malformed_tokens_file_stops_serve),
 };
 
