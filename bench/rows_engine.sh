@@ -327,13 +327,15 @@ rows_shadow() {
 
 rows_metrics_cost() {
   [ -x "$QUIVER_BIN" ] || return 0
-  local repo="$TMP/mcost-repo" url a b r
+  local repo="$TMP/mcost-repo" url a b r which label best_on=0 best_off=0 rps
   mkdir -p "$repo"
   cp -r examples/models/fraud "$repo/fraud"
   rm -f "$repo/fraud/reference.json"
-  a="metrics cost: fraud v1, metrics on"
-  b="metrics cost: fraud v1, metrics off (--no-metrics)"
-  for which in on off; do
+  # Runs alternate (on, off, off, on) and the best of each counts: one pair in a fixed order
+  # measured the order (run-to-run drift on this machine is of the size of the effect).
+  for which in on off off on; do
+    label="metrics cost: fraud v1, metrics $which"
+    [ "$which" = off ] && label="$label (--no-metrics)"
     if [ "$which" = on ]; then
       start_q mcost "$repo" || { NOTES+=("metrics cost: quiver did not start"); return 0; }
     else
@@ -341,13 +343,20 @@ rows_metrics_cost() {
     fi
     url="http://$HOST:${Q_PORT[mcost]}/v2/models/fraud/versions/1/infer"
     run_wrk 32 "$WARMUP" "$url" "$LOAD_BODY" "$TMP/warm-mcost-$which.log" >/dev/null
-    if [ "$which" = on ]; then measure mcost 32 "$url" "$LOAD_BODY" "$a"; else measure mcost 32 "$url" "$LOAD_BODY" "$b"; fi
+    measure mcost 32 "$url" "$LOAD_BODY" "$label"
+    rps=${RPS[$label:32]:-0}
+    if [ "$which" = on ]; then
+      awk -v a="$rps" -v b="$best_on" 'BEGIN {exit !(a > b)}' && best_on=$rps
+    else
+      awk -v a="$rps" -v b="$best_off" 'BEGIN {exit !(a > b)}' && best_off=$rps
+    fi
     stop_q mcost
   done
-  r=$(ratio "${RPS[$a:32]:-}" "${RPS[$b:32]:-}")
-  goal "metrics: req/s with metrics on / off (fraud v1, 32 conns)" \
-    "$( [ -n "${RPS[$a:32]:-}" ] && printf '%.0f' "${RPS[$a:32]}" || echo n/a)" \
-    "$( [ -n "${RPS[$b:32]:-}" ] && printf '%.0f' "${RPS[$b:32]}" || echo n/a) off" \
+  a="metrics cost: fraud v1, metrics on"
+  b="metrics cost: fraud v1, metrics off (--no-metrics)"
+  r=$(ratio "$best_on" "$best_off")
+  goal "metrics: req/s with metrics on / off (fraud v1, 32 conns, best of 2 each)" \
+    "$(printf '%.0f' "$best_on")" "$(printf '%.0f' "$best_off") off" \
     ">= 0.95x" "$r x $(yes_no le 0.95 "$r")"
 }
 
