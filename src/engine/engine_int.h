@@ -44,6 +44,7 @@ struct qv_version {
     _Atomic uint64_t loaded_at_ms;
     qv_vstats *stats;
     _Atomic uint64_t last_used_ns;
+    _Atomic uint64_t batches;   /* backend calls, for sampling their CPU time */
 
     /* Queue. Guarded by e->qlock. */
     struct qv_infer_req *head, *tail;
