@@ -15,26 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool engine_is_ready(void *ud, const char *model, int64_t version)
-{
-    return qv_engine_is_ready(ud, model, version);
-}
-
-static int64_t engine_highest(void *ud, const char *model)
-{
-    int64_t v[QV_MAX_VERSIONS];
-    int n = qv_engine_ready_versions(ud, model, v, QV_MAX_VERSIONS);
-
-    return n > 0 ? v[n - 1] : 0;
-}
-
-static struct qv_resolver resolver(struct qv_http_req *r)
-{
-    struct qv_resolver res = {engine_is_ready, engine_highest, r->deps->engine};
-
-    return res;
-}
-
 static int require_model(struct qv_http_req *r)
 {
     struct qv_model_info mi;
@@ -86,14 +66,14 @@ int qv__on_route_get(struct qv_http_req *r)
 /* PUT /v2/models/{m}/route: the whole document, validated, applied atomically. */
 int qv__on_route_put(struct qv_http_req *r)
 {
-    struct qv_resolver res = resolver(r);
+    const struct qv_resolver *res = qv_router_resolver(r->deps->router);
     char *old, *now;
     int err = require_model(r);
 
     if (err)
         return err;
     old = current_route(r, r->params[0]);
-    err = qv_router_set_route(r->deps->router, r->params[0], r->body, &res, &r->diag);
+    err = qv_router_set_route(r->deps->router, r->params[0], r->body, res, &r->diag);
     if (err) {
         free(old);
         return err;
@@ -130,7 +110,7 @@ int qv__on_route_delete(struct qv_http_req *r)
 /* PUT /v2/models/{m}/labels/{label} {"version": N} */
 int qv__on_label_put(struct qv_http_req *r)
 {
-    struct qv_resolver res = resolver(r);
+    const struct qv_resolver *res = qv_router_resolver(r->deps->router);
     json_t *root, *v;
     json_error_t jerr;
     int64_t version, before = 0;
@@ -153,7 +133,7 @@ int qv__on_label_put(struct qv_http_req *r)
         return qv_fail(&r->diag, QV_EINVAL, "version: expected a version number");
     if (qv_router_get_label(r->deps->router, r->params[0], r->params[1], &before) == QV_OK)
         snprintf(oldv, sizeof(oldv), "%s=%lld", r->params[1], (long long)before);
-    err = qv_router_set_label(r->deps->router, r->params[0], r->params[1], version, &res,
+    err = qv_router_set_label(r->deps->router, r->params[0], r->params[1], version, res,
                               &r->diag);
     if (err)
         return err;
@@ -324,7 +304,7 @@ int qv__on_events(struct qv_http_req *r)
 /* POST /v2/models/{m}/route/rollback: the previous route document. */
 int qv__on_route_rollback(struct qv_http_req *r)
 {
-    struct qv_resolver res = resolver(r);
+    const struct qv_resolver *res = qv_router_resolver(r->deps->router);
     char *prev = NULL, *old, *now;
     int err = require_model(r);
 
@@ -334,7 +314,7 @@ int qv__on_route_rollback(struct qv_http_req *r)
         qv_store_route_get_previous(r->deps->store, r->params[0], &prev, &r->diag) != QV_OK)
         return qv_fail(&r->diag, QV_ENOENT, "model %s has no previous route", r->params[0]);
     old = current_route(r, r->params[0]);
-    err = qv_router_set_route(r->deps->router, r->params[0], prev, &res, &r->diag);
+    err = qv_router_set_route(r->deps->router, r->params[0], prev, res, &r->diag);
     if (!err) {
         now = current_route(r, r->params[0]);
         persist_route(r, r->params[0], now);

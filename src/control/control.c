@@ -13,20 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Routes are restored without the READY check: at start a routed version may
- * still be loading, and the router skips versions that are not READY. */
-static bool always(void *ud, const char *model, int64_t version)
-{
-    (void)ud;
-    (void)model;
-    (void)version;
-    return true;
-}
-
 static void restore_routes(qv_control *c)
 {
     struct qv_store_route *routes = NULL;
-    struct qv_resolver res = {always, NULL, NULL};
     struct qv_diag d = {{0}};
     size_t n = 0;
 
@@ -37,7 +26,9 @@ static void restore_routes(qv_control *c)
         struct qv_diag rd = {{0}};
         if (routes[i].doc == NULL || routes[i].doc[0] == '\0')
             continue; /* an empty document stands for "no route" */
-        if (qv_router_set_route(c->router, routes[i].model, routes[i].doc, &res, &rd) != QV_OK) {
+        /* No READY check (NULL resolver): at start a routed version may still be
+         * loading, and picks skip versions that are not READY. */
+        if (qv_router_set_route(c->router, routes[i].model, routes[i].doc, NULL, &rd) != QV_OK) {
             qv_log(QV_LOG_WARN, "model=%s msg=\"stored route rejected\" reason=\"%s\"",
                    routes[i].model, rd.msg);
             continue;

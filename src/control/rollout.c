@@ -47,11 +47,6 @@ struct qv__rollout {
 
 /* ---- Helpers ---- */
 
-static bool res_is_ready(void *ud, const char *model, int64_t version)
-{
-    return qv_engine_is_ready(ud, model, version);
-}
-
 static struct qv__rollout *find(qv_control *c, const char *model)
 {
     for (int i = 0; i < c->n_rollouts; i++)
@@ -437,13 +432,13 @@ static int persist_state(qv_control *c, const struct qv__rollout *ro, struct qv_
 static int apply(qv_control *c, struct qv__rollout *ro, struct qv__rollout *next, const char *doc,
                  bool check_ready, struct qv_diag *d)
 {
-    struct qv_resolver res = {res_is_ready, NULL, c->engine};
+    const struct qv_resolver *res = qv_router_resolver(c->router);
     qv_route *rt = NULL;
     char *canon = NULL, *old_stored = NULL;
     bool had_stored = false;
     int err;
 
-    err = qv_route_parse(doc, ro->model, check_ready ? &res : NULL, &rt, d);
+    err = qv_route_parse(doc, ro->model, check_ready ? res : NULL, &rt, d);
     if (err)
         return err;
     err = qv_route_to_json(rt, &canon);
@@ -461,7 +456,7 @@ static int apply(qv_control *c, struct qv__rollout *ro, struct qv__rollout *next
         if (err)
             goto undo_state;
     }
-    err = qv_router_set_route(c->router, ro->model, canon, check_ready ? &res : NULL, d);
+    err = qv_router_set_route(c->router, ro->model, canon, check_ready ? res : NULL, d);
     if (err) {
         if (c->store != NULL) {
             struct qv_diag ignore = {{0}};

@@ -301,6 +301,11 @@ static void publish(qv_router *r, struct model_entry *e, struct snap *s)
 
 /* ---- Creation ---- */
 
+const struct qv_resolver *qv_router_resolver(const qv_router *r)
+{
+    return &r->cfg.resolver;
+}
+
 int qv_router_create(const struct qv_router_config *cfg, qv_router **out)
 {
     qv_router *r = qv_xcalloc(1, sizeof(*r));

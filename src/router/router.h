@@ -100,6 +100,9 @@ struct qv_router_config {
  * READY) is copied. Returns 0; aborts on OOM like any control-plane allocation.
  * Main thread. */
 int qv_router_create(const struct qv_router_config *cfg, qv_router **out);
+/* The resolver the router was created with, for callers that set routes and
+ * want the same READY checks (the API, the controller). Any thread. */
+const struct qv_resolver *qv_router_resolver(const qv_router *r);
 void qv_router_destroy(qv_router *r); /* NULL is a no-op. No call may be running. */
 
 /* Replace the route of 'model' with the document 'json' (validated as in
