@@ -181,6 +181,17 @@ int qv_bcast_init(struct qv_bcast *b, int n, const struct qv_tensor *const *ops,
 /* Element offsets of every operand for output element 'i' (slow path). */
 void qv_bcast_offsets(const struct qv_bcast *b, int64_t i, int64_t *off);
 
+/* ---- Integer matrix products (MatMulInteger, QLinearMatMul) ---- */
+struct qv_int_matmul {
+    int64_t m, n, k, batch;
+    int64_t a_batch, b_batch; /* elements per batch; 0 for an operand shared across batches */
+};
+/* Checks int8/uint8 operands A and B of matching inner dims, fills p, the
+ * double scratch both kernels use, and output 0 as out_dtype with A's shape
+ * and B's columns. QV_ENOTSUP/QV_E2BIG with a diag naming the node. */
+int qv_int_matmul_plan(struct qv_exec *x, const struct qv_tensor *A, const struct qv_tensor *B,
+                       enum qv_dtype out_dtype, struct qv_int_matmul *p, struct qv_diag *d);
+
 /* ---- Numbers ---- */
 /* Limit on elements per tensor. qv_shape_fits() also bounds the product of
  * the dims with zeros counted as 1, so strides computed from any suffix of

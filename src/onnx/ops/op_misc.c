@@ -281,16 +281,11 @@ static int det_infer(struct qv_exec *x, struct qv_diag *d)
 
 /* ---- MatMulInteger ---- */
 
-struct mmi_params {
-    int64_t m, n, k, batch;
-    int64_t a_batch, b_batch; /* 0 when that operand is shared across batches */
-};
-
 /* A and B minus their zero points, as doubles in scratch, then dgemm: exact
  * for any int8/uint8 product sum that fits a double's 53 bits. */
 static int matmul_integer_kernel(struct qv_exec *x)
 {
-    const struct mmi_params *p = (const void *)x->priv;
+    const struct qv_int_matmul *p = (const void *)x->priv;
     const struct qv_tensor *A = x->in[0], *B = x->in[1];
     const struct qv_tensor *za = x->n_in > 2 ? x->in[2] : NULL, *zb = x->n_in > 3 ? x->in[3] : NULL;
     double *a = x->scratch, *b = a + p->m * p->k, *c = b + p->k * p->n;
@@ -320,36 +315,11 @@ static int matmul_integer_kernel(struct qv_exec *x)
 
 static int matmul_integer_infer(struct qv_exec *x, struct qv_diag *d)
 {
-    struct mmi_params *p = (void *)x->priv;
-    const struct qv_tensor *A, *B;
-    int64_t shape[QV_MAX_DIMS];
     int err = qv_op_arity(x, 2, 4, 1, 1, d);
 
     if (err)
         return err;
-    A = x->in[0];
-    B = x->in[1];
-    if ((A->dtype != QV_DTYPE_U8 && A->dtype != QV_DTYPE_I8) ||
-        (B->dtype != QV_DTYPE_U8 && B->dtype != QV_DTYPE_I8))
-        return qv_op_fail(x->node, d, QV_ENOTSUP, "inputs must be int8 or uint8");
-    if (A->ndim < 2 || B->ndim < 2 || A->shape[A->ndim - 1] != B->shape[B->ndim - 2])
-        return qv_op_fail(x->node, d, QV_ENOTSUP, "needs matrices with matching inner dims");
-    memset(p, 0, sizeof(*p));
-    p->m = A->shape[A->ndim - 2];
-    p->k = A->shape[A->ndim - 1];
-    p->n = B->shape[B->ndim - 1];
-    p->batch = (p->m > 0 && p->k > 0) ? qv_numel(A) / (p->m * p->k) : 1;
-    if (B->ndim > 2 && (p->k > 0 && p->n > 0) && qv_numel(B) / (p->k * p->n) != p->batch)
-        return qv_op_fail(x->node, d, QV_ENOTSUP, "batch broadcasting is not supported");
-    p->a_batch = p->m * p->k;
-    p->b_batch = B->ndim > 2 ? p->k * p->n : 0;
-    if (p->m > INT32_MAX || p->n > INT32_MAX || p->k > INT32_MAX)
-        return qv_op_fail(x->node, d, QV_E2BIG, "too large");
-    x->scratch_bytes = sizeof(double) * (size_t)(p->m * p->k + p->k * p->n + p->m * p->n + 1);
-    memcpy(shape, A->shape, sizeof(shape));
-    shape[A->ndim - 1] = p->n;
-    qv_out_set(x, 0, QV_DTYPE_I32, A->ndim, shape);
-    return QV_OK;
+    return qv_int_matmul_plan(x, x->in[0], x->in[1], QV_DTYPE_I32, (void *)x->priv, d);
 }
 
 #define ALL(fn)                                                                                    \

@@ -9,16 +9,11 @@
 #include <cblas.h>
 #include <stdint.h>
 
-struct qmm_params {
-    int64_t m, n, k, batch;
-    int64_t a_batch, b_batch; /* elements per batch; 0 for a shared operand */
-};
-
 /* Inputs: a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale,
  * y_zero_point. */
 static int qlinear_matmul_kernel(struct qv_exec *x)
 {
-    const struct qmm_params *p = (const void *)x->priv;
+    const struct qv_int_matmul *p = (const void *)x->priv;
     const struct qv_tensor *A = x->in[0], *B = x->in[3], *zy = x->in[7];
     double sa = qv_tensor_get_f64(x->in[1], 0), sb = qv_tensor_get_f64(x->in[4], 0);
     double sy = qv_tensor_get_f64(x->in[6], 0), z = qv_tensor_get_f64(zy, 0);
@@ -52,40 +47,16 @@ static int qlinear_matmul_kernel(struct qv_exec *x)
 
 static int qlinear_matmul_infer(struct qv_exec *x, struct qv_diag *d)
 {
-    struct qmm_params *p = (void *)x->priv;
-    const struct qv_tensor *A, *B;
-    int64_t shape[QV_MAX_DIMS];
     int err = qv_op_arity(x, 8, 8, 1, 1, d);
 
     if (err)
         return err;
-    A = x->in[0];
-    B = x->in[3];
     for (int i = 1; i < 8; i++)
         if (i != 3 && qv_numel(x->in[i]) != 1)
             return qv_op_fail(x->node, d, QV_ENOTSUP, "only per-tensor scales and zero points");
-    if ((A->dtype != QV_DTYPE_U8 && A->dtype != QV_DTYPE_I8) ||
-        (B->dtype != QV_DTYPE_U8 && B->dtype != QV_DTYPE_I8) ||
-        (x->in[7]->dtype != QV_DTYPE_U8 && x->in[7]->dtype != QV_DTYPE_I8))
+    if (x->in[7]->dtype != QV_DTYPE_U8 && x->in[7]->dtype != QV_DTYPE_I8)
         return qv_op_fail(x->node, d, QV_ENOTSUP, "inputs must be int8 or uint8");
-    if (A->ndim < 2 || B->ndim < 2 || A->shape[A->ndim - 1] != B->shape[B->ndim - 2])
-        return qv_op_fail(x->node, d, QV_ENOTSUP, "needs matrices with matching inner dims");
-    memset(p, 0, sizeof(*p));
-    p->m = A->shape[A->ndim - 2];
-    p->k = A->shape[A->ndim - 1];
-    p->n = B->shape[B->ndim - 1];
-    p->batch = (p->m > 0 && p->k > 0) ? qv_numel(A) / (p->m * p->k) : 1;
-    if (B->ndim > 2 && (p->k > 0 && p->n > 0) && qv_numel(B) / (p->k * p->n) != p->batch)
-        return qv_op_fail(x->node, d, QV_ENOTSUP, "batch broadcasting is not supported");
-    p->a_batch = p->m * p->k;
-    p->b_batch = B->ndim > 2 ? p->k * p->n : 0;
-    if (p->m > INT32_MAX || p->n > INT32_MAX || p->k > INT32_MAX)
-        return qv_op_fail(x->node, d, QV_E2BIG, "too large");
-    x->scratch_bytes = sizeof(double) * (size_t)(p->m * p->k + p->k * p->n + p->m * p->n + 1);
-    memcpy(shape, A->shape, sizeof(shape));
-    shape[A->ndim - 1] = p->n;
-    qv_out_set(x, 0, x->in[7]->dtype, A->ndim, shape);
-    return QV_OK;
+    return qv_int_matmul_plan(x, x->in[0], x->in[3], x->in[7]->dtype, (void *)x->priv, d);
 }
 
 const struct qv_op qv_op_q_linear_mat_mul = {

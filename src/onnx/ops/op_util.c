@@ -269,3 +269,33 @@ void qv_bcast_offsets(const struct qv_bcast *b, int64_t i, int64_t *off)
             off[k] += idx * b->strides[k][dim];
     }
 }
+
+_Static_assert(sizeof(struct qv_int_matmul) <= QV_EXEC_PRIV, "priv too small");
+
+int qv_int_matmul_plan(struct qv_exec *x, const struct qv_tensor *A, const struct qv_tensor *B,
+                       enum qv_dtype out_dtype, struct qv_int_matmul *p, struct qv_diag *d)
+{
+    int64_t shape[QV_MAX_DIMS];
+
+    if ((A->dtype != QV_DTYPE_U8 && A->dtype != QV_DTYPE_I8) ||
+        (B->dtype != QV_DTYPE_U8 && B->dtype != QV_DTYPE_I8))
+        return qv_op_fail(x->node, d, QV_ENOTSUP, "inputs must be int8 or uint8");
+    if (A->ndim < 2 || B->ndim < 2 || A->shape[A->ndim - 1] != B->shape[B->ndim - 2])
+        return qv_op_fail(x->node, d, QV_ENOTSUP, "needs matrices with matching inner dims");
+    memset(p, 0, sizeof(*p));
+    p->m = A->shape[A->ndim - 2];
+    p->k = A->shape[A->ndim - 1];
+    p->n = B->shape[B->ndim - 1];
+    p->batch = (p->m > 0 && p->k > 0) ? qv_numel(A) / (p->m * p->k) : 1;
+    if (B->ndim > 2 && (p->k > 0 && p->n > 0) && qv_numel(B) / (p->k * p->n) != p->batch)
+        return qv_op_fail(x->node, d, QV_ENOTSUP, "batch broadcasting is not supported");
+    p->a_batch = p->m * p->k;
+    p->b_batch = B->ndim > 2 ? p->k * p->n : 0;
+    if (p->m > INT32_MAX || p->n > INT32_MAX || p->k > INT32_MAX)
+        return qv_op_fail(x->node, d, QV_E2BIG, "too large");
+    x->scratch_bytes = sizeof(double) * (size_t)(p->m * p->k + p->k * p->n + p->m * p->n + 1);
+    memcpy(shape, A->shape, sizeof(shape));
+    shape[A->ndim - 1] = p->n;
+    qv_out_set(x, 0, out_dtype, A->ndim, shape);
+    return QV_OK;
+}
