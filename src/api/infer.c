@@ -687,6 +687,7 @@ static int run_compare(struct infer_ctx *c, const struct qv_pick *pick)
         struct infer_ctx *m = i == 0 ? c : calloc(1, sizeof(*m));
         struct qv_diag d = {{0}};
         bool ok = true;
+        int rc;
 
         if (m == NULL)
             continue;
@@ -703,10 +704,13 @@ static int run_compare(struct infer_ctx *c, const struct qv_pick *pick)
         m->req.done = on_done;
         m->req.ud = m;
         m->group = g;
-        if (!ok || qv_engine_acquire(deps->engine, model, pick->compare[i], &m->v, &d) != QV_OK ||
-            qv_engine_prepare(m->v, &m->req, &d) != QV_OK) {
+        rc = ok ? qv_engine_acquire(deps->engine, model, pick->compare[i], &m->v, &d)
+                : qv_fail(&d, QV_ENOMEM, "cannot copy the inputs");
+        if (rc == QV_OK)
+            rc = qv_engine_prepare(m->v, &m->req, &d);
+        if (rc != QV_OK) {
             if (i == 0) {
-                err = d.msg[0] ? qv_fail(&h->diag, QV_EINVAL, "%s", d.msg) : QV_EBUSY;
+                err = qv_fail(&h->diag, rc, "%s", d.msg[0] ? d.msg : qv_strerror(rc));
                 qv_version_release(m->v);
                 m->v = NULL;
                 break;
@@ -745,6 +749,19 @@ static int run_compare(struct infer_ctx *c, const struct qv_pick *pick)
 
 /* ---- Handlers ---- */
 
+/* A full queue is refused before anything is prepared or suspended, so that
+ * a 429 stays cheap under overload (qv_engine_submit still has the last word). */
+static int refuse_if_full(struct qv_http_req *h, const qv_version *v)
+{
+    if (!qv_engine_is_full(v))
+        return QV_OK;
+    snprintf(h->version_header, sizeof(h->version_header), "%lld",
+             (long long)qv_version_number(v));
+    qv_vstats_request(qv_version_stats(v), QV_OUTCOME_OVERLOAD, 0, 0, 0);
+    return qv_fail(&h->diag, QV_EOVERLOAD, "%s/%lld: queue is full", qv_version_model(v),
+                   (long long)qv_version_number(v));
+}
+
 static int infer(struct qv_http_req *h, bool tfs)
 {
     const struct qv_api_deps *deps = h->deps;
@@ -762,17 +779,10 @@ static int infer(struct qv_http_req *h, bool tfs)
         qv_version *v = NULL;
         if (qv_engine_acquire(deps->engine, model, qv__api_param_version(h, 1), &v, NULL) ==
             QV_OK) {
-            bool full = qv_engine_is_full(v);
-            if (full) {
-                snprintf(h->version_header, sizeof(h->version_header), "%lld",
-                         (long long)qv_version_number(v));
-                qv_vstats_request(qv_version_stats(v), QV_OUTCOME_OVERLOAD, 0, 0, 0);
-                qv_fail(&h->diag, QV_EOVERLOAD, "%s/%lld: queue is full", model,
-                        (long long)qv_version_number(v));
-            }
+            err = refuse_if_full(h, v);
             qv_version_release(v);
-            if (full)
-                return QV_EOVERLOAD;
+            if (err)
+                return err;
         }
     }
     root = json_loadb(h->body, h->body_len, 0, &jerr);
@@ -808,14 +818,8 @@ static int infer(struct qv_http_req *h, bool tfs)
         ctx_free(c);
         return err;
     }
-    if (!err && qv_engine_is_full(c->v)) {
-        /* Refused without preparing or suspending anything: overload stays cheap. */
-        snprintf(h->version_header, sizeof(h->version_header), "%lld",
-                 (long long)qv_version_number(c->v));
-        qv_vstats_request(qv_version_stats(c->v), QV_OUTCOME_OVERLOAD, 0, 0, 0);
-        err = qv_fail(&h->diag, QV_EOVERLOAD, "%s/%lld: queue is full", qv_version_model(c->v),
-                      (long long)qv_version_number(c->v));
-    }
+    if (!err)
+        err = refuse_if_full(h, c->v);
     if (!err) {
         snprintf(h->version_header, sizeof(h->version_header), "%lld",
                  (long long)qv_version_number(c->v));

@@ -892,6 +892,15 @@ static void test_compare_select_and_all_outputs(void **state)
         expect_rows(r.json, each[1], "explicit version under compare");
         h_resp_free(&r);
     }
+    /* A bad input under compare is the client's error, named as such. */
+    {
+        struct h_resp r = rq(s, "POST", "/v2/models/cmp/infer",
+                             "{\"inputs\": [{\"name\": \"input__0\", \"datatype\": \"FP32\","
+                             " \"shape\": [1, 3], \"data\": [1, 2, 3]}]}",
+                             NULL, NULL);
+        h_expect_error(&r, 400, "shape");
+        h_resp_free(&r);
+    }
     h_stop_ok(s);
 }
 
