@@ -9,6 +9,8 @@
  *
  *   {"features": 30, "scale": 1.0, "bias": 0.0, "linear": false,
  *    "delay_us": 0, "fail_rate": 0.0, "memory_bytes": 0, "load_delay_ms": 0}
+ *
+ * "features": -1 takes rows of any width (input shape [-1,-1]).
  */
 #include "backend_impl.h"
 
@@ -77,7 +79,7 @@ static int test_load(const char *path, const struct qv_backend_params *p, void *
     }
     m = qv_xcalloc(1, sizeof(*m));
     m->features = json_integer_value(json_object_get(root, "features"));
-    if (m->features <= 0)
+    if (m->features <= 0 && m->features != -1)
         m->features = 1;
     v = json_object_get(root, "scale");
     m->scale = json_is_number(v) ? json_number_value(v) : 1.0;
@@ -123,11 +125,11 @@ static int test_infer(void *state, const struct qv_tensor *in, int n_in, struct 
 {
     struct test_model *m = state;
     uint64_t call = atomic_fetch_add(&m->calls, 1);
-    int64_t rows;
+    int64_t rows, width = n_in == 1 && in[0].ndim == 2 ? in[0].shape[1] : 0;
     int err;
 
-    if (n_in != 1 || in[0].dtype != QV_DTYPE_F32 || in[0].ndim != 2 ||
-        in[0].shape[1] != m->features)
+    if (n_in != 1 || in[0].dtype != QV_DTYPE_F32 || in[0].ndim != 2 || width < 1 ||
+        (m->features > 0 && width != m->features))
         return qv_fail(d, QV_EINVAL, "expected one FP32 input of shape [-1,%lld]",
                        (long long)m->features);
     if (m->delay_us)
@@ -142,11 +144,11 @@ static int test_infer(void *state, const struct qv_tensor *in, int n_in, struct 
     if (err)
         return qv_fail(d, err, "cannot allocate the output");
     for (int64_t r = 0; r < rows; r++) {
-        const float *x = (const float *)in[0].data + r * m->features;
+        const float *x = (const float *)in[0].data + r * width;
         double s = 0;
-        for (int64_t c = 0; c < m->features; c++)
+        for (int64_t c = 0; c < width; c++)
             s += x[c];
-        s = m->scale * (s / (double)m->features) + m->bias;
+        s = m->scale * (s / (double)width) + m->bias;
         ((float *)out[0].data)[r] = (float)(m->linear ? s : 1.0 / (1.0 + exp(-s)));
     }
     *n_out = 1;

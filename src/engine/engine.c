@@ -246,28 +246,29 @@ int qv_engine_ready_versions(qv_engine *e, const char *model, int64_t *out, int 
 int qv_engine_prepare(const qv_version *v, struct qv_infer_req *r, struct qv_diag *d)
 {
     struct qv_tensor ordered[QV_MAX_IO];
+    bool used[QV_MAX_IO] = {false};
     const struct qv_signature *sig = &v->sig;
     int64_t rows = -1;
 
-    if (r->n_inputs != sig->n_inputs) {
-        if (r->n_inputs > sig->n_inputs || sig->n_inputs == 0)
-            return qv_fail(d, QV_EINVAL, "inputs: %s/%lld takes %d input(s), got %d", v->model,
-                           (long long)v->number, sig->n_inputs, r->n_inputs);
-        for (int j = 0; j < sig->n_inputs; j++) {
-            bool found = false;
-            for (int i = 0; i < r->n_inputs; i++)
-                found = found || strcmp(r->inputs[i].name, sig->inputs[j].name) == 0;
-            if (!found)
-                return qv_fail(d, QV_EINVAL, "inputs: missing input \"%s\"",
-                               sig->inputs[j].name);
-        }
-    }
+    if (r->n_inputs < 0 || r->n_inputs > QV_MAX_IO)
+        return qv_fail(d, QV_EINVAL, "inputs: at most %d inputs", QV_MAX_IO);
+    /* Each request tensor is named once and matches at most one input: two
+     * inputs sharing one tensor would be freed twice. */
+    for (int i = 0; i < r->n_inputs; i++)
+        for (int k = 0; k < i; k++)
+            if (strcmp(r->inputs[i].name, r->inputs[k].name) == 0)
+                return qv_fail(d, QV_EINVAL, "inputs[%d].name: input \"%s\" is given twice", i,
+                               r->inputs[i].name);
+    if (r->n_inputs > sig->n_inputs ||
+        sig->n_inputs == 0)
+        return qv_fail(d, QV_EINVAL, "inputs: %s/%lld takes %d input(s), got %d", v->model,
+                       (long long)v->number, sig->n_inputs, r->n_inputs);
     for (int j = 0; j < sig->n_inputs; j++) {
         const struct qv_tensor_desc *want = &sig->inputs[j];
         int found = -1;
 
-        for (int i = 0; i < r->n_inputs; i++)
-            if (strcmp(r->inputs[i].name, want->name) == 0)
+        for (int i = 0; i < r->n_inputs && found < 0; i++)
+            if (!used[i] && strcmp(r->inputs[i].name, want->name) == 0)
                 found = i;
         if (found < 0 && sig->n_inputs == 1 && r->n_inputs == 1)
             return qv_fail(d, QV_EINVAL, "inputs[0].name: %s/%lld has no input \"%s\" (its input "
@@ -275,9 +276,11 @@ int qv_engine_prepare(const qv_version *v, struct qv_infer_req *r, struct qv_dia
                            want->name);
         if (found < 0)
             return qv_fail(d, QV_EINVAL, "inputs: missing input \"%s\"", want->name);
+        used[found] = true;
         {
             const struct qv_tensor *t = &r->inputs[found];
             char got[96], exp[96];
+            int64_t numel;
 
             if (t->dtype != want->dtype)
                 return qv_fail(d, QV_EINVAL, "inputs[%d].datatype: input \"%s\" expects %s, got %s",
@@ -291,6 +294,15 @@ int qv_engine_prepare(const qv_version *v, struct qv_infer_req *r, struct qv_dia
             }
             if (t->ndim < 1 || t->shape[0] < 1)
                 return qv_fail(d, QV_EINVAL, "inputs[%d].shape: needs at least one row", found);
+            /* The data is exactly what the shape says: batching copies by
+             * byte counts, so a mismatch would read or write past a buffer. */
+            numel = qv_shape_numel(t->shape, t->ndim);
+            if (numel < 0 || qv_dtype_size(t->dtype) == 0 || (t->data == NULL && numel > 0) ||
+                (uint64_t)numel > SIZE_MAX / qv_dtype_size(t->dtype) ||
+                t->nbytes != (size_t)numel * qv_dtype_size(t->dtype))
+                return qv_fail(d, QV_EINVAL, "inputs[%d]: input \"%s\" holds %zu bytes, its "
+                               "shape and datatype need another size", found, want->name,
+                               t->nbytes);
             if (rows >= 0 && t->shape[0] != rows)
                 return qv_fail(d, QV_EINVAL, "inputs[%d].shape: %lld rows, other inputs have %lld",
                                found, (long long)t->shape[0], (long long)rows);
@@ -348,6 +360,11 @@ static int build_signature(qv_version *v, const struct qv_model_config *cfg, str
                                "model takes %s", i, qv_dtype_name(a->dtype),
                                qv_dtype_name(b->dtype));
             v->sig.inputs[i] = *a;
+            /* -1 declared over a size the model fixes is that size: the
+             * signature is never looser than the model itself. */
+            for (int k = 0; k < a->ndim; k++)
+                if (a->shape[k] < 0 && b->shape[k] >= 0)
+                    v->sig.inputs[i].shape[k] = b->shape[k];
         }
     }
     if (!err && cfg->declared.n_outputs > 0) {

@@ -122,17 +122,64 @@ int qv_engine_submit(qv_version *v, struct qv_infer_req *r, struct qv_diag *d)
     return QV_OK;
 }
 
-/* Rows queued at the head that fit in one call of at most 'max' rows. */
-static int64_t queued_rows_locked(const qv_version *v, int64_t max, int *count)
+/* Whether r can share one backend call with the batch's head h: the same
+ * inputs with the same datatypes and the same dimensions past the batch
+ * dimension. A dynamic dimension (-1 in the signature) is only known per
+ * request, so requests that differ in one run in different calls. */
+static bool batchable(const struct qv_infer_req *h, const struct qv_infer_req *r)
 {
+    if (h->n_inputs != r->n_inputs)
+        return false;
+    for (int i = 0; i < h->n_inputs; i++) {
+        const struct qv_tensor *a = &h->inputs[i], *b = &r->inputs[i];
+        if (a->dtype != b->dtype || a->ndim != b->ndim)
+            return false;
+        for (int k = 1; k < a->ndim; k++)
+            if (a->shape[k] != b->shape[k])
+                return false;
+    }
+    return true;
+}
+
+/* How far past the head a batch looks for requests that fit it. */
+#define GATHER_SCAN 1024
+
+/* The requests for the next call on v: the head and the queued requests
+ * batchable with it, oldest first, while they fit in 'max' rows. Requests
+ * that differ from the head stay queued, in order, for a later call. Counts
+ * them into *count and returns their rows; with 'out', also takes them off
+ * the queue into out[0..*count). Called with qlock held. */
+static int64_t gather_locked(qv_version *v, int64_t max, struct qv_infer_req **out, int *count)
+{
+    const struct qv_infer_req *head = v->head;
+    struct qv_infer_req *prev = NULL, *r = v->head;
     int64_t rows = 0;
     int n = 0;
 
-    for (const struct qv_infer_req *r = v->head; r; r = r->next) {
-        if (n > 0 && rows + r->rows > max)
-            break;
-        rows += r->rows;
-        n++;
+    for (int seen = 0; r != NULL && seen < GATHER_SCAN; seen++) {
+        struct qv_infer_req *next = r->next;
+        if (r == head || batchable(head, r)) {
+            if (n > 0 && rows + r->rows > max)
+                break;
+            rows += r->rows;
+            if (out) {
+                out[n] = r;
+                if (prev)
+                    prev->next = next;
+                else
+                    v->head = next;
+                if (v->tail == r)
+                    v->tail = prev;
+                r->next = NULL;
+            }
+            n++;
+            if (out) {
+                r = next;
+                continue;
+            }
+        }
+        prev = r;
+        r = next;
     }
     *count = n;
     return rows;
@@ -179,10 +226,18 @@ int qv__engine_infer_batch(qv_version *v, void *state, struct qv_infer_req **req
             shape[0] = total;
             err = qv_tensor_alloc(&merged[i], t0_in->name, t0_in->dtype, t0_in->ndim, shape);
             for (int k = 0; k < n && !err; k++) {
-                memcpy((char *)merged[i].data + off, reqs[k]->inputs[i].data,
-                       reqs[k]->inputs[i].nbytes);
-                off += reqs[k]->inputs[i].nbytes;
+                const struct qv_tensor *t = &reqs[k]->inputs[i];
+                /* Batches hold requests of one shape (gather_locked); the
+                 * copy is bounded by the merged buffer all the same. */
+                if (!batchable(reqs[0], reqs[k]) || t->nbytes > merged[i].nbytes - off) {
+                    err = QV_EINVAL;
+                    break;
+                }
+                memcpy((char *)merged[i].data + off, t->data, t->nbytes);
+                off += t->nbytes;
             }
+            if (!err && off != merged[i].nbytes)
+                err = QV_EINVAL;
         }
         if (err) {
             qv_fail(&d, err, "cannot merge a batch of %lld rows", (long long)total);
@@ -227,6 +282,13 @@ int qv__engine_infer_batch(qv_version *v, void *state, struct qv_infer_req **req
                                       shape);
                 if (err) {
                     qv_fail(&d, err, "cannot split the batch outputs");
+                    break;
+                }
+                if (out[j].data == NULL || off[j] > out[j].nbytes ||
+                    r->outputs[j].nbytes > out[j].nbytes - off[j]) {
+                    r->n_outputs = j + 1;
+                    err = qv_fail(&d, QV_EBACKEND, "backend output %d is smaller than its "
+                                  "shape", j);
                     break;
                 }
                 memcpy(r->outputs[j].data, (char *)out[j].data + off[j], r->outputs[j].nbytes);
@@ -284,7 +346,7 @@ static void *worker_main(void *arg)
         max = v->max_batch > 0 ? v->max_batch : 1;
         if (max > (int64_t)QV_ARRAY_LEN(batch))
             max = QV_ARRAY_LEN(batch);
-        rows = queued_rows_locked(v, max, &take);
+        rows = gather_locked(v, max, NULL, &take);
         /* Dynamic batching: wait for more rows until the oldest request has
          * waited max_queue_delay_us, the batch is full or hits a preferred size. */
         if (v->max_batch > 0 && v->delay_ns > 0 && rows < max && !is_preferred(v, rows) &&
@@ -304,18 +366,13 @@ static void *worker_main(void *arg)
                 ts.tv_sec = (time_t)(now_rt / 1000000000ull);
                 ts.tv_nsec = (long)(now_rt % 1000000000ull);
                 pthread_cond_timedwait(&v->batch_cond, &e->qlock, &ts);
-                rows = queued_rows_locked(v, max, &take);
+                rows = gather_locked(v, max, NULL, &take);
                 if (rows >= max || is_preferred(v, rows))
                     break;
             }
             v->batch_waiting = false;
         }
-        for (n = 0; n < take && v->head; n++) {
-            batch[n] = v->head;
-            v->head = v->head->next;
-        }
-        if (v->head == NULL)
-            v->tail = NULL;
+        gather_locked(v, max, batch, &n);
         v->qlen -= n;
         atomic_store_explicit(&v->queued, v->qlen, memory_order_relaxed);
         if (v->n_states > 1) {

@@ -100,6 +100,10 @@ static int parse_ios(const json_t *arr, const char *path, const char *key,
             return qv_fail(d, QV_EINVAL, "%s: %s[%zu].name: expected a name of [A-Za-z0-9_.-]",
                            path, key, i);
         snprintf(t->name, sizeof(t->name), "%s", json_string_value(name));
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(descs[k].name, t->name) == 0)
+                return qv_fail(d, QV_EINVAL, "%s: %s[%zu].name: \"%s\" is already %s[%zu]",
+                               path, key, i, t->name, key, k);
         t->dtype = json_is_string(dt) ? qv_dtype_from_name(json_string_value(dt)) : QV_DTYPE_F32;
         if (t->dtype == QV_DTYPE_UNDEF || t->dtype == QV_DTYPE_STRING)
             return qv_fail(d, QV_EINVAL, "%s: %s[%zu].datatype: unknown datatype", path, key, i);
