@@ -128,6 +128,8 @@ static void set_state(qv_engine *e, qv_version *v, enum qv_version_state st, con
     snprintf(v->reason, sizeof(v->reason), "%s", reason ? reason : "");
     memcpy(sha, v->sha256, sizeof(sha));
     pthread_rwlock_unlock(&e->reg_lock);
+    if (v->pending)
+        return; /* a new generation: published when it replaces the serving one */
     qv_log(st == QV_STATE_UNAVAILABLE ? QV_LOG_WARN : QV_LOG_INFO,
            "model=%s version=%lld state=%s%s%s%s", v->model, (long long)v->number,
            qv_version_state_name(st), reason && *reason ? " reason=\"" : "",
@@ -440,14 +442,51 @@ static int warm_up(qv_version *v, const struct qv_model_config *cfg, const char 
     return err;
 }
 
-/* Frees room for 'need' bytes by evicting idle READY versions, least
- * recently used first. Called with ctl_mu held. */
-static bool make_room(qv_engine *e, qv_version *loading, uint64_t need, char *why, size_t len)
+/* Frees v's loaded state and returns its memory to the budget. v is
+ * DRAINING without users (no holder can appear: acquisition needs READY). */
+static void unload_now(qv_engine *e, qv_version *v, const char *reason)
 {
+    backend_states_free(v);
+    atomic_fetch_sub(&e->mem_used, atomic_exchange(&v->memory, 0));
+    qv_vstats_memory(v->stats, 0);
+    set_state(e, v, QV_STATE_UNLOADED, reason);
+}
+
+/* Frees room for 'need' bytes by evicting idle READY versions, least
+ * recently used first. A version that could not fit even with every evictable
+ * version gone is refused at once, evicting nothing. Called with mem_mu held
+ * (and ctl_mu, by the control operation that loads). */
+static bool make_room(qv_engine *e, qv_version *loading, uint64_t need, bool may_evict, char *why,
+                      size_t len)
+{
+    uint64_t used = atomic_load(&e->mem_used), now = qv_now_ns(), evictable = 0;
+
+    if (used + need <= e->budget)
+        return true;
+    pthread_rwlock_rdlock(&e->reg_lock);
+    for (int i = 0; i < e->n_models; i++) {
+        struct qv_model *m = e->models[i];
+        for (int k = 0; k < m->n_versions; k++) {
+            qv_version *c = m->versions[k];
+            if (c != loading && atomic_load(&c->state) == QV_STATE_READY &&
+                atomic_load(&c->users) == 0 &&
+                now - atomic_load(&c->last_used_ns) >= e->evict_idle_ns)
+                evictable += atomic_load(&c->memory);
+        }
+    }
+    pthread_rwlock_unlock(&e->reg_lock);
+    if (!may_evict || used - (evictable < used ? evictable : used) + need > e->budget) {
+        snprintf(why, len, "memory budget: needs %llu bytes, %llu of %llu in use%s%llu could be "
+                 "evicted", (unsigned long long)need, (unsigned long long)used,
+                 (unsigned long long)e->budget, may_evict ? " and only " : "; not evicting; ",
+                 (unsigned long long)evictable);
+        return false;
+    }
     for (;;) {
-        uint64_t used = atomic_load(&e->mem_used), now = qv_now_ns();
         qv_version *victim = NULL;
 
+        used = atomic_load(&e->mem_used);
+        now = qv_now_ns();
         if (used + need <= e->budget)
             return true;
         pthread_rwlock_rdlock(&e->reg_lock);
@@ -476,16 +515,12 @@ static bool make_room(qv_engine *e, qv_version *loading, uint64_t need, char *wh
             char reason[200];
             snprintf(reason, sizeof(reason), "evicted to make room for %s/%lld",
                      loading->model, (long long)loading->number);
-            victim->evicted = true;
+            atomic_store(&victim->evicted_memory, atomic_load(&victim->memory));
+            atomic_store(&victim->evicted, true);
             set_state(e, victim, QV_STATE_DRAINING, reason);
             /* Idle and without users: it unloads at once. */
-            if (atomic_load(&victim->users) == 0) {
-                backend_states_free(victim);
-                atomic_fetch_sub(&e->mem_used, victim->memory);
-                qv_vstats_memory(victim->stats, 0);
-                victim->memory = 0;
-                set_state(e, victim, QV_STATE_UNLOADED, reason);
-            }
+            if (atomic_load(&victim->users) == 0)
+                unload_now(e, victim, reason);
         }
         version_unref(victim);
     }
@@ -493,7 +528,8 @@ static bool make_room(qv_engine *e, qv_version *loading, uint64_t need, char *wh
 
 /* Loads version v of model m. Called with ctl_mu held; v is UNLOADED or
  * UNAVAILABLE. On failure v is UNAVAILABLE with the reason in d. */
-static int load_version(qv_engine *e, struct qv_model *m, qv_version *v, struct qv_diag *d)
+static int load_version(qv_engine *e, struct qv_model *m, qv_version *v, bool may_evict,
+                        struct qv_diag *d)
 {
     struct qv_model_config *cfg = &m->cfg;
     struct qv_backend_params p;
@@ -505,6 +541,10 @@ static int load_version(qv_engine *e, struct qv_model *m, qv_version *v, struct 
 
     memset(&p, 0, sizeof(p));
     v->failed = false;
+    v->loaded_id = v->disk_id;
+    v->cfg_gen = m->cfg_gen;
+    if (v->gen == 0)
+        v->gen = 1;
     set_state(e, v, QV_STATE_LOADING, "");
     if (!m->cfg_ok) {
         err = qv_fail(d, QV_EINVAL, "%s", m->problem);
@@ -540,7 +580,7 @@ static int load_version(qv_engine *e, struct qv_model *m, qv_version *v, struct 
     /* Reserve an estimate now (loads may run in parallel), the real figure after. */
     need = (uint64_t)st.st_size * 2;
     pthread_mutex_lock(&e->mem_mu);
-    if (make_room(e, v, need, why, sizeof(why))) {
+    if (make_room(e, v, need, may_evict, why, sizeof(why))) {
         atomic_fetch_add(&e->mem_used, need);
         reserved = need;
     }
@@ -581,7 +621,7 @@ static int load_version(qv_engine *e, struct qv_model *m, qv_version *v, struct 
     pthread_mutex_lock(&e->mem_mu);
     atomic_fetch_sub(&e->mem_used, reserved);
     reserved = 0;
-    fits = make_room(e, v, need, why, sizeof(why));
+    fits = make_room(e, v, need, may_evict, why, sizeof(why));
     if (fits)
         atomic_fetch_add(&e->mem_used, need);
     pthread_mutex_unlock(&e->mem_mu);
@@ -589,8 +629,8 @@ static int load_version(qv_engine *e, struct qv_model *m, qv_version *v, struct 
         err = qv_fail(d, QV_ENOMEM, "%s", why);
         goto fail;
     }
-    v->memory = need;
-    qv_vstats_memory(v->stats, v->memory);
+    atomic_store(&v->memory, need);
+    qv_vstats_memory(v->stats, need);
     v->loaded_at_ms = qv_wall_ms();
     atomic_store(&v->last_used_ns, qv_now_ns());
     set_state(e, v, QV_STATE_READY, "");
@@ -600,6 +640,14 @@ fail:
         atomic_fetch_sub(&e->mem_used, reserved);
     if (v->states)
         backend_states_free(v);
+    if (err == QV_ENOMEM && !may_evict) {
+        /* An evicted version coming back: it waits for memory, unfailed. */
+        char reason[300];
+        snprintf(reason, sizeof(reason), "evicted; waiting for memory (%s)", d->msg);
+        atomic_store(&v->evicted, true);
+        set_state(e, v, QV_STATE_UNLOADED, reason);
+        return err;
+    }
     v->failed = true;
     set_state(e, v, QV_STATE_UNAVAILABLE, d->msg);
     return err;
@@ -628,15 +676,38 @@ static void finish_drains(qv_engine *e)
                 continue;
             pthread_rwlock_unlock(&e->reg_lock);
             /* No user can appear: acquisition needs READY. */
-            backend_states_free(v);
-            atomic_fetch_sub(&e->mem_used, v->memory);
-            v->memory = 0;
-            qv_vstats_memory(v->stats, 0);
-            set_state(e, v, QV_STATE_UNLOADED, v->evicted ? v->reason : "");
+            {
+                char reason[256] = "";
+                if (atomic_load(&v->evicted)) {
+                    pthread_rwlock_rdlock(&e->reg_lock);
+                    snprintf(reason, sizeof(reason), "%s", v->reason);
+                    pthread_rwlock_unlock(&e->reg_lock);
+                }
+                unload_now(e, v, reason);
+            }
             pthread_rwlock_rdlock(&e->reg_lock);
         }
     }
     pthread_rwlock_unlock(&e->reg_lock);
+
+    /* Replaced generations, once their last holder has gone. Only the
+     * control side touches the retired lists (under ctl_mu). */
+    for (int i = 0; i < e->n_models; i++) {
+        struct qv_model *m = e->models[i];
+        for (int k = 0; k < m->n_retired; k++) {
+            qv_version *v = m->retired[k];
+            if (atomic_load(&v->users) > 0)
+                continue;
+            backend_states_free(v);
+            atomic_fetch_sub(&e->mem_used, atomic_exchange(&v->memory, 0));
+            atomic_store(&v->state, QV_STATE_UNLOADED);
+            qv_log(QV_LOG_INFO, "model=%s version=%lld generation=%d msg=\"replaced generation "
+                   "unloaded\"", m->name, (long long)v->number, v->gen);
+            m->retired[k] = m->retired[--m->n_retired];
+            k--;
+            version_unref(v);
+        }
+    }
 
     /* Records whose directory is gone, once nothing runs on them. */
     pthread_rwlock_wrlock(&e->reg_lock);
@@ -652,9 +723,11 @@ static void finish_drains(qv_engine *e)
                     sizeof(m->versions[0]) * (size_t)(m->n_versions - k - 1));
             m->n_versions--;
             k--;
+            /* Its series leave /metrics with it. */
+            qv_monitor_forget(e->mon, m->name, v->number);
             version_unref(v);
         }
-        if (!m->on_disk && m->n_versions == 0) {
+        if (!m->on_disk && m->n_versions == 0 && m->n_retired == 0) {
             qv_model_config_free(&m->cfg);
             free(m);
             memmove(&e->models[i], &e->models[i + 1],
@@ -719,42 +792,110 @@ static qv_version *version_get_or_add(qv_engine *e, struct qv_model *m, int64_t 
     return v;
 }
 
+static bool str_same(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Describes what differs between two configs in what a loaded version is
+ * built from ("max_batch_size 64 -> 0, instances 1 -> 2"); "" if nothing. */
+static void config_change(const struct qv_model_config *a, const struct qv_model_config *b,
+                          char *out, size_t len)
+{
+    size_t n = 0;
+
+#define ADD(...)                                                                                   \
+    do {                                                                                           \
+        if (n < len)                                                                               \
+            n += (size_t)snprintf(out + n, len - n, "%s", n ? ", " : "");                          \
+        if (n < len)                                                                               \
+            n += (size_t)snprintf(out + n, len - n, __VA_ARGS__);                                  \
+    } while (0)
+    out[0] = '\0';
+    if (strcmp(a->backend, b->backend) != 0)
+        ADD("backend \"%s\" -> \"%s\"", a->backend, b->backend);
+    if (memcmp(&a->declared, &b->declared, sizeof(a->declared)) != 0)
+        ADD("inputs/outputs changed");
+    if (a->max_batch_size != b->max_batch_size)
+        ADD("max_batch_size %d -> %d", a->max_batch_size, b->max_batch_size);
+    if (a->max_queue_delay_us != b->max_queue_delay_us)
+        ADD("max_queue_delay_us %llu -> %llu", (unsigned long long)a->max_queue_delay_us,
+            (unsigned long long)b->max_queue_delay_us);
+    if (a->n_preferred != b->n_preferred ||
+        memcmp(a->preferred_batch_sizes, b->preferred_batch_sizes,
+               sizeof(a->preferred_batch_sizes)) != 0)
+        ADD("preferred_batch_sizes changed");
+    if (a->instances != b->instances)
+        ADD("instances %d -> %d", a->instances, b->instances);
+    if (a->threads != b->threads)
+        ADD("threads %d -> %d", a->threads, b->threads);
+    if (a->queue_limit != b->queue_limit)
+        ADD("queue_limit %d -> %d", a->queue_limit, b->queue_limit);
+    if (!str_same(a->warmup_json, b->warmup_json))
+        ADD("warmup changed");
+    {
+        bool same = a->n_params == b->n_params;
+        for (int i = 0; same && i < a->n_params; i++)
+            same = str_same(a->params[i].key, b->params[i].key) &&
+                   str_same(a->params[i].value, b->params[i].value);
+        if (!same)
+            ADD("parameters changed");
+    }
+#undef ADD
+}
+
+/* Reads config.json again when it changed. A config that fails to parse
+ * leaves the one in force (and every loaded version) as it was, with the
+ * error shown as the model's problem. A change to what versions are built
+ * from starts a new configuration generation: reconcile_model loads the
+ * READY versions again with it. Called with ctl_mu held. */
 static void refresh_config(qv_engine *e, struct qv_model *m, const struct qv_repo_model *dm)
 {
-    struct qv_model_config cfg;
+    struct qv_model_config cfg, old;
     struct qv_diag d = {{0}};
     struct stat st;
     long long stamp = 0;
+    char change[200] = "";
+    bool had = m->cfg_ok;
 
     if (stat(dm->config_path, &st) == 0)
-        stamp = (long long)st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec + st.st_size;
+        stamp = (long long)st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec + st.st_size +
+                (long long)st.st_ino;
     if (stamp == m->cfg_stamp)
         return;
     m->cfg_stamp = stamp;
     if (qv_model_config_load(dm->config_path, &cfg, &d) != QV_OK) {
-        qv_log(QV_LOG_WARN, "model=%s msg=\"config rejected\" reason=\"%s\"", m->name, d.msg);
+        qv_log(QV_LOG_WARN, "model=%s msg=\"config rejected%s\" reason=\"%s\"", m->name,
+               had ? "; the versions loaded keep serving with the config they had" : "", d.msg);
         pthread_rwlock_wrlock(&e->reg_lock);
         snprintf(m->problem, sizeof(m->problem), "%s", d.msg);
         pthread_rwlock_unlock(&e->reg_lock);
-        /* A model that served keeps serving with the config it had. */
         return;
     }
-    qv_model_config_free(&m->cfg);
+    if (had)
+        config_change(&m->cfg, &cfg, change, sizeof(change));
+    pthread_rwlock_wrlock(&e->reg_lock);
+    old = m->cfg;
     m->cfg = cfg;
     m->cfg_ok = true;
     snprintf(m->backend, sizeof(m->backend), "%s", cfg.backend);
-    pthread_rwlock_wrlock(&e->reg_lock);
     m->problem[0] = '\0';
     pthread_rwlock_unlock(&e->reg_lock);
+    qv_model_config_free(&old);
+    if (change[0]) {
+        m->cfg_gen++;
+        snprintf(m->cfg_change, sizeof(m->cfg_change), "%s", change);
+        qv_log(QV_LOG_INFO, "model=%s msg=\"config changed\" change=\"%s\"", m->name, change);
+    }
 }
 
 /* Which versions of m should be READY: the policy over the versions on disk
- * that have not failed, unless unloaded by request. */
-static bool wanted(const qv_engine *e, const struct qv_model *m, const qv_version *v)
+ * that have not failed, unless unloaded by request. Evicted versions aside. */
+static bool wanted_base(const qv_engine *e, const struct qv_model *m, const qv_version *v)
 {
     struct qv_repo_model cand;
 
-    if (!v->on_disk || !m->on_disk || m->explicit_unload || v->explicit_unload || v->evicted)
+    if (!v->on_disk || !m->on_disk || m->explicit_unload || v->explicit_unload)
         return false;
     if (v->explicit_load)
         return true;
@@ -769,8 +910,115 @@ static bool wanted(const qv_engine *e, const struct qv_model *m, const qv_versio
     return qv_repo_policy_selects(&m->cfg.policy, &cand, v->number);
 }
 
+static bool wanted(const qv_engine *e, const struct qv_model *m, const qv_version *v)
+{
+    return !atomic_load(&v->evicted) && wanted_base(e, m, v);
+}
+
+/* Does an evicted version fit now, without evicting anything? */
+static bool fits_now(qv_engine *e, const qv_version *v)
+{
+    uint64_t need = atomic_load(&v->evicted_memory), used = atomic_load(&e->mem_used);
+
+    return used <= e->budget && need <= e->budget - used;
+}
+
+/* Loads version slot i of m again as a new generation beside the serving
+ * one (make-before-break): once the new one is READY it takes the slot and
+ * the old one drains. If the new one fails, the old one keeps serving and
+ * its reason says why. 'change' says what changed. Called with ctl_mu (or as
+ * the model's reconciling thread). */
+static void reload_generation(qv_engine *e, struct qv_model *m, int i, const char *change)
+{
+    qv_version *old = m->versions[i], *nv;
+    struct qv_diag vd = {{0}};
+    char reason[256], sha_old[QV_SHA256_HEX], sha_new[QV_SHA256_HEX];
+
+    if (m->n_retired >= (int)QV_ARRAY_LEN(m->retired))
+        return; /* too many generations still draining: next time */
+    nv = version_new(e, m->name, old->number);
+    nv->pending = true;
+    nv->gen = old->gen + 1;
+    nv->on_disk = old->on_disk;
+    nv->explicit_load = old->explicit_load;
+    nv->disk_id = old->disk_id;
+    snprintf(nv->artifact, sizeof(nv->artifact), "%s", old->artifact);
+    snprintf(nv->problem, sizeof(nv->problem), "%s", old->problem);
+    qv_log(QV_LOG_INFO, "model=%s version=%lld generation=%d msg=\"loading a new generation\" "
+           "change=\"%s\"", m->name, (long long)old->number, nv->gen, change);
+    pthread_rwlock_rdlock(&e->reg_lock);
+    memcpy(sha_old, old->sha256, sizeof(sha_old));
+    pthread_rwlock_unlock(&e->reg_lock);
+    if (load_version(e, m, nv, true, &vd) != QV_OK) {
+        old->refused_id = old->disk_id;
+        old->refused_cfg_gen = m->cfg_gen;
+        snprintf(reason, sizeof(reason), "generation %d (%s) failed to load: %s; generation %d "
+                 "keeps serving", nv->gen, change, vd.msg, old->gen);
+        version_unref(nv);
+        pthread_rwlock_wrlock(&e->reg_lock);
+        snprintf(old->reason, sizeof(old->reason), "%s", reason);
+        pthread_rwlock_unlock(&e->reg_lock);
+        qv_log(QV_LOG_WARN, "model=%s version=%lld state=READY reason=\"%s\"", m->name,
+               (long long)old->number, reason);
+        if (e->hooks.version_state)
+            e->hooks.version_state(e->hooks.ud, m->name, old->number, sha_old, QV_STATE_READY,
+                                   reason);
+        return;
+    }
+    memcpy(sha_new, nv->sha256, sizeof(sha_new));
+    if (strcmp(sha_old, sha_new) != 0)
+        snprintf(reason, sizeof(reason), "generation %d -> %d: %s; sha256 %.12s -> %.12s",
+                 old->gen, nv->gen, change, sha_old, sha_new);
+    else
+        snprintf(reason, sizeof(reason), "generation %d -> %d: %s", old->gen, nv->gen, change);
+    atomic_store(&nv->last_used_ns, atomic_load(&old->last_used_ns));
+    pthread_rwlock_wrlock(&e->reg_lock);
+    nv->pending = false;
+    m->versions[i] = nv;
+    if (atomic_load(&old->state) == QV_STATE_READY)
+        atomic_store(&old->state, QV_STATE_DRAINING);
+    snprintf(old->reason, sizeof(old->reason), "replaced by generation %d", nv->gen);
+    pthread_rwlock_unlock(&e->reg_lock);
+    m->retired[m->n_retired++] = old;
+    qv_log(QV_LOG_INFO, "model=%s version=%lld state=READY generation=%d reason=\"%s\"",
+           m->name, (long long)nv->number, nv->gen, reason);
+    if (e->hooks.version_state)
+        e->hooks.version_state(e->hooks.ud, m->name, nv->number, sha_new, QV_STATE_READY, reason);
+    qv__engine_wake(e);
+}
+
+/* Whether READY version v must be loaded again: its config generation is
+ * older than the model's, or its artifact was replaced or rewritten (same
+ * identity but a new content hash). Fills 'change'. */
+static bool needs_new_generation(struct qv_model *m, qv_version *v, char *change, size_t len)
+{
+    bool cfg = v->cfg_gen != m->cfg_gen, art = false;
+
+    if (v->artifact[0] && v->problem[0] == '\0' &&
+        !qv_file_id_equal(&v->disk_id, &v->loaded_id)) {
+        char sha[QV_SHA256_HEX], cur[QV_SHA256_HEX];
+        struct qv_diag d = {{0}};
+        pthread_rwlock_rdlock(&v->e->reg_lock);
+        memcpy(cur, v->sha256, sizeof(cur));
+        pthread_rwlock_unlock(&v->e->reg_lock);
+        if (qv_sha256_file(v->artifact, sha, &d) == QV_OK && strcmp(sha, cur) == 0)
+            v->loaded_id = v->disk_id; /* touched or copied over with the same bytes */
+        else
+            art = true;
+    }
+    if (!cfg && !art)
+        return false;
+    if (qv_file_id_equal(&v->disk_id, &v->refused_id) && v->refused_cfg_gen == m->cfg_gen)
+        return false; /* this very combination failed already */
+    snprintf(change, len, "%s%s%s", cfg ? m->cfg_change : "", cfg && art ? "; " : "",
+             art ? "artifact replaced" : "");
+    return true;
+}
+
 /* Loads what m wants and drains what it no longer wants, loads first
- * (make-before-break). Returns the first load error. Called with ctl_mu. */
+ * (make-before-break); READY versions whose config or artifact changed load
+ * again as a new generation. Returns the first load error. Called with ctl_mu
+ * (or as the one thread reconciling m during a parallel sync). */
 static int reconcile_model(qv_engine *e, struct qv_model *m, struct qv_diag *d)
 {
     int first_err = QV_OK;
@@ -781,11 +1029,19 @@ static int reconcile_model(qv_engine *e, struct qv_model *m, struct qv_diag *d)
             qv_version *v = m->versions[i];
             int st = atomic_load(&v->state);
             struct qv_diag vd = {{0}};
+            if (atomic_load(&v->evicted)) {
+                /* Back once it fits without pushing another version out. */
+                if (st == QV_STATE_UNLOADED && wanted_base(e, m, v) && fits_now(e, v)) {
+                    atomic_store(&v->evicted, false);
+                    load_version(e, m, v, false, &vd);
+                }
+                continue;
+            }
             if (!wanted(e, m, v) || st == QV_STATE_READY || st == QV_STATE_DRAINING)
                 continue;
             if (v->failed && !v->explicit_load)
                 continue;
-            if (load_version(e, m, v, &vd) != QV_OK) {
+            if (load_version(e, m, v, true, &vd) != QV_OK) {
                 if (first_err == QV_OK) {
                     first_err = QV_EBACKEND;
                     qv_diag_set(d, "%s/%lld: %s", m->name, (long long)v->number, vd.msg);
@@ -796,6 +1052,13 @@ static int reconcile_model(qv_engine *e, struct qv_model *m, struct qv_diag *d)
         }
         if (!again)
             break;
+    }
+    for (int i = 0; i < m->n_versions; i++) {
+        qv_version *v = m->versions[i];
+        char change[256];
+        if (atomic_load(&v->state) == QV_STATE_READY && wanted(e, m, v) &&
+            needs_new_generation(m, v, change, sizeof(change)))
+            reload_generation(e, m, i, change);
     }
     for (int i = 0; i < m->n_versions; i++) {
         qv_version *v = m->versions[i];
@@ -871,18 +1134,35 @@ static int sync_locked(qv_engine *e)
     for (int i = 0; i < n; i++) {
         struct qv_model *m = model_get_or_add(e, disk[i].name);
         m->on_disk = true;
+        if (disk[i].error[0]) {
+            /* There but unreadable (a permission change, say): what it
+             * serves keeps serving until the directory reads again or is
+             * gone. */
+            if (!m->unreadable)
+                qv_log(QV_LOG_WARN, "model=%s msg=\"model directory unreadable; keeping its "
+                       "versions as they are\" reason=\"%s\"", m->name, disk[i].error);
+            m->unreadable = true;
+            for (int k = 0; k < m->n_versions; k++)
+                m->versions[k]->on_disk = true;
+            continue;
+        }
+        if (m->unreadable)
+            qv_log(QV_LOG_INFO, "model=%s msg=\"model directory readable again\"", m->name);
+        m->unreadable = false;
         watch_dir(e, disk[i].dir);
         refresh_config(e, m, &disk[i]);
         for (int k = 0; k < disk[i].n_versions; k++) {
-            qv_version *v = version_get_or_add(e, m, disk[i].versions[k].version);
+            const struct qv_repo_version *dv = &disk[i].versions[k];
+            qv_version *v = version_get_or_add(e, m, dv->version);
             if (v == NULL)
                 continue;
-            if (strcmp(v->artifact, disk[i].versions[k].artifact) != 0 ||
-                strcmp(v->problem, disk[i].versions[k].problem) != 0)
+            if (strcmp(v->artifact, dv->artifact) != 0 || strcmp(v->problem, dv->problem) != 0 ||
+                !qv_file_id_equal(&v->disk_id, &dv->id))
                 v->failed = false; /* something changed on disk: worth another try */
             v->on_disk = true;
-            snprintf(v->artifact, sizeof(v->artifact), "%s", disk[i].versions[k].artifact);
-            snprintf(v->problem, sizeof(v->problem), "%s", disk[i].versions[k].problem);
+            v->disk_id = dv->id;
+            snprintf(v->artifact, sizeof(v->artifact), "%s", dv->artifact);
+            snprintf(v->problem, sizeof(v->problem), "%s", dv->problem);
         }
     }
     free(disk);
@@ -969,7 +1249,7 @@ int qv_engine_load_model(qv_engine *e, const char *model, struct qv_diag *d)
     m->explicit_unload = false;
     for (int i = 0; i < m->n_versions; i++) {
         m->versions[i]->explicit_unload = false;
-        m->versions[i]->evicted = false;
+        atomic_store(&m->versions[i]->evicted, false);
         m->versions[i]->failed = false;
         if (e->cfg.explicit_mode && m->versions[i]->on_disk) {
             struct qv_repo_model cand;
@@ -1024,7 +1304,7 @@ int qv_engine_load_version(qv_engine *e, const char *model, int64_t number, stru
     }
     m->explicit_unload = false;
     v->explicit_unload = false;
-    v->evicted = false;
+    atomic_store(&v->evicted, false);
     v->explicit_load = true;
     v->failed = false;
     if (atomic_load(&v->state) == QV_STATE_DRAINING) {
@@ -1033,7 +1313,7 @@ int qv_engine_load_version(qv_engine *e, const char *model, int64_t number, stru
         goto out;
     }
     if (atomic_load(&v->state) != QV_STATE_READY)
-        err = load_version(e, m, v, d);
+        err = load_version(e, m, v, true, d);
 out:
     pthread_mutex_unlock(&e->ctl_mu);
     return err;
@@ -1086,27 +1366,27 @@ int qv_engine_model_info(qv_engine *e, const char *model, struct qv_model_info *
         vi->state = (enum qv_version_state)atomic_load(&v->state);
         snprintf(vi->reason, sizeof(vi->reason), "%s", v->reason);
         memcpy(vi->sha256, v->sha256, sizeof(vi->sha256));
-        vi->loaded_at_ms = v->loaded_at_ms;
-        vi->memory_bytes = v->memory;
+        vi->loaded_at_ms = atomic_load(&v->loaded_at_ms);
+        vi->memory_bytes = atomic_load(&v->memory);
         vi->inflight = atomic_load(&v->users);
         if (vi->state == QV_STATE_READY)
             best = i;
     }
     if (best >= 0) {
+        /* What serves, not what config.json says now: a change in it takes
+         * effect with the generation that loads it. */
         info->sig = m->versions[best]->sig;
+        info->max_batch_size = m->versions[best]->max_batch;
         if (info->backend[0] == '\0' && m->versions[best]->be)
             snprintf(info->backend, sizeof(info->backend), "%s",
                      qv_backend_name(m->versions[best]->be));
     }
-    pthread_rwlock_unlock(&e->reg_lock);
+    /* Lock order: reg_lock, then qlock. */
     pthread_mutex_lock(&e->qlock);
-    pthread_rwlock_rdlock(&e->reg_lock);
-    m = find_model_locked(e, model);
-    for (int i = 0; m && i < m->n_versions && i < info->n_versions; i++)
-        if (m->versions[i]->number == info->versions[i].version)
-            info->versions[i].queue_depth = m->versions[i]->qlen;
-    pthread_rwlock_unlock(&e->reg_lock);
+    for (int i = 0; i < m->n_versions && i < info->n_versions; i++)
+        info->versions[i].queue_depth = m->versions[i]->qlen;
     pthread_mutex_unlock(&e->qlock);
+    pthread_rwlock_unlock(&e->reg_lock);
     return QV_OK;
 }
 
@@ -1260,6 +1540,10 @@ void qv_engine_destroy(qv_engine *e)
         struct qv_model *m = e->models[i];
         for (int k = 0; k < m->n_versions; k++)
             version_unref(m->versions[k]);
+        for (int k = 0; k < m->n_retired; k++) {
+            atomic_fetch_sub(&e->mem_used, atomic_exchange(&m->retired[k]->memory, 0));
+            version_unref(m->retired[k]);
+        }
         qv_model_config_free(&m->cfg);
         free(m);
     }

@@ -57,22 +57,41 @@ struct qv_version {
     pthread_cond_t batch_cond;
     qv_version *run_next;
 
-    /* Control flags. Guarded by ctl_mu. */
+    /* Control flags. Guarded by ctl_mu; while a sync reconciles models in
+     * parallel, by the one thread that reconciles this version's model. */
     bool on_disk;
-    bool explicit_load, explicit_unload, evicted;
+    bool explicit_load, explicit_unload;
     bool failed;                /* the last load failed; retried only on request */
+    bool pending;               /* a new generation loading beside the serving one */
+    int gen;                    /* generation: 1, then one more per reload in place */
+    int cfg_gen;                /* the model's cfg_gen this generation was loaded with */
+    struct qv_file_id disk_id;  /* the artifact as the last scan saw it */
+    struct qv_file_id loaded_id; /* the artifact this generation was loaded from */
+    struct qv_file_id refused_id; /* a new generation from this artifact failed ... */
+    int refused_cfg_gen;        /* ... with this config: not retried until either changes */
+    /* Evicted for memory; it loads again once it fits without evicting.
+     * Written under mem_mu (make_room) or ctl_mu; read anywhere. */
+    _Atomic bool evicted;
+    _Atomic uint64_t evicted_memory; /* what it held when evicted */
 };
 
 struct qv_model {
     char name[QV_MODEL_NAME_MAX];
-    char backend[32];            /* Guarded by ctl_mu. */
-    struct qv_model_config cfg;  /* Guarded by ctl_mu; copied into versions at load. */
+    /* Written under ctl_mu and reg_lock (write); read under either. */
+    char backend[32];
+    struct qv_model_config cfg;  /* copied into versions at load */
     bool cfg_ok;
     char problem[256];           /* Guarded by reg_lock. */
     long long cfg_stamp;         /* mtime+size of config.json when parsed */
+    int cfg_gen;                 /* one more per accepted change that versions load with */
+    char cfg_change[200];        /* that change, "max_batch_size 64 -> 0" */
     bool on_disk, explicit_unload;
+    bool unreadable;             /* the last scan could not read the directory */
     int n_versions;              /* Guarded by reg_lock. Ascending by number. */
     qv_version *versions[QV_MAX_VERSIONS];
+    /* Generations replaced by a newer one, draining. Guarded by ctl_mu. */
+    int n_retired;
+    qv_version *retired[QV_MAX_VERSIONS];
 };
 
 struct qv_engine {

@@ -113,12 +113,14 @@ int qv_engine_submit(qv_version *v, struct qv_infer_req *r, struct qv_diag *d)
     v->tail = r;
     depth = ++v->qlen;
     atomic_store_explicit(&v->queued, depth, memory_order_relaxed);
+    /* The gauge is written under the queue's lock, so the last value
+     * written is the queue's real depth. */
+    qv_vstats_queue_depth(v->stats, depth);
     if (v->batch_waiting)
         pthread_cond_signal(&v->batch_cond);
     else
         list_runnable_locked(e, v);
     pthread_mutex_unlock(&e->qlock);
-    qv_vstats_queue_depth(v->stats, depth);
     return QV_OK;
 }
 
@@ -382,12 +384,12 @@ static void *worker_main(void *arg)
         }
         list_runnable_locked(e, v); /* more work and a free instance: another worker */
         depth = v->qlen;
+        qv_vstats_queue_depth(v->stats, depth);
         /* The requests' own holds end in done(); the worker keeps v and its
          * backend state until it has finished with them. */
         qv__version_get(v);
         pthread_mutex_unlock(&e->qlock);
 
-        qv_vstats_queue_depth(v->stats, depth);
         qv__engine_infer_batch(v, v->states[slot], batch, n);
         for (int k = 0; k < n; k++) {
             struct qv_infer_req *r = batch[k];

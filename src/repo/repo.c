@@ -363,7 +363,11 @@ int qv_model_config_load(const char *path, struct qv_model_config *cfg, struct q
 {
     char *text = NULL;
     int err;
+    struct stat st;
 
+    /* Looked at before it is opened: a FIFO would block the open. */
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return qv_fail(d, QV_EINVAL, "%s: not a regular file", path);
     err = qv_file_read_all(path, 1 << 20, &text, NULL, d);
     if (err == QV_ENOENT) {
         /* No config.json: every default, backend from the artifact's extension. */
@@ -385,10 +389,30 @@ static int cmp_version(const void *a, const void *b)
     return (x->version > y->version) - (x->version < y->version);
 }
 
+int (*qv_repo_opendir_fault)(const char *path);
+
+bool qv_file_id_equal(const struct qv_file_id *a, const struct qv_file_id *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime_ns == b->mtime_ns && a->dir_ino == b->dir_ino;
+}
+
+static DIR *open_dir(const char *path)
+{
+    int fault = qv_repo_opendir_fault ? qv_repo_opendir_fault(path) : 0;
+
+    if (fault) {
+        errno = fault;
+        return NULL;
+    }
+    return opendir(path);
+}
+
 static void find_artifact(const char *vdir, struct qv_repo_version *v)
 {
-    DIR *dir = opendir(vdir);
+    DIR *dir = open_dir(vdir);
     struct dirent *de;
+    struct stat st;
     int found = 0;
 
     if (dir == NULL) {
@@ -404,25 +428,49 @@ static void find_artifact(const char *vdir, struct qv_repo_version *v)
             snprintf(v->artifact, sizeof(v->artifact), "%s/%s", vdir, de->d_name);
     }
     closedir(dir);
-    if (found == 0)
+    if (found == 0) {
         snprintf(v->problem, sizeof(v->problem),
                  "no artifact: expected one file model.<ext> with a known extension in %s", vdir);
-    else if (found > 1)
+    } else if (found > 1) {
         snprintf(v->problem, sizeof(v->problem), "%d artifacts in %s: expected exactly one",
                  found, vdir);
+    } else if (stat(v->artifact, &st) != 0) {
+        snprintf(v->problem, sizeof(v->problem), "cannot read %s/%s: %s", vdir,
+                 strrchr(v->artifact, '/') + 1, strerror(errno));
+    } else if (!S_ISREG(st.st_mode)) {
+        /* A FIFO would block whoever opens it, a device never ends. */
+        snprintf(v->problem, sizeof(v->problem), "%s/%s is not a regular file", vdir,
+                 strrchr(v->artifact, '/') + 1);
+    } else {
+        v->id.dev = (uint64_t)st.st_dev;
+        v->id.ino = (uint64_t)st.st_ino;
+        v->id.size = (int64_t)st.st_size;
+        v->id.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec;
+        if (stat(vdir, &st) == 0)
+            v->id.dir_ino = (uint64_t)st.st_ino;
+    }
+}
+
+static int cmp_int64_desc(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return (x < y) - (x > y);
 }
 
 int qv_repo_scan_model(const char *root, const char *name, struct qv_repo_model *m,
                        struct qv_diag *d)
 {
     struct dirent *de;
+    int64_t *nums = NULL;
+    size_t n_nums = 0, cap = 0;
     DIR *dir;
 
     memset(m, 0, sizeof(*m));
     snprintf(m->name, sizeof(m->name), "%s", name);
     snprintf(m->dir, sizeof(m->dir), "%s/%s", root, name);
     snprintf(m->config_path, sizeof(m->config_path), "%s/config.json", m->dir);
-    dir = opendir(m->dir);
+    dir = open_dir(m->dir);
     if (dir == NULL)
         return qv_fail(d, errno == ENOENT ? QV_ENOENT : QV_EIO, "cannot open %s: %s", m->dir,
                        strerror(errno));
@@ -433,25 +481,36 @@ int qv_repo_scan_model(const char *root, const char *name, struct qv_repo_model 
 
         if (de->d_name[0] == '.' || strcmp(de->d_name, "config.json") == 0)
             continue;
-        snprintf(path, sizeof(path), "%s/%s", m->dir, de->d_name);
-        if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-            continue;
         v = qv_repo_parse_version(de->d_name);
         if (v < 0) {
             qv_log(QV_LOG_DEBUG, "model=%s dir=%s msg=\"ignored: not a version number\"", name,
                    de->d_name);
             continue;
         }
-        if (m->n_versions >= QV_MAX_VERSIONS) {
-            qv_log(QV_LOG_WARN, "model=%s msg=\"more than %d versions; extra ignored\"", name,
-                   QV_MAX_VERSIONS);
-            break;
+        snprintf(path, sizeof(path), "%s/%s", m->dir, de->d_name);
+        if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+            continue;
+        if (n_nums == cap) {
+            cap = cap ? cap * 2 : 64;
+            nums = qv_xrealloc(nums, sizeof(*nums) * cap);
         }
-        m->versions[m->n_versions].version = v;
+        nums[n_nums++] = v;
+    }
+    closedir(dir);
+    /* The newest versions count, whatever order readdir gives. */
+    if (n_nums > 0)
+        qsort(nums, n_nums, sizeof(*nums), cmp_int64_desc);
+    if (n_nums > QV_MAX_VERSIONS)
+        qv_log(QV_LOG_WARN, "model=%s msg=\"%zu versions; only the newest %d are considered\"",
+               name, n_nums, QV_MAX_VERSIONS);
+    for (size_t i = 0; i < n_nums && m->n_versions < QV_MAX_VERSIONS; i++) {
+        char path[1400];
+        snprintf(path, sizeof(path), "%s/%lld", m->dir, (long long)nums[i]);
+        m->versions[m->n_versions].version = nums[i];
         find_artifact(path, &m->versions[m->n_versions]);
         m->n_versions++;
     }
-    closedir(dir);
+    free(nums);
     qsort(m->versions, (size_t)m->n_versions, sizeof(m->versions[0]), cmp_version);
     return QV_OK;
 }
@@ -468,7 +527,7 @@ int qv_repo_scan(const char *root, struct qv_repo_model **out, int *n, struct qv
     struct dirent *de;
     DIR *dir;
 
-    dir = opendir(root);
+    dir = open_dir(root);
     if (dir == NULL)
         return qv_fail(d, QV_EIO, "cannot open the repository %s: %s", root, strerror(errno));
     while ((de = readdir(dir)) != NULL) {
@@ -488,8 +547,18 @@ int qv_repo_scan(const char *root, struct qv_repo_model **out, int *n, struct qv
             cap = cap ? cap * 2 : 8;
             models = qv_xrealloc(models, sizeof(*models) * (size_t)cap);
         }
-        if (qv_repo_scan_model(root, de->d_name, &models[count], NULL) == QV_OK)
-            count++;
+        {
+            struct qv_diag md = {{0}};
+            int err = qv_repo_scan_model(root, de->d_name, &models[count], &md);
+            if (err == QV_OK) {
+                count++;
+            } else if (err != QV_ENOENT) {
+                /* There but unreadable (for now): not the same as removed. */
+                snprintf(models[count].error, sizeof(models[count].error), "%s", md.msg);
+                models[count].n_versions = 0;
+                count++;
+            }
+        }
     }
     closedir(dir);
     if (count)

@@ -57,11 +57,21 @@ int qv_model_config_load(const char *path, struct qv_model_config *cfg, struct q
 void qv_model_config_free(struct qv_model_config *cfg);
 void qv_model_config_defaults(struct qv_model_config *cfg);
 
+/* What a file is on disk, to notice it replaced or rewritten in place
+ * (all zero when unknown). */
+struct qv_file_id {
+    uint64_t dev, ino;
+    int64_t size, mtime_ns;
+    uint64_t dir_ino;                 /* of the version directory */
+};
+bool qv_file_id_equal(const struct qv_file_id *a, const struct qv_file_id *b);
+
 /* One version directory found on disk. */
 struct qv_repo_version {
     int64_t version;
     char artifact[1024];              /* full path of model.<ext>, "" if none found */
     char problem[256];                /* why it cannot load ("" if none yet known) */
+    struct qv_file_id id;             /* of the artifact, when it is a regular file */
 };
 
 /* One model directory found on disk, with its versions sorted ascending. */
@@ -69,12 +79,16 @@ struct qv_repo_model {
     char name[QV_MODEL_NAME_MAX];
     char dir[1024];
     char config_path[1100];
+    char error[256];                  /* the directory could not be read: its versions are unknown */
     int n_versions;
     struct qv_repo_version versions[QV_MAX_VERSIONS];
 };
 
 /* Lists the model directories under root (sorted by name). *out is an array
- * of *n entries the caller frees with free(). */
+ * of *n entries the caller frees with free(). A model directory that exists
+ * but cannot be read is listed with 'error' set and no versions, so that a
+ * caller can keep what it serves rather than take it for removed. With more
+ * than QV_MAX_VERSIONS version directories, the newest are kept. */
 int qv_repo_scan(const char *root, struct qv_repo_model **out, int *n, struct qv_diag *d);
 /* Scans one model directory. */
 int qv_repo_scan_model(const char *root, const char *name, struct qv_repo_model *m,
@@ -82,6 +96,11 @@ int qv_repo_scan_model(const char *root, const char *name, struct qv_repo_model 
 /* True when version v (present on disk among 'm') is selected by the policy. */
 bool qv_repo_policy_selects(const struct qv_version_policy *p, const struct qv_repo_model *m,
                             int64_t v);
+/* For tests: when set, called before each directory is opened; a nonzero
+ * return is taken as the errno of a failed opendir (root runs the tests, and
+ * permissions do not stop root). NULL in the server. */
+extern int (*qv_repo_opendir_fault)(const char *path);
+
 /* Model names: [A-Za-z0-9_.-]{1,127}, not starting with '.'. */
 bool qv_repo_name_is_valid(const char *name);
 /* Parses a positive integer version ("3"); -1 if not one. */

@@ -7,6 +7,7 @@
 #define QV_LOG_MODULE "util"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,13 +57,18 @@ int qv_sha256_file(const char *path, char hex[QV_SHA256_HEX], struct qv_diag *d)
     unsigned int mdlen = 0;
     unsigned char chunk[65536];
     EVP_MD_CTX *ctx = NULL;
-    FILE *f = NULL;
-    size_t n;
-    int err = QV_OK;
+    struct stat st;
+    uint64_t left;
+    int fd, err = QV_OK;
 
-    f = fopen(path, "rb");
-    if (f == NULL) {
-        err = qv_fail(d, QV_EIO, "cannot open %s: %s", path, strerror(errno));
+    /* O_NONBLOCK: opening a FIFO with no writer must not wait for one. Only
+     * a regular file is read, and only the size it had when opened (a
+     * device such as /dev/zero never ends). */
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return qv_fail(d, QV_EIO, "cannot open %s: %s", path, strerror(errno));
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        err = qv_fail(d, QV_EIO, "%s is not a regular file", path);
         goto out;
     }
     ctx = EVP_MD_CTX_new();
@@ -70,11 +76,17 @@ int qv_sha256_file(const char *path, char hex[QV_SHA256_HEX], struct qv_diag *d)
         err = qv_fail(d, QV_ENOMEM, "cannot start SHA-256");
         goto out;
     }
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        EVP_DigestUpdate(ctx, chunk, n);
-    if (ferror(f)) {
-        err = qv_fail(d, QV_EIO, "cannot read %s", path);
-        goto out;
+    for (left = (uint64_t)st.st_size; left > 0;) {
+        ssize_t n = read(fd, chunk, left < sizeof(chunk) ? (size_t)left : sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            err = qv_fail(d, QV_EIO, "cannot read %s: %s", path,
+                          n < 0 ? strerror(errno) : "shorter than its size");
+            goto out;
+        }
+        EVP_DigestUpdate(ctx, chunk, (size_t)n);
+        left -= (uint64_t)n;
     }
     EVP_DigestFinal_ex(ctx, md, &mdlen);
     for (unsigned i = 0; i < mdlen && i < 32; i++)
@@ -82,8 +94,7 @@ int qv_sha256_file(const char *path, char hex[QV_SHA256_HEX], struct qv_diag *d)
     hex[64] = '\0';
 out:
     EVP_MD_CTX_free(ctx);
-    if (f != NULL)
-        fclose(f);
+    close(fd);
     return err;
 }
 
