@@ -1079,6 +1079,23 @@ static void watch_dir(qv_engine *e, const char *path)
                               IN_DELETE_SELF | IN_ONLYDIR);
 }
 
+/* Loads evicted versions again that fit now that memory was freed (a drain
+ * finished, a version was removed). Called with ctl_mu held. */
+static void retry_evicted(qv_engine *e)
+{
+    for (int i = 0; i < e->n_models; i++) {
+        struct qv_model *m = e->models[i];
+        struct qv_diag d = {{0}};
+        bool any = false;
+        for (int k = 0; k < m->n_versions && !any; k++)
+            any = atomic_load(&m->versions[k]->evicted) &&
+                  atomic_load(&m->versions[k]->state) == QV_STATE_UNLOADED &&
+                  fits_now(e, m->versions[k]);
+        if (any && m->cfg_ok)
+            reconcile_model(e, m, &d);
+    }
+}
+
 struct sync_job {
     qv_engine *e;
     struct qv_model **models;
@@ -1194,6 +1211,7 @@ static int sync_locked(qv_engine *e)
         free(job.models);
     }
     finish_drains(e);
+    retry_evicted(e);
     return QV_OK;
 }
 
@@ -1471,6 +1489,7 @@ static void *control_main(void *arg)
             next_scan = qv_now_ns() + (uint64_t)poll_ms * 1000000ull;
         } else {
             finish_drains(e);
+            retry_evicted(e);
         }
         pthread_mutex_unlock(&e->ctl_mu);
     }

@@ -67,9 +67,46 @@ static inline void fx_repo_remove(void)
     assert_int_equal(system(cmd), 0);
 }
 
-static qv_engine *fx_engine(qv_monitor **mon, uint64_t budget, int evict_idle_ms)
+/* The engine's state-change events, as the server would record them. */
+static pthread_mutex_t fx_events_mu = PTHREAD_MUTEX_INITIALIZER;
+static char fx_events[16384];
+
+static inline void fx_on_state(void *ud, const char *model, int64_t version, const char *sha256,
+                               enum qv_version_state st, const char *reason)
+{
+    size_t n;
+
+    (void)ud;
+    pthread_mutex_lock(&fx_events_mu);
+    n = strlen(fx_events);
+    if (n < sizeof(fx_events) - 1)
+        snprintf(fx_events + n, sizeof(fx_events) - n, "%s/%lld %s sha=%.12s %s\n", model,
+                 (long long)version, qv_version_state_name(st), sha256 ? sha256 : "", reason);
+    pthread_mutex_unlock(&fx_events_mu);
+}
+
+/* Whether an event line containing every one of a, b (b may be NULL) was seen. */
+static inline bool fx_event_seen(const char *a, const char *b)
+{
+    bool seen = false;
+
+    pthread_mutex_lock(&fx_events_mu);
+    for (const char *line = fx_events; *line && !seen;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        char buf[1024];
+        snprintf(buf, sizeof(buf), "%.*s", (int)len, line);
+        seen = strstr(buf, a) != NULL && (b == NULL || strstr(buf, b) != NULL);
+        line += len + (end ? 1 : 0);
+    }
+    pthread_mutex_unlock(&fx_events_mu);
+    return seen;
+}
+
+static inline qv_engine *fx_engine(qv_monitor **mon, uint64_t budget, int evict_idle_ms)
 {
     struct qv_engine_config cfg = {0};
+    struct qv_engine_hooks hooks = {fx_on_state, NULL};
     struct qv_diag d = {{0}};
     qv_engine *e = NULL;
 
@@ -79,7 +116,10 @@ static qv_engine *fx_engine(qv_monitor **mon, uint64_t budget, int evict_idle_ms
     cfg.memory_budget = budget;
     cfg.evict_idle_ms = evict_idle_ms;
     assert_int_equal(qv_monitor_create(mon), 0);
-    assert_int_equal(qv_engine_create(&cfg, NULL, *mon, &e, &d), 0);
+    pthread_mutex_lock(&fx_events_mu);
+    fx_events[0] = '\0';
+    pthread_mutex_unlock(&fx_events_mu);
+    assert_int_equal(qv_engine_create(&cfg, &hooks, *mon, &e, &d), 0);
     assert_int_equal(qv_engine_start(e, &d), 0);
     return e;
 }
@@ -200,6 +240,20 @@ static inline enum qv_version_state fx_state(qv_engine *e, const char *model, in
         }
     qv_model_info_free(&info);
     return st;
+}
+
+/* The SHA-256 the metadata shows for model/version ("" if none). */
+static inline void fx_sha(qv_engine *e, const char *model, int64_t version, char *out)
+{
+    struct qv_model_info info;
+
+    out[0] = '\0';
+    if (qv_engine_model_info(e, model, &info) != QV_OK)
+        return;
+    for (int i = 0; i < info.n_versions; i++)
+        if (info.versions[i].version == version)
+            memcpy(out, info.versions[i].sha256, QV_SHA256_HEX);
+    qv_model_info_free(&info);
 }
 
 #endif /* QV_TEST_ENGINE_FIXTURE_H */
