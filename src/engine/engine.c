@@ -39,6 +39,7 @@ static qv_version *version_new(qv_engine *e, const char *model, int64_t number)
 
     atomic_init(&v->refs, 1);
     atomic_init(&v->users, 0);
+    atomic_init(&v->requests, 0);
     atomic_init(&v->state, QV_STATE_UNLOADED);
     v->e = e;
     snprintf(v->model, sizeof(v->model), "%s", model);
@@ -86,6 +87,7 @@ qv_version *qv_version_hold(qv_version *v)
 {
     atomic_fetch_add(&v->refs, 1);
     atomic_fetch_add(&v->users, 1);
+    atomic_fetch_add(&v->requests, 1);
     qv_vstats_inflight(v->stats, 1);
     return v;
 }
@@ -94,6 +96,7 @@ void qv_version_release(qv_version *v)
 {
     if (v == NULL)
         return;
+    atomic_fetch_sub(&v->requests, 1);
     qv_vstats_inflight(v->stats, -1);
     qv__version_put(v);
 }
@@ -1386,7 +1389,7 @@ int qv_engine_model_info(qv_engine *e, const char *model, struct qv_model_info *
         memcpy(vi->sha256, v->sha256, sizeof(vi->sha256));
         vi->loaded_at_ms = atomic_load(&v->loaded_at_ms);
         vi->memory_bytes = atomic_load(&v->memory);
-        vi->inflight = atomic_load(&v->users);
+        vi->inflight = atomic_load(&v->requests);
         if (vi->state == QV_STATE_READY)
             best = i;
     }

@@ -21,6 +21,7 @@
 struct qv_version {
     _Atomic int refs;           /* object lifetime: registry + holders */
     _Atomic int users;          /* holders of the loaded backend state */
+    _Atomic int requests;       /* of which requests (qv_version_hold .. release) */
     _Atomic int state;          /* enum qv_version_state; written under reg_lock */
     qv_engine *e;
     char model[QV_MODEL_NAME_MAX];
