@@ -1,14 +1,31 @@
 /* SPDX-License-Identifier: MIT
  *
  * engine/engine_int.h -- private to src/engine/: the version, model and
- * engine records shared by engine.c (registry, lifecycle, control) and
- * worker.c (queues, batching, workers).
+ * engine records, and the functions the engine's files share:
  *
- * Locks, outermost first: ctl_mu (one control operation at a time), mem_mu
- * (the memory budget: check and reserve, evictions), reg_lock
- * (the registry: models, version lists, states, reasons), qlock (every
- * version's queue and the runnable list). No backend call and no hook runs
- * under reg_lock or qlock.
+ *   engine.c     registry: version records, states, lookup, introspection,
+ *                create/start/destroy and the control thread
+ *   lifecycle.c  loading, draining and unloading one version
+ *   memory.c     the memory budget and eviction
+ *   reconcile.c  scans, config changes, policies, generations, explicit control
+ *   batcher.c    which requests share a backend call, and the call
+ *   worker.c     queues, the runnable list, workers, the background lane
+ *
+ * Locks, outermost first (a thread holding one may take only those after it):
+ *
+ *   ctl_mu    one control operation at a time (sync, load, unload, drains).
+ *             A sync reconciles models in parallel threads that it starts
+ *             and joins while it holds ctl_mu: each model is then owned by
+ *             the one thread reconciling it, which may write what ctl_mu
+ *             guards for that model and its versions.
+ *   mem_mu    the budget's check-and-reserve and evictions (memory.c).
+ *   reg_lock  (rwlock) the registry: the models array, each model's version
+ *             slots, states, reasons, hashes, cfg and backend. Hot path: read.
+ *   qlock     every version's queue, the runnable list, the background lane.
+ *
+ * No backend call and no hook runs under reg_lock or qlock. Fields without a
+ * lock are atomics, or immutable while the version is READY or DRAINING (set
+ * by the load before READY is published under reg_lock).
  */
 #ifndef QV_ENGINE_INT_H
 #define QV_ENGINE_INT_H
@@ -135,14 +152,45 @@ struct qv_engine {
     int inotify_fd;              /* -1 when not watching */
 };
 
-/* worker.c */
-int qv__engine_workers_start(qv_engine *e);
-void qv__engine_workers_stop(qv_engine *e);
-int qv__engine_infer_batch(qv_version *v, void *state, struct qv_infer_req **reqs, int n);
 /* engine.c */
+qv_version *qv__version_new(qv_engine *e, const char *model, int64_t number);
+void qv__version_unref(qv_version *v);
+void qv__backend_states_free(qv_version *v);
+/* Sets v's state and reason (under reg_lock), logs, and calls the hook
+ * outside every lock; silent for a pending generation. */
+void qv__set_state(qv_engine *e, qv_version *v, enum qv_version_state st, const char *reason);
 void qv__engine_wake(qv_engine *e);
 /* A hold on v's object and backend state, without the in-flight gauge. */
 void qv__version_get(qv_version *v);
 void qv__version_put(qv_version *v);
+struct qv_model *qv__find_model_locked(qv_engine *e, const char *name); /* reg_lock held */
+qv_version *qv__find_version_locked(struct qv_model *m, int64_t number); /* reg_lock held */
+
+/* lifecycle.c -- ctl_mu held (or the model's reconciling thread) */
+int qv__load_version(qv_engine *e, struct qv_model *m, qv_version *v, bool may_evict,
+                     struct qv_diag *d);
+void qv__drain_version(qv_engine *e, qv_version *v, const char *why);
+void qv__unload_now(qv_engine *e, qv_version *v, const char *reason);
+void qv__finish_drains(qv_engine *e); /* ctl_mu held, no parallel reconcile */
+
+/* memory.c */
+bool qv__make_room(qv_engine *e, qv_version *loading, uint64_t need, bool may_evict, char *why,
+                   size_t len); /* mem_mu held */
+bool qv__fits_now(qv_engine *e, const qv_version *v);
+
+/* reconcile.c -- ctl_mu held */
+int qv__sync_locked(qv_engine *e);
+void qv__retry_evicted(qv_engine *e);
+void qv__watch_dir(qv_engine *e, const char *path);
+
+/* batcher.c -- qlock held for the first two */
+int64_t qv__batch_gather_locked(qv_version *v, int64_t max, struct qv_infer_req **out,
+                                int *count);
+bool qv__batch_is_preferred(const qv_version *v, int64_t rows);
+int qv__engine_infer_batch(qv_version *v, void *state, struct qv_infer_req **reqs, int n);
+
+/* worker.c */
+int qv__engine_workers_start(qv_engine *e);
+void qv__engine_workers_stop(qv_engine *e);
 
 #endif /* QV_ENGINE_INT_H */
