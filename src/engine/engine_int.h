@@ -100,12 +100,15 @@ struct qv_model {
     struct qv_model_config cfg;  /* copied into versions at load */
     bool cfg_ok;
     char problem[256];           /* Guarded by reg_lock. */
-    long long cfg_stamp;         /* mtime+size of config.json when parsed */
+    /* Guarded by ctl_mu (during a parallel sync: the model's thread). */
+    long long cfg_stamp;         /* mtime+size+inode of config.json when parsed */
     int cfg_gen;                 /* one more per accepted change that versions load with */
     char cfg_change[200];        /* that change, "max_batch_size 64 -> 0" */
     bool on_disk, explicit_unload;
     bool unreadable;             /* the last scan could not read the directory */
-    int n_versions;              /* Guarded by reg_lock. Ascending by number. */
+    /* Written under ctl_mu and reg_lock (write): the control side reads
+     * them under ctl_mu alone, everyone else under reg_lock. */
+    int n_versions;              /* Ascending by number. */
     qv_version *versions[QV_MAX_VERSIONS];
     /* Generations replaced by a newer one, draining. Guarded by ctl_mu. */
     int n_retired;
@@ -121,7 +124,7 @@ struct qv_engine {
     _Atomic uint64_t mem_used;
 
     pthread_rwlock_t reg_lock;
-    int n_models;                /* Guarded by reg_lock. Sorted by name. */
+    int n_models;                /* Sorted by name. Written under ctl_mu and reg_lock. */
     struct qv_model **models;
 
     pthread_mutex_t ctl_mu;
