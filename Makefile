@@ -28,8 +28,9 @@ build-asan:
 	cmake --build build-asan -j $(JOBS)
 
 # The concurrent parts (engine, monitor, router, store, controller) under TSan.
-TSAN_TARGETS = unit_test_engine unit_test_monitor unit_test_pick unit_test_feedback \
-               unit_test_bandit unit_test_store unit_test_controller
+TSAN_TARGETS = unit_test_engine unit_test_engine_batch unit_test_engine_reload \
+               unit_test_engine_repo unit_test_engine_race unit_test_monitor unit_test_pick \
+               unit_test_feedback unit_test_bandit unit_test_store unit_test_controller
 TSAN_TESTS = unit_test_(engine|monitor|pick|feedback|bandit|store|controller)
 
 build-tsan:
