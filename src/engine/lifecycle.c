@@ -77,6 +77,10 @@ static int warm_up(qv_version *v, const struct qv_model_config *cfg, const char 
 
     snprintf(path, sizeof(path), "%s/warmup.json", vdir);
     if (access(path, R_OK) == 0) {
+        struct stat st;
+        /* Looked at first: a FIFO would block the control thread. */
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (16 << 20))
+            return qv_fail(d, QV_EINVAL, "warmup.json: not a regular file of at most 16 MiB");
         list = json_load_file(path, 0, &jerr);
         if (list == NULL)
             return qv_fail(d, QV_EINVAL, "warmup.json: line %d: %s", jerr.line, jerr.text);

@@ -427,12 +427,17 @@ int qv__sync_locked(qv_engine *e)
                 qv_log(QV_LOG_WARN, "model=%s msg=\"model directory unreadable; keeping its "
                        "versions as they are\" reason=\"%s\"", m->name, disk[i].error);
             m->unreadable = true;
+            pthread_rwlock_wrlock(&e->reg_lock);
+            snprintf(m->problem, sizeof(m->problem), "%s", disk[i].error);
+            pthread_rwlock_unlock(&e->reg_lock);
             for (int k = 0; k < m->n_versions; k++)
                 m->versions[k]->on_disk = true;
             continue;
         }
-        if (m->unreadable)
+        if (m->unreadable) {
             qv_log(QV_LOG_INFO, "model=%s msg=\"model directory readable again\"", m->name);
+            m->cfg_stamp = -1; /* read config.json again: it decides the problem shown */
+        }
         m->unreadable = false;
         qv__watch_dir(e, disk[i].dir);
         refresh_config(e, m, &disk[i]);

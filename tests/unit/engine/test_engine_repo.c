@@ -161,6 +161,7 @@ static int deny_dir(const char *path)
 
 static void test_unreadable_model_dir_keeps_serving(void **state)
 {
+    struct qv_model_info info;
     qv_monitor *mon;
     qv_engine *e;
     int err;
@@ -178,9 +179,15 @@ static void test_unreadable_model_dir_keeps_serving(void **state)
     assert_int_equal(err, 0);
     assert_int_equal(qv_engine_sync(e), 0);
     assert_int_equal(fx_state(e, "m", 1, NULL, 0), QV_STATE_READY);
+    assert_int_equal(qv_engine_model_info(e, "m", &info), 0);
+    assert_non_null(strstr(info.problem, "Permission denied"));
+    qv_model_info_free(&info);
     qv_repo_opendir_fault = NULL;
     assert_int_equal(qv_engine_sync(e), 0);
     assert_int_equal(fx_state(e, "m", 1, NULL, 0), QV_STATE_READY);
+    assert_int_equal(qv_engine_model_info(e, "m", &info), 0);
+    assert_string_equal(info.problem, "");
+    qv_model_info_free(&info);
     /* Really removed: it goes. */
     rm_rel("m");
     assert_int_equal(qv_engine_sync(e), 0);
