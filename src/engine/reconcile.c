@@ -158,6 +158,11 @@ static void refresh_config(qv_engine *e, struct qv_model *m, const struct qv_rep
     m->problem[0] = '\0';
     pthread_rwlock_unlock(&e->reg_lock);
     qv_model_config_free(&old);
+    if (change[0] || !had) {
+        /* Versions that failed with the old config are worth another try. */
+        for (int k = 0; k < m->n_versions; k++)
+            m->versions[k]->failed = false;
+    }
     if (change[0]) {
         m->cfg_gen++;
         snprintf(m->cfg_change, sizeof(m->cfg_change), "%s", change);

@@ -255,6 +255,33 @@ static void test_version_directory_replaced(void **state)
     fx_repo_remove();
 }
 
+/* A version that failed with one config is tried again with the next. */
+static void test_config_fix_retries_failed_version(void **state)
+{
+    char reason[256];
+    qv_monitor *mon;
+    qv_engine *e;
+    int err;
+
+    (void)state;
+    fx_repo_new();
+    fx_write("m/config.json",
+             "{\"backend\": \"test\", \"inputs\": [{\"name\": \"input__0\", \"datatype\": "
+             "\"INT32\", \"shape\": [-1, 4]}]}");
+    fx_write("m/1/model.test", "{\"features\": 4, \"linear\": true}");
+    e = fx_engine(&mon, 0, 0);
+    assert_int_equal(fx_state(e, "m", 1, reason, sizeof(reason)), QV_STATE_UNAVAILABLE);
+    assert_non_null(strstr(reason, "datatype"));
+    fx_write("m/config.json", CFG_BATCH4);
+    assert_int_equal(qv_engine_sync(e), 0);
+    assert_int_equal(fx_state(e, "m", 1, NULL, 0), QV_STATE_READY);
+    assert_float_equal(fx_infer(e, "m", 1, 4, 1.0f, &err), fx_expect(1.0f, 0, 4, 1.0), 1e-5);
+    assert_int_equal(err, 0);
+    qv_engine_destroy(e);
+    qv_monitor_destroy(mon);
+    fx_repo_remove();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -263,6 +290,7 @@ int main(void)
         cmocka_unit_test(test_broken_config_edit_keeps_old),
         cmocka_unit_test(test_failed_new_generation_keeps_old),
         cmocka_unit_test(test_version_directory_replaced),
+        cmocka_unit_test(test_config_fix_retries_failed_version),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
