@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT
  *
  * The engine through the real server: bounded queues (429 + Retry-After),
- * dynamic batching (batched outputs equal unbatched ones), the memory
- * budget, warm-up, and /metrics checked by promtool.
+ * dynamic batching (batched outputs equal unbatched ones; requests of other
+ * widths never share a call), the memory budget, warm-up, and /metrics
+ * checked by promtool.
  */
 #include "harness.h"
 
@@ -175,6 +176,50 @@ static void test_batched_equals_unbatched(void **state)
                      rounds, items, batches);
     }
     print_message("%d round(s): %g rows in %g backend calls\n", rounds, items, batches);
+    for (int i = 0; i < N; i++)
+        free(bodies[i]);
+    h_stop_ok(s);
+}
+
+/* ---- Batching with a dynamic non-batch dimension ---- */
+
+/* Concurrent requests of different widths to a [-1, -1] input with dynamic
+ * batching: each is answered from its own rows (a batch only ever holds
+ * requests of one width). */
+static void test_mixed_widths_batched(void **state)
+{
+    struct h_srv *s = *state;
+    enum { N = 8 };
+    static const int widths[N] = {2, 7, 2, 7, 3, 2, 7, 3};
+    char *bodies[N];
+    const char *paths[N];
+    struct h_resp out[N];
+
+    h_test_model(s, "seq", "\"max_batch_size\": 16, \"max_queue_delay_us\": 200000, "
+                           "\"inputs\": [{\"name\": \"input__0\", \"datatype\": \"FP32\", "
+                           "\"shape\": [-1, -1]}]");
+    h_test_version(s, "seq", 1, "{\"features\": -1, \"linear\": true}");
+    h_start(s, NULL);
+    for (int i = 0; i < N; i++) {
+        float x[8];
+        for (int c = 0; c < widths[i]; c++)
+            x[c] = (float)(i + 1); /* the row's mean is i + 1, whatever its width */
+        bodies[i] = h_kserve_body(NULL, "input__0", x, 1, widths[i]);
+        paths[i] = "/v2/models/seq/infer";
+    }
+    for (int round = 0; round < 3; round++) {
+        h_multi(s, N, "POST", paths, (const char *const *)bodies, out);
+        for (int i = 0; i < N; i++) {
+            double y;
+            if (out[i].status != 200)
+                fail_msg("request %d (width %d): %ld %s %s", i, widths[i], out[i].status,
+                         out[i].body, out[i].err);
+            assert_int_equal(h_output_values(out[i].json, 0, &y, 1), 1);
+            if (y != (double)(i + 1))
+                fail_msg("request %d (width %d): %g, expected %d", i, widths[i], y, i + 1);
+            h_resp_free(&out[i]);
+        }
+    }
     for (int i = 0; i < N; i++)
         free(bodies[i]);
     h_stop_ok(s);
@@ -372,6 +417,7 @@ static void test_metrics_pass_promtool(void **state)
 static const struct CMUnitTest tests[] = {
     H_TEST(test_queue_full_is_429),
     H_TEST(test_batched_equals_unbatched),
+    H_TEST(test_mixed_widths_batched),
     H_TEST(test_memory_budget),
     H_TEST(test_memory_budget_evicts_idle),
     H_TEST(test_warmup),
