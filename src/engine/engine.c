@@ -124,23 +124,43 @@ qv_vstats *qv_version_stats(const qv_version *v)
 }
 
 /* Sets a version's state and reason, then tells the hook (outside locks). */
-void qv__set_state(qv_engine *e, qv_version *v, enum qv_version_state st, const char *reason)
+/* Sets the state (and reason) if it is 'from' now (any state when from is
+ * -1), then logs and calls the hook outside every lock. */
+static bool set_state_from(qv_engine *e, qv_version *v, int from, enum qv_version_state st,
+                           const char *reason)
 {
     char sha[QV_SHA256_HEX];
+    bool pending;
 
     pthread_rwlock_wrlock(&e->reg_lock);
+    if (from >= 0 && atomic_load(&v->state) != from) {
+        pthread_rwlock_unlock(&e->reg_lock);
+        return false;
+    }
     atomic_store(&v->state, st);
     snprintf(v->reason, sizeof(v->reason), "%s", reason ? reason : "");
     memcpy(sha, v->sha256, sizeof(sha));
+    pending = v->pending;
     pthread_rwlock_unlock(&e->reg_lock);
-    if (v->pending)
-        return; /* a new generation: published when it replaces the serving one */
+    if (pending)
+        return true; /* a new generation: published when it replaces the serving one */
     qv_log(st == QV_STATE_UNAVAILABLE ? QV_LOG_WARN : QV_LOG_INFO,
            "model=%s version=%lld state=%s%s%s%s", v->model, (long long)v->number,
            qv_version_state_name(st), reason && *reason ? " reason=\"" : "",
            reason && *reason ? reason : "", reason && *reason ? "\"" : "");
     if (e->hooks.version_state)
         e->hooks.version_state(e->hooks.ud, v->model, v->number, sha, st, reason ? reason : "");
+    return true;
+}
+
+void qv__set_state(qv_engine *e, qv_version *v, enum qv_version_state st, const char *reason)
+{
+    set_state_from(e, v, -1, st, reason);
+}
+
+bool qv__drain_if_ready(qv_engine *e, qv_version *v, const char *reason)
+{
+    return set_state_from(e, v, QV_STATE_READY, QV_STATE_DRAINING, reason);
 }
 
 void qv__engine_wake(qv_engine *e)

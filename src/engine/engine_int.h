@@ -162,6 +162,9 @@ void qv__backend_states_free(qv_version *v);
 /* Sets v's state and reason (under reg_lock), logs, and calls the hook
  * outside every lock; silent for a pending generation. */
 void qv__set_state(qv_engine *e, qv_version *v, enum qv_version_state st, const char *reason);
+/* READY -> DRAINING in one step under reg_lock; false if v was not READY
+ * (another thread drained, evicted or replaced it first). */
+bool qv__drain_if_ready(qv_engine *e, qv_version *v, const char *reason);
 void qv__engine_wake(qv_engine *e);
 /* A hold on v's object and backend state, without the in-flight gauge. */
 void qv__version_get(qv_version *v);

@@ -271,10 +271,8 @@ fail:
  * has gone. Called with ctl_mu held. */
 void qv__drain_version(qv_engine *e, qv_version *v, const char *why)
 {
-    if (atomic_load(&v->state) != QV_STATE_READY)
-        return;
-    qv__set_state(e, v, QV_STATE_DRAINING, why);
-    qv__engine_wake(e);
+    if (qv__drain_if_ready(e, v, why))
+        qv__engine_wake(e);
 }
 
 /* Unloads drained versions without users and drops records whose directory

@@ -76,12 +76,15 @@ bool qv__make_room(qv_engine *e, qv_version *loading, uint64_t need, bool may_ev
             char reason[200];
             snprintf(reason, sizeof(reason), "evicted to make room for %s/%lld",
                      loading->model, (long long)loading->number);
-            atomic_store(&victim->evicted_memory, atomic_load(&victim->memory));
-            atomic_store(&victim->evicted, true);
-            qv__set_state(e, victim, QV_STATE_DRAINING, reason);
-            /* Idle and without users: it unloads at once. */
-            if (atomic_load(&victim->users) == 0)
-                qv__unload_now(e, victim, reason);
+            /* Claimed only if still READY: a reconcile thread of its model
+             * may have drained or replaced it since it was picked. */
+            if (qv__drain_if_ready(e, victim, reason)) {
+                atomic_store(&victim->evicted_memory, atomic_load(&victim->memory));
+                atomic_store(&victim->evicted, true);
+                /* Idle and without users: it unloads at once. */
+                if (atomic_load(&victim->users) == 0)
+                    qv__unload_now(e, victim, reason);
+            }
         }
         qv__version_unref(victim);
     }
