@@ -338,7 +338,8 @@ int qv_engine_prepare(const qv_version *v, struct qv_infer_req *r, struct qv_dia
         }
     }
     if (v->max_batch > 0 && rows > v->max_batch)
-        return qv_fail(d, QV_EINVAL, "inputs[0].shape: batch of %lld rows exceeds max_batch_size %d",
+        return qv_fail(d, QV_EINVAL,
+                       "inputs[0].shape: batch of %lld rows exceeds max_batch_size %d",
                        (long long)rows, v->max_batch);
     memcpy(r->inputs, ordered, sizeof(ordered[0]) * (size_t)sig->n_inputs);
     r->n_inputs = sig->n_inputs;

@@ -79,7 +79,7 @@ struct qv_repo_model {
     char name[QV_MODEL_NAME_MAX];
     char dir[1024];
     char config_path[1100];
-    char error[256];                  /* the directory could not be read: its versions are unknown */
+    char error[256];                  /* unreadable directory: its versions are unknown */
     int n_versions;
     struct qv_repo_version versions[QV_MAX_VERSIONS];
 };

@@ -146,8 +146,8 @@ static inline void fx_on_done(struct qv_infer_req *r)
 
 /* Queues rows x width values (row i, column c: base + i + c / 8) on
  * model/version. Returns the submit error; on 0, fx_wait() must follow. */
-static inline int fx_send(qv_engine *e, const char *model, int64_t version, int64_t rows, int64_t width,
-                   float base, struct fx_req *q, struct qv_diag *d)
+static inline int fx_send(qv_engine *e, const char *model, int64_t version, int64_t rows,
+                          int64_t width, float base, struct fx_req *q, struct qv_diag *d)
 {
     int64_t shape[2] = {rows, width};
     int err;
@@ -205,8 +205,8 @@ static inline void fx_free(struct fx_req *q)
 }
 
 /* One request of one row, synchronously: its output, or NAN with *err. */
-static inline float fx_infer(qv_engine *e, const char *model, int64_t version, int64_t width, float base,
-                      int *err)
+static inline float fx_infer(qv_engine *e, const char *model, int64_t version, int64_t width,
+                             float base, int *err)
 {
     struct fx_req q;
     struct qv_diag d = {{0}};

@@ -21,7 +21,8 @@ static void test_mixed_widths_never_merge(void **state)
     /* A long queue delay: everything sent below waits in one queue together. */
     fx_write("w/config.json",
              "{\"backend\": \"test\", \"max_batch_size\": 64, \"max_queue_delay_us\": 300000,"
-             " \"inputs\": [{\"name\": \"input__0\", \"datatype\": \"FP32\", \"shape\": [-1, -1]}]}");
+             " \"inputs\": [{\"name\": \"input__0\", \"datatype\": \"FP32\","
+             " \"shape\": [-1, -1]}]}");
     fx_write("w/1/model.test", "{\"features\": -1, \"linear\": true}");
     e = fx_engine(&mon, 0, 0);
     for (int i = 0; i < N; i++)
@@ -95,7 +96,8 @@ static void test_declared_dynamic_dim_takes_model_size(void **state)
     fx_repo_new();
     fx_write("w/config.json",
              "{\"backend\": \"test\", \"max_batch_size\": 8,"
-             " \"inputs\": [{\"name\": \"input__0\", \"datatype\": \"FP32\", \"shape\": [-1, -1]}]}");
+             " \"inputs\": [{\"name\": \"input__0\", \"datatype\": \"FP32\","
+             " \"shape\": [-1, -1]}]}");
     fx_write("w/1/model.test", "{\"features\": 4, \"linear\": true}");
     e = fx_engine(&mon, 0, 0);
     assert_int_equal(qv_engine_model_info(e, "w", &info), 0);
