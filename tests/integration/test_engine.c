@@ -298,7 +298,7 @@ static void test_memory_budget_evicts_idle(void **state)
     for (int v = 1; v <= 3; v++)
         h_test_version(s, "heavy", v, "{\"features\": 1, \"linear\": true, "
                                       "\"memory_bytes\": 1048576}");
-    h_start(s, "--memory-budget", "3M", "--evict-idle-ms", "100", NULL);
+    h_start(s, "--memory-budget", "3M", "--evict-idle-ms", "1000", NULL);
     for (int v = 1; v <= 3; v++) {
         h_state_of(s, "heavy", v, st[v - 1], sizeof(st[0]), NULL, 0);
         if (strcmp(st[v - 1], "UNAVAILABLE") == 0)
@@ -306,7 +306,9 @@ static void test_memory_budget_evicts_idle(void **state)
     }
     assert_true(refused > 0);
     /* Ask for the refused version until an idle one can make room for it
-     * (a version is idle after 100 ms without requests). */
+     * (a version is idle after 1 s without requests: long enough that those
+     * loaded at start are not idle yet while the last one loads, even on a
+     * busy machine). */
     for (int tries = 0; tries < 900; tries++) {
         char path[128];
         snprintf(path, sizeof(path), "/v2/repository/models/heavy/versions/%d/load", refused);
