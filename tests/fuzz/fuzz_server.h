@@ -36,6 +36,10 @@ struct fz_response {
 /* Builds the server (once per process; the same one afterwards). Aborts
  * when it cannot: a fuzz target without its server would prove nothing. */
 struct fz_server *fz_server_get(void);
+/* Adds a model of the `test` backend (version 1, no config.json: the
+ * backend describes it) with the given model.test text; before the first
+ * fz_server_get only. */
+void fz_server_add_model(const char *name, const char *artifact);
 /* Stops and frees what fz_server_get built; removes the repository. */
 void fz_server_destroy(void);
 
