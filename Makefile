@@ -38,7 +38,7 @@ TSAN_LABELS = unit|contract|fault|fuzz
 build-tsan:
 	CC=clang cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQV_TSAN=ON \
 	    -DQV_WITH_ONNX=OFF >/dev/null
-	cmake --build build-tsan -j $(JOBS)
+	cmake --build build-tsan -j $(JOBS) --target tsan_suites
 
 # libFuzzer (clang, ASan+UBSan) on every parser of outside bytes: the ONNX
 # loader (fuzz_load) and the targets of tests/fuzz (docs/security.md).
