@@ -217,6 +217,88 @@ static void test_version_load(void **state)
     fault_report_xcallers("version load");
 }
 
+/* The route in the router and in the store, as canonical text. */
+static void routes_now(struct fz_server *s, char **router_doc, char **store_doc)
+{
+    struct qv_diag d = {{0}};
+
+    *router_doc = *store_doc = NULL;
+    qv_router_get_route(s->router, "m", router_doc);
+    qv_store_route_get(s->store, "m", store_doc, &d);
+}
+
+/* A route change under allocation failure: answered 200 only when the new
+ * route is both in force and persisted; any other answer leaves the route in
+ * force as it was. Both are open findings today (the route is read back for
+ * persisting after it is applied, and a failure there persists the default;
+ * jansson's json_dumps can drop an object key when it runs out of memory):
+ * they are counted and printed, and fail the test with QV_FAULT_OPEN=1. */
+static void test_route_put(void **state)
+{
+    static const char doc[] = "{\"policy\": \"weighted\", \"labels\": {\"stable\": 1, "
+                              "\"canary\": 2}, \"weights\": {\"stable\": 90, \"canary\": 10}}";
+    struct fz_server *s = fz_server_get();
+    int statuses[600] = {0}, lost = 0, changed = 0;
+    long n;
+
+    (void)state;
+    for (n = 1; n < MAX_STEPS; n++) {
+        struct fz_response a;
+        char *before = NULL, *after = NULL, *stored = NULL, *ignored = NULL;
+        bool hit;
+        qv_router_clear(s->router, "m");
+        routes_now(s, &before, &ignored);
+        free(ignored);
+        fault_arm(n);
+        fz_request(s, "PUT", "/v2/models/m/route", NULL, NULL, doc, strlen(doc), &a);
+        hit = fault_disarm();
+        if (getenv("QV_FAULT_VERBOSE"))
+            printf("[ fault ] route put: step %ld: %d %s\n", n, a.status, a.body);
+        routes_now(s, &after, &stored);
+        if (a.status == 200) {
+            assert_non_null(after);
+            if (stored == NULL || strcmp(after, stored) != 0) {
+                printf("[ fault ] route put: step %ld: answered 200, but the store holds %s\n",
+                       n, stored ? stored : "(nothing)");
+                lost++;
+            }
+        } else {
+            expect_error_body(&a);
+            if ((before == NULL) != (after == NULL) ||
+                (before && after && strcmp(before, after) != 0)) {
+                printf("[ fault ] route put: step %ld: answered %d, but the route changed\n", n,
+                       a.status);
+                changed++;
+            }
+        }
+        statuses[a.status < 600 && a.status >= 0 ? a.status : 0]++;
+        free(before);
+        free(after);
+        free(stored);
+        fz_response_free(&a);
+        if (!hit) {
+            assert_int_equal(a.status, 200);
+            break;
+        }
+    }
+    qv_router_clear(s->router, "m");
+    assert_true(n < MAX_STEPS);
+    printf("[ fault ] route put: %ld allocations failed in turn; answers:", n - 1);
+    for (int st = 0; st < 600; st++)
+        if (statuses[st])
+            printf(" %d x%d", st, statuses[st]);
+    printf("\n");
+    fault_report_xcallers("route put");
+    if (lost > 0 || changed > 0) {
+        printf("[ fault ] OPEN: %d route changes answered 200 were not persisted as applied, "
+               "%d answered an error were applied (QV_FAULT_OPEN=1 fails on it)\n", lost,
+               changed);
+        if (getenv("QV_FAULT_OPEN"))
+            fail_msg("route put: %d acknowledged changes not persisted, %d refused but applied",
+                     lost, changed);
+    }
+}
+
 static int teardown_all(void **state)
 {
     (void)state;
@@ -231,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_tfs_request),
         cmocka_unit_test(test_config_parse),
         cmocka_unit_test(test_version_load),
+        cmocka_unit_test(test_route_put),
     };
 
     fault_init();
