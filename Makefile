@@ -65,8 +65,9 @@ run: deps build
 	./build/quiver serve --repo $(REPO) --data $(DATA) --host $(HOST) --port $(PORT)
 
 # Installs, builds (plain, ASan+UBSan, TSan) and runs every suite: all of them
-# in the plain and ASan builds, the concurrent parts' unit tests under TSan,
-# and a short libFuzzer slice of every fuzz target (a crash fails the slice).
+# in the plain and ASan builds (the fault suite and the fuzz corpus replays
+# included), the TSAN_LABELS suites under TSan, and a short libFuzzer slice of
+# every fuzz target (a crash fails the slice); the last line counts them all.
 test: deps-test build build-asan build-tsan
 	cd build && $(CTEST) || true
 	cd build-asan && $(CTEST) || true
