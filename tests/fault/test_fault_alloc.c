@@ -271,7 +271,8 @@ static void test_route_put(void **state)
                 changed++;
             }
         }
-        statuses[a.status < 600 && a.status >= 0 ? a.status : 0]++;
+        if (hit)
+            statuses[a.status < 600 && a.status >= 0 ? a.status : 0]++;
         free(before);
         free(after);
         free(stored);
@@ -299,6 +300,79 @@ static void test_route_put(void **state)
     }
 }
 
+/* Runs a request with id "f-<k>", so that feedback has something to score. */
+static void remember_id(struct fz_server *s, long k, char *body, size_t len)
+{
+    struct fz_response a;
+    int n = snprintf(body, len,
+                     "{\"id\": \"f-%ld\", \"inputs\": [{\"name\": \"input__0\", "
+                     "\"datatype\": \"FP32\", \"shape\": [2, 4], \"data\": [[1, 2, 3, 4], "
+                     "[4, 4, 4, 4]]}]}", k);
+
+    fz_request(s, "POST", "/v2/models/m/infer", NULL, NULL, body, (size_t)n, &a);
+    expect_answer(&a, false);
+    fz_response_free(&a);
+    snprintf(body, len, "{\"id\": \"f-%ld\", \"label\": 1}", k);
+}
+
+/* One management request under allocation failure: every answer is 200 or
+ * a JSON error, and the same request without the fault is answered 200.
+ * For feedback, each attempt scores a request of its own (feedback on one
+ * request id may be taken once). */
+static void manage_path(const char *method, const char *path, const char *body_fixed,
+                        const char *what)
+{
+    struct fz_server *s = fz_server_get();
+    int statuses[600] = {0};
+    char body[512];
+    long n;
+
+    for (n = 1; n < MAX_STEPS; n++) {
+        struct fz_response a;
+        bool hit;
+        if (body_fixed == NULL)
+            remember_id(s, 2 * n, body, sizeof(body));
+        else
+            snprintf(body, sizeof(body), "%s", body_fixed);
+        fault_arm(n);
+        fz_request(s, method, path, NULL, NULL, body, strlen(body), &a);
+        hit = fault_disarm();
+        if (getenv("QV_FAULT_VERBOSE"))
+            printf("[ fault ] %s: step %ld: %d %s\n", what, n, a.status, a.body);
+        if (a.status != 200)
+            expect_error_body(&a);
+        if (hit)
+            statuses[a.status < 600 && a.status >= 0 ? a.status : 0]++;
+        fz_response_free(&a);
+        if (body_fixed == NULL)
+            remember_id(s, 2 * n + 1, body, sizeof(body));
+        fz_request(s, method, path, NULL, NULL, body, strlen(body), &a);
+        if (a.status != 200)
+            fail_msg("%s: step %ld: the request without the fault got %d: %s", what, n,
+                     a.status, a.body);
+        fz_response_free(&a);
+        if (!hit)
+            break;
+    }
+    assert_true(n < MAX_STEPS);
+    printf("[ fault ] %s: %ld allocations failed in turn; answers:", what, n - 1);
+    for (int st = 0; st < 600; st++)
+        if (statuses[st])
+            printf(" %d x%d", st, statuses[st]);
+    printf("\n");
+    fault_report_xcallers(what);
+}
+
+static void test_feedback_and_label(void **state)
+{
+    struct fz_server *s = fz_server_get();
+
+    (void)state;
+    manage_path("POST", "/v2/models/m/feedback", NULL, "feedback");
+    manage_path("PUT", "/v2/models/m/labels/stable", "{\"version\": 2}", "label put");
+    qv_router_clear(s->router, "m");
+}
+
 static int teardown_all(void **state)
 {
     (void)state;
@@ -314,6 +388,7 @@ int main(void)
         cmocka_unit_test(test_config_parse),
         cmocka_unit_test(test_version_load),
         cmocka_unit_test(test_route_put),
+        cmocka_unit_test(test_feedback_and_label),
     };
 
     fault_init();
