@@ -373,6 +373,81 @@ static void test_feedback_and_label(void **state)
     qv_router_clear(s->router, "m");
 }
 
+/* Aborts the model's rollout if one runs and drops its route. */
+static void rollout_reset(struct fz_server *s)
+{
+    struct fz_response a;
+
+    fz_request(s, "DELETE", "/v2/models/m/rollout", NULL, NULL, "", 0, &a);
+    fz_response_free(&a);
+    qv_router_clear(s->router, "m");
+}
+
+/* Starting a rollout under allocation failure: 201 or a JSON error; a
+ * refused start leaves no rollout running; without the fault it starts.
+ * Only quiver's own allocations fail here: the controller aborts the process
+ * by design when jansson cannot build a document (control/rollout.c xdumps),
+ * which a request can reach -- an open finding. */
+static void test_rollout_start(void **state)
+{
+    static const char plan[] = "{\"canary\": 2, \"steps\": [10, 100], \"step_seconds\": 60}";
+    struct fz_server *s = fz_server_get();
+    int statuses[600] = {0}, started = 0;
+    long n;
+
+    (void)state;
+    rollout_reset(s);
+    atomic_store(&g_fault_json, false);
+    for (n = 1; n < MAX_STEPS; n++) {
+        struct fz_response a;
+        bool hit;
+        fault_arm(n);
+        fz_request(s, "POST", "/v2/models/m/rollout", NULL, NULL, plan, strlen(plan), &a);
+        hit = fault_disarm();
+        if (getenv("QV_FAULT_VERBOSE"))
+            printf("[ fault ] rollout start: step %ld: %d %s\n", n, a.status, a.body);
+        if (hit)
+            statuses[a.status < 600 && a.status >= 0 ? a.status : 0]++;
+        if (a.status != 201) {
+            expect_error_body(&a);
+            fz_response_free(&a);
+            /* Refused: nothing should run, so a new start is not a conflict. */
+            fz_request(s, "POST", "/v2/models/m/rollout", NULL, NULL, plan, strlen(plan), &a);
+            if (a.status == 409) {
+                printf("[ fault ] rollout start: step %ld: refused, but the rollout runs\n", n);
+                started++;
+                fz_response_free(&a);
+                rollout_reset(s);
+                fz_request(s, "POST", "/v2/models/m/rollout", NULL, NULL, plan, strlen(plan),
+                           &a);
+            }
+            if (a.status != 201)
+                fail_msg("rollout start: step %ld: the start without the fault got %d: %s", n,
+                         a.status, a.body);
+        }
+        fz_response_free(&a);
+        rollout_reset(s);
+        if (!hit)
+            break;
+    }
+    atomic_store(&g_fault_json, true);
+    assert_true(n < MAX_STEPS);
+    printf("[ fault ] OPEN: rollout start aborts the process when jansson cannot allocate "
+           "(control/rollout.c xdumps); not injected here\n");
+    if (started > 0) {
+        printf("[ fault ] OPEN: %d rollout starts answered an error left the rollout running "
+               "(QV_FAULT_OPEN=1 fails on it)\n", started);
+        if (getenv("QV_FAULT_OPEN"))
+            fail_msg("rollout start: %d refused starts left a rollout running", started);
+    }
+    printf("[ fault ] rollout start: %ld allocations failed in turn; answers:", n - 1);
+    for (int st = 0; st < 600; st++)
+        if (statuses[st])
+            printf(" %d x%d", st, statuses[st]);
+    printf("\n");
+    fault_report_xcallers("rollout start");
+}
+
 static int teardown_all(void **state)
 {
     (void)state;
@@ -389,6 +464,7 @@ int main(void)
         cmocka_unit_test(test_version_load),
         cmocka_unit_test(test_route_put),
         cmocka_unit_test(test_feedback_and_label),
+        cmocka_unit_test(test_rollout_start),
     };
 
     fault_init();
