@@ -118,8 +118,8 @@ static const struct cmd_help commands[] = {
      "Options of rollout start:\n"
      "  --canary VERSION        the version to roll out (a positive integer)\n"
      "  --steps P,...           canary percentages, 1 to 100 (default 5,25,50,100)\n"
-     "  --step-seconds N        seconds per step, at least 1\n"
-     "  --min-requests N        requests the canary must answer per step, 0 or more\n"
+     "  --step-seconds N        the shortest time a step lasts, 0 to 604800 (default 60)\n"
+     "  --min-requests N        requests the canary must answer per step, at least 1\n"
      "\n"
      "Example:\n"
      "  quiver rollout start fraud --canary 2 --steps 10,50,100 --step-seconds 60\n",
