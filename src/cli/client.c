@@ -71,14 +71,23 @@ static int usage_error(const char *cmd, const char *fmt, ...)
 
 static void real_text(double v, char *out, size_t len)
 {
+    int prec = 1;
+
     if (!isfinite(v)) {
         snprintf(out, len, "null");
         return;
     }
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(out, len, "%.*g", prec, v);
-        if (strtod(out, NULL) == v)
+    for (; prec <= 17; prec++) {
+        snprintf(out, len, "%.*e", prec - 1, v);
+        if (strtod(out, NULL) == v || prec == 17)
             break;
+    }
+    /* prec significant digits suffice; plain notation in the usual range. */
+    if (v == 0 || (fabs(v) >= 1e-5 && fabs(v) < 1e16)) {
+        const char *e = strchr(out, 'e');
+        int exp10 = e ? atoi(e + 1) : 0;
+        int decimals = prec - 1 - exp10;
+        snprintf(out, len, "%.*f", decimals > 0 ? decimals : 0, v);
     }
     /* Keep it a real: 1 reads back as an integer, 1.0 does not. */
     if (strpbrk(out, ".eEn") == NULL && strlen(out) + 3 < len)
