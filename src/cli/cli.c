@@ -263,6 +263,10 @@ static int cmd_help(int argc, char **argv)
         print_overview(stdout);
         return QV_EXIT_OK;
     }
+    if (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0) {
+        qv_cli_help("help", stdout);
+        return QV_EXIT_OK;
+    }
     if (strcmp(argv[2], "--man") == 0) {
         print_man(stdout);
         return QV_EXIT_OK;
