@@ -207,6 +207,20 @@ static int one_conversion(char *tmp, size_t cap, const char *spec, char conv, en
 #undef EMIT
 }
 
+/* Whether a cut line ends inside a quoted value. */
+static bool open_quote(const char *p, size_t n)
+{
+    bool in = false;
+
+    for (size_t i = 0; i < n; i++) {
+        if (in && p[i] == '\\')
+            i++;
+        else if (p[i] == '"')
+            in = !in;
+    }
+    return in;
+}
+
 static void format_fields(struct out *o, const char *fmt, va_list ap0)
 {
     char tmp[LINE_MAX_BYTES];
@@ -292,7 +306,7 @@ static void format_fields(struct out *o, const char *fmt, va_list ap0)
         last = 'x';
     }
     va_end(ap);
-    if (o->full && in_quote) {
+    if (o->full && open_quote(o->p, o->len)) {
         o->full = false;
         o->cap += 1; /* the reserved byte: close the open quote */
         putc_(o, '"');
@@ -410,7 +424,7 @@ static void logfmt_to_json(struct out *o, const char *in)
         p = end;
     }
     if (text.len) {
-        put(o, first ? "\"text\":\"" : ",\"text\":\"", first ? 8 : 10);
+        put(o, first ? "\"text\":\"" : ",\"text\":\"", first ? 8 : 9);
         put_escaped(o, text.p, text.len);
         putc_(o, '"');
     }
