@@ -293,16 +293,32 @@ static void format_fields(struct out *o, const char *fmt, va_list ap0)
             break; /* an unsupported conversion: the arguments cannot be followed further */
         if ((size_t)n >= sizeof(tmp))
             n = (int)sizeof(tmp) - 1;
-        if (conv != 's')
+        if (conv != 's') {
             put(o, tmp, (size_t)n);
-        else if (in_quote)
+        } else if (in_quote && n == 1 && tmp[0] == '"') {
+            put(o, tmp, 1); /* a quote passed as an argument closes the value it opened */
+            in_quote = false;
+        } else if (in_quote) {
             put_escaped(o, tmp, (size_t)n);
-        else if (last == '=' && needs_quotes(tmp, (size_t)n)) {
-            putc_(o, '"');
-            put_escaped(o, tmp, (size_t)n);
-            putc_(o, '"');
-        } else
+        } else if (last == '=') {
+            if (needs_quotes(tmp, (size_t)n)) {
+                putc_(o, '"');
+                put_escaped(o, tmp, (size_t)n);
+                putc_(o, '"');
+            } else
+                put(o, tmp, (size_t)n);
+        } else {
+            /* Not a value: text of the line itself (" reason=\"" for an optional
+             * field), kept as is, its quotes counted. */
             put(o, tmp, (size_t)n);
+            for (int i = 0; i < n; i++)
+                if (tmp[i] == '"' && (i == 0 || tmp[i - 1] != '\\'))
+                    in_quote = !in_quote;
+            if (n > 0) {
+                last = tmp[n - 1];
+                continue;
+            }
+        }
         last = 'x';
     }
     va_end(ap);

@@ -146,6 +146,14 @@ static void test_bare_values_quoted_when_needed(void **state)
     (void)state;
     fmt_line(QV_LOG_LOGFMT, "model=%s path=%s empty=%s", "fraud", "/v2/a b", "");
     assert_string_equal(line, PREFIX "model=fraud path=\"/v2/a b\" empty=\"\"");
+    /* An optional field made of arguments: " reason=\"", the value, "\"". */
+    fmt_line(QV_LOG_LOGFMT, "state=%s%s%s%s n=1", "UNAVAILABLE", " reason=\"", "unknown \"onnx\"",
+             "\"");
+    assert_string_equal(line, PREFIX "state=UNAVAILABLE reason=\"unknown \\\"onnx\\\"\" n=1");
+    assert_true(logfmt_get(line, "reason", v, sizeof(v)));
+    assert_string_equal(v, "unknown \"onnx\"");
+    fmt_line(QV_LOG_LOGFMT, "state=%s%s%s%s n=1", "READY", "", "", "");
+    assert_string_equal(line, PREFIX "state=READY n=1");
     fmt_line(QV_LOG_LOGFMT, "model=%s x=%s", "a=b", "q\"uote");
     assert_string_equal(line, PREFIX "model=\"a=b\" x=\"q\\\"uote\"");
     assert_true(logfmt_get(line, "x", v, sizeof(v)));
