@@ -15,6 +15,12 @@ show when the Markdown is rendered):
   <!-- doc-test output keys --> the same, but only the keys are compared
   <!-- doc-test put PATH -->   the ```json block below is a document sent with
                                PUT to PATH; the answer must be 2xx
+  <!-- doc-test transcript [keys] -->
+                               the block below is a terminal transcript: each
+                               "$ " line (and its continuation lines, until the
+                               command is complete) runs and must exit 0; the
+                               lines after it, up to the next "$ ", are its
+                               output, compared as for output (or output keys)
 
 Each file runs, in order, against its own fresh server (`quiver serve`) on an
 ephemeral port, serving a scratch copy of examples/models, from a scratch
@@ -109,7 +115,10 @@ def last_json(text):
 
 
 def compare(want, got, keys_only, where="$"):
-    """Problems found comparing the documented value with the real one."""
+    """Problems found comparing the documented value with the real one. With keys_only, a
+    null value stands for any (a figure not known yet)."""
+    if keys_only and got is None:
+        return []
     if isinstance(want, dict):
         if not isinstance(got, dict):
             return ["%s: expected an object, got %r" % (where, got)]
@@ -207,6 +216,38 @@ class Server:
         self.log.close()
 
 
+def transcript(text):
+    """[(command, documented output)] of a transcript block."""
+    lines = text.rstrip("\n").split("\n")
+    pairs, i = [], 0
+    while i < len(lines):
+        if not lines[i].startswith("$ "):
+            raise ValueError("line %d of the transcript is not a command: %r" % (i + 1, lines[i]))
+        cmd = [lines[i][2:]]
+        i += 1
+        while subprocess.run(["bash", "-n", "-c", "\n".join(cmd)], stderr=subprocess.DEVNULL)\
+                .returncode != 0 and i < len(lines):
+            cmd.append(lines[i])
+            i += 1
+        out = []
+        while i < len(lines) and not lines[i].startswith("$ "):
+            out.append(lines[i])
+            i += 1
+        pairs.append(("\n".join(cmd) + "\n", "\n".join(out).strip()))
+    return pairs
+
+
+def run_script(text, port, scratch, env):
+    """Runs a script of a doc; (exit status, stdout, stderr)."""
+    script = PREAMBLE + ADDR.sub("127.0.0.1:%d" % port, text)
+    try:
+        p = subprocess.run(["bash", "-c", script], cwd=scratch, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=180)
+        return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+    except subprocess.TimeoutExpired:
+        return -1, "", "timed out after 180 s"
+
+
 def run_file(src, binary, path):
     blocks = marked_blocks(path)
     if not blocks:
@@ -251,18 +292,39 @@ def run_file(src, binary, path):
                     print("FAIL %s: PUT %s answered %d: %s" % (where, b.args[1], status, body))
                 last_out = body
                 continue
+            if b.args and b.args[0] == "transcript":
+                keys_only = len(b.args) > 1 and b.args[1] == "keys"
+                try:
+                    pairs = transcript(b.text)
+                except ValueError as e:
+                    failures += 1
+                    print("FAIL %s: %s" % (where, e))
+                    continue
+                for cmd, doc_out in pairs:
+                    rc, out, err = run_script(cmd, srv.port, scratch, env)
+                    problems = [] if rc == 0 else ["exit %d: %s" % (rc, (out + err)[-2000:])]
+                    if rc == 0 and doc_out:
+                        try:
+                            want = json.loads(doc_out)
+                        except ValueError as e:
+                            want, problems = None, ["the documented output is not JSON: %s" % e]
+                        got = last_json(out)
+                        if want is not None:
+                            problems = compare(want, got, keys_only) if got is not None else [
+                                "the command printed no JSON: %r" % out[-500:]]
+                    if problems:
+                        failures += 1
+                        print("FAIL %s: %s\n  %s" % (where, cmd.split("\n")[0],
+                                                      "\n  ".join(problems[:10])))
+                    else:
+                        print("ok   %s: %s" % (where, cmd.split("\n")[0][:70]))
+                    last_out = out
+                continue
             want_exit = 0
             for a in b.args:
                 if a.startswith("exit="):
                     want_exit = int(a[5:])
-            script = PREAMBLE + ADDR.sub("127.0.0.1:%d" % srv.port, b.text)
-            try:
-                p = subprocess.run(["bash", "-c", script], cwd=scratch, env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=180)
-                rc, out, err = p.returncode, p.stdout.decode(errors="replace"), \
-                    p.stderr.decode(errors="replace")
-            except subprocess.TimeoutExpired:
-                rc, out, err = -1, "", "timed out after 180 s"
+            rc, out, err = run_script(b.text, srv.port, scratch, env)
             last_out = out
             if rc != want_exit:
                 failures += 1
