@@ -110,7 +110,9 @@ static void dump(const json_t *j, int indent, int depth, struct qv_buf *b)
         qv_buf_append(b, "{", 1);
         i = 0;
         json_object_foreach((json_t *)j, key, v) {
-            char *k = json_dumps(json_string(key), JSON_ENCODE_ANY);
+            json_t *ks = json_string(key);
+            char *k = ks ? json_dumps(ks, JSON_ENCODE_ANY) : NULL;
+            json_decref(ks);
             if (i++)
                 qv_buf_append(b, ",", 1);
             if (indent)
