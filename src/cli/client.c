@@ -812,10 +812,13 @@ int qv_cli_client(int argc, char **argv)
         if (strcmp(args[i], "--") == 0)
             break;
         if (strcmp(args[i], "--help") == 0 || strcmp(args[i], "-h") == 0) {
-            if (cmd_name == NULL || qv_cli_help(cmd_name, stdout) != 0)
+            rc = QV_EXIT_OK;
+            if (cmd_name == NULL)
                 qv_cli_help(NULL, stdout);
+            else if (qv_cli_help(cmd_name, stdout) != 0)
+                rc = usage_error(NULL, "unknown command \"%s\"", cmd_name);
             free(args);
-            return QV_EXIT_OK;
+            return rc;
         }
     }
     if (cmd_name == NULL) {

@@ -147,6 +147,8 @@ static void test_help_offline(void **state)
     expect_in(g_out, ".SH EXIT STATUS", "man");
     expect_exit(quiver(s, "help nosuch"), 2, "help unknown");
     expect_in(g_err, "nosuch", "help unknown");
+    expect_exit(quiver(s, "nosuch --help"), 2, "unknown --help");
+    expect_in(g_err, "nosuch", "unknown --help");
 }
 
 static void test_bad_usage_exits_2(void **state)
