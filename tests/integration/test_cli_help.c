@@ -49,7 +49,11 @@ static int quiver_env(const struct h_srv *s, const char *env, const char *fmt, .
     snprintf(cmd, sizeof(cmd), "env -u QUIVER_URL -u QUIVER_TOKEN %s '%s' %s > '%s' 2> '%s'",
              env ? env : "", h_env("QUIVER_BIN"), args, out, err);
     fflush(NULL);
-    st = system(cmd);
+    /* A loaded machine may refuse a fork for a moment (EAGAIN): try again. */
+    for (int tries = 0; (st = system(cmd)) == -1 && tries < 20; tries++)
+        h_sleep_ms(100);
+    if (st == -1)
+        fail_msg("cannot run %s: %s", cmd, strerror(errno));
     cli_free();
     g_out = h_read_file(out, NULL);
     g_err = h_read_file(err, NULL);
