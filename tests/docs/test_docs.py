@@ -82,6 +82,10 @@ def marked_blocks(path):
         args = m.group("args").split()
         if i + 1 >= len(lines) or not FENCE.match(lines[i + 1]):
             raise SystemExit("%s:%d: a doc-test marker must be right before a fence" % (path, i + 1))
+        kind = args[0] if args else "exit=0"
+        if not (kind in ("output", "put", "transcript") or re.match(r"^exit=\d+$", kind)) or \
+                (kind == "put" and len(args) != 2):
+            raise SystemExit("%s:%d: unknown doc-test marker: %s" % (path, i + 1, lines[i]))
         lang = FENCE.match(lines[i + 1]).group("lang")
         j = i + 2
         body = []
