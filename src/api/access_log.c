@@ -76,16 +76,45 @@ static void format_remote(const struct sockaddr *sa, char *out, size_t len)
 }
 
 /* Refusals that are about the server or the client's standing, not about
- * one request's content. Server errors answered at once were logged where
- * they happened. */
-static bool warn_worthy(int status, bool was_pending)
+ * one request's content: the index of their rate limiter, or -1. Server
+ * errors answered at once were logged where they happened (routes.c). */
+static int warn_class(int status, bool was_pending)
 {
     switch (status) {
-    case 401: case 403: case 413: case 429: case 503:
-        return true;
-    default:
-        return status >= 500 && was_pending;
+    case 401: case 403: return 0;
+    case 413: return 1;
+    case 429: return 2;
+    default: return status >= 500 && was_pending ? 3 : -1;
     }
+}
+
+/* A flood of refusals (a queue full under load, a client without its
+ * token) must not turn into a flood of log lines: at most WARN_PER_SECOND
+ * lines per class and second; the next line that passes says how many were
+ * left out. */
+#define WARN_PER_SECOND 10
+
+struct limiter {
+    _Atomic uint64_t second;
+    _Atomic unsigned n;
+    _Atomic unsigned long long dropped;
+};
+
+static struct limiter limiters[4];
+
+static bool limiter_pass(struct limiter *l, unsigned long long *dropped)
+{
+    uint64_t now = qv_now_ns() / 1000000000u;
+    uint64_t sec = atomic_load(&l->second);
+
+    if (sec != now && atomic_compare_exchange_strong(&l->second, &sec, now))
+        atomic_store(&l->n, 0);
+    if (atomic_fetch_add(&l->n, 1) >= WARN_PER_SECOND) {
+        atomic_fetch_add(&l->dropped, 1);
+        return false;
+    }
+    *dropped = atomic_exchange(&l->dropped, 0);
+    return true;
 }
 
 void qv_access_log_request(struct qv_http_req *r, uint64_t t0_ns, size_t bytes,
@@ -95,14 +124,18 @@ void qv_access_log_request(struct qv_http_req *r, uint64_t t0_ns, size_t bytes,
     const char *given = r->header ? r->header(r, "X-Request-Id") : NULL;
     const char *model = r->n_params > 0 ? r->params[0] : "-";
     const char *version = r->version_header[0] ? r->version_header : "-";
-    bool warn = warn_worthy(r->status, was_pending);
+    int wc = warn_class(r->status, was_pending);
+    unsigned long long dropped = 0;
+    bool warn = wc >= 0 && qv_log_enabled(QV_LOG_WARN);
     bool log = access_fd >= 0;
     uint64_t now = qv_now_ns();
     unsigned long long us = now > t0_ns ? (unsigned long long)((now - t0_ns) / 1000u) : 0;
 
     if (log && r->status < 400 && access_sample > 1)
         log = atomic_fetch_add(&access_count, 1) % (unsigned long long)access_sample == 0;
-    if (!log && !(warn && qv_log_enabled(QV_LOG_WARN)))
+    if (warn)
+        warn = limiter_pass(&limiters[wc], &dropped);
+    if (!log && !warn)
         return;
     format_remote(remote, addr, sizeof(addr));
     if (given && *given && strlen(given) <= 128) {
@@ -119,7 +152,7 @@ void qv_access_log_request(struct qv_http_req *r, uint64_t t0_ns, size_t bytes,
     if (warn)
         qv_log(QV_LOG_WARN,
                "remote=%s method=%s path=%s status=%d model=%s request_id=%s msg=\"refused\" "
-               "reason=\"%s\"",
+               "reason=\"%s\" suppressed=%llu",
                addr, r->method, r->path, r->status, model, rid,
-               r->diag.msg[0] ? r->diag.msg : "-");
+               r->diag.msg[0] ? r->diag.msg : "-", dropped);
 }

@@ -2,7 +2,9 @@
  *
  * api/access_log.h -- one line per HTTP request (off by default), and a warn
  * line for each refusal an operator must hear about (401, 403, 413, 429 and
- * server errors), whether or not the access log is on.
+ * server errors), whether or not the access log is on. Warn lines are
+ * limited to 10 a second per kind; the next one says how many were left out
+ * (suppressed=N).
  *
  * The access log is process-wide: opened once by `quiver serve` before the
  * HTTP server starts, closed after it stops. Lines use the log's format

@@ -8,7 +8,8 @@
  *  - --access-log-sample N: one successful request in N, every error;
  *  - --log-format json: every line of the server log and the access log is a
  *    JSON object;
- *  - 413 (too large), 401 (no token) are logged at warn with the reason.
+ *  - 413 (too large), 401 (no token) are logged at warn with the reason, at
+ *    most ten lines a second of each kind, the others counted.
  */
 #include "integration/harness.h"
 
@@ -266,7 +267,47 @@ static void test_json_format(void **state)
     free_lines(v, n);
 }
 
+/* A flood of 401s: at most ten warn lines a second, and every refusal is
+ * either a line or counted in a later line's suppressed=N. */
+static void test_warn_lines_limited(void **state)
+{
+    struct h_srv *s = *state;
+    char tokens[400], **v;
+    struct h_resp r;
+    unsigned long long total = 0;
+    int n;
+
+    one_model(s);
+    snprintf(tokens, sizeof(tokens), "%s/tokens", s->dir);
+    h_writef("admin admin-token-123 admin\n", "%s", tokens);
+    h_start(s, "--tokens", tokens, NULL);
+    for (int i = 0; i < 40; i++) {
+        r = h_get(s, "/v2/models/fraud/route");
+        assert_int_equal(r.status, 401);
+        h_resp_free(&r);
+    }
+    /* One more in a later second reports what the last second left out. */
+    h_sleep_ms(1100);
+    r = h_get(s, "/v2/models/fraud/route");
+    assert_int_equal(r.status, 401);
+    h_resp_free(&r);
+    h_stop_ok(s);
+
+    n = lines_with(s->log, "status=401", &v);
+    assert_true(n >= 2);
+    assert_true(n <= 40);
+    for (int i = 0; i < n; i++) {
+        const char *p = strstr(v[i], "suppressed=");
+        assert_non_null(strstr(v[i], "level=warn"));
+        assert_non_null(p);
+        total += 1 + strtoull(p + 11, NULL, 10);
+    }
+    assert_int_equal(total, 41);
+    free_lines(v, n);
+}
+
 static const struct CMUnitTest tests[] = {
+    H_TEST(test_warn_lines_limited),
     H_TEST(test_off_by_default),
     H_TEST(test_access_lines),
     H_TEST(test_sampling),
