@@ -18,8 +18,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static int access_fd = -1;        /* set before the server starts, read by HTTP threads */
-static bool access_own_fd;        /* opened here: closed at the end */
+static int access_fd = -1; /* set before the server starts, read by HTTP threads */
+static bool access_own_fd; /* opened here: closed at the end */
 static int access_sample = 1;
 static _Atomic unsigned long long access_count;
 static _Atomic unsigned long long request_seq;
@@ -81,10 +81,15 @@ static void format_remote(const struct sockaddr *sa, char *out, size_t len)
 static int warn_class(int status, bool was_pending)
 {
     switch (status) {
-    case 401: case 403: return 0;
-    case 413: return 1;
-    case 429: return 2;
-    default: return status >= 500 && was_pending ? 3 : -1;
+    case 401:
+    case 403:
+        return 0;
+    case 413:
+        return 1;
+    case 429:
+        return 2;
+    default:
+        return status >= 500 && was_pending ? 3 : -1;
     }
 }
 
@@ -153,6 +158,6 @@ void qv_access_log_request(struct qv_http_req *r, uint64_t t0_ns, size_t bytes,
         qv_log(QV_LOG_WARN,
                "remote=%s method=%s path=%s status=%d model=%s request_id=%s msg=\"refused\" "
                "reason=\"%s\" suppressed=%llu",
-               addr, r->method, r->path, r->status, model, rid,
-               r->diag.msg[0] ? r->diag.msg : "-", dropped);
+               addr, r->method, r->path, r->status, model, rid, r->diag.msg[0] ? r->diag.msg : "-",
+               dropped);
 }

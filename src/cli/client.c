@@ -109,7 +109,8 @@ static void dump(const json_t *j, int indent, int depth, struct qv_buf *b)
         }
         qv_buf_append(b, "{", 1);
         i = 0;
-        json_object_foreach((json_t *)j, key, v) {
+        json_object_foreach((json_t *)j, key, v)
+        {
             json_t *ks = json_string(key);
             char *k = ks ? json_dumps(ks, JSON_ENCODE_ANY) : NULL;
             json_decref(ks);
@@ -131,7 +132,8 @@ static void dump(const json_t *j, int indent, int depth, struct qv_buf *b)
             break;
         }
         qv_buf_append(b, "[", 1);
-        json_array_foreach((json_t *)j, i, v) {
+        json_array_foreach((json_t *)j, i, v)
+        {
             if (i)
                 qv_buf_append(b, ",", 1);
             if (indent)
@@ -241,8 +243,7 @@ static int finish(struct reply *r)
     return code;
 }
 
-static int simple(const struct client *c, const char *method, const char *path,
-                  const char *body)
+static int simple(const struct client *c, const char *method, const char *path, const char *body)
 {
     struct reply r;
     int rc = call(c, method, path, body, &r);
@@ -337,8 +338,8 @@ static int parse_number(const char *cmd, const char *name, const char *s, long l
     errno = 0;
     v = strtoll(s, &end, 10);
     if (errno || end == s || *end != '\0' || v < lo || v > hi)
-        return usage_error(cmd, "%s: expected a whole number from %lld to %lld, got \"%s\"",
-                           name, lo, hi, s);
+        return usage_error(cmd, "%s: expected a whole number from %lld to %lld, got \"%s\"", name,
+                           lo, hi, s);
     *out = v;
     return QV_EXIT_OK;
 }
@@ -439,8 +440,10 @@ static int cmd_route(const struct client *c, int argc, char **argv)
     if (!weights && !policy)
         return usage_error("route", "route set MODEL needs --file, --weights or --policy");
     if (weights && (w = parse_weights(weights)) == NULL)
-        return usage_error("route", "--weights: expected LABEL=WEIGHT,... with whole weights "
-                                    "from 0 to 1000000, got \"%s\"", weights);
+        return usage_error("route",
+                           "--weights: expected LABEL=WEIGHT,... with whole weights "
+                           "from 0 to 1000000, got \"%s\"",
+                           weights);
     rc = get_json(c, path, &doc);
     if (rc) {
         json_decref(w);
@@ -582,11 +585,20 @@ static int parse_since(const char *s, long long *ms)
         }
         if (end[1] == '\0') {
             switch (*end) {
-            case 's': unit = 1000; break;
-            case 'm': unit = 60 * 1000; break;
-            case 'h': unit = 3600 * 1000; break;
-            case 'd': unit = 86400 * 1000; break;
-            default: break;
+            case 's':
+                unit = 1000;
+                break;
+            case 'm':
+                unit = 60 * 1000;
+                break;
+            case 'h':
+                unit = 3600 * 1000;
+                break;
+            case 'd':
+                unit = 86400 * 1000;
+                break;
+            default:
+                break;
             }
         }
         if (unit && v <= 100LL * 365 * 86400 * 1000 / unit) {
@@ -652,9 +664,11 @@ static int cmd_events(const struct client *c, int argc, char **argv)
     if (limit_s && (rc = parse_number("events", "--limit", limit_s, 1, 100000, &limit)) != 0)
         return rc;
     if (since_s && parse_since(since_s, &since) != 0)
-        return usage_error("events", "--since: expected an ISO 8601 time (2026-01-31T12:00:00Z), "
-                                     "milliseconds since the epoch or a duration such as 10m, "
-                                     "got \"%s\"", since_s);
+        return usage_error("events",
+                           "--since: expected an ISO 8601 time (2026-01-31T12:00:00Z), "
+                           "milliseconds since the epoch or a duration such as 10m, "
+                           "got \"%s\"",
+                           since_s);
     if (limit_s && since_s)
         snprintf(query, sizeof(query), "?limit=%lld&since=%lld", limit, since);
     else if (limit_s)
@@ -676,7 +690,8 @@ static int cmd_events(const struct client *c, int argc, char **argv)
     /* The server keeps the newest; so does an older server that ignored limit. */
     if (limit > 0 && json_array_size(ev) > (size_t)limit)
         first = json_array_size(ev) - (size_t)limit;
-    json_array_foreach(ev, i, e) {
+    json_array_foreach(ev, i, e)
+    {
         const char *old = json_string_value(json_object_get(e, "old"));
         const char *now = json_string_value(json_object_get(e, "new"));
         const char *ts = json_string_value(json_object_get(e, "ts"));
@@ -694,8 +709,8 @@ static int cmd_events(const struct client *c, int argc, char **argv)
 
 static int cmd_rollout(const struct client *c, int argc, char **argv)
 {
-    static const char *const allowed[] = {"--canary", "--steps", "--step-seconds",
-                                          "--min-requests", NULL};
+    static const char *const allowed[] = {"--canary", "--steps", "--step-seconds", "--min-requests",
+                                          NULL};
     struct args a;
     char path[512];
     json_t *plan;
@@ -767,7 +782,7 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"models", cmd_models},   {"route", cmd_route},   {"label", cmd_label},
+    {"models", cmd_models},   {"route", cmd_route},       {"label", cmd_label},
     {"promote", cmd_promote}, {"rollback", cmd_rollback}, {"events", cmd_events},
     {"rollout", cmd_rollout},
 };
@@ -848,8 +863,10 @@ int qv_cli_client(int argc, char **argv)
         len--;
     if (len == 0 || len >= sizeof(c.url)) {
         free(args);
-        return usage_error(NULL, "--url: expected a URL such as http://127.0.0.1:8000, got "
-                                 "\"%s\"", url);
+        return usage_error(NULL,
+                           "--url: expected a URL such as http://127.0.0.1:8000, got "
+                           "\"%s\"",
+                           url);
     }
     memcpy(c.url, url, len);
     c.url[len] = '\0';

@@ -111,12 +111,28 @@ static void put_escaped(struct out *o, const char *s, size_t n)
         size_t k;
 
         switch (c) {
-        case '"': put(o, "\\\"", 2); i++; continue;
-        case '\\': put(o, "\\\\", 2); i++; continue;
-        case '\n': put(o, "\\n", 2); i++; continue;
-        case '\r': put(o, "\\r", 2); i++; continue;
-        case '\t': put(o, "\\t", 2); i++; continue;
-        default: break;
+        case '"':
+            put(o, "\\\"", 2);
+            i++;
+            continue;
+        case '\\':
+            put(o, "\\\\", 2);
+            i++;
+            continue;
+        case '\n':
+            put(o, "\\n", 2);
+            i++;
+            continue;
+        case '\r':
+            put(o, "\\r", 2);
+            i++;
+            continue;
+        case '\t':
+            put(o, "\\t", 2);
+            i++;
+            continue;
+        default:
+            break;
         }
         if (c < 0x20 || c == 0x7f) {
             snprintf(esc, sizeof(esc), "\\u%04x", c);
@@ -165,30 +181,54 @@ static int one_conversion(char *tmp, size_t cap, const char *spec, char conv, en
     int pr = star_p ? va_arg(*ap, int) : 0;
 
 #define EMIT(val)                                                                                  \
-    (star_w && star_p ? snprintf(tmp, cap, spec, w, pr, val)                                      \
-     : star_w         ? snprintf(tmp, cap, spec, w, val)                                          \
-     : star_p         ? snprintf(tmp, cap, spec, pr, val)                                         \
+    (star_w && star_p ? snprintf(tmp, cap, spec, w, pr, val)                                       \
+     : star_w         ? snprintf(tmp, cap, spec, w, val)                                           \
+     : star_p         ? snprintf(tmp, cap, spec, pr, val)                                          \
                       : snprintf(tmp, cap, spec, val))
     switch (conv) {
-    case 'd': case 'i': case 'c':
+    case 'd':
+    case 'i':
+    case 'c':
         switch (lm) {
-        case LEN_L: return EMIT(va_arg(*ap, long));
-        case LEN_LL: return EMIT(va_arg(*ap, long long));
-        case LEN_Z: return EMIT(va_arg(*ap, ptrdiff_t)); /* ssize_t */
-        case LEN_J: return EMIT(va_arg(*ap, intmax_t));
-        case LEN_T: return EMIT(va_arg(*ap, ptrdiff_t));
-        default: return EMIT(va_arg(*ap, int));
+        case LEN_L:
+            return EMIT(va_arg(*ap, long));
+        case LEN_LL:
+            return EMIT(va_arg(*ap, long long));
+        case LEN_Z:
+            return EMIT(va_arg(*ap, ptrdiff_t)); /* ssize_t */
+        case LEN_J:
+            return EMIT(va_arg(*ap, intmax_t));
+        case LEN_T:
+            return EMIT(va_arg(*ap, ptrdiff_t));
+        default:
+            return EMIT(va_arg(*ap, int));
         }
-    case 'u': case 'o': case 'x': case 'X':
+    case 'u':
+    case 'o':
+    case 'x':
+    case 'X':
         switch (lm) {
-        case LEN_L: return EMIT(va_arg(*ap, unsigned long));
-        case LEN_LL: return EMIT(va_arg(*ap, unsigned long long));
-        case LEN_Z: return EMIT(va_arg(*ap, size_t));
-        case LEN_J: return EMIT(va_arg(*ap, uintmax_t));
-        case LEN_T: return EMIT(va_arg(*ap, size_t));
-        default: return EMIT(va_arg(*ap, unsigned));
+        case LEN_L:
+            return EMIT(va_arg(*ap, unsigned long));
+        case LEN_LL:
+            return EMIT(va_arg(*ap, unsigned long long));
+        case LEN_Z:
+            return EMIT(va_arg(*ap, size_t));
+        case LEN_J:
+            return EMIT(va_arg(*ap, uintmax_t));
+        case LEN_T:
+            return EMIT(va_arg(*ap, size_t));
+        default:
+            return EMIT(va_arg(*ap, unsigned));
         }
-    case 'f': case 'F': case 'e': case 'E': case 'g': case 'G': case 'a': case 'A':
+    case 'f':
+    case 'F':
+    case 'e':
+    case 'E':
+    case 'g':
+    case 'G':
+    case 'a':
+    case 'A':
         if (lm == LEN_BIG_L)
             return EMIT(va_arg(*ap, long double));
         return EMIT(va_arg(*ap, double));
@@ -369,8 +409,8 @@ static bool is_json_number(const char *s, size_t n)
 
 static bool is_key_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.' || c == '-' || c == '/';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-' || c == '/';
 }
 
 /* The logfmt line in (NUL-terminated) as one JSON object into o. Quoted
@@ -484,8 +524,7 @@ size_t qv_log_format_line(char *out, size_t cap, enum qv_log_format form, const 
     return (size_t)n < cap ? (size_t)n : cap - 1;
 }
 
-static void vlog_fd(int fd, enum qv_log_level lvl, const char *module, const char *fmt,
-                    va_list ap)
+static void vlog_fd(int fd, enum qv_log_level lvl, const char *module, const char *fmt, va_list ap)
 {
     char line[2 * LINE_MAX_BYTES + 1];
     char ts[32];

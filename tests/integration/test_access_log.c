@@ -171,9 +171,9 @@ static void test_access_lines(void **state)
     n = lines_with(path, "module=access", &v);
     assert_true(n >= 4);
     for (int i = 0; i < n; i++) {
-        static const char *const keys[] = {"ts=", " remote=", " method=", " path=",
-                                           " status=", " model=", " version=", " bytes=",
-                                           " latency_us=", " request_id="};
+        static const char *const keys[] = {
+            "ts=",     " remote=",  " method=", " path=",       " status=",
+            " model=", " version=", " bytes=",  " latency_us=", " request_id="};
         for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
             if (strstr(v[i], keys[k]) == NULL)
                 fail_msg("no %s in %s", keys[k], v[i]);
@@ -307,11 +307,8 @@ static void test_warn_lines_limited(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-    H_TEST(test_warn_lines_limited),
-    H_TEST(test_off_by_default),
-    H_TEST(test_access_lines),
-    H_TEST(test_sampling),
-    H_TEST(test_json_format),
+    H_TEST(test_warn_lines_limited), H_TEST(test_off_by_default), H_TEST(test_access_lines),
+    H_TEST(test_sampling),           H_TEST(test_json_format),
 };
 
 H_MAIN(tests)

@@ -89,7 +89,7 @@ static int count_lines(const char *s)
     return n;
 }
 
-static const char *const commands[] = {"serve",  "models", "route", "label",   "promote",
+static const char *const commands[] = {"serve",    "models", "route",   "label",   "promote",
                                        "rollback", "events", "rollout", "version", "help"};
 static const char *const client_commands[] = {"models",   "route",  "label",  "promote",
                                               "rollback", "events", "rollout"};
@@ -195,8 +195,9 @@ static void test_bad_usage_exits_2(void **state)
         assert_string_equal(g_out, "");
     }
     /* The same from QUIVER_URL: nothing is sent either. */
-    expect_exit(quiver_env(s, "QUIVER_URL=" NOWHERE, "rollout start fraud --canary 2 "
-                                                     "--step-seconds abc"),
+    expect_exit(quiver_env(s, "QUIVER_URL=" NOWHERE,
+                           "rollout start fraud --canary 2 "
+                           "--step-seconds abc"),
                 2, "QUIVER_URL, bad flag");
 }
 
@@ -279,8 +280,10 @@ static void test_live_server(void **state)
     free(all);
 
     /* Reals with the fewest digits that read back: 0.05, not 0.050000000000000003. */
-    expect_exit(quiver(s, "--url %s rollout start fraud --canary 2 --steps 50,100 "
-                          "--step-seconds 3600 --min-requests 1000000", s->base),
+    expect_exit(quiver(s,
+                       "--url %s rollout start fraud --canary 2 --steps 50,100 "
+                       "--step-seconds 3600 --min-requests 1000000",
+                       s->base),
                 0, "rollout start");
     expect_exit(quiver(s, "--url %s rollout status fraud", s->base), 0, "rollout status");
     expect_in(g_out, "\"alpha\": 0.05", "alpha");
@@ -288,9 +291,8 @@ static void test_live_server(void **state)
     assert_null(strstr(g_out, "00000000"));
     j = json_loads(g_out, 0, NULL);
     assert_non_null(j);
-    assert_true(json_real_value(json_object_get(json_object_get(json_object_get(j, "plan"),
-                                                                "guards"),
-                                                "alpha")) == 0.05);
+    assert_true(json_real_value(json_object_get(
+                    json_object_get(json_object_get(j, "plan"), "guards"), "alpha")) == 0.05);
     json_decref(j);
     expect_exit(quiver(s, "--url %s rollout abort fraud", s->base), 0, "rollout abort");
     h_stop_ok(s);

@@ -63,11 +63,21 @@ static bool logfmt_get(const char *l, const char *key, char *out, size_t cap)
                 if (*p == '\\') {
                     p++;
                     switch (*p) {
-                    case 'n': buf[o++] = '\n'; break;
-                    case 'r': buf[o++] = '\r'; break;
-                    case 't': buf[o++] = '\t'; break;
-                    case '"': buf[o++] = '"'; break;
-                    case '\\': buf[o++] = '\\'; break;
+                    case 'n':
+                        buf[o++] = '\n';
+                        break;
+                    case 'r':
+                        buf[o++] = '\r';
+                        break;
+                    case 't':
+                        buf[o++] = '\t';
+                        break;
+                    case '"':
+                        buf[o++] = '"';
+                        break;
+                    case '\\':
+                        buf[o++] = '\\';
+                        break;
                     case 'u': {
                         unsigned v;
                         assert_int_equal(sscanf(p + 1, "%4x", &v), 1);
@@ -75,7 +85,8 @@ static bool logfmt_get(const char *l, const char *key, char *out, size_t cap)
                         p += 4;
                         break;
                     }
-                    default: fail_msg("bad escape \\%c in %s", *p, l);
+                    default:
+                        fail_msg("bad escape \\%c in %s", *p, l);
                     }
                     p++;
                 } else {
@@ -111,7 +122,7 @@ static void test_quoted_values_escaped(void **state)
     fmt_line(QV_LOG_LOGFMT, "model=%s msg=\"load failed: %s\" n=%d", "fraud",
              "say \"hi\"\\ now\nline two\r\tend", 3);
     assert_string_equal(line, PREFIX "model=fraud msg=\"load failed: say \\\"hi\\\"\\\\ now\\nline "
-                              "two\\r\\tend\" n=3");
+                                     "two\\r\\tend\" n=3");
     assert_true(strchr(line, '\n') == NULL);
     assert_true(logfmt_get(line, "msg", v, sizeof(v)));
     assert_string_equal(v, "load failed: say \"hi\"\\ now\nline two\r\tend");
@@ -119,7 +130,11 @@ static void test_quoted_values_escaped(void **state)
     assert_string_equal(v, "3");
 
     /* Control bytes as \u00XX; a stack trace of many lines stays one line. */
-    fmt_line(QV_LOG_LOGFMT, "reason=\"%s\"", "a\x01" "b\x1f" "c\x7f" "d");
+    fmt_line(QV_LOG_LOGFMT, "reason=\"%s\"",
+             "a\x01"
+             "b\x1f"
+             "c\x7f"
+             "d");
     assert_string_equal(line, PREFIX "reason=\"a\\u0001b\\u001fc\\u007fd\"");
 }
 
@@ -133,10 +148,18 @@ static void test_unicode(void **state)
     assert_string_equal(line, PREFIX "msg=\"caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x9a\x80\"");
     /* Invalid bytes (a stray continuation, a truncated sequence, an overlong
      * encoding, a surrogate) become U+FFFD: the line stays valid UTF-8. */
-    fmt_line(QV_LOG_LOGFMT, "msg=\"%s\"", "a\x80" "b\xc3" "c\xc0\xaf" "d\xed\xa0\x80" "e");
+    fmt_line(QV_LOG_LOGFMT, "msg=\"%s\"",
+             "a\x80"
+             "b\xc3"
+             "c\xc0\xaf"
+             "d\xed\xa0\x80"
+             "e");
     assert_true(logfmt_get(line, "msg", v, sizeof(v)));
-    assert_string_equal(v, "a\xef\xbf\xbd" "b\xef\xbf\xbd" "c\xef\xbf\xbd\xef\xbf\xbd"
-                           "d\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" "e");
+    assert_string_equal(v, "a\xef\xbf\xbd"
+                           "b\xef\xbf\xbd"
+                           "c\xef\xbf\xbd\xef\xbf\xbd"
+                           "d\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+                           "e");
 }
 
 static void test_bare_values_quoted_when_needed(void **state)
@@ -167,9 +190,9 @@ static void test_conversions(void **state)
 {
     (void)state;
     fmt_line(QV_LOG_LOGFMT,
-             "a=%d b=%lld c=%zu d=%.1f e=%5.2f f=%x g=%llu h=%s%% i=%c j=%.*s k=%*d l=%ld m=%u",
-             -7, 1234567890123ll, (size_t)42, 3.14159, 2.5, 255u, 18446744073709551615ull, "x",
-             'Z', 3, "abcdef", 4, 9, -5l, 6u);
+             "a=%d b=%lld c=%zu d=%.1f e=%5.2f f=%x g=%llu h=%s%% i=%c j=%.*s k=%*d l=%ld m=%u", -7,
+             1234567890123ll, (size_t)42, 3.14159, 2.5, 255u, 18446744073709551615ull, "x", 'Z', 3,
+             "abcdef", 4, 9, -5l, 6u);
     assert_string_equal(line, PREFIX "a=-7 b=1234567890123 c=42 d=3.1 e= 2.50 f=ff "
                                      "g=18446744073709551615 h=x% i=Z j=abc k=   9 l=-5 m=6");
 }
@@ -196,8 +219,8 @@ static void test_json_form(void **state)
     json_error_t err;
 
     (void)state;
-    fmt_line(QV_LOG_JSON, "model=%s version=%d ms=%.2f msg=\"load failed: %s\" word",
-             "fr aud", 3, 1.5, "bad \"x\"\n\\ caf\xc3\xa9");
+    fmt_line(QV_LOG_JSON, "model=%s version=%d ms=%.2f msg=\"load failed: %s\" word", "fr aud", 3,
+             1.5, "bad \"x\"\n\\ caf\xc3\xa9");
     j = json_loads(line, 0, &err);
     if (j == NULL)
         fail_msg("not JSON (%s): %s", err.text, line);
@@ -226,12 +249,9 @@ static void test_json_form(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_quoted_values_escaped),
-        cmocka_unit_test(test_unicode),
-        cmocka_unit_test(test_bare_values_quoted_when_needed),
-        cmocka_unit_test(test_conversions),
-        cmocka_unit_test(test_long_line_cut_inside_quotes),
-        cmocka_unit_test(test_json_form),
+        cmocka_unit_test(test_quoted_values_escaped),          cmocka_unit_test(test_unicode),
+        cmocka_unit_test(test_bare_values_quoted_when_needed), cmocka_unit_test(test_conversions),
+        cmocka_unit_test(test_long_line_cut_inside_quotes),    cmocka_unit_test(test_json_form),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
