@@ -8,8 +8,17 @@ REPO ?= examples/models
 DATA ?= data
 CTEST = ctest --output-on-failure -j $(JOBS)
 
+# make install: PREFIX (default /usr/local) and DESTDIR as usual.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/quiver
+SYSTEMDDIR ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= $(if $(filter /usr /usr/local,$(PREFIX)),/etc,$(PREFIX)/etc)
+BUILD_DIR ?= build
+
 .PHONY: all deps deps-test build build-asan build-tsan build-fuzz run test test-fast \
-        conformance fuzz fuzz-short soak bench models clean
+        conformance fuzz fuzz-short soak bench models clean install install-only uninstall
 
 all: build
 
@@ -94,6 +103,34 @@ models:
 bench: build
 	bash scripts/install-deps.sh bench
 	bash bench/run.sh
+
+# Builds, then installs the binary, the man page quiver(1) (made by the binary
+# from its own help texts), the systemd unit, its settings file (kept when it
+# exists) and the docs.
+install: build
+	$(MAKE) install-only
+
+# Installs what $(BUILD_DIR) holds, without building.
+install-only:
+	@test -x $(BUILD_DIR)/quiver || { echo "install: no $(BUILD_DIR)/quiver; run make build" >&2; exit 1; }
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(SYSTEMDDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/default $(DESTDIR)$(DOCDIR)/docs
+	install -m 0755 $(BUILD_DIR)/quiver $(DESTDIR)$(BINDIR)/quiver
+	$(BUILD_DIR)/quiver help --man > $(BUILD_DIR)/quiver.1
+	install -m 0644 $(BUILD_DIR)/quiver.1 $(DESTDIR)$(MANDIR)/man1/quiver.1
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	    packaging/quiver.service.in > $(BUILD_DIR)/quiver.service
+	install -m 0644 $(BUILD_DIR)/quiver.service $(DESTDIR)$(SYSTEMDDIR)/quiver.service
+	test -e $(DESTDIR)$(SYSCONFDIR)/default/quiver || \
+	    install -m 0644 packaging/quiver.default $(DESTDIR)$(SYSCONFDIR)/default/quiver
+	install -m 0644 README.md LICENSE $(DESTDIR)$(DOCDIR)/
+	install -m 0644 docs/*.md $(DESTDIR)$(DOCDIR)/docs/
+
+# Removes what install put there, except the settings file (edited by hand).
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/quiver $(DESTDIR)$(MANDIR)/man1/quiver.1 \
+	    $(DESTDIR)$(SYSTEMDDIR)/quiver.service
+	rm -rf $(DESTDIR)$(DOCDIR)
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz

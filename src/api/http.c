@@ -7,6 +7,7 @@
  * backend. Bodies are accumulated up to max_body_bytes; a Content-Length over
  * the limit is refused with 413 before the body is read.
  */
+#include "access_log.h"
 #include "api_int.h"
 
 #define QV_LOG_MODULE "http"
@@ -30,6 +31,7 @@ struct conn_ctx {
     bool too_big;
     bool suspended;
     bool counted;   /* began before the stop: counted in pending */
+    uint64_t t0_ns; /* arrival, for the access log */
     struct MHD_Connection *conn;
 };
 
@@ -72,6 +74,11 @@ static enum MHD_Result send_response(struct conn_ctx *c)
         snprintf(num, sizeof(num), "%d", r->retry_after);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, num);
     }
+    {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        qv_access_log_request(r, c->t0_ns, len, ci ? ci->client_addr : NULL, c->suspended);
+    }
     ret = MHD_queue_response(c->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -110,6 +117,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (c == NULL)
             return MHD_NO;
         c->conn = conn;
+        c->t0_ns = qv_now_ns();
         c->r.api = a;
         c->r.deps = &a->deps;
         c->r.method = method;

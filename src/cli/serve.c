@@ -8,7 +8,9 @@
 #include "cli.h"
 
 #define QV_LOG_MODULE "serve"
+#define serve_usage qv_cli_serve_usage
 
+#include "../api/access_log.h"
 #include "../api/api.h"
 #include "../control/control.h"
 
@@ -25,18 +27,20 @@
 
 struct serve_opts {
     const char *repo, *host, *data, *tokens, *store_url, *port_file;
+    const char *access_log;
+    int access_sample;
     int port, workers, http_threads, poll_ms, spin_us, evict_idle_ms;
     long long max_body, memory_budget;
     bool watch, explicit_mode, no_metrics, protect_inference;
 };
 
-static const char serve_usage[] =
+const char qv_cli_serve_usage[] =
     "usage: quiver serve --repo DIR [options]\n"
     "  --repo DIR              model repository: DIR/<model>/config.json, DIR/<model>/<N>/model.*\n"
     "  --host ADDR             address to listen on (default 127.0.0.1)\n"
     "  --port N                TCP port (default 8000; 0 picks a free port)\n"
     "  --data DIR              state directory; holds the SQLite store (default ./data)\n"
-    "  --store URL             sqlite:PATH (default sqlite:DATA/state.db) or postgres://...\n"
+    "  --store URL             sqlite:PATH (default sqlite:DATA/state.db)\n"
     "  --workers N             inference worker threads (default: one per core)\n"
     "  --worker-spin-us N      an idle worker polls for work this long before sleeping\n"
     "                          (default 50; 0: sleep at once)\n"
@@ -55,6 +59,9 @@ static const char serve_usage[] =
     "                          (health and /metrics stay open)\n"
     "  --port-file FILE        write the bound port to FILE once ready\n"
     "  --log-level LEVEL       debug, info (default), warn, error\n"
+    "  --log-format FORMAT     logfmt (default) or json, one line per event on stderr\n"
+    "  --access-log FILE       one line per request to FILE (- for stderr; default: none)\n"
+    "  --access-log-sample N   log one request in N (default 1: all; errors always)\n"
     "  --no-metrics            do not record per-request metrics (to measure their cost;\n"
     "                          /metrics, /stats, scores and rollouts then see no traffic)\n";
 
@@ -107,6 +114,9 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
         {"evict-idle-ms", required_argument, 0, 'E'},
         {"no-metrics", no_argument, 0, 'M'},
         {"tokens-protect-inference", no_argument, 0, 'I'},
+        {"log-format", required_argument, 0, 'L'},
+        {"access-log", required_argument, 0, 'A'},
+        {"access-log-sample", required_argument, 0, 'a'},
         {0, 0, 0, 0},
     };
     int ch;
@@ -192,6 +202,15 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
                                 "error, got \"%s\"\n", optarg);
                 return -1;
             }
+            break;
+        case 'L':
+            if (qv_access_log_parse_format(optarg) != 0)
+                return -1;
+            break;
+        case 'A': o->access_log = optarg; break;
+        case 'a':
+            if (parse_int_opt("--access-log-sample", optarg, 1, 1000000, &o->access_sample))
+                return -1;
             break;
         case 'h': fputs(serve_usage, stdout); exit(0);
         case '?':
@@ -423,6 +442,10 @@ int qv_cli_serve(int argc, char **argv)
     deps.monitor = s.monitor;
     deps.store = s.store;
     deps.control = s.control;
+    if (qv_access_log_open(o.access_log, o.access_sample, &d) != QV_OK) {
+        fprintf(stderr, "quiver serve: %s\n", d.msg);
+        goto out;
+    }
     if (qv_api_start(&acfg, &deps, &s.api, &d) != QV_OK) {
         fprintf(stderr, "quiver serve: %s\n", d.msg);
         goto out;
@@ -449,6 +472,7 @@ int qv_cli_serve(int argc, char **argv)
     rc = 0;
 out:
     qv_api_stop(s.api, 30000);
+    qv_access_log_close();
     qv_control_destroy(s.control);
     qv_engine_destroy(s.engine);
     qv_router_destroy(s.router);

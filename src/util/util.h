@@ -60,10 +60,26 @@ int qv_fail(struct qv_diag *d, int err, const char *fmt, ...) __attribute__((for
  *   ts=... level=warn module=repo model=fraud version=3 msg="load failed" */
 enum qv_log_level { QV_LOG_DEBUG, QV_LOG_INFO, QV_LOG_WARN, QV_LOG_ERROR };
 
+enum qv_log_format { QV_LOG_LOGFMT, QV_LOG_JSON };
+
 void qv_log_set_level(enum qv_log_level lvl);
 bool qv_log_enabled(enum qv_log_level lvl);
+void qv_log_set_format(enum qv_log_format form);
+enum qv_log_format qv_log_get_format(void);
 void qv_log_(enum qv_log_level lvl, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The same line written to fd (an access log) instead of stderr. */
+void qv_log_to(int fd, enum qv_log_level lvl, const char *module, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Formats one line, without its newline, into out (NUL-terminated, cut to
+ * cap): "ts=TS level=L module=M " and fmt, where a %s inside a quoted value
+ * (key="%s") is escaped (\" \\ \n \r \t \u00XX; invalid UTF-8 becomes
+ * U+FFFD) and a %s right after "key=" is quoted when it is empty or holds a
+ * space, '"', '=', '\\', a control or non-ASCII byte. With QV_LOG_JSON the
+ * same fields as one JSON object (values that are JSON numbers stay
+ * numbers). Returns the length written. */
+size_t qv_log_format_line(char *out, size_t cap, enum qv_log_format form, const char *ts,
+                          enum qv_log_level lvl, const char *module, const char *fmt, va_list ap);
 #define qv_log(lvl, ...)                                                                           \
     do {                                                                                           \
         if (qv_log_enabled(lvl))                                                                   \

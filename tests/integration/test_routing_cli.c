@@ -13,7 +13,7 @@
  * with each exit code checked and the server's route (and the traffic it
  * routes) checked after each step; then the failures: a refused document
  * (exit 1, the server's message on stderr, route unchanged), bad usage
- * (exit 2), a server that is not there (exit 1), and tokens (--token and
+ * (exit 2), a server that is not there (exit 3), and tokens (--token and
  * QUIVER_TOKEN; 401/403 become exit 1).
  */
 #include "integration/harness.h"
@@ -288,7 +288,7 @@ static void test_cli_failures(void **state)
     expect_exit(quiver(s, "--url %s frobnicate", s->base), 2, "unknown command");
 
     /* Nobody listening: exit 1 with curl's reason. */
-    expect_exit(quiver(s, "--url http://127.0.0.1:1 route show fraud"), 1, "no server");
+    expect_exit(quiver(s, "--url http://127.0.0.1:1 route show fraud"), 3, "no server");
     assert_true(strlen(g_err) > 0);
 
     /* QUIVER_URL stands for --url. */
