@@ -231,6 +231,15 @@ int qv__on_feedback(struct qv_http_req *r)
     } else {
         rw = json_number_value(reward);
     }
+    /* One feedback per request: the first is kept, so that one id cannot steer the
+     * bandit or the accuracy again and again. */
+    if (qv_router_feedback_claim(r->deps->router, json_string_value(id), r->params[0]) ==
+        QV_ECONFLICT) {
+        err = qv_fail(&r->diag, QV_ECONFLICT,
+                      "id: feedback for request \"%s\" was already recorded (the first is kept)",
+                      json_string_value(id));
+        goto out;
+    }
     qv_router_feedback(r->deps->router, r->params[0], version, rw);
     qv_monitor_feedback(r->deps->monitor, r->params[0], version, rw);
     if (r->deps->store) {

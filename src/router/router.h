@@ -236,7 +236,11 @@ int qv_router_bandit_state_set(qv_router *r, const char *model, const char *json
 /* ---- Feedback join ---- */
 
 /* Remember that request 'id' of 'model' was served by 'version', so a later feedback
- * call can find it. Bounded FIFO: the oldest entry is evicted when full. QV_EINVAL when
+ * call can find it. Bounded FIFO: the oldest entry is evicted when full (rings of
+ * 2 * 4096 entries and more are split in up to 16 shards, each its own FIFO and lock,
+ * chosen by a keyed hash of the id). Ids are hashed with SipHash-1-3 under a random
+ * key, and a hash chain holds at most 16 entries (the oldest of a full chain is
+ * dropped), so chosen ids cannot make the walks long. QV_EINVAL when
  * id (QV_ROUTER_ID_MAX) or model (QV_ROUTE_NAME_MAX, shorter than route model names)
  * is empty or too long. Any thread (one short lock). */
 int qv_router_remember(qv_router *r, const char *id, const char *model, int64_t version);
@@ -250,6 +254,12 @@ int qv_router_set_outcome(qv_router *r, const char *id, int cls);
 /* qv_router_lookup plus the recorded class (*cls -1 when none was recorded). */
 int qv_router_lookup_outcome(qv_router *r, const char *id, char *model_out, int64_t *version,
                              int *cls);
+/* Accept the one feedback of request 'id' of 'model': the first claim of a
+ * remembered request succeeds, every later one gets QV_ECONFLICT, so that one
+ * request id cannot steer the bandit twice. QV_ENOENT when the id is unknown,
+ * evicted, or was served for another model. A request remembered again under the
+ * same id (a new inference) can be claimed again. Any thread. */
+int qv_router_feedback_claim(qv_router *r, const char *id, const char *model);
 
 /* ---- Compare and shadow helpers (compare.c) ---- */
 

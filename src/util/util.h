@@ -83,6 +83,18 @@ int qv_sha256_file(const char *path, char hex[QV_SHA256_HEX], struct qv_diag *d)
 uint64_t qv_hash64(const void *data, size_t len, uint64_t seed); /* FNV-1a + mix; not crypto. */
 uint64_t qv_mix64(uint64_t x);                                   /* splitmix64 finalizer. */
 
+/* SipHash with a 128-bit key (util/siphash.c). For tables indexed by names a client
+ * chooses (request ids, ...), use qv_hash_keyed(): SipHash-1-3 under a random key drawn
+ * once per process with getrandom(), so chains cannot be flooded on purpose. Hashes
+ * change from one process to the next: never store them or use them across processes. */
+struct qv_sipkey {
+    uint64_t k0, k1; /* the key's bytes 0..7 and 8..15, little-endian */
+};
+uint64_t qv_siphash13(const struct qv_sipkey *key, const void *data, size_t len);
+uint64_t qv_siphash24(const struct qv_sipkey *key, const void *data, size_t len);
+int qv_sipkey_random(struct qv_sipkey *key); /* getrandom(); QV_EIO if it fails. */
+uint64_t qv_hash_keyed(const void *data, size_t len); /* Any thread. */
+
 /* ---- Memory ----
  * qv_x* are for small, fixed-size control-plane allocations: they log and
  * abort on failure. Input-sized allocations use plain malloc and fail with
