@@ -443,6 +443,8 @@ void qv_vstats_window(const struct qv_vstats_snap *newer, const struct qv_vstats
     w->ok = d[QV_OUTCOME_OK];
     w->bad_input = d[QV_OUTCOME_BAD_INPUT];
     w->errors = d[QV_OUTCOME_BACKEND] + d[QV_OUTCOME_OVERLOAD] + d[QV_OUTCOME_TIMEOUT];
+    w->overload = d[QV_OUTCOME_OVERLOAD];
+    w->answered = d[QV_OUTCOME_OK] + d[QV_OUTCOME_BACKEND] + d[QV_OUTCOME_TIMEOUT];
     w->error_rate = w->requests ? (double)w->errors / (double)w->requests : 0.0;
 
     qv_lat_hist_diff(&newer->total, &older->total, &lat);

@@ -42,6 +42,9 @@ struct qv_window {
     uint64_t latency_count; /* requests behind mean/p50/p95/p99 (see qv_vstats_request) */
     uint64_t batches;       /* inference batches run */
     double mean_batch_size; /* requests per batch, 0 when no batches */
+    uint64_t overload;      /* refused before reaching the backend (queue full, not
+                             * ready, shutting down); counted in errors */
+    uint64_t answered;      /* reached the backend: ok + backend errors + timeouts */
 };
 
 typedef struct qv_monitor qv_monitor;     /* opaque; defined in monitor.c */
