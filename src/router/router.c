@@ -398,14 +398,44 @@ static int check_model(const char *model, struct qv_diag *d)
     return 0;
 }
 
-/* Publish rt as the route of e, after write_mu. */
-static void install(qv_router *r, struct model_entry *e, const struct qv_route *rt)
+/* Runs the commit hook (if any) with the canonical text of rt (NULL rt: the route
+ * is cleared). Caller holds write_mu. */
+static int run_commit(const struct qv_route_commit *commit, const char *model,
+                      const struct qv_route *rt, struct qv_diag *d)
 {
+    char *canon = NULL;
+    int err;
+
+    if (commit == NULL || commit->fn == NULL)
+        return 0;
+    if (rt != NULL && qv_route_to_json(rt, &canon) != 0)
+        return qv_fail(d, QV_ENOMEM, "cannot encode the route of %s", model);
+    err = commit->fn(commit->ud, model, canon, d);
+    free(canon);
+    return err;
+}
+
+/* Publish rt as the route of e, after write_mu and the commit hook. */
+static int install(qv_router *r, struct model_entry *e, const struct qv_route *rt,
+                   const struct qv_route_commit *commit, struct qv_diag *d)
+{
+    int err = run_commit(commit, e->name, rt, d);
+
+    if (err)
+        return err;
     publish(r, e, snap_build(r, rt, e->cur));
+    return 0;
 }
 
 int qv_router_set_route(qv_router *r, const char *model, const char *json,
                         const struct qv_resolver *res, struct qv_diag *d)
+{
+    return qv_router_set_route_commit(r, model, json, res, NULL, d);
+}
+
+int qv_router_set_route_commit(qv_router *r, const char *model, const char *json,
+                               const struct qv_resolver *res,
+                               const struct qv_route_commit *commit, struct qv_diag *d)
 {
     qv_route *rt = NULL;
     int err;
@@ -417,11 +447,13 @@ int qv_router_set_route(qv_router *r, const char *model, const char *json,
     if (err)
         return err;
     qv_mutex_lock(&r->write_mu);
-    install(r, get_or_create_entry(r, model), rt);
+    err = install(r, get_or_create_entry(r, model), rt, commit, d);
     qv_mutex_unlock(&r->write_mu);
-    qv_log(QV_LOG_INFO, "model=%s policy=%s msg=\"route set\"", model, qv_policy_name(rt->policy));
+    if (!err)
+        qv_log(QV_LOG_INFO, "model=%s policy=%s msg=\"route set\"", model,
+               qv_policy_name(rt->policy));
     qv_route_free(rt);
-    return 0;
+    return err;
 }
 
 int qv_router_get_route(qv_router *r, const char *model, char **json)
@@ -438,6 +470,12 @@ int qv_router_get_route(qv_router *r, const char *model, char **json)
 
 int qv_router_clear(qv_router *r, const char *model)
 {
+    return qv_router_clear_commit(r, model, NULL, NULL);
+}
+
+int qv_router_clear_commit(qv_router *r, const char *model, const struct qv_route_commit *commit,
+                           struct qv_diag *d)
+{
     struct model_entry *e;
     int err = 0;
 
@@ -447,6 +485,9 @@ int qv_router_clear(qv_router *r, const char *model)
         err = QV_ENOENT;
         goto out;
     }
+    err = run_commit(commit, model, NULL, d);
+    if (err)
+        goto out;
     publish(r, e, NULL);
 out:
     qv_mutex_unlock(&r->write_mu);
@@ -455,6 +496,13 @@ out:
 
 int qv_router_set_label(qv_router *r, const char *model, const char *label, int64_t version,
                         const struct qv_resolver *res, struct qv_diag *d)
+{
+    return qv_router_set_label_commit(r, model, label, version, res, NULL, d);
+}
+
+int qv_router_set_label_commit(qv_router *r, const char *model, const char *label,
+                               int64_t version, const struct qv_resolver *res,
+                               const struct qv_route_commit *commit, struct qv_diag *d)
 {
     struct model_entry *e;
     struct qv_route *rt = NULL;
@@ -495,7 +543,7 @@ int qv_router_set_label(qv_router *r, const char *model, const char *label, int6
     err = qv__route_resolve(rt, model, res, d);
     if (err)
         goto out;
-    install(r, e, rt);
+    err = install(r, e, rt, commit, d);
 out:
     qv_mutex_unlock(&r->write_mu);
     free(rt);
@@ -503,6 +551,12 @@ out:
 }
 
 int qv_router_delete_label(qv_router *r, const char *model, const char *label, struct qv_diag *d)
+{
+    return qv_router_delete_label_commit(r, model, label, NULL, d);
+}
+
+int qv_router_delete_label_commit(qv_router *r, const char *model, const char *label,
+                                  const struct qv_route_commit *commit, struct qv_diag *d)
 {
     struct model_entry *e;
     struct qv_route *rt = NULL;
@@ -529,7 +583,7 @@ int qv_router_delete_label(qv_router *r, const char *model, const char *label, s
     memmove(&rt->labels[li], &rt->labels[li + 1],
             sizeof(rt->labels[0]) * (size_t)(rt->n_labels - li - 1));
     rt->n_labels--;
-    install(r, e, rt);
+    err = install(r, e, rt, commit, d);
 out:
     qv_mutex_unlock(&r->write_mu);
     free(rt);

@@ -112,6 +112,30 @@ void qv_router_destroy(qv_router *r); /* NULL is a no-op. No call may be running
  * HTTP or control thread. */
 int qv_router_set_route(qv_router *r, const char *model, const char *json,
                         const struct qv_resolver *res, struct qv_diag *d);
+/* A change that must be recorded before it takes effect. fn is called under the
+ * router's writer lock, after the new route is validated and before it is
+ * published, with its canonical JSON (NULL when the route is being cleared); a
+ * non-zero return (an error code, with d filled) cancels the change: nothing is
+ * published and the caller gets that error. fn must not call back into the router. */
+struct qv_route_commit {
+    int (*fn)(void *ud, const char *model, const char *canonical, struct qv_diag *d);
+    void *ud;
+};
+
+/* The same as qv_router_set_route, qv_router_clear, qv_router_set_label and
+ * qv_router_delete_label, with a commit hook (NULL: none), so that a change the
+ * store could not save is never applied. HTTP or control thread. */
+int qv_router_set_route_commit(qv_router *r, const char *model, const char *json,
+                               const struct qv_resolver *res,
+                               const struct qv_route_commit *commit, struct qv_diag *d);
+int qv_router_clear_commit(qv_router *r, const char *model, const struct qv_route_commit *commit,
+                           struct qv_diag *d);
+int qv_router_set_label_commit(qv_router *r, const char *model, const char *label,
+                               int64_t version, const struct qv_resolver *res,
+                               const struct qv_route_commit *commit, struct qv_diag *d);
+int qv_router_delete_label_commit(qv_router *r, const char *model, const char *label,
+                                  const struct qv_route_commit *commit, struct qv_diag *d);
+
 /* Canonical JSON of the current route into *json (malloc'ed; caller frees).
  * QV_ENOENT when the model has no route. Any thread. */
 int qv_router_get_route(qv_router *r, const char *model, char **json);
