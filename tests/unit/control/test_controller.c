@@ -426,6 +426,34 @@ static void test_guard_that_cannot_act_warns(void **state)
     json_decref(j);
 }
 
+
+/* Series of removed models and of versions the engine does not serve disappear from
+ * /metrics at the next tick, instead of exporting their last route weight forever. */
+static void test_metrics_of_removed_versions_disappear(void **state)
+{
+    struct fx *f = *state;
+    struct qv_buf out = QV_BUF_INIT(0);
+    char *text;
+
+    /* A model the engine does not have and a version its policy does not load. */
+    qv_monitor_route_weight(f->mon, "gone", 1, 1.0);
+    qv_monitor_route_weight(f->mon, "m", 3, 1.0);
+    traffic(f, 1, 5, 0, 1);
+    assert_int_equal(qv_monitor_render_prometheus(f->mon, &out), 0);
+    text = qv_buf_take(&out);
+    assert_non_null(strstr(text, "model=\"gone\""));
+    assert_non_null(strstr(text, "model=\"m\",version=\"3\""));
+    free(text);
+    tick(f, 1);
+    assert_int_equal(qv_monitor_render_prometheus(f->mon, &out), 0);
+    text = qv_buf_take(&out);
+    assert_null(strstr(text, "model=\"gone\""));
+    assert_null(strstr(text, "model=\"m\",version=\"3\""));
+    assert_non_null(strstr(text, "quiver_requests_total{model=\"m\",version=\"1\"} 5"));
+    assert_non_null(strstr(text, "model=\"m\",version=\"2\""));
+    free(text);
+}
+
 static void good_step(struct fx *f, int seconds)
 {
     for (int i = 0; i < seconds; i++) {
@@ -690,6 +718,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_only_canary, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_of_removed_versions_disappear, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_guard_that_cannot_act_warns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_promote, setup, teardown),
