@@ -135,6 +135,7 @@ void qv_control_destroy(qv_control *c)
     qv__rollout_free(c);
     qv__alerts_free(c);
     qv__history_free(c);
+    qv__watch_free(c);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }
@@ -216,5 +217,6 @@ void qv_control_tick(qv_control *c)
     qv__history_tick(c);
     qv__alerts_tick(c);
     qv__rollout_tick(c);
+    qv__watch_tick(c);
     pthread_mutex_unlock(&c->mu);
 }

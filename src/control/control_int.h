@@ -179,6 +179,7 @@ struct qv__alert_state; /* alerts.c */
 struct qv__rollout;     /* rollout.c */
 struct qv__hist_prev;   /* history.c */
 struct qv__webhook;     /* webhook.c */
+struct qv__missing;     /* watch.c */
 
 struct qv_control {
     qv_engine *engine;
@@ -195,6 +196,8 @@ struct qv_control {
     struct qv__rollout *rollouts; /* per model */
     int n_rollouts;
     struct qv__webhook *webhook; /* NULL when disabled */
+    struct qv__missing *missing; /* named versions not served, reported once */
+    int n_missing;
 };
 
 uint64_t qv__control_now_ms(const qv_control *c);
@@ -209,6 +212,9 @@ void qv__alerts_free(qv_control *c);
 /* history.c */
 void qv__history_tick(qv_control *c);
 void qv__history_free(qv_control *c);
+/* watch.c */
+void qv__watch_tick(qv_control *c);
+void qv__watch_free(qv_control *c);
 /* webhook.c */
 struct qv__webhook *qv__webhook_start(void);
 /* Queues one POST of body (JSON) to url; never blocks on the network. */

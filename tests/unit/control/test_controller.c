@@ -454,6 +454,53 @@ static void test_metrics_of_removed_versions_disappear(void **state)
     free(text);
 }
 
+
+static int count_events(struct fx *f, const char *what)
+{
+    struct qv_store_event *ev = NULL;
+    struct qv_diag d = {{0}};
+    size_t n = 0;
+    int k = 0;
+
+    assert_int_equal(qv_store_event_list(f->store, NULL, &ev, &n, &d), QV_OK);
+    for (size_t i = 0; i < n; i++)
+        k += strcmp(ev[i].what, what) == 0;
+    qv_store_event_free(ev, n);
+    return k;
+}
+
+/* A route that names a version the engine stops serving (unloaded: a version policy
+ * change, an unload) is reported once with an event saying which field names it, and
+ * again when the version is back; the fallback is never silent. */
+static void test_named_version_missing_is_reported(void **state)
+{
+    struct fx *f = *state;
+    struct qv_diag d = {{0}};
+    json_t *ev;
+
+    assert_int_equal(qv_router_set_route(f->router, "m",
+                                         "{\"policy\": \"pinned\", \"target\": \"canary\", "
+                                         "\"labels\": {\"stable\": 1, \"canary\": 2}}",
+                                         NULL, &d),
+                     QV_OK);
+    tick(f, 1);
+    assert_int_equal(count_events(f, "route.version_missing"), 0);
+    if (qv_engine_unload_version(f->engine, "m", 2, &d) != QV_OK)
+        fail_msg("unload: %s", d.msg);
+    tick(f, 2);
+    assert_int_equal(count_events(f, "route.version_missing"), 1);
+    ev = event(f, "route.version_missing");
+    assert_non_null(ev);
+    assert_int_equal(json_integer_value(json_object_get(ev, "version")), 2);
+    assert_string_equal(json_string_value(json_object_get(ev, "named_by")), "target");
+    json_decref(ev);
+    if (qv_engine_load_version(f->engine, "m", 2, &d) != QV_OK)
+        fail_msg("load: %s", d.msg);
+    tick(f, 1);
+    assert_int_equal(count_events(f, "route.version_restored"), 1);
+    assert_int_equal(count_events(f, "route.version_missing"), 1);
+}
+
 static void good_step(struct fx *f, int seconds)
 {
     for (int i = 0; i < seconds; i++) {
@@ -718,6 +765,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_only_canary, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_named_version_missing_is_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_of_removed_versions_disappear, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_guard_that_cannot_act_warns, setup, teardown),
