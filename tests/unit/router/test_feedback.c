@@ -211,6 +211,58 @@ static void test_feedback_claim_once(void **state)
     qv_router_destroy(r);
 }
 
+
+struct claimer {
+    qv_router *r;
+    int won;
+};
+
+static void *claimer(void *p)
+{
+    struct claimer *c = p;
+    char id[32];
+
+    for (int i = 0; i < 2000; i++) {
+        snprintf(id, sizeof(id), "c-%d", i);
+        if (qv_router_feedback_claim(c->r, id, "m") == 0)
+            c->won++;
+    }
+    return NULL;
+}
+
+/* Threads racing to give feedback for the same ids: each id is accepted exactly once,
+ * while other threads keep remembering new requests on every shard. */
+static void test_claim_race(void **state)
+{
+    struct qv_router_config cfg = {.feedback_capacity = 0};
+    struct claimer c[4];
+    pthread_t th[4];
+    char id[32];
+    qv_router *r;
+    int total = 0;
+
+    (void)state;
+    assert_int_equal(qv_router_create(&cfg, &r), 0);
+    for (int i = 0; i < 2000; i++) {
+        snprintf(id, sizeof(id), "c-%d", i);
+        assert_int_equal(qv_router_remember(r, id, "m", 1), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        c[i] = (struct claimer){.r = r};
+        assert_int_equal(pthread_create(&th[i], NULL, claimer, &c[i]), 0);
+    }
+    for (int i = 0; i < 2000; i++) {
+        snprintf(id, sizeof(id), "other-%d", i);
+        assert_int_equal(qv_router_remember(r, id, "m", 2), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        total += c[i].won;
+    }
+    assert_int_equal(total, 2000);
+    qv_router_destroy(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -221,6 +273,7 @@ int main(void)
         cmocka_unit_test(test_unkeyed_collisions_spread),
         cmocka_unit_test(test_chain_cap),
         cmocka_unit_test(test_feedback_claim_once),
+        cmocka_unit_test(test_claim_race),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
