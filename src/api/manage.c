@@ -30,6 +30,8 @@ static int require_model(struct qv_http_req *r)
  * the router see them in the same order (a rollback reads the top of the history and
  * pops it). */
 static pthread_mutex_t change_mu = PTHREAD_MUTEX_INITIALIZER;
+/* Feedback counts are counted and saved under one lock (see qv__on_feedback). */
+static pthread_mutex_t feedback_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* What a change records in the store before the router publishes it (the router's
  * commit hook): the route document, or the pop of its history for a rollback. A change
@@ -323,13 +325,21 @@ int qv__on_feedback(struct qv_http_req *r)
     }
     /* One feedback per request: the first is kept, so that one id cannot steer the
      * bandit or the accuracy again and again. */
-    if (qv_router_feedback_claim(r->deps->router, json_string_value(id), r->params[0]) ==
-        QV_ECONFLICT) {
+    err = qv_router_feedback_claim(r->deps->router, json_string_value(id), r->params[0]);
+    if (err == QV_ECONFLICT) {
         err = qv_fail(&r->diag, QV_ECONFLICT,
                       "id: feedback for request \"%s\" was already recorded (the first is kept)",
                       json_string_value(id));
         goto out;
     }
+    if (err) {
+        err = qv_fail(&r->diag, QV_ENOENT, "id: no request \"%s\" of model %s is remembered "
+                      "(unknown or too old)", json_string_value(id), r->params[0]);
+        goto out;
+    }
+    /* Counting and saving are one step: two feedbacks saved out of order would leave
+     * the older count in the store after the newer one was acknowledged. */
+    pthread_mutex_lock(&feedback_mu);
     qv_router_feedback(r->deps->router, r->params[0], version, rw);
     qv_monitor_feedback(r->deps->monitor, r->params[0], version, rw);
     if (r->deps->store) {
@@ -354,10 +364,12 @@ int qv__on_feedback(struct qv_http_req *r)
         /* Not saved: say so (5xx) rather than acknowledge what a restart would lose. The
          * reward already counts in memory; the next saved feedback saves it too. */
         if (serr != QV_OK) {
+            pthread_mutex_unlock(&feedback_mu);
             err = qv_fail(&r->diag, QV_ESTORE, "feedback counted but not saved: %s", d.msg);
             goto out;
         }
     }
+    pthread_mutex_unlock(&feedback_mu);
     err = qv_buf_printf(&r->resp, "{\"model_version\":\"%lld\",\"reward\":%g}",
                         (long long)version, rw);
 out:
