@@ -1445,8 +1445,7 @@ static void test_events_record_every_change(void **state)
     /* In order: route.put (none -> doc1), route.put (doc1 -> 50/50),
      * label.set canary 2 -> 3, label.set spare (none -> 2), label.delete spare,
      * route.rollback, route.delete. Every event names who made it. */
-    json_array_foreach(ev, i, e)
-    {
+    for (size_t k = 0; k < json_array_size(ev) && (e = json_array_get(ev, k)) != NULL; k++) {
         assert_non_null(h_jstr(e, "who"));
         assert_non_null(h_jstr(e, "ts"));
         assert_string_equal(h_jstr(e, "model"), "fraud");
