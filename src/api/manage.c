@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static int require_model(struct qv_http_req *r)
 {
@@ -398,86 +397,6 @@ static bool parse_uint(const char *s, uint64_t max, uint64_t *out)
     return true;
 }
 
-/* Exactly n digits at *p, advancing it. */
-static bool digits(const char **p, int n, int *out)
-{
-    int v = 0;
-
-    for (int i = 0; i < n; i++) {
-        char c = (*p)[i];
-        if (c < '0' || c > '9')
-            return false;
-        v = v * 10 + (c - '0');
-    }
-    *p += n;
-    *out = v;
-    return true;
-}
-
-/* "since": milliseconds since the epoch (digits only), or an ISO 8601 time in UTC or with
- * an offset: YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS[.fff]][Z|+HH:MM|-HH:MM] (no offset means
- * UTC; ' ' may stand for 'T'). */
-static int parse_since(const char *s, uint64_t *ms)
-{
-    struct tm tm;
-    const char *p = s;
-    int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0, off = 0;
-    time_t t;
-
-    if (parse_uint(s, UINT64_MAX / 2, ms))
-        return 0;
-    memset(&tm, 0, sizeof(tm));
-    if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' ||
-        !digits(&p, 2, &d))
-        return QV_EINVAL;
-    if (*p == 'T' || *p == 't' || *p == ' ') {
-        p++;
-        if (!digits(&p, 2, &h) || *p++ != ':' || !digits(&p, 2, &mi))
-            return QV_EINVAL;
-        if (*p == ':') {
-            p++;
-            if (!digits(&p, 2, &sec))
-                return QV_EINVAL;
-            if (*p == '.' || *p == ',') {
-                int scale = 100;
-                p++;
-                if (*p < '0' || *p > '9')
-                    return QV_EINVAL;
-                for (; *p >= '0' && *p <= '9'; p++, scale /= 10)
-                    frac += (*p - '0') * scale;
-            }
-        }
-        if (*p == 'Z' || *p == 'z') {
-            p++;
-        } else if (*p == '+' || *p == '-') {
-            int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
-            if (!digits(&p, 2, &oh))
-                return QV_EINVAL;
-            if (*p == ':')
-                p++;
-            if (*p != '\0' && !digits(&p, 2, &om))
-                return QV_EINVAL;
-            if (oh > 23 || om > 59)
-                return QV_EINVAL;
-            off = sign * (oh * 3600 + om * 60);
-        }
-    }
-    if (*p != '\0' || y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-        sec > 60)
-        return QV_EINVAL;
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = sec;
-    t = timegm(&tm);
-    if (t == (time_t)-1 || (int64_t)t - off < 0)
-        return QV_EINVAL;
-    *ms = (uint64_t)((int64_t)t - off) * 1000u + (uint64_t)frac;
-    return 0;
-}
-
 /* GET /v2/models/{m}/events?since=T&limit=N and GET /v2/events: the newest N events (default
  * 1000, at most 100000) at or after T (epoch ms or ISO 8601), oldest first. */
 int qv__on_events(struct qv_http_req *r)
@@ -493,7 +412,7 @@ int qv__on_events(struct qv_http_req *r)
     if (limit != NULL && (!parse_uint(limit, EVENTS_LIMIT_MAX, &lim) || lim == 0))
         return qv_fail(&r->diag, QV_EINVAL, "limit: expected a whole number from 1 to %d",
                        EVENTS_LIMIT_MAX);
-    if (since != NULL && parse_since(since, &since_ms) != 0)
+    if (since != NULL && qv_time_parse(since, &since_ms) != 0)
         return qv_fail(&r->diag, QV_EINVAL,
                        "since: expected milliseconds since the epoch or an ISO 8601 time such as "
                        "2026-12-01T10:00:00Z");
