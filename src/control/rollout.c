@@ -499,9 +499,11 @@ static int apply(qv_control *c, struct qv__rollout *ro, struct qv__rollout *next
     }
     err = qv_router_set_route(c->router, ro->model, canon, check_ready ? res : NULL, d);
     if (err) {
-        if (c->store != NULL) {
+        /* Undo the put: pop the document it pushed on the history (a put of the document
+         * already in force pushed nothing, and there is nothing to undo). */
+        if (c->store != NULL && had_stored && strcmp(old_stored, canon) != 0) {
             struct qv_diag ignore = {{0}};
-            qv_store_route_put(c->store, ro->model, had_stored ? old_stored : "", &ignore);
+            qv_store_route_rollback(c->store, ro->model, NULL, &ignore);
         }
         goto undo_state;
     }
