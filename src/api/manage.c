@@ -53,11 +53,10 @@ static int commit_route(void *ud, const char *model, const char *canonical, stru
     if (c->rollback)
         err = qv_store_route_rollback_rev(st, model, NULL, &c->revision, d);
     else
-        err = qv_store_route_put(st, model,
-                                 canonical ? canonical : "{\"policy\":\"default\"}", d);
+        err = qv_store_route_put(st, model, canonical ? canonical : "{\"policy\":\"default\"}", d);
     if (err) {
-        qv_log(QV_LOG_WARN, "model=%s msg=\"route change not saved; refused\" reason=\"%s\"",
-               model, d->msg);
+        qv_log(QV_LOG_WARN, "model=%s msg=\"route change not saved; refused\" reason=\"%s\"", model,
+               d->msg);
         return err == QV_ENOENT ? err : QV_ESTORE;
     }
     if (!c->rollback)
@@ -307,15 +306,19 @@ int qv__on_feedback(struct qv_http_req *r)
     if (qv_router_lookup_outcome(r->deps->router, json_string_value(id), model, &version,
                                  &predicted) != QV_OK ||
         strcmp(model, r->params[0]) != 0) {
-        err = qv_fail(&r->diag, QV_ENOENT, "id: no request \"%s\" of model %s is remembered "
-                      "(unknown or too old)", json_string_value(id), r->params[0]);
+        err = qv_fail(&r->diag, QV_ENOENT,
+                      "id: no request \"%s\" of model %s is remembered "
+                      "(unknown or too old)",
+                      json_string_value(id), r->params[0]);
         goto out;
     }
     if (label) {
         long long want = json_is_boolean(label) ? json_is_true(label) : json_integer_value(label);
         if (predicted < 0) {
-            err = qv_fail(&r->diag, QV_ENOENT, "id: request \"%s\" has no answer to score "
-                          "(it failed, or is still running)", json_string_value(id));
+            err = qv_fail(&r->diag, QV_ENOENT,
+                          "id: request \"%s\" has no answer to score "
+                          "(it failed, or is still running)",
+                          json_string_value(id));
             goto out;
         }
         rw = predicted == want ? 1.0 : 0.0;
@@ -332,8 +335,10 @@ int qv__on_feedback(struct qv_http_req *r)
         goto out;
     }
     if (err) {
-        err = qv_fail(&r->diag, QV_ENOENT, "id: no request \"%s\" of model %s is remembered "
-                      "(unknown or too old)", json_string_value(id), r->params[0]);
+        err = qv_fail(&r->diag, QV_ENOENT,
+                      "id: no request \"%s\" of model %s is remembered "
+                      "(unknown or too old)",
+                      json_string_value(id), r->params[0]);
         goto out;
     }
     /* Counting and saving are one step: two feedbacks saved out of order would leave
@@ -352,9 +357,8 @@ int qv__on_feedback(struct qv_http_req *r)
             free(state);
         }
         /* Online accuracy survives a restart (control.c restores it). */
-        if (serr == QV_OK &&
-            qv_monitor_feedback_get(r->deps->monitor, r->params[0], version, &count, &sum) ==
-                QV_OK) {
+        if (serr == QV_OK && qv_monitor_feedback_get(r->deps->monitor, r->params[0], version,
+                                                     &count, &sum) == QV_OK) {
             snprintf(key, sizeof(key), "%s/%lld", r->params[0], (long long)version);
             snprintf(value, sizeof(value), "{\"count\": %llu, \"reward_sum\": %.17g}",
                      (unsigned long long)count, sum);
@@ -369,8 +373,8 @@ int qv__on_feedback(struct qv_http_req *r)
         }
     }
     pthread_mutex_unlock(&feedback_mu);
-    err = qv_buf_printf(&r->resp, "{\"model_version\":\"%lld\",\"reward\":%g}",
-                        (long long)version, rw);
+    err = qv_buf_printf(&r->resp, "{\"model_version\":\"%lld\",\"reward\":%g}", (long long)version,
+                        rw);
 out:
     json_decref(root);
     return err;
@@ -429,20 +433,22 @@ int qv__on_events(struct qv_http_req *r)
     for (size_t i = 0; i < n && !err; i++) {
         char ts[32];
         qv_iso8601(ev[i].ts_ms, ts);
-        err = qv_buf_printf(&r->resp, "%s{\"id\":%lld,\"ts\":\"%s\",\"ts_ms\":%llu,\"model\":",
-                            i ? "," : "", (long long)ev[i].id, ts,
-                            (unsigned long long)ev[i].ts_ms);
+        err = qv_buf_printf(&r->resp,
+                            "%s{\"id\":%lld,\"ts\":\"%s\",\"ts_ms\":%llu,\"model\":", i ? "," : "",
+                            (long long)ev[i].id, ts, (unsigned long long)ev[i].ts_ms);
         err = err ? err : qv__api_json_string(&r->resp, ev[i].model);
         err = err ? err : qv_buf_append(&r->resp, ",\"who\":", 7);
         err = err ? err : qv__api_json_string(&r->resp, ev[i].who);
         err = err ? err : qv_buf_append(&r->resp, ",\"what\":", 8);
         err = err ? err : qv__api_json_string(&r->resp, ev[i].what);
         err = err ? err : qv_buf_append(&r->resp, ",\"old\":", 7);
-        err = err ? err : (ev[i].old_value ? qv__api_json_string(&r->resp, ev[i].old_value)
-                                           : qv_buf_append(&r->resp, "null", 4));
+        err = err ? err
+                  : (ev[i].old_value ? qv__api_json_string(&r->resp, ev[i].old_value)
+                                     : qv_buf_append(&r->resp, "null", 4));
         err = err ? err : qv_buf_append(&r->resp, ",\"new\":", 7);
-        err = err ? err : (ev[i].new_value ? qv__api_json_string(&r->resp, ev[i].new_value)
-                                           : qv_buf_append(&r->resp, "null", 4));
+        err = err ? err
+                  : (ev[i].new_value ? qv__api_json_string(&r->resp, ev[i].new_value)
+                                     : qv_buf_append(&r->resp, "null", 4));
         err = err ? err : qv_buf_append(&r->resp, "}", 1);
     }
     qv_store_event_free(ev, n);

@@ -60,8 +60,7 @@ static void restore_feedback(qv_control *c)
         if (version > 0 && json_is_integer(count) && json_is_number(sum)) {
             *slash = '\0';
             qv_vstats_feedback_restore(qv_monitor_version(c->monitor, kv[i].key, version),
-                                       (uint64_t)json_integer_value(count),
-                                       json_number_value(sum));
+                                       (uint64_t)json_integer_value(count), json_number_value(sum));
         }
         json_decref(j);
     }

@@ -77,10 +77,11 @@ const char *qv_rollout_action_name(enum qv_rollout_action a);
 
 /* The figures behind a verdict (kept as the rollout's "last" comparison). */
 struct qv_rollout_figures {
-    bool enough; /* canary has min_requests answered in the step */
+    bool enough;                             /* canary has min_requests answered in the step */
     uint64_t canary_requests, canary_errors; /* requests: all but bad-input refusals */
     uint64_t canary_answered;                /* reached the backend: ok, backend errors, timeouts */
-    uint64_t canary_bad_input, stable_bad_input; /* refused as bad input (stable: the source used) */
+    uint64_t canary_bad_input,
+        stable_bad_input; /* refused as bad input (stable: the source used) */
     double canary_bad_input_rate, stable_bad_input_rate; /* of all requests, bad input included */
     bool bad_input_evaluated, bad_input_breach;
     double canary_error_rate;

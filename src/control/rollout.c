@@ -251,8 +251,7 @@ static int ro_from_json(const char *model, const char *text, struct qv__rollout 
     v = json_object_get(o, "reason");
     snprintf(ro->reason, sizeof(ro->reason), "%s", json_is_string(v) ? json_string_value(v) : "");
     v = json_array_get(json_object_get(o, "warnings"), 0);
-    snprintf(ro->warning, sizeof(ro->warning), "%s",
-             json_is_string(v) ? json_string_value(v) : "");
+    snprintf(ro->warning, sizeof(ro->warning), "%s", json_is_string(v) ? json_string_value(v) : "");
     ref = json_object_get(o, "stable_reference");
     ro->ref.requests = jint(ref, "requests");
     ro->ref.errors = jint(ref, "errors");

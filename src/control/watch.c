@@ -52,14 +52,14 @@ static void audit(qv_control *c, const char *model, const char *what, const char
     ev.what = (char *)what;
     ev.new_value = (char *)value;
     if (qv_store_event_add(c->store, &ev, NULL, &d) != QV_OK)
-        qv_log(QV_LOG_WARN, "model=%s what=%s msg=\"audit event not stored\" reason=\"%s\"",
-               model, what, d.msg);
+        qv_log(QV_LOG_WARN, "model=%s what=%s msg=\"audit event not stored\" reason=\"%s\"", model,
+               what, d.msg);
 }
 
 /* The versions a canonical route document names, each with the first field that names it
  * ("labels.stable", "target", "weights.2", "shadow", "compare"). Returns how many. */
-#define NAMED_MAX (QV_ROUTE_MAX_LABELS + QV_ROUTE_MAX_TARGETS + QV_ROUTE_MAX_SHADOW + \
-                   QV_ROUTE_MAX_COMPARE + 1)
+#define NAMED_MAX                                                                                  \
+    (QV_ROUTE_MAX_LABELS + QV_ROUTE_MAX_TARGETS + QV_ROUTE_MAX_SHADOW + QV_ROUTE_MAX_COMPARE + 1)
 
 struct named {
     int64_t version;
@@ -110,12 +110,11 @@ static int named_versions(const char *doc, struct named *out)
         if (json_is_string(t))
             add(out, &n, resolve(labels, json_string_value(t)), "shadow", NULL);
     }
-    json_array_foreach(json_object_get(json_object_get(root, "compare"), "targets"), i, e)
-        if (json_is_string(e))
-            add(out, &n, resolve(labels, json_string_value(e)), "compare", NULL);
-    json_object_foreach(labels, key, v)
-        if (json_is_integer(v))
-            add(out, &n, json_integer_value(v), "labels", key);
+    json_array_foreach(json_object_get(json_object_get(root, "compare"), "targets"), i,
+                       e) if (json_is_string(e))
+        add(out, &n, resolve(labels, json_string_value(e)), "compare", NULL);
+    json_object_foreach(labels, key, v) if (json_is_integer(v))
+        add(out, &n, json_integer_value(v), "labels", key);
     json_decref(root);
     return n;
 }

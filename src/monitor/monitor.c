@@ -175,10 +175,10 @@ struct qv_pairstats {
 };
 
 struct qv_monitor {
-    atomic_bool off;      /* recording switched off for every version */
+    atomic_bool off;                          /* recording switched off for every version */
     counter refusals[QV__MONITOR_N_REFUSALS]; /* by qv__monitor_refusal_codes; rare */
-    qv_mutex mu;          /* guards the four fields below */
-    qv_vstats **versions; /* sorted by (model, version) */
+    qv_mutex mu;                              /* guards the four fields below */
+    qv_vstats **versions;                     /* sorted by (model, version) */
     size_t nversions, capversions;
     qv_pairstats **pairs; /* sorted by (model, primary, other) */
     size_t npairs, cappairs;

@@ -29,7 +29,7 @@
     X(COMPUTE_DURATION, "quiver_compute_duration_seconds", "histogram", VERSION,                   \
       "Time spent computing requests (their batch's inference time).")                             \
     X(BATCH_SIZE, "quiver_batch_size", "histogram", VERSION,                                       \
-      "Rows per inference batch (the rows of all requests merged into it).")                      \
+      "Rows per inference batch (the rows of all requests merged into it).")                       \
     X(CPU, "quiver_inference_cpu_seconds_total", "counter", VERSION,                               \
       "CPU time spent in inference.")                                                              \
     X(INFLIGHT, "quiver_inflight_requests", "gauge", VERSION,                                      \
@@ -63,12 +63,7 @@ enum qv__monitor_metric {
         QV__METRIC_COUNT
 };
 
-enum qv__monitor_labels {
-    QV__LABELS_VERSION,
-    QV__LABELS_REASON,
-    QV__LABELS_PAIR,
-    QV__LABELS_CODE
-};
+enum qv__monitor_labels { QV__LABELS_VERSION, QV__LABELS_REASON, QV__LABELS_PAIR, QV__LABELS_CODE };
 
 /* The refusal codes counted by qv_monitor_count_refusal, in exposition order. */
 #define QV__MONITOR_N_REFUSALS 3

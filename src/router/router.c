@@ -27,9 +27,9 @@
 #define N_BUCKETS 256
 #define FB_DEFAULT_CAP 65536
 #define FB_MAX_CAP (1u << 24)
-#define FB_SHARDS_MAX 16   /* locks of the feedback ring */
-#define FB_SHARD_MIN 4096  /* entries per shard at least: small rings keep one exact FIFO */
-#define FB_CHAIN_MAX 16    /* entries per hash chain; the oldest beyond is dropped */
+#define FB_SHARDS_MAX 16  /* locks of the feedback ring */
+#define FB_SHARD_MIN 4096 /* entries per shard at least: small rings keep one exact FIFO */
+#define FB_CHAIN_MAX 16   /* entries per hash chain; the oldest beyond is dropped */
 
 struct arm {
     int64_t version;
@@ -82,7 +82,7 @@ struct fb_entry {
     char id[QV_ROUTER_ID_MAX];
     char model[QV_ROUTER_MODEL_MAX];
     int64_t version;
-    int cls;      /* class of the answer, -1 until qv_router_set_outcome */
+    int cls; /* class of the answer, -1 until qv_router_set_outcome */
     uint64_t ts_ms;
     uint64_t hash;
     int32_t next; /* next entry in the same hash bucket, -1: end */
@@ -434,8 +434,8 @@ int qv_router_set_route(qv_router *r, const char *model, const char *json,
 }
 
 int qv_router_set_route_commit(qv_router *r, const char *model, const char *json,
-                               const struct qv_resolver *res,
-                               const struct qv_route_commit *commit, struct qv_diag *d)
+                               const struct qv_resolver *res, const struct qv_route_commit *commit,
+                               struct qv_diag *d)
 {
     qv_route *rt = NULL;
     int err;
@@ -500,9 +500,9 @@ int qv_router_set_label(qv_router *r, const char *model, const char *label, int6
     return qv_router_set_label_commit(r, model, label, version, res, NULL, d);
 }
 
-int qv_router_set_label_commit(qv_router *r, const char *model, const char *label,
-                               int64_t version, const struct qv_resolver *res,
-                               const struct qv_route_commit *commit, struct qv_diag *d)
+int qv_router_set_label_commit(qv_router *r, const char *model, const char *label, int64_t version,
+                               const struct qv_resolver *res, const struct qv_route_commit *commit,
+                               struct qv_diag *d)
 {
     struct model_entry *e;
     struct qv_route *rt = NULL;
@@ -1186,8 +1186,7 @@ static struct fb_shard *fb_find_lock(qv_router *r, const char *id, int32_t *out)
     h = fb_hash(r, id, len);
     sh = fb_shard_of(r, h);
     qv_mutex_lock(&sh->mu);
-    for (i = sh->heads[h & sh->mask]; i >= 0 && steps <= FB_CHAIN_MAX;
-         i = sh->e[i].next, steps++)
+    for (i = sh->heads[h & sh->mask]; i >= 0 && steps <= FB_CHAIN_MAX; i = sh->e[i].next, steps++)
         if (sh->e[i].hash == h && strcmp(sh->e[i].id, id) == 0)
             break;
     *out = steps <= FB_CHAIN_MAX ? i : -1;

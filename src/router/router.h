@@ -126,13 +126,13 @@ struct qv_route_commit {
  * qv_router_delete_label, with a commit hook (NULL: none), so that a change the
  * store could not save is never applied. HTTP or control thread. */
 int qv_router_set_route_commit(qv_router *r, const char *model, const char *json,
-                               const struct qv_resolver *res,
-                               const struct qv_route_commit *commit, struct qv_diag *d);
+                               const struct qv_resolver *res, const struct qv_route_commit *commit,
+                               struct qv_diag *d);
 int qv_router_clear_commit(qv_router *r, const char *model, const struct qv_route_commit *commit,
                            struct qv_diag *d);
-int qv_router_set_label_commit(qv_router *r, const char *model, const char *label,
-                               int64_t version, const struct qv_resolver *res,
-                               const struct qv_route_commit *commit, struct qv_diag *d);
+int qv_router_set_label_commit(qv_router *r, const char *model, const char *label, int64_t version,
+                               const struct qv_resolver *res, const struct qv_route_commit *commit,
+                               struct qv_diag *d);
 int qv_router_delete_label_commit(qv_router *r, const char *model, const char *label,
                                   const struct qv_route_commit *commit, struct qv_diag *d);
 

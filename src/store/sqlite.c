@@ -30,9 +30,9 @@ struct sq_store {
     struct qv_store base; /* first: a qv_store * is a struct sq_store * */
     qv_mutex mu;          /* serializes every use of db */
     sqlite3 *db;
-    int fd;            /* the database file opened once more, to notice it being deleted; -1 */
-    bool gone_logged;  /* the deletion was logged (once) */
-    char path[]; /* for messages */
+    int fd;           /* the database file opened once more, to notice it being deleted; -1 */
+    bool gone_logged; /* the deletion was logged (once) */
+    char path[];      /* for messages */
 };
 
 static struct sq_store *sq(qv_store *s)

@@ -49,8 +49,7 @@ static inline uint64_t load_le64(const unsigned char *p)
     return x;
 }
 
-static uint64_t siphash_cd(int c, int d, const struct qv_sipkey *key, const void *data,
-                           size_t len)
+static uint64_t siphash_cd(int c, int d, const struct qv_sipkey *key, const void *data, size_t len)
 {
     const unsigned char *p = data;
     uint64_t v0 = key->k0 ^ UINT64_C(0x736f6d6570736575);

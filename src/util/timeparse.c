@@ -104,4 +104,3 @@ int qv_time_parse(const char *s, uint64_t *ms)
     *ms = (uint64_t)((int64_t)t - off) * 1000u + (uint64_t)frac;
     return 0;
 }
-

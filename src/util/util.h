@@ -97,7 +97,7 @@ struct qv_sipkey {
 };
 uint64_t qv_siphash13(const struct qv_sipkey *key, const void *data, size_t len);
 uint64_t qv_siphash24(const struct qv_sipkey *key, const void *data, size_t len);
-int qv_sipkey_random(struct qv_sipkey *key); /* getrandom(); QV_EIO if it fails. */
+int qv_sipkey_random(struct qv_sipkey *key);          /* getrandom(); QV_EIO if it fails. */
 uint64_t qv_hash_keyed(const void *data, size_t len); /* Any thread. */
 
 /* ---- Memory ----

@@ -19,9 +19,9 @@
 struct writer {
     struct h_srv *s;
     atomic_bool stop;
-    long acked;   /* route: last acknowledged counter; feedback: acknowledged count */
-    long sent;    /* route: last counter sent; feedback: count sent */
-    long base;    /* first counter (route) of this round */
+    long acked; /* route: last acknowledged counter; feedback: acknowledged count */
+    long sent;  /* route: last counter sent; feedback: count sent */
+    long base;  /* first counter (route) of this round */
     int round;
 };
 

@@ -320,9 +320,8 @@ static void test_malformed_traffic_is_not_evidence(void **state)
     st = rollout_status(s);
     assert_string_equal(h_jstr(st, "state"), "running");
     assert_int_equal(json_integer_value(json_object_get(st, "step")), 0);
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(st, "last"),
-                                                        "canary_answered")),
-                     0);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(st, "last"), "canary_answered")), 0);
     assert_string_equal(h_jstr(json_object_get(st, "last"), "decision"), "wait");
     json_decref(st);
     h_loop_stop(s->loop);

@@ -776,8 +776,8 @@ static void test_feedback_long_request_id(void **state)
         json_t *ver;
         size_t i;
         long total = 0;
-        json_array_foreach(json_object_get(r.json, "versions"), i, ver)
-            total += (long)json_integer_value(
+        json_array_foreach(json_object_get(r.json, "versions"), i, ver) total +=
+            (long)json_integer_value(
                 json_object_get(json_object_get(ver, "online_accuracy"), "feedback"));
         assert_int_equal(total, 1);
     }

@@ -27,8 +27,8 @@ static void start_two(struct h_srv *s)
     h_wait_state(s, "m", 2, "READY");
 }
 
-static void expect_status(struct h_srv *s, const char *method, const char *path,
-                          const char *body, long status)
+static void expect_status(struct h_srv *s, const char *method, const char *path, const char *body,
+                          long status)
 {
     struct h_resp r = h_req(s, method, path, body);
 
@@ -105,9 +105,9 @@ static void test_store_failure_refuses_change(void **state)
     json_decref(rt);
 
     /* The database file deleted under the running server: noticed, changes refused. */
-    assert_int_equal(h_run("rm -f '%s/state.db' '%s/state.db-wal' '%s/state.db-shm'", s->data,
-                           s->data, s->data),
-                     0);
+    assert_int_equal(
+        h_run("rm -f '%s/state.db' '%s/state.db-wal' '%s/state.db-shm'", s->data, s->data, s->data),
+        0);
     r = h_req(s, "PUT", "/v2/models/m/route", "{\"policy\": \"pinned\", \"target\": 2}");
     if (r.status < 500)
         fail_msg("PUT with the database deleted: %ld %s (expected 5xx)", r.status, r.body);
@@ -131,8 +131,7 @@ static void test_route_put_keeps_labels(void **state)
     expect_status(s, "PUT", "/v2/models/m/labels/canary", "{\"version\": 2}", 200);
     /* A document without "labels" keeps them, and may use them. */
     expect_status(s, "PUT", "/v2/models/m/route",
-                  "{\"policy\": \"weighted\", \"weights\": {\"stable\": 90, \"canary\": 10}}",
-                  200);
+                  "{\"policy\": \"weighted\", \"weights\": {\"stable\": 90, \"canary\": 10}}", 200);
     expect_status(s, "PUT", "/v2/models/m/route", "{\"policy\": \"pinned\", \"target\": 1}", 200);
     rt = route_of(s);
     assert_int_equal(label_of(rt, "stable"), 1);

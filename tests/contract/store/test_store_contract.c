@@ -360,7 +360,6 @@ static void test_routes(void **state)
 
 /* ---- Labels ---- */
 
-
 /* The history keeps at most QV_STORE_ROUTE_HISTORY_MAX documents per model. */
 static void test_route_history_bounded(void **state)
 {

@@ -340,7 +340,6 @@ static void test_rollback(void **state)
     }
 }
 
-
 /* n requests to version v refused as bad input. */
 static void refused(struct fx *f, int64_t v, int n)
 {
@@ -365,11 +364,10 @@ static void test_bad_input_only_canary(void **state)
     }
     expect_state(f, "running", 0);
     j = status(f);
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "last"),
-                                                        "canary_answered")),
-                     0);
-    assert_true(json_integer_value(json_object_get(json_object_get(j, "last"),
-                                                   "canary_bad_input")) >= 1000);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(j, "last"), "canary_answered")), 0);
+    assert_true(json_integer_value(
+                    json_object_get(json_object_get(j, "last"), "canary_bad_input")) >= 1000);
     json_decref(j);
     traffic(f, 1, 500, 0, 1);
     refused(f, 2, 20);
@@ -426,7 +424,6 @@ static void test_guard_that_cannot_act_warns(void **state)
     json_decref(j);
 }
 
-
 /* Series of removed models and of versions the engine does not serve disappear from
  * /metrics at the next tick, instead of exporting their last route weight forever. */
 static void test_metrics_of_removed_versions_disappear(void **state)
@@ -453,7 +450,6 @@ static void test_metrics_of_removed_versions_disappear(void **state)
     assert_non_null(strstr(text, "model=\"m\",version=\"2\""));
     free(text);
 }
-
 
 static int count_events(struct fx *f, const char *what)
 {

@@ -341,7 +341,6 @@ static void test_decide_reference(void **state)
     assert_int_equal(v.action, QV_ROLLOUT_ROLLBACK);
 }
 
-
 /* Bad-input refusals are reported but never count as evidence: a canary that
  * only refused malformed requests (0 answers) waits forever, however long the
  * step has run. */

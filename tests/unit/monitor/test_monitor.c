@@ -699,12 +699,17 @@ static void test_recording_switch(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lat_buckets),       cmocka_unit_test(test_batch_buckets),
+        cmocka_unit_test(test_lat_buckets),
+        cmocka_unit_test(test_batch_buckets),
         cmocka_unit_test(test_recording_switch),
-        cmocka_unit_test(test_quantiles_known),   cmocka_unit_test(test_quantiles_recorded),
-        cmocka_unit_test(test_window_diff),       cmocka_unit_test(test_tick_windows),
-        cmocka_unit_test(test_concurrent_totals), cmocka_unit_test(test_extras),
-        cmocka_unit_test(test_prometheus),        cmocka_unit_test(test_label_escaping),
+        cmocka_unit_test(test_quantiles_known),
+        cmocka_unit_test(test_quantiles_recorded),
+        cmocka_unit_test(test_window_diff),
+        cmocka_unit_test(test_tick_windows),
+        cmocka_unit_test(test_concurrent_totals),
+        cmocka_unit_test(test_extras),
+        cmocka_unit_test(test_prometheus),
+        cmocka_unit_test(test_label_escaping),
         cmocka_unit_test(test_docs_cover_table),
         cmocka_unit_test(test_refusals_and_forget),
     };

@@ -138,7 +138,6 @@ static void test_concurrent(void **state)
     qv_router_destroy(r);
 }
 
-
 /* Ids chosen to share a bucket under the old unkeyed hash (FNV-1a, what an attacker
  * can compute) spread out under the ring's random key. */
 static void test_unkeyed_collisions_spread(void **state)
@@ -210,7 +209,6 @@ static void test_feedback_claim_once(void **state)
     assert_int_equal(qv_router_feedback_claim(r, "req-1", "m"), 0);
     qv_router_destroy(r);
 }
-
 
 struct claimer {
     qv_router *r;
