@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT
  *
  * util/timeparse.c -- points in time as clients write them in query parameters
- * ("since"): milliseconds since the epoch, or ISO 8601.
+ * ("since"): milliseconds since the epoch, ISO 8601, or a duration back from now.
  */
 #include "util.h"
 
@@ -53,6 +53,39 @@ int qv_time_parse(const char *s, uint64_t *ms)
         return QV_EINVAL;
     if (all_digits(s, ms))
         return 0;
+    /* A duration back from now: 90s, 10m, 2h, 7d. */
+    {
+        size_t len = strlen(s);
+        uint64_t n, unit = 0;
+        char num[24];
+        if (len >= 2 && len - 1 < sizeof(num)) {
+            switch (s[len - 1]) {
+            case 's':
+                unit = 1000;
+                break;
+            case 'm':
+                unit = 60 * 1000;
+                break;
+            case 'h':
+                unit = 3600 * 1000;
+                break;
+            case 'd':
+                unit = 86400 * 1000;
+                break;
+            default:
+                break;
+            }
+            memcpy(num, s, len - 1);
+            num[len - 1] = '\0';
+            if (unit != 0 && all_digits(num, &n)) {
+                uint64_t now = qv_wall_ms();
+                if (n > now / unit)
+                    return QV_EINVAL;
+                *ms = now - n * unit;
+                return 0;
+            }
+        }
+    }
     memset(&tm, 0, sizeof(tm));
     if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' ||
         !digits(&p, 2, &d))

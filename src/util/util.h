@@ -76,8 +76,9 @@ uint64_t qv_wall_ms(void);     /* CLOCK_REALTIME, ms since the epoch. */
 uint64_t qv_thread_cpu_ns(void);
 void qv_iso8601(uint64_t wall_ms, char buf[32]);
 /* A point in time as a client writes it (util/timeparse.c): milliseconds since the epoch
- * (digits only), or ISO 8601: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS[.fff]] followed by Z,
- * +HH:MM, -HH:MM or nothing (UTC); ' ' may stand for 'T'. *ms gets ms since the epoch.
+ * (digits only); ISO 8601: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS[.fff]] followed by Z,
+ * +HH:MM, -HH:MM or nothing (UTC), ' ' may stand for 'T'; or a duration back from now,
+ * digits and one of s, m, h, d ("10m": ten minutes ago). *ms gets ms since the epoch.
  * QV_EINVAL for anything else (out-of-range fields, before 1970, overflow). Any thread. */
 int qv_time_parse(const char *s, uint64_t *ms);
 

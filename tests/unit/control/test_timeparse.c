@@ -48,6 +48,26 @@ static void test_accepted(void **state)
     ok("2025-12-01", 1764547200000ull);
 }
 
+/* A duration back from now. */
+static void test_relative(void **state)
+{
+    uint64_t ms = 0, before, after;
+
+    (void)state;
+    before = qv_wall_ms();
+    assert_int_equal(qv_time_parse("10m", &ms), 0);
+    after = qv_wall_ms();
+    assert_true(ms >= before - 600000 && ms <= after - 600000);
+    assert_int_equal(qv_time_parse("2h", &ms), 0);
+    assert_true(ms <= qv_wall_ms() - 7200000);
+    assert_int_equal(qv_time_parse("90s", &ms), 0);
+    assert_int_equal(qv_time_parse("7d", &ms), 0);
+    assert_int_equal(qv_time_parse("m", &ms), QV_EINVAL);
+    assert_int_equal(qv_time_parse("10w", &ms), QV_EINVAL);
+    assert_int_equal(qv_time_parse("-10m", &ms), QV_EINVAL);
+    assert_int_equal(qv_time_parse("99999999999999d", &ms), QV_EINVAL);
+}
+
 static void test_refused(void **state)
 {
     (void)state;
@@ -80,6 +100,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accepted),
+        cmocka_unit_test(test_relative),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_null),
     };
