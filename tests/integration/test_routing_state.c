@@ -258,6 +258,20 @@ static void test_events_limit_and_since(void **state)
     assert_int_equal(json_array_size(r.json), 1);
     h_resp_free(&r);
 
+    /* A duration back from now: the last hour holds every event of the test, the last
+     */
+    {
+        size_t all;
+        r = h_get(s, "/v2/models/m/events");
+        all = json_array_size(r.json);
+        h_resp_free(&r);
+        r = h_get(s, "/v2/models/m/events?since=1h");
+        assert_int_equal(r.status, 200);
+        assert_int_equal(json_array_size(r.json), all);
+        assert_true(all >= 3);
+        h_resp_free(&r);
+    }
+
     /* Bad values: 400 naming the parameter (before, 0 or garbage meant "no limit"). */
     r = h_get(s, "/v2/events?limit=0");
     h_expect_error(&r, 400, "limit");
