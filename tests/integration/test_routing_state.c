@@ -258,8 +258,7 @@ static void test_events_limit_and_since(void **state)
     assert_int_equal(json_array_size(r.json), 1);
     h_resp_free(&r);
 
-    /* A duration back from now: the last hour holds every event of the test, the last
-     */
+    /* A duration back from now: the last hour holds every event of the test. */
     {
         size_t all;
         r = h_get(s, "/v2/models/m/events");
