@@ -200,59 +200,6 @@ int qv__on_model_stats(struct qv_http_req *r)
 
 /* ---- History ---- */
 
-/* Milliseconds since the epoch from "1764250000000" or an ISO 8601 UTC time
- * ("2026-11-27T13:00:00Z", fraction and a +hh:mm offset allowed). */
-static bool parse_since(const char *s, uint64_t *out)
-{
-    int y, mo, d, h = 0, mi = 0, sec = 0, used = 0;
-    const char *p = s;
-    struct tm tm;
-    double frac = 0;
-    long long offset_s = 0;
-    time_t t;
-
-    if (*s >= '0' && *s <= '9' && strspn(s, "0123456789") == strlen(s)) {
-        *out = strtoull(s, NULL, 10);
-        return true;
-    }
-    if (sscanf(p, "%4d-%2d-%2d%n", &y, &mo, &d, &used) != 3)
-        return false;
-    p += used;
-    if (*p == 'T' || *p == ' ') {
-        if (sscanf(p + 1, "%2d:%2d:%2d%n", &h, &mi, &sec, &used) != 3)
-            return false;
-        p += 1 + used;
-        if (*p == '.') {
-            char *end;
-            frac = strtod(p, &end);
-            p = end;
-        }
-    }
-    if (*p == 'Z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int oh, om;
-        if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &used) != 2)
-            return false;
-        offset_s = (oh * 3600LL + om * 60LL) * (*p == '+' ? 1 : -1);
-        p += 1 + used;
-    }
-    if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
-        return false;
-    memset(&tm, 0, sizeof(tm));
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = sec;
-    t = timegm(&tm);
-    if (t == (time_t)-1 || (long long)t - offset_s < 0)
-        return false;
-    *out = (uint64_t)((long long)t - offset_s) * 1000u + (uint64_t)(frac * 1000.0);
-    return true;
-}
-
 /* GET /v2/models/{m}/history?since=<ms|ISO 8601>&version=N&limit=N */
 int qv__on_model_history(struct qv_http_req *r)
 {
@@ -275,7 +222,7 @@ int qv__on_model_history(struct qv_http_req *r)
     q.model = r->params[0];
     q.version = QV_STORE_ANY_VERSION;
     q.limit = 10000;
-    if (since != NULL && !parse_since(since, &q.since_ms))
+    if (since != NULL && qv_time_parse(since, &q.since_ms) != 0)
         return qv_fail(&r->diag, QV_EINVAL,
                        "since: expected milliseconds since the epoch or an "
                        "ISO 8601 time such as 2026-11-27T13:00:00Z, got \"%.64s\"",

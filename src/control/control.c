@@ -60,8 +60,7 @@ static void restore_feedback(qv_control *c)
         if (version > 0 && json_is_integer(count) && json_is_number(sum)) {
             *slash = '\0';
             qv_vstats_feedback_restore(qv_monitor_version(c->monitor, kv[i].key, version),
-                                       (uint64_t)json_integer_value(count),
-                                       json_number_value(sum));
+                                       (uint64_t)json_integer_value(count), json_number_value(sum));
         }
         json_decref(j);
     }
@@ -135,8 +134,54 @@ void qv_control_destroy(qv_control *c)
     qv__rollout_free(c);
     qv__alerts_free(c);
     qv__history_free(c);
+    qv__watch_free(c);
     pthread_mutex_destroy(&c->mu);
     free(c);
+}
+
+/* Which monitored versions the engine still has: each is exported until the
+ * model or the version is removed (or unloaded), then forgotten, so /metrics
+ * tells what serves; a version that is known but not READY gets no traffic,
+ * so its route weight is 0. */
+struct reconcile {
+    qv_control *c;
+    char model[QV_MODEL_NAME_MAX]; /* the model info below is of this model */
+    bool known;
+    struct qv_model_info mi;
+};
+
+static void reconcile_one(void *ud, const char *model, int64_t version)
+{
+    struct reconcile *rc = ud;
+    const struct qv_version_info *vi = NULL;
+
+    if (strcmp(rc->model, model) != 0) {
+        if (rc->known)
+            qv_model_info_free(&rc->mi);
+        snprintf(rc->model, sizeof(rc->model), "%s", model);
+        rc->known = qv_engine_model_info(rc->c->engine, model, &rc->mi) == QV_OK;
+    }
+    for (int i = 0; rc->known && i < rc->mi.n_versions; i++)
+        if (rc->mi.versions[i].version == version)
+            vi = &rc->mi.versions[i];
+    if (vi == NULL || vi->state == QV_STATE_UNLOADED) {
+        qv_log(QV_LOG_DEBUG, "model=%s version=%lld msg=\"series no longer exported\"", model,
+               (long long)version);
+        qv_monitor_forget(rc->c->monitor, model, version);
+    } else if (vi->state != QV_STATE_READY) {
+        qv_monitor_route_weight(rc->c->monitor, model, version, 0.0);
+    }
+}
+
+static void reconcile_metrics(qv_control *c)
+{
+    struct reconcile rc;
+
+    memset(&rc, 0, sizeof(rc));
+    rc.c = c;
+    qv_monitor_each(c->monitor, reconcile_one, &rc);
+    if (rc.known)
+        qv_model_info_free(&rc.mi);
 }
 
 /* Feeds each model's windows to the router's score policy and exports the
@@ -167,8 +212,10 @@ void qv_control_tick(qv_control *c)
 {
     pthread_mutex_lock(&c->mu);
     update_scores(c);
+    reconcile_metrics(c);
     qv__history_tick(c);
     qv__alerts_tick(c);
     qv__rollout_tick(c);
+    qv__watch_tick(c);
     pthread_mutex_unlock(&c->mu);
 }

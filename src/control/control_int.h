@@ -51,9 +51,10 @@ char *qv_rollout_plan_json(const struct qv_rollout_plan *p);
 /* What the stable version is compared with when it has too few requests of
  * its own in the step (e.g. at 100% canary): figures kept from earlier. */
 struct qv_rollout_ref {
-    uint64_t requests, errors;
+    uint64_t requests, errors; /* requests: not refused as bad input */
     uint64_t latency_count;
     double p99_ms;
+    uint64_t bad_input; /* refused as bad input */
 };
 
 /* What a tick observes for the current step. */
@@ -76,8 +77,13 @@ const char *qv_rollout_action_name(enum qv_rollout_action a);
 
 /* The figures behind a verdict (kept as the rollout's "last" comparison). */
 struct qv_rollout_figures {
-    bool enough; /* canary has min_requests in the step */
-    uint64_t canary_requests, canary_errors;
+    bool enough;                             /* canary has min_requests answered in the step */
+    uint64_t canary_requests, canary_errors; /* requests: all but bad-input refusals */
+    uint64_t canary_answered;                /* reached the backend: ok, backend errors, timeouts */
+    uint64_t canary_bad_input,
+        stable_bad_input; /* refused as bad input (stable: the source used) */
+    double canary_bad_input_rate, stable_bad_input_rate; /* of all requests, bad input included */
+    bool bad_input_evaluated, bad_input_breach;
     double canary_error_rate;
     uint64_t stable_requests, stable_errors; /* of the reference used */
     double stable_error_rate;
@@ -98,7 +104,16 @@ struct qv_rollout_verdict {
 };
 
 /* Decides one tick of step 'step' (0-based) of plan p from what was observed.
- *  - Too few canary requests (< min_requests): WAIT; noise never decides.
+ *  - Evidence is what reached the canary's backend: answered requests (ok,
+ *    backend errors, timeouts). Bad-input refusals (400) and overload
+ *    refusals never count toward min_requests.
+ *  - Too few answered canary requests (< min_requests): WAIT; noise never
+ *    decides -- except for the bad-input guard below.
+ *  - Bad-input guard: the canary refuses as bad input significantly more of
+ *    its requests than stable (same test as the error guard, on the share of
+ *    bad-input refusals among all requests, with max_error_rate_delta): a
+ *    canary that rejects what stable accepts is broken. Evaluated when the
+ *    canary has min_requests requests of any kind and stable has figures.
  *  - Error guard: breached when the canary's error rate is significantly
  *    higher than stable's (one-sided two-proportion z-test, p < alpha) AND
  *    the difference exceeds max_error_rate_delta. Stable's figures are its
@@ -165,6 +180,7 @@ struct qv__alert_state; /* alerts.c */
 struct qv__rollout;     /* rollout.c */
 struct qv__hist_prev;   /* history.c */
 struct qv__webhook;     /* webhook.c */
+struct qv__missing;     /* watch.c */
 
 struct qv_control {
     qv_engine *engine;
@@ -181,6 +197,8 @@ struct qv_control {
     struct qv__rollout *rollouts; /* per model */
     int n_rollouts;
     struct qv__webhook *webhook; /* NULL when disabled */
+    struct qv__missing *missing; /* named versions not served, reported once */
+    int n_missing;
 };
 
 uint64_t qv__control_now_ms(const qv_control *c);
@@ -195,6 +213,9 @@ void qv__alerts_free(qv_control *c);
 /* history.c */
 void qv__history_tick(qv_control *c);
 void qv__history_free(qv_control *c);
+/* watch.c */
+void qv__watch_tick(qv_control *c);
+void qv__watch_free(qv_control *c);
 /* webhook.c */
 struct qv__webhook *qv__webhook_start(void);
 /* Queues one POST of body (JSON) to url; never blocks on the network. */

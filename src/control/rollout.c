@@ -39,6 +39,7 @@ struct qv__rollout {
     bool has_last;
     struct qv_rollout_verdict last;
     char reason[256];
+    char warning[256]; /* a guard of the plan that can never act; "" when none */
     /* In memory only: counters at the start of the step (zero after a restart:
      * the monitor starts from zero too). */
     struct qv_vstats_snap base_canary, base_stable;
@@ -111,6 +112,12 @@ static json_t *figures_json(const struct qv_rollout_figures *f)
     json_object_set_new(o, "enough_requests", json_boolean(f->enough));
     json_object_set_new(o, "canary_requests", json_integer((json_int_t)f->canary_requests));
     json_object_set_new(o, "canary_errors", json_integer((json_int_t)f->canary_errors));
+    json_object_set_new(o, "canary_answered", json_integer((json_int_t)f->canary_answered));
+    json_object_set_new(o, "canary_bad_input", json_integer((json_int_t)f->canary_bad_input));
+    json_object_set_new(o, "canary_bad_input_rate", json_real(f->canary_bad_input_rate));
+    json_object_set_new(o, "stable_bad_input", json_integer((json_int_t)f->stable_bad_input));
+    json_object_set_new(o, "stable_bad_input_rate",
+                        f->bad_input_evaluated ? json_real(f->stable_bad_input_rate) : json_null());
     json_object_set_new(o, "canary_error_rate", json_real(f->canary_error_rate));
     json_object_set_new(o, "stable_source",
                         json_string(f->stable_source ? f->stable_source : "none"));
@@ -129,6 +136,7 @@ static json_t *figures_json(const struct qv_rollout_figures *f)
     json_object_set_new(o, "error_breach", json_boolean(f->error_breach));
     json_object_set_new(o, "p99_breach", json_boolean(f->p99_breach));
     json_object_set_new(o, "agreement_breach", json_boolean(f->agreement_breach));
+    json_object_set_new(o, "bad_input_breach", json_boolean(f->bad_input_breach));
     return o;
 }
 
@@ -169,11 +177,18 @@ static json_t *ro_json(const struct qv__rollout *ro)
     json_object_set_new(o, "plan", plan ? plan : json_null());
     json_object_set_new(ref, "requests", json_integer((json_int_t)ro->ref.requests));
     json_object_set_new(ref, "errors", json_integer((json_int_t)ro->ref.errors));
+    json_object_set_new(ref, "bad_input", json_integer((json_int_t)ro->ref.bad_input));
     json_object_set_new(ref, "latency_count", json_integer((json_int_t)ro->ref.latency_count));
     json_object_set_new(ref, "p99_ms", json_real(ro->ref.p99_ms));
     json_object_set_new(o, "stable_reference", ref);
     json_object_set_new(o, "route", ro->route ? json_string(ro->route) : json_null());
     json_object_set_new(o, "reason", json_string(ro->reason));
+    {
+        json_t *warnings = json_array();
+        if (ro->warning[0] != '\0')
+            json_array_append_new(warnings, json_string(ro->warning));
+        json_object_set_new(o, "warnings", warnings);
+    }
     if (ro->has_last) {
         json_t *last = figures_json(&ro->last.f);
         json_object_set_new(last, "decision", json_string(qv_rollout_action_name(ro->last.action)));
@@ -235,9 +250,12 @@ static int ro_from_json(const char *model, const char *text, struct qv__rollout 
     ro->route = json_is_string(v) ? qv_xstrdup(json_string_value(v)) : NULL;
     v = json_object_get(o, "reason");
     snprintf(ro->reason, sizeof(ro->reason), "%s", json_is_string(v) ? json_string_value(v) : "");
+    v = json_array_get(json_object_get(o, "warnings"), 0);
+    snprintf(ro->warning, sizeof(ro->warning), "%s", json_is_string(v) ? json_string_value(v) : "");
     ref = json_object_get(o, "stable_reference");
     ro->ref.requests = jint(ref, "requests");
     ro->ref.errors = jint(ref, "errors");
+    ro->ref.bad_input = jint(ref, "bad_input");
     ro->ref.latency_count = jint(ref, "latency_count");
     ro->ref.p99_ms = json_number_value(json_object_get(ref, "p99_ms"));
     err = QV_OK;
@@ -390,6 +408,28 @@ static void build_doc(qv_control *c, const struct qv__rollout *ro, enum doc_kind
     json_decref(root);
 }
 
+/* True when the route document 'doc' copies traffic to the canary as a shadow
+ * (a "shadow" entry whose target is the "canary" label or the canary's number):
+ * only then are stable and canary compared, so that min_shadow_agreement can act. */
+static bool doc_shadows_canary(const char *doc, int64_t canary)
+{
+    json_t *root = json_loads(doc, 0, NULL), *e;
+    size_t i;
+    bool found = false;
+
+    json_array_foreach(json_object_get(root, "shadow"), i, e)
+    {
+        json_t *t = json_object_get(e, "target");
+        if (json_is_string(t) && (strcmp(json_string_value(t), "canary") == 0 ||
+                                  strtoll(json_string_value(t), NULL, 10) == canary))
+            found = true;
+        if (json_is_integer(t) && json_integer_value(t) == canary)
+            found = true;
+    }
+    json_decref(root);
+    return found;
+}
+
 /* ---- Applying a change ---- */
 
 static void audit(qv_control *c, const char *who, const char *model, const char *what,
@@ -458,9 +498,11 @@ static int apply(qv_control *c, struct qv__rollout *ro, struct qv__rollout *next
     }
     err = qv_router_set_route(c->router, ro->model, canon, check_ready ? res : NULL, d);
     if (err) {
-        if (c->store != NULL) {
+        /* Undo the put: pop the document it pushed on the history (a put of the document
+         * already in force pushed nothing, and there is nothing to undo). */
+        if (c->store != NULL && had_stored && strcmp(old_stored, canon) != 0) {
             struct qv_diag ignore = {{0}};
-            qv_store_route_put(c->store, ro->model, had_stored ? old_stored : "", &ignore);
+            qv_store_route_rollback(c->store, ro->model, NULL, &ignore);
         }
         goto undo_state;
     }
@@ -495,6 +537,11 @@ static char *event_value(const struct qv__rollout *ro, const char *reason)
     json_object_set_new(o, "canary_weight", json_real(canary_weight(ro)));
     json_object_set_new(o, "state", json_string(state_names[ro->state]));
     json_object_set_new(o, "reason", json_string(reason ? reason : ""));
+    if (ro->warning[0] != '\0') {
+        json_t *warnings = json_array();
+        json_array_append_new(warnings, json_string(ro->warning));
+        json_object_set_new(o, "warnings", warnings);
+    }
     if (ro->has_last)
         json_object_set_new(o, "figures", figures_json(&ro->last.f));
     json_object_set_new(o, "route", ro->route ? json_string(ro->route) : json_null());
@@ -643,9 +690,10 @@ static void tick_one(qv_control *c, struct qv__rollout *ro)
         next.route = NULL;
         next.step = ro->step + 1;
         next.step_started_ms = now;
-        if (obs.stable.requests >= ro->plan.min_requests) {
-            next.ref.requests = obs.stable.requests;
+        if (obs.stable.requests - obs.stable.bad_input >= ro->plan.min_requests) {
+            next.ref.requests = obs.stable.requests - obs.stable.bad_input;
             next.ref.errors = obs.stable.errors;
+            next.ref.bad_input = obs.stable.bad_input;
         }
         if (obs.stable.latency_count >= ro->plan.min_requests) {
             next.ref.latency_count = obs.stable.latency_count;
@@ -770,12 +818,21 @@ int qv_control_rollout_start(qv_control *c, const char *model, const char *body,
         struct qv_vstats_snap zero;
         memset(&zero, 0, sizeof(zero));
         window_since(c, model, stable, &zero, &w);
-        next.ref.requests = w.requests;
+        next.ref.requests = w.requests - w.bad_input;
         next.ref.errors = w.errors;
+        next.ref.bad_input = w.bad_input;
         next.ref.latency_count = w.latency_count;
         next.ref.p99_ms = w.p99_ms;
     }
     build_doc(c, &next, DOC_STEP, plan.steps[0], &doc);
+    if (plan.has_min_shadow_agreement && !doc_shadows_canary(doc, plan.canary)) {
+        snprintf(next.warning, sizeof(next.warning),
+                 "guards.min_shadow_agreement: the route of %s has no shadow of the canary, so "
+                 "no comparison is made and this guard can never act",
+                 model);
+        qv_log(QV_LOG_WARN, "model=%s canary=%" PRId64 " msg=\"%s\"", model, plan.canary,
+               next.warning);
+    }
     qv_router_get_route(c->router, model, &old);
     if (ro == NULL) {
         memset(&blank, 0, sizeof(blank));

@@ -234,6 +234,11 @@ const char *qv_rollout_action_name(enum qv_rollout_action a)
     return "unknown";
 }
 
+static uint64_t sub0(uint64_t a, uint64_t b)
+{
+    return a > b ? a - b : 0;
+}
+
 static void append(char *buf, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void append(char *buf, size_t cap, const char *fmt, ...)
@@ -257,26 +262,34 @@ void qv_rollout_decide(const struct qv_rollout_plan *p, int step, const struct q
                        struct qv_rollout_verdict *v)
 {
     struct qv_rollout_figures *f = &v->f;
-    uint64_t min = p->min_requests;
+    uint64_t min = p->min_requests, c_total, c_nonbad, s_nonbad;
     bool have_stable;
 
     memset(v, 0, sizeof(*v));
     f->agreement = -1;
-    f->canary_requests = o->canary.requests;
+    c_total = o->canary.requests;
+    c_nonbad = sub0(c_total, o->canary.bad_input);
+    f->canary_requests = c_nonbad;
     f->canary_errors = o->canary.errors;
-    f->canary_error_rate = o->canary.requests ? (double)o->canary.errors / o->canary.requests : 0;
+    f->canary_answered = sub0(c_nonbad, o->canary.overload);
+    f->canary_bad_input = o->canary.bad_input;
+    f->canary_error_rate = c_nonbad ? (double)o->canary.errors / (double)c_nonbad : 0;
+    f->canary_bad_input_rate = c_total ? (double)o->canary.bad_input / (double)c_total : 0;
     f->canary_p99_ms = o->canary.p99_ms;
-    f->enough = o->canary.requests >= min;
+    f->enough = f->canary_answered >= min;
 
     /* The stable side: its own step figures, else the reference kept from earlier. */
-    if (o->stable.requests >= min) {
+    s_nonbad = sub0(o->stable.requests, o->stable.bad_input);
+    if (s_nonbad >= min) {
         f->stable_source = "step";
-        f->stable_requests = o->stable.requests;
+        f->stable_requests = s_nonbad;
         f->stable_errors = o->stable.errors;
+        f->stable_bad_input = o->stable.bad_input;
     } else if (o->ref.requests >= min) {
         f->stable_source = "reference";
         f->stable_requests = o->ref.requests;
         f->stable_errors = o->ref.errors;
+        f->stable_bad_input = o->ref.bad_input;
     } else {
         f->stable_source = "none";
     }
@@ -306,6 +319,24 @@ void qv_rollout_decide(const struct qv_rollout_plan *p, int step, const struct q
         append(v->reason, sizeof(v->reason), "z %.2f, p %.2g < alpha %.2g", f->z, f->p_value,
                p->alpha);
 
+    /* Bad input: a canary that refuses what stable accepts. */
+    if (have_stable && c_total >= min) {
+        uint64_t s_total = f->stable_requests + f->stable_bad_input;
+        double z, pv, delta;
+        f->bad_input_evaluated = true;
+        f->stable_bad_input_rate = s_total ? (double)f->stable_bad_input / (double)s_total : 0;
+        delta = f->canary_bad_input_rate - f->stable_bad_input_rate;
+        z = qv_two_prop_z(f->canary_bad_input, c_total, f->stable_bad_input, s_total);
+        pv = qv_normal_sf(z);
+        f->bad_input_breach = pv < p->alpha && delta > p->max_error_rate_delta;
+        if (f->bad_input_breach)
+            append(v->reason, sizeof(v->reason),
+                   "bad_input_rate: canary %.4f vs stable %.4f, delta %.4f > %.4f (z %.2f, "
+                   "p %.2g < alpha %.2g)",
+                   f->canary_bad_input_rate, f->stable_bad_input_rate, delta,
+                   p->max_error_rate_delta, z, pv, p->alpha);
+    }
+
     /* p99 ratio. */
     if (o->canary.latency_count >= min && f->stable_p99_ms > 0) {
         f->p99_evaluated = true;
@@ -329,15 +360,24 @@ void qv_rollout_decide(const struct qv_rollout_plan *p, int step, const struct q
                    p->min_shadow_agreement, (unsigned long long)o->agree_n);
     }
 
-    /* The figures are shown either way; only min_requests lets them decide. */
+    /* The figures are shown either way; only min_requests answered lets them decide
+     * (the bad-input guard has its own: a canary that answers nothing may well be
+     * refusing everything). */
     if (!f->enough) {
         f->error_breach = f->p99_breach = f->agreement_breach = false;
+        if (f->bad_input_breach) {
+            v->action = QV_ROLLOUT_ROLLBACK;
+            return;
+        }
         v->action = QV_ROLLOUT_WAIT;
-        snprintf(v->reason, sizeof(v->reason), "waiting for min_requests: canary has %llu of %llu",
-                 (unsigned long long)o->canary.requests, (unsigned long long)min);
+        snprintf(v->reason, sizeof(v->reason),
+                 "waiting for min_requests: canary answered %llu of %llu (bad-input refusals, "
+                 "%llu here, do not count)",
+                 (unsigned long long)f->canary_answered, (unsigned long long)min,
+                 (unsigned long long)f->canary_bad_input);
         return;
     }
-    if (f->error_breach || f->p99_breach || f->agreement_breach) {
+    if (f->error_breach || f->p99_breach || f->agreement_breach || f->bad_input_breach) {
         v->action = QV_ROLLOUT_ROLLBACK;
         return;
     }
@@ -348,6 +388,7 @@ void qv_rollout_decide(const struct qv_rollout_plan *p, int step, const struct q
         return;
     }
     v->action = step + 1 < p->n_steps ? QV_ROLLOUT_NEXT : QV_ROLLOUT_PROMOTE;
-    snprintf(v->reason, sizeof(v->reason), "guards pass after %.0f s and %llu canary requests",
-             o->elapsed_s, (unsigned long long)o->canary.requests);
+    snprintf(v->reason, sizeof(v->reason),
+             "guards pass after %.0f s and %llu answered canary requests", o->elapsed_s,
+             (unsigned long long)f->canary_answered);
 }

@@ -175,9 +175,10 @@ struct qv_pairstats {
 };
 
 struct qv_monitor {
-    atomic_bool off;      /* recording switched off for every version */
-    qv_mutex mu;          /* guards the four fields below */
-    qv_vstats **versions; /* sorted by (model, version) */
+    atomic_bool off;                          /* recording switched off for every version */
+    counter refusals[QV__MONITOR_N_REFUSALS]; /* by qv__monitor_refusal_codes; rare */
+    qv_mutex mu;                              /* guards the four fields below */
+    qv_vstats **versions;                     /* sorted by (model, version) */
     size_t nversions, capversions;
     qv_pairstats **pairs; /* sorted by (model, primary, other) */
     size_t npairs, cappairs;
@@ -443,6 +444,8 @@ void qv_vstats_window(const struct qv_vstats_snap *newer, const struct qv_vstats
     w->ok = d[QV_OUTCOME_OK];
     w->bad_input = d[QV_OUTCOME_BAD_INPUT];
     w->errors = d[QV_OUTCOME_BACKEND] + d[QV_OUTCOME_OVERLOAD] + d[QV_OUTCOME_TIMEOUT];
+    w->overload = d[QV_OUTCOME_OVERLOAD];
+    w->answered = d[QV_OUTCOME_OK] + d[QV_OUTCOME_BACKEND] + d[QV_OUTCOME_TIMEOUT];
     w->error_rate = w->requests ? (double)w->errors / (double)w->requests : 0.0;
 
     qv_lat_hist_diff(&newer->total, &older->total, &lat);
@@ -673,6 +676,37 @@ qv_vstats *qv_monitor_find(qv_monitor *m, const char *model, int64_t version)
         s = m->versions[pos];
     qv_mutex_unlock(&m->mu);
     return s;
+}
+
+const int qv__monitor_refusal_codes[QV__MONITOR_N_REFUSALS] = {413, 429, 503};
+
+void qv_monitor_count_refusal(qv_monitor *m, int http_status)
+{
+    for (int i = 0; i < QV__MONITOR_N_REFUSALS; i++)
+        if (qv__monitor_refusal_codes[i] == http_status)
+            atomic_fetch_add_explicit(&m->refusals[i], 1, memory_order_relaxed);
+}
+
+void qv__monitor_refusals(qv_monitor *m, uint64_t out[QV__MONITOR_N_REFUSALS])
+{
+    for (int i = 0; i < QV__MONITOR_N_REFUSALS; i++)
+        out[i] = atomic_load_explicit(&m->refusals[i], memory_order_relaxed);
+}
+
+int qv_monitor_each(qv_monitor *m, void (*fn)(void *ud, const char *model, int64_t version),
+                    void *ud)
+{
+    qv_vstats **v = NULL;
+    size_t n = 0;
+    int err = qv__monitor_list_versions(m, &v, &n);
+
+    if (err)
+        return err;
+    /* The pointers stay valid until qv_monitor_destroy; model and version are immutable. */
+    for (size_t i = 0; i < n; i++)
+        fn(ud, v[i]->model, v[i]->version);
+    free(v);
+    return QV_OK;
 }
 
 void qv_monitor_forget(qv_monitor *m, const char *model, int64_t version)

@@ -41,7 +41,10 @@ struct qv_window {
     uint64_t bad_input;     /* refused as bad input (not counted in errors) */
     uint64_t latency_count; /* requests behind mean/p50/p95/p99 (see qv_vstats_request) */
     uint64_t batches;       /* inference batches run */
-    double mean_batch_size; /* requests per batch, 0 when no batches */
+    double mean_batch_size; /* rows per batch, 0 when no batches */
+    uint64_t overload;      /* refused before reaching the backend (queue full, not
+                             * ready, shutting down); counted in errors */
+    uint64_t answered;      /* reached the backend: ok + backend errors + timeouts */
 };
 
 typedef struct qv_monitor qv_monitor;     /* opaque; defined in monitor.c */
@@ -124,6 +127,20 @@ qv_vstats *qv_monitor_find(qv_monitor *m, const char *model, int64_t version);
  * or ticked. Pointers stay valid and may still record. Unknown versions are
  * ignored. Any thread (control plane). */
 void qv_monitor_forget(qv_monitor *m, const char *model, int64_t version);
+/* Calls fn for every exported (not forgotten) version, sorted by model then
+ * version, without holding the monitor's lock (fn may call qv_monitor_forget
+ * or qv_monitor_version). QV_ENOMEM. Any thread (control plane). */
+int qv_monitor_each(qv_monitor *m, void (*fn)(void *ud, const char *model, int64_t version),
+                    void *ud);
+
+/* ---- Server-wide counters ---- */
+
+/* Counts one response the server refused with HTTP status 413 (too large),
+ * 429 (overloaded) or 503 (unavailable, shutting down), exported as
+ * quiver_http_refusals_total{code="413"|"429"|"503"}; any other status is
+ * ignored, so the HTTP layer may call it for every response it sends.
+ * Lock-free. Any thread. */
+void qv_monitor_count_refusal(qv_monitor *m, int http_status);
 
 /* ---- Hot path: lock-free, Any thread ---- */
 
@@ -135,8 +152,8 @@ void qv_monitor_forget(qv_monitor *m, const char *model, int64_t version);
  * in the queue) and is not recorded. Any thread. */
 void qv_vstats_request(qv_vstats *s, enum qv_outcome o, uint64_t queue_ns, uint64_t compute_ns,
                        uint64_t total_ns);
-/* Records one inference batch of batch_size requests that used cpu_ns of CPU
- * time. Any thread. */
+/* Records one inference batch of batch_size rows (the rows of every request
+ * merged into it) that used cpu_ns of CPU time. Any thread. */
 void qv_vstats_batch(qv_vstats *s, uint32_t batch_size, uint64_t cpu_ns);
 /* Adds delta (+1 when a request starts, -1 when it ends) to the in-flight
  * gauge. Any thread. */
@@ -163,7 +180,7 @@ struct qv_vstats_snap {
     uint64_t outcomes[QV_OUTCOME_COUNT];
     struct qv_lat_hist total, queue, compute;
     uint64_t batch_buckets[QV_MONITOR_BATCH_BUCKETS];
-    uint64_t batch_items;  /* requests run in batches (sum of batch sizes) */
+    uint64_t batch_items;  /* rows run in batches (sum of batch sizes) */
     uint64_t cpu_ns;       /* inference CPU time */
     int64_t inflight;      /* gauge */
     int64_t queue_depth;   /* gauge */

@@ -16,7 +16,7 @@
  * documents each row and a unit test checks that it names every one.
  *
  * Label sets: VERSION = model,version; REASON = model,version,reason;
- * PAIR = model,version,other_version. */
+ * PAIR = model,version,other_version; CODE = code (server-wide, no model). */
 #define QV_MONITOR_METRICS(X)                                                                      \
     X(REQUESTS, "quiver_requests_total", "counter", VERSION,                                       \
       "Finished inference requests, any outcome.")                                                 \
@@ -28,7 +28,8 @@
       "Time requests waited in the version's queue.")                                              \
     X(COMPUTE_DURATION, "quiver_compute_duration_seconds", "histogram", VERSION,                   \
       "Time spent computing requests (their batch's inference time).")                             \
-    X(BATCH_SIZE, "quiver_batch_size", "histogram", VERSION, "Requests per inference batch.")      \
+    X(BATCH_SIZE, "quiver_batch_size", "histogram", VERSION,                                       \
+      "Rows per inference batch (the rows of all requests merged into it).")                       \
     X(CPU, "quiver_inference_cpu_seconds_total", "counter", VERSION,                               \
       "CPU time spent in inference.")                                                              \
     X(INFLIGHT, "quiver_inflight_requests", "gauge", VERSION,                                      \
@@ -51,7 +52,9 @@
     X(SHADOW_PRIMARY_SECONDS, "quiver_shadow_primary_compute_seconds_total", "counter", PAIR,      \
       "Compute time of the primary version in compared runs.")                                     \
     X(SHADOW_OTHER_SECONDS, "quiver_shadow_other_compute_seconds_total", "counter", PAIR,          \
-      "Compute time of other_version in compared runs.")
+      "Compute time of other_version in compared runs.")                                           \
+    X(HTTP_REFUSALS, "quiver_http_refusals_total", "counter", CODE,                                \
+      "Requests the server refused as too large (413), overloaded (429) or unavailable (503).")
 
 enum qv__monitor_metric {
 #define X(id, name, type, labels, help) QV__METRIC_##id,
@@ -60,7 +63,13 @@ enum qv__monitor_metric {
         QV__METRIC_COUNT
 };
 
-enum qv__monitor_labels { QV__LABELS_VERSION, QV__LABELS_REASON, QV__LABELS_PAIR };
+enum qv__monitor_labels { QV__LABELS_VERSION, QV__LABELS_REASON, QV__LABELS_PAIR, QV__LABELS_CODE };
+
+/* The refusal codes counted by qv_monitor_count_refusal, in exposition order. */
+#define QV__MONITOR_N_REFUSALS 3
+extern const int qv__monitor_refusal_codes[QV__MONITOR_N_REFUSALS];
+/* The refusal counts, in the order of qv__monitor_refusal_codes. Any thread. */
+void qv__monitor_refusals(qv_monitor *m, uint64_t out[QV__MONITOR_N_REFUSALS]);
 
 struct qv__monitor_metric_def {
     const char *name;

@@ -408,7 +408,16 @@ int qv_monitor_render_prometheus(qv_monitor *m, struct qv_buf *out)
         put(&w, " ");
         put(&w, def->type);
         put(&w, "\n");
-        if (def->labels == QV__LABELS_PAIR) {
+        if (def->labels == QV__LABELS_CODE) {
+            uint64_t counts[QV__MONITOR_N_REFUSALS];
+            qv__monitor_refusals(m, counts);
+            for (int i = 0; i < QV__MONITOR_N_REFUSALS; i++) {
+                char line[128];
+                snprintf(line, sizeof(line), "%s{code=\"%d\"} %llu\n", def->name,
+                         qv__monitor_refusal_codes[i], (unsigned long long)counts[i]);
+                put(&w, line);
+            }
+        } else if (def->labels == QV__LABELS_PAIR) {
             for (size_t i = 0; i < npairs; i++)
                 pair_series(&w, (enum qv__monitor_metric)id, pairs[i], &reads[i], &prows[i]);
         } else {

@@ -27,6 +27,9 @@
 #define N_BUCKETS 256
 #define FB_DEFAULT_CAP 65536
 #define FB_MAX_CAP (1u << 24)
+#define FB_SHARDS_MAX 16  /* locks of the feedback ring */
+#define FB_SHARD_MIN 4096 /* entries per shard at least: small rings keep one exact FIFO */
+#define FB_CHAIN_MAX 16   /* entries per hash chain; the oldest beyond is dropped */
 
 struct arm {
     int64_t version;
@@ -79,11 +82,24 @@ struct fb_entry {
     char id[QV_ROUTER_ID_MAX];
     char model[QV_ROUTER_MODEL_MAX];
     int64_t version;
-    int cls;      /* class of the answer, -1 until qv_router_set_outcome */
+    int cls; /* class of the answer, -1 until qv_router_set_outcome */
     uint64_t ts_ms;
     uint64_t hash;
     int32_t next; /* next entry in the same hash bucket, -1: end */
     bool used;
+    bool fed; /* a feedback was accepted for this request (qv_router_feedback_claim) */
+};
+
+/* One shard of the feedback ring: a FIFO of entries with its own hash index and
+ * lock. The shard of an id is chosen by its keyed hash, so requests on different
+ * shards never wait for each other. */
+struct fb_shard {
+    qv_mutex mu;      /* guards everything below */
+    size_t cap, head; /* FIFO: e[head] is the next slot to (re)use */
+    struct fb_entry *e;
+    int32_t *heads; /* bucket -> first entry, -1: empty */
+    size_t mask;
+    char pad[64]; /* keeps two shards' locks off one cache line */
 };
 
 struct qv_router {
@@ -94,11 +110,12 @@ struct qv_router {
     atomic_uint_fast64_t generation;
     atomic_uint_fast64_t rand_ctr;
     struct {
-        qv_mutex mu;      /* guards everything below */
-        size_t cap, head; /* FIFO: e[head] is the next slot to (re)use */
-        struct fb_entry *e;
-        int32_t *heads; /* bucket -> first entry, -1: empty */
-        size_t mask;
+        /* Request ids are chosen by clients: they are hashed with SipHash-1-3 under a
+         * key drawn at creation, so no client can aim many ids at one chain; chains are
+         * capped at FB_CHAIN_MAX all the same. Written once at creation. */
+        struct qv_sipkey key;
+        size_t n_shards;
+        struct fb_shard *shards;
     } fb;
 };
 
@@ -239,7 +256,7 @@ static struct snap *snap_build(qv_router *r, const struct qv_route *rt, const st
 
 static size_t bucket_of(const char *model)
 {
-    return qv_hash64(model, strlen(model), 0) & (N_BUCKETS - 1);
+    return qv_hash_keyed(model, strlen(model)) & (N_BUCKETS - 1);
 }
 
 /* Caller holds the table lock (either mode) or write_mu. */
@@ -309,7 +326,6 @@ const struct qv_resolver *qv_router_resolver(const qv_router *r)
 int qv_router_create(const struct qv_router_config *cfg, qv_router **out)
 {
     qv_router *r = qv_xcalloc(1, sizeof(*r));
-    size_t nb = 1;
 
     if (cfg != NULL)
         r->cfg = *cfg;
@@ -321,15 +337,29 @@ int qv_router_create(const struct qv_router_config *cfg, qv_router **out)
     qv_mutex_init(&r->write_mu);
     atomic_init(&r->generation, 0);
     atomic_init(&r->rand_ctr, 0);
-    qv_mutex_init(&r->fb.mu);
-    r->fb.cap = r->cfg.feedback_capacity;
-    r->fb.e = qv_xcalloc(r->fb.cap, sizeof(struct fb_entry));
-    while (nb < r->fb.cap)
-        nb <<= 1;
-    r->fb.heads = qv_xmalloc(nb * sizeof(int32_t));
-    for (size_t i = 0; i < nb; i++)
-        r->fb.heads[i] = -1;
-    r->fb.mask = nb - 1;
+    if (qv_sipkey_random(&r->fb.key) != 0) {
+        qv_log(QV_LOG_ERROR, "msg=\"getrandom failed: no key for the feedback ring\"");
+        abort();
+    }
+    r->fb.n_shards = r->cfg.feedback_capacity / FB_SHARD_MIN;
+    if (r->fb.n_shards < 1)
+        r->fb.n_shards = 1;
+    if (r->fb.n_shards > FB_SHARDS_MAX)
+        r->fb.n_shards = FB_SHARDS_MAX;
+    r->fb.shards = qv_xcalloc(r->fb.n_shards, sizeof(struct fb_shard));
+    for (size_t k = 0; k < r->fb.n_shards; k++) {
+        struct fb_shard *sh = &r->fb.shards[k];
+        size_t nb = 1;
+        qv_mutex_init(&sh->mu);
+        sh->cap = (r->cfg.feedback_capacity + r->fb.n_shards - 1) / r->fb.n_shards;
+        sh->e = qv_xcalloc(sh->cap, sizeof(struct fb_entry));
+        while (nb < sh->cap)
+            nb <<= 1;
+        sh->heads = qv_xmalloc(nb * sizeof(int32_t));
+        for (size_t i = 0; i < nb; i++)
+            sh->heads[i] = -1;
+        sh->mask = nb - 1;
+    }
     *out = r;
     return 0;
 }
@@ -347,9 +377,12 @@ void qv_router_destroy(qv_router *r)
             e = next;
         }
     }
-    free(r->fb.e);
-    free(r->fb.heads);
-    qv_mutex_fini(&r->fb.mu);
+    for (size_t k = 0; k < r->fb.n_shards; k++) {
+        free(r->fb.shards[k].e);
+        free(r->fb.shards[k].heads);
+        qv_mutex_fini(&r->fb.shards[k].mu);
+    }
+    free(r->fb.shards);
     qv_mutex_fini(&r->write_mu);
     pthread_rwlock_destroy(&r->table);
     free(r);
@@ -365,14 +398,44 @@ static int check_model(const char *model, struct qv_diag *d)
     return 0;
 }
 
-/* Publish rt as the route of e, after write_mu. */
-static void install(qv_router *r, struct model_entry *e, const struct qv_route *rt)
+/* Runs the commit hook (if any) with the canonical text of rt (NULL rt: the route
+ * is cleared). Caller holds write_mu. */
+static int run_commit(const struct qv_route_commit *commit, const char *model,
+                      const struct qv_route *rt, struct qv_diag *d)
 {
+    char *canon = NULL;
+    int err;
+
+    if (commit == NULL || commit->fn == NULL)
+        return 0;
+    if (rt != NULL && qv_route_to_json(rt, &canon) != 0)
+        return qv_fail(d, QV_ENOMEM, "cannot encode the route of %s", model);
+    err = commit->fn(commit->ud, model, canon, d);
+    free(canon);
+    return err;
+}
+
+/* Publish rt as the route of e, after write_mu and the commit hook. */
+static int install(qv_router *r, struct model_entry *e, const struct qv_route *rt,
+                   const struct qv_route_commit *commit, struct qv_diag *d)
+{
+    int err = run_commit(commit, e->name, rt, d);
+
+    if (err)
+        return err;
     publish(r, e, snap_build(r, rt, e->cur));
+    return 0;
 }
 
 int qv_router_set_route(qv_router *r, const char *model, const char *json,
                         const struct qv_resolver *res, struct qv_diag *d)
+{
+    return qv_router_set_route_commit(r, model, json, res, NULL, d);
+}
+
+int qv_router_set_route_commit(qv_router *r, const char *model, const char *json,
+                               const struct qv_resolver *res, const struct qv_route_commit *commit,
+                               struct qv_diag *d)
 {
     qv_route *rt = NULL;
     int err;
@@ -384,11 +447,13 @@ int qv_router_set_route(qv_router *r, const char *model, const char *json,
     if (err)
         return err;
     qv_mutex_lock(&r->write_mu);
-    install(r, get_or_create_entry(r, model), rt);
+    err = install(r, get_or_create_entry(r, model), rt, commit, d);
     qv_mutex_unlock(&r->write_mu);
-    qv_log(QV_LOG_INFO, "model=%s policy=%s msg=\"route set\"", model, qv_policy_name(rt->policy));
+    if (!err)
+        qv_log(QV_LOG_INFO, "model=%s policy=%s msg=\"route set\"", model,
+               qv_policy_name(rt->policy));
     qv_route_free(rt);
-    return 0;
+    return err;
 }
 
 int qv_router_get_route(qv_router *r, const char *model, char **json)
@@ -405,6 +470,12 @@ int qv_router_get_route(qv_router *r, const char *model, char **json)
 
 int qv_router_clear(qv_router *r, const char *model)
 {
+    return qv_router_clear_commit(r, model, NULL, NULL);
+}
+
+int qv_router_clear_commit(qv_router *r, const char *model, const struct qv_route_commit *commit,
+                           struct qv_diag *d)
+{
     struct model_entry *e;
     int err = 0;
 
@@ -414,6 +485,9 @@ int qv_router_clear(qv_router *r, const char *model)
         err = QV_ENOENT;
         goto out;
     }
+    err = run_commit(commit, model, NULL, d);
+    if (err)
+        goto out;
     publish(r, e, NULL);
 out:
     qv_mutex_unlock(&r->write_mu);
@@ -422,6 +496,13 @@ out:
 
 int qv_router_set_label(qv_router *r, const char *model, const char *label, int64_t version,
                         const struct qv_resolver *res, struct qv_diag *d)
+{
+    return qv_router_set_label_commit(r, model, label, version, res, NULL, d);
+}
+
+int qv_router_set_label_commit(qv_router *r, const char *model, const char *label, int64_t version,
+                               const struct qv_resolver *res, const struct qv_route_commit *commit,
+                               struct qv_diag *d)
 {
     struct model_entry *e;
     struct qv_route *rt = NULL;
@@ -462,7 +543,7 @@ int qv_router_set_label(qv_router *r, const char *model, const char *label, int6
     err = qv__route_resolve(rt, model, res, d);
     if (err)
         goto out;
-    install(r, e, rt);
+    err = install(r, e, rt, commit, d);
 out:
     qv_mutex_unlock(&r->write_mu);
     free(rt);
@@ -470,6 +551,12 @@ out:
 }
 
 int qv_router_delete_label(qv_router *r, const char *model, const char *label, struct qv_diag *d)
+{
+    return qv_router_delete_label_commit(r, model, label, NULL, d);
+}
+
+int qv_router_delete_label_commit(qv_router *r, const char *model, const char *label,
+                                  const struct qv_route_commit *commit, struct qv_diag *d)
 {
     struct model_entry *e;
     struct qv_route *rt = NULL;
@@ -496,7 +583,7 @@ int qv_router_delete_label(qv_router *r, const char *model, const char *label, s
     memmove(&rt->labels[li], &rt->labels[li + 1],
             sizeof(rt->labels[0]) * (size_t)(rt->n_labels - li - 1));
     rt->n_labels--;
-    install(r, e, rt);
+    err = install(r, e, rt, commit, d);
 out:
     qv_mutex_unlock(&r->write_mu);
     free(rt);
@@ -593,6 +680,11 @@ static int64_t pick_sticky(const qv_router *r, const char *model, const struct s
     return 0;
 }
 
+/* Sticky keys are hashed with the fixed, unkeyed qv_hash64 on purpose: the hash only
+ * orders the arms of one route (rendezvous), it indexes no table that a chosen key could
+ * flood, and a fixed hash sends a key to the same version after a restart and on every
+ * replica of a fleet. Knowing the hash lets a client choose its own version by choosing
+ * its key, which it can do by trying keys anyway. See docs/routing.md. */
 static bool sticky_key(const struct snap *s, const struct qv_pick_in *in, uint64_t *key)
 {
     const char *k = NULL;
@@ -1000,22 +1092,34 @@ out:
 
 /* ---- Feedback join ---- */
 
-static void fb_unlink(qv_router *r, int32_t slot)
+static uint64_t fb_hash(const qv_router *r, const char *id, size_t len)
 {
-    int32_t *p = &r->fb.heads[r->fb.e[slot].hash & r->fb.mask];
+    return qv_siphash13(&r->fb.key, id, len);
+}
+
+/* The shard of hash h: the high bits, as the bucket uses the low ones. */
+static struct fb_shard *fb_shard_of(qv_router *r, uint64_t h)
+{
+    return &r->fb.shards[(h >> 40) % r->fb.n_shards];
+}
+
+static void fb_unlink(struct fb_shard *sh, int32_t slot)
+{
+    int32_t *p = &sh->heads[sh->e[slot].hash & sh->mask];
 
     while (*p != slot && *p >= 0)
-        p = &r->fb.e[*p].next;
+        p = &sh->e[*p].next;
     if (*p == slot)
-        *p = r->fb.e[slot].next;
+        *p = sh->e[slot].next;
 }
 
 int qv_router_remember(qv_router *r, const char *id, const char *model, int64_t version)
 {
-    size_t id_len, model_len;
+    size_t id_len, model_len, chain = 0;
     uint64_t h, ts;
-    int32_t slot;
+    int32_t slot, *last = NULL;
     struct fb_entry *f;
+    struct fb_shard *sh;
 
     if (id == NULL || model == NULL)
         return QV_EINVAL;
@@ -1024,24 +1128,34 @@ int qv_router_remember(qv_router *r, const char *id, const char *model, int64_t 
     if (id_len == 0 || id_len >= QV_ROUTER_ID_MAX || model_len == 0 ||
         model_len >= QV_ROUTER_MODEL_MAX)
         return QV_EINVAL;
-    h = qv_hash64(id, id_len, 0);
+    h = fb_hash(r, id, id_len);
+    sh = fb_shard_of(r, h);
     ts = qv_wall_ms();
-    qv_mutex_lock(&r->fb.mu);
+    qv_mutex_lock(&sh->mu);
     /* A request id seen again replaces its older entry, so that a chain never
      * holds one id twice: repeated ids would otherwise make chains as long as
      * the ring and every eviction walk them. */
-    for (int32_t *p = &r->fb.heads[h & r->fb.mask]; *p >= 0; p = &r->fb.e[*p].next) {
-        struct fb_entry *old = &r->fb.e[*p];
+    for (int32_t *p = &sh->heads[h & sh->mask]; *p >= 0;) {
+        struct fb_entry *old = &sh->e[*p];
         if (old->hash == h && strcmp(old->id, id) == 0) {
             old->used = false;
             *p = old->next;
-            break;
+            continue;
         }
+        chain++;
+        last = p;
+        p = &old->next;
     }
-    slot = (int32_t)r->fb.head;
-    f = &r->fb.e[slot];
+    /* The chain is full (the key makes this a matter of chance, not of choice):
+     * drop its oldest entry, the last one, so that every walk stays short. */
+    if (chain >= FB_CHAIN_MAX && last != NULL) {
+        sh->e[*last].used = false;
+        *last = sh->e[*last].next;
+    }
+    slot = (int32_t)sh->head;
+    f = &sh->e[slot];
     if (f->used)
-        fb_unlink(r, slot);
+        fb_unlink(sh, slot);
     memcpy(f->id, id, id_len + 1);
     memcpy(f->model, model, model_len + 1);
     f->version = version;
@@ -1049,46 +1163,55 @@ int qv_router_remember(qv_router *r, const char *id, const char *model, int64_t 
     f->ts_ms = ts;
     f->hash = h;
     f->used = true;
-    f->next = r->fb.heads[h & r->fb.mask];
-    r->fb.heads[h & r->fb.mask] = slot;
-    r->fb.head = (r->fb.head + 1) % r->fb.cap;
-    qv_mutex_unlock(&r->fb.mu);
+    f->fed = false;
+    f->next = sh->heads[h & sh->mask];
+    sh->heads[h & sh->mask] = slot;
+    sh->head = (sh->head + 1) % sh->cap;
+    qv_mutex_unlock(&sh->mu);
     return 0;
 }
 
-/* The entry of 'id', or -1. Called with fb.mu held. */
-static int32_t fb_find(qv_router *r, const char *id)
+/* The shard of 'id' locked, and the index of its entry there (or -1). NULL when
+ * the id cannot have been remembered. Unlock the shard when done. */
+static struct fb_shard *fb_find_lock(qv_router *r, const char *id, int32_t *out)
 {
-    uint64_t h = qv_hash64(id, strlen(id), 0);
+    size_t len;
+    uint64_t h;
+    struct fb_shard *sh;
+    int32_t i;
+    int steps = 0;
 
-    for (int32_t i = r->fb.heads[h & r->fb.mask]; i >= 0; i = r->fb.e[i].next)
-        if (r->fb.e[i].hash == h && strcmp(r->fb.e[i].id, id) == 0)
-            return i;
-    return -1;
+    if (id == NULL || id[0] == '\0' || (len = strlen(id)) >= QV_ROUTER_ID_MAX)
+        return NULL;
+    h = fb_hash(r, id, len);
+    sh = fb_shard_of(r, h);
+    qv_mutex_lock(&sh->mu);
+    for (i = sh->heads[h & sh->mask]; i >= 0 && steps <= FB_CHAIN_MAX; i = sh->e[i].next, steps++)
+        if (sh->e[i].hash == h && strcmp(sh->e[i].id, id) == 0)
+            break;
+    *out = steps <= FB_CHAIN_MAX ? i : -1;
+    return sh;
 }
 
 int qv_router_lookup_outcome(qv_router *r, const char *id, char *model_out, int64_t *version,
                              int *cls)
 {
     int32_t i;
-    int err = QV_ENOENT;
+    struct fb_shard *sh = fb_find_lock(r, id, &i);
 
-    if (id == NULL || id[0] == '\0' || strlen(id) >= QV_ROUTER_ID_MAX)
+    if (sh == NULL)
         return QV_ENOENT;
-    qv_mutex_lock(&r->fb.mu);
-    i = fb_find(r, id);
     if (i >= 0) {
-        const struct fb_entry *f = &r->fb.e[i];
+        const struct fb_entry *f = &sh->e[i];
         if (model_out != NULL)
             memcpy(model_out, f->model, strlen(f->model) + 1);
         if (version != NULL)
             *version = f->version;
         if (cls != NULL)
             *cls = f->cls;
-        err = 0;
     }
-    qv_mutex_unlock(&r->fb.mu);
-    return err;
+    qv_mutex_unlock(&sh->mu);
+    return i >= 0 ? 0 : QV_ENOENT;
 }
 
 int qv_router_lookup(qv_router *r, const char *id, char *model_out, int64_t *version)
@@ -1099,13 +1222,55 @@ int qv_router_lookup(qv_router *r, const char *id, char *model_out, int64_t *ver
 int qv_router_set_outcome(qv_router *r, const char *id, int cls)
 {
     int32_t i;
+    struct fb_shard *sh = fb_find_lock(r, id, &i);
 
-    if (id == NULL || id[0] == '\0' || strlen(id) >= QV_ROUTER_ID_MAX)
+    if (sh == NULL)
         return QV_ENOENT;
-    qv_mutex_lock(&r->fb.mu);
-    i = fb_find(r, id);
     if (i >= 0)
-        r->fb.e[i].cls = cls;
-    qv_mutex_unlock(&r->fb.mu);
+        sh->e[i].cls = cls;
+    qv_mutex_unlock(&sh->mu);
     return i >= 0 ? 0 : QV_ENOENT;
+}
+
+int qv_router_feedback_claim(qv_router *r, const char *id, const char *model)
+{
+    int32_t i;
+    int err = QV_ENOENT;
+    struct fb_shard *sh = fb_find_lock(r, id, &i);
+
+    if (sh == NULL)
+        return QV_ENOENT;
+    if (i >= 0 && (model == NULL || strcmp(sh->e[i].model, model) == 0)) {
+        err = sh->e[i].fed ? QV_ECONFLICT : 0;
+        sh->e[i].fed = true;
+    }
+    qv_mutex_unlock(&sh->mu);
+    return err;
+}
+
+/* ---- Test hooks (router_int.h) ---- */
+
+void qv__router_feedback_set_key(qv_router *r, const struct qv_sipkey *key)
+{
+    /* Only before any remember: the entries already there were hashed with the old key. */
+    r->fb.key = *key;
+}
+
+size_t qv__router_feedback_longest_chain(qv_router *r)
+{
+    size_t longest = 0;
+
+    for (size_t k = 0; k < r->fb.n_shards; k++) {
+        struct fb_shard *sh = &r->fb.shards[k];
+        qv_mutex_lock(&sh->mu);
+        for (size_t b = 0; b <= sh->mask; b++) {
+            size_t n = 0;
+            for (int32_t i = sh->heads[b]; i >= 0; i = sh->e[i].next)
+                n++;
+            if (n > longest)
+                longest = n;
+        }
+        qv_mutex_unlock(&sh->mu);
+    }
+    return longest;
 }

@@ -112,6 +112,30 @@ void qv_router_destroy(qv_router *r); /* NULL is a no-op. No call may be running
  * HTTP or control thread. */
 int qv_router_set_route(qv_router *r, const char *model, const char *json,
                         const struct qv_resolver *res, struct qv_diag *d);
+/* A change that must be recorded before it takes effect. fn is called under the
+ * router's writer lock, after the new route is validated and before it is
+ * published, with its canonical JSON (NULL when the route is being cleared); a
+ * non-zero return (an error code, with d filled) cancels the change: nothing is
+ * published and the caller gets that error. fn must not call back into the router. */
+struct qv_route_commit {
+    int (*fn)(void *ud, const char *model, const char *canonical, struct qv_diag *d);
+    void *ud;
+};
+
+/* The same as qv_router_set_route, qv_router_clear, qv_router_set_label and
+ * qv_router_delete_label, with a commit hook (NULL: none), so that a change the
+ * store could not save is never applied. HTTP or control thread. */
+int qv_router_set_route_commit(qv_router *r, const char *model, const char *json,
+                               const struct qv_resolver *res, const struct qv_route_commit *commit,
+                               struct qv_diag *d);
+int qv_router_clear_commit(qv_router *r, const char *model, const struct qv_route_commit *commit,
+                           struct qv_diag *d);
+int qv_router_set_label_commit(qv_router *r, const char *model, const char *label, int64_t version,
+                               const struct qv_resolver *res, const struct qv_route_commit *commit,
+                               struct qv_diag *d);
+int qv_router_delete_label_commit(qv_router *r, const char *model, const char *label,
+                                  const struct qv_route_commit *commit, struct qv_diag *d);
+
 /* Canonical JSON of the current route into *json (malloc'ed; caller frees).
  * QV_ENOENT when the model has no route. Any thread. */
 int qv_router_get_route(qv_router *r, const char *model, char **json);
@@ -236,7 +260,11 @@ int qv_router_bandit_state_set(qv_router *r, const char *model, const char *json
 /* ---- Feedback join ---- */
 
 /* Remember that request 'id' of 'model' was served by 'version', so a later feedback
- * call can find it. Bounded FIFO: the oldest entry is evicted when full. QV_EINVAL when
+ * call can find it. Bounded FIFO: the oldest entry is evicted when full (rings of
+ * 2 * 4096 entries and more are split in up to 16 shards, each its own FIFO and lock,
+ * chosen by a keyed hash of the id). Ids are hashed with SipHash-1-3 under a random
+ * key, and a hash chain holds at most 16 entries (the oldest of a full chain is
+ * dropped), so chosen ids cannot make the walks long. QV_EINVAL when
  * id (QV_ROUTER_ID_MAX) or model (QV_ROUTE_NAME_MAX, shorter than route model names)
  * is empty or too long. Any thread (one short lock). */
 int qv_router_remember(qv_router *r, const char *id, const char *model, int64_t version);
@@ -250,6 +278,12 @@ int qv_router_set_outcome(qv_router *r, const char *id, int cls);
 /* qv_router_lookup plus the recorded class (*cls -1 when none was recorded). */
 int qv_router_lookup_outcome(qv_router *r, const char *id, char *model_out, int64_t *version,
                              int *cls);
+/* Accept the one feedback of request 'id' of 'model': the first claim of a
+ * remembered request succeeds, every later one gets QV_ECONFLICT, so that one
+ * request id cannot steer the bandit twice. QV_ENOENT when the id is unknown,
+ * evicted, or was served for another model. A request remembered again under the
+ * same id (a new inference) can be claimed again. Any thread. */
+int qv_router_feedback_claim(qv_router *r, const char *id, const char *model);
 
 /* ---- Compare and shadow helpers (compare.c) ---- */
 

@@ -72,6 +72,13 @@ int qv__route_find_label(const struct qv_route *rt, const char *name);
 /* Field that still refers to label 'name' ("weights.canary"), or NULL. */
 const char *qv__route_label_user(const struct qv_route *rt, const char *name, char *buf, size_t n);
 
+/* ---- Test hooks of the feedback ring (router.c) ---- */
+
+/* Replace the ring's hash key (the tests need a known one). Before any remember. */
+void qv__router_feedback_set_key(qv_router *r, const struct qv_sipkey *key);
+/* Length of the longest hash chain of the ring. Takes each shard's lock. */
+size_t qv__router_feedback_longest_chain(qv_router *r);
+
 /* ---- Random numbers (bandit.c) ---- */
 uint64_t qv__rng_next(uint64_t *s);                   /* splitmix64 step */
 double qv__rng_unit(uint64_t *s);                     /* uniform in (0, 1) */

@@ -75,5 +75,21 @@ const struct qv_store_migration qv__store_sqlite_migrations[] = {
      "  updated_ms INTEGER NOT NULL,"
      "  PRIMARY KEY (ns, key)"
      ");"},
+    {2, "route history stack",
+     /* Every route document a change replaced, newest on top: a rollback pops one, so
+      * rolling back twice goes back two changes. Each document has a revision, counted
+      * per model from 1 and never reused (last_revision). */
+     "ALTER TABLE routes ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;"
+     "ALTER TABLE routes ADD COLUMN last_revision INTEGER NOT NULL DEFAULT 1;"
+     "CREATE TABLE route_history ("
+     "  model TEXT NOT NULL,"
+     "  seq INTEGER NOT NULL,"
+     "  revision INTEGER NOT NULL,"
+     "  doc TEXT NOT NULL,"
+     "  replaced_ms INTEGER NOT NULL,"
+     "  PRIMARY KEY (model, seq)"
+     ");"
+     "INSERT INTO route_history (model, seq, revision, doc, replaced_ms)"
+     "  SELECT model, 1, 0, prev_doc, updated_ms FROM routes WHERE prev_doc IS NOT NULL;"},
     {0, NULL, NULL},
 };

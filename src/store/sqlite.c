@@ -14,12 +14,15 @@
 #include "store_impl.h"
 
 #include <assert.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define BUSY_TIMEOUT_MS 5000
 
@@ -27,7 +30,9 @@ struct sq_store {
     struct qv_store base; /* first: a qv_store * is a struct sq_store * */
     qv_mutex mu;          /* serializes every use of db */
     sqlite3 *db;
-    char path[]; /* for messages */
+    int fd;           /* the database file opened once more, to notice it being deleted; -1 */
+    bool gone_logged; /* the deletion was logged (once) */
+    char path[];      /* for messages */
 };
 
 static struct sq_store *sq(qv_store *s)
@@ -66,6 +71,30 @@ static int step_done(struct sq_store *st, sqlite3_stmt *stmt, const char *what, 
     if (sqlite3_step(stmt) != SQLITE_DONE)
         return db_fail(st, d, what);
     return 0;
+}
+
+/* Before a write: is the database file still linked? A file deleted (or replaced) under a
+ * running server takes every later write with it, silently: refuse them instead. Only this
+ * process's extra descriptor is used; SQLite's own are untouched. */
+static int file_ok(struct sq_store *st, struct qv_diag *d)
+{
+    struct stat sb;
+
+    if (st->fd < 0)
+        return 0;
+    if (fstat(st->fd, &sb) == 0 && sb.st_nlink > 0)
+        return 0;
+    if (!st->gone_logged) {
+        st->gone_logged = true;
+        qv_log(QV_LOG_ERROR,
+               "path=%s msg=\"database file deleted or replaced while open; changes are refused "
+               "until the server is restarted\"",
+               st->path);
+    }
+    return qv_fail(d, QV_ESTORE,
+                   "sqlite store '%s': the database file was deleted or replaced while the server "
+                   "runs; the change was not saved",
+                   st->path);
 }
 
 static int begin(struct sq_store *st, struct qv_diag *d)
@@ -298,6 +327,9 @@ static void sq_close(qv_store *s)
     if (sqlite3_close(st->db) != SQLITE_OK)
         qv_log(QV_LOG_ERROR, "path=%s err=\"%s\" msg=\"close failed\"", st->path,
                sqlite3_errmsg(st->db));
+    /* After sqlite3_close: closing a descriptor drops the process's POSIX locks on the file. */
+    if (st->fd >= 0)
+        close(st->fd);
     qv_mutex_fini(&st->mu);
     free(st);
 }
@@ -314,6 +346,7 @@ static int sq_open(const char *path, const struct qv_store_migration *m, qv_stor
     st = qv_xcalloc(1, sizeof(*st) + len + 1);
     memcpy(st->path, path, len + 1);
     st->base.ops = &qv_store_sqlite;
+    st->fd = -1;
     qv_mutex_init(&st->mu);
 
     /* No SQLITE_OPEN_URI: the path is a path, never a "file:" URI with options. */
@@ -350,6 +383,8 @@ static int sq_open(const char *path, const struct qv_store_migration *m, qv_stor
     err = migrate(st, m, d);
     if (err)
         goto out;
+    if (strcmp(path, ":memory:") != 0)
+        st->fd = open(path, O_RDONLY | O_CLOEXEC);
 
     *out = &st->base;
     st = NULL;
@@ -408,6 +443,10 @@ static int sq_version_upsert(qv_store *s, const struct qv_store_version *v, stru
     int err;
 
     qv_mutex_lock(&st->mu);
+    if ((err = file_ok(st, d)) != 0) {
+        qv_mutex_unlock(&st->mu);
+        return err;
+    }
     err = prepare(st,
                   "INSERT INTO versions (" VERSION_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) "
                   "ON CONFLICT (model, version) DO UPDATE SET sha256 = excluded.sha256, "
@@ -520,15 +559,65 @@ static int sq_route_put(qv_store *s, const char *model, const char *doc, uint64_
 {
     struct sq_store *st = sq(s);
     sqlite3_stmt *stmt = NULL;
-    int err;
+    int err, rc;
+    bool exists = false, same = false;
 
-    /* One statement, so atomic. Re-putting the current document changes nothing: the
-     * previous document survives for a rollback. */
     qv_mutex_lock(&st->mu);
+    err = file_ok(st, d);
+    if (err)
+        goto out_unlock;
+    err = begin(st, d);
+    if (err)
+        goto out_unlock;
+    err = prepare(st, "SELECT doc FROM routes WHERE model = ?1", &stmt, d);
+    if (err)
+        goto out;
+    bind_text(stmt, 1, model);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        const char *cur = (const char *)sqlite3_column_text(stmt, 0);
+        exists = true;
+        same = cur != NULL && strcmp(cur, doc) == 0;
+    } else if (rc != SQLITE_DONE) {
+        err = db_fail(st, d, "route put");
+        goto out;
+    }
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    /* Putting the document in force again changes nothing: the history stays. */
+    if (same)
+        goto out;
+    if (!exists) {
+        err = prepare(st,
+                      "INSERT INTO routes (model, doc, prev_doc, updated_ms, revision, "
+                      "last_revision) VALUES (?1, ?2, NULL, ?3, 1, 1)",
+                      &stmt, d);
+        if (err)
+            goto out;
+        bind_text(stmt, 1, model);
+        bind_text(stmt, 2, doc);
+        sqlite3_bind_int64(stmt, 3, (sqlite3_int64)now_ms);
+        err = step_done(st, stmt, "route put", d);
+        goto out;
+    }
     err = prepare(st,
-                  "INSERT INTO routes (model, doc, prev_doc, updated_ms) VALUES (?1, ?2, NULL, ?3) "
-                  "ON CONFLICT (model) DO UPDATE SET prev_doc = routes.doc, doc = excluded.doc, "
-                  "updated_ms = excluded.updated_ms WHERE routes.doc IS NOT excluded.doc",
+                  "INSERT INTO route_history (model, seq, revision, doc, replaced_ms) "
+                  "SELECT r.model, COALESCE((SELECT MAX(seq) FROM route_history h WHERE h.model = "
+                  "r.model), 0) + 1, r.revision, r.doc, ?2 FROM routes r WHERE r.model = ?1",
+                  &stmt, d);
+    if (err)
+        goto out;
+    bind_text(stmt, 1, model);
+    sqlite3_bind_int64(stmt, 2, (sqlite3_int64)now_ms);
+    err = step_done(st, stmt, "route history push", d);
+    if (err)
+        goto out;
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    err = prepare(st,
+                  "UPDATE routes SET prev_doc = doc, doc = ?2, updated_ms = ?3, "
+                  "revision = last_revision + 1, last_revision = last_revision + 1 "
+                  "WHERE model = ?1",
                   &stmt, d);
     if (err)
         goto out;
@@ -536,8 +625,23 @@ static int sq_route_put(qv_store *s, const char *model, const char *doc, uint64_
     bind_text(stmt, 2, doc);
     sqlite3_bind_int64(stmt, 3, (sqlite3_int64)now_ms);
     err = step_done(st, stmt, "route put", d);
+    if (err)
+        goto out;
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    err = prepare(st,
+                  "DELETE FROM route_history WHERE model = ?1 AND seq <= "
+                  "(SELECT MAX(seq) FROM route_history WHERE model = ?1) - ?2",
+                  &stmt, d);
+    if (err)
+        goto out;
+    bind_text(stmt, 1, model);
+    sqlite3_bind_int(stmt, 2, QV_STORE_ROUTE_HISTORY_MAX);
+    err = step_done(st, stmt, "route history trim", d);
 out:
     sqlite3_finalize(stmt);
+    err = finish(st, err, d);
+out_unlock:
     qv_mutex_unlock(&st->mu);
     return err;
 }
@@ -586,52 +690,115 @@ out:
 }
 
 static int sq_route_rollback(qv_store *s, const char *model, uint64_t now_ms, char **doc,
-                             struct qv_diag *d)
+                             int64_t *revision, struct qv_diag *d)
 {
     struct sq_store *st = sq(s);
     sqlite3_stmt *stmt = NULL;
-    char *cur = NULL;
+    char *top = NULL;
+    int64_t seq = 0, rev = 0;
     char what[160];
-    int err;
+    int err, rc;
 
     snprintf(what, sizeof(what), "model '%s' has no previous route to roll back to", model);
     qv_mutex_lock(&st->mu);
+    err = file_ok(st, d);
+    if (err)
+        goto out_unlock;
     err = begin(st, d);
     if (err)
         goto out_unlock;
     err = prepare(st,
-                  "UPDATE routes SET doc = prev_doc, prev_doc = doc, updated_ms = ?2 "
-                  "WHERE model = ?1 AND prev_doc IS NOT NULL",
+                  "SELECT seq, revision, doc FROM route_history WHERE model = ?1 "
+                  "ORDER BY seq DESC LIMIT 1",
                   &stmt, d);
     if (err)
         goto out;
     bind_text(stmt, 1, model);
-    sqlite3_bind_int64(stmt, 2, (sqlite3_int64)now_ms);
-    err = step_done(st, stmt, "route rollback", d);
-    if (err)
-        goto out;
-    if (sqlite3_changes(st->db) == 0) {
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE) {
         err = qv_fail(d, QV_ENOENT, "store: %s", what);
         goto out;
     }
-    if (doc != NULL) {
-        sqlite3_finalize(stmt);
-        stmt = NULL;
-        err = prepare(st, "SELECT doc FROM routes WHERE model = ?1", &stmt, d);
-        if (err)
-            goto out;
-        bind_text(stmt, 1, model);
-        err = get_text_locked(st, stmt, &cur, what, d);
+    if (rc != SQLITE_ROW) {
+        err = db_fail(st, d, "route rollback");
+        goto out;
     }
+    seq = sqlite3_column_int64(stmt, 0);
+    rev = sqlite3_column_int64(stmt, 1);
+    err = col_dup(stmt, 2, false, &top);
+    if (err) {
+        err = qv_fail(d, err, "store: out of memory reading %s", what);
+        goto out;
+    }
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    err = prepare(st, "DELETE FROM route_history WHERE model = ?1 AND seq = ?2", &stmt, d);
+    if (err)
+        goto out;
+    bind_text(stmt, 1, model);
+    sqlite3_bind_int64(stmt, 2, seq);
+    err = step_done(st, stmt, "route rollback", d);
+    if (err)
+        goto out;
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    err = prepare(st,
+                  "UPDATE routes SET doc = ?2, revision = ?3, updated_ms = ?4, prev_doc = "
+                  "(SELECT doc FROM route_history WHERE model = ?1 ORDER BY seq DESC LIMIT 1) "
+                  "WHERE model = ?1",
+                  &stmt, d);
+    if (err)
+        goto out;
+    bind_text(stmt, 1, model);
+    bind_text(stmt, 2, top);
+    sqlite3_bind_int64(stmt, 3, rev);
+    sqlite3_bind_int64(stmt, 4, (sqlite3_int64)now_ms);
+    err = step_done(st, stmt, "route rollback", d);
 out:
     sqlite3_finalize(stmt);
     err = finish(st, err, d);
 out_unlock:
     qv_mutex_unlock(&st->mu);
-    if (err == 0 && doc != NULL)
-        *doc = cur;
-    else
-        free(cur);
+    if (err == 0) {
+        *revision = rev;
+        if (doc != NULL) {
+            *doc = top;
+            top = NULL;
+        }
+    }
+    free(top);
+    return err;
+}
+
+static int sq_route_revision(qv_store *s, const char *model, int64_t *revision, size_t *depth,
+                             struct qv_diag *d)
+{
+    struct sq_store *st = sq(s);
+    sqlite3_stmt *stmt = NULL;
+    int err, rc;
+
+    qv_mutex_lock(&st->mu);
+    err = prepare(st,
+                  "SELECT revision, (SELECT COUNT(*) FROM route_history h WHERE h.model = r.model) "
+                  "FROM routes r WHERE r.model = ?1",
+                  &stmt, d);
+    if (err)
+        goto out;
+    bind_text(stmt, 1, model);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE) {
+        err = qv_fail(d, QV_ENOENT, "store: model '%s' has no route", model);
+        goto out;
+    }
+    if (rc != SQLITE_ROW) {
+        err = db_fail(st, d, "route revision");
+        goto out;
+    }
+    *revision = sqlite3_column_int64(stmt, 0);
+    *depth = (size_t)sqlite3_column_int64(stmt, 1);
+out:
+    sqlite3_finalize(stmt);
+    qv_mutex_unlock(&st->mu);
     return err;
 }
 
@@ -682,6 +849,10 @@ static int sq_label_set(qv_store *s, const char *model, const char *label, int64
     int err;
 
     qv_mutex_lock(&st->mu);
+    if ((err = file_ok(st, d)) != 0) {
+        qv_mutex_unlock(&st->mu);
+        return err;
+    }
     err = prepare(st,
                   "INSERT INTO labels (model, label, version, updated_ms) VALUES (?1, ?2, ?3, ?4) "
                   "ON CONFLICT (model, label) DO UPDATE SET version = excluded.version, "
@@ -733,6 +904,10 @@ static int sq_label_delete(qv_store *s, const char *model, const char *label, st
     int err;
 
     qv_mutex_lock(&st->mu);
+    if ((err = file_ok(st, d)) != 0) {
+        qv_mutex_unlock(&st->mu);
+        return err;
+    }
     err = prepare(st, "DELETE FROM labels WHERE model = ?1 AND label = ?2", &stmt, d);
     if (err)
         goto out;
@@ -809,6 +984,10 @@ static int sq_event_add(qv_store *s, const struct qv_store_event *ev, int64_t *i
     int err;
 
     qv_mutex_lock(&st->mu);
+    if ((err = file_ok(st, d)) != 0) {
+        qv_mutex_unlock(&st->mu);
+        return err;
+    }
     err = prepare(st,
                   "INSERT INTO events (ts_ms, model, who, what, old_value, new_value) "
                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -903,6 +1082,10 @@ static int sq_history_add(qv_store *s, const char *model, const struct qv_histor
     int err;
 
     qv_mutex_lock(&st->mu);
+    if ((err = file_ok(st, d)) != 0) {
+        qv_mutex_unlock(&st->mu);
+        return err;
+    }
     err = begin(st, d);
     if (err)
         goto out_unlock;
@@ -976,6 +1159,10 @@ static int sq_history_prune(qv_store *s, uint64_t before_ms, uint64_t *deleted, 
     int err;
 
     qv_mutex_lock(&st->mu);
+    if ((err = file_ok(st, d)) != 0) {
+        qv_mutex_unlock(&st->mu);
+        return err;
+    }
     err = prepare(st, "DELETE FROM history WHERE ts_ms < ?1", &stmt, d);
     if (err)
         goto out;
@@ -1016,6 +1203,10 @@ static int sq_kv_put(qv_store *s, const char *ns, const char *key, const char *v
     int err;
 
     qv_mutex_lock(&st->mu);
+    if ((err = file_ok(st, d)) != 0) {
+        qv_mutex_unlock(&st->mu);
+        return err;
+    }
     err = prepare(st,
                   "INSERT INTO kv (ns, key, value, updated_ms) VALUES (?1, ?2, ?3, ?4) "
                   "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, "
@@ -1062,6 +1253,10 @@ static int sq_kv_delete(qv_store *s, const char *ns, const char *key, struct qv_
     int err;
 
     qv_mutex_lock(&st->mu);
+    if ((err = file_ok(st, d)) != 0) {
+        qv_mutex_unlock(&st->mu);
+        return err;
+    }
     err = prepare(st, "DELETE FROM kv WHERE ns = ?1 AND key = ?2", &stmt, d);
     if (err)
         goto out;
@@ -1110,6 +1305,7 @@ const struct qv_store_ops qv_store_sqlite = {
     .route_put = sq_route_put,
     .route_get = sq_route_get,
     .route_rollback = sq_route_rollback,
+    .route_revision = sq_route_revision,
     .route_list = sq_route_list,
     .label_set = sq_label_set,
     .label_get = sq_label_get,

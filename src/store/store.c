@@ -269,12 +269,42 @@ int qv_store_route_get_previous(qv_store *s, const char *model, char **doc, stru
 
 int qv_store_route_rollback(qv_store *s, const char *model, char **doc, struct qv_diag *d)
 {
+    return qv_store_route_rollback_rev(s, model, doc, NULL, d);
+}
+
+int qv_store_route_rollback_rev(qv_store *s, const char *model, char **doc, int64_t *revision,
+                                struct qv_diag *d)
+{
+    int64_t rev = 0;
     int err;
 
     err = check_name("model", model, d);
     if (err)
         return err;
-    return s->ops->route_rollback(s, model, qv_wall_ms(), doc, d);
+    err = s->ops->route_rollback(s, model, qv_wall_ms(), doc, &rev, d);
+    if (err == 0 && revision != NULL)
+        *revision = rev;
+    return err;
+}
+
+int qv_store_route_revision(qv_store *s, const char *model, int64_t *revision, size_t *depth,
+                            struct qv_diag *d)
+{
+    int64_t rev = 0;
+    size_t n = 0;
+    int err;
+
+    err = check_name("model", model, d);
+    if (err)
+        return err;
+    err = s->ops->route_revision(s, model, &rev, &n, d);
+    if (err == 0) {
+        if (revision != NULL)
+            *revision = rev;
+        if (depth != NULL)
+            *depth = n;
+    }
+    return err;
 }
 
 int qv_store_route_list(qv_store *s, struct qv_store_route **out, size_t *n, struct qv_diag *d)

@@ -17,6 +17,12 @@
  * diag carries the database's own message). On error, out-parameters are left untouched and
  * nothing is changed in the database.
  *
+ * A write that cannot be saved fails with QV_ESTORE, and callers must not act on a change that
+ * failed to save. Before each write the SQLite store checks that its database file is still the
+ * one it opened (fstat: st_nlink == 0 means it was deleted or replaced, e.g. by removing the data
+ * directory): such a write fails with QV_ESTORE saying so, instead of going to a file nobody
+ * will ever open again.
+ *
  * The store never writes audit events on its own: a caller that changes a route or a label and
  * wants it audited also calls qv_store_event_add().
  *
@@ -88,17 +94,28 @@ struct qv_store_route {
     uint64_t updated_ms;
 };
 
-/* Replace model's route document with doc; the old one becomes the previous document. Any
- * thread. */
+/* Replace model's route document with doc; the old one is pushed on the model's route history
+ * (a stack of the documents changes replaced, newest on top, at most QV_STORE_ROUTE_HISTORY_MAX
+ * kept). Each new document gets the next revision of the model (1, 2, ...; never reused, also
+ * after a rollback). Putting the document in force again changes nothing. Any thread. */
+#define QV_STORE_ROUTE_HISTORY_MAX 100
 int qv_store_route_put(qv_store *s, const char *model, const char *doc, struct qv_diag *d);
 /* *doc (caller frees) is model's current document. QV_ENOENT if model has none. Any thread. */
 int qv_store_route_get(qv_store *s, const char *model, char **doc, struct qv_diag *d);
-/* *doc (caller frees) is the document the current one replaced. QV_ENOENT if none. */
+/* *doc (caller frees) is the document the current one replaced (the top of the history).
+ * QV_ENOENT if none. */
 int qv_store_route_get_previous(qv_store *s, const char *model, char **doc, struct qv_diag *d);
-/* Atomically make the previous document current (and the current one previous, so a second
- * rollback undoes the first). *doc (optional, caller frees) receives the now-current document.
- * QV_ENOENT if there is no previous document. Any thread. */
+/* Atomically pop the top of the route history and make it current; the current document is
+ * dropped, so a second rollback goes one more step back (a stack, not a toggle). *doc
+ * (optional, caller frees) receives the now-current document and *revision (optional) its
+ * revision. QV_ENOENT if the history is empty. Any thread. */
 int qv_store_route_rollback(qv_store *s, const char *model, char **doc, struct qv_diag *d);
+int qv_store_route_rollback_rev(qv_store *s, const char *model, char **doc, int64_t *revision,
+                                struct qv_diag *d);
+/* Revision of model's current document and how many documents its history holds.
+ * QV_ENOENT if model has no route. Any thread. */
+int qv_store_route_revision(qv_store *s, const char *model, int64_t *revision, size_t *depth,
+                            struct qv_diag *d);
 /* Every model's route, ordered by model; free with qv_store_route_free(). Any thread. */
 int qv_store_route_list(qv_store *s, struct qv_store_route **out, size_t *n, struct qv_diag *d);
 void qv_store_route_free(struct qv_store_route *a, size_t n);

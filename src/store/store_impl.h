@@ -49,7 +49,10 @@ struct qv_store_ops {
                      struct qv_diag *d);
     /* previous: 0 for the current document, 1 for the one it replaced. */
     int (*route_get)(qv_store *s, const char *model, int previous, char **doc, struct qv_diag *d);
+    /* Pops the newest replaced document; *revision (not NULL) gets its revision. */
     int (*route_rollback)(qv_store *s, const char *model, uint64_t now_ms, char **doc,
+                          int64_t *revision, struct qv_diag *d);
+    int (*route_revision)(qv_store *s, const char *model, int64_t *revision, size_t *depth,
                           struct qv_diag *d);
     int (*route_list)(qv_store *s, struct qv_store_route **out, size_t *n, struct qv_diag *d);
 

@@ -91,6 +91,12 @@ uint64_t qv_now_ns(void);      /* CLOCK_MONOTONIC. */
 uint64_t qv_wall_ms(void);     /* CLOCK_REALTIME, ms since the epoch. */
 uint64_t qv_thread_cpu_ns(void);
 void qv_iso8601(uint64_t wall_ms, char buf[32]);
+/* A point in time as a client writes it (util/timeparse.c): milliseconds since the epoch
+ * (digits only); ISO 8601: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS[.fff]] followed by Z,
+ * +HH:MM, -HH:MM or nothing (UTC), ' ' may stand for 'T'; or a duration back from now,
+ * digits and one of s, m, h, d ("10m": ten minutes ago). *ms gets ms since the epoch.
+ * QV_EINVAL for anything else (out-of-range fields, before 1970, overflow). Any thread. */
+int qv_time_parse(const char *s, uint64_t *ms);
 
 /* ---- Hashing ---- */
 #define QV_SHA256_HEX 65
@@ -98,6 +104,18 @@ void qv_iso8601(uint64_t wall_ms, char buf[32]);
 int qv_sha256_file(const char *path, char hex[QV_SHA256_HEX], struct qv_diag *d);
 uint64_t qv_hash64(const void *data, size_t len, uint64_t seed); /* FNV-1a + mix; not crypto. */
 uint64_t qv_mix64(uint64_t x);                                   /* splitmix64 finalizer. */
+
+/* SipHash with a 128-bit key (util/siphash.c). For tables indexed by names a client
+ * chooses (request ids, ...), use qv_hash_keyed(): SipHash-1-3 under a random key drawn
+ * once per process with getrandom(), so chains cannot be flooded on purpose. Hashes
+ * change from one process to the next: never store them or use them across processes. */
+struct qv_sipkey {
+    uint64_t k0, k1; /* the key's bytes 0..7 and 8..15, little-endian */
+};
+uint64_t qv_siphash13(const struct qv_sipkey *key, const void *data, size_t len);
+uint64_t qv_siphash24(const struct qv_sipkey *key, const void *data, size_t len);
+int qv_sipkey_random(struct qv_sipkey *key);          /* getrandom(); QV_EIO if it fails. */
+uint64_t qv_hash_keyed(const void *data, size_t len); /* Any thread. */
 
 /* ---- Memory ----
  * qv_x* are for small, fixed-size control-plane allocations: they log and

@@ -368,11 +368,64 @@ static void test_metrics_promtool_during_rollout(void **state)
     h_stop_ok(s);
 }
 
+/* A model removed from the repository and a version removed from a model stop being
+ * exported: /metrics tells what serves (before, their series stayed forever, the removed
+ * model's with route weight 1). What stays passes promtool. */
+static void test_removed_series_disappear(void **state)
+{
+    struct h_srv *s = *state;
+    struct h_resp r;
+    char path[400];
+    int rc;
+
+    h_test_model(s, "m", "\"version_policy\": {\"all\": {}}");
+    h_test_version(s, "m", 1, "{\"features\": 4}");
+    h_test_version(s, "m", 2, "{\"features\": 4}");
+    h_test_model(s, "old", "");
+    h_test_version(s, "old", 1, "{\"features\": 4}");
+    h_start(s, NULL);
+    h_wait_state(s, "m", 2, "READY");
+    h_wait_state(s, "old", 1, "READY");
+    send_n(s, "/v2/models/old/infer", 3);
+    send_n(s, "/v2/models/m/versions/2/infer", 3);
+    for (uint64_t deadline = h_now_ms() + H_DEADLINE_MS;;) {
+        r = h_get(s, "/metrics");
+        if (strstr(r.body, "quiver_route_weight{model=\"old\",version=\"1\"} 1"))
+            break;
+        if (h_now_ms() > deadline)
+            fail_msg("no route weight for old/1 in /metrics:\n%s", r.body);
+        h_resp_free(&r);
+        h_sleep_ms(100);
+    }
+    h_resp_free(&r);
+    assert_int_equal(h_run("rm -rf '%s/old' '%s/m/2'", s->repo, s->repo), 0);
+    for (uint64_t deadline = h_now_ms() + H_DEADLINE_MS;;) {
+        r = h_get(s, "/metrics");
+        assert_int_equal(r.status, 200);
+        if (strstr(r.body, "model=\"old\"") == NULL &&
+            strstr(r.body, "model=\"m\",version=\"2\"") == NULL)
+            break;
+        if (h_now_ms() > deadline)
+            fail_msg("series of removed old/1 or m/2 still in /metrics:\n%s", r.body);
+        h_resp_free(&r);
+        h_sleep_ms(200);
+    }
+    assert_non_null(strstr(r.body, "model=\"m\",version=\"1\""));
+    snprintf(path, sizeof(path), "%s/metrics.txt", s->dir);
+    h_write_file(path, r.body);
+    h_resp_free(&r);
+    rc = h_run("promtool check metrics < '%s'", path);
+    if (rc != 0)
+        fail_msg("promtool check metrics failed (status %d)", rc);
+    h_stop_ok(s);
+}
+
 static const struct CMUnitTest tests[] = {
     H_TEST(test_history_survives_restart),
     H_TEST(test_stats),
     H_TEST(test_alerts),
     H_TEST(test_metrics_promtool_during_rollout),
+    H_TEST(test_removed_series_disappear),
 };
 
 H_MAIN(tests)

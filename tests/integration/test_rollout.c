@@ -276,6 +276,77 @@ static void test_restart_resumes(void **state)
     h_stop_ok(s);
 }
 
+/* Requests the canary refuses as bad input (400) are reported but are never evidence:
+ * a canary that only ever saw malformed traffic stays at its first step however many
+ * steps' time passes (it was promoted with 0 answers before); and once stable shows it
+ * accepts what the canary refuses, the canary is rolled back. */
+static const char bad4[] =
+    "{\"inputs\": [{\"name\": \"input__0\", \"datatype\": \"FP32\", \"shape\": [1, 3], "
+    "\"data\": [0.1, 0.2, 0.3]}]}";
+
+static long last_figure(struct h_srv *s, const char *key)
+{
+    json_t *st = rollout_status(s);
+    long v = (long)json_integer_value(json_object_get(json_object_get(st, "last"), key));
+
+    json_decref(st);
+    return v;
+}
+
+static void test_malformed_traffic_is_not_evidence(void **state)
+{
+    struct h_srv *s = *state;
+    uint64_t deadline;
+    json_t *st, *ev;
+
+    two_versions(s, "{\"features\": 4}", "{\"features\": 4}");
+    h_start(s, NULL);
+    start_rollout(s, "{\"canary\": 2, \"steps\": [10, 50, 100], \"step_seconds\": 1, "
+                     "\"min_requests\": 20}");
+    {
+        struct h_resp r = h_post(s, "/v2/models/m/versions/2/infer", bad4);
+        assert_int_equal(r.status, 400);
+        h_resp_free(&r);
+    }
+    h_loop_start(s, "/v2/models/m/versions/2/infer", bad4);
+    /* Many refusals, then three steps' time more: still at step 0, waiting. */
+    deadline = h_now_ms() + H_DEADLINE_MS;
+    while (last_figure(s, "canary_bad_input") < 100) {
+        if (h_now_ms() > deadline)
+            fail_msg("the canary's bad-input refusals were never counted");
+        h_sleep_ms(50);
+    }
+    h_sleep_ms(3500);
+    st = rollout_status(s);
+    assert_string_equal(h_jstr(st, "state"), "running");
+    assert_int_equal(json_integer_value(json_object_get(st, "step")), 0);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(st, "last"), "canary_answered")), 0);
+    assert_string_equal(h_jstr(json_object_get(st, "last"), "decision"), "wait");
+    json_decref(st);
+    h_loop_stop(s->loop);
+    free(s->loop);
+    s->loop = NULL;
+
+    /* Stable answers the same traffic (well-formed for it): the canary that refuses is
+     * rolled back, and the event says why. */
+    h_loop_start(s, "/v2/models/m/versions/1/infer", body4);
+    st = wait_finished(s);
+    h_loop_stop(s->loop);
+    free(s->loop);
+    s->loop = NULL;
+    if (strcmp(h_jstr(st, "state"), "rolled_back") != 0) {
+        char *text = json_dumps(st, 0);
+        fail_msg("expected rolled_back: %s", text);
+    }
+    json_decref(st);
+    ev = find_event(s, "rollout.rollback");
+    assert_non_null(ev);
+    assert_non_null(strstr(h_jstr(ev, "reason"), "bad_input_rate"));
+    json_decref(ev);
+    h_stop_ok(s);
+}
+
 static void test_bad_plans(void **state)
 {
     struct h_srv *s = *state;
@@ -365,6 +436,7 @@ static const struct CMUnitTest tests[] = {
     H_TEST(test_slow_canary_rolled_back),
     H_TEST(test_good_canary_promoted),
     H_TEST(test_restart_resumes),
+    H_TEST(test_malformed_traffic_is_not_evidence),
     H_TEST(test_bad_plans),
     H_TEST(test_abort_and_override),
 };

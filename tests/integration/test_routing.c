@@ -764,6 +764,24 @@ static void test_feedback_long_request_id(void **state)
     if (r.status != 200)
         fail_msg("feedback for a 100-byte id: %ld %s", r.status, r.body);
     h_resp_free(&r);
+    /* One feedback per request: a second one for the same id is refused (409) and
+     * does not count again, whatever it says. */
+    snprintf(fb, sizeof(fb), "{\"id\": \"%s\", \"reward\": 0}", long_id);
+    r = rq(s, "POST", "/v2/models/bandit/feedback", fb, NULL, NULL);
+    h_expect_error(&r, 409, "already recorded");
+    h_resp_free(&r);
+    r = rq(s, "GET", "/v2/models/bandit/stats", NULL, NULL, NULL);
+    assert_int_equal(r.status, 200);
+    {
+        json_t *ver;
+        size_t i;
+        long total = 0;
+        json_array_foreach(json_object_get(r.json, "versions"), i, ver) total +=
+            (long)json_integer_value(
+                json_object_get(json_object_get(ver, "online_accuracy"), "feedback"));
+        assert_int_equal(total, 1);
+    }
+    h_resp_free(&r);
     h_stop_ok(s);
 }
 
@@ -1427,8 +1445,7 @@ static void test_events_record_every_change(void **state)
     /* In order: route.put (none -> doc1), route.put (doc1 -> 50/50),
      * label.set canary 2 -> 3, label.set spare (none -> 2), label.delete spare,
      * route.rollback, route.delete. Every event names who made it. */
-    json_array_foreach(ev, i, e)
-    {
+    for (size_t k = 0; k < json_array_size(ev) && (e = json_array_get(ev, k)) != NULL; k++) {
         assert_non_null(h_jstr(e, "who"));
         assert_non_null(h_jstr(e, "ts"));
         assert_string_equal(h_jstr(e, "model"), "fraud");

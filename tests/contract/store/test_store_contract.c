@@ -310,17 +310,36 @@ static void test_routes(void **state)
     assert_string_equal(doc, "A");
     free(doc);
 
-    /* Rollback swaps, so a second rollback undoes the first. */
-    OK(qv_store_route_rollback(f->s, "fraud", &doc, &d_));
-    assert_string_equal(doc, "A");
-    free(doc);
-    OK(qv_store_route_get_previous(f->s, "fraud", &doc, &d_));
-    assert_string_equal(doc, "B");
-    free(doc);
-    OK(qv_store_route_rollback(f->s, "fraud", NULL, &d_));
-    OK(qv_store_route_get(f->s, "fraud", &doc, &d_));
-    assert_string_equal(doc, "B");
-    free(doc);
+    /* The history is a stack: each rollback goes one change further back, and says which
+     * revision is in force. A (1), B (2), C (3): rollback -> B (2), rollback -> A (1). */
+    {
+        int64_t rev = 0;
+        size_t depth = 0;
+        OK(qv_store_route_put(f->s, "fraud", "C", &d_));
+        OK(qv_store_route_revision(f->s, "fraud", &rev, &depth, &d_));
+        assert_int_equal(rev, 3);
+        assert_int_equal(depth, 2);
+        OK(qv_store_route_rollback_rev(f->s, "fraud", &doc, &rev, &d_));
+        assert_string_equal(doc, "B");
+        assert_int_equal(rev, 2);
+        free(doc);
+        OK(qv_store_route_get_previous(f->s, "fraud", &doc, &d_));
+        assert_string_equal(doc, "A");
+        free(doc);
+        OK(qv_store_route_rollback_rev(f->s, "fraud", &doc, &rev, &d_));
+        assert_string_equal(doc, "A");
+        assert_int_equal(rev, 1);
+        free(doc);
+        FAILS(QV_ENOENT, qv_store_route_rollback(f->s, "fraud", NULL, &d_));
+        OK(qv_store_route_get(f->s, "fraud", &doc, &d_));
+        assert_string_equal(doc, "A");
+        free(doc);
+        /* A new change after rollbacks gets a new revision, never a reused one. */
+        OK(qv_store_route_put(f->s, "fraud", "B", &d_));
+        OK(qv_store_route_revision(f->s, "fraud", &rev, &depth, &d_));
+        assert_int_equal(rev, 4);
+        assert_int_equal(depth, 1);
+    }
 
     OK(qv_store_route_put(f->s, "housing", "{}", &d_));
     restart(f);
@@ -340,6 +359,49 @@ static void test_routes(void **state)
 }
 
 /* ---- Labels ---- */
+
+/* The history keeps at most QV_STORE_ROUTE_HISTORY_MAX documents per model. */
+static void test_route_history_bounded(void **state)
+{
+    struct fx *f = *state;
+    char doc[32];
+    int64_t rev = 0;
+    size_t depth = 0;
+
+    for (int i = 0; i < QV_STORE_ROUTE_HISTORY_MAX + 20; i++) {
+        snprintf(doc, sizeof(doc), "D%d", i);
+        OK(qv_store_route_put(f->s, "m", doc, &d_));
+    }
+    OK(qv_store_route_revision(f->s, "m", &rev, &depth, &d_));
+    assert_int_equal(rev, QV_STORE_ROUTE_HISTORY_MAX + 20);
+    assert_int_equal(depth, QV_STORE_ROUTE_HISTORY_MAX);
+}
+
+/* A database file deleted under the open store: every write fails with QV_ESTORE saying
+ * so (before, they succeeded into a file nobody would open again), reads still work. */
+static void test_deleted_file_refuses_writes(void **state)
+{
+    struct fx *f = *state;
+    struct sqlite_ctx *c = f->ctx;
+    struct qv_diag d = {{0}};
+    char *doc = NULL, p[128];
+
+    if (strcmp(cur_target->name, "sqlite") != 0)
+        skip();
+    OK(qv_store_route_put(f->s, "fraud", "A", &d_));
+    snprintf(p, sizeof(p), "%s-wal", c->path);
+    assert_int_equal(unlink(c->path), 0);
+    unlink(p);
+    assert_int_equal(qv_store_route_put(f->s, "fraud", "B", &d), QV_ESTORE);
+    assert_non_null(strstr(d.msg, "deleted"));
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(qv_store_label_set(f->s, "fraud", "stable", 1, &d), QV_ESTORE);
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(qv_store_kv_put(f->s, "bandit", "fraud", "{}", &d), QV_ESTORE);
+    OK(qv_store_route_get(f->s, "fraud", &doc, &d_));
+    assert_string_equal(doc, "A");
+    free(doc);
+}
 
 static void test_labels(void **state)
 {
@@ -751,6 +813,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_version_upsert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_rejects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_routes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_route_history_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deleted_file_refuses_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_labels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history, setup, teardown),

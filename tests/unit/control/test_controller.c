@@ -340,6 +340,163 @@ static void test_rollback(void **state)
     }
 }
 
+/* n requests to version v refused as bad input. */
+static void refused(struct fx *f, int64_t v, int n)
+{
+    qv_vstats *s = qv_monitor_version(f->mon, "m", v);
+
+    for (int i = 0; i < n; i++)
+        qv_vstats_request(s, QV_OUTCOME_BAD_INPUT, 1000, 1000, 2000);
+}
+
+/* A canary whose traffic is all malformed never answers: it is not promoted,
+ * however long it runs; once stable shows that it accepts that traffic, the
+ * canary that refuses it is rolled back. */
+static void test_bad_input_only_canary(void **state)
+{
+    struct fx *f = *state;
+    json_t *j, *ev;
+
+    start(f, plan_json);
+    for (int i = 0; i < 60; i++) {
+        refused(f, 2, 20);
+        tick(f, 1);
+    }
+    expect_state(f, "running", 0);
+    j = status(f);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(j, "last"), "canary_answered")), 0);
+    assert_true(json_integer_value(
+                    json_object_get(json_object_get(j, "last"), "canary_bad_input")) >= 1000);
+    json_decref(j);
+    traffic(f, 1, 500, 0, 1);
+    refused(f, 2, 20);
+    tick(f, 1);
+    expect_state(f, "rolled_back", 0);
+    ev = event(f, "rollout.rollback");
+    assert_non_null(ev);
+    assert_true(json_is_true(json_object_get(json_object_get(ev, "figures"), "bad_input_breach")));
+    assert_non_null(strstr(json_string_value(json_object_get(ev, "reason")), "bad_input_rate"));
+    json_decref(ev);
+}
+
+/* min_shadow_agreement on a route without a shadow of the canary can never act:
+ * the start answer, the status and the event say so. */
+static void test_guard_that_cannot_act_warns(void **state)
+{
+    struct fx *f = *state;
+    struct qv_diag d = {{0}};
+    char *text = NULL;
+    json_t *j, *ev;
+
+    assert_int_equal(qv_control_rollout_start(f->ctl, "m",
+                                              "{\"canary\": 2, \"min_requests\": 50, "
+                                              "\"guards\": {\"min_shadow_agreement\": 0.9}}",
+                                              "tester", &text, &d),
+                     QV_OK);
+    j = json_loads(text, 0, NULL);
+    free(text);
+    assert_int_equal(json_array_size(json_object_get(j, "warnings")), 1);
+    assert_non_null(strstr(json_string_value(json_array_get(json_object_get(j, "warnings"), 0)),
+                           "min_shadow_agreement"));
+    json_decref(j);
+    ev = event_by(f, "rollout.start", "tester");
+    assert_non_null(ev);
+    assert_non_null(strstr(json_string_value(json_array_get(json_object_get(ev, "warnings"), 0)),
+                           "can never act"));
+    json_decref(ev);
+    assert_int_equal(qv_control_rollout_abort(f->ctl, "m", "t", &text, &d), QV_OK);
+    free(text);
+    /* With a shadow of the canary, no warning. */
+    assert_int_equal(qv_router_set_route(f->router, "m",
+                                         "{\"policy\": \"pinned\", \"target\": 1, "
+                                         "\"shadow\": [{\"target\": 2, \"percent\": 100}]}",
+                                         NULL, &d),
+                     QV_OK);
+    assert_int_equal(qv_control_rollout_start(f->ctl, "m",
+                                              "{\"canary\": 2, \"min_requests\": 50, "
+                                              "\"guards\": {\"min_shadow_agreement\": 0.9}}",
+                                              "tester", &text, &d),
+                     QV_OK);
+    j = json_loads(text, 0, NULL);
+    free(text);
+    assert_int_equal(json_array_size(json_object_get(j, "warnings")), 0);
+    json_decref(j);
+}
+
+/* Series of removed models and of versions the engine does not serve disappear from
+ * /metrics at the next tick, instead of exporting their last route weight forever. */
+static void test_metrics_of_removed_versions_disappear(void **state)
+{
+    struct fx *f = *state;
+    struct qv_buf out = QV_BUF_INIT(0);
+    char *text;
+
+    /* A model the engine does not have and a version its policy does not load. */
+    qv_monitor_route_weight(f->mon, "gone", 1, 1.0);
+    qv_monitor_route_weight(f->mon, "m", 3, 1.0);
+    traffic(f, 1, 5, 0, 1);
+    assert_int_equal(qv_monitor_render_prometheus(f->mon, &out), 0);
+    text = qv_buf_take(&out);
+    assert_non_null(strstr(text, "model=\"gone\""));
+    assert_non_null(strstr(text, "model=\"m\",version=\"3\""));
+    free(text);
+    tick(f, 1);
+    assert_int_equal(qv_monitor_render_prometheus(f->mon, &out), 0);
+    text = qv_buf_take(&out);
+    assert_null(strstr(text, "model=\"gone\""));
+    assert_null(strstr(text, "model=\"m\",version=\"3\""));
+    assert_non_null(strstr(text, "quiver_requests_total{model=\"m\",version=\"1\"} 5"));
+    assert_non_null(strstr(text, "model=\"m\",version=\"2\""));
+    free(text);
+}
+
+static int count_events(struct fx *f, const char *what)
+{
+    struct qv_store_event *ev = NULL;
+    struct qv_diag d = {{0}};
+    size_t n = 0;
+    int k = 0;
+
+    assert_int_equal(qv_store_event_list(f->store, NULL, &ev, &n, &d), QV_OK);
+    for (size_t i = 0; i < n; i++)
+        k += strcmp(ev[i].what, what) == 0;
+    qv_store_event_free(ev, n);
+    return k;
+}
+
+/* A route that names a version the engine stops serving (unloaded: a version policy
+ * change, an unload) is reported once with an event saying which field names it, and
+ * again when the version is back; the fallback is never silent. */
+static void test_named_version_missing_is_reported(void **state)
+{
+    struct fx *f = *state;
+    struct qv_diag d = {{0}};
+    json_t *ev;
+
+    assert_int_equal(qv_router_set_route(f->router, "m",
+                                         "{\"policy\": \"pinned\", \"target\": \"canary\", "
+                                         "\"labels\": {\"stable\": 1, \"canary\": 2}}",
+                                         NULL, &d),
+                     QV_OK);
+    tick(f, 1);
+    assert_int_equal(count_events(f, "route.version_missing"), 0);
+    if (qv_engine_unload_version(f->engine, "m", 2, &d) != QV_OK)
+        fail_msg("unload: %s", d.msg);
+    tick(f, 2);
+    assert_int_equal(count_events(f, "route.version_missing"), 1);
+    ev = event(f, "route.version_missing");
+    assert_non_null(ev);
+    assert_int_equal(json_integer_value(json_object_get(ev, "version")), 2);
+    assert_string_equal(json_string_value(json_object_get(ev, "named_by")), "target");
+    json_decref(ev);
+    if (qv_engine_load_version(f->engine, "m", 2, &d) != QV_OK)
+        fail_msg("load: %s", d.msg);
+    tick(f, 1);
+    assert_int_equal(count_events(f, "route.version_restored"), 1);
+    assert_int_equal(count_events(f, "route.version_missing"), 1);
+}
+
 static void good_step(struct fx *f, int seconds)
 {
     for (int i = 0; i < seconds; i++) {
@@ -603,6 +760,11 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input_only_canary, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_named_version_missing_is_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_of_removed_versions_disappear, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_guard_that_cannot_act_warns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_promote, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume, setup, teardown),

@@ -341,13 +341,96 @@ static void test_decide_reference(void **state)
     assert_int_equal(v.action, QV_ROLLOUT_ROLLBACK);
 }
 
+/* Bad-input refusals are reported but never count as evidence: a canary that
+ * only refused malformed requests (0 answers) waits forever, however long the
+ * step has run. */
+static void test_decide_bad_input_is_not_evidence(void **state)
+{
+    struct qv_rollout_plan p = plan();
+    struct qv_rollout_obs o;
+    struct qv_rollout_verdict v;
+
+    (void)state;
+    memset(&o, 0, sizeof(o));
+    o.elapsed_s = 600;
+    o.canary = win(0, 0, 0);
+    o.canary.requests = 5000;
+    o.canary.bad_input = 5000;
+    qv_rollout_decide(&p, 2, &o, &v);
+    assert_int_equal(v.action, QV_ROLLOUT_WAIT);
+    assert_false(v.f.enough);
+    assert_int_equal(v.f.canary_answered, 0);
+    assert_int_equal(v.f.canary_bad_input, 5000);
+    assert_non_null(strstr(v.reason, "answered 0 of 100"));
+    /* 99 answers and 5000 refusals: still not enough. 100 answers: enough. */
+    o.canary = win(99, 0, 5);
+    o.canary.requests += 5000;
+    o.canary.bad_input = 5000;
+    qv_rollout_decide(&p, 0, &o, &v);
+    assert_int_equal(v.action, QV_ROLLOUT_WAIT);
+    o.canary = win(100, 0, 5);
+    qv_rollout_decide(&p, 0, &o, &v);
+    assert_int_equal(v.action, QV_ROLLOUT_NEXT);
+    /* Overload refusals did not reach the backend either. */
+    o.canary = win(150, 60, 5);
+    o.canary.overload = 60;
+    o.stable = win(2000, 0, 5);
+    qv_rollout_decide(&p, 0, &o, &v);
+    assert_int_equal(v.f.canary_answered, 90);
+    assert_false(v.f.enough);
+}
+
+/* A canary that refuses as bad input what stable accepts is rolled back, even
+ * when it has answered nothing; one that refuses as much as stable is not. */
+static void test_decide_bad_input_guard(void **state)
+{
+    struct qv_rollout_plan p = plan();
+    struct qv_rollout_obs o;
+    struct qv_rollout_verdict v;
+
+    (void)state;
+    memset(&o, 0, sizeof(o));
+    o.elapsed_s = 5;
+    o.canary = win(0, 0, 0);
+    o.canary.requests = 200;
+    o.canary.bad_input = 200;
+    o.stable = win(2000, 0, 5);
+    qv_rollout_decide(&p, 0, &o, &v);
+    assert_int_equal(v.action, QV_ROLLOUT_ROLLBACK);
+    assert_true(v.f.bad_input_breach);
+    assert_float_equal(v.f.canary_bad_input_rate, 1.0, 1e-12);
+    assert_float_equal(v.f.stable_bad_input_rate, 0.0, 1e-12);
+    assert_non_null(strstr(v.reason, "bad_input_rate"));
+    /* Both refuse 10%: no breach, and the canary's 180 answers decide. */
+    o.elapsed_s = 600;
+    o.canary = win(180, 0, 5);
+    o.canary.requests += 20;
+    o.canary.bad_input = 20;
+    o.stable = win(1800, 0, 5);
+    o.stable.requests += 200;
+    o.stable.bad_input = 200;
+    qv_rollout_decide(&p, 0, &o, &v);
+    assert_false(v.f.bad_input_breach);
+    assert_int_equal(v.action, QV_ROLLOUT_NEXT);
+    /* The error rate is over the requests that were not bad input. */
+    assert_int_equal(v.f.canary_requests, 180);
+    /* Without stable figures the guard cannot compare: it waits for answers. */
+    memset(&o.stable, 0, sizeof(o.stable));
+    o.canary = win(0, 0, 0);
+    o.canary.requests = 200;
+    o.canary.bad_input = 200;
+    qv_rollout_decide(&p, 0, &o, &v);
+    assert_int_equal(v.action, QV_ROLLOUT_WAIT);
+    assert_false(v.f.bad_input_evaluated);
+}
+
 /* A whole rollout driven by the pure function with a fake clock: a good
  * canary goes through every step and is promoted; a bad one is rolled back
  * in the step where it turns bad. */
 static int drive(const struct qv_rollout_plan *p, double canary_err, int bad_from_step,
                  int *ended_step)
 {
-    struct qv_rollout_ref ref = {0, 0, 0, 0};
+    struct qv_rollout_ref ref = {0, 0, 0, 0, 0};
     double t = 0, step_start = 0;
     int step = 0;
     uint64_t rate = 100; /* requests per second, all versions */
@@ -495,6 +578,8 @@ int main(void)
         cmocka_unit_test(test_decide_error_not_significant_or_small),
         cmocka_unit_test(test_decide_p99),
         cmocka_unit_test(test_decide_shadow),
+        cmocka_unit_test(test_decide_bad_input_is_not_evidence),
+        cmocka_unit_test(test_decide_bad_input_guard),
         cmocka_unit_test(test_decide_steps),
         cmocka_unit_test(test_decide_reference),
         cmocka_unit_test(test_drive),

@@ -588,6 +588,61 @@ static void test_label_escaping(void **state)
     qv_monitor_destroy(m);
 }
 
+static void count_each(void *ud, const char *model, int64_t version)
+{
+    assert_string_equal(model, "fraud");
+    assert_int_equal(version, 1);
+    (*(int *)ud)++;
+}
+
+/* 413, 429 and 503 refusals are counted server-wide, every code always present; other
+ * statuses are ignored; forgotten versions disappear from the text. */
+static void test_refusals_and_forget(void **state)
+{
+    qv_monitor *m = NULL;
+    struct qv_buf out = QV_BUF_INIT(0);
+    char *text;
+    int calls = 0;
+
+    (void)state;
+    assert_int_equal(qv_monitor_create(&m), 0);
+    assert_int_equal(qv_monitor_render_prometheus(m, &out), 0);
+    text = qv_buf_take(&out);
+    assert_has(text, "\nquiver_http_refusals_total{code=\"413\"} 0\n");
+    assert_has(text, "\nquiver_http_refusals_total{code=\"429\"} 0\n");
+    assert_has(text, "\nquiver_http_refusals_total{code=\"503\"} 0\n");
+    free(text);
+    qv_monitor_count_refusal(m, 413);
+    qv_monitor_count_refusal(m, 429);
+    qv_monitor_count_refusal(m, 429);
+    qv_monitor_count_refusal(m, 503);
+    qv_monitor_count_refusal(m, 200);
+    qv_monitor_count_refusal(m, 400);
+    fill(m);
+    assert_int_equal(qv_monitor_render_prometheus(m, &out), 0);
+    text = qv_buf_take(&out);
+    assert_int_equal(promtool_check(text), 0);
+    assert_has(text, "# TYPE quiver_http_refusals_total counter\n");
+    assert_has(text, "\nquiver_http_refusals_total{code=\"413\"} 1\n");
+    assert_has(text, "\nquiver_http_refusals_total{code=\"429\"} 2\n");
+    assert_has(text, "\nquiver_http_refusals_total{code=\"503\"} 1\n");
+    assert_has(text, "version=\"2\"");
+    free(text);
+
+    /* Forgotten: version 2 and its pair go, version 1 stays. */
+    qv_monitor_forget(m, "fraud", 2);
+    assert_int_equal(qv_monitor_render_prometheus(m, &out), 0);
+    text = qv_buf_take(&out);
+    assert_int_equal(promtool_check(text), 0);
+    assert_null(strstr(text, "version=\"2\""));
+    assert_null(strstr(text, "other_version=\"2\""));
+    assert_fraud(text, "quiver_requests_total", "version=\"1\"", "11");
+    free(text);
+    qv_monitor_each(m, count_each, &calls);
+    assert_int_equal(calls, 1);
+    qv_monitor_destroy(m);
+}
+
 /* docs/metrics.md documents every family of the table. */
 static void test_docs_cover_table(void **state)
 {
@@ -644,13 +699,19 @@ static void test_recording_switch(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lat_buckets),       cmocka_unit_test(test_batch_buckets),
+        cmocka_unit_test(test_lat_buckets),
+        cmocka_unit_test(test_batch_buckets),
         cmocka_unit_test(test_recording_switch),
-        cmocka_unit_test(test_quantiles_known),   cmocka_unit_test(test_quantiles_recorded),
-        cmocka_unit_test(test_window_diff),       cmocka_unit_test(test_tick_windows),
-        cmocka_unit_test(test_concurrent_totals), cmocka_unit_test(test_extras),
-        cmocka_unit_test(test_prometheus),        cmocka_unit_test(test_label_escaping),
+        cmocka_unit_test(test_quantiles_known),
+        cmocka_unit_test(test_quantiles_recorded),
+        cmocka_unit_test(test_window_diff),
+        cmocka_unit_test(test_tick_windows),
+        cmocka_unit_test(test_concurrent_totals),
+        cmocka_unit_test(test_extras),
+        cmocka_unit_test(test_prometheus),
+        cmocka_unit_test(test_label_escaping),
         cmocka_unit_test(test_docs_cover_table),
+        cmocka_unit_test(test_refusals_and_forget),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

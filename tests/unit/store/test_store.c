@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "store/store.h"
 #include "store/store_impl.h"
 
@@ -362,6 +364,43 @@ static void test_real_schema(void **state)
     qv_store_close(s);
 }
 
+/* A database made before the route history (schema 1) with a current and a previous
+ * route: migration 2 keeps both, so a rollback still reaches the previous one. */
+static void test_route_history_migration(void **state)
+{
+    struct tmp *t = *state;
+    struct qv_store_migration only_first[2];
+    struct qv_diag d = {{0}};
+    qv_store *s = NULL;
+    sqlite3 *db = NULL;
+    char url[160], path[160], *doc = NULL;
+    int64_t rev = -1;
+
+    only_first[0] = qv__store_sqlite_migrations[0];
+    memset(&only_first[1], 0, sizeof(only_first[1]));
+    url_in(t, "state.db", url, sizeof(url));
+    path_in(t, "state.db", path, sizeof(path));
+    assert_int_equal(qv__store_open_with(url, only_first, &s, &d), 0);
+    qv_store_close(s);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO routes (model, doc, prev_doc, updated_ms) "
+                                  "VALUES ('m', 'NEW', 'OLD', 1)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(qv_store_open(url, &s, &d), 0);
+    assert_int_equal(qv_store_route_get(s, "m", &doc, &d), 0);
+    assert_string_equal(doc, "NEW");
+    free(doc);
+    assert_int_equal(qv_store_route_rollback_rev(s, "m", &doc, &rev, &d), 0);
+    assert_string_equal(doc, "OLD");
+    assert_int_equal(rev, 0);
+    free(doc);
+    assert_int_equal(qv_store_route_rollback(s, "m", NULL, &d), QV_ENOENT);
+    qv_store_close(s);
+}
+
 /* A database error reaches the caller as QV_ESTORE with SQLite's words. */
 static void test_error_names_cause(void **state)
 {
@@ -394,6 +433,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_real_schema, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_route_history_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_names_cause, setup, teardown),
     };
 
