@@ -371,6 +371,14 @@ static int tfs_tensor(const struct qv_tensor_desc *desc, json_t *vals, int64_t n
         }
         first = json_array_get(first, 0);
     }
+    if (qv_shape_numel(shape, desc->ndim) < 0 ||
+        qv_shape_numel(shape, desc->ndim) > QV_TENSOR_MAX_ELEMS)
+        return qv_fail(d, QV_EINVAL, "%s: input \"%s\" would have more than %lld elements",
+                       field, desc->name, (long long)QV_TENSOR_MAX_ELEMS);
+    /* Structure and count first: nothing is allocated for data that cannot fit. */
+    err = qv_tensor_json_check(vals, desc->ndim, shape, field, desc->name, d);
+    if (err)
+        return err;
     err = qv_tensor_alloc(t, desc->name, desc->dtype, desc->ndim, shape);
     if (err)
         return qv_fail(d, err, "%s: cannot allocate input \"%s\"", field, desc->name);
