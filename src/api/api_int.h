@@ -14,6 +14,7 @@
 
 #include "api.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #define QV_API_PENDING 1
@@ -65,6 +66,19 @@ struct qv_http_req {
 
 struct MHD_Daemon;
 struct qv_api_tokens;
+struct conn_ctx;
+struct sock_ctx;
+struct ctl_job;
+
+/* Defaults of the resource bounds (docs/http.md lists them). */
+#define QV_API_DEFAULT_MAX_BODY (16u << 20)          /* per request body */
+#define QV_API_DEFAULT_BODY_BUDGET (256u << 20)      /* all bodies in flight */
+#define QV_API_DEFAULT_MAX_CONNECTIONS 4096
+#define QV_API_DEFAULT_MAX_CONNECTIONS_PER_IP 256
+#define QV_API_DEFAULT_HEADER_TIMEOUT_MS 15000
+#define QV_API_DEFAULT_IDLE_TIMEOUT_S 60
+#define QV_API_CONNECTION_MEMORY (32u << 10)         /* request line + headers */
+#define QV_API_CTL_QUEUE_MAX 16                      /* queued load/unload requests */
 
 struct qv_api {
     struct MHD_Daemon *daemon;
@@ -72,10 +86,41 @@ struct qv_api {
     struct qv_api_deps deps;
     int port;
     _Atomic int inflight;           /* requests the HTTP layer holds */
-    _Atomic int pending;            /* of those, begun before the stop: waited for */
+    _Atomic int pending;            /* of those, dispatched before the stop: waited for */
     _Atomic bool stopping;
+    _Atomic size_t body_bytes;      /* request bodies held now (the budget) */
+    _Atomic int n_abandoned;        /* answered 503 at the drain deadline */
     struct qv_api_tokens *tokens; /* NULL: management endpoints open */
+    /* Suspended requests, for the drain deadline. */
+    pthread_mutex_t susp_mu;
+    struct conn_ctx *suspended;     /* guarded by susp_mu */
+    bool abandoning;                /* guarded by susp_mu */
+    /* Open connections, for the header deadline (reaper thread). */
+    pthread_mutex_t sock_mu;
+    pthread_cond_t reaper_cond;
+    struct sock_ctx *socks;         /* guarded by sock_mu */
+    bool reaper_stop;               /* guarded by sock_mu */
+    pthread_t reaper;
+    _Atomic long cut_connections;
+    /* The control queue: repository load/unload off the HTTP threads. */
+    pthread_mutex_t ctl_mu;
+    pthread_cond_t ctl_cond;
+    pthread_t ctl_thread;
+    struct ctl_job *ctl_head, *ctl_tail; /* guarded by ctl_mu */
+    int ctl_n;                      /* guarded by ctl_mu */
+    bool ctl_stop, ctl_running, ctl_exited; /* guarded by ctl_mu */
 };
+
+/* ctl.c: a request whose work may block for long (a model load) runs on the
+ * API's control thread; the connection is suspended meanwhile. */
+int qv__api_ctl_start(struct qv_api *a, struct qv_diag *d);
+/* Asks the thread to stop; queued jobs are answered 503. Joins it unless it
+ * is still inside a job (then it is left running). */
+void qv__api_ctl_stop(struct qv_api *a);
+bool qv__api_ctl_busy(struct qv_api *a); /* the thread is left running */
+/* Queues fn(r) on the control thread: QV_API_PENDING (fn fills r's response
+ * or returns an error; complete() follows), or QV_EOVERLOAD when full. */
+int qv__api_ctl_submit(struct qv_http_req *r, int (*fn)(struct qv_http_req *r));
 
 
 
