@@ -62,13 +62,17 @@ struct qv_http_req {
      * response is ready. */
     void (*suspend)(struct qv_http_req *r);
     void (*complete)(struct qv_http_req *r);
+    /* A handler that reads the body on another thread sets keep_body before
+     * it returns, and calls body_done() once the body is no longer needed
+     * (before handing the request on): the body and its budget are freed. */
+    bool keep_body;
+    void (*body_done)(struct qv_http_req *r);
 };
 
 struct MHD_Daemon;
 struct qv_api_tokens;
 struct conn_ctx;
 struct sock_ctx;
-struct ctl_job;
 
 /* Defaults of the resource bounds (docs/http.md lists them). */
 #define QV_API_DEFAULT_MAX_BODY (16u << 20)          /* per request body */
@@ -79,6 +83,11 @@ struct ctl_job;
 #define QV_API_DEFAULT_IDLE_TIMEOUT_S 60
 #define QV_API_CONNECTION_MEMORY (32u << 10)         /* request line + headers */
 #define QV_API_CTL_QUEUE_MAX 16                      /* queued load/unload requests */
+#define QV_API_DECODE_THREADS 2                      /* threads decoding large bodies */
+#define QV_API_DECODE_QUEUE_MAX 64                   /* large bodies waiting for them */
+#define QV_API_LARGE_BODY (256u << 10)               /* bodies from this size: decode lane */
+#define QV_API_JSON_TREE_FACTOR 20                   /* jansson tree bytes per body byte */
+#define QV_API_DEFAULT_DECODE_BUDGET (1024ull << 20) /* JSON decoding, all requests */
 
 struct qv_api {
     struct MHD_Daemon *daemon;
@@ -102,25 +111,28 @@ struct qv_api {
     bool reaper_stop;               /* guarded by sock_mu */
     pthread_t reaper;
     _Atomic long cut_connections;
-    /* The control queue: repository load/unload off the HTTP threads. */
-    pthread_mutex_t ctl_mu;
-    pthread_cond_t ctl_cond;
-    pthread_t ctl_thread;
-    struct ctl_job *ctl_head, *ctl_tail; /* guarded by ctl_mu */
-    int ctl_n;                      /* guarded by ctl_mu */
-    bool ctl_stop, ctl_running, ctl_exited; /* guarded by ctl_mu */
+    /* Lanes (ctl.c): work kept off the HTTP threads. */
+    struct qv_api_lane *ctl;        /* repository load/unload */
+    struct qv_api_lane *decode;     /* large inference bodies */
+    _Atomic size_t decode_bytes;    /* estimated JSON decoding memory in use */
+    bool lanes_left;                /* a lane thread was left running at the stop */
 };
 
-/* ctl.c: a request whose work may block for long (a model load) runs on the
- * API's control thread; the connection is suspended meanwhile. */
-int qv__api_ctl_start(struct qv_api *a, struct qv_diag *d);
-/* Asks the thread to stop; queued jobs are answered 503. Joins it unless it
- * is still inside a job (then it is left running). */
-void qv__api_ctl_stop(struct qv_api *a);
-bool qv__api_ctl_busy(struct qv_api *a); /* the thread is left running */
-/* Queues fn(r) on the control thread: QV_API_PENDING (fn fills r's response
- * or returns an error; complete() follows), or QV_EOVERLOAD when full. */
-int qv__api_ctl_submit(struct qv_http_req *r, int (*fn)(struct qv_http_req *r));
+/* ctl.c: a lane is a few threads and a bounded queue for request work that
+ * may take long (a model load, a large JSON body). */
+struct qv_api_lane;
+struct qv_api_lane *qv__api_lane_start(const char *what, int threads, int max_queue,
+                                       struct qv_diag *d);
+/* Suspends r and queues fn(r): QV_API_PENDING. fn returns an error, QV_OK
+ * (r's response filled) or QV_API_PENDING (handed on; whoever holds r then
+ * completes it); the lane completes r in the first two cases. QV_EOVERLOAD
+ * (queue full) or QV_ESHUTDOWN, and r is not suspended. */
+int qv__api_lane_submit(struct qv_api_lane *l, struct qv_http_req *r,
+                        int (*fn)(struct qv_http_req *r));
+/* Stops the lane: queued jobs are answered 503; returns true when every
+ * thread finished (the lane is freed), false when one is still inside a job
+ * (the lane is left to the process exit). */
+bool qv__api_lane_stop(struct qv_api_lane *l);
 
 
 

@@ -165,6 +165,12 @@ static enum MHD_Result send_error(struct conn_ctx *c, int err)
     return send_response(c);
 }
 
+/* A lane thread: the body has been decoded. */
+static void on_body_done(struct qv_http_req *r)
+{
+    body_release(r->api, (struct conn_ctx *)r);
+}
+
 /* Any thread: the response of a pending request is ready. */
 static void on_complete(struct qv_http_req *r)
 {
@@ -381,6 +387,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         c->r.query = get_query;
         c->r.suspend = on_suspend;
         c->r.complete = on_complete;
+        c->r.body_done = on_body_done;
         c->body.max = a->cfg.max_body_bytes;
         *con_cls = c;
         atomic_fetch_add(&a->inflight, 1);
@@ -430,8 +437,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         return send_error(c, QV_ESHUTDOWN);
     }
     rc = qv__api_dispatch(&c->r);
-    /* Handlers decode the body before they return; nothing reads it after. */
-    body_release(a, c);
+    /* Handlers decode the body before they return, unless they handed it to
+     * a lane (keep_body): nothing reads it after. */
+    if (!c->r.keep_body)
+        body_release(a, c);
     if (rc == QV_API_PENDING)
         return MHD_YES; /* suspended; resumed by complete() */
     c->state = CTX_RESUMED;
@@ -451,7 +460,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     if (c->counted)
         atomic_fetch_sub(&a->pending, 1);
-    body_release(a, c);
+    if (!c->r.keep_body) /* a lane may still read it: freed with the context */
+        body_release(a, c);
     atomic_fetch_sub(&a->inflight, 1);
     ctx_put(a, c);
 }
@@ -599,6 +609,8 @@ int qv_api_start(const struct qv_api_config *cfg, const struct qv_api_deps *deps
         a->cfg.header_timeout_ms = QV_API_DEFAULT_HEADER_TIMEOUT_MS;
     if (a->cfg.idle_timeout_s <= 0)
         a->cfg.idle_timeout_s = QV_API_DEFAULT_IDLE_TIMEOUT_S;
+    if (a->cfg.decode_budget_bytes == 0)
+        a->cfg.decode_budget_bytes = QV_API_DEFAULT_DECODE_BUDGET;
     pthread_mutex_init(&a->susp_mu, NULL);
     pthread_mutex_init(&a->sock_mu, NULL);
     pthread_cond_init(&a->reaper_cond, NULL);
@@ -628,7 +640,12 @@ int qv_api_start(const struct qv_api_config *cfg, const struct qv_api_deps *deps
         api_free(a);
         return qv_fail(d, QV_ENOMEM, "cannot start the connection reaper");
     }
-    if (qv__api_ctl_start(a, d) != QV_OK) {
+    a->ctl = qv__api_lane_start("load/unload", 1, QV_API_CTL_QUEUE_MAX, d);
+    a->decode = a->ctl ? qv__api_lane_start("large inference", QV_API_DECODE_THREADS,
+                                            QV_API_DECODE_QUEUE_MAX, d)
+                       : NULL;
+    if (a->decode == NULL) {
+        qv__api_lane_stop(a->ctl);
         pthread_mutex_lock(&a->sock_mu);
         a->reaper_stop = true;
         pthread_cond_signal(&a->reaper_cond);
@@ -679,7 +696,10 @@ int qv_api_stop(qv_api *a, int timeout_ms)
     deadline = qv_now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000ull;
     while (atomic_load(&a->pending) > 0 && qv_now_ns() < deadline)
         sleep_ms(5);
-    qv__api_ctl_stop(a);
+    if (!qv__api_lane_stop(a->ctl))
+        a->lanes_left = true;
+    if (!qv__api_lane_stop(a->decode))
+        a->lanes_left = true;
     pthread_mutex_lock(&a->susp_mu);
     a->abandoning = true;
     for (struct conn_ctx *c = a->suspended, *next; c; c = next) {
@@ -705,7 +725,7 @@ int qv_api_stop(qv_api *a, int timeout_ms)
     MHD_stop_daemon(a->daemon);
     a->daemon = NULL;
     abandoned = atomic_load(&a->n_abandoned);
-    if (abandoned > 0 || qv__api_ctl_busy(a)) {
+    if (abandoned > 0 || a->lanes_left) {
         abandoned_api = a;
         return abandoned > 0 ? abandoned : 1;
     }

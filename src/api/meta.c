@@ -301,7 +301,7 @@ static int repo_queue(struct qv_http_req *r, bool load)
                        r->params[1]);
     if (r->suspend == NULL) /* driven in memory, without an HTTP layer */
         return repo_action(r, load);
-    return qv__api_ctl_submit(r, load ? repo_load_job : repo_unload_job);
+    return qv__api_lane_submit(r->api->ctl, r, load ? repo_load_job : repo_unload_job);
 }
 
 int qv__on_repo_load(struct qv_http_req *r)

@@ -466,12 +466,18 @@ static void test_header_deadline(void **state)
 static void test_health_during_large_body(void **state)
 {
     struct h_srv *s = *state;
-    char *chunk;
+    const char *head = "{\"inputs\":[{\"name\":\"input__0\",\"datatype\":\"FP32\","
+                       "\"shape\":[1,2],\"data\":[";
+    size_t n_vals = 6u << 20, len, pos;
+    char hdr[300], buf[4096], c;
+    char *body, *chunk;
     size_t n = 4u << 20;
     int fd;
 
     hang_model(s, "m", "{\"features\": 2, \"linear\": true}");
     h_start(s, "--http-threads", "1", NULL);
+
+    /* Receiving: a body a third sent does not hold the only HTTP thread. */
     fd = raw_connect(s);
     raw_send(fd, "POST /v2/models/m/infer HTTP/1.1\r\nHost: x\r\n"
                  "Content-Type: application/json\r\nContent-Length: 12000000\r\n\r\n");
@@ -479,9 +485,32 @@ static void test_health_during_large_body(void **state)
     assert_non_null(chunk);
     memset(chunk, ' ', n);
     chunk[n] = '\0';
-    raw_send(fd, chunk); /* 4 of 12 MB: the request is in progress */
+    raw_send(fd, chunk);
     assert_int_equal(get_status(s, "/v2/health/live"), 200);
     free(chunk);
+    close(fd);
+
+    /* Decoding: a 12 MB body of 6 M values (a 400 once decoded: the shape
+     * says 2) is parsed off the HTTP thread, so health is answered before it. */
+    len = strlen(head) + 2 * n_vals + 8;
+    body = malloc(len + 1);
+    assert_non_null(body);
+    pos = (size_t)snprintf(body, len + 1, "%s", head);
+    for (size_t i = 0; i < n_vals; i++) {
+        body[pos++] = '0';
+        body[pos++] = i + 1 < n_vals ? ',' : ']';
+    }
+    pos += (size_t)snprintf(body + pos, len + 1 - pos, "}]}");
+    fd = raw_connect(s);
+    snprintf(hdr, sizeof(hdr), "POST /v2/models/m/infer HTTP/1.1\r\nHost: x\r\n"
+             "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n", pos);
+    raw_send(fd, hdr);
+    raw_send(fd, body);
+    free(body);
+    assert_int_equal(get_status(s, "/v2/health/live"), 200);
+    /* Health came first: the big request has no answer yet. */
+    assert_int_equal(recv(fd, &c, 1, MSG_DONTWAIT | MSG_PEEK), -1);
+    assert_int_equal(raw_status(fd, buf, sizeof(buf)), 400);
     close(fd);
     h_stop_ok(s);
 }
