@@ -28,7 +28,7 @@ struct serve_opts {
     const char *repo, *host, *data, *tokens, *store_url, *port_file;
     int port, workers, http_threads, poll_ms, spin_us, evict_idle_ms;
     int drain_ms, max_conns, max_conns_ip, header_timeout_ms, idle_timeout_s;
-    long long max_body, memory_budget, body_budget;
+    long long max_body, memory_budget, body_budget, decode_budget;
     bool watch, explicit_mode, no_metrics, protect_inference;
 };
 
@@ -45,6 +45,8 @@ static const char serve_usage[] =
     "  --http-threads N        HTTP threads (default: one per core)\n"
     "  --max-body-bytes N      larger request bodies get 413 (default 16M; K/M/G suffixes)\n"
     "  --body-budget-bytes N   all request bodies held at once; past it 429 (default 256M)\n"
+    "  --decode-budget-bytes N estimated memory for decoding large JSON bodies at once\n"
+    "                          (about 20x each body); past it 429 (default 1G)\n"
     "  --max-connections N     open connections at most (default 4096)\n"
     "  --max-connections-per-ip N  from one client address (default 256)\n"
     "  --header-timeout-ms N   request headers must be complete this long after the\n"
@@ -123,6 +125,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
         {"max-connections-per-ip", required_argument, 0, 'i'},
         {"header-timeout-ms", required_argument, 0, 'R'},
         {"idle-timeout-s", required_argument, 0, 'L'},
+        {"decode-budget-bytes", required_argument, 0, 'J'},
         {0, 0, 0, 0},
     };
     int ch;
@@ -180,6 +183,13 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
         case 'B':
             if (parse_size(optarg, &o->body_budget) != 0 || o->body_budget < 1024) {
                 fprintf(stderr, "quiver serve: --body-budget-bytes: expected a size of at "
+                                "least 1024, got \"%s\"\n", optarg);
+                return -1;
+            }
+            break;
+        case 'J':
+            if (parse_size(optarg, &o->decode_budget) != 0 || o->decode_budget < 1024) {
+                fprintf(stderr, "quiver serve: --decode-budget-bytes: expected a size of at "
                                 "least 1024, got \"%s\"\n", optarg);
                 return -1;
             }
@@ -521,6 +531,7 @@ int qv_cli_serve(int argc, char **argv)
     acfg.max_connections_per_ip = o.max_conns_ip;
     acfg.header_timeout_ms = o.header_timeout_ms;
     acfg.idle_timeout_s = o.idle_timeout_s;
+    acfg.decode_budget_bytes = (size_t)o.decode_budget;
     acfg.threads = o.http_threads;
     acfg.tokens_file = o.tokens;
     acfg.protect_inference = o.protect_inference;
