@@ -526,7 +526,7 @@ static void test_second_server_same_data(void **state)
     hang_model(s, "m", "{\"features\": 2, \"linear\": true}");
     h_start(s, NULL);
     snprintf(out, sizeof(out), "%s/second.log", s->dir);
-    rc = h_run("'%s' serve --repo '%s' --data '%s' --port 0 > '%s' 2>&1",
+    rc = h_run("timeout 60 '%s' serve --repo '%s' --data '%s' --port 0 > '%s' 2>&1",
                h_env("QUIVER_BIN"), s->repo, s->data, out);
     assert_int_not_equal(rc, 0);
     text = h_read_file(out, NULL);
@@ -571,8 +571,8 @@ static void test_tokens_file_lines(void **state)
     strcat(line, " admin\n");
     h_write_file(tokens, line);
     snprintf(out, sizeof(out), "%s/bad-tokens.log", s->dir);
-    rc = h_run("'%s' serve --repo '%s' --data '%s/d2' --port 0 --tokens '%s' > '%s' 2>&1",
-               h_env("QUIVER_BIN"), s->repo, s->dir, tokens, out);
+    rc = h_run("timeout 60 '%s' serve --repo '%s' --data '%s/d2' --port 0 --tokens '%s' "
+               "> '%s' 2>&1", h_env("QUIVER_BIN"), s->repo, s->dir, tokens, out);
     assert_int_not_equal(rc, 0);
     text = h_read_file(out, NULL);
     assert_non_null(text);
