@@ -272,7 +272,8 @@ int qv_tensor_from_json(const json_t *obj, const char *field, struct qv_tensor *
     }
     if (data == NULL)
         return qv_fail(d, QV_EINVAL, "%s.data: missing", field);
-    if (qv_shape_numel(dims, (int)ndim) < 0 || qv_shape_numel(dims, (int)ndim) > QV_TENSOR_MAX_ELEMS)
+    if (qv_shape_numel(dims, (int)ndim) < 0 ||
+        qv_shape_numel(dims, (int)ndim) > QV_TENSOR_MAX_ELEMS)
         return qv_fail(d, QV_EINVAL, "%s.shape: input \"%s\" declares more than %lld elements",
                        field, json_string_value(name), (long long)QV_TENSOR_MAX_ELEMS);
     /* Structure and count first: nothing is allocated for data that cannot fit. */
