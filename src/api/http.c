@@ -553,6 +553,15 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     qv_log(QV_LOG_WARN, "msg=\"%s\"", msg);
 }
 
+static void stop_lanes(struct qv_api *a)
+{
+    if (!qv__api_lane_stop(a->ctl))
+        a->lanes_left = true;
+    if (!qv__api_lane_stop(a->decode))
+        a->lanes_left = true;
+    a->ctl = a->decode = NULL;
+}
+
 static void api_free(struct qv_api *a)
 {
     qv__api_tokens_free(a);
@@ -621,6 +630,16 @@ int qv_api_start(const struct qv_api_config *cfg, const struct qv_api_deps *deps
             return err;
         }
     }
+    /* The lanes exist before the first request can arrive. */
+    a->ctl = qv__api_lane_start("load/unload", 1, QV_API_CTL_QUEUE_MAX, d);
+    a->decode = a->ctl ? qv__api_lane_start("large inference", QV_API_DECODE_THREADS,
+                                            QV_API_DECODE_QUEUE_MAX, d)
+                       : NULL;
+    if (a->decode == NULL) {
+        stop_lanes(a);
+        api_free(a);
+        return QV_ENOMEM;
+    }
     a->daemon = MHD_start_daemon(
         flags, (uint16_t)cfg->port, NULL, NULL, on_access, a, MHD_OPTION_EXTERNAL_LOGGER,
         on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, addr,
@@ -631,29 +650,16 @@ int qv_api_start(const struct qv_api_config *cfg, const struct qv_api_deps *deps
         (size_t)QV_API_CONNECTION_MEMORY, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->cfg.idle_timeout_s, MHD_OPTION_END);
     if (a->daemon == NULL) {
+        stop_lanes(a);
         api_free(a);
         return qv_fail(d, QV_EIO, "cannot listen on %s:%d (in use, or not permitted)", host,
                        cfg->port);
     }
     if (pthread_create(&a->reaper, NULL, reaper_main, a) != 0) {
         MHD_stop_daemon(a->daemon);
+        stop_lanes(a);
         api_free(a);
         return qv_fail(d, QV_ENOMEM, "cannot start the connection reaper");
-    }
-    a->ctl = qv__api_lane_start("load/unload", 1, QV_API_CTL_QUEUE_MAX, d);
-    a->decode = a->ctl ? qv__api_lane_start("large inference", QV_API_DECODE_THREADS,
-                                            QV_API_DECODE_QUEUE_MAX, d)
-                       : NULL;
-    if (a->decode == NULL) {
-        qv__api_lane_stop(a->ctl);
-        pthread_mutex_lock(&a->sock_mu);
-        a->reaper_stop = true;
-        pthread_cond_signal(&a->reaper_cond);
-        pthread_mutex_unlock(&a->sock_mu);
-        pthread_join(a->reaper, NULL);
-        MHD_stop_daemon(a->daemon);
-        api_free(a);
-        return QV_ENOMEM;
     }
     info = MHD_get_daemon_info(a->daemon, MHD_DAEMON_INFO_BIND_PORT);
     a->port = info ? info->port : cfg->port;
@@ -696,10 +702,7 @@ int qv_api_stop(qv_api *a, int timeout_ms)
     deadline = qv_now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000ull;
     while (atomic_load(&a->pending) > 0 && qv_now_ns() < deadline)
         sleep_ms(5);
-    if (!qv__api_lane_stop(a->ctl))
-        a->lanes_left = true;
-    if (!qv__api_lane_stop(a->decode))
-        a->lanes_left = true;
+    stop_lanes(a);
     pthread_mutex_lock(&a->susp_mu);
     a->abandoning = true;
     for (struct conn_ctx *c = a->suspended, *next; c; c = next) {
