@@ -145,6 +145,31 @@ static void test_tensor_structure(void **state)
         assert_false(h_header(&r, "Retry-After", v, sizeof(v)));
         h_resp_free(&r);
     }
+    /* Deep nesting: past jansson's depth bound (2048) the body is invalid JSON;
+     * within it, data nested deeper than the shape is refused before decoding. */
+    {
+        size_t depth = 3000, len = 0;
+        char *deep = malloc(2 * depth + 200);
+        assert_non_null(deep);
+        len += (size_t)sprintf(deep, "{\"inputs\":[{\"name\":\"input__0\",\"datatype\":"
+                                     "\"FP32\",\"shape\":[1,2],\"data\":");
+        for (size_t i = 0; i < depth; i++)
+            deep[len++] = '[';
+        for (size_t i = 0; i < depth; i++)
+            deep[len++] = ']';
+        strcpy(deep + len, "}]}");
+        expect_post_error(s, p, deep, 400, "JSON");
+        len = (size_t)sprintf(deep, "{\"inputs\":[{\"name\":\"input__0\",\"datatype\":"
+                                    "\"FP32\",\"shape\":[1,2],\"data\":");
+        for (size_t i = 0; i < 500; i++)
+            deep[len++] = '[';
+        deep[len++] = '1';
+        for (size_t i = 0; i < 500; i++)
+            deep[len++] = ']';
+        strcpy(deep + len, "}]}");
+        expect_post_error(s, p, deep, 400, "input__0");
+        free(deep);
+    }
     /* TF Serving rows: ragged instances are refused too. */
     expect_post_error(s, "/v1/models/m:predict", "{\"instances\": [[1,2],[3]]}", 400,
                       "input__0");
