@@ -145,6 +145,9 @@ static enum MHD_Result queue(struct conn_ctx *c, int status, struct qv_buf *b,
         snprintf(num, sizeof(num), "%d", retry_after);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, num);
     }
+    /* While stopping, kept-alive clients are told to reconnect (elsewhere). */
+    if (atomic_load(&c->r.api->stopping))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     ret = MHD_queue_response(c->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return ret;

@@ -173,6 +173,11 @@ static void test_stop_past_drain_deadline(void **state)
     assert_int_equal(h_stop(s), 0);
     pthread_join(b.th, NULL);
     h_expect_error(&b.r, 503, "drain deadline");
+    {
+        char v[64];
+        assert_true(h_header(&b.r, "Connection", v, sizeof(v)));
+        assert_string_equal(v, "close");
+    }
     h_resp_free(&b.r);
 }
 
