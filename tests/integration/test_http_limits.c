@@ -398,6 +398,33 @@ static void test_conflicting_content_length(void **state)
     h_stop_ok(s);
 }
 
+static void test_header_size_bound(void **state)
+{
+    struct h_srv *s = *state;
+    char buf[4096], *big;
+    size_t n = 40000;
+    int fd;
+
+    hang_model(s, "m", "{\"features\": 2, \"linear\": true}");
+    h_start(s, NULL);
+    big = malloc(n + 200);
+    assert_non_null(big);
+    strcpy(big, "GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    {
+        size_t at = strlen(big);
+        memset(big + at, 'a', n);
+        strcpy(big + at + n, "\r\n\r\n");
+    }
+    fd = raw_connect(s);
+    raw_send(fd, big);
+    /* 32 KiB for the request line and headers: past it, 431. */
+    assert_int_equal(raw_status(fd, buf, sizeof(buf)), 431);
+    close(fd);
+    free(big);
+    assert_int_equal(get_status(s, "/v2/health/live"), 200);
+    h_stop_ok(s);
+}
+
 /* ---- Connections ---- */
 
 static void test_connections_per_ip(void **state)
@@ -601,6 +628,7 @@ int main(void)
         H_TEST(test_body_budget),
         H_TEST(test_default_body_limit),
         H_TEST(test_conflicting_content_length),
+        H_TEST(test_header_size_bound),
         H_TEST(test_connections_per_ip),
         H_TEST(test_header_deadline),
         H_TEST(test_health_during_large_body),
