@@ -14,7 +14,8 @@
  *    is accepted;
  *  - the global in-flight body budget: a body that would exceed it gets 429;
  *    the default body limit is 16 MiB;
- *  - duplicated, conflicting Content-Length headers get 400;
+ *  - duplicated, conflicting Content-Length headers get 400; headers past
+ *    32 KiB get 431;
  *  - the per-address connection limit, and the header deadline that a
  *    client trickling header bytes cannot extend;
  *  - health answers while a large body is being received;
@@ -495,12 +496,52 @@ static void test_header_deadline(void **state)
     h_stop_ok(s);
 }
 
+/* Bytes queued on the loopback connection between local port 'from' and
+ * port 'to' (from /proc/net/tcp): the sender's unsent bytes plus the
+ * receiver's unread ones. -1 when the connection is not listed. */
+static long queued_bytes(int from, int to)
+{
+    FILE *f = fopen("/proc/net/tcp", "r");
+    char line[512];
+    long total = -1;
+
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned lport, rport;
+        unsigned long tx, rx;
+        if (sscanf(line, " %*d: %*8s:%x %*8s:%x %*x %lx:%lx", &lport, &rport, &tx, &rx) != 4)
+            continue;
+        if ((int)lport == from && (int)rport == to)
+            total = (total < 0 ? 0 : total) + (long)tx;
+        else if ((int)lport == to && (int)rport == from)
+            total = (total < 0 ? 0 : total) + (long)rx;
+    }
+    fclose(f);
+    return total;
+}
+
+/* Waits until the server has read everything sent on fd. */
+static void wait_consumed(const struct h_srv *s, int fd)
+{
+    struct sockaddr_in me;
+    socklen_t len = sizeof(me);
+    uint64_t deadline = h_now_ms() + H_DEADLINE_MS;
+
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&me, &len), 0);
+    while (queued_bytes(ntohs(me.sin_port), s->port) != 0) {
+        if (h_now_ms() > deadline)
+            fail_msg("the server never read the whole body");
+        h_sleep_ms(5);
+    }
+}
+
 static void test_health_during_large_body(void **state)
 {
     struct h_srv *s = *state;
     const char *head = "{\"inputs\":[{\"name\":\"input__0\",\"datatype\":\"FP32\","
                        "\"shape\":[1,2],\"data\":[";
-    size_t n_vals = 3u << 20, len, pos;
+    size_t n_vals = 6u << 20, len, pos;
     char hdr[300], buf[4096], c;
     char *body, *chunk;
     size_t n = 4u << 20;
@@ -522,7 +563,7 @@ static void test_health_during_large_body(void **state)
     free(chunk);
     close(fd);
 
-    /* Decoding: a 6 MB body of 3 M values (a 400 once decoded: the shape
+    /* Decoding: a 12 MB body of 6 M values (a 400 once decoded: the shape
      * says 2) is parsed off the HTTP thread, so health is answered before it. */
     len = strlen(head) + 2 * n_vals + 8;
     body = malloc(len + 1);
@@ -539,6 +580,8 @@ static void test_health_during_large_body(void **state)
     raw_send(fd, hdr);
     raw_send(fd, body);
     free(body);
+    /* The whole body is in the server: from here it is being decoded. */
+    wait_consumed(s, fd);
     assert_int_equal(get_status(s, "/v2/health/live"), 200);
     /* Health came first: the big request has no answer yet. */
     assert_int_equal(recv(fd, &c, 1, MSG_DONTWAIT | MSG_PEEK), -1);
