@@ -83,6 +83,46 @@ static int raw_status(int fd, char *buf, size_t cap)
     return atoi(buf + 9);
 }
 
+/* Bytes queued on the loopback connection between local port 'from' and
+ * port 'to' (from /proc/net/tcp): the sender's unsent bytes plus the
+ * receiver's unread ones. -1 when the connection is not listed. */
+static long queued_bytes(int from, int to)
+{
+    FILE *f = fopen("/proc/net/tcp", "r");
+    char line[512];
+    long total = -1;
+
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned lport, rport;
+        unsigned long tx, rx;
+        if (sscanf(line, " %*d: %*8s:%x %*8s:%x %*x %lx:%lx", &lport, &rport, &tx, &rx) != 4)
+            continue;
+        if ((int)lport == from && (int)rport == to)
+            total = (total < 0 ? 0 : total) + (long)tx;
+        else if ((int)lport == to && (int)rport == from)
+            total = (total < 0 ? 0 : total) + (long)rx;
+    }
+    fclose(f);
+    return total;
+}
+
+/* Waits until the server has read everything sent on fd. */
+static void wait_consumed(const struct h_srv *s, int fd)
+{
+    struct sockaddr_in me;
+    socklen_t len = sizeof(me);
+    uint64_t deadline = h_now_ms() + H_DEADLINE_MS;
+
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&me, &len), 0);
+    while (queued_bytes(ntohs(me.sin_port), s->port) != 0) {
+        if (h_now_ms() > deadline)
+            fail_msg("the server never read the whole body");
+        h_sleep_ms(5);
+    }
+}
+
 static long get_status(const struct h_srv *s, const char *path)
 {
     struct h_resp r = h_get(s, path);
@@ -195,8 +235,7 @@ static void test_half_sent_body_does_not_hold_stop(void **state)
     fd = raw_connect(s);
     raw_send(fd, "POST /v2/models/m/infer HTTP/1.1\r\nHost: x\r\n"
                  "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"inputs\":");
-    /* The request has reached the access handler once health answers on
-     * another connection (the server processes connections independently). */
+    wait_consumed(s, fd); /* the server holds the headers and part of the body */
     assert_int_equal(get_status(s, "/v2/health/live"), 200);
     t0 = h_now_ms();
     assert_int_equal(h_stop(s), 0);
@@ -323,6 +362,7 @@ static void test_body_budget(void **state)
     fd = raw_connect(s);
     raw_send(fd, "POST /v2/models/m/infer HTTP/1.1\r\nHost: x\r\n"
                  "Content-Type: application/json\r\nContent-Length: 600000\r\n\r\n{\"inputs\":");
+    wait_consumed(s, fd); /* the server has its headers: the budget is taken */
     assert_int_equal(get_status(s, "/v2/health/live"), 200); /* answered while it waits */
     big = malloc(n + 1);
     assert_non_null(big);
@@ -494,46 +534,6 @@ static void test_header_deadline(void **state)
     assert_true(closed);
     assert_int_equal(get_status(s, "/v2/health/live"), 200);
     h_stop_ok(s);
-}
-
-/* Bytes queued on the loopback connection between local port 'from' and
- * port 'to' (from /proc/net/tcp): the sender's unsent bytes plus the
- * receiver's unread ones. -1 when the connection is not listed. */
-static long queued_bytes(int from, int to)
-{
-    FILE *f = fopen("/proc/net/tcp", "r");
-    char line[512];
-    long total = -1;
-
-    if (f == NULL)
-        return -1;
-    while (fgets(line, sizeof(line), f)) {
-        unsigned lport, rport;
-        unsigned long tx, rx;
-        if (sscanf(line, " %*d: %*8s:%x %*8s:%x %*x %lx:%lx", &lport, &rport, &tx, &rx) != 4)
-            continue;
-        if ((int)lport == from && (int)rport == to)
-            total = (total < 0 ? 0 : total) + (long)tx;
-        else if ((int)lport == to && (int)rport == from)
-            total = (total < 0 ? 0 : total) + (long)rx;
-    }
-    fclose(f);
-    return total;
-}
-
-/* Waits until the server has read everything sent on fd. */
-static void wait_consumed(const struct h_srv *s, int fd)
-{
-    struct sockaddr_in me;
-    socklen_t len = sizeof(me);
-    uint64_t deadline = h_now_ms() + H_DEADLINE_MS;
-
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&me, &len), 0);
-    while (queued_bytes(ntohs(me.sin_port), s->port) != 0) {
-        if (h_now_ms() > deadline)
-            fail_msg("the server never read the whole body");
-        h_sleep_ms(5);
-    }
 }
 
 static void test_health_during_large_body(void **state)
