@@ -178,8 +178,8 @@ static void bg_start(struct bg_req *b, const struct h_srv *s, const char *method
     assert_int_equal(pthread_create(&b->th, NULL, bg_main, b), 0);
 }
 
-/* Waits until the version's metadata shows a request inside the engine. */
-static void wait_inflight(const struct h_srv *s, const char *model)
+/* Waits until the version's metadata shows n requests inside the engine. */
+static void wait_inflight(const struct h_srv *s, const char *model, long want)
 {
     uint64_t deadline = h_now_ms() + H_DEADLINE_MS;
     char path[200];
@@ -192,7 +192,7 @@ static void wait_inflight(const struct h_srv *s, const char *model)
                          (long)json_integer_value(json_object_get(e, "queue_depth"))
                    : 0;
         h_resp_free(&r);
-        if (n > 0)
+        if (n >= want)
             return;
         if (h_now_ms() > deadline)
             fail_msg("no request of %s ever reached the engine", model);
@@ -203,23 +203,25 @@ static void wait_inflight(const struct h_srv *s, const char *model)
 static void test_stop_past_drain_deadline(void **state)
 {
     struct h_srv *s = *state;
-    struct bg_req b;
+    struct bg_req b[3];
 
-    /* Each call sleeps 10 minutes: far past the drain deadline. */
+    /* Each call sleeps 10 minutes: far past the drain deadline. One instance:
+     * one request runs, two wait in the queue. */
     hang_model(s, "hang", "{\"features\": 2, \"linear\": true, \"delay_us\": 600000000}");
     h_start(s, "--drain-timeout-ms", "300", NULL);
-    bg_start(&b, s, "POST", "/v2/models/hang/infer", INFER_BODY);
-    wait_inflight(s, "hang");
+    for (int i = 0; i < 3; i++)
+        bg_start(&b[i], s, "POST", "/v2/models/hang/infer", INFER_BODY);
+    wait_inflight(s, "hang", 3);
 
     assert_int_equal(h_stop(s), 0);
-    pthread_join(b.th, NULL);
-    h_expect_error(&b.r, 503, "drain deadline");
-    {
+    for (int i = 0; i < 3; i++) {
         char v[64];
-        assert_true(h_header(&b.r, "Connection", v, sizeof(v)));
+        pthread_join(b[i].th, NULL);
+        h_expect_error(&b[i].r, 503, "drain deadline");
+        assert_true(h_header(&b[i].r, "Connection", v, sizeof(v)));
         assert_string_equal(v, "close");
+        h_resp_free(&b[i].r);
     }
-    h_resp_free(&b.r);
 }
 
 static void test_half_sent_body_does_not_hold_stop(void **state)
