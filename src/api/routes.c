@@ -116,20 +116,7 @@ const struct qv_api_route *qv__api_match(struct qv_http_req *r, int *status)
 
 int qv__api_json_string(struct qv_buf *b, const char *s)
 {
-    int err = qv_buf_append(b, "\"", 1);
-
-    for (; *s && !err; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
-            err = qv_buf_append(b, esc, 2);
-        } else if (c < 0x20) {
-            err = qv_buf_printf(b, "\\u%04x", c);
-        } else {
-            err = qv_buf_append(b, s, 1);
-        }
-    }
-    return err ? err : qv_buf_append(b, "\"", 1);
+    return qv_json_put_string(b, s);
 }
 
 void qv__api_error(struct qv_http_req *r, int err)

@@ -101,6 +101,10 @@ int qv_tensor_json_check(const struct json_t *data, int ndim, const int64_t *sha
  * the caller has checked it with qv_tensor_json_check. */
 int qv_tensor_data_from_json(const struct json_t *data, enum qv_dtype dtype, int64_t count,
                              void *dst, const char *field, struct qv_diag *d);
+/* Appends s as a JSON string: quotes, backslashes and control bytes escaped,
+ * and every byte that is not part of valid UTF-8 replaced by U+FFFD, so the
+ * output is always valid JSON whatever s holds. */
+int qv_json_put_string(struct qv_buf *b, const char *s);
 /* Appends {"name":...,"datatype":...,"shape":[...],"data":[...]} to out. */
 int qv_tensor_to_json(const struct qv_tensor *t, struct qv_buf *out);
 /* Appends the values [start, start+count) as a flat JSON array. */

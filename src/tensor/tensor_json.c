@@ -366,20 +366,61 @@ int qv_tensor_row_to_json(const struct qv_tensor *t, int64_t row, struct qv_buf 
     return put_nested(t, 1, row * inner, out);
 }
 
-/* A JSON string: quotes, backslashes and control bytes escaped. */
-static int put_json_string(struct qv_buf *b, const char *s)
+/* Length of the valid UTF-8 sequence at p (2 to 4), or 0. */
+static int utf8_len(const unsigned char *p)
 {
+    unsigned char c = p[0];
+    unsigned char lo = 0x80, hi = 0xBF;
+    int n;
+
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2;
+    else if (c >= 0xE0 && c <= 0xEF)
+        n = 3;
+    else if (c >= 0xF0 && c <= 0xF4)
+        n = 4;
+    else
+        return 0;
+    if (c == 0xE0)
+        lo = 0xA0;
+    else if (c == 0xED)
+        hi = 0x9F;
+    else if (c == 0xF0)
+        lo = 0x90;
+    else if (c == 0xF4)
+        hi = 0x8F;
+    if (p[1] < lo || p[1] > hi)
+        return 0;
+    for (int i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xBF)
+            return 0;
+    return n;
+}
+
+int qv_json_put_string(struct qv_buf *b, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
     int err = qv_buf_append(b, "\"", 1);
 
-    for (; *s && !err; s++) {
-        unsigned char c = (unsigned char)*s;
+    while (*p && !err) {
+        unsigned char c = *p;
+        int n;
         if (c == '"' || c == '\\') {
             char esc[2] = {'\\', (char)c};
             err = qv_buf_append(b, esc, 2);
+            p++;
         } else if (c < 0x20 || c == 0x7f) {
             err = qv_buf_printf(b, "\\u%04x", c);
+            p++;
+        } else if (c < 0x80) {
+            err = qv_buf_append(b, p, 1);
+            p++;
+        } else if ((n = utf8_len(p)) > 0) {
+            err = qv_buf_append(b, p, (size_t)n);
+            p += n;
         } else {
-            err = qv_buf_append(b, s, 1);
+            err = qv_buf_append(b, "\\ufffd", 6); /* not UTF-8: the replacement character */
+            p++;
         }
     }
     return err ? err : qv_buf_append(b, "\"", 1);
@@ -389,7 +430,7 @@ int qv_tensor_to_json(const struct qv_tensor *t, struct qv_buf *out)
 {
     int err = qv_buf_append(out, "{\"name\":", 8);
 
-    err = err ? err : put_json_string(out, t->name);
+    err = err ? err : qv_json_put_string(out, t->name);
     err = err ? err : qv_buf_printf(out, ",\"datatype\":\"%s\",\"shape\":[",
                                     qv_dtype_name(t->dtype));
 

@@ -99,12 +99,36 @@ static void test_name_escaped(void **state)
     qv_tensor_fini(&t);
 }
 
+static void test_strings_always_valid_json(void **state)
+{
+    struct qv_buf b = QV_BUF_INIT(0);
+    json_t *j;
+
+    (void)state;
+    /* Invalid UTF-8 (a lone continuation, a truncated sequence, an overlong
+     * form, a surrogate), DEL and control bytes; valid multi-byte kept. */
+    assert_int_equal(qv_json_put_string(&b, "a" "\x80" "b" "\xe2\x82" "c" "\xc0\xaf"
+                                            "\xed\xa0\x80" "\x7f" "\x01"
+                                            "\xc3\xa9" "\xe2\x82\xac" "\xf0\x9f\x98\x80"),
+                     QV_OK);
+    j = json_loadb(b.data, b.len, JSON_DECODE_ANY, NULL);
+    assert_non_null(j);
+#define FFFD "\xef\xbf\xbd"
+    assert_string_equal(json_string_value(j), "a" FFFD "b" FFFD FFFD "c" FFFD FFFD FFFD FFFD FFFD
+                                              "\x7f" "\x01" "\xc3\xa9" "\xe2\x82\xac"
+                                              "\xf0\x9f\x98\x80");
+#undef FFFD
+    json_decref(j);
+    qv_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_structure),
         cmocka_unit_test(test_huge_shape_refused_before_allocating),
         cmocka_unit_test(test_name_escaped),
+        cmocka_unit_test(test_strings_always_valid_json),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
