@@ -26,6 +26,7 @@ struct qv_api_config {
     int max_connections;      /* 0: 4096 */
     int max_connections_per_ip; /* 0: 256 */
     int header_timeout_ms;    /* request headers complete within this; 0: 15000 */
+    int body_timeout_ms;      /* the body complete within this of the headers; 0: 60000 */
     int idle_timeout_s;       /* an idle connection is closed; 0: 60 */
     size_t decode_budget_bytes; /* estimated JSON decoding memory, all requests; 0: 1 GiB */
 };

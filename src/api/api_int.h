@@ -80,6 +80,7 @@ struct sock_ctx;
 #define QV_API_DEFAULT_MAX_CONNECTIONS 4096
 #define QV_API_DEFAULT_MAX_CONNECTIONS_PER_IP 256
 #define QV_API_DEFAULT_HEADER_TIMEOUT_MS 15000
+#define QV_API_DEFAULT_BODY_TIMEOUT_MS 60000
 #define QV_API_DEFAULT_IDLE_TIMEOUT_S 60
 #define QV_API_CONNECTION_MEMORY (32u << 10)         /* request line + headers */
 #define QV_API_CTL_QUEUE_MAX 16                      /* queued load/unload requests */

@@ -54,11 +54,18 @@ struct conn_ctx {
     struct MHD_Connection *conn;
 };
 
-/* One TCP connection, for the header deadline. */
+/* Where a connection's current request is, for the reaper's deadlines. */
+enum sock_phase {
+    SOCK_HEADERS,          /* waiting for complete request headers */
+    SOCK_BODY,             /* headers in, the body arriving */
+    SOCK_BUSY,             /* dispatched or answered: no deadline */
+};
+
+/* One TCP connection, for the header and body deadlines. */
 struct sock_ctx {
     int fd;
-    uint64_t t_begin;      /* when the current request's first byte could arrive */
-    bool in_request;       /* the current request's headers are complete */
+    uint64_t t_begin;      /* when the current phase began */
+    enum sock_phase phase;
     bool cut;              /* shut down by the reaper */
     struct sock_ctx *prev, *next;
 };
@@ -160,9 +167,12 @@ static enum MHD_Result send_response(struct conn_ctx *c)
     return queue(c, r->status, &r->resp, r->version_header, r->retry_after);
 }
 
+static void set_phase(struct qv_api *a, struct MHD_Connection *conn, enum sock_phase phase);
+
 /* Answers at once with an error (the request is not dispatched). */
 static enum MHD_Result send_error(struct conn_ctx *c, int err)
 {
+    set_phase(c->r.api, c->conn, SOCK_BUSY);
     qv__api_error(&c->r, err);
     c->state = CTX_RESUMED;
     return send_response(c);
@@ -277,7 +287,7 @@ static bool parse_length(const char *s, unsigned long long *out)
     return true;
 }
 
-static void mark_in_request(struct qv_api *a, struct MHD_Connection *conn, bool in)
+static void set_phase(struct qv_api *a, struct MHD_Connection *conn, enum sock_phase phase)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -286,9 +296,8 @@ static void mark_in_request(struct qv_api *a, struct MHD_Connection *conn, bool 
     if (s == NULL)
         return;
     pthread_mutex_lock(&a->sock_mu);
-    s->in_request = in;
-    if (!in)
-        s->t_begin = qv_now_ns();
+    s->phase = phase;
+    s->t_begin = qv_now_ns();
     pthread_mutex_unlock(&a->sock_mu);
 }
 
@@ -302,7 +311,7 @@ static enum MHD_Result on_headers(struct qv_api *a, struct conn_ctx *c)
     const struct qv_api_route *rt;
     int status = 404, err;
 
-    mark_in_request(a, conn, true);
+    set_phase(a, conn, SOCK_BODY);
     MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_header, &scan);
     if (scan.differ || (scan.n_cl > 0 && scan.n_te > 0) ||
         (scan.n_cl > 0 && !parse_length(scan.first, &len))) {
@@ -428,6 +437,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     c->r.body = c->body.data ? c->body.data : "";
     c->r.body_len = c->body.len;
     c->state = CTX_PENDING;
+    set_phase(a, conn, SOCK_BUSY);
     /* Counted first, then the stop checked: a stop either sees this request
      * in pending or this request sees the stop (both sequentially consistent). */
     atomic_fetch_add(&a->pending, 1);
@@ -457,7 +467,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct conn_ctx *c = *con_cls;
 
     (void)toe;
-    mark_in_request(a, conn, false);
+    set_phase(a, conn, SOCK_HEADERS); /* a kept-alive connection's next request */
     if (c == NULL)
         return;
     *con_cls = NULL;
@@ -511,13 +521,16 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 }
 
 /* libmicrohttpd's connection timeout is reset by every byte, so a client
- * trickling a header byte at a time holds its slot forever. This thread cuts
- * a connection whose request headers are not complete within
- * header_timeout_ms of its start (or of the previous request's end). */
+ * trickling a byte at a time holds its slot forever. This thread cuts a
+ * connection whose request headers are not complete within header_timeout_ms
+ * of its start (or of the previous request's end), or whose body is not
+ * complete within body_timeout_ms of its headers. A dispatched request (in
+ * the engine, a lane, or being answered) is never cut. */
 static void *reaper_main(void *arg)
 {
     struct qv_api *a = arg;
-    uint64_t limit = (uint64_t)a->cfg.header_timeout_ms * 1000000ull;
+    uint64_t head_limit = (uint64_t)a->cfg.header_timeout_ms * 1000000ull;
+    uint64_t body_limit = (uint64_t)a->cfg.body_timeout_ms * 1000000ull;
 
     pthread_mutex_lock(&a->sock_mu);
     while (!a->reaper_stop) {
@@ -525,7 +538,8 @@ static void *reaper_main(void *arg)
         uint64_t now = qv_now_ns();
 
         for (struct sock_ctx *s = a->socks; s; s = s->next) {
-            if (s->in_request || s->cut || s->fd < 0 || now - s->t_begin < limit)
+            uint64_t limit = s->phase == SOCK_HEADERS ? head_limit : body_limit;
+            if (s->phase == SOCK_BUSY || s->cut || s->fd < 0 || now - s->t_begin < limit)
                 continue;
             s->cut = true;
             shutdown(s->fd, SHUT_RDWR);
@@ -619,6 +633,8 @@ int qv_api_start(const struct qv_api_config *cfg, const struct qv_api_deps *deps
         a->cfg.max_connections_per_ip = QV_API_DEFAULT_MAX_CONNECTIONS_PER_IP;
     if (a->cfg.header_timeout_ms <= 0)
         a->cfg.header_timeout_ms = QV_API_DEFAULT_HEADER_TIMEOUT_MS;
+    if (a->cfg.body_timeout_ms <= 0)
+        a->cfg.body_timeout_ms = QV_API_DEFAULT_BODY_TIMEOUT_MS;
     if (a->cfg.idle_timeout_s <= 0)
         a->cfg.idle_timeout_s = QV_API_DEFAULT_IDLE_TIMEOUT_S;
     if (a->cfg.decode_budget_bytes == 0)

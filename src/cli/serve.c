@@ -27,7 +27,7 @@
 struct serve_opts {
     const char *repo, *host, *data, *tokens, *store_url, *port_file;
     int port, workers, http_threads, poll_ms, spin_us, evict_idle_ms;
-    int drain_ms, max_conns, max_conns_ip, header_timeout_ms, idle_timeout_s;
+    int drain_ms, max_conns, max_conns_ip, header_timeout_ms, body_timeout_ms, idle_timeout_s;
     long long max_body, memory_budget, body_budget, decode_budget;
     bool watch, explicit_mode, no_metrics, protect_inference;
 };
@@ -51,6 +51,8 @@ static const char serve_usage[] =
     "  --max-connections-per-ip N  from one client address (default 256)\n"
     "  --header-timeout-ms N   request headers must be complete this long after the\n"
     "                          connection (or its previous request) began (default 15000)\n"
+    "  --body-timeout-ms N     a request body must be complete this long after its\n"
+    "                          headers (default 60000)\n"
     "  --idle-timeout-s N      an idle connection is closed (default 60)\n"
     "  --drain-timeout-ms N    at SIGTERM, how long in-flight requests may finish; those\n"
     "                          still running then are answered 503 (default 30000)\n"
@@ -126,6 +128,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
         {"header-timeout-ms", required_argument, 0, 'R'},
         {"idle-timeout-s", required_argument, 0, 'L'},
         {"decode-budget-bytes", required_argument, 0, 'J'},
+        {"body-timeout-ms", required_argument, 0, 'Y'},
         {0, 0, 0, 0},
     };
     int ch;
@@ -205,6 +208,10 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
         case 'R':
             if (parse_int_opt("--header-timeout-ms", optarg, 100, 3600000,
                               &o->header_timeout_ms))
+                return -1;
+            break;
+        case 'Y':
+            if (parse_int_opt("--body-timeout-ms", optarg, 100, 3600000, &o->body_timeout_ms))
                 return -1;
             break;
         case 'L':
@@ -531,6 +538,7 @@ int qv_cli_serve(int argc, char **argv)
     acfg.max_connections_per_ip = o.max_conns_ip;
     acfg.header_timeout_ms = o.header_timeout_ms;
     acfg.idle_timeout_s = o.idle_timeout_s;
+    acfg.body_timeout_ms = o.body_timeout_ms;
     acfg.decode_budget_bytes = (size_t)o.decode_budget;
     acfg.threads = o.http_threads;
     acfg.tokens_file = o.tokens;

@@ -61,6 +61,7 @@ static void test_bad_flags(void **state)
                    "--max-connections-per-ip");
     expect_refused(s, "serve --header-timeout-ms 5 --repo x", 2, "--header-timeout-ms");
     expect_refused(s, "serve --idle-timeout-s 0 --repo x", 2, "--idle-timeout-s");
+    expect_refused(s, "serve --body-timeout-ms 1 --repo x", 2, "--body-timeout-ms");
     snprintf(args, sizeof(args), "serve --repo %s/missing --data %s/d --port 0", s->dir, s->dir);
     expect_refused(s, args, 1, "--repo");
     snprintf(args, sizeof(args), "serve --repo %s --data %s/d --port 0 --store mysql:/x", s->repo,

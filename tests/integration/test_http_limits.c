@@ -16,8 +16,8 @@
  *    the default body limit is 16 MiB;
  *  - duplicated, conflicting Content-Length headers get 400; headers past
  *    32 KiB get 431;
- *  - the per-address connection limit, and the header deadline that a
- *    client trickling header bytes cannot extend;
+ *  - the per-address connection limit, and the header and body deadlines
+ *    that a client trickling bytes cannot extend;
  *  - health answers while a large body is being received;
  *  - a second server on the same --data directory refuses to start;
  *  - the tokens file: a long comment never becomes a token, an over-long
@@ -538,6 +538,36 @@ static void test_header_deadline(void **state)
     h_stop_ok(s);
 }
 
+static void test_body_deadline(void **state)
+{
+    struct h_srv *s = *state;
+    uint64_t deadline;
+    int fd;
+    bool closed = false;
+
+    hang_model(s, "m", "{\"features\": 2, \"linear\": true}");
+    h_start(s, "--body-timeout-ms", "500", NULL);
+    fd = raw_connect(s);
+    raw_send(fd, "POST /v2/models/m/infer HTTP/1.1\r\nHost: x\r\n"
+                 "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n");
+    /* One body byte every 50 ms. */
+    deadline = h_now_ms() + H_DEADLINE_MS;
+    while (!closed && h_now_ms() < deadline) {
+        char c;
+        ssize_t got;
+        if (send(fd, " ", 1, MSG_NOSIGNAL) != 1)
+            closed = true;
+        got = recv(fd, &c, 1, MSG_DONTWAIT);
+        if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+            closed = true;
+        h_sleep_ms(50);
+    }
+    close(fd);
+    assert_true(closed);
+    assert_int_equal(get_status(s, "/v2/health/live"), 200);
+    h_stop_ok(s);
+}
+
 static void test_health_during_large_body(void **state)
 {
     struct h_srv *s = *state;
@@ -676,6 +706,7 @@ int main(void)
         H_TEST(test_header_size_bound),
         H_TEST(test_connections_per_ip),
         H_TEST(test_header_deadline),
+        H_TEST(test_body_deadline),
         H_TEST(test_health_during_large_body),
         H_TEST(test_second_server_same_data),
         H_TEST(test_tokens_file_lines),
