@@ -18,10 +18,17 @@ typedef struct qv_api qv_api;
 struct qv_api_config {
     const char *host;         /* "127.0.0.1" */
     int port;                 /* 0: an ephemeral port (see qv_api_port) */
-    size_t max_body_bytes;    /* larger bodies get 413 */
+    size_t max_body_bytes;    /* larger bodies get 413; 0: 16 MiB */
+    size_t body_budget_bytes; /* all request bodies in flight; past it 429; 0: 256 MiB */
     int threads;              /* HTTP threads; 0: one per core */
     const char *tokens_file;  /* NULL: management endpoints open */
     bool protect_inference;   /* with tokens: inference and metadata need a token too */
+    int max_connections;      /* 0: 4096 */
+    int max_connections_per_ip; /* 0: 256 */
+    int header_timeout_ms;    /* request headers complete within this; 0: 15000 */
+    int body_timeout_ms;      /* the body complete within this of the headers; 0: 60000 */
+    int idle_timeout_s;       /* an idle connection is closed; 0: 60 */
+    size_t decode_budget_bytes; /* estimated JSON decoding memory, all requests; 0: 1 GiB */
 };
 
 /* What the handlers use. Borrowed: everything outlives the server. */
@@ -36,8 +43,12 @@ struct qv_api_deps {
 int qv_api_start(const struct qv_api_config *cfg, const struct qv_api_deps *deps, qv_api **out,
                  struct qv_diag *d);
 int qv_api_port(const qv_api *a);
-/* Stops accepting connections, lets in-flight requests finish (up to
- * timeout_ms), then stops the server and frees it. */
-void qv_api_stop(qv_api *a, int timeout_ms);
+/* Stops taking requests (new ones get 503), lets dispatched requests finish
+ * (up to timeout_ms), answers those still out 503, then stops the server.
+ * Returns 0 when everything finished and the server was freed; otherwise the
+ * number of requests abandoned at the deadline: their threads (a backend call
+ * that hangs) may still run, so the caller must leave the engine and what it
+ * uses alive until the process exits. */
+int qv_api_stop(qv_api *a, int timeout_ms);
 
 #endif /* QV_API_H */

@@ -14,6 +14,7 @@
 
 #include "api.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #define QV_API_PENDING 1
@@ -61,10 +62,33 @@ struct qv_http_req {
      * response is ready. */
     void (*suspend)(struct qv_http_req *r);
     void (*complete)(struct qv_http_req *r);
+    /* A handler that reads the body on another thread sets keep_body before
+     * it returns, and calls body_done() once the body is no longer needed
+     * (before handing the request on): the body and its budget are freed. */
+    bool keep_body;
+    void (*body_done)(struct qv_http_req *r);
 };
 
 struct MHD_Daemon;
 struct qv_api_tokens;
+struct conn_ctx;
+struct sock_ctx;
+
+/* Defaults of the resource bounds (docs/http.md lists them). */
+#define QV_API_DEFAULT_MAX_BODY (16u << 20)          /* per request body */
+#define QV_API_DEFAULT_BODY_BUDGET (256u << 20)      /* all bodies in flight */
+#define QV_API_DEFAULT_MAX_CONNECTIONS 4096
+#define QV_API_DEFAULT_MAX_CONNECTIONS_PER_IP 256
+#define QV_API_DEFAULT_HEADER_TIMEOUT_MS 15000
+#define QV_API_DEFAULT_BODY_TIMEOUT_MS 60000
+#define QV_API_DEFAULT_IDLE_TIMEOUT_S 60
+#define QV_API_CONNECTION_MEMORY (32u << 10)         /* request line + headers */
+#define QV_API_CTL_QUEUE_MAX 16                      /* queued load/unload requests */
+#define QV_API_DECODE_THREADS 2                      /* threads decoding large bodies */
+#define QV_API_DECODE_QUEUE_MAX 64                   /* large bodies waiting for them */
+#define QV_API_LARGE_BODY (256u << 10)               /* bodies from this size: decode lane */
+#define QV_API_JSON_TREE_FACTOR 20                   /* jansson tree bytes per body byte */
+#define QV_API_DEFAULT_DECODE_BUDGET (1024ull << 20) /* JSON decoding, all requests */
 
 struct qv_api {
     struct MHD_Daemon *daemon;
@@ -72,10 +96,44 @@ struct qv_api {
     struct qv_api_deps deps;
     int port;
     _Atomic int inflight;           /* requests the HTTP layer holds */
-    _Atomic int pending;            /* of those, begun before the stop: waited for */
+    _Atomic int pending;            /* of those, dispatched before the stop: waited for */
     _Atomic bool stopping;
+    _Atomic size_t body_bytes;      /* request bodies held now (the budget) */
+    _Atomic int n_abandoned;        /* answered 503 at the drain deadline */
     struct qv_api_tokens *tokens; /* NULL: management endpoints open */
+    /* Suspended requests, for the drain deadline. */
+    pthread_mutex_t susp_mu;
+    struct conn_ctx *suspended;     /* guarded by susp_mu */
+    bool abandoning;                /* guarded by susp_mu */
+    /* Open connections, for the header deadline (reaper thread). */
+    pthread_mutex_t sock_mu;
+    pthread_cond_t reaper_cond;
+    struct sock_ctx *socks;         /* guarded by sock_mu */
+    bool reaper_stop;               /* guarded by sock_mu */
+    pthread_t reaper;
+    _Atomic long cut_connections;
+    /* Lanes (ctl.c): work kept off the HTTP threads. */
+    struct qv_api_lane *ctl;        /* repository load/unload */
+    struct qv_api_lane *decode;     /* large inference bodies */
+    _Atomic size_t decode_bytes;    /* estimated JSON decoding memory in use */
+    bool lanes_left;                /* a lane thread was left running at the stop */
 };
+
+/* ctl.c: a lane is a few threads and a bounded queue for request work that
+ * may take long (a model load, a large JSON body). */
+struct qv_api_lane;
+struct qv_api_lane *qv__api_lane_start(const char *what, int threads, int max_queue,
+                                       struct qv_diag *d);
+/* Suspends r and queues fn(r): QV_API_PENDING. fn returns an error, QV_OK
+ * (r's response filled) or QV_API_PENDING (handed on; whoever holds r then
+ * completes it); the lane completes r in the first two cases. QV_EOVERLOAD
+ * (queue full) or QV_ESHUTDOWN, and r is not suspended. */
+int qv__api_lane_submit(struct qv_api_lane *l, struct qv_http_req *r,
+                        int (*fn)(struct qv_http_req *r));
+/* Stops the lane: queued jobs are answered 503; returns true when every
+ * thread finished (the lane is freed), false when one is still inside a job
+ * (the lane is left to the process exit). */
+bool qv__api_lane_stop(struct qv_api_lane *l);
 
 
 

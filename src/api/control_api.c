@@ -314,7 +314,9 @@ int qv__on_rollout_post(struct qv_http_req *r)
 
     if (err)
         return err;
-    body = qv_xmalloc(r->body_len + 1);
+    body = malloc(r->body_len + 1);
+    if (body == NULL)
+        return qv_fail(&r->diag, QV_ENOMEM, "cannot copy the request body");
     memcpy(body, r->body ? r->body : "", r->body_len);
     body[r->body_len] = '\0';
     err = qv_control_rollout_start(r->deps->control, r->params[0], body, r->who, &json, &r->diag);

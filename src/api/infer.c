@@ -371,6 +371,14 @@ static int tfs_tensor(const struct qv_tensor_desc *desc, json_t *vals, int64_t n
         }
         first = json_array_get(first, 0);
     }
+    if (qv_shape_numel(shape, desc->ndim) < 0 ||
+        qv_shape_numel(shape, desc->ndim) > QV_TENSOR_MAX_ELEMS)
+        return qv_fail(d, QV_EINVAL, "%s: input \"%s\" would have more than %lld elements",
+                       field, desc->name, (long long)QV_TENSOR_MAX_ELEMS);
+    /* Structure and count first: nothing is allocated for data that cannot fit. */
+    err = qv_tensor_json_check(vals, desc->ndim, shape, field, desc->name, d);
+    if (err)
+        return err;
     err = qv_tensor_alloc(t, desc->name, desc->dtype, desc->ndim, shape);
     if (err)
         return qv_fail(d, err, "%s: cannot allocate input \"%s\"", field, desc->name);
@@ -762,6 +770,52 @@ static int refuse_if_full(struct qv_http_req *h, const qv_version *v)
                    (long long)qv_version_number(v));
 }
 
+static void no_suspend(struct qv_http_req *h)
+{
+    (void)h; /* the lane suspended the connection already */
+}
+
+/* Takes an estimate of the JSON tree's memory from the server's decoding
+ * budget: jansson's tree is up to ~20 times the text. */
+static int decode_budget_take(struct qv_http_req *h, size_t *took)
+{
+    struct qv_api *a = h->api;
+    size_t want = h->body_len * QV_API_JSON_TREE_FACTOR, cur;
+
+    *took = 0;
+    if (a == NULL || h->body_len < QV_API_LARGE_BODY)
+        return QV_OK; /* small bodies are not counted */
+    cur = atomic_load(&a->decode_bytes);
+    do {
+        if (cur + want > a->cfg.decode_budget_bytes && cur > 0)
+            return qv_fail(&h->diag, QV_EOVERLOAD,
+                           "body: decoding it now would exceed the server's JSON decoding "
+                           "budget of %zu bytes; retry shortly", a->cfg.decode_budget_bytes);
+    } while (!atomic_compare_exchange_weak(&a->decode_bytes, &cur, cur + want));
+    *took = want;
+    return QV_OK;
+}
+
+static void decode_budget_give(struct qv_http_req *h, size_t took)
+{
+    if (took)
+        atomic_fetch_sub(&h->api->decode_bytes, took);
+}
+
+static int infer(struct qv_http_req *h, bool tfs);
+
+static int infer_lane_kserve(struct qv_http_req *h)
+{
+    h->suspend = no_suspend;
+    return infer(h, false);
+}
+
+static int infer_lane_tfs(struct qv_http_req *h)
+{
+    h->suspend = no_suspend;
+    return infer(h, true);
+}
+
 static int infer(struct qv_http_req *h, bool tfs)
 {
     const struct qv_api_deps *deps = h->deps;
@@ -771,6 +825,7 @@ static int infer(struct qv_http_req *h, bool tfs)
     struct infer_ctx *c;
     json_error_t jerr;
     json_t *root;
+    size_t took = 0;
     int err, n_shadows = 0;
 
     /* A version named in the URL with a full queue is refused before the body
@@ -785,13 +840,30 @@ static int infer(struct qv_http_req *h, bool tfs)
                 return err;
         }
     }
+    /* A large body is decoded on the decode lane, not on an HTTP thread. */
+    if (h->body_len >= QV_API_LARGE_BODY && h->api && h->api->decode &&
+        h->suspend != no_suspend) {
+        h->keep_body = true;
+        err = qv__api_lane_submit(h->api->decode, h, tfs ? infer_lane_tfs : infer_lane_kserve);
+        if (err != QV_API_PENDING)
+            h->keep_body = false;
+        return err;
+    }
+    err = decode_budget_take(h, &took);
+    if (err)
+        return err;
     root = json_loadb(h->body, h->body_len, 0, &jerr);
-    if (root == NULL)
+    if (h->keep_body && h->body_done)
+        h->body_done(h); /* the text is no longer needed */
+    if (root == NULL) {
+        decode_budget_give(h, took);
         return qv_fail(&h->diag, QV_EINVAL, "body: invalid JSON at line %d column %d: %s",
                        jerr.line, jerr.column, jerr.text);
+    }
     c = calloc(1, sizeof(*c));
     if (c == NULL) {
         json_decref(root);
+        decode_budget_give(h, took);
         return qv_fail(&h->diag, QV_ENOMEM, "cannot allocate the request");
     }
     c->http = h;
@@ -809,6 +881,7 @@ static int infer(struct qv_http_req *h, bool tfs)
             err = decode_tfs(c, root, &h->diag);
     }
     json_decref(root);
+    decode_budget_give(h, took);
     if (!err && !tfs && pick.n_compare > 1 && h->n_params < 2) {
         qv_version_release(c->v);
         c->v = NULL;

@@ -282,14 +282,36 @@ static int repo_action(struct qv_http_req *r, bool load)
                          load ? 15 : 17);
 }
 
-int qv__on_repo_load(struct qv_http_req *r)
+static int repo_load_job(struct qv_http_req *r)
 {
     return repo_action(r, true);
 }
 
-int qv__on_repo_unload(struct qv_http_req *r)
+static int repo_unload_job(struct qv_http_req *r)
 {
     return repo_action(r, false);
+}
+
+/* A load may take as long as the model takes: it runs on the API's control
+ * thread, never on an HTTP thread (health keeps answering meanwhile). */
+static int repo_queue(struct qv_http_req *r, bool load)
+{
+    if (r->n_params > 1 && qv__api_param_version(r, 1) < 0)
+        return qv_fail(&r->diag, QV_EINVAL, "version: \"%s\" is not a version number",
+                       r->params[1]);
+    if (r->suspend == NULL) /* driven in memory, without an HTTP layer */
+        return repo_action(r, load);
+    return qv__api_lane_submit(r->api->ctl, r, load ? repo_load_job : repo_unload_job);
+}
+
+int qv__on_repo_load(struct qv_http_req *r)
+{
+    return repo_queue(r, true);
+}
+
+int qv__on_repo_unload(struct qv_http_req *r)
+{
+    return repo_queue(r, false);
 }
 
 /* Server-wide series after the per-version ones. */

@@ -114,53 +114,11 @@ const struct qv_api_route *qv__api_match(struct qv_http_req *r, int *status)
     return NULL;
 }
 
-/* Length of the well-formed UTF-8 sequence at s (RFC 3629), 0 if there is none. */
-static size_t utf8_seq(const unsigned char *s)
-{
-    unsigned char lo = 0x80, hi = 0xbf;
-    size_t n;
-
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf)
-        n = 2;
-    else if (s[0] >= 0xe0 && s[0] <= 0xef)
-        n = 3, lo = s[0] == 0xe0 ? 0xa0 : 0x80, hi = s[0] == 0xed ? 0x9f : 0xbf;
-    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-        n = 4, lo = s[0] == 0xf0 ? 0x90 : 0x80, hi = s[0] == 0xf4 ? 0x8f : 0xbf;
-    else
-        return 0;
-    if (s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (s[i] < 0x80 || s[i] > 0xbf)
-            return 0;
-    return n;
-}
-
 /* Client bytes reach messages (a percent-decoded path, a truncated name), so
  * a byte that is not well-formed UTF-8 becomes U+FFFD: the body stays JSON. */
 int qv__api_json_string(struct qv_buf *b, const char *s)
 {
-    int err = qv_buf_append(b, "\"", 1);
-
-    while (*s && !err) {
-        unsigned char c = (unsigned char)*s;
-        size_t n = utf8_seq((const unsigned char *)s);
-        if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
-            err = qv_buf_append(b, esc, 2);
-        } else if (c < 0x20) {
-            err = qv_buf_printf(b, "\\u%04x", c);
-        } else if (n == 0) {
-            err = qv_buf_append(b, "\\ufffd", 6);
-            n = 1;
-        } else {
-            err = qv_buf_append(b, s, n);
-        }
-        s += n ? n : 1;
-    }
-    return err ? err : qv_buf_append(b, "\"", 1);
+    return qv_json_put_string(b, s);
 }
 
 void qv__api_error(struct qv_http_req *r, int err)

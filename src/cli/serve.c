@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,7 +31,8 @@ struct serve_opts {
     const char *access_log;
     int access_sample;
     int port, workers, http_threads, poll_ms, spin_us, evict_idle_ms;
-    long long max_body, memory_budget;
+    int drain_ms, max_conns, max_conns_ip, header_timeout_ms, body_timeout_ms, idle_timeout_s;
+    long long max_body, memory_budget, body_budget, decode_budget;
     bool watch, explicit_mode, no_metrics, protect_inference;
 };
 
@@ -45,7 +47,19 @@ const char qv_cli_serve_usage[] =
     "  --worker-spin-us N      an idle worker polls for work this long before sleeping\n"
     "                          (default 50; 0: sleep at once)\n"
     "  --http-threads N        HTTP threads (default: one per core)\n"
-    "  --max-body-bytes N      larger request bodies get 413 (default 67108864)\n"
+    "  --max-body-bytes N      larger request bodies get 413 (default 16M; K/M/G suffixes)\n"
+    "  --body-budget-bytes N   all request bodies held at once; past it 429 (default 256M)\n"
+    "  --decode-budget-bytes N estimated memory for decoding large JSON bodies at once\n"
+    "                          (about 20x each body); past it 429 (default 1G)\n"
+    "  --max-connections N     open connections at most (default 4096)\n"
+    "  --max-connections-per-ip N  from one client address (default 256)\n"
+    "  --header-timeout-ms N   request headers must be complete this long after the\n"
+    "                          connection (or its previous request) began (default 15000)\n"
+    "  --body-timeout-ms N     a request body must be complete this long after its\n"
+    "                          headers (default 60000)\n"
+    "  --idle-timeout-s N      an idle connection is closed (default 60)\n"
+    "  --drain-timeout-ms N    at SIGTERM, how long in-flight requests may finish; those\n"
+    "                          still running then are answered 503 (default 30000)\n"
     "  --memory-budget BYTES   for all loaded versions (default: half the RAM; K/M/G suffixes)\n"
     "  --poll-ms N             repository rescan interval (default 2000)\n"
     "  --evict-idle-ms N       a version idle this long may be evicted to make room for\n"
@@ -114,9 +128,17 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
         {"evict-idle-ms", required_argument, 0, 'E'},
         {"no-metrics", no_argument, 0, 'M'},
         {"tokens-protect-inference", no_argument, 0, 'I'},
-        {"log-format", required_argument, 0, 'L'},
+        {"log-format", required_argument, 0, 'F'},
         {"access-log", required_argument, 0, 'A'},
         {"access-log-sample", required_argument, 0, 'a'},
+        {"drain-timeout-ms", required_argument, 0, 'D'},
+        {"body-budget-bytes", required_argument, 0, 'B'},
+        {"max-connections", required_argument, 0, 'C'},
+        {"max-connections-per-ip", required_argument, 0, 'i'},
+        {"header-timeout-ms", required_argument, 0, 'R'},
+        {"idle-timeout-s", required_argument, 0, 'L'},
+        {"decode-budget-bytes", required_argument, 0, 'J'},
+        {"body-timeout-ms", required_argument, 0, 'Y'},
         {0, 0, 0, 0},
     };
     int ch;
@@ -125,7 +147,9 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
     o->host = "127.0.0.1";
     o->port = 8000;
     o->data = "data";
-    o->max_body = 64ll << 20;
+    o->max_body = 16ll << 20;
+    o->body_budget = 256ll << 20;
+    o->drain_ms = 30000;
     o->watch = true;
     opterr = 0;
     optind = 1;
@@ -163,6 +187,45 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
             break;
         case 'P':
             if (parse_int_opt("--poll-ms", optarg, 10, 3600000, &o->poll_ms))
+                return -1;
+            break;
+        case 'D':
+            if (parse_int_opt("--drain-timeout-ms", optarg, 0, 3600000, &o->drain_ms))
+                return -1;
+            break;
+        case 'B':
+            if (parse_size(optarg, &o->body_budget) != 0 || o->body_budget < 1024) {
+                fprintf(stderr, "quiver serve: --body-budget-bytes: expected a size of at "
+                                "least 1024, got \"%s\"\n", optarg);
+                return -1;
+            }
+            break;
+        case 'J':
+            if (parse_size(optarg, &o->decode_budget) != 0 || o->decode_budget < 1024) {
+                fprintf(stderr, "quiver serve: --decode-budget-bytes: expected a size of at "
+                                "least 1024, got \"%s\"\n", optarg);
+                return -1;
+            }
+            break;
+        case 'C':
+            if (parse_int_opt("--max-connections", optarg, 1, 1000000, &o->max_conns))
+                return -1;
+            break;
+        case 'i':
+            if (parse_int_opt("--max-connections-per-ip", optarg, 1, 1000000, &o->max_conns_ip))
+                return -1;
+            break;
+        case 'R':
+            if (parse_int_opt("--header-timeout-ms", optarg, 100, 3600000,
+                              &o->header_timeout_ms))
+                return -1;
+            break;
+        case 'Y':
+            if (parse_int_opt("--body-timeout-ms", optarg, 100, 3600000, &o->body_timeout_ms))
+                return -1;
+            break;
+        case 'L':
+            if (parse_int_opt("--idle-timeout-s", optarg, 1, 86400, &o->idle_timeout_s))
                 return -1;
             break;
         case 'n': o->watch = false; break;
@@ -203,7 +266,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
                 return -1;
             }
             break;
-        case 'L':
+        case 'F':
             if (qv_access_log_parse_format(optarg) != 0)
                 return -1;
             break;
@@ -237,6 +300,11 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
         fprintf(stderr, "quiver serve: --repo DIR is required\n%s", serve_usage);
         return -1;
     }
+    if (o->body_budget < o->max_body) {
+        fprintf(stderr, "quiver serve: --body-budget-bytes (%lld) must be at least "
+                        "--max-body-bytes (%lld)\n", o->body_budget, o->max_body);
+        return -1;
+    }
     return 0;
 }
 
@@ -244,7 +312,10 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
  * Libraries may start threads before main (OpenBLAS does, in a constructor),
  * so blocking SIGTERM in main cannot keep it away from every thread. A
  * handler, process-wide, turns the signal into a byte on a pipe that the
- * main loop polls, whichever thread the kernel delivered it to. */
+ * main loop polls, whichever thread the kernel delivered it to.
+ * SIGTERM, SIGINT and SIGQUIT stop gracefully (drain, then exit 0); SIGHUP,
+ * SIGUSR1, SIGUSR2 and SIGALRM are logged and otherwise ignored (their
+ * default action would kill the server with requests in flight). */
 static int sig_pipe[2] = {-1, -1};
 static volatile sig_atomic_t sig_last;
 
@@ -258,6 +329,20 @@ static void on_signal(int sig)
         /* The pipe is full: a stop is already pending. */
     }
     errno = saved;
+}
+
+static const char *sig_name(int sig)
+{
+    switch (sig) {
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    case SIGQUIT: return "SIGQUIT";
+    case SIGHUP: return "SIGHUP";
+    case SIGUSR1: return "SIGUSR1";
+    case SIGUSR2: return "SIGUSR2";
+    case SIGALRM: return "SIGALRM";
+    default: return "other";
+    }
 }
 
 static int install_signals(void)
@@ -276,6 +361,11 @@ static int install_signals(void)
     sa.sa_flags = SA_RESTART;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGQUIT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);
+    sigaction(SIGALRM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     return 0;
 }
@@ -301,6 +391,32 @@ struct server {
     qv_control *control;
     qv_api *api;
 };
+
+/* The server left running at an abandoned stop (reachable until the exit). */
+static struct server abandoned_server;
+
+/* One server per --data directory: an advisory lock held for the process's
+ * life (released by the kernel at exit, even after kill -9). */
+static int lock_data_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd < 0) {
+        fprintf(stderr, "quiver serve: --data: cannot open %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            fprintf(stderr, "quiver serve: --data: %s is in use by another quiver serve "
+                            "(one server per data directory)\n", dir);
+        else
+            fprintf(stderr, "quiver serve: --data: cannot lock %s: %s\n", dir,
+                    strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd; /* kept open: the lock lives as long as the process */
+}
 
 static void on_version_state(void *ud, const char *model, int64_t version, const char *sha256,
                              enum qv_version_state st, const char *reason)
@@ -388,6 +504,8 @@ int qv_cli_serve(int argc, char **argv)
         fprintf(stderr, "quiver serve: --data: cannot create %s: %s\n", o.data, strerror(errno));
         return 1;
     }
+    if (lock_data_dir(o.data) < 0)
+        return 1;
     if (o.store_url)
         snprintf(store_url, sizeof(store_url), "%s", o.store_url);
     else
@@ -434,6 +552,13 @@ int qv_cli_serve(int argc, char **argv)
     acfg.host = o.host;
     acfg.port = o.port;
     acfg.max_body_bytes = (size_t)o.max_body;
+    acfg.body_budget_bytes = (size_t)o.body_budget;
+    acfg.max_connections = o.max_conns;
+    acfg.max_connections_per_ip = o.max_conns_ip;
+    acfg.header_timeout_ms = o.header_timeout_ms;
+    acfg.idle_timeout_s = o.idle_timeout_s;
+    acfg.body_timeout_ms = o.body_timeout_ms;
+    acfg.decode_budget_bytes = (size_t)o.decode_budget;
     acfg.threads = o.http_threads;
     acfg.tokens_file = o.tokens;
     acfg.protect_inference = o.protect_inference;
@@ -460,18 +585,29 @@ int qv_cli_serve(int argc, char **argv)
     for (;;) {
         uint64_t next = qv_now_ns() + 1000000000ull;
         sig = wait_signal(1000);
-        if (sig == SIGTERM || sig == SIGINT)
+        if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT)
             break;
+        if (sig != 0)
+            qv_log(QV_LOG_INFO, "signal=%s msg=\"ignored: only SIGTERM, SIGINT and SIGQUIT "
+                   "stop the server\"", sig_name(sig));
         if (qv_now_ns() >= next - 1000000ull) {
             qv_monitor_tick(s.monitor);
             qv_control_tick(s.control);
         }
     }
-    qv_log(QV_LOG_INFO, "signal=%s msg=\"shutting down: finishing in-flight requests\"",
-           sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    qv_log(QV_LOG_INFO, "signal=%s drain_timeout_ms=%d msg=\"shutting down: finishing "
+           "in-flight requests\"", sig_name(sig), o.drain_ms);
     rc = 0;
 out:
-    qv_api_stop(s.api, 30000);
+    if (qv_api_stop(s.api, o.drain_ms) > 0) {
+        /* Some backend call outlived the drain deadline: its request was
+         * answered 503, and its thread still runs inside the engine. Nothing
+         * it may touch is freed; the process exits around it. */
+        qv_log(QV_LOG_WARN, "msg=\"stopped with work abandoned after the drain deadline\"");
+        abandoned_server = s;
+        fflush(NULL);
+        _exit(rc);
+    }
     qv_access_log_close();
     qv_control_destroy(s.control);
     qv_engine_destroy(s.engine);

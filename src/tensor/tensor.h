@@ -81,15 +81,30 @@ int qv_tensor_class(const struct qv_tensor *t);
  * include <jansson.h>. */
 struct json_t;
 
+/* Elements one request tensor may declare (and must then actually carry). */
+#define QV_TENSOR_MAX_ELEMS (1ll << 31)
+
 /* Fills t (owned data) from one KServe v2 input object {"name", "shape",
  * "datatype", "data"}. 'field' names the object in messages ("inputs[0]").
  * data may be flat row-major or nested arrays. QV_EINVAL with a diag naming
  * the field on any mismatch. */
 int qv_tensor_from_json(const struct json_t *obj, const char *field, struct qv_tensor *t,
                         struct qv_diag *d);
-/* Reads 'count' values of dtype from a JSON array (flat or nested) into dst. */
+/* Checks, without allocating, that a JSON data array fits a shape: either
+ * flat with exactly numel values (no arrays inside), or nested exactly as the
+ * shape (every array at depth k holds shape[k] items, values only at the
+ * innermost level). Ragged or wrongly nested data, or a count that differs
+ * from the shape's, is QV_EINVAL naming the field and the input. */
+int qv_tensor_json_check(const struct json_t *data, int ndim, const int64_t *shape,
+                         const char *field, const char *name, struct qv_diag *d);
+/* Reads 'count' values of dtype from a JSON array (flat or nested) into dst;
+ * the caller has checked it with qv_tensor_json_check. */
 int qv_tensor_data_from_json(const struct json_t *data, enum qv_dtype dtype, int64_t count,
                              void *dst, const char *field, struct qv_diag *d);
+/* Appends s as a JSON string: quotes, backslashes and control bytes escaped,
+ * and every byte that is not part of valid UTF-8 replaced by U+FFFD, so the
+ * output is always valid JSON whatever s holds. */
+int qv_json_put_string(struct qv_buf *b, const char *s);
 /* Appends {"name":...,"datatype":...,"shape":[...],"data":[...]} to out. */
 int qv_tensor_to_json(const struct qv_tensor *t, struct qv_buf *out);
 /* Appends the values [start, start+count) as a flat JSON array. */

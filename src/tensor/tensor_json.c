@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Counts the leaves of a (possibly nested) JSON array; -1 on a non-array leaf mix. */
+/* Counts the leaves of a (possibly nested) JSON array; -1 past the depth bound. */
 static int64_t count_leaves(const json_t *a, int depth)
 {
     int64_t n = 0;
@@ -31,6 +31,85 @@ static int64_t count_leaves(const json_t *a, int depth)
         }
     }
     return n;
+}
+
+static void shape_text(int ndim, const int64_t *shape, char *out, size_t len)
+{
+    size_t n = (size_t)snprintf(out, len, "[");
+
+    for (int k = 0; k < ndim && n < len; k++)
+        n += (size_t)snprintf(out + n, len - n, "%s%lld", k ? "," : "", (long long)shape[k]);
+    if (n < len)
+        snprintf(out + n, len - n, "]");
+}
+
+/* Nested exactly as the shape from dimension 'dim' on; 'path' names the array. */
+static bool nested_fits(const json_t *a, int ndim, const int64_t *shape, int dim, char *path,
+                        size_t plen, size_t pcap)
+{
+    size_t i;
+    json_t *v;
+
+    if (!json_is_array(a) || (int64_t)json_array_size(a) != shape[dim])
+        return false;
+    json_array_foreach(a, i, v) {
+        if (dim == ndim - 1) {
+            if (json_is_array(v) || json_is_object(v)) {
+                snprintf(path + plen, pcap - plen, "[%zu]", i);
+                return false;
+            }
+            continue;
+        }
+        {
+            size_t n = plen + (size_t)snprintf(path + plen, pcap - plen, "[%zu]", i);
+            if (n >= pcap)
+                n = pcap - 1;
+            if (!nested_fits(v, ndim, shape, dim + 1, path, n, pcap))
+                return false;
+            path[plen] = '\0';
+        }
+    }
+    return true;
+}
+
+int qv_tensor_json_check(const json_t *data, int ndim, const int64_t *shape, const char *field,
+                         const char *name, struct qv_diag *d)
+{
+    int64_t numel = qv_shape_numel(shape, ndim);
+    char shp[160], path[128] = "";
+    bool flat = true;
+    size_t i;
+    json_t *v;
+
+    if (!json_is_array(data))
+        return qv_fail(d, QV_EINVAL, "%s.data: expected an array for input \"%s\"", field, name);
+    json_array_foreach(data, i, v) {
+        if (json_is_array(v)) {
+            flat = false;
+            break;
+        }
+    }
+    shape_text(ndim, shape, shp, sizeof(shp));
+    if (flat) {
+        if ((int64_t)json_array_size(data) != numel)
+            return qv_fail(d, QV_EINVAL,
+                           "%s.data: input \"%s\" holds %zu values but its shape %s needs %lld",
+                           field, name, json_array_size(data), shp, (long long)numel);
+        return QV_OK;
+    }
+    if (ndim >= 1 && nested_fits(data, ndim, shape, 0, path, 0, sizeof(path)))
+        return QV_OK;
+    {
+        int64_t n = count_leaves(data, 0);
+        if (n >= 0 && n != numel)
+            return qv_fail(d, QV_EINVAL,
+                           "%s.data: input \"%s\" holds %lld values but its shape %s needs %lld",
+                           field, name, (long long)n, shp, (long long)numel);
+    }
+    return qv_fail(d, QV_EINVAL,
+                   "%s.data: input \"%s\": nested arrays do not follow the shape %s (ragged or "
+                   "wrongly nested%s%s); give the values flat or nested exactly as the shape",
+                   field, name, shp, path[0] ? " at data" : "", path);
 }
 
 static int put_value(const json_t *v, enum qv_dtype dtype, void *dst, int64_t i, const char *field,
@@ -193,8 +272,14 @@ int qv_tensor_from_json(const json_t *obj, const char *field, struct qv_tensor *
     }
     if (data == NULL)
         return qv_fail(d, QV_EINVAL, "%s.data: missing", field);
-    if (qv_shape_numel(dims, (int)ndim) < 0 || qv_shape_numel(dims, (int)ndim) > (1ll << 32))
-        return qv_fail(d, QV_EINVAL, "%s.shape: too many elements", field);
+    if (qv_shape_numel(dims, (int)ndim) < 0 ||
+        qv_shape_numel(dims, (int)ndim) > QV_TENSOR_MAX_ELEMS)
+        return qv_fail(d, QV_EINVAL, "%s.shape: input \"%s\" declares more than %lld elements",
+                       field, json_string_value(name), (long long)QV_TENSOR_MAX_ELEMS);
+    /* Structure and count first: nothing is allocated for data that cannot fit. */
+    err = qv_tensor_json_check(data, (int)ndim, dims, field, json_string_value(name), d);
+    if (err)
+        return err;
     err = qv_tensor_alloc(t, json_string_value(name), dt, (int)ndim, dims);
     if (err)
         return qv_fail(d, err, "%s: cannot allocate the tensor", field);
@@ -281,10 +366,73 @@ int qv_tensor_row_to_json(const struct qv_tensor *t, int64_t row, struct qv_buf 
     return put_nested(t, 1, row * inner, out);
 }
 
+/* Length of the valid UTF-8 sequence at p (2 to 4), or 0. */
+static int utf8_len(const unsigned char *p)
+{
+    unsigned char c = p[0];
+    unsigned char lo = 0x80, hi = 0xBF;
+    int n;
+
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2;
+    else if (c >= 0xE0 && c <= 0xEF)
+        n = 3;
+    else if (c >= 0xF0 && c <= 0xF4)
+        n = 4;
+    else
+        return 0;
+    if (c == 0xE0)
+        lo = 0xA0;
+    else if (c == 0xED)
+        hi = 0x9F;
+    else if (c == 0xF0)
+        lo = 0x90;
+    else if (c == 0xF4)
+        hi = 0x8F;
+    if (p[1] < lo || p[1] > hi)
+        return 0;
+    for (int i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xBF)
+            return 0;
+    return n;
+}
+
+int qv_json_put_string(struct qv_buf *b, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    int err = qv_buf_append(b, "\"", 1);
+
+    while (*p && !err) {
+        unsigned char c = *p;
+        int n;
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            err = qv_buf_append(b, esc, 2);
+            p++;
+        } else if (c < 0x20 || c == 0x7f) {
+            err = qv_buf_printf(b, "\\u%04x", c);
+            p++;
+        } else if (c < 0x80) {
+            err = qv_buf_append(b, p, 1);
+            p++;
+        } else if ((n = utf8_len(p)) > 0) {
+            err = qv_buf_append(b, p, (size_t)n);
+            p += n;
+        } else {
+            err = qv_buf_append(b, "\\ufffd", 6); /* not UTF-8: the replacement character */
+            p++;
+        }
+    }
+    return err ? err : qv_buf_append(b, "\"", 1);
+}
+
 int qv_tensor_to_json(const struct qv_tensor *t, struct qv_buf *out)
 {
-    int err = qv_buf_printf(out, "{\"name\":\"%s\",\"datatype\":\"%s\",\"shape\":[", t->name,
-                            qv_dtype_name(t->dtype));
+    int err = qv_buf_append(out, "{\"name\":", 8);
+
+    err = err ? err : qv_json_put_string(out, t->name);
+    err = err ? err : qv_buf_printf(out, ",\"datatype\":\"%s\",\"shape\":[",
+                                    qv_dtype_name(t->dtype));
 
     for (int i = 0; i < t->ndim && !err; i++)
         err = qv_buf_printf(out, "%s%lld", i ? "," : "", (long long)t->shape[i]);

@@ -94,6 +94,91 @@ static void test_malformed_requests(void **state)
     h_stop_ok(s);
 }
 
+/* JSON tensor data must follow the declared shape: flat with exactly numel
+ * values, or nested exactly as the shape. Nothing is allocated before that is
+ * known, so a huge declared shape with little data is a 400, not a 503. */
+static void test_tensor_structure(void **state)
+{
+    struct h_srv *s = *state;
+    const char *p = "/v2/models/m/infer";
+
+    h_test_model(s, "m", "");
+    h_test_version(s, "m", 1, "{\"features\": 2, \"linear\": true}");
+    h_start(s, NULL);
+    /* Flat and exactly nested are both served. */
+    expect_ok(s, p, "{\"inputs\":[{\"name\":\"input__0\",\"datatype\":\"FP32\","
+                    "\"shape\":[2,2],\"data\":[1,2,3,4]}]}");
+    expect_ok(s, p, "{\"inputs\":[{\"name\":\"input__0\",\"datatype\":\"FP32\","
+                    "\"shape\":[2,2],\"data\":[[1,2],[3,4]]}]}");
+    /* Ragged: the right count of values, but rows of 3 and 1. */
+    expect_post_error(s, p,
+                      "{\"inputs\":[{\"name\":\"input__0\",\"datatype\":\"FP32\","
+                      "\"shape\":[2,2],\"data\":[[1,2,3],[4]]}]}",
+                      400, "input__0");
+    expect_post_error(s, p,
+                      "{\"inputs\":[{\"name\":\"input__0\",\"datatype\":\"FP32\","
+                      "\"shape\":[2,2],\"data\":[[1,2,3],[4]]}]}",
+                      400, "ragged");
+    /* Mixed depth: an array beside plain values. */
+    expect_post_error(s, p,
+                      "{\"inputs\":[{\"name\":\"input__0\",\"datatype\":\"FP32\","
+                      "\"shape\":[2,2],\"data\":[1,[2,3],4]}]}",
+                      400, "input__0");
+    /* Nested one level too deep. */
+    expect_post_error(s, p,
+                      "{\"inputs\":[{\"name\":\"input__0\",\"datatype\":\"FP32\","
+                      "\"shape\":[2,2],\"data\":[[[1],[2]],[[3],[4]]]}]}",
+                      400, "input__0");
+    /* 2^32 elements declared, two given: 400 naming the input, no Retry-After. */
+    {
+        struct h_resp r = h_post(s, p,
+                                 "{\"inputs\":[{\"name\":\"input__0\",\"datatype\":\"FP32\","
+                                 "\"shape\":[2147483648,2],\"data\":[1,2]}]}");
+        char v[32];
+        h_expect_error(&r, 400, "input__0");
+        assert_false(h_header(&r, "Retry-After", v, sizeof(v)));
+        h_resp_free(&r);
+        r = h_post(s, p,
+                   "{\"inputs\":[{\"name\":\"input__0\",\"datatype\":\"FP32\","
+                   "\"shape\":[65536,65536],\"data\":[1,2]}]}");
+        h_expect_error(&r, 400, "input__0");
+        assert_false(h_header(&r, "Retry-After", v, sizeof(v)));
+        h_resp_free(&r);
+    }
+    /* Deep nesting: past jansson's depth bound (2048) the body is invalid JSON;
+     * within it, data nested deeper than the shape is refused before decoding. */
+    {
+        size_t depth = 3000, len = 0;
+        char *deep = malloc(2 * depth + 200);
+        assert_non_null(deep);
+        len += (size_t)sprintf(deep, "{\"inputs\":[{\"name\":\"input__0\",\"datatype\":"
+                                     "\"FP32\",\"shape\":[1,2],\"data\":");
+        for (size_t i = 0; i < depth; i++)
+            deep[len++] = '[';
+        for (size_t i = 0; i < depth; i++)
+            deep[len++] = ']';
+        strcpy(deep + len, "}]}");
+        expect_post_error(s, p, deep, 400, "JSON");
+        len = (size_t)sprintf(deep, "{\"inputs\":[{\"name\":\"input__0\",\"datatype\":"
+                                    "\"FP32\",\"shape\":[1,2],\"data\":");
+        for (size_t i = 0; i < 500; i++)
+            deep[len++] = '[';
+        deep[len++] = '1';
+        for (size_t i = 0; i < 500; i++)
+            deep[len++] = ']';
+        strcpy(deep + len, "}]}");
+        expect_post_error(s, p, deep, 400, "input__0");
+        free(deep);
+    }
+    /* TF Serving rows: ragged instances are refused too. */
+    expect_post_error(s, "/v1/models/m:predict", "{\"instances\": [[1,2],[3]]}", 400,
+                      "input__0");
+    expect_post_error(s, "/v1/models/m:predict", "{\"instances\": [[1,2],[3,[4]]]}", 400,
+                      "input__0");
+    expect_ok(s, "/v1/models/m:predict", "{\"instances\": [[1,2],[3,4]]}");
+    h_stop_ok(s);
+}
+
 static void test_body_over_limit_is_413(void **state)
 {
     struct h_srv *s = *state;
@@ -259,6 +344,7 @@ static void test_load_unknown_version_is_404(void **state)
 
 static const struct CMUnitTest tests[] = {
     H_TEST(test_malformed_requests),
+    H_TEST(test_tensor_structure),
     H_TEST(test_body_over_limit_is_413),
     H_TEST(test_corrupt_version_is_unavailable),
     H_TEST(test_bad_configs),

@@ -49,6 +49,19 @@ static void test_bad_flags(void **state)
     expect_refused(s, "serve --repo x extra", 2, "extra");
     expect_refused(s, "serve --tokens-protect-inference --repo x", 2, "--tokens");
     expect_refused(s, "frobnicate", 2, "frobnicate");
+    /* The HTTP limits and the drain deadline. */
+    expect_refused(s, "serve --drain-timeout-ms soon --repo x", 2, "--drain-timeout-ms");
+    expect_refused(s, "serve --drain-timeout-ms -1 --repo x", 2, "--drain-timeout-ms");
+    expect_refused(s, "serve --body-budget-bytes 10 --repo x", 2, "--body-budget-bytes");
+    expect_refused(s, "serve --max-body-bytes 2M --body-budget-bytes 1M --repo x", 2,
+                   "--body-budget-bytes");
+    expect_refused(s, "serve --decode-budget-bytes x --repo x", 2, "--decode-budget-bytes");
+    expect_refused(s, "serve --max-connections 0 --repo x", 2, "--max-connections");
+    expect_refused(s, "serve --max-connections-per-ip 0 --repo x", 2,
+                   "--max-connections-per-ip");
+    expect_refused(s, "serve --header-timeout-ms 5 --repo x", 2, "--header-timeout-ms");
+    expect_refused(s, "serve --idle-timeout-s 0 --repo x", 2, "--idle-timeout-s");
+    expect_refused(s, "serve --body-timeout-ms 1 --repo x", 2, "--body-timeout-ms");
     snprintf(args, sizeof(args), "serve --repo %s/missing --data %s/d --port 0", s->dir, s->dir);
     expect_refused(s, args, 1, "--repo");
     snprintf(args, sizeof(args), "serve --repo %s --data %s/d --port 0 --store mysql:/x", s->repo,
