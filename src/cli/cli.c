@@ -29,6 +29,7 @@ static const char usage[] =
     "          [--min-requests N]\n"
     "  rollout status MODEL | rollout abort MODEL\n"
     "\n"
+    "  model check PATH       load and probe a model artifact (exit 0 when it serves)\n"
     "  version                print the version\n"
     "  help                   print this help\n";
 
@@ -49,5 +50,7 @@ int qv_cli_main(int argc, char **argv)
     }
     if (strcmp(argv[1], "serve") == 0)
         return qv_cli_serve(argc - 1, argv + 1);
+    if (strcmp(argv[1], "model") == 0)
+        return qv_cli_model(argc - 1, argv + 1);
     return qv_cli_client(argc - 1, argv + 1);
 }
