@@ -51,6 +51,10 @@ struct qv__onnx_graph {
     size_t weight_bytes;
 };
 
+/* Deepest message nesting a model file may have (a subgraph costs three
+ * levels: node, attribute, graph); checked before protobuf-c unpacks it. */
+#define QV_ONNX_MAX_NESTING 64
+
 /* Builds the graph from a serialized ModelProto (load.c). */
 int qv__onnx_graph_load(const void *data, size_t len, const char *base_dir, size_t max_bytes,
                         struct qv__onnx_graph *g, struct qv_diag *d);

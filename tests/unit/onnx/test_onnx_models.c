@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "backend/backend.h"
 #include "onnx/onnx.h"
@@ -306,6 +308,253 @@ static void test_wrong_inputs(void **state)
     qv_onnx_free(m);
 }
 
+
+/* ---- Crafted files (protobuf wire format written by hand) ---- */
+
+/* Written back to front, so nesting costs no copies: prepend a message's
+ * content, then its key and length. */
+struct rbuf {
+    uint8_t *p;
+    size_t cap, pos; /* the content is p[pos..cap) */
+};
+
+static void rb_bytes(struct rbuf *b, const void *data, size_t n)
+{
+    assert_true(n <= b->pos);
+    b->pos -= n;
+    memcpy(b->p + b->pos, data, n);
+}
+
+static void rb_varint(struct rbuf *b, uint64_t v)
+{
+    uint8_t tmp[10];
+    size_t n = 0;
+
+    do {
+        tmp[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    rb_bytes(b, tmp, n);
+}
+
+static struct rbuf rb_new(size_t cap)
+{
+    struct rbuf b = {.p = malloc(cap), .cap = cap, .pos = cap};
+
+    assert_non_null(b.p);
+    return b;
+}
+
+/* Turns the whole content into field 'field' of an enclosing message. */
+static void rb_wrap(struct rbuf *b, uint64_t field)
+{
+    rb_varint(b, b->cap - b->pos);
+    rb_varint(b, field << 3 | 2);
+}
+
+/* Prepends message m as field 'field'. */
+static void rb_msg(struct rbuf *b, uint64_t field, const struct rbuf *m)
+{
+    rb_bytes(b, m->p + m->pos, m->cap - m->pos);
+    rb_varint(b, m->cap - m->pos);
+    rb_varint(b, field << 3 | 2);
+}
+
+static void rb_str(struct rbuf *b, uint64_t field, const char *s)
+{
+    rb_bytes(b, s, strlen(s));
+    rb_varint(b, strlen(s));
+    rb_varint(b, field << 3 | 2);
+}
+
+static void rb_int(struct rbuf *b, uint64_t field, uint64_t v)
+{
+    rb_varint(b, v);
+    rb_varint(b, field << 3);
+}
+
+/* A model whose graph input's type is a sequence of a sequence of ... of a
+ * float tensor, 'depth' levels deep. */
+static struct rbuf deep_model(size_t depth)
+{
+    struct rbuf b = rb_new(64 + depth * 8);
+    size_t end;
+
+    rb_int(&b, 1, 1);      /* TypeProto.Tensor.elem_type = FLOAT */
+    rb_wrap(&b, 1);     /* TypeProto.tensor_type */
+    for (size_t i = 0; i < depth; i++) {
+        rb_wrap(&b, 1); /* Sequence.elem_type */
+        rb_wrap(&b, 4); /* TypeProto.sequence_type */
+    }
+    rb_wrap(&b, 2);     /* ValueInfoProto.type */
+    rb_str(&b, 1, "x");    /* ValueInfoProto.name */
+    rb_wrap(&b, 11);    /* GraphProto.input */
+    rb_wrap(&b, 7);     /* ModelProto.graph */
+    end = b.pos;
+    rb_int(&b, 2, 13);     /* OperatorSetIdProto.version */
+    rb_varint(&b, end - b.pos);
+    rb_varint(&b, 8 << 3 | 2); /* ModelProto.opset_import */
+    rb_int(&b, 1, 8);      /* ModelProto.ir_version */
+    return b;
+}
+
+/* A model whose graph has k float initializers of n elements, each stored
+ * externally at offset 0 of 'location'. */
+static struct rbuf external_model(int k, size_t n, const char *location)
+{
+    struct rbuf b = rb_new(4096 + (size_t)k * 128), g = rb_new(4096 + (size_t)k * 128);
+
+    for (int i = 0; i < k; i++) {
+        struct rbuf t = rb_new(256), e = rb_new(128);
+        char name[16];
+
+        rb_str(&e, 2, location);
+        rb_str(&e, 1, "location");
+        rb_int(&t, 14, 1);    /* data_location = EXTERNAL */
+        rb_msg(&t, 13, &e);   /* external_data */
+        snprintf(name, sizeof(name), "w%d", i);
+        rb_str(&t, 8, name);
+        rb_int(&t, 2, 1);     /* data_type = FLOAT */
+        rb_int(&t, 1, n);     /* dims */
+        rb_msg(&g, 5, &t);    /* GraphProto.initializer */
+        free(t.p);
+        free(e.p);
+    }
+    rb_msg(&b, 7, &g);
+    free(g.p);
+    {
+        struct rbuf os = rb_new(16);
+        rb_int(&os, 2, 13);
+        rb_msg(&b, 8, &os);
+        free(os.p);
+    }
+    rb_int(&b, 1, 8);
+    return b;
+}
+
+static int h_rm_rf(const char *dir)
+{
+    char cmd[700];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd);
+}
+
+static void write_bytes(const char *path, const void *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+
+    assert_non_null(f);
+    assert_int_equal(fwrite(p, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+}
+
+static int load_crafted(const char *dir, const struct rbuf *b, size_t max_bytes,
+                        struct qv_diag *d)
+{
+    struct qv_onnx_options opt = {.threads = 1, .max_bytes = max_bytes};
+    qv_onnx_model *m = NULL;
+    int err;
+
+    memset(d, 0, sizeof(*d));
+    err = qv_onnx_load_buffer(b->p + b->pos, b->cap - b->pos, dir, &opt, &m, d);
+    qv_onnx_free(m);
+    return err;
+}
+
+/* protobuf-c unpacks nested messages recursively: a deep file is refused
+ * before it is unpacked, not allowed to overflow the stack. */
+static void test_deep_nesting_refused(void **state)
+{
+    struct qv_diag d;
+    struct rbuf b;
+
+    (void)state;
+    b = deep_model(200000);
+    assert_int_equal(load_crafted(NULL, &b, 0, &d), QV_EINVAL);
+    assert_non_null(strstr(d.msg, "nests messages deeper than"));
+    free(b.p);
+    /* A shallow one passes the bound (and fails later for what it is). */
+    b = deep_model(5);
+    assert_int_not_equal(load_crafted(NULL, &b, 0, &d), QV_OK);
+    assert_null(strstr(d.msg, "nests messages deeper than"));
+    free(b.p);
+}
+
+/* Many initializers naming the same external region: each is within the
+ * limit, their sum is not. */
+static void test_external_total_bounded(void **state)
+{
+    char dir[] = "/tmp/qv-onnx-ext-XXXXXX", path[600];
+    static float w[16384]; /* 64 KiB */
+    struct qv_diag d;
+    struct rbuf b;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/w.bin", dir);
+    write_bytes(path, w, sizeof(w));
+    /* 4 x 64 KiB within 1 MiB: on to the next check (no outputs). */
+    b = external_model(4, 16384, "w.bin");
+    assert_int_equal(load_crafted(dir, &b, 1 << 20, &d), QV_EINVAL);
+    assert_non_null(strstr(d.msg, "no outputs"));
+    free(b.p);
+    /* 64 x 64 KiB = 4 MiB past 1 MiB. */
+    b = external_model(64, 16384, "w.bin");
+    assert_int_equal(load_crafted(dir, &b, 1 << 20, &d), QV_E2BIG);
+    assert_non_null(strstr(d.msg, "external data exceeds the limit"));
+    free(b.p);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* An external-data file that is a symlink out of the model's directory (or
+ * a directory inside it that links out) is refused, as is a FIFO. */
+static void test_external_symlink_escape(void **state)
+{
+    char top[] = "/tmp/qv-onnx-esc-XXXXXX", dir[600], out[600], link[600], sub[600];
+    static float w[16];
+    struct qv_diag d;
+    struct rbuf b;
+
+    (void)state;
+    assert_non_null(mkdtemp(top));
+    snprintf(dir, sizeof(dir), "%s/1", top);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    snprintf(out, sizeof(out), "%s/secret.bin", top);
+    write_bytes(out, w, sizeof(w));
+    snprintf(link, sizeof(link), "%s/w.bin", dir);
+    assert_int_equal(symlink("../secret.bin", link), 0);
+    snprintf(sub, sizeof(sub), "%s/sub", dir);
+    assert_int_equal(symlink("..", sub), 0);
+
+    b = external_model(1, 16, "w.bin");
+    assert_int_equal(load_crafted(dir, &b, 0, &d), QV_EINVAL);
+    assert_non_null(strstr(d.msg, "outside the model directory"));
+    free(b.p);
+    b = external_model(1, 16, "sub/secret.bin");
+    assert_int_equal(load_crafted(dir, &b, 0, &d), QV_EINVAL);
+    assert_non_null(strstr(d.msg, "outside the model directory"));
+    free(b.p);
+    /* A symlink that stays inside is fine. */
+    unlink(link);
+    snprintf(out, sizeof(out), "%s/real.bin", dir);
+    write_bytes(out, w, sizeof(w));
+    assert_int_equal(symlink("real.bin", link), 0);
+    b = external_model(1, 16, "w.bin");
+    assert_int_equal(load_crafted(dir, &b, 0, &d), QV_EINVAL);
+    assert_non_null(strstr(d.msg, "no outputs"));
+    free(b.p);
+    /* A FIFO is not read (it would block). */
+    snprintf(out, sizeof(out), "%s/fifo.bin", dir);
+    assert_int_equal(mkfifo(out, 0600), 0);
+    b = external_model(1, 16, "fifo.bin");
+    assert_int_equal(load_crafted(dir, &b, 0, &d), QV_EINVAL);
+    assert_non_null(strstr(d.msg, "not a regular file"));
+    free(b.p);
+    assert_int_equal(h_rm_rf(top), 0);
+}
+
 /* ---- Broken models ---- */
 
 static void expect_load_error(const char *file, int err, const char *needle)
@@ -437,6 +686,9 @@ int main(void)
         cmocka_unit_test(test_corrupt_bytes),
         cmocka_unit_test(test_add_relu),
         cmocka_unit_test(test_external_data),
+        cmocka_unit_test(test_deep_nesting_refused),
+        cmocka_unit_test(test_external_total_bounded),
+        cmocka_unit_test(test_external_symlink_escape),
     };
     qv_log_set_level(QV_LOG_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);
