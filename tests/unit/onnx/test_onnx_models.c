@@ -555,6 +555,152 @@ static void test_external_symlink_escape(void **state)
     assert_int_equal(h_rm_rf(top), 0);
 }
 
+
+/* Prepends ValueInfoProto 'name' as field 'field': a tensor of elem_type
+ * (ONNX code) with 'rank' symbolic dims (rank < 0: no shape). */
+static void rb_value_info(struct rbuf *b, uint64_t field, const char *name, int elem, int rank)
+{
+    struct rbuf tensor = rb_new(256), type = rb_new(256), vi = rb_new(512);
+
+    if (rank >= 0) {
+        struct rbuf shape = rb_new(256);
+        for (int i = 0; i < rank; i++) {
+            struct rbuf dim = rb_new(32);
+            rb_str(&dim, 2, "n"); /* Dimension.dim_param */
+            rb_msg(&shape, 1, &dim);
+            free(dim.p);
+        }
+        rb_msg(&tensor, 2, &shape); /* TypeProto.Tensor.shape */
+        free(shape.p);
+    }
+    rb_int(&tensor, 1, (uint64_t)elem); /* TypeProto.Tensor.elem_type */
+    rb_msg(&type, 1, &tensor);          /* TypeProto.tensor_type */
+    rb_msg(&vi, 2, &type);              /* ValueInfoProto.type */
+    rb_str(&vi, 1, name);
+    rb_msg(b, field, &vi);
+    free(tensor.p);
+    free(type.p);
+    free(vi.p);
+}
+
+/* A one-node model: op over inputs ins (elem types, ranks) to outputs outs. */
+static struct rbuf node_model(const char *op, int opset, int n_in, const char *const *ins,
+                              const int *elems, const int *ranks, int n_out,
+                              const char *const *outs)
+{
+    struct rbuf b = rb_new(8192), g = rb_new(8192), node = rb_new(1024), os = rb_new(16);
+
+    for (int i = n_out - 1; i >= 0; i--)
+        rb_value_info(&g, 12, outs[i], elems[0], -1); /* GraphProto.output */
+    for (int i = n_in - 1; i >= 0; i--)
+        rb_value_info(&g, 11, ins[i], elems[i], ranks[i]); /* GraphProto.input */
+    rb_str(&node, 4, op);               /* NodeProto.op_type */
+    rb_str(&node, 3, "n0");             /* NodeProto.name */
+    for (int i = n_out - 1; i >= 0; i--)
+        rb_str(&node, 2, outs[i]);
+    for (int i = n_in - 1; i >= 0; i--)
+        rb_str(&node, 1, ins[i]);
+    rb_msg(&g, 1, &node);               /* GraphProto.node */
+    rb_msg(&b, 7, &g);
+    rb_int(&os, 2, (uint64_t)opset);
+    rb_msg(&b, 8, &os);
+    rb_int(&b, 1, 8);
+    free(g.p);
+    free(node.p);
+    free(os.p);
+    return b;
+}
+
+static void set_input(struct qv_tensor *t, const char *name, enum qv_dtype dt, int64_t n,
+                      void *data, size_t es)
+{
+    memset(t, 0, sizeof(*t));
+    snprintf(t->name, sizeof(t->name), "%s", name);
+    t->dtype = dt;
+    t->ndim = 1;
+    t->shape[0] = n;
+    t->data = data;
+    t->nbytes = (size_t)n * es;
+}
+
+static int run_crafted(const struct rbuf *b, struct qv_tensor *in, int n_in, int *n_out,
+                       struct qv_diag *d)
+{
+    qv_onnx_model *m = NULL;
+    struct qv_tensor out[4];
+    int err;
+
+    memset(d, 0, sizeof(*d));
+    err = qv_onnx_load_buffer(b->p + b->pos, b->cap - b->pos, NULL, NULL, &m, d);
+    if (err)
+        fail_msg("crafted model does not load: %s", d->msg);
+    err = qv_onnx_run(m, in, n_in, out, 4, n_out, d);
+    for (int i = 0; !err && i < *n_out; i++)
+        qv_tensor_fini(&out[i]);
+    qv_onnx_free(m);
+    return err;
+}
+
+/* Split sizes from the request summing past INT64_MAX: refused, no signed
+ * overflow (UBSan aborts on it). */
+static void test_split_sizes_overflow(void **state)
+{
+    static const char *const ins[] = {"x", "s"}, *const outs[] = {"a", "b"};
+    static const int elems[] = {1, 7}, ranks[] = {1, 1};
+    float x[4] = {1, 2, 3, 4};
+    int64_t sizes[2];
+    struct qv_tensor in[2];
+    struct qv_diag d;
+    struct rbuf b = node_model("Split", 13, 2, ins, elems, ranks, 2, outs);
+    int n_out = 0;
+
+    (void)state;
+    set_input(&in[0], "x", QV_DTYPE_F32, 4, x, sizeof(float));
+    set_input(&in[1], "s", QV_DTYPE_I64, 2, sizes, sizeof(int64_t));
+    sizes[0] = 1;
+    sizes[1] = 3;
+    assert_int_equal(run_crafted(&b, in, 2, &n_out, &d), QV_OK);
+    assert_int_equal(n_out, 2);
+    sizes[0] = INT64_MAX;
+    sizes[1] = 5;
+    assert_int_equal(run_crafted(&b, in, 2, &n_out, &d), QV_EINVAL);
+    assert_non_null(strstr(d.msg, "split sizes"));
+    sizes[0] = 3;
+    sizes[1] = INT64_MAX;
+    assert_int_equal(run_crafted(&b, in, 2, &n_out, &d), QV_EINVAL);
+    free(b.p);
+}
+
+/* Slice steps from the request at the int64 extremes: one element, no
+ * overflow in the length computation. */
+static void test_slice_extreme_steps(void **state)
+{
+    static const char *const ins[] = {"x", "starts", "ends", "axes", "steps"}, *const outs[] = {"y"};
+    static const int elems[] = {1, 7, 7, 7, 7}, ranks[] = {1, 1, 1, 1, 1};
+    float x[4] = {1, 2, 3, 4};
+    int64_t starts[1], ends[1], axes[1] = {0}, steps[1];
+    struct qv_tensor in[5];
+    struct qv_diag d;
+    struct rbuf b = node_model("Slice", 13, 5, ins, elems, ranks, 1, outs);
+    int n_out = 0;
+
+    (void)state;
+    set_input(&in[0], "x", QV_DTYPE_F32, 4, x, sizeof(float));
+    set_input(&in[1], "starts", QV_DTYPE_I64, 1, starts, sizeof(int64_t));
+    set_input(&in[2], "ends", QV_DTYPE_I64, 1, ends, sizeof(int64_t));
+    set_input(&in[3], "axes", QV_DTYPE_I64, 1, axes, sizeof(int64_t));
+    set_input(&in[4], "steps", QV_DTYPE_I64, 1, steps, sizeof(int64_t));
+    starts[0] = 0;
+    ends[0] = INT64_MAX;
+    steps[0] = INT64_MAX;
+    assert_int_equal(run_crafted(&b, in, 5, &n_out, &d), QV_OK);
+    starts[0] = INT64_MAX;
+    ends[0] = INT64_MIN;
+    steps[0] = INT64_MIN;
+    assert_int_equal(run_crafted(&b, in, 5, &n_out, &d), QV_OK);
+    free(b.p);
+}
+
 /* ---- Broken models ---- */
 
 static void expect_load_error(const char *file, int err, const char *needle)
@@ -689,6 +835,8 @@ int main(void)
         cmocka_unit_test(test_deep_nesting_refused),
         cmocka_unit_test(test_external_total_bounded),
         cmocka_unit_test(test_external_symlink_escape),
+        cmocka_unit_test(test_split_sizes_overflow),
+        cmocka_unit_test(test_slice_extreme_steps),
     };
     qv_log_set_level(QV_LOG_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);
