@@ -10,6 +10,7 @@
 #define QV_LOG_MODULE "onnx"
 
 #include <cblas.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,20 @@ struct qv_onnx_model {
     size_t ctx_bytes;     /* Guarded by lock: arenas and folded data of all contexts. */
     int n_ctx;            /* Guarded by lock. */
 };
+
+/* OpenBLAS has one process-wide thread count, so it is set once, never per
+ * model load (a load would change it under runs of other models): one thread
+ * per call, as runs already go in parallel on the engine's workers, unless
+ * OPENBLAS_NUM_THREADS says otherwise (OpenBLAS reads it itself). */
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
+static void blas_init(void)
+{
+    const char *env = getenv("OPENBLAS_NUM_THREADS");
+
+    if (env == NULL || *env == '\0')
+        openblas_set_num_threads(1);
+}
 
 static size_t plan_bytes(const struct qv__onnx_plan *p)
 {
@@ -71,8 +86,7 @@ int qv_onnx_load_buffer(const void *data, size_t len, const char *base_dir,
         return qv_fail(d, QV_ENOMEM, "out of memory");
     qv_mutex_init(&m->lock);
     m->threads = opt && opt->threads > 0 ? opt->threads : 1;
-    /* OpenBLAS keeps one process-wide setting; the last model loaded wins. */
-    openblas_set_num_threads(m->threads);
+    pthread_once(&blas_once, blas_init);
     err = qv__onnx_graph_load(data, len, base_dir, max_bytes, &m->g, d);
     if (err) {
         qv_mutex_fini(&m->lock);

@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cblas.h>
+
 #include "backend/backend.h"
 #include "onnx/onnx.h"
 
@@ -701,6 +703,28 @@ static void test_slice_extreme_steps(void **state)
     free(b.p);
 }
 
+/* OpenBLAS's thread count is process-wide: loading a model with another
+ * 'threads' must not change it under other models' runs. */
+static void test_load_leaves_blas_threads(void **state)
+{
+    char path[1024];
+    qv_onnx_model *m = NULL;
+    struct qv_diag d = {{0}};
+    int before;
+
+    (void)state;
+    path_of(path, sizeof(path), "tests/onnx/models/add_relu.onnx");
+    for (int t = 1; t <= 3; t++) {
+        struct qv_onnx_options opt = {.threads = t};
+        assert_int_equal(qv_onnx_load_file(path, &opt, &m, &d), QV_OK);
+        qv_onnx_free(m);
+        m = NULL;
+        if (t == 1)
+            before = openblas_get_num_threads();
+        assert_int_equal(openblas_get_num_threads(), before);
+    }
+}
+
 /* ---- Broken models ---- */
 
 static void expect_load_error(const char *file, int err, const char *needle)
@@ -837,6 +861,7 @@ int main(void)
         cmocka_unit_test(test_external_symlink_escape),
         cmocka_unit_test(test_split_sizes_overflow),
         cmocka_unit_test(test_slice_extreme_steps),
+        cmocka_unit_test(test_load_leaves_blas_threads),
     };
     qv_log_set_level(QV_LOG_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);
