@@ -725,6 +725,96 @@ static void test_load_leaves_blas_threads(void **state)
     }
 }
 
+/* Working memory is bounded per run: a request whose values imply a huge
+ * output is refused naming the input, before anything that size is
+ * allocated. */
+static void test_run_memory_bounded(void **state)
+{
+    struct qv_onnx_options opt = {.threads = 1, .max_run_bytes = (size_t)64 << 20};
+    qv_onnx_model *m = NULL;
+    struct qv_diag d = {{0}};
+    struct qv_tensor in, out[1];
+    int64_t dims[2] = {4, 8};
+    char path[1024];
+    int n_out = 0;
+
+    (void)state;
+    path_of(path, sizeof(path), "tests/onnx/models/const_of_shape.onnx");
+    assert_int_equal(qv_onnx_load_file(path, &opt, &m, &d), QV_OK);
+    set_input(&in, "shape", QV_DTYPE_I64, 2, dims, sizeof(int64_t));
+    assert_int_equal(qv_onnx_run(m, &in, 1, out, 1, &n_out, &d), QV_OK);
+    assert_int_equal(qv_tensor_numel(&out[0]), 32);
+    qv_tensor_fini(&out[0]);
+    /* 2^34 floats: 64 GiB. */
+    dims[0] = (int64_t)1 << 18;
+    dims[1] = (int64_t)1 << 16;
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(qv_onnx_run(m, &in, 1, out, 1, &n_out, &d), QV_E2BIG);
+    if (strstr(d.msg, "input 'shape'") == NULL || strstr(d.msg, "working memory") == NULL)
+        fail_msg("diag: %s", d.msg);
+    /* 128 MiB: past the limit too. */
+    dims[0] = 1 << 13;
+    dims[1] = 1 << 12;
+    assert_int_equal(qv_onnx_run(m, &in, 1, out, 1, &n_out, &d), QV_E2BIG);
+    /* And small runs still work. */
+    dims[0] = 2;
+    dims[1] = 3;
+    assert_int_equal(qv_onnx_run(m, &in, 1, out, 1, &n_out, &d), QV_OK);
+    qv_tensor_fini(&out[0]);
+    qv_onnx_free(m);
+}
+
+/* Each batch size needs its own plan: the plans kept stay bounded however
+ * many sizes come, and recent sizes are not planned again. */
+static void test_plan_cache_bounded(void **state)
+{
+    char path[1024];
+    qv_onnx_model *m = NULL;
+    struct qv_diag d = {{0}};
+    const struct qv_tensor_desc *dd;
+    struct qv_tensor in, out[4];
+    float *x;
+    int n_out = 0, cached = 0;
+    uint64_t built = 0, built_before = 0;
+
+    (void)state;
+    path_of(path, sizeof(path), "examples/models/mlp/1/model.onnx");
+    assert_int_equal(qv_onnx_load_file(path, NULL, &m, &d), QV_OK);
+    dd = qv_onnx_input(m, 0);
+    assert_int_equal(dd->ndim, 2);
+    x = calloc((size_t)40 * (size_t)dd->shape[1], sizeof(float));
+    assert_non_null(x);
+    for (int b = 1; b <= 40; b++) {
+        memset(&in, 0, sizeof(in));
+        snprintf(in.name, sizeof(in.name), "%s", dd->name);
+        in.dtype = QV_DTYPE_F32;
+        in.ndim = 2;
+        in.shape[0] = b;
+        in.shape[1] = dd->shape[1];
+        in.data = x;
+        in.nbytes = (size_t)b * (size_t)dd->shape[1] * sizeof(float);
+        assert_int_equal(qv_onnx_run(m, &in, 1, out, 4, &n_out, &d), QV_OK);
+        for (int i = 0; i < n_out; i++)
+            qv_tensor_fini(&out[i]);
+        qv_onnx_plan_stats(m, &cached, &built);
+        assert_true(cached <= QV_ONNX_PLAN_CACHE);
+    }
+    assert_true(built >= 40);
+    /* Alternating between two recent sizes plans nothing new. */
+    built_before = built;
+    for (int k = 0; k < 10; k++) {
+        in.shape[0] = 39 + k % 2;
+        in.nbytes = (size_t)in.shape[0] * (size_t)dd->shape[1] * sizeof(float);
+        assert_int_equal(qv_onnx_run(m, &in, 1, out, 4, &n_out, &d), QV_OK);
+        for (int i = 0; i < n_out; i++)
+            qv_tensor_fini(&out[i]);
+    }
+    qv_onnx_plan_stats(m, &cached, &built);
+    assert_int_equal(built, built_before);
+    free(x);
+    qv_onnx_free(m);
+}
+
 /* ---- Broken models ---- */
 
 static void expect_load_error(const char *file, int err, const char *needle)
@@ -862,6 +952,8 @@ int main(void)
         cmocka_unit_test(test_split_sizes_overflow),
         cmocka_unit_test(test_slice_extreme_steps),
         cmocka_unit_test(test_load_leaves_blas_threads),
+        cmocka_unit_test(test_run_memory_bounded),
+        cmocka_unit_test(test_plan_cache_bounded),
     };
     qv_log_set_level(QV_LOG_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);
