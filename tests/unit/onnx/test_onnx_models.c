@@ -585,10 +585,11 @@ static void rb_value_info(struct rbuf *b, uint64_t field, const char *name, int 
     free(vi.p);
 }
 
-/* A one-node model: op over inputs ins (elem types, ranks) to outputs outs. */
-static struct rbuf node_model(const char *op, int opset, int n_in, const char *const *ins,
-                              const int *elems, const int *ranks, int n_out,
-                              const char *const *outs)
+/* A one-node model: op over inputs ins (elem types, ranks) to outputs outs,
+ * with one string attribute when attr is not NULL. */
+static struct rbuf node_model_attr(const char *op, int opset, int n_in, const char *const *ins,
+                                   const int *elems, const int *ranks, int n_out,
+                                   const char *const *outs, const char *attr, const char *value)
 {
     struct rbuf b = rb_new(8192), g = rb_new(8192), node = rb_new(1024), os = rb_new(16);
 
@@ -596,6 +597,14 @@ static struct rbuf node_model(const char *op, int opset, int n_in, const char *c
         rb_value_info(&g, 12, outs[i], elems[0], -1); /* GraphProto.output */
     for (int i = n_in - 1; i >= 0; i--)
         rb_value_info(&g, 11, ins[i], elems[i], ranks[i]); /* GraphProto.input */
+    if (attr != NULL) {
+        struct rbuf a = rb_new(256);
+        rb_int(&a, 20, 3);              /* AttributeProto.type = STRING */
+        rb_str(&a, 4, value);           /* AttributeProto.s */
+        rb_str(&a, 1, attr);            /* AttributeProto.name */
+        rb_msg(&node, 5, &a);           /* NodeProto.attribute */
+        free(a.p);
+    }
     rb_str(&node, 4, op);               /* NodeProto.op_type */
     rb_str(&node, 3, "n0");             /* NodeProto.name */
     for (int i = n_out - 1; i >= 0; i--)
@@ -611,6 +620,13 @@ static struct rbuf node_model(const char *op, int opset, int n_in, const char *c
     free(node.p);
     free(os.p);
     return b;
+}
+
+static struct rbuf node_model(const char *op, int opset, int n_in, const char *const *ins,
+                              const int *elems, const int *ranks, int n_out,
+                              const char *const *outs)
+{
+    return node_model_attr(op, opset, n_in, ins, elems, ranks, n_out, outs, NULL, NULL);
 }
 
 static void set_input(struct qv_tensor *t, const char *name, enum qv_dtype dt, int64_t n,
@@ -700,6 +716,37 @@ static void test_slice_extreme_steps(void **state)
     ends[0] = INT64_MIN;
     steps[0] = INT64_MIN;
     assert_int_equal(run_crafted(&b, in, 5, &n_out, &d), QV_OK);
+    free(b.p);
+}
+
+/* Resize's roi from the request: NaN or infinite values are refused, not
+ * converted to integers. */
+static void test_resize_roi_not_finite(void **state)
+{
+    static const char *const ins[] = {"x", "roi", "scales"}, *const outs[] = {"y"};
+    static const int elems[] = {1, 1, 1}, ranks[] = {4, 1, 1};
+    float x[4] = {1, 2, 3, 4}, roi[8] = {0, 0, 0, 0, 1, 1, 1, 1}, scales[4] = {1, 1, 2, 2};
+    struct qv_tensor in[3];
+    struct qv_diag d;
+    struct rbuf b = node_model_attr("Resize", 13, 3, ins, elems, ranks, 1, outs,
+                                    "coordinate_transformation_mode", "tf_crop_and_resize");
+    int n_out = 0;
+
+    (void)state;
+    set_input(&in[0], "x", QV_DTYPE_F32, 4, x, sizeof(float));
+    in[0].ndim = 4;
+    in[0].shape[0] = in[0].shape[1] = 1;
+    in[0].shape[2] = in[0].shape[3] = 2;
+    set_input(&in[1], "roi", QV_DTYPE_F32, 8, roi, sizeof(float));
+    set_input(&in[2], "scales", QV_DTYPE_F32, 4, scales, sizeof(float));
+    assert_int_equal(run_crafted(&b, in, 3, &n_out, &d), QV_OK);
+    roi[6] = NAN;
+    assert_int_equal(run_crafted(&b, in, 3, &n_out, &d), QV_EINVAL);
+    assert_non_null(strstr(d.msg, "roi"));
+    roi[6] = INFINITY;
+    assert_int_equal(run_crafted(&b, in, 3, &n_out, &d), QV_EINVAL);
+    roi[6] = -1e30f;
+    assert_int_equal(run_crafted(&b, in, 3, &n_out, &d), QV_EINVAL);
     free(b.p);
 }
 
@@ -952,6 +999,7 @@ int main(void)
         cmocka_unit_test(test_split_sizes_overflow),
         cmocka_unit_test(test_slice_extreme_steps),
         cmocka_unit_test(test_load_leaves_blas_threads),
+        cmocka_unit_test(test_resize_roi_not_finite),
         cmocka_unit_test(test_run_memory_bounded),
         cmocka_unit_test(test_plan_cache_bounded),
     };
