@@ -211,17 +211,22 @@ static int run_checker(const char *path, const char *sha, unsigned memory_mb, un
     argv[7] = (char *)path;
     argv[8] = NULL;
 
-    /* The environment plus a marker: a checker never starts checkers. */
+    /* The environment, after (so getenv finds them first) a marker -- a
+     * checker never starts checkers -- and one OpenMP thread and few malloc
+     * arenas, so that the address-space limit measures the model, not the
+     * machine's core count. */
     while (environ != NULL && environ[n_env] != NULL)
         n_env++;
-    envp = calloc(n_env + 2, sizeof(char *));
+    envp = calloc(n_env + 4, sizeof(char *));
     if (envp == NULL) {
         snprintf(reason, cap, "cannot start the artifact check: out of memory");
         return -1;
     }
+    envp[0] = (char *)XGB_CHILD_ENV;
+    envp[1] = (char *)"OMP_NUM_THREADS=1";
+    envp[2] = (char *)"MALLOC_ARENA_MAX=2";
     for (size_t i = 0; i < n_env; i++)
-        envp[i] = environ[i];
-    envp[n_env] = (char *)XGB_CHILD_ENV;
+        envp[3 + i] = environ[i];
 
     if (pipe2(pfd, O_CLOEXEC) != 0) {
         free(envp);
