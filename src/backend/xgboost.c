@@ -68,6 +68,7 @@ static char checker_path[4096];      /* Guarded by check_mu; "" = default. */
 static atomic_bool check_disabled;
 static struct {
     char sha[QV_SHA256_HEX];
+    unsigned memory_mb, timeout_s; /* the limits the verdict was reached under */
     bool ok;
     char reason[sizeof(((struct qv_diag *)0)->msg)];
 } check_cache[XGB_CHECK_CACHE]; /* Guarded by check_mu. */
@@ -105,13 +106,15 @@ static void sha256_hex(const unsigned char *buf, size_t len, char hex[QV_SHA256_
         snprintf(hex + 2 * i, 3, "%02x", md[i]);
 }
 
-static bool cache_get(const char *sha, bool *ok, char *reason, size_t cap)
+static bool cache_get(const char *sha, unsigned memory_mb, unsigned timeout_s, bool *ok,
+                      char *reason, size_t cap)
 {
     bool hit = false;
 
     pthread_mutex_lock(&check_mu);
     for (int i = 0; i < XGB_CHECK_CACHE && !hit; i++) {
-        if (strcmp(check_cache[i].sha, sha) == 0) {
+        if (strcmp(check_cache[i].sha, sha) == 0 && check_cache[i].memory_mb == memory_mb &&
+            check_cache[i].timeout_s == timeout_s) {
             *ok = check_cache[i].ok;
             snprintf(reason, cap, "%s", check_cache[i].reason);
             hit = true;
@@ -121,10 +124,13 @@ static bool cache_get(const char *sha, bool *ok, char *reason, size_t cap)
     return hit;
 }
 
-static void cache_put(const char *sha, bool ok, const char *reason)
+static void cache_put(const char *sha, unsigned memory_mb, unsigned timeout_s, bool ok,
+                      const char *reason)
 {
     pthread_mutex_lock(&check_mu);
     snprintf(check_cache[check_next].sha, QV_SHA256_HEX, "%s", sha);
+    check_cache[check_next].memory_mb = memory_mb;
+    check_cache[check_next].timeout_s = timeout_s;
     check_cache[check_next].ok = ok;
     snprintf(check_cache[check_next].reason, sizeof(check_cache[0].reason), "%s", reason);
     check_next = (check_next + 1) % XGB_CHECK_CACHE;
@@ -193,7 +199,7 @@ static int run_checker(const char *path, const char *sha, unsigned memory_mb, un
     int pfd[2], rc, status = 0;
     pid_t pid;
     uint64_t deadline;
-    bool exited = false, killed = false;
+    bool exited = false, killed = false, pipe_open = true;
 
     pthread_mutex_lock(&check_mu);
     snprintf(exe, sizeof(exe), "%s",
@@ -236,6 +242,10 @@ static int run_checker(const char *path, const char *sha, unsigned memory_mb, un
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    /* The server's sockets and files stay with the server. */
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#endif
     posix_spawnattr_init(&attr);
     sigemptyset(&none);
     sigfillset(&all);
@@ -256,12 +266,15 @@ static int run_checker(const char *path, const char *sha, unsigned memory_mb, un
     deadline = qv_now_ns() + (uint64_t)timeout_s * 1000000000ull;
     fcntl(pfd[0], F_SETFL, O_NONBLOCK);
     while (!exited) {
-        struct pollfd pf = {.fd = pfd[0], .events = POLLIN};
+        struct pollfd pf = {.fd = pipe_open ? pfd[0] : -1, .events = POLLIN};
         pid_t w;
 
+        /* With the pipe closed (fd -1), poll just waits 20 ms. */
         if (poll(&pf, 1, 20) > 0) {
             char tmp[256];
             ssize_t r = read(pfd[0], tmp, sizeof(tmp));
+            if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+                pipe_open = false;
             if (r > 0 && got < sizeof(out) - 1) {
                 size_t take = (size_t)r < sizeof(out) - 1 - got ? (size_t)r : sizeof(out) - 1 - got;
                 memcpy(out + got, tmp, take);
@@ -332,22 +345,22 @@ static int check_artifact(const char *path, const unsigned char *buf, size_t len
     if (atomic_load(&check_disabled) || getenv("QV_MODEL_CHECK_CHILD") != NULL ||
         is_off(env_switch) || is_off(param(p, "artifact_check")))
         return QV_OK;
-    sha256_hex(buf, len, sha);
-    if (cache_get(sha, &ok, reason, sizeof(reason)))
-        return ok ? QV_OK : qv_fail(d, QV_EINVAL, "%s", reason);
     /* The trees take a few times the artifact's size; the floor leaves room
      * for the runtime itself. */
     floor_mb = XGB_CHECK_MEMORY_MB + (uint64_t)len / (1u << 20) * 16u;
     memory_mb = param_uint(p, "artifact_check_memory_mb",
                            floor_mb > 1u << 20 ? 1u << 20 : (unsigned)floor_mb, 1u << 20);
     timeout_s = param_uint(p, "artifact_check_timeout_s", XGB_CHECK_TIMEOUT_S, 3600);
+    sha256_hex(buf, len, sha);
+    if (cache_get(sha, memory_mb, timeout_s, &ok, reason, sizeof(reason)))
+        return ok ? QV_OK : qv_fail(d, QV_EINVAL, "%s", reason);
     reason[0] = '\0';
     ok = run_checker(path, sha, memory_mb, timeout_s, reason, sizeof(reason)) == 0;
     if (!ok)
         qv_log(QV_LOG_WARN, "%s: %s", path, reason);
     /* A checker that could not start says nothing about the bytes. */
     if (ok || strncmp(reason, "artifact check failed", 21) == 0)
-        cache_put(sha, ok, reason);
+        cache_put(sha, memory_mb, timeout_s, ok, reason);
     return ok ? QV_OK : qv_fail(d, QV_EINVAL, "%s", reason);
 }
 

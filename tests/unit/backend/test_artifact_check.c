@@ -160,6 +160,8 @@ static void test_checker_verdicts_are_cached(void **state)
     assert_int_equal(load(NULL, reason, sizeof(reason)), QV_OK);
     assert_int_equal(load(NULL, reason, sizeof(reason)), QV_OK);
     assert_int_equal(runs(), 1); /* the same bytes are not checked twice */
+    assert_int_equal(load("30", reason, sizeof(reason)), QV_OK);
+    assert_int_equal(runs(), 2); /* other limits, another verdict */
 
     checker("echo 'error: the trees are \xff\nbroken'; exit 1");
     assert_int_not_equal(load(NULL, reason, sizeof(reason)), QV_OK);
