@@ -7,6 +7,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -82,8 +83,9 @@ static void test_reason_clean(void **state)
 static char dir[] = "/tmp/qv-check-XXXXXX";
 static char model[600], counter[600];
 
-/* A checker script: counts its runs, then runs 'body'. */
-static void checker(const char *body)
+/* A checker script: counts its runs, then runs 'body'. The cache of
+ * verdicts is kept when 'keep_cache'. */
+static void checker_script(const char *body, bool keep_cache)
 {
     char path[600];
     FILE *f;
@@ -95,8 +97,14 @@ static void checker(const char *body)
     fclose(f);
     assert_int_equal(chmod(path, 0755), 0);
     qv_xgb_set_checker_path(path);
-    qv_xgb_check_cache_clear();
+    if (!keep_cache)
+        qv_xgb_check_cache_clear();
     unlink(counter);
+}
+
+static void checker(const char *body)
+{
+    checker_script(body, false);
 }
 
 static int runs(void)
@@ -188,6 +196,10 @@ static void test_checker_past_its_deadline(void **state)
     checker("exec sleep 600");
     assert_int_not_equal(load("1", reason, sizeof(reason)), QV_OK);
     assert_string_equal(reason, "artifact check failed: no verdict within 1 s");
+    /* A time-out is not remembered: the next load checks again. */
+    checker_script("echo 'ok: fine'", true);
+    assert_int_equal(load("1", reason, sizeof(reason)), QV_OK);
+    assert_int_equal(runs(), 1);
 }
 
 static void test_checker_without_a_verdict(void **state)
