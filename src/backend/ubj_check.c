@@ -207,7 +207,8 @@ int qv_artifact_read(const char *path, size_t max, unsigned char **out, size_t *
     *out = NULL;
     *len = 0;
     if (fd < 0)
-        return qv_fail(d, QV_EIO, "cannot open the artifact: %s", strerror(errno));
+        return qv_fail(d, errno == ENOENT ? QV_ENOENT : QV_EIO, "cannot open the artifact: %s",
+                       strerror(errno));
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
         return qv_fail(d, QV_EINVAL, "the artifact is not a regular file");

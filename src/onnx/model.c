@@ -7,6 +7,8 @@
  */
 #include "onnx_int.h"
 
+#include "../backend/ubj_check.h"
+
 #define QV_LOG_MODULE "onnx"
 
 #include <cblas.h>
@@ -168,7 +170,8 @@ int qv_onnx_load_file(const char *path, const struct qv_onnx_options *opt, qv_on
     size_t len = 0;
     int err;
 
-    err = qv_file_read_all(path, max_bytes, &data, &len, d);
+    /* Not fopen: a FIFO or a device in the repository must not block. */
+    err = qv_artifact_read(path, max_bytes, (unsigned char **)&data, &len, d);
     if (err)
         return err;
     dir = strdup(path);

@@ -750,6 +750,25 @@ static void test_resize_roi_not_finite(void **state)
     free(b.p);
 }
 
+/* A FIFO as the model file is refused, not opened for a read that blocks
+ * until a writer comes. */
+static void test_fifo_model_refused(void **state)
+{
+    char dir[] = "/tmp/qv-onnx-fifo-XXXXXX", path[600];
+    qv_onnx_model *m = NULL;
+    struct qv_diag d = {{0}};
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/model.onnx", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_int_equal(qv_onnx_load_file(path, NULL, &m, &d), QV_EINVAL);
+    assert_null(m);
+    assert_non_null(strstr(d.msg, "not a regular file"));
+    unlink(path);
+    rmdir(dir);
+}
+
 /* OpenBLAS's thread count is process-wide: loading a model with another
  * 'threads' must not change it under other models' runs. */
 static void test_load_leaves_blas_threads(void **state)
@@ -1000,6 +1019,7 @@ int main(void)
         cmocka_unit_test(test_slice_extreme_steps),
         cmocka_unit_test(test_load_leaves_blas_threads),
         cmocka_unit_test(test_resize_roi_not_finite),
+        cmocka_unit_test(test_fifo_model_refused),
         cmocka_unit_test(test_run_memory_bounded),
         cmocka_unit_test(test_plan_cache_bounded),
     };
