@@ -905,6 +905,11 @@ static int build_graph(struct loader *L, const Onnx__ModelProto *mp)
             err = qv_fail(d, QV_EINVAL, "graph output '%s' is not produced by any node", vi->name);
             goto out;
         }
+        /* One name, one output: the server matches requested outputs by name. */
+        if (g->values[id].is_output) {
+            err = qv_fail(d, QV_EINVAL, "graph output '%s' is listed twice", vi->name);
+            goto out;
+        }
         err = desc_from_value_info(vi, &desc, d);
         if (err)
             goto out;

@@ -750,6 +750,52 @@ static void test_resize_roi_not_finite(void **state)
     free(b.p);
 }
 
+/* A graph that lists one output twice is refused at load. */
+static void test_duplicate_output_refused(void **state)
+{
+    static const char *const ins[] = {"x"}, *const outs[] = {"y"};
+    static const int elems[] = {1}, ranks[] = {1};
+    struct rbuf b = node_model("Relu", 13, 1, ins, elems, ranks, 1, outs);
+    struct rbuf dup = rb_new(b.cap - b.pos + 64), g = rb_new(b.cap - b.pos + 64);
+    qv_onnx_model *m = NULL;
+    struct qv_diag d = {{0}};
+
+    (void)state;
+    /* The same model with a second GraphProto.output "y": rebuilt from its
+     * parts is long-winded, so append the field to the graph's bytes. The
+     * model is ir_version, opset_import, then graph (field 7) last. */
+    {
+        const uint8_t *p = b.p + b.pos, *end = b.p + b.cap;
+        size_t glen = 0, hdr;
+        /* Skip ir_version (2 bytes) and opset_import (tag, len, body). */
+        p += 2;
+        p += 2 + p[1];
+        assert_int_equal(p[0], 7 << 3 | 2);
+        for (hdr = 1; hdr < 6; hdr++) {
+            glen |= (size_t)(p[hdr] & 0x7f) << (7 * (hdr - 1));
+            if (!(p[hdr] & 0x80))
+                break;
+        }
+        hdr++;
+        assert_ptr_equal(p + hdr + glen, end);
+        rb_value_info(&g, 12, "y", 1, -1);
+        rb_bytes(&g, p + hdr, glen);
+        rb_msg(&dup, 7, &g);
+        rb_bytes(&dup, b.p + b.pos, (size_t)(p - (b.p + b.pos)));
+    }
+    assert_int_equal(qv_onnx_load_buffer(dup.p + dup.pos, dup.cap - dup.pos, NULL, NULL, &m, &d),
+                     QV_EINVAL);
+    assert_null(m);
+    if (strstr(d.msg, "listed twice") == NULL)
+        fail_msg("diag: %s", d.msg);
+    /* The original loads. */
+    assert_int_equal(qv_onnx_load_buffer(b.p + b.pos, b.cap - b.pos, NULL, NULL, &m, &d), QV_OK);
+    qv_onnx_free(m);
+    free(b.p);
+    free(dup.p);
+    free(g.p);
+}
+
 /* A FIFO as the model file is refused, not opened for a read that blocks
  * until a writer comes. */
 static void test_fifo_model_refused(void **state)
@@ -1020,6 +1066,7 @@ int main(void)
         cmocka_unit_test(test_load_leaves_blas_threads),
         cmocka_unit_test(test_resize_roi_not_finite),
         cmocka_unit_test(test_fifo_model_refused),
+        cmocka_unit_test(test_duplicate_output_refused),
         cmocka_unit_test(test_run_memory_bounded),
         cmocka_unit_test(test_plan_cache_bounded),
     };
