@@ -494,8 +494,12 @@ static int xgb_infer(void *state, const struct qv_tensor *in, int n_in, struct q
              " \"version\": 3}",
              (unsigned long long)(uintptr_t)in[0].data, (long long)rows,
              (unsigned long long)m->n_features);
-    if (XGBoosterPredictFromDense(m->booster, iface, m->config, NULL, &shape, &dim, &res) != 0)
-        return xgb_error(d, "prediction failed");
+    if (XGBoosterPredictFromDense(m->booster, iface, m->config, NULL, &shape, &dim, &res) != 0) {
+        err = xgb_error(d, "prediction failed");
+        if (d != NULL)
+            qv_reason_clean(d->msg);
+        return err;
+    }
     oshape[0] = rows;
     oshape[1] = m->n_outputs;
     err = qv_tensor_alloc(&out[0], "output__0", QV_DTYPE_F32, m->n_outputs > 1 ? 2 : 1, oshape);
