@@ -124,6 +124,21 @@ static const struct cmd_help commands[] = {
      "Example:\n"
      "  quiver rollout start fraud --canary 2 --steps 10,50,100 --step-seconds 60\n",
      true},
+    {"model", "check a model artifact the way the server does before loading it",
+     "usage: quiver model check [--max-memory-mb N] [--timeout S] [--expect-sha256 HEX] PATH\n"
+     "\n"
+     "Loads the artifact and runs one prediction, as the server does in a child process\n"
+     "before it loads an XGBoost version. Prints \"ok: ...\" and exits 0, or prints\n"
+     "\"error: REASON\" and exits 1 (2 for bad usage).\n"
+     "\n"
+     "Options:\n"
+     "  --max-memory-mb N       address-space limit applied to itself before loading\n"
+     "  --timeout S             give up after S seconds\n"
+     "  --expect-sha256 HEX     refuse an artifact whose SHA-256 differs\n"
+     "\n"
+     "Example:\n"
+     "  quiver model check examples/models/fraud/2/model.ubj\n",
+     false},
     {"version", "print the version",
      "usage: quiver version\n"
      "\n"
@@ -302,6 +317,13 @@ int qv_cli_main(int argc, char **argv)
             return QV_EXIT_OK;
         }
         return qv_cli_serve(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "model") == 0) {
+        if (qv_cli_wants_help(argc, argv)) {
+            qv_cli_help("model", stdout);
+            return QV_EXIT_OK;
+        }
+        return qv_cli_model(argc - 1, argv + 1);
     }
     return qv_cli_client(argc - 1, argv + 1);
 }

@@ -32,5 +32,7 @@ extern const char qv_cli_serve_usage[];
 int qv_cli_serve(int argc, char **argv);
 /* client.c: route, label, promote, rollback, events, rollout, models. */
 int qv_cli_client(int argc, char **argv);
+/* model_check.c: `quiver model check PATH`. */
+int qv_cli_model(int argc, char **argv);
 
 #endif /* QV_CLI_H */

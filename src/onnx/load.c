@@ -11,10 +11,13 @@
 #define QV_LOG_MODULE "onnx"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <onnx/onnx.pb-c.h>
 
@@ -136,14 +139,24 @@ static bool location_is_safe(const char *loc)
     return true;
 }
 
-static int read_external(const Onnx__TensorProto *tp, const char *base_dir, void *dst,
+/* Where external data may come from, and how much of it is left for this
+ * model: the sum over every tensor is bounded, not only each tensor (many
+ * initialisers may name the same region). */
+struct ext_ctx {
+    const char *base_dir;
+    char real_base[PATH_MAX];
+    size_t left;
+};
+
+static int read_external(const Onnx__TensorProto *tp, struct ext_ctx *x, void *dst,
                          size_t nbytes, struct qv_diag *d)
 {
     const char *loc = NULL;
     long long offset = 0, length = -1;
-    char path[4096];
-    FILE *f = NULL;
-    int err = QV_OK;
+    char path[4096], real[PATH_MAX];
+    size_t rb, got = 0;
+    struct stat st;
+    int fd;
 
     for (size_t i = 0; i < tp->n_external_data; i++) {
         const Onnx__StringStringEntryProto *e = tp->external_data[i];
@@ -156,7 +169,7 @@ static int read_external(const Onnx__TensorProto *tp, const char *base_dir, void
         else if (strcmp(e->key, "length") == 0)
             length = strtoll(e->value, NULL, 10);
     }
-    if (base_dir == NULL)
+    if (x == NULL || x->base_dir == NULL)
         return qv_fail(d, QV_EINVAL, "external data is not allowed here");
     if (loc == NULL || !location_is_safe(loc))
         return qv_fail(d, QV_EINVAL, "external data location '%s' is missing or unsafe",
@@ -164,20 +177,50 @@ static int read_external(const Onnx__TensorProto *tp, const char *base_dir, void
     if (offset < 0 || (length >= 0 && (unsigned long long)length != nbytes))
         return qv_fail(d, QV_EINVAL, "external data '%s': offset %lld length %lld, need %zu bytes",
                        loc, offset, length, nbytes);
-    if ((size_t)snprintf(path, sizeof(path), "%s/%s", base_dir, loc) >= sizeof(path))
+    if (nbytes > x->left)
+        return qv_fail(d, QV_E2BIG, "external data '%s': the model's external data exceeds the limit",
+                       loc);
+    x->left -= nbytes;
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s", x->base_dir, loc) >= sizeof(path))
         return qv_fail(d, QV_EINVAL, "external data path too long");
-    f = fopen(path, "rb");
-    if (f == NULL)
+    /* After symlinks, the file must still be inside the model's directory. */
+    if (x->real_base[0] == '\0' && realpath(x->base_dir, x->real_base) == NULL)
+        return qv_fail(d, QV_EINVAL, "cannot resolve the model directory: %s", strerror(errno));
+    if (realpath(path, real) == NULL)
         return qv_fail(d, QV_EINVAL, "cannot open external data '%s': %s", loc, strerror(errno));
-    if (fseeko(f, (off_t)offset, SEEK_SET) != 0 || fread(dst, 1, nbytes, f) != nbytes)
-        err = qv_fail(d, QV_EINVAL, "external data '%s' is shorter than %lld+%zu bytes", loc,
-                      offset, nbytes);
-    fclose(f);
-    return err;
+    rb = strlen(x->real_base);
+    if (strncmp(real, x->real_base, rb) != 0 || (real[rb] != '/' && rb > 1))
+        return qv_fail(d, QV_EINVAL, "external data '%s' is outside the model directory", loc);
+    fd = open(real, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return qv_fail(d, QV_EINVAL, "cannot open external data '%s': %s", loc, strerror(errno));
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return qv_fail(d, QV_EINVAL, "external data '%s' is not a regular file", loc);
+    }
+    if ((unsigned long long)offset > (unsigned long long)st.st_size ||
+        (unsigned long long)st.st_size - (unsigned long long)offset < nbytes) {
+        close(fd);
+        return qv_fail(d, QV_EINVAL, "external data '%s' is shorter than %lld+%zu bytes", loc,
+                       offset, nbytes);
+    }
+    while (got < nbytes) {
+        ssize_t n = pread(fd, (char *)dst + got, nbytes - got, (off_t)offset + (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            close(fd);
+            return qv_fail(d, QV_EINVAL, "external data '%s' is shorter than %lld+%zu bytes",
+                           loc, offset, nbytes);
+        }
+        got += (size_t)n;
+    }
+    close(fd);
+    return QV_OK;
 }
 
 /* Copies a TensorProto's data into t->data (already sized). */
-static int tensor_fill(const Onnx__TensorProto *tp, const char *base_dir, struct qv_tensor *t,
+static int tensor_fill(const Onnx__TensorProto *tp, struct ext_ctx *x, struct qv_tensor *t,
                        struct qv_diag *d)
 {
     size_t n = (size_t)qv_tensor_numel(t);
@@ -185,7 +228,7 @@ static int tensor_fill(const Onnx__TensorProto *tp, const char *base_dir, struct
     const char *name = tp->name ? tp->name : "";
 
     if (tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL)
-        return read_external(tp, base_dir, t->data, t->nbytes, d);
+        return read_external(tp, x, t->data, t->nbytes, d);
     if (tp->has_raw_data) {
         if (tp->raw_data.len != t->nbytes)
             return qv_fail(d, QV_EINVAL, "tensor '%s': raw_data has %zu bytes, shape needs %zu",
@@ -266,7 +309,7 @@ count:
 }
 
 /* TensorProto to an owned qv_tensor. */
-static int tensor_from_proto(const Onnx__TensorProto *tp, const char *base_dir, size_t max_bytes,
+static int tensor_from_proto(const Onnx__TensorProto *tp, struct ext_ctx *x, size_t max_bytes,
                              struct qv_tensor *t, struct qv_diag *d)
 {
     const char *name = tp->name ? tp->name : "";
@@ -294,7 +337,7 @@ static int tensor_from_proto(const Onnx__TensorProto *tp, const char *base_dir, 
     if (err)
         return qv_fail(d, err, "tensor '%s': cannot allocate %lld elements", name,
                        (long long)numel);
-    err = tensor_fill(tp, base_dir, t, d);
+    err = tensor_fill(tp, x, t, d);
     if (err)
         qv_tensor_fini(t);
     return err;
@@ -347,8 +390,8 @@ struct loader {
     struct qv__onnx_graph *g;
     struct name_map map;
     int max_values;
-    const char *base_dir;
     size_t max_bytes;
+    struct ext_ctx ext;
     struct qv_diag *d;
 };
 
@@ -482,7 +525,7 @@ static int convert_attr(struct loader *L, const struct qv_node *n, const Onnx__A
         if (ap->t == NULL)
             return qv_fail(d, QV_EINVAL, "node '%s' (%s): attribute '%s' has no tensor", n->name,
                            n->op_type, a->name);
-        err = tensor_from_proto(ap->t, L->base_dir, L->max_bytes, t, d);
+        err = tensor_from_proto(ap->t, &L->ext, L->max_bytes, t, d);
         if (err)
             return qv_fail(d, err, "node '%s' (%s): attribute '%s'", n->name, n->op_type, a->name);
         /* Move the data into the pool so the graph frees it in one call. */
@@ -657,7 +700,7 @@ static int build_graph(struct loader *L, const Onnx__ModelProto *mp)
         t = qv__pool_alloc(&g->pool, sizeof(*t));
         if (t == NULL)
             return QV_ENOMEM;
-        err = tensor_from_proto(tp, L->base_dir, L->max_bytes, t, d);
+        err = tensor_from_proto(tp, &L->ext, L->max_bytes, t, d);
         if (err)
             return qv_fail(d, err, "initializer '%s'", tp->name);
         copy = qv__pool_alloc(&g->pool, t->nbytes);
@@ -862,6 +905,11 @@ static int build_graph(struct loader *L, const Onnx__ModelProto *mp)
             err = qv_fail(d, QV_EINVAL, "graph output '%s' is not produced by any node", vi->name);
             goto out;
         }
+        /* One name, one output: the server matches requested outputs by name. */
+        if (g->values[id].is_output) {
+            err = qv_fail(d, QV_EINVAL, "graph output '%s' is listed twice", vi->name);
+            goto out;
+        }
         err = desc_from_value_info(vi, &desc, d);
         if (err)
             goto out;
@@ -877,6 +925,128 @@ out:
     return err;
 }
 
+/* ---- Nesting bound ----
+ * protobuf-c unpacks nested messages recursively without a limit, and ONNX's
+ * messages nest without end (a graph in an attribute of a node of a graph, a
+ * sequence type of a sequence type...). Before unpacking, a walk of the wire
+ * format follows exactly the fields that lead to nested messages and refuses
+ * a file nested deeper than QV_ONNX_MAX_NESTING. */
+
+enum pmsg { PM_NONE, PM_MODEL, PM_GRAPH, PM_NODE, PM_ATTR, PM_VALUE_INFO, PM_TYPE, PM_TYPE_ELEM,
+            PM_TYPE_MAP, PM_TRAINING, PM_FUNCTION, PM_TENSOR, PM_SPARSE, PM_TYPE_TENSOR,
+            PM_SHAPE };
+
+/* The message type of field 'field' of a 'in' message, or PM_NONE for
+ * scalars, strings and leaf messages. From onnx.proto. */
+static enum pmsg pm_child(enum pmsg in, uint64_t field)
+{
+    switch (in) {
+    case PM_MODEL:
+        return field == 7 ? PM_GRAPH : field == 20 ? PM_TRAINING : field == 25 ? PM_FUNCTION
+                                                                            : PM_NONE;
+    case PM_GRAPH:
+        switch (field) {
+        case 1: return PM_NODE;
+        case 5: return PM_TENSOR;
+        case 15: return PM_SPARSE;
+        case 11: case 12: case 13: return PM_VALUE_INFO;
+        default: return PM_NONE;
+        }
+    case PM_NODE:
+        return field == 5 ? PM_ATTR : PM_NONE;
+    case PM_ATTR:
+        switch (field) {
+        case 5: case 10: return PM_TENSOR;
+        case 6: case 11: return PM_GRAPH;
+        case 22: case 23: return PM_SPARSE;
+        case 14: case 15: return PM_TYPE;
+        default: return PM_NONE;
+        }
+    case PM_VALUE_INFO:
+        return field == 2 ? PM_TYPE : PM_NONE;
+    case PM_TYPE:
+        switch (field) {
+        case 1: case 8: return PM_TYPE_TENSOR;
+        case 4: case 9: return PM_TYPE_ELEM; /* sequence_type, optional_type */
+        case 5: return PM_TYPE_MAP;
+        default: return PM_NONE;
+        }
+    case PM_TYPE_ELEM:
+        return field == 1 ? PM_TYPE : PM_NONE;
+    case PM_TYPE_MAP:
+        return field == 2 ? PM_TYPE : PM_NONE;
+    case PM_TYPE_TENSOR:
+        return field == 2 ? PM_SHAPE : PM_NONE;
+    case PM_TRAINING:
+        return field == 1 || field == 2 ? PM_GRAPH : PM_NONE;
+    case PM_FUNCTION:
+        return field == 7 ? PM_NODE : field == 11 ? PM_ATTR : PM_NONE;
+    case PM_SPARSE:
+        return field == 1 || field == 2 ? PM_TENSOR : PM_NONE;
+    default:
+        return PM_NONE; /* tensors, shapes: bounded depth below them */
+    }
+}
+
+static bool pb_varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (*pos >= len)
+            return false;
+        *v |= (uint64_t)(p[*pos] & 0x7f) << shift;
+        if ((p[(*pos)++] & 0x80) == 0)
+            return true;
+    }
+    return false;
+}
+
+static int pb_scan(const uint8_t *p, size_t len, enum pmsg type, int depth, struct qv_diag *d)
+{
+    size_t pos = 0;
+
+    if (depth > QV_ONNX_MAX_NESTING)
+        return qv_fail(d, QV_EINVAL, "model nests messages deeper than %d levels",
+                       QV_ONNX_MAX_NESTING);
+    while (pos < len) {
+        uint64_t key, n;
+        enum pmsg child;
+
+        if (!pb_varint(p, len, &pos, &key))
+            return qv_fail(d, QV_EINVAL, "not an ONNX model (truncated field key)");
+        switch (key & 7) {
+        case 0:
+            if (!pb_varint(p, len, &pos, &n))
+                return qv_fail(d, QV_EINVAL, "not an ONNX model (truncated varint)");
+            break;
+        case 1:
+            if (len - pos < 8)
+                return qv_fail(d, QV_EINVAL, "not an ONNX model (truncated field)");
+            pos += 8;
+            break;
+        case 5:
+            if (len - pos < 4)
+                return qv_fail(d, QV_EINVAL, "not an ONNX model (truncated field)");
+            pos += 4;
+            break;
+        case 2:
+            if (!pb_varint(p, len, &pos, &n) || n > len - pos)
+                return qv_fail(d, QV_EINVAL, "not an ONNX model (field length past the end)");
+            child = pm_child(type, key >> 3);
+            if (child != PM_NONE) {
+                int err = pb_scan(p + pos, (size_t)n, child, depth + 1, d);
+                if (err)
+                    return err;
+            }
+            pos += (size_t)n;
+            break;
+        default:
+            return qv_fail(d, QV_EINVAL, "not an ONNX model (wire type %u)", (unsigned)(key & 7));
+        }
+    }
+    return QV_OK;
+}
+
 int qv__onnx_graph_load(const void *data, size_t len, const char *base_dir, size_t max_bytes,
                         struct qv__onnx_graph *g, struct qv_diag *d)
 {
@@ -888,11 +1058,15 @@ int qv__onnx_graph_load(const void *data, size_t len, const char *base_dir, size
     memset(&L, 0, sizeof(L));
     if (len == 0)
         return qv_fail(d, QV_EINVAL, "empty model file");
+    err = pb_scan(data, len, PM_MODEL, 1, d);
+    if (err)
+        return err;
     mp = onnx__model_proto__unpack(NULL, len, data);
     if (mp == NULL)
         return qv_fail(d, QV_EINVAL, "not an ONNX model (protobuf parse failed)");
     L.g = g;
-    L.base_dir = base_dir;
+    L.ext.base_dir = base_dir;
+    L.ext.left = max_bytes;
     L.max_bytes = max_bytes;
     L.d = d;
     err = build_graph(&L, mp);

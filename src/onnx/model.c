@@ -7,22 +7,35 @@
  */
 #include "onnx_int.h"
 
+#include "../backend/ubj_check.h"
+
 #define QV_LOG_MODULE "onnx"
 
 #include <cblas.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* A context keeps the plans of the last few input shapes it ran (LRU), so
+ * that alternating batch sizes do not re-plan at every run. */
+struct slot {
+    bool planned;
+    uint64_t used; /* the context's clock at its last use */
+    struct qv__onnx_plan plan;
+};
+
 struct ctx {
     struct ctx *next;
-    bool planned;
-    struct qv__onnx_plan plan;
+    uint64_t clock;
+    struct slot slot[QV_ONNX_PLAN_CACHE];
 };
 
 struct qv_onnx_model {
     struct qv__onnx_graph g;
     int threads;
+    size_t max_run_bytes; /* a plan's arena and folded data; 0: no limit */
+    uint64_t plans_built; /* Guarded by lock. */
     bool value_keyed; /* shapes depend on input values: plan per run's values */
     qv_mutex lock;
     struct ctx *free_ctx; /* Guarded by lock. */
@@ -30,16 +43,48 @@ struct qv_onnx_model {
     int n_ctx;            /* Guarded by lock. */
 };
 
+/* OpenBLAS has one process-wide thread count, so it is set once, never per
+ * model load (a load would change it under runs of other models): one thread
+ * per call, as runs already go in parallel on the engine's workers, unless
+ * OPENBLAS_NUM_THREADS says otherwise (OpenBLAS reads it itself). */
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
+static void blas_init(void)
+{
+    const char *env = getenv("OPENBLAS_NUM_THREADS");
+
+    if (env == NULL || *env == '\0')
+        openblas_set_num_threads(1);
+}
+
 static size_t plan_bytes(const struct qv__onnx_plan *p)
 {
     return p->arena_bytes + p->folded_bytes;
+}
+
+static size_t ctx_bytes_of(const struct ctx *c)
+{
+    size_t n = 0;
+
+    for (int i = 0; i < QV_ONNX_PLAN_CACHE; i++)
+        if (c->slot[i].planned)
+            n += plan_bytes(&c->slot[i].plan);
+    return n;
+}
+
+static void slot_clear(struct slot *s)
+{
+    if (s->planned)
+        qv__onnx_plan_fini(&s->plan);
+    s->planned = false;
 }
 
 static void ctx_destroy(struct ctx *c)
 {
     if (c == NULL)
         return;
-    qv__onnx_plan_fini(&c->plan);
+    for (int i = 0; i < QV_ONNX_PLAN_CACHE; i++)
+        slot_clear(&c->slot[i]);
     free(c);
 }
 
@@ -71,8 +116,8 @@ int qv_onnx_load_buffer(const void *data, size_t len, const char *base_dir,
         return qv_fail(d, QV_ENOMEM, "out of memory");
     qv_mutex_init(&m->lock);
     m->threads = opt && opt->threads > 0 ? opt->threads : 1;
-    /* OpenBLAS keeps one process-wide setting; the last model loaded wins. */
-    openblas_set_num_threads(m->threads);
+    m->max_run_bytes = opt && opt->max_run_bytes ? opt->max_run_bytes : QV_ONNX_DEFAULT_RUN_BYTES;
+    pthread_once(&blas_once, blas_init);
     err = qv__onnx_graph_load(data, len, base_dir, max_bytes, &m->g, d);
     if (err) {
         qv_mutex_fini(&m->lock);
@@ -87,7 +132,8 @@ int qv_onnx_load_buffer(const void *data, size_t len, const char *base_dir,
         goto out;
     }
     load_shapes(&m->g, shapes);
-    err = qv__onnx_plan_build(&m->g, shapes, QV__BIND_NONE, m->threads, &c->plan, &needs, d);
+    err = qv__onnx_plan_build(&m->g, shapes, QV__BIND_NONE, m->threads, m->max_run_bytes,
+                              &c->slot[0].plan, &needs, d);
     if (err == QV_ENOTSUP && needs) {
         /* Some shape depends on the values of an input fed at run time (a
          * Reshape target, Pad pads, NonZero): plan at each run for those
@@ -99,8 +145,10 @@ int qv_onnx_load_buffer(const void *data, size_t len, const char *base_dir,
     } else if (err) {
         goto out;
     } else {
-        c->planned = true;
-        m->ctx_bytes = plan_bytes(&c->plan);
+        c->slot[0].planned = true;
+        c->slot[0].used = ++c->clock;
+        m->plans_built = 1;
+        m->ctx_bytes = ctx_bytes_of(c);
     }
     m->free_ctx = c;
     m->n_ctx = 1;
@@ -122,7 +170,8 @@ int qv_onnx_load_file(const char *path, const struct qv_onnx_options *opt, qv_on
     size_t len = 0;
     int err;
 
-    err = qv_file_read_all(path, max_bytes, &data, &len, d);
+    /* Not fopen: a FIFO or a device in the repository must not block. */
+    err = qv_artifact_read(path, max_bytes, (unsigned char **)&data, &len, d);
     if (err)
         return err;
     dir = strdup(path);
@@ -264,6 +313,35 @@ static bool plan_matches(const struct qv__onnx_plan *p, const struct qv_tensor *
     return true;
 }
 
+/* The slot of c to plan into: an empty one, else the least recently used. */
+static struct slot *slot_victim(struct ctx *c)
+{
+    struct slot *v = &c->slot[0];
+
+    for (int i = 0; i < QV_ONNX_PLAN_CACHE; i++) {
+        if (!c->slot[i].planned)
+            return &c->slot[i];
+        if (c->slot[i].used < v->used)
+            v = &c->slot[i];
+    }
+    return v;
+}
+
+/* Keeps the plans c caches within 'limit' bytes, dropping the least recently
+ * used ones other than 'keep'. */
+static void ctx_trim(struct ctx *c, const struct slot *keep, size_t limit)
+{
+    while (limit && ctx_bytes_of(c) > limit) {
+        struct slot *v = NULL;
+        for (int i = 0; i < QV_ONNX_PLAN_CACHE; i++)
+            if (c->slot[i].planned && &c->slot[i] != keep && (v == NULL || c->slot[i].used < v->used))
+                v = &c->slot[i];
+        if (v == NULL)
+            return;
+        slot_clear(v);
+    }
+}
+
 int qv_onnx_run(qv_onnx_model *m, const struct qv_tensor *in, int n_in, struct qv_tensor *out,
                 int max_out, int *n_out, struct qv_diag *d)
 {
@@ -271,8 +349,9 @@ int qv_onnx_run(qv_onnx_model *m, const struct qv_tensor *in, int n_in, struct q
     const struct qv_tensor **ordered = NULL;
     struct qv_tensor *shapes = NULL;
     struct ctx *c = NULL;
+    struct slot *s = NULL;
     size_t before = 0;
-    bool needs = false, transient = false;
+    bool needs = false, transient = false, built = false;
     int err, done = 0;
 
     *n_out = 0;
@@ -289,7 +368,7 @@ int qv_onnx_run(qv_onnx_model *m, const struct qv_tensor *in, int n_in, struct q
     c = m->free_ctx;
     if (c) {
         m->free_ctx = c->next;
-        before = c->planned ? plan_bytes(&c->plan) : 0;
+        before = ctx_bytes_of(c);
     }
     qv_mutex_unlock(&m->lock);
     if (c == NULL) {
@@ -302,10 +381,13 @@ int qv_onnx_run(qv_onnx_model *m, const struct qv_tensor *in, int n_in, struct q
         m->n_ctx++;
         qv_mutex_unlock(&m->lock);
     }
-    if (!c->planned || !plan_matches(&c->plan, ordered, g->n_inputs, m->value_keyed)) {
-        if (c->planned)
-            qv__onnx_plan_fini(&c->plan);
-        c->planned = false;
+    for (int i = 0; i < QV_ONNX_PLAN_CACHE && s == NULL; i++)
+        if (c->slot[i].planned &&
+            plan_matches(&c->slot[i].plan, ordered, g->n_inputs, m->value_keyed))
+            s = &c->slot[i];
+    if (s == NULL) {
+        s = slot_victim(c);
+        slot_clear(s);
         shapes = calloc((size_t)g->n_inputs + 1, sizeof(*shapes));
         if (shapes == NULL) {
             err = qv_fail(d, QV_ENOMEM, "out of memory");
@@ -313,27 +395,30 @@ int qv_onnx_run(qv_onnx_model *m, const struct qv_tensor *in, int n_in, struct q
         }
         for (int i = 0; i < g->n_inputs; i++)
             shapes[i] = *ordered[i];
+        built = true;
         err = qv__onnx_plan_build(g, shapes, m->value_keyed ? QV__BIND_SMALL : QV__BIND_NONE,
-                                  m->threads, &c->plan, &needs, d);
+                                  m->threads, m->max_run_bytes, &s->plan, &needs, d);
         if (err == QV_ENOTSUP && needs && m->value_keyed) {
             /* Shapes depend on more than small inputs (NonZero, Unique):
              * plan with every input's values, for this run only. */
             if (d)
                 d->msg[0] = '\0';
-            err = qv__onnx_plan_build(g, shapes, QV__BIND_ALL, m->threads, &c->plan, NULL, d);
+            err = qv__onnx_plan_build(g, shapes, QV__BIND_ALL, m->threads, m->max_run_bytes,
+                                      &s->plan, NULL, d);
             transient = err == QV_OK;
         }
         if (err)
             goto out;
-        c->planned = true;
+        s->planned = true;
     }
+    s->used = ++c->clock;
     for (int i = 0; i < g->n_inputs; i++)
-        c->plan.tensors[g->inputs[i]].data = ordered[i]->data;
-    err = qv__onnx_plan_run(g, &c->plan, d);
+        s->plan.tensors[g->inputs[i]].data = ordered[i]->data;
+    err = qv__onnx_plan_run(g, &s->plan, d);
     if (err)
         goto out;
     for (int i = 0; i < g->n_outputs; i++) {
-        const struct qv_tensor *t = &c->plan.tensors[g->outputs[i]];
+        const struct qv_tensor *t = &s->plan.tensors[g->outputs[i]];
         err = qv_tensor_alloc(&out[i], g->out_desc[i].name, t->dtype, t->ndim, t->shape);
         if (err) {
             qv_fail(d, err, "cannot allocate output '%s'", g->out_desc[i].name);
@@ -349,14 +434,18 @@ out:
         for (int i = 0; i < done; i++)
             qv_tensor_fini(&out[i]);
     if (c) {
-        for (int i = 0; i < g->n_inputs && c->planned; i++)
-            c->plan.tensors[g->inputs[i]].data = NULL;
-        if (transient) {
-            qv__onnx_plan_fini(&c->plan);
-            c->planned = false;
+        if (s != NULL) {
+            for (int i = 0; i < g->n_inputs && s->planned; i++)
+                s->plan.tensors[g->inputs[i]].data = NULL;
+            if (transient)
+                slot_clear(s);
+            else
+                ctx_trim(c, s, m->max_run_bytes);
         }
         qv_mutex_lock(&m->lock);
-        m->ctx_bytes = m->ctx_bytes - before + (c->planned ? plan_bytes(&c->plan) : 0);
+        if (built)
+            m->plans_built++;
+        m->ctx_bytes = m->ctx_bytes - before + ctx_bytes_of(c);
         c->next = m->free_ctx;
         m->free_ctx = c;
         qv_mutex_unlock(&m->lock);
@@ -364,6 +453,21 @@ out:
     free(shapes);
     free(ordered);
     return err;
+}
+
+void qv_onnx_plan_stats(qv_onnx_model *m, int *cached, uint64_t *built)
+{
+    int n = 0;
+
+    qv_mutex_lock(&m->lock);
+    for (const struct ctx *c = m->free_ctx; c != NULL; c = c->next)
+        for (int i = 0; i < QV_ONNX_PLAN_CACHE; i++)
+            n += c->slot[i].planned;
+    if (built)
+        *built = m->plans_built;
+    qv_mutex_unlock(&m->lock);
+    if (cached)
+        *cached = n;
 }
 
 int qv_onnx_tensor_parse(const void *data, size_t len, struct qv_tensor *out, struct qv_diag *d)

@@ -22,7 +22,13 @@ typedef struct qv_onnx_model qv_onnx_model; /* opaque; defined in onnx/model.c *
 struct qv_onnx_options {
     int threads;      /* threads one run may use (>= 1; 0 means 1) */
     size_t max_bytes; /* largest model file or external data accepted; 0: 4 GiB */
+    size_t max_run_bytes; /* working memory one run may plan (arena, folded data);
+                             0: QV_ONNX_DEFAULT_RUN_BYTES. Past it a run fails with
+                             QV_E2BIG naming an input, before allocating. */
 };
+
+#define QV_ONNX_DEFAULT_RUN_BYTES ((size_t)4 << 30)
+#define QV_ONNX_PLAN_CACHE 4 /* plans (input shapes) each execution context keeps */
 
 /* Loads and plans the model at 'path' (external data files are read from its
  * directory). On success *out owns the model; free it with qv_onnx_free().
@@ -37,6 +43,8 @@ int qv_onnx_load_file(const char *path, const struct qv_onnx_options *opt, qv_on
 int qv_onnx_load_buffer(const void *data, size_t len, const char *base_dir,
                         const struct qv_onnx_options *opt, qv_onnx_model **out, struct qv_diag *d);
 void qv_onnx_free(qv_onnx_model *m); /* NULL is a no-op. No run may be in flight. */
+/* Plans cached by idle contexts, and plans built since load (tests, metrics). */
+void qv_onnx_plan_stats(qv_onnx_model *m, int *cached, uint64_t *built);
 
 /* Graph inputs (initializers excluded) and outputs, in graph order. Symbolic
  * or unknown dims are -1. Any thread. */

@@ -51,6 +51,10 @@ struct qv__onnx_graph {
     size_t weight_bytes;
 };
 
+/* Deepest message nesting a model file may have (a subgraph costs three
+ * levels: node, attribute, graph); checked before protobuf-c unpacks it. */
+#define QV_ONNX_MAX_NESTING 64
+
 /* Builds the graph from a serialized ModelProto (load.c). */
 int qv__onnx_graph_load(const void *data, size_t len, const char *base_dir, size_t max_bytes,
                         struct qv__onnx_graph *g, struct qv_diag *d);
@@ -85,10 +89,13 @@ enum qv__bind {
 /* Plans g for the graph inputs in 'shapes' (tensors in graph input order;
  * dtype/ndim/shape are read, and data as 'bind' says). On failure p is left
  * finalized, and *needs_values (if not NULL) tells whether the failure was
- * an input that must be known at plan time (qv_input_known). */
+ * an input that must be known at plan time (qv_input_known). A plan whose
+ * arena and folded constants would pass max_bytes (0: no limit) is refused
+ * with QV_E2BIG naming the largest input, before anything that size is
+ * allocated. */
 int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *shapes,
-                        enum qv__bind bind, int threads, struct qv__onnx_plan *p,
-                        bool *needs_values, struct qv_diag *d);
+                        enum qv__bind bind, int threads, size_t max_bytes,
+                        struct qv__onnx_plan *p, bool *needs_values, struct qv_diag *d);
 bool qv__onnx_is_value_input(const struct qv_tensor *t);
 /* Element k of a value input's data, as a plan-cache key. */
 int64_t qv__onnx_value_key(const struct qv_tensor *t, const void *data, int64_t k);

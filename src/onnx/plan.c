@@ -81,11 +81,42 @@ static size_t place_blocks(struct block *b, int n)
     return total;
 }
 
-static int fold_node(struct qv__onnx_plan *p, struct qv_exec *x, qv_kernel_fn k, struct qv_diag *d)
+/* Refuses a plan whose working memory would pass max_bytes, naming the
+ * largest graph input (the request's shapes or values drive the size). */
+static int too_big(const struct qv__onnx_graph *g, const struct qv_tensor *shapes, size_t need,
+                   size_t max_bytes, struct qv_diag *d)
+{
+    const char *name = "";
+    uint64_t biggest = 0;
+
+    for (int i = 0; i < g->n_inputs; i++) {
+        int64_t n = qv_shape_numel(shapes[i].shape, shapes[i].ndim);
+        uint64_t b = n < 0 ? UINT64_MAX : (uint64_t)n * qv_dtype_size(shapes[i].dtype);
+        if (i == 0 || b > biggest) {
+            biggest = b;
+            name = g->values[g->inputs[i]].name;
+        }
+    }
+    return qv_fail(d, QV_E2BIG,
+                   "input '%s': the request needs %zu bytes of working memory, more than the "
+                   "%zu allowed",
+                   name, need, max_bytes);
+}
+
+static int fold_node(struct qv__onnx_plan *p, struct qv_exec *x, qv_kernel_fn k, size_t max_bytes,
+                     struct qv_diag *d)
 {
     void *scratch = NULL;
+    size_t need = p->folded_bytes + x->scratch_bytes;
     int err;
 
+    for (int o = 0; o < x->n_out; o++)
+        if (x->out[o] != NULL)
+            need += x->out[o]->nbytes;
+    if (max_bytes && need > max_bytes) {
+        p->folded_bytes = need; /* for the caller's message */
+        return QV_E2BIG;
+    }
     for (int o = 0; o < x->n_out; o++) {
         struct qv_tensor *t = x->out[o];
         void *buf;
@@ -133,8 +164,8 @@ bool qv__onnx_is_value_input(const struct qv_tensor *t)
 }
 
 int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *shapes,
-                        enum qv__bind bind, int threads, struct qv__onnx_plan *p,
-                        bool *needs_values, struct qv_diag *d)
+                        enum qv__bind bind, int threads, size_t max_bytes,
+                        struct qv__onnx_plan *p, bool *needs_values, struct qv_diag *d)
 {
     size_t n_in_ptrs = 0, n_out_ptrs = 0, n_folded_max = 0;
     int *def = NULL, *last = NULL;
@@ -282,9 +313,11 @@ int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *
         }
         kern = n->op->kernels[x->kdtype];
         if ((known || (n->op->flags & QV_OP_SHAPE_ONLY)) && !(n->op->flags & QV_OP_NO_FOLD)) {
-            err = fold_node(p, x, kern, d);
+            err = fold_node(p, x, kern, max_bytes, d);
             if (err) {
-                if (err == QV_ENOMEM)
+                if (err == QV_E2BIG)
+                    err = too_big(g, shapes, p->folded_bytes, max_bytes, d);
+                else if (err == QV_ENOMEM)
                     qv_fail(d, err, "out of memory while folding constants");
                 goto out;
             }
@@ -331,6 +364,10 @@ int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *
         b->value = v;
     }
     p->arena_bytes = place_blocks(blocks, n_blocks);
+    if (max_bytes && (p->arena_bytes > max_bytes || p->folded_bytes > max_bytes - p->arena_bytes)) {
+        err = too_big(g, shapes, p->arena_bytes + p->folded_bytes, max_bytes, d);
+        goto out;
+    }
     if (p->arena_bytes) {
         p->arena = aligned_alloc(ALIGN, p->arena_bytes);
         if (p->arena == NULL) {

@@ -147,8 +147,50 @@ static void test_mlp_and_cnn_match_pytorch(void **state)
     h_stop_ok(s);
 }
 
+/* A request whose values imply a huge working arena (ConstantOfShape of the
+ * request's "shape") is answered 413 naming the input, and the server keeps
+ * serving. (The first value stays 2, the input's own dim 0, as the engine
+ * reads dim 0 as the batch.) */
+static void test_request_memory_bounded(void **state)
+{
+    struct h_srv *s = *state;
+    struct h_resp r;
+
+    h_mkdir("%s/fill/1", s->repo);
+    assert_int_equal(h_run("cp '%s/tests/onnx/models/const_of_shape.onnx' '%s/fill/1/model.onnx'",
+                           h_env("QV_SOURCE_DIR"), s->repo),
+                     0);
+    h_writef("{\"backend\": \"onnx\", \"parameters\": {\"max_request_memory\": \"64M\"}}\n",
+             "%s/fill/config.json", s->repo);
+    h_start(s, NULL);
+    h_wait_state(s, "fill", 1, "READY");
+
+    r = h_post(s, "/v2/models/fill/infer",
+               "{\"inputs\": [{\"name\": \"shape\", \"datatype\": \"INT64\", \"shape\": [2],"
+               " \"data\": [2, 3]}]}");
+    if (r.status != 200)
+        fail_msg("small request: %ld %s", r.status, r.body);
+    h_resp_free(&r);
+
+    /* 2^36 floats: 256 GiB. */
+    r = h_post(s, "/v2/models/fill/infer",
+               "{\"inputs\": [{\"name\": \"shape\", \"datatype\": \"INT64\", \"shape\": [2],"
+               " \"data\": [262144, 262144]}]}");
+    h_expect_error(&r, 413, "shape");
+    h_resp_free(&r);
+
+    r = h_post(s, "/v2/models/fill/infer",
+               "{\"inputs\": [{\"name\": \"shape\", \"datatype\": \"INT64\", \"shape\": [2],"
+               " \"data\": [2, 5]}]}");
+    if (r.status != 200)
+        fail_msg("after the refusal: %ld %s", r.status, r.body);
+    h_resp_free(&r);
+    h_stop_ok(s);
+}
+
 static const struct CMUnitTest tests[] = {
     H_TEST(test_mlp_and_cnn_match_pytorch),
+    H_TEST(test_request_memory_bounded),
 };
 
 H_MAIN(tests)

@@ -301,6 +301,10 @@ static int resize_infer(struct qv_exec *x, struct qv_diag *d)
     if (n_roi && n_roi != 2 * r)
         return qv_op_fail(n, d, QV_EINVAL, "roi must have 2 values per dim");
     for (int i = 0; i < r; i++) {
+        /* roi may come from the request: NaN or infinity would reach
+         * float-to-integer conversions. */
+        if (n_roi && !(isfinite(roi[i]) && isfinite(roi[r + i])))
+            return qv_op_fail(n, d, QV_EINVAL, "roi must be finite");
         p->roi_start[i] = n_roi ? roi[i] : 0;
         p->roi_end[i] = n_roi ? roi[r + i] : 1;
         if (n_sizes) {
@@ -312,7 +316,7 @@ static int resize_infer(struct qv_exec *x, struct qv_diag *d)
             double len = (double)in->shape[i] * scales[i];
             if (p->ct == CT_TF_CROP_AND_RESIZE)
                 len *= p->roi_end[i] - p->roi_start[i];
-            if (!(scales[i] > 0) || len > 1e9)
+            if (!(scales[i] > 0) || !(len >= 0 && len <= 1e9))
                 return qv_op_fail(n, d, QV_EINVAL, "scales must be positive");
             shape[i] = (int64_t)floor(len);
             p->scale[i] = scales[i];

@@ -115,6 +115,10 @@ static int split_infer(struct qv_exec *x, struct qv_diag *d)
     for (int i = 0; i < n; i++) {
         if (sizes[i] < 0)
             return qv_op_fail(x->node, d, QV_EINVAL, "negative split size");
+        /* Sizes may come from the request: compare before adding. */
+        if (sizes[i] > in->shape[axis] - total)
+            return qv_op_fail(x->node, d, QV_EINVAL, "split sizes exceed dim %lld",
+                              (long long)in->shape[axis]);
         total += sizes[i];
     }
     if (total != in->shape[axis])
@@ -396,11 +400,12 @@ static int slice_infer(struct qv_exec *x, struct qv_diag *d)
         if (st > 0) {
             s = s < 0 ? 0 : (s > dim ? dim : s);
             e = e < 0 ? 0 : (e > dim ? dim : e);
-            len = e > s ? (e - s + st - 1) / st : 0;
+            /* Steps may come from the request: no st - 1 or -st overflow. */
+            len = e > s ? 1 + (e - s - 1) / st : 0;
         } else {
             s = s < 0 ? -1 : (s > dim - 1 ? dim - 1 : s);
             e = e < -1 ? -1 : (e > dim - 1 ? dim - 1 : e);
-            len = s > e ? (s - e + (-st) - 1) / (-st) : 0;
+            len = s > e ? (int64_t)(1 + (uint64_t)(s - e - 1) / ((uint64_t)(-(st + 1)) + 1)) : 0;
         }
         p->start[a] = s;
         p->step[a] = st;

@@ -16,6 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cblas.h>
 
 #include "backend/backend.h"
 #include "onnx/onnx.h"
@@ -306,6 +310,623 @@ static void test_wrong_inputs(void **state)
     qv_onnx_free(m);
 }
 
+
+/* ---- Crafted files (protobuf wire format written by hand) ---- */
+
+/* Written back to front, so nesting costs no copies: prepend a message's
+ * content, then its key and length. */
+struct rbuf {
+    uint8_t *p;
+    size_t cap, pos; /* the content is p[pos..cap) */
+};
+
+static void rb_bytes(struct rbuf *b, const void *data, size_t n)
+{
+    assert_true(n <= b->pos);
+    b->pos -= n;
+    memcpy(b->p + b->pos, data, n);
+}
+
+static void rb_varint(struct rbuf *b, uint64_t v)
+{
+    uint8_t tmp[10];
+    size_t n = 0;
+
+    do {
+        tmp[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    rb_bytes(b, tmp, n);
+}
+
+static struct rbuf rb_new(size_t cap)
+{
+    struct rbuf b = {.p = malloc(cap), .cap = cap, .pos = cap};
+
+    assert_non_null(b.p);
+    return b;
+}
+
+/* Turns the whole content into field 'field' of an enclosing message. */
+static void rb_wrap(struct rbuf *b, uint64_t field)
+{
+    rb_varint(b, b->cap - b->pos);
+    rb_varint(b, field << 3 | 2);
+}
+
+/* Prepends message m as field 'field'. */
+static void rb_msg(struct rbuf *b, uint64_t field, const struct rbuf *m)
+{
+    rb_bytes(b, m->p + m->pos, m->cap - m->pos);
+    rb_varint(b, m->cap - m->pos);
+    rb_varint(b, field << 3 | 2);
+}
+
+static void rb_str(struct rbuf *b, uint64_t field, const char *s)
+{
+    rb_bytes(b, s, strlen(s));
+    rb_varint(b, strlen(s));
+    rb_varint(b, field << 3 | 2);
+}
+
+static void rb_int(struct rbuf *b, uint64_t field, uint64_t v)
+{
+    rb_varint(b, v);
+    rb_varint(b, field << 3);
+}
+
+/* A model whose graph input's type is a sequence of a sequence of ... of a
+ * float tensor, 'depth' levels deep. */
+static struct rbuf deep_model(size_t depth)
+{
+    struct rbuf b = rb_new(64 + depth * 8);
+    size_t end;
+
+    rb_int(&b, 1, 1);      /* TypeProto.Tensor.elem_type = FLOAT */
+    rb_wrap(&b, 1);     /* TypeProto.tensor_type */
+    for (size_t i = 0; i < depth; i++) {
+        rb_wrap(&b, 1); /* Sequence.elem_type */
+        rb_wrap(&b, 4); /* TypeProto.sequence_type */
+    }
+    rb_wrap(&b, 2);     /* ValueInfoProto.type */
+    rb_str(&b, 1, "x");    /* ValueInfoProto.name */
+    rb_wrap(&b, 11);    /* GraphProto.input */
+    rb_wrap(&b, 7);     /* ModelProto.graph */
+    end = b.pos;
+    rb_int(&b, 2, 13);     /* OperatorSetIdProto.version */
+    rb_varint(&b, end - b.pos);
+    rb_varint(&b, 8 << 3 | 2); /* ModelProto.opset_import */
+    rb_int(&b, 1, 8);      /* ModelProto.ir_version */
+    return b;
+}
+
+/* A model whose graph has k float initializers of n elements, each stored
+ * externally at offset 0 of 'location'. */
+static struct rbuf external_model(int k, size_t n, const char *location)
+{
+    struct rbuf b = rb_new(4096 + (size_t)k * 128), g = rb_new(4096 + (size_t)k * 128);
+
+    for (int i = 0; i < k; i++) {
+        struct rbuf t = rb_new(256), e = rb_new(128);
+        char name[16];
+
+        rb_str(&e, 2, location);
+        rb_str(&e, 1, "location");
+        rb_int(&t, 14, 1);    /* data_location = EXTERNAL */
+        rb_msg(&t, 13, &e);   /* external_data */
+        snprintf(name, sizeof(name), "w%d", i);
+        rb_str(&t, 8, name);
+        rb_int(&t, 2, 1);     /* data_type = FLOAT */
+        rb_int(&t, 1, n);     /* dims */
+        rb_msg(&g, 5, &t);    /* GraphProto.initializer */
+        free(t.p);
+        free(e.p);
+    }
+    rb_msg(&b, 7, &g);
+    free(g.p);
+    {
+        struct rbuf os = rb_new(16);
+        rb_int(&os, 2, 13);
+        rb_msg(&b, 8, &os);
+        free(os.p);
+    }
+    rb_int(&b, 1, 8);
+    return b;
+}
+
+static int h_rm_rf(const char *dir)
+{
+    char cmd[700];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd);
+}
+
+static void write_bytes(const char *path, const void *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+
+    assert_non_null(f);
+    assert_int_equal(fwrite(p, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+}
+
+static int load_crafted(const char *dir, const struct rbuf *b, size_t max_bytes,
+                        struct qv_diag *d)
+{
+    struct qv_onnx_options opt = {.threads = 1, .max_bytes = max_bytes};
+    qv_onnx_model *m = NULL;
+    int err;
+
+    memset(d, 0, sizeof(*d));
+    err = qv_onnx_load_buffer(b->p + b->pos, b->cap - b->pos, dir, &opt, &m, d);
+    qv_onnx_free(m);
+    return err;
+}
+
+/* protobuf-c unpacks nested messages recursively: a deep file is refused
+ * before it is unpacked, not allowed to overflow the stack. */
+static void test_deep_nesting_refused(void **state)
+{
+    struct qv_diag d;
+    struct rbuf b;
+
+    (void)state;
+    b = deep_model(200000);
+    assert_int_equal(load_crafted(NULL, &b, 0, &d), QV_EINVAL);
+    assert_non_null(strstr(d.msg, "nests messages deeper than"));
+    free(b.p);
+    /* A shallow one passes the bound (and fails later for what it is). */
+    b = deep_model(5);
+    assert_int_not_equal(load_crafted(NULL, &b, 0, &d), QV_OK);
+    assert_null(strstr(d.msg, "nests messages deeper than"));
+    free(b.p);
+}
+
+/* Many initializers naming the same external region: each is within the
+ * limit, their sum is not. */
+static void test_external_total_bounded(void **state)
+{
+    char dir[] = "/tmp/qv-onnx-ext-XXXXXX", path[600];
+    static float w[16384]; /* 64 KiB */
+    struct qv_diag d;
+    struct rbuf b;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/w.bin", dir);
+    write_bytes(path, w, sizeof(w));
+    /* 4 x 64 KiB within 1 MiB: on to the next check (no outputs). */
+    b = external_model(4, 16384, "w.bin");
+    assert_int_equal(load_crafted(dir, &b, 1 << 20, &d), QV_EINVAL);
+    assert_non_null(strstr(d.msg, "no outputs"));
+    free(b.p);
+    /* 64 x 64 KiB = 4 MiB past 1 MiB. */
+    b = external_model(64, 16384, "w.bin");
+    assert_int_equal(load_crafted(dir, &b, 1 << 20, &d), QV_E2BIG);
+    assert_non_null(strstr(d.msg, "external data exceeds the limit"));
+    free(b.p);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* An external-data file that is a symlink out of the model's directory (or
+ * a directory inside it that links out) is refused, as is a FIFO. */
+static void test_external_symlink_escape(void **state)
+{
+    char top[] = "/tmp/qv-onnx-esc-XXXXXX", dir[600], out[600], link[600], sub[600];
+    static float w[16];
+    struct qv_diag d;
+    struct rbuf b;
+
+    (void)state;
+    assert_non_null(mkdtemp(top));
+    snprintf(dir, sizeof(dir), "%s/1", top);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    snprintf(out, sizeof(out), "%s/secret.bin", top);
+    write_bytes(out, w, sizeof(w));
+    snprintf(link, sizeof(link), "%s/w.bin", dir);
+    assert_int_equal(symlink("../secret.bin", link), 0);
+    snprintf(sub, sizeof(sub), "%s/sub", dir);
+    assert_int_equal(symlink("..", sub), 0);
+
+    b = external_model(1, 16, "w.bin");
+    assert_int_equal(load_crafted(dir, &b, 0, &d), QV_EINVAL);
+    assert_non_null(strstr(d.msg, "outside the model directory"));
+    free(b.p);
+    b = external_model(1, 16, "sub/secret.bin");
+    assert_int_equal(load_crafted(dir, &b, 0, &d), QV_EINVAL);
+    assert_non_null(strstr(d.msg, "outside the model directory"));
+    free(b.p);
+    /* A symlink that stays inside is fine. */
+    unlink(link);
+    snprintf(out, sizeof(out), "%s/real.bin", dir);
+    write_bytes(out, w, sizeof(w));
+    assert_int_equal(symlink("real.bin", link), 0);
+    b = external_model(1, 16, "w.bin");
+    assert_int_equal(load_crafted(dir, &b, 0, &d), QV_EINVAL);
+    assert_non_null(strstr(d.msg, "no outputs"));
+    free(b.p);
+    /* A FIFO is not read (it would block). */
+    snprintf(out, sizeof(out), "%s/fifo.bin", dir);
+    assert_int_equal(mkfifo(out, 0600), 0);
+    b = external_model(1, 16, "fifo.bin");
+    assert_int_equal(load_crafted(dir, &b, 0, &d), QV_EINVAL);
+    assert_non_null(strstr(d.msg, "not a regular file"));
+    free(b.p);
+    assert_int_equal(h_rm_rf(top), 0);
+}
+
+
+/* Prepends ValueInfoProto 'name' as field 'field': a tensor of elem_type
+ * (ONNX code) with 'rank' symbolic dims (rank < 0: no shape). */
+static void rb_value_info(struct rbuf *b, uint64_t field, const char *name, int elem, int rank)
+{
+    struct rbuf tensor = rb_new(256), type = rb_new(256), vi = rb_new(512);
+
+    if (rank >= 0) {
+        struct rbuf shape = rb_new(256);
+        for (int i = 0; i < rank; i++) {
+            struct rbuf dim = rb_new(32);
+            rb_str(&dim, 2, "n"); /* Dimension.dim_param */
+            rb_msg(&shape, 1, &dim);
+            free(dim.p);
+        }
+        rb_msg(&tensor, 2, &shape); /* TypeProto.Tensor.shape */
+        free(shape.p);
+    }
+    rb_int(&tensor, 1, (uint64_t)elem); /* TypeProto.Tensor.elem_type */
+    rb_msg(&type, 1, &tensor);          /* TypeProto.tensor_type */
+    rb_msg(&vi, 2, &type);              /* ValueInfoProto.type */
+    rb_str(&vi, 1, name);
+    rb_msg(b, field, &vi);
+    free(tensor.p);
+    free(type.p);
+    free(vi.p);
+}
+
+/* A one-node model: op over inputs ins (elem types, ranks) to outputs outs,
+ * with one string attribute when attr is not NULL. */
+static struct rbuf node_model_attr(const char *op, int opset, int n_in, const char *const *ins,
+                                   const int *elems, const int *ranks, int n_out,
+                                   const char *const *outs, const char *attr, const char *value)
+{
+    struct rbuf b = rb_new(8192), g = rb_new(8192), node = rb_new(1024), os = rb_new(16);
+
+    for (int i = n_out - 1; i >= 0; i--)
+        rb_value_info(&g, 12, outs[i], elems[0], -1); /* GraphProto.output */
+    for (int i = n_in - 1; i >= 0; i--)
+        rb_value_info(&g, 11, ins[i], elems[i], ranks[i]); /* GraphProto.input */
+    if (attr != NULL) {
+        struct rbuf a = rb_new(256);
+        rb_int(&a, 20, 3);              /* AttributeProto.type = STRING */
+        rb_str(&a, 4, value);           /* AttributeProto.s */
+        rb_str(&a, 1, attr);            /* AttributeProto.name */
+        rb_msg(&node, 5, &a);           /* NodeProto.attribute */
+        free(a.p);
+    }
+    rb_str(&node, 4, op);               /* NodeProto.op_type */
+    rb_str(&node, 3, "n0");             /* NodeProto.name */
+    for (int i = n_out - 1; i >= 0; i--)
+        rb_str(&node, 2, outs[i]);
+    for (int i = n_in - 1; i >= 0; i--)
+        rb_str(&node, 1, ins[i]);
+    rb_msg(&g, 1, &node);               /* GraphProto.node */
+    rb_msg(&b, 7, &g);
+    rb_int(&os, 2, (uint64_t)opset);
+    rb_msg(&b, 8, &os);
+    rb_int(&b, 1, 8);
+    free(g.p);
+    free(node.p);
+    free(os.p);
+    return b;
+}
+
+static struct rbuf node_model(const char *op, int opset, int n_in, const char *const *ins,
+                              const int *elems, const int *ranks, int n_out,
+                              const char *const *outs)
+{
+    return node_model_attr(op, opset, n_in, ins, elems, ranks, n_out, outs, NULL, NULL);
+}
+
+static void set_input(struct qv_tensor *t, const char *name, enum qv_dtype dt, int64_t n,
+                      void *data, size_t es)
+{
+    memset(t, 0, sizeof(*t));
+    snprintf(t->name, sizeof(t->name), "%s", name);
+    t->dtype = dt;
+    t->ndim = 1;
+    t->shape[0] = n;
+    t->data = data;
+    t->nbytes = (size_t)n * es;
+}
+
+static int run_crafted(const struct rbuf *b, struct qv_tensor *in, int n_in, int *n_out,
+                       struct qv_diag *d)
+{
+    qv_onnx_model *m = NULL;
+    struct qv_tensor out[4];
+    int err;
+
+    memset(d, 0, sizeof(*d));
+    err = qv_onnx_load_buffer(b->p + b->pos, b->cap - b->pos, NULL, NULL, &m, d);
+    if (err)
+        fail_msg("crafted model does not load: %s", d->msg);
+    err = qv_onnx_run(m, in, n_in, out, 4, n_out, d);
+    for (int i = 0; !err && i < *n_out; i++)
+        qv_tensor_fini(&out[i]);
+    qv_onnx_free(m);
+    return err;
+}
+
+/* Split sizes from the request summing past INT64_MAX: refused, no signed
+ * overflow (UBSan aborts on it). */
+static void test_split_sizes_overflow(void **state)
+{
+    static const char *const ins[] = {"x", "s"}, *const outs[] = {"a", "b"};
+    static const int elems[] = {1, 7}, ranks[] = {1, 1};
+    float x[4] = {1, 2, 3, 4};
+    int64_t sizes[2];
+    struct qv_tensor in[2];
+    struct qv_diag d;
+    struct rbuf b = node_model("Split", 13, 2, ins, elems, ranks, 2, outs);
+    int n_out = 0;
+
+    (void)state;
+    set_input(&in[0], "x", QV_DTYPE_F32, 4, x, sizeof(float));
+    set_input(&in[1], "s", QV_DTYPE_I64, 2, sizes, sizeof(int64_t));
+    sizes[0] = 1;
+    sizes[1] = 3;
+    assert_int_equal(run_crafted(&b, in, 2, &n_out, &d), QV_OK);
+    assert_int_equal(n_out, 2);
+    sizes[0] = INT64_MAX;
+    sizes[1] = 5;
+    assert_int_equal(run_crafted(&b, in, 2, &n_out, &d), QV_EINVAL);
+    assert_non_null(strstr(d.msg, "split sizes"));
+    sizes[0] = 3;
+    sizes[1] = INT64_MAX;
+    assert_int_equal(run_crafted(&b, in, 2, &n_out, &d), QV_EINVAL);
+    free(b.p);
+}
+
+/* Slice steps from the request at the int64 extremes: one element, no
+ * overflow in the length computation. */
+static void test_slice_extreme_steps(void **state)
+{
+    static const char *const ins[] = {"x", "starts", "ends", "axes", "steps"}, *const outs[] = {"y"};
+    static const int elems[] = {1, 7, 7, 7, 7}, ranks[] = {1, 1, 1, 1, 1};
+    float x[4] = {1, 2, 3, 4};
+    int64_t starts[1], ends[1], axes[1] = {0}, steps[1];
+    struct qv_tensor in[5];
+    struct qv_diag d;
+    struct rbuf b = node_model("Slice", 13, 5, ins, elems, ranks, 1, outs);
+    int n_out = 0;
+
+    (void)state;
+    set_input(&in[0], "x", QV_DTYPE_F32, 4, x, sizeof(float));
+    set_input(&in[1], "starts", QV_DTYPE_I64, 1, starts, sizeof(int64_t));
+    set_input(&in[2], "ends", QV_DTYPE_I64, 1, ends, sizeof(int64_t));
+    set_input(&in[3], "axes", QV_DTYPE_I64, 1, axes, sizeof(int64_t));
+    set_input(&in[4], "steps", QV_DTYPE_I64, 1, steps, sizeof(int64_t));
+    starts[0] = 0;
+    ends[0] = INT64_MAX;
+    steps[0] = INT64_MAX;
+    assert_int_equal(run_crafted(&b, in, 5, &n_out, &d), QV_OK);
+    starts[0] = INT64_MAX;
+    ends[0] = INT64_MIN;
+    steps[0] = INT64_MIN;
+    assert_int_equal(run_crafted(&b, in, 5, &n_out, &d), QV_OK);
+    free(b.p);
+}
+
+/* Resize's roi from the request: NaN or infinite values are refused, not
+ * converted to integers. */
+static void test_resize_roi_not_finite(void **state)
+{
+    static const char *const ins[] = {"x", "roi", "scales"}, *const outs[] = {"y"};
+    static const int elems[] = {1, 1, 1}, ranks[] = {4, 1, 1};
+    float x[4] = {1, 2, 3, 4}, roi[8] = {0, 0, 0, 0, 1, 1, 1, 1}, scales[4] = {1, 1, 2, 2};
+    struct qv_tensor in[3];
+    struct qv_diag d;
+    struct rbuf b = node_model_attr("Resize", 13, 3, ins, elems, ranks, 1, outs,
+                                    "coordinate_transformation_mode", "tf_crop_and_resize");
+    int n_out = 0;
+
+    (void)state;
+    set_input(&in[0], "x", QV_DTYPE_F32, 4, x, sizeof(float));
+    in[0].ndim = 4;
+    in[0].shape[0] = in[0].shape[1] = 1;
+    in[0].shape[2] = in[0].shape[3] = 2;
+    set_input(&in[1], "roi", QV_DTYPE_F32, 8, roi, sizeof(float));
+    set_input(&in[2], "scales", QV_DTYPE_F32, 4, scales, sizeof(float));
+    assert_int_equal(run_crafted(&b, in, 3, &n_out, &d), QV_OK);
+    roi[6] = NAN;
+    assert_int_equal(run_crafted(&b, in, 3, &n_out, &d), QV_EINVAL);
+    assert_non_null(strstr(d.msg, "roi"));
+    roi[6] = INFINITY;
+    assert_int_equal(run_crafted(&b, in, 3, &n_out, &d), QV_EINVAL);
+    roi[6] = -1e30f;
+    assert_int_equal(run_crafted(&b, in, 3, &n_out, &d), QV_EINVAL);
+    free(b.p);
+}
+
+/* A graph that lists one output twice is refused at load. */
+static void test_duplicate_output_refused(void **state)
+{
+    static const char *const ins[] = {"x"}, *const outs[] = {"y"};
+    static const int elems[] = {1}, ranks[] = {1};
+    struct rbuf b = node_model("Relu", 13, 1, ins, elems, ranks, 1, outs);
+    struct rbuf dup = rb_new(b.cap - b.pos + 64), g = rb_new(b.cap - b.pos + 64);
+    qv_onnx_model *m = NULL;
+    struct qv_diag d = {{0}};
+
+    (void)state;
+    /* The same model with a second GraphProto.output "y": rebuilt from its
+     * parts is long-winded, so append the field to the graph's bytes. The
+     * model is ir_version, opset_import, then graph (field 7) last. */
+    {
+        const uint8_t *p = b.p + b.pos, *end = b.p + b.cap;
+        size_t glen = 0, hdr;
+        /* Skip ir_version (2 bytes) and opset_import (tag, len, body). */
+        p += 2;
+        p += 2 + p[1];
+        assert_int_equal(p[0], 7 << 3 | 2);
+        for (hdr = 1; hdr < 6; hdr++) {
+            glen |= (size_t)(p[hdr] & 0x7f) << (7 * (hdr - 1));
+            if (!(p[hdr] & 0x80))
+                break;
+        }
+        hdr++;
+        assert_ptr_equal(p + hdr + glen, end);
+        rb_value_info(&g, 12, "y", 1, -1);
+        rb_bytes(&g, p + hdr, glen);
+        rb_msg(&dup, 7, &g);
+        rb_bytes(&dup, b.p + b.pos, (size_t)(p - (b.p + b.pos)));
+    }
+    assert_int_equal(qv_onnx_load_buffer(dup.p + dup.pos, dup.cap - dup.pos, NULL, NULL, &m, &d),
+                     QV_EINVAL);
+    assert_null(m);
+    if (strstr(d.msg, "listed twice") == NULL)
+        fail_msg("diag: %s", d.msg);
+    /* The original loads. */
+    assert_int_equal(qv_onnx_load_buffer(b.p + b.pos, b.cap - b.pos, NULL, NULL, &m, &d), QV_OK);
+    qv_onnx_free(m);
+    free(b.p);
+    free(dup.p);
+    free(g.p);
+}
+
+/* A FIFO as the model file is refused, not opened for a read that blocks
+ * until a writer comes. */
+static void test_fifo_model_refused(void **state)
+{
+    char dir[] = "/tmp/qv-onnx-fifo-XXXXXX", path[600];
+    qv_onnx_model *m = NULL;
+    struct qv_diag d = {{0}};
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/model.onnx", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_int_equal(qv_onnx_load_file(path, NULL, &m, &d), QV_EINVAL);
+    assert_null(m);
+    assert_non_null(strstr(d.msg, "not a regular file"));
+    unlink(path);
+    rmdir(dir);
+}
+
+/* OpenBLAS's thread count is process-wide: loading a model with another
+ * 'threads' must not change it under other models' runs. */
+static void test_load_leaves_blas_threads(void **state)
+{
+    char path[1024];
+    qv_onnx_model *m = NULL;
+    struct qv_diag d = {{0}};
+    int before;
+
+    (void)state;
+    path_of(path, sizeof(path), "tests/onnx/models/add_relu.onnx");
+    for (int t = 1; t <= 3; t++) {
+        struct qv_onnx_options opt = {.threads = t};
+        assert_int_equal(qv_onnx_load_file(path, &opt, &m, &d), QV_OK);
+        qv_onnx_free(m);
+        m = NULL;
+        if (t == 1)
+            before = openblas_get_num_threads();
+        assert_int_equal(openblas_get_num_threads(), before);
+    }
+}
+
+/* Working memory is bounded per run: a request whose values imply a huge
+ * output is refused naming the input, before anything that size is
+ * allocated. */
+static void test_run_memory_bounded(void **state)
+{
+    struct qv_onnx_options opt = {.threads = 1, .max_run_bytes = (size_t)64 << 20};
+    qv_onnx_model *m = NULL;
+    struct qv_diag d = {{0}};
+    struct qv_tensor in, out[1];
+    int64_t dims[2] = {4, 8};
+    char path[1024];
+    int n_out = 0;
+
+    (void)state;
+    path_of(path, sizeof(path), "tests/onnx/models/const_of_shape.onnx");
+    assert_int_equal(qv_onnx_load_file(path, &opt, &m, &d), QV_OK);
+    set_input(&in, "shape", QV_DTYPE_I64, 2, dims, sizeof(int64_t));
+    assert_int_equal(qv_onnx_run(m, &in, 1, out, 1, &n_out, &d), QV_OK);
+    assert_int_equal(qv_tensor_numel(&out[0]), 32);
+    qv_tensor_fini(&out[0]);
+    /* 2^34 floats: 64 GiB. */
+    dims[0] = (int64_t)1 << 18;
+    dims[1] = (int64_t)1 << 16;
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(qv_onnx_run(m, &in, 1, out, 1, &n_out, &d), QV_E2BIG);
+    if (strstr(d.msg, "input 'shape'") == NULL || strstr(d.msg, "working memory") == NULL)
+        fail_msg("diag: %s", d.msg);
+    /* 128 MiB: past the limit too. */
+    dims[0] = 1 << 13;
+    dims[1] = 1 << 12;
+    assert_int_equal(qv_onnx_run(m, &in, 1, out, 1, &n_out, &d), QV_E2BIG);
+    /* And small runs still work. */
+    dims[0] = 2;
+    dims[1] = 3;
+    assert_int_equal(qv_onnx_run(m, &in, 1, out, 1, &n_out, &d), QV_OK);
+    qv_tensor_fini(&out[0]);
+    qv_onnx_free(m);
+}
+
+/* Each batch size needs its own plan: the plans kept stay bounded however
+ * many sizes come, and recent sizes are not planned again. */
+static void test_plan_cache_bounded(void **state)
+{
+    char path[1024];
+    qv_onnx_model *m = NULL;
+    struct qv_diag d = {{0}};
+    const struct qv_tensor_desc *dd;
+    struct qv_tensor in, out[4];
+    float *x;
+    int n_out = 0, cached = 0;
+    uint64_t built = 0, built_before = 0;
+
+    (void)state;
+    path_of(path, sizeof(path), "examples/models/mlp/1/model.onnx");
+    assert_int_equal(qv_onnx_load_file(path, NULL, &m, &d), QV_OK);
+    dd = qv_onnx_input(m, 0);
+    assert_int_equal(dd->ndim, 2);
+    x = calloc((size_t)40 * (size_t)dd->shape[1], sizeof(float));
+    assert_non_null(x);
+    for (int b = 1; b <= 40; b++) {
+        memset(&in, 0, sizeof(in));
+        snprintf(in.name, sizeof(in.name), "%s", dd->name);
+        in.dtype = QV_DTYPE_F32;
+        in.ndim = 2;
+        in.shape[0] = b;
+        in.shape[1] = dd->shape[1];
+        in.data = x;
+        in.nbytes = (size_t)b * (size_t)dd->shape[1] * sizeof(float);
+        assert_int_equal(qv_onnx_run(m, &in, 1, out, 4, &n_out, &d), QV_OK);
+        for (int i = 0; i < n_out; i++)
+            qv_tensor_fini(&out[i]);
+        qv_onnx_plan_stats(m, &cached, &built);
+        assert_true(cached <= QV_ONNX_PLAN_CACHE);
+    }
+    assert_true(built >= 40);
+    /* Alternating between two recent sizes plans nothing new. */
+    built_before = built;
+    for (int k = 0; k < 10; k++) {
+        in.shape[0] = 39 + k % 2;
+        in.nbytes = (size_t)in.shape[0] * (size_t)dd->shape[1] * sizeof(float);
+        assert_int_equal(qv_onnx_run(m, &in, 1, out, 4, &n_out, &d), QV_OK);
+        for (int i = 0; i < n_out; i++)
+            qv_tensor_fini(&out[i]);
+    }
+    qv_onnx_plan_stats(m, &cached, &built);
+    assert_int_equal(built, built_before);
+    free(x);
+    qv_onnx_free(m);
+}
+
 /* ---- Broken models ---- */
 
 static void expect_load_error(const char *file, int err, const char *needle)
@@ -437,6 +1058,17 @@ int main(void)
         cmocka_unit_test(test_corrupt_bytes),
         cmocka_unit_test(test_add_relu),
         cmocka_unit_test(test_external_data),
+        cmocka_unit_test(test_deep_nesting_refused),
+        cmocka_unit_test(test_external_total_bounded),
+        cmocka_unit_test(test_external_symlink_escape),
+        cmocka_unit_test(test_split_sizes_overflow),
+        cmocka_unit_test(test_slice_extreme_steps),
+        cmocka_unit_test(test_load_leaves_blas_threads),
+        cmocka_unit_test(test_resize_roi_not_finite),
+        cmocka_unit_test(test_fifo_model_refused),
+        cmocka_unit_test(test_duplicate_output_refused),
+        cmocka_unit_test(test_run_memory_bounded),
+        cmocka_unit_test(test_plan_cache_bounded),
     };
     qv_log_set_level(QV_LOG_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);
