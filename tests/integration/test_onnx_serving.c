@@ -49,6 +49,22 @@ static void flatten(json_t *v, json_t *out)
     json_array_foreach(v, i, e) flatten(e, out);
 }
 
+/* The values data[*pos..] nested as dims[0..ndim) (row-major), as TF Serving's
+ * instances carry each row. */
+static json_t *nest(json_t *data, size_t *pos, const json_t *dims, size_t d)
+{
+    json_t *a;
+    int64_t n;
+
+    if (d == json_array_size(dims))
+        return json_incref(json_array_get(data, (*pos)++));
+    a = json_array();
+    n = json_integer_value(json_array_get(dims, d));
+    for (int64_t i = 0; i < n; i++)
+        json_array_append_new(a, nest(data, pos, dims, d + 1));
+    return a;
+}
+
 static void check_model(struct h_srv *s, const char *model)
 {
     json_t *ref = reference(model);
@@ -58,7 +74,6 @@ static void check_model(struct h_srv *s, const char *model)
     struct h_resp r;
     char path[128], *body;
     int64_t n_rows = json_integer_value(json_array_get(json_object_get(in, "shape"), 0));
-    size_t per_row;
 
     assert_true(tol > 0 && tol <= 1e-4);
 
@@ -92,19 +107,19 @@ static void check_model(struct h_srv *s, const char *model)
     free(body);
     json_decref(req);
 
-    /* TF Serving rows: each instance is one input row (nested). */
-    per_row = json_array_size(json_object_get(in, "data")) / (size_t)n_rows;
-    rows = json_array();
-    for (int64_t k = 0; k < n_rows; k++) {
-        json_t *row = json_array();
-        for (size_t j = 0; j < per_row; j++)
-            json_array_append(row, json_array_get(json_object_get(in, "data"),
-                                                  (size_t)k * per_row + j));
-        json_array_append_new(rows, row);
+    /* TF Serving rows: each instance is one input row, nested as the input's
+     * shape without its batch dimension (a ragged or flattened row is 400). */
+    {
+        json_t *dims = json_array();
+        size_t pos = 0;
+        for (size_t k = 1; k < json_array_size(json_object_get(in, "shape")); k++)
+            json_array_append(dims, json_array_get(json_object_get(in, "shape"), k));
+        rows = json_array();
+        for (int64_t k = 0; k < n_rows; k++)
+            json_array_append_new(rows, nest(json_object_get(in, "data"), &pos, dims, 0));
+        json_decref(dims);
     }
     req = json_pack("{s:o}", "instances", rows);
-    /* The CNN's rows are [1,16,16]: TF Serving sends them nested; a flat row of
-     * the right length is accepted too (row-major). */
     body = json_dumps(req, JSON_COMPACT);
     snprintf(path, sizeof(path), "/v1/models/%s:predict", model);
     r = h_post(s, path, body);
