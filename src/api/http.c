@@ -63,9 +63,11 @@ static enum MHD_Result send_response(struct conn_ctx *c)
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            strncmp(r->path, "/metrics", 8) == 0
-                                ? "text/plain; version=0.0.4; charset=utf-8"
-                                : "application/json");
+                            r->content_type                        ? r->content_type
+                            : strncmp(r->path, "/metrics", 8) == 0 ? "text/plain; version=0.0.4; charset=utf-8"
+                                                                   : "application/json");
+    for (int i = 0; i < r->n_headers; i++)
+        MHD_add_response_header(resp, r->headers[i][0], r->headers[i][1]);
     if (r->version_header[0])
         MHD_add_response_header(resp, "X-Quiver-Version", r->version_header);
     if (r->retry_after > 0) {
