@@ -247,7 +247,7 @@ function record(model, stats) {
 
 // The first view of a model starts from the store's history (10 s rows).
 async function backfill(model) {
-  if (S.series[model]) return;
+  if (!model || S.series[model]) return;
   S.series[model] = {};
   try {
     const hist = await get('/v2/models/' + enc(model) + '/history?since=' + (Date.now() - KEEP_MS) + '&limit=2000');
@@ -682,6 +682,30 @@ async function slow(force) {
   }
 }
 
+// The first view: the models, then everything else in parallel.
+async function first() {
+  slowBusy = fastBusy = true;
+  try {
+    await loadModels();
+    S.selected = pickDefault();
+    renderModels();
+    await Promise.allSettled([backfill(S.selected), loadRoutes(), loadEvents(), loadAlerts(), loadFast()]);
+    renderModels();
+    renderEvents();
+    renderAlerts();
+    renderTraffic();
+    renderLive();
+    renderRollout();
+    $('conn').textContent = `Connected; updated ${new Date().toLocaleTimeString()}.`;
+    $('conn').className = 'conn ok';
+  } catch (e) {
+    $('conn').textContent = `Cannot read the server: ${e.message}`;
+    $('conn').className = 'conn bad';
+  } finally {
+    slowBusy = fastBusy = false;
+  }
+}
+
 function pickDefault() {
   const want = new URLSearchParams(location.search).get('model');
   if (want && S.models.some((m) => m.name === want)) return want;
@@ -726,8 +750,7 @@ async function main() {
   $('ev-kind').addEventListener('change', renderEvents);
   $('range').addEventListener('change', renderLive);
   showToken();
-  await slow();
-  await fast();
+  await first();
   document.body.dataset.ready = '1';
   performance.mark('quiver-interactive');
   loop(fast, FAST_MS);
