@@ -385,11 +385,18 @@ function renderRouteActions() {
   const route = S.routes[m] || {};
   const ready = readyVersions(m);
   const labels = route.labels || {};
-  once('route-actions', [m, ready, labels], () => {
-    const weights = {};
-    const st = S.stats60;
-    for (const v of (st && st.versions) || []) weights[v.version] = Math.round(100 * (v.route_weight || 0));
-    const wform = h('form', { class: 'box', id: 'weights-form' },
+  // The fields start from the weights in force: the route's own (through its
+  // labels) when it has weights, else the share the server reports per version.
+  const weights = {};
+  if (route.weights && !route.error) {
+    for (const [t, w] of Object.entries(route.weights)) weights[resolve(route, t)] = w;
+  } else {
+    for (const v of (S.stats60 && S.stats60.model === m && S.stats60.versions) || []) {
+      weights[v.version] = Math.round(100 * (v.route_weight || 0));
+    }
+  }
+  once('route-actions', [m, ready, labels, weights], () => {
+    const wform = h('form', { class: 'box', id: 'weights-form', 'data-model': m },
       h('h3', {}, 'Set weights'),
       ready.map((v) => h('div', { class: 'field' },
         h('label', { for: 'w-' + v }, `Weight of v${v} (points)`),

@@ -187,16 +187,22 @@ async function main() {
   page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text()); });
   page.on('pageerror', (e) => pageErrors.push(e.message));
 
+  const printTti = async (what) => {
+    const t = await page.evaluate(() => {
+      const m = performance.getEntriesByName('quiver-interactive')[0];
+      const slow = performance.getEntriesByType('resource').sort((a, b) => b.duration - a.duration).slice(0, 3)
+        .map((r) => `${new URL(r.name).pathname} ${r.duration.toFixed(0)} ms`);
+      return { tti: m ? m.startTime : null, slow };
+    });
+    console.log(`# time to interactive (${what}): ${t.tti === null ? '?' : t.tti.toFixed(0)} ms from navigation start to the first full render; slowest: ${t.slow.join(', ')}`);
+  };
+
   await check('page loads offline (only quiver reachable), / redirects to /ui, interactive', async () => {
     const resp = await page.goto(base + '/', { waitUntil: 'load' });
     assert(new URL(page.url()).pathname === '/ui', 'landed on ' + page.url());
     assert(resp.status() === 200, 'status ' + resp.status());
     await page.waitForSelector('body[data-ready="1"]', { timeout: 20_000 });
-    const tti = await page.evaluate(() => {
-      const m = performance.getEntriesByName('quiver-interactive')[0];
-      return m ? m.startTime : null;
-    });
-    console.log(`# time to interactive: ${tti === null ? '?' : tti.toFixed(0)} ms (navigation start to first full render)`);
+    await printTti('first load, cold browser');
     assert(blocked.length === 0, 'requests to other origins: ' + blocked.join(', '));
   });
 
@@ -295,7 +301,9 @@ async function main() {
 
   await check('an action with the admin token changes the route (checked through the API)', async () => {
     await page.selectOption('#model-select', 'fraud');
-    await waitFor('the weights form of fraud', async () => (await page.locator('#w-1').count()) === 1 && (await page.locator('#w-2').count()) === 1);
+    await waitFor('the weights form of fraud, filled from the route in force', async () =>
+      (await page.locator('#weights-form[data-model="fraud"]').count()) === 1
+      && (await page.inputValue('#w-1')) === '70' && (await page.inputValue('#w-2')) === '30');
     await page.fill('#w-1', '40');
     await page.fill('#w-2', '60');
     await page.click('#weights-form button[type="submit"]');
@@ -358,6 +366,7 @@ async function main() {
   await check('every control is reachable with the keyboard', async () => {
     await page.goto(base + '/ui?model=fraud');
     await page.waitForSelector('body[data-ready="1"]');
+    await printTti('reload');
     const want = await page.$$eval('a[href], button, input, select', (els) => els
       .filter((e) => !e.disabled && e.offsetParent !== null && !e.closest('dialog'))
       .map((e, i) => { e.dataset.kbd = String(i); return String(i); }));
