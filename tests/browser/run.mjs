@@ -309,7 +309,7 @@ async function main() {
     await page.click('#weights-form button[type="submit"]');
     await page.waitForSelector('#confirm[open]');
     await page.click('#confirm-ok');
-    await waitFor('the success message', async () => /Done/.test(await page.locator('#flash').textContent()));
+    await waitFor('the success message', async () => /Done: Set the weights of fraud/.test(await page.locator('#flash').textContent()));
     const route = (await call('GET', '/v2/models/fraud/route', undefined, ADMIN)).json;
     assert(route.weights['1'] === 40 && route.weights['2'] === 60, 'route: ' + JSON.stringify(route));
     assert(route.labels && route.labels.stable === 1, 'labels lost: ' + JSON.stringify(route));
@@ -402,7 +402,9 @@ async function main() {
   await sleep(3000);
   await shot('dashboard');
   if (process.env.QV_UPDATE_SCREENSHOT) {
-    await page.setViewportSize({ width: 1360, height: 1500 });
+    await page.setViewportSize({ width: 1360, height: 1400 });
+    await page.evaluate(() => { document.activeElement?.blur(); window.scrollTo(0, 0); });
+    await sleep(300);
     await page.screenshot({ path: path.join(SRC, 'docs/ui.png') });
     console.log('# wrote docs/ui.png');
   }
