@@ -137,6 +137,8 @@ function confirmAction(text, detail) {
 // Asks, then runs fn (which calls the API); shows the server's answer.
 async function act(text, detail, fn) {
   if (!(await confirmAction(text, detail))) return;
+  $('flash').hidden = true;
+  put($('flash'));
   try {
     await fn();
     flash(text, true);

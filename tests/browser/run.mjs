@@ -72,13 +72,17 @@ async function waitFor(what, fn, ms = 60_000) {
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+fs.mkdirSync(ART, { recursive: true });
+for (const f of fs.readdirSync(ART)) if (f.endsWith('.png')) fs.rmSync(path.join(ART, f));
+
 // ---- The server ----
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'quiver-browser-'));
 const repo = path.join(tmp, 'repo');
 fs.cpSync(path.join(SRC, 'examples/models'), repo, { recursive: true });
 fs.mkdirSync(path.join(repo, 'canary/1'), { recursive: true });
 fs.mkdirSync(path.join(repo, 'canary/2'), { recursive: true });
-fs.writeFileSync(path.join(repo, 'canary/config.json'), '{"backend": "test", "version_policy": {"all": {}}}\n');
+fs.writeFileSync(path.join(repo, 'canary/config.json'), JSON.stringify({ backend: 'test', version_policy: { all: {} },
+  alerts: [{ name: 'errors', metric: 'error_rate', op: '>', threshold: 0.05, window_s: 30 }] }) + '\n');
 fs.writeFileSync(path.join(repo, 'canary/1/model.test'), '{"features": 4}\n');
 fs.writeFileSync(path.join(repo, 'canary/2/model.test'), '{"features": 4, "fail_rate": 0.3}\n');
 const ADMIN = 'adm-' + randomBytes(8).toString('hex');
@@ -363,10 +367,80 @@ async function main() {
     await page.selectOption('#ev-kind', '');
   });
 
+  // Runs one action from the page: click, confirm, wait for its own message.
+  const doAction = async (selector, done) => {
+    await page.click(selector);
+    await page.waitForSelector('#confirm[open]');
+    await page.click('#confirm-ok');
+    await waitFor(`"${done}"`, async () => {
+      const t = await page.locator('#flash').textContent();
+      if (/Refused/.test(t)) throw new Error(t);
+      return t.includes(done);
+    }, 20_000);
+  };
+  const routeOf = async (m) => (await call('GET', `/v2/models/${m}/route`, undefined, ADMIN)).json;
+
+  await check('labels set and removed, promote and route rollback from the page (checked through the API)', async () => {
+    await page.selectOption('#model-select', 'fraud');
+    await waitFor('the label form of fraud', async () => (await page.locator('#label-version option[value="1"]').count()) === 1);
+    await page.fill('#label-name', 'blue');
+    await page.selectOption('#label-version', '1');
+    await doAction('#label-form button[type="submit"]', 'Set the label blue of fraud to v1');
+    let r = await routeOf('fraud');
+    assert(r.labels.blue === 1, 'label not set: ' + JSON.stringify(r));
+    await waitFor('the remove button', async () => (await page.locator('button:has-text("Remove blue")').count()) === 1);
+    await doAction('button:has-text("Remove blue")', 'Remove the label blue of fraud');
+    r = await routeOf('fraud');
+    assert(r.labels.blue === undefined, 'label not removed: ' + JSON.stringify(r));
+    const before = JSON.stringify(r);
+    await waitFor('canary in the promote list', async () => (await page.locator('#promote-label option[value="canary"]').count()) === 1);
+    await page.selectOption('#promote-label', 'canary');
+    await doAction('#promote-form button[type="submit"]', 'Promote canary (v2) of fraud');
+    r = await routeOf('fraud');
+    assert(r.policy === 'weighted' && r.labels.stable === 2 && r.labels.canary === undefined
+      && r.weights.stable === 100 && Object.keys(r.weights).length === 1, 'not promoted: ' + JSON.stringify(r));
+    await doAction('#route-rollback', 'Roll back the route of fraud');
+    r = await routeOf('fraud');
+    assert(JSON.stringify(r) === before, `rollback gave ${JSON.stringify(r)}, expected ${before}`);
+  });
+
+  await check('a rollout aborted from the page', async () => {
+    await page.fill('#ro-steps', '50, 100');
+    await page.fill('#ro-min', '1000000');
+    await doAction('#rollout-form button[type="submit"]', 'Start a rollout of fraud');
+    await waitFor('running', async () => (await page.getAttribute('#rollout-status', 'data-state').catch(() => null)) === 'running', 20_000);
+    await waitFor('the abort button enabled', async () => page.isEnabled('#rollout-abort'));
+    await doAction('#rollout-abort', 'Abort the rollout of fraud');
+    await waitFor('aborted in the page', async () => (await page.getAttribute('#rollout-status', 'data-state').catch(() => null)) === 'aborted', 20_000);
+    assert((await call('GET', '/v2/models/fraud/rollout', undefined, ADMIN)).json.state === 'aborted', 'API state');
+  });
+
+  await check('a version unloaded and loaded again from the models table', async () => {
+    const row = '#models-table tr[data-model="canary"][data-version="2"]';
+    await doAction(`${row} button`, 'Unload canary version 2');
+    await waitFor('not READY in the page', async () => (await page.getAttribute(row, 'data-state')) === 'UNLOADED', 30_000);
+    assert((await page.locator(row).textContent()).includes('UNLOADED'), 'state not written');
+    await doAction(`${row} button`, 'Load canary version 2');
+    await waitFor('READY again in the page', async () => (await page.getAttribute(row, 'data-state')) === 'READY', 30_000);
+  });
+
+  await check('alerts: the failing canary\'s rule fires for v2', async () => {
+    const r = await call('PUT', '/v2/models/canary/route', { policy: 'weighted', weights: { 1: 50, 2: 50 } }, ADMIN);
+    assert(r.status === 200, r.text);
+    await page.selectOption('#model-select', 'canary');
+    await waitFor('a firing rule', async () => {
+      const t = await page.locator('#alerts-body').textContent();
+      return /errors/.test(t) && /v2: ▲ FIRING/.test(t) && /v1: ● OK/.test(t);
+    }, 60_000);
+    await shot('alerts');
+  });
+
   await check('every control is reachable with the keyboard', async () => {
     await page.goto(base + '/ui?model=fraud');
     await page.waitForSelector('body[data-ready="1"]');
     await printTti('reload');
+    const n = Number(await page.getAttribute('#chart-rps', 'data-samples'));
+    assert(n > 6, `the charts start from the store's history: ${n} samples right after a reload`);
     const want = await page.$$eval('a[href], button, input, select', (els) => els
       .filter((e) => !e.disabled && e.offsetParent !== null && !e.closest('dialog'))
       .map((e, i) => { e.dataset.kbd = String(i); return String(i); }));
