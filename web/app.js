@@ -247,25 +247,34 @@ function record(model, stats) {
   }
 }
 
-// The first view of a model starts from the store's history (10 s rows).
+// The first view of a model starts from the store's history (one row per
+// sampling interval); the rows go before the live points already taken.
 async function backfill(model) {
   if (!model || S.series[model]) return;
-  S.series[model] = {};
+  const per = (S.series[model] = {});
+  let hist;
   try {
-    const hist = await get('/v2/models/' + enc(model) + '/history?since=' + (Date.now() - KEEP_MS) + '&limit=2000');
-    const iv = hist.interval_s || 10;
-    const per = S.series[model];
-    for (const r of hist.rows || []) {
-      const s = (per[r.version] ||= { rps: [], p50: [], p99: [], err: [] });
-      s.rps.push([r.ts_ms, r.requests / iv]);
-      if (r.requests > 0) {
-        s.p50.push([r.ts_ms, r.p50_ms]);
-        s.p99.push([r.ts_ms, r.p99_ms]);
-        s.err.push([r.ts_ms, r.error_rate]);
-      }
-    }
+    hist = await get('/v2/models/' + enc(model) + '/history?since=' + (Date.now() - KEEP_MS) + '&limit=2000');
   } catch {
-    /* no history (no token, or no store): the charts start now */
+    return; /* no history (no token, or no store): the charts start now */
+  }
+  const iv = hist.interval_s || 10;
+  const old = {};
+  for (const r of hist.rows || []) {
+    const o = (old[r.version] ||= { rps: [], p50: [], p99: [], err: [] });
+    o.rps.push([r.ts_ms, r.requests / iv]);
+    if (r.requests > 0) {
+      o.p50.push([r.ts_ms, r.p50_ms]);
+      o.p99.push([r.ts_ms, r.p99_ms]);
+      o.err.push([r.ts_ms, r.error_rate]);
+    }
+  }
+  for (const [v, o] of Object.entries(old)) {
+    const s = (per[v] ||= { rps: [], p50: [], p99: [], err: [] });
+    for (const k of Object.keys(o)) {
+      const first = s[k].length ? s[k][0][0] : Infinity;
+      s[k] = o[k].filter(([t]) => t < first).concat(s[k]);
+    }
   }
 }
 
@@ -698,7 +707,10 @@ async function first() {
     await loadModels();
     S.selected = pickDefault();
     renderModels();
-    await Promise.allSettled([backfill(S.selected), loadRoutes(), loadEvents(), loadAlerts(), loadFast()]);
+    // The store's history fills the charts when it comes; nothing waits for it.
+    const sel = S.selected;
+    backfill(sel).then(() => { if (sel === S.selected) renderLive(); });
+    await Promise.allSettled([loadRoutes(), loadEvents(), loadAlerts(), loadFast()]);
     renderModels();
     renderEvents();
     renderAlerts();

@@ -19,7 +19,7 @@
 #include <strings.h>
 
 #define UI_CSP                                                                                \
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "        \
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "        \
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "              \
     "form-action 'none'; frame-ancestors 'none'"
 

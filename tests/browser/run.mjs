@@ -23,7 +23,7 @@ const SRC = process.env.QV_SOURCE_DIR || path.resolve(here, '../..');
 const BIN = process.env.QUIVER_BIN || path.join(SRC, 'build/quiver');
 const CHROMIUM = process.env.QV_CHROMIUM || '/usr/bin/chromium';
 const ART = process.env.QV_ARTIFACT_DIR || path.join(process.cwd(), 'browser-artifacts');
-const DEADLINE = Date.now() + 240_000; // the whole run, a bound and not an assertion
+const DEADLINE = Date.now() + 420_000; // the whole run (ASan, a busy machine): a bound, not an assertion
 
 if (!fs.existsSync(CHROMIUM)) {
   console.log(`SKIP: ${CHROMIUM} not found; install Debian's chromium (scripts/install-deps.sh test) to run the browser tests`);
@@ -439,8 +439,8 @@ async function main() {
     await page.goto(base + '/ui?model=fraud');
     await page.waitForSelector('body[data-ready="1"]');
     await printTti('reload');
-    const n = Number(await page.getAttribute('#chart-rps', 'data-samples'));
-    assert(n > 6, `the charts start from the store's history: ${n} samples right after a reload`);
+    await waitFor('the charts filled from the store\'s history right after a reload', async () =>
+      Number(await page.getAttribute('#chart-rps', 'data-samples')) > 12, 10_000);
     const want = await page.$$eval('a[href], button, input, select', (els) => els
       .filter((e) => !e.disabled && e.offsetParent !== null && !e.closest('dialog'))
       .map((e, i) => { e.dataset.kbd = String(i); return String(i); }));
