@@ -52,6 +52,7 @@ const struct qv_api_route qv__api_routes[] = {
     { "DELETE", "/v2/models/{name}/rollout",                       qv__on_rollout_delete, ROUTE_MANAGE | ROUTE_ADMIN },
     { "GET",  "/",                                                 qv__on_ui_root,       ROUTE_NO_LOG | ROUTE_OPEN },
     { "GET",  "/ui",                                               qv__on_ui,            ROUTE_NO_LOG | ROUTE_OPEN },
+    { "GET",  "/ui/",                                              qv__on_ui,            ROUTE_NO_LOG | ROUTE_OPEN },
     { "GET",  "/ui/{file}",                                        qv__on_ui,            ROUTE_NO_LOG | ROUTE_OPEN },
 };
 /* clang-format on */

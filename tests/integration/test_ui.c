@@ -4,9 +4,9 @@
  * back byte for byte with its Content-Type, a strong ETag (If-None-Match gets
  * an empty 304), no-cache, a Content-Security-Policy that allows only this
  * origin and no inline code, nosniff; gzip only when the client accepts it;
- * / redirects to /ui; an unknown file is a 404 naming it; the pages need no
- * token when the management API does; the HTML has no inline script or style
- * and the whole bundle stays under 150 KB.
+ * / redirects to /ui (and /ui/ is /ui); an unknown file is a 404 naming it;
+ * the pages need no token when the management API does; the HTML has no
+ * inline script or style and the whole bundle stays under 150 KB.
  */
 #include "integration/harness.h"
 
@@ -153,6 +153,11 @@ static void test_index_redirect_and_unknown(void **state)
     assert_int_equal(r.status, 200);
     header_is(&r, "Content-Type", "text/html; charset=utf-8");
     assert_non_null(strstr(r.body, "<script type=\"module\" src=\"/ui/app.js\"></script>"));
+    h_resp_free(&r);
+
+    r = rq(s, "/ui/", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    header_is(&r, "Content-Type", "text/html; charset=utf-8");
     h_resp_free(&r);
 
     r = rq(s, "/ui/nope.js", NULL, NULL);
