@@ -55,6 +55,7 @@ static enum MHD_Result send_response(struct conn_ctx *c)
     enum MHD_Result ret;
     size_t len = r->resp.len;
     char *body = qv_buf_take(&r->resp);
+    const char *type = "application/json";
     char num[24];
 
     resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
@@ -62,10 +63,11 @@ static enum MHD_Result send_response(struct conn_ctx *c)
         free(body);
         return MHD_NO;
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            r->content_type                        ? r->content_type
-                            : strncmp(r->path, "/metrics", 8) == 0 ? "text/plain; version=0.0.4; charset=utf-8"
-                                                                   : "application/json");
+    if (r->content_type != NULL)
+        type = r->content_type;
+    else if (strncmp(r->path, "/metrics", 8) == 0)
+        type = "text/plain; version=0.0.4; charset=utf-8";
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     for (int i = 0; i < r->n_headers; i++)
         MHD_add_response_header(resp, r->headers[i][0], r->headers[i][1]);
     if (r->version_header[0])

@@ -18,9 +18,9 @@
 #include <string.h>
 #include <strings.h>
 
-#define UI_CSP                                                                                \
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "        \
-    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "              \
+#define UI_CSP                                                                                     \
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "                    \
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "                    \
     "form-action 'none'; frame-ancestors 'none'"
 
 static void add_header(struct qv_http_req *r, const char *name, const char *value)
@@ -56,8 +56,7 @@ static bool accepts_gzip(const char *h)
         name_len = semi ? (size_t)(semi - h) : len;
         while (name_len > 0 && isspace((unsigned char)h[name_len - 1]))
             name_len--;
-        if ((name_len == 4 && strncasecmp(h, "gzip", 4) == 0) ||
-            (name_len == 1 && h[0] == '*')) {
+        if ((name_len == 4 && strncasecmp(h, "gzip", 4) == 0) || (name_len == 1 && h[0] == '*')) {
             const char *q = semi ? semi + 1 : NULL;
             while (q && q < h + len && isspace((unsigned char)*q))
                 q++;

@@ -9,14 +9,14 @@
 #include <stddef.h>
 
 struct qv_ui_asset {
-    const char *name;          /* "app.js": a file name in web/, no directories */
-    const char *type;          /* Content-Type */
+    const char *name; /* "app.js": a file name in web/, no directories */
+    const char *type; /* Content-Type */
     const unsigned char *data;
     size_t len;
-    const unsigned char *gz;   /* gzip -9n of data; NULL when it would not be smaller */
+    const unsigned char *gz; /* gzip -9n of data; NULL when it would not be smaller */
     size_t gz_len;
-    const char *etag;          /* "\"<sha256 prefix>\"" */
-    const char *etag_gz;       /* the same for the gzip representation */
+    const char *etag;    /* "\"<sha256 prefix>\"" */
+    const char *etag_gz; /* the same for the gzip representation */
 };
 
 extern const struct qv_ui_asset qv__ui_assets[];

@@ -12,8 +12,7 @@
 
 #include <dirent.h>
 
-static struct h_resp rq(const struct h_srv *s, const char *path, const char *hdr1,
-                        const char *hdr2)
+static struct h_resp rq(const struct h_srv *s, const char *path, const char *hdr1, const char *hdr2)
 {
     struct h_resp r;
     struct curl_slist *hdrs = NULL;
