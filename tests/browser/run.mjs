@@ -108,9 +108,28 @@ async function shot(name) {
   await page.screenshot({ path: path.join(ART, name + '.png'), fullPage: true });
 }
 
+// Stops quiver with SIGTERM and checks that it exits 0 with a clean log (under ASan a leak
+// or an error report fails the run here).
+async function stopServer() {
+  if (!serverExited) {
+    const exited = new Promise((r) => server.once('exit', r));
+    server.kill('SIGTERM');
+    await Promise.race([exited, sleep(20_000)]);
+  }
+  const text = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '';
+  if (server.exitCode !== 0 || /AddressSanitizer|LeakSanitizer|runtime error:/.test(text)) {
+    failed++;
+    console.log(`FAIL - quiver stopped with exit code ${server.exitCode} (signal ${server.signalCode})`);
+    console.log(text.split('\n').filter((l) => !l.includes('level=info')).slice(-60).join('\n'));
+  } else {
+    passed++;
+    console.log('ok - quiver stopped cleanly (exit 0, no sanitizer report)');
+  }
+}
+
 function cleanup() {
   stopTraffic = true;
-  if (!serverExited) server.kill('SIGTERM');
+  if (!serverExited) server.kill('SIGKILL');
   try {
     fs.rmSync(tmp, { recursive: true, force: true });
   } catch {
@@ -135,9 +154,12 @@ async function main() {
     return { status: r.status, json, text };
   };
   await waitFor('the server to be ready', async () => (await call('GET', '/v2/health/ready')).status === 200);
-  await waitFor('every version READY', async () => {
+  // Every version settled; fraud and canary READY (a build without ONNX leaves cnn and mlp
+  // UNAVAILABLE, which the page must show as well).
+  await waitFor('every version settled', async () => {
     const r = await call('GET', '/v2/repository/index', undefined, ADMIN);
-    return r.status === 200 && r.json.length >= 6 && r.json.every((e) => e.state === 'READY');
+    return r.status === 200 && r.json.length >= 6 && r.json.every((e) => e.state !== 'LOADING')
+      && r.json.filter((e) => e.name === 'fraud' || e.name === 'canary').every((e) => e.state === 'READY');
   });
 
   // Routes: fraud 70/30 through labels, canary 50/50 by version.
@@ -495,6 +517,7 @@ try {
   stopTraffic = true;
   await Promise.race([trafficDone, sleep(5000)]);
   if (browser) await browser.close().catch(() => {});
+  await stopServer();
   cleanup();
 }
 console.log(`screenshots: ${ART}`);
