@@ -212,6 +212,13 @@ async function main() {
   const pageErrors = [];
   page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text()); });
   page.on('pageerror', (e) => pageErrors.push(e.message));
+  const encodings = {};
+  page.on('response', async (resp) => {
+    const u = new URL(resp.url());
+    if (u.pathname.startsWith('/ui/') && resp.status() === 200) {
+      encodings[u.pathname] = (await resp.allHeaders())['content-encoding'] || 'identity';
+    }
+  });
 
   const printTti = async (what) => {
     const t = await page.evaluate(() => {
@@ -230,6 +237,8 @@ async function main() {
     await page.waitForSelector('body[data-ready="1"]', { timeout: 20_000 });
     await printTti('first load, cold browser');
     assert(blocked.length === 0, 'requests to other origins: ' + blocked.join(', '));
+    assert(encodings['/ui/app.js'] === 'gzip' && encodings['/ui/style.css'] === 'gzip',
+      'the browser did not get the gzip copies: ' + JSON.stringify(encodings));
   });
 
   await check('read-only without a token: models from the open endpoints, management views say why', async () => {
