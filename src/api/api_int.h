@@ -19,6 +19,7 @@
 
 #define QV_API_PENDING 1
 #define QV_MAX_PATH_PARAMS 3
+#define QV_API_MAX_HEADERS 8
 
 struct qv_http_req;
 typedef int (*qv_http_handler)(struct qv_http_req *r);
@@ -56,6 +57,10 @@ struct qv_http_req {
     struct qv_buf resp;
     char version_header[32];  /* X-Quiver-Version, "" for none */
     int retry_after;          /* seconds; 0 for none */
+    const char *content_type; /* NULL: JSON (Prometheus text on /metrics) */
+    /* More response headers: name/value pairs of static strings. */
+    int n_headers;
+    const char *headers[QV_API_MAX_HEADERS][2];
     struct qv_diag diag;
     /* Set by the HTTP layer: a handler calls suspend() right before it hands
      * the request to another thread, which calls complete() once the
@@ -183,6 +188,9 @@ int qv__on_model_alerts(struct qv_http_req *r);
 int qv__on_rollout_get(struct qv_http_req *r);
 int qv__on_rollout_post(struct qv_http_req *r);
 int qv__on_rollout_delete(struct qv_http_req *r);
+/* ui.c: the dashboard's embedded files. */
+int qv__on_ui(struct qv_http_req *r);
+int qv__on_ui_root(struct qv_http_req *r);
 
 /* Helpers shared by handlers. */
 int qv__api_json_string(struct qv_buf *b, const char *s); /* appends a quoted JSON string */

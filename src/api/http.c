@@ -136,8 +136,11 @@ static enum MHD_Result queue(struct conn_ctx *c, int status, struct qv_buf *b,
 {
     struct MHD_Response *resp;
     enum MHD_Result ret;
+    const struct qv_http_req *r = &c->r;
+    bool own = b == &c->r.resp; /* the handler's answer (not an abandoned request's 503) */
     size_t len = b->len;
     char *body = qv_buf_take(b);
+    const char *type = "application/json";
     char num[24];
 
     resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
@@ -145,10 +148,13 @@ static enum MHD_Result queue(struct conn_ctx *c, int status, struct qv_buf *b,
         free(body);
         return MHD_NO;
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            strncmp(c->r.path, "/metrics", 8) == 0
-                                ? "text/plain; version=0.0.4; charset=utf-8"
-                                : "application/json");
+    if (own && r->content_type != NULL)
+        type = r->content_type;
+    else if (strncmp(r->path, "/metrics", 8) == 0)
+        type = "text/plain; version=0.0.4; charset=utf-8";
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    for (int i = 0; own && i < r->n_headers; i++)
+        MHD_add_response_header(resp, r->headers[i][0], r->headers[i][1]);
     if (version_header && version_header[0])
         MHD_add_response_header(resp, "X-Quiver-Version", version_header);
     if (retry_after > 0) {

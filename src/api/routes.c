@@ -50,6 +50,10 @@ const struct qv_api_route qv__api_routes[] = {
     { "GET",  "/v2/models/{name}/rollout",                         qv__on_rollout_get,   ROUTE_MANAGE },
     { "POST", "/v2/models/{name}/rollout",                         qv__on_rollout_post,  ROUTE_MANAGE | ROUTE_ADMIN },
     { "DELETE", "/v2/models/{name}/rollout",                       qv__on_rollout_delete, ROUTE_MANAGE | ROUTE_ADMIN },
+    { "GET",  "/",                                                 qv__on_ui_root,       ROUTE_NO_LOG | ROUTE_OPEN },
+    { "GET",  "/ui",                                               qv__on_ui,            ROUTE_NO_LOG | ROUTE_OPEN },
+    { "GET",  "/ui/",                                              qv__on_ui,            ROUTE_NO_LOG | ROUTE_OPEN },
+    { "GET",  "/ui/{file}",                                        qv__on_ui,            ROUTE_NO_LOG | ROUTE_OPEN },
 };
 /* clang-format on */
 const int qv__api_n_routes = (int)QV_ARRAY_LEN(qv__api_routes);
