@@ -25,7 +25,7 @@ start_q() {
   pf="$TMP/$name.port"
   rm -f "$pf"
   mkdir -p "$TMP/$name-data"
-  launch "$name" TERM "$QUIVER_BIN" serve --repo "$repo" --data "$TMP/$name-data" \
+  launch "$name" TERM "$QUIVER_BIN" serve --enable-test-backend --repo "$repo" --data "$TMP/$name-data" \
     --host "$HOST" --port 0 --port-file "$pf" "$@"
   pid=$LAUNCHED_PID
   Q_PID[$name]=$pid

@@ -45,6 +45,12 @@ const char *const *qv_backend_exts(const struct qv_backend *be); /* NULL-termina
 /* Names of all registered backends, NULL-terminated. */
 const char *const *qv_backend_names(void);
 
+/* The `test` backend injects faults (failures, delays, wrong shapes): it is for
+ * tests and benchmarks. On by default in the library (unit tests); `quiver
+ * serve` turns it off unless --enable-test-backend is given, and a version
+ * that needs it is then UNAVAILABLE saying so. Main thread, before any load. */
+void qv_backend_enable_test(bool on);
+
 /* Worker thread. On success *state is owned by the caller until qv_backend_unload. */
 int qv_backend_load(const struct qv_backend *be, const char *path,
                     const struct qv_backend_params *p, void **state, struct qv_diag *d);

@@ -4,7 +4,15 @@
  * engine away from the vtable. */
 #include "backend_impl.h"
 
+#include <stdatomic.h>
 #include <string.h>
+
+static atomic_bool test_enabled = true;
+
+void qv_backend_enable_test(bool on)
+{
+    atomic_store(&test_enabled, on);
+}
 
 static const struct qv_backend *const backends[] = {
 #ifdef QV_WITH_XGBOOST
@@ -72,6 +80,9 @@ const char *const *qv_backend_exts(const struct qv_backend *be)
 int qv_backend_load(const struct qv_backend *be, const char *path,
                     const struct qv_backend_params *p, void **state, struct qv_diag *d)
 {
+    if (be == &qv_backend_test && !atomic_load(&test_enabled))
+        return qv_fail(d, QV_ENOTSUP, "the fault-injecting \"test\" backend is off; start "
+                                      "quiver serve with --enable-test-backend to use it");
     return be->load(path, p, state, d);
 }
 

@@ -11,6 +11,7 @@
 #define serve_usage qv_cli_serve_usage
 
 #include "../api/access_log.h"
+#include "../backend/backend.h"
 #include "../api/api.h"
 #include "../control/control.h"
 
@@ -33,7 +34,7 @@ struct serve_opts {
     int port, workers, http_threads, poll_ms, spin_us, evict_idle_ms;
     int drain_ms, max_conns, max_conns_ip, header_timeout_ms, body_timeout_ms, idle_timeout_s;
     long long max_body, memory_budget, body_budget, decode_budget;
-    bool watch, explicit_mode, no_metrics, protect_inference;
+    bool watch, explicit_mode, no_metrics, protect_inference, test_backend;
 };
 
 const char qv_cli_serve_usage[] =
@@ -76,6 +77,8 @@ const char qv_cli_serve_usage[] =
     "  --log-format FORMAT     logfmt (default) or json, one line per event on stderr\n"
     "  --access-log FILE       one line per request to FILE (- for stderr; default: none)\n"
     "  --access-log-sample N   log one request in N (default 1: all; errors always)\n"
+    "  --enable-test-backend   allow the fault-injecting `test` backend (model.test), for\n"
+    "                          tests and benchmarks; off by default\n"
     "  --no-metrics            do not record per-request metrics (to measure their cost;\n"
     "                          /metrics, /stats, scores and rollouts then see no traffic)\n";
 
@@ -128,6 +131,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
         {"evict-idle-ms", required_argument, 0, 'E'},
         {"no-metrics", no_argument, 0, 'M'},
         {"tokens-protect-inference", no_argument, 0, 'I'},
+        {"enable-test-backend", no_argument, 0, 'X'},
         {"log-format", required_argument, 0, 'F'},
         {"access-log", required_argument, 0, 'A'},
         {"access-log-sample", required_argument, 0, 'a'},
@@ -231,6 +235,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
         case 'n': o->watch = false; break;
         case 'M': o->no_metrics = true; break;
         case 'I': o->protect_inference = true; break;
+        case 'X': o->test_backend = true; break;
         case 'E':
             if (parse_int_opt("--evict-idle-ms", optarg, 1, 86400000, &o->evict_idle_ms))
                 return -1;
@@ -529,6 +534,7 @@ int qv_cli_serve(int argc, char **argv)
     ecfg.evict_idle_ms = o.evict_idle_ms;
     hooks.version_state = on_version_state;
     hooks.ud = &s;
+    qv_backend_enable_test(o.test_backend);
     if (qv_engine_create(&ecfg, &hooks, s.monitor, &s.engine, &d) != QV_OK) {
         fprintf(stderr, "quiver serve: %s\n", d.msg);
         goto out;

@@ -91,7 +91,7 @@ fs.writeFileSync(path.join(tmp, 'tokens'), `ops ${ADMIN} admin\nviewer ${READER}
 const portFile = path.join(tmp, 'port');
 const logFile = path.join(tmp, 'server.log');
 const log = fs.openSync(logFile, 'a');
-const server = spawn(BIN, ['serve', '--repo', repo, '--data', path.join(tmp, 'data'), '--port', '0',
+const server = spawn(BIN, ['serve', '--enable-test-backend', '--repo', repo, '--data', path.join(tmp, 'data'), '--port', '0',
   '--port-file', portFile, '--tokens', path.join(tmp, 'tokens'), '--workers', '2', '--http-threads', '2'],
 { stdio: ['ignore', log, log], env: { ...process.env, QUIVER_HISTORY_INTERVAL_S: '2' } });
 let serverExited = false;

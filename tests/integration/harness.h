@@ -62,6 +62,7 @@ struct h_srv {
     pid_t pid;           /* 0 when not running */
     int port;
     struct h_loop *loop; /* a client loop to stop at teardown, or NULL */
+    bool production;     /* start without --enable-test-backend */
 };
 
 struct h_loop;
@@ -245,6 +246,8 @@ H_FN void h_start(struct h_srv *s, ...)
     unlink(s->port_file);
     argv[argc++] = h_env("QUIVER_BIN");
     argv[argc++] = "serve";
+    if (!s->production)
+        argv[argc++] = "--enable-test-backend";
     argv[argc++] = "--repo";
     argv[argc++] = s->repo;
     argv[argc++] = "--data";

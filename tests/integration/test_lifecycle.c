@@ -278,12 +278,39 @@ static void test_state_survives_restart(void **state)
     qv_store_close(st);
 }
 
+/* The fault-injecting test backend is off in a server started without
+ * --enable-test-backend: its versions are UNAVAILABLE saying how to turn it
+ * on, and the other models serve. */
+static void test_test_backend_off_by_default(void **state)
+{
+    struct h_srv *s = *state;
+    char st[32], reason[256];
+
+    h_copy_examples(s);
+    h_test_model(s, "faulty", "");
+    h_test_version(s, "faulty", 1, "{\"features\": 2, \"fail_rate\": 1.0}");
+    s->production = true;
+    h_start(s, NULL);
+    h_wait_state(s, "faulty", 1, "UNAVAILABLE");
+    h_state_of(s, "faulty", 1, st, sizeof(st), reason, sizeof(reason));
+    if (strstr(reason, "--enable-test-backend") == NULL)
+        fail_msg("reason does not say how to enable the test backend: %s", reason);
+    expect_infer(s, 2, 200);
+    h_stop_ok(s);
+
+    s->production = false;
+    h_start(s, NULL);
+    h_wait_state(s, "faulty", 1, "READY");
+    h_stop_ok(s);
+}
+
 static const struct CMUnitTest tests[] = {
     H_TEST(test_hot_add_and_remove_under_traffic),
     H_TEST(test_policy_latest_and_specific),
     H_TEST(test_load_unload_per_version),
     H_TEST(test_corrupt_new_version_takes_no_traffic),
     H_TEST(test_state_survives_restart),
+    H_TEST(test_test_backend_off_by_default),
 };
 
 H_MAIN(tests)
