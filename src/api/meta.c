@@ -269,7 +269,7 @@ static int repo_action(struct qv_http_req *r, bool load)
         err = load ? qv_engine_load_model(e, r->params[0], &r->diag)
                    : qv_engine_unload_model(e, r->params[0], &r->diag);
     if (err == QV_EBACKEND || (load && err == QV_ENOMEM))
-        err = QV_EBUSY; /* the version is UNAVAILABLE with the reason in the diag */
+        err = QV_EUNAVAIL; /* the version is UNAVAILABLE with the reason in the diag */
     if (err)
         return err;
     {

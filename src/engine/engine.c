@@ -216,9 +216,15 @@ int qv_engine_acquire(qv_engine *e, const char *model, int64_t version, qv_versi
             if (atomic_load(&m->versions[i]->state) == QV_STATE_READY)
                 v = m->versions[i];
         if (v == NULL) {
-            err = m->problem[0] ? qv_fail(d, QV_EBUSY, "model %s has no READY version: %s",
-                                          model, m->problem)
-                                : qv_fail(d, QV_EBUSY, "model %s has no READY version", model);
+            /* Only a version on its way (LOADING, DRAINING) is worth a retry;
+             * UNAVAILABLE ones wait for a change to the repository. */
+            int busy = QV_EUNAVAIL;
+            for (int i = 0; i < m->n_versions; i++)
+                if (atomic_load(&m->versions[i]->state) != QV_STATE_UNAVAILABLE)
+                    busy = QV_EBUSY;
+            err = m->problem[0] ? qv_fail(d, busy, "model %s has no READY version: %s", model,
+                                          m->problem)
+                                : qv_fail(d, busy, "model %s has no READY version", model);
             goto out;
         }
     } else {
@@ -229,7 +235,9 @@ int qv_engine_acquire(qv_engine *e, const char *model, int64_t version, qv_versi
             goto out;
         }
         if (atomic_load(&v->state) != QV_STATE_READY) {
-            err = qv_fail(d, QV_EBUSY, "%s/%lld is %s%s%s", model, (long long)version,
+            int state = atomic_load(&v->state);
+            err = qv_fail(d, state == QV_STATE_UNAVAILABLE ? QV_EUNAVAIL : QV_EBUSY,
+                          "%s/%lld is %s%s%s", model, (long long)version,
                           qv_version_state_name(atomic_load(&v->state)),
                           v->reason[0] ? ": " : "", v->reason);
             v = NULL;

@@ -87,7 +87,9 @@ void qv_infer_req_fini(struct qv_infer_req *r); /* frees inputs and outputs */
 
 /* Finds a READY version and holds it for the caller. version 0 means the
  * model's default (the highest READY version). QV_ENOENT for an unknown model
- * or version, QV_EBUSY (with the reason) for a version that is not READY. */
+ * or version, QV_EBUSY (with the reason) for a version that is not READY yet
+ * (LOADING, DRAINING: worth a retry) and QV_EUNAVAIL for one that is
+ * UNAVAILABLE (it waits for a change to the repository). */
 int qv_engine_acquire(qv_engine *e, const char *model, int64_t version, qv_version **out,
                       struct qv_diag *d);
 void qv_version_release(qv_version *v); /* NULL is a no-op */

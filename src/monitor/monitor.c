@@ -104,6 +104,7 @@ enum qv_outcome qv_outcome_from_err(int err)
         return QV_OUTCOME_BAD_INPUT;
     case QV_EOVERLOAD:
     case QV_EBUSY:
+    case QV_EUNAVAIL:
     case QV_ESHUTDOWN:
     case QV_ENOMEM:
         return QV_OUTCOME_OVERLOAD;

@@ -229,6 +229,14 @@ static void test_corrupt_new_version_takes_no_traffic(void **state)
                  atomic_load(&l->total), l->first_failure);
     assert_int_equal(atomic_load(&l->by_version[3]), 0);
     expect_infer(s, 3, 503);
+    {
+        /* UNAVAILABLE waits for a change to the repository: no Retry-After. */
+        char v[16];
+        struct h_resp r = h_post(s, "/v2/models/fraud/versions/3/infer", GOOD_1ROW);
+        assert_int_equal(r.status, 503);
+        assert_false(h_header(&r, "Retry-After", v, sizeof(v)));
+        h_resp_free(&r);
+    }
     h_stop_ok(s);
 }
 
