@@ -3,10 +3,19 @@
  * A compiled tree ensemble (see forest.h). Every tree is a flat array of
  * 12-byte nodes in breadth-first order, so that the children of a node are
  * adjacent (right = left + 1) and every child comes after its parent: a walk
- * always ends, in at most the tree's node count steps. Rows are evaluated in
- * blocks, each tree over the whole block before the next tree, so that a
- * tree's nodes stay in cache; each row's sum still adds the trees in model
- * order, as libxgboost does, so the float results are the same.
+ * always ends, in at most the tree's node count steps.
+ *
+ * A tree that is not much smaller than the complete binary tree of its depth
+ * is also laid out complete (node k's children at 2k+1 and 2k+2, leaves in
+ * their own array): a leaf above the bottom becomes pass-through nodes whose
+ * threshold is NaN (x < NaN is false, and missing goes right too), so every
+ * row takes exactly `depth` steps with no leaf test, and a block of rows
+ * advances level by level, each row an independent chain.
+ *
+ * Rows are evaluated in blocks, each tree over the whole block before the
+ * next tree, so that a tree's nodes stay in cache; each row's sum still adds
+ * the trees in model order, as libxgboost does, so the float results are the
+ * same.
  */
 #include "forest.h"
 
@@ -21,11 +30,26 @@
 #define FOREST_MAX_FEATURES (1u << 30)
 #define FOREST_BLOCK_ROWS 64          /* rows evaluated together */
 #define FOREST_ACC 4096               /* per-block accumulators, on the stack */
+#define FOREST_MAX_COMPLETE 16        /* deepest tree laid out complete */
+#define FOREST_WALK (-1)              /* ftree.depth of a tree that is walked */
 
 struct fnode {
     float value;    /* the threshold, or the leaf's value */
     uint32_t split; /* (feature << 1) | default_left, or FOREST_LEAF */
     uint32_t left;  /* index of the left child in the tree; right is left + 1 */
+};
+
+/* A node of a complete tree: the split; its children are implicit. */
+struct cnode {
+    float threshold; /* NaN for a pass-through (always right) */
+    uint32_t split;  /* (feature << 1) | default_left */
+};
+
+struct ftree {
+    uint32_t start, count; /* the tree's nodes in qv_forest.nodes */
+    uint32_t group;        /* the output group the tree adds to */
+    int depth;             /* levels of the complete layout, or FOREST_WALK */
+    size_t cstart, lstart; /* its complete nodes and leaves in cnodes, cleaves */
 };
 
 enum forest_transform {
@@ -46,9 +70,10 @@ struct qv_forest {
     float base_margin;
     char objective[32];
     struct fnode *nodes;   /* every tree's nodes, one after the other */
-    uint32_t *tree_start;  /* [n_trees] index of the tree's root in nodes */
-    uint32_t *tree_group;  /* [n_trees] the output group the tree adds to */
-    size_t n_nodes;
+    struct ftree *trees;   /* [n_trees] */
+    struct cnode *cnodes;  /* complete trees' internal nodes */
+    float *cleaves;        /* complete trees' leaves */
+    size_t n_nodes, n_cnodes, n_cleaves;
 };
 
 /* ---- Building ---- */
@@ -219,9 +244,81 @@ static int add_tree(qv_forest *f, json_t *t, size_t idx, size_t *at, uint32_t *q
         queue[tail++] = (uint32_t)l;
         queue[tail++] = (uint32_t)r;
     }
-    f->tree_start[f->n_trees] = (uint32_t)*at;
+    f->trees[f->n_trees].start = (uint32_t)*at;
+    f->trees[f->n_trees].count = (uint32_t)tail;
     *at += tail;
     return QV_OK;
+}
+
+/* Chooses the trees to lay out complete (depth at most FOREST_MAX_COMPLETE
+ * and at most about four times their own size) and builds their layout.
+ * depth is scratch of the largest tree's node count. */
+static void lay_out_complete(qv_forest *f, uint32_t *depth)
+{
+    size_t n_c = 0, n_l = 0;
+    uint32_t *src = NULL;
+    size_t src_cap = 0;
+
+    for (uint32_t t = 0; t < f->n_trees; t++) {
+        struct ftree *tr = &f->trees[t];
+        const struct fnode *nd = f->nodes + tr->start;
+        uint32_t dmax = 0;
+
+        depth[0] = 0;
+        for (uint32_t k = 0; k < tr->count; k++) {
+            if (nd[k].split == FOREST_LEAF)
+                continue;
+            depth[nd[k].left] = depth[nd[k].left + 1] = depth[k] + 1;
+            if (depth[k] + 1 > dmax)
+                dmax = depth[k] + 1;
+        }
+        tr->depth = FOREST_WALK;
+        if (dmax <= FOREST_MAX_COMPLETE && ((size_t)1 << dmax) <= 4 * (size_t)tr->count + 64) {
+            tr->depth = (int)dmax;
+            tr->cstart = n_c;
+            tr->lstart = n_l;
+            n_c += ((size_t)1 << dmax) - 1;
+            n_l += (size_t)1 << dmax;
+        }
+    }
+    f->cnodes = qv_xcalloc(n_c ? n_c : 1, sizeof(*f->cnodes));
+    f->cleaves = qv_xcalloc(n_l ? n_l : 1, sizeof(*f->cleaves));
+    f->n_cnodes = n_c;
+    f->n_cleaves = n_l;
+    for (uint32_t t = 0; t < f->n_trees; t++) {
+        struct ftree *tr = &f->trees[t];
+        const struct fnode *nd = f->nodes + tr->start;
+        size_t inner, all;
+
+        if (tr->depth == FOREST_WALK)
+            continue;
+        inner = ((size_t)1 << tr->depth) - 1;
+        all = 2 * inner + 1;
+        if (all > src_cap) {
+            free(src);
+            src = qv_xcalloc(all, sizeof(*src));
+            src_cap = all;
+        }
+        /* src[p]: the tree node that slot p of the complete tree stands for. */
+        src[0] = 0;
+        for (size_t p = 0; p < inner; p++) {
+            const struct fnode *s = &nd[src[p]];
+            struct cnode *c = &f->cnodes[tr->cstart + p];
+            if (s->split == FOREST_LEAF) {
+                c->threshold = NAN;
+                c->split = 0; /* feature 0, missing goes right */
+                src[2 * p + 1] = src[2 * p + 2] = src[p];
+            } else {
+                c->threshold = s->value;
+                c->split = s->split;
+                src[2 * p + 1] = s->left;
+                src[2 * p + 2] = s->left + 1;
+            }
+        }
+        for (size_t p = inner; p < all; p++)
+            f->cleaves[tr->lstart + (p - inner)] = nd[src[p]].value;
+    }
+    free(src);
 }
 
 int qv_forest_build(const char *json, size_t len, struct qv_forest_range range, qv_forest **out,
@@ -322,8 +419,7 @@ int qv_forest_build(const char *json, size_t len, struct qv_forest_range range, 
             max_nodes = (size_t)n;
     }
     f->nodes = qv_xcalloc(total ? total : 1, sizeof(*f->nodes));
-    f->tree_start = qv_xcalloc(te - tb + 1, sizeof(uint32_t));
-    f->tree_group = qv_xcalloc(te - tb + 1, sizeof(uint32_t));
+    f->trees = qv_xcalloc(te - tb + 1, sizeof(*f->trees));
     queue = qv_xcalloc(max_nodes, sizeof(*queue));
     seen = qv_xcalloc(max_nodes, 1);
     for (size_t i = tb; i < te; i++) {
@@ -334,9 +430,10 @@ int qv_forest_build(const char *json, size_t len, struct qv_forest_range range, 
         err = add_tree(f, json_array_get(trees, i), i, &at, queue, seen, d);
         if (err)
             goto out;
-        f->tree_group[f->n_trees++] = (uint32_t)group;
+        f->trees[f->n_trees++].group = (uint32_t)group;
     }
     f->n_nodes = at;
+    lay_out_complete(f, queue);
     *out = f;
     f = NULL;
 out:
@@ -352,8 +449,9 @@ void qv_forest_destroy(qv_forest *f)
     if (f == NULL)
         return;
     free(f->nodes);
-    free(f->tree_start);
-    free(f->tree_group);
+    free(f->trees);
+    free(f->cnodes);
+    free(f->cleaves);
     free(f);
 }
 
@@ -379,7 +477,8 @@ const char *qv_forest_objective(const qv_forest *f)
 
 size_t qv_forest_memory(const qv_forest *f)
 {
-    return sizeof(*f) + f->n_nodes * sizeof(struct fnode) + 2 * (size_t)f->n_trees * 4;
+    return sizeof(*f) + f->n_nodes * sizeof(struct fnode) + f->n_trees * sizeof(struct ftree) +
+           f->n_cnodes * sizeof(struct cnode) + f->n_cleaves * sizeof(float);
 }
 
 size_t qv_forest_splits(const qv_forest *f, uint32_t *feature, float *threshold, size_t cap)
@@ -467,6 +566,29 @@ static void transform(const qv_forest *f, const float *acc, size_t rows, float *
     }
 }
 
+/* One complete tree over rows xb [nr][nf], adding to acc[i * g + grp]. */
+static inline void eval_complete(const qv_forest *f, const struct ftree *tr, const float *xb,
+                                 size_t nr, uint32_t nf, float *acc, uint32_t g)
+{
+    const struct cnode *c = f->cnodes + tr->cstart;
+    const float *leaves = f->cleaves + tr->lstart;
+    uint32_t k[FOREST_BLOCK_ROWS];
+
+    for (size_t i = 0; i < nr; i++)
+        k[i] = 0;
+    for (int d = 0; d < tr->depth; d++) {
+        for (size_t i = 0; i < nr; i++) {
+            const struct cnode *n = &c[k[i]];
+            float x = xb[i * nf + (n->split >> 1)];
+            uint32_t right = !(x < n->threshold);
+            right = isnan(x) ? (~n->split & 1u) : right;
+            k[i] = 2 * k[i] + 1 + right;
+        }
+    }
+    for (size_t i = 0; i < nr; i++)
+        acc[i * g + tr->group] += leaves[k[i] - ((1u << tr->depth) - 1)];
+}
+
 void qv_forest_predict(const qv_forest *f, const float *x, size_t rows, float *out)
 {
     float acc[FOREST_ACC];
@@ -479,18 +601,14 @@ void qv_forest_predict(const qv_forest *f, const float *x, size_t rows, float *o
 
         for (size_t i = 0; i < nr * g; i++)
             acc[i] = f->base_margin;
-        if (g == 1) {
-            for (uint32_t t = 0; t < f->n_trees; t++) {
-                const struct fnode *tree = f->nodes + f->tree_start[t];
+        for (uint32_t t = 0; t < f->n_trees; t++) {
+            const struct ftree *tr = &f->trees[t];
+            if (tr->depth != FOREST_WALK) {
+                eval_complete(f, tr, xb, nr, nf, acc, g);
+            } else {
+                const struct fnode *tree = f->nodes + tr->start;
                 for (size_t i = 0; i < nr; i++)
-                    acc[i] += eval_tree(tree, xb + i * nf);
-            }
-        } else {
-            for (uint32_t t = 0; t < f->n_trees; t++) {
-                const struct fnode *tree = f->nodes + f->tree_start[t];
-                uint32_t grp = f->tree_group[t];
-                for (size_t i = 0; i < nr; i++)
-                    acc[i * g + grp] += eval_tree(tree, xb + i * nf);
+                    acc[i * g + tr->group] += eval_tree(tree, xb + i * nf);
             }
         }
         transform(f, acc, nr, out + r0 * f->n_outputs);
