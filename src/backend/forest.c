@@ -7,8 +7,8 @@
  *
  * A tree that is not much smaller than the complete binary tree of its depth
  * is also laid out complete (node k's children at 2k+1 and 2k+2, leaves in
- * their own array): a leaf above the bottom becomes pass-through nodes whose
- * threshold is NaN (x < NaN is false, and missing goes right too), so every
+ * their own array): a leaf above the bottom becomes a node whose two
+ * subtrees both end in copies of that leaf, whichever way a row goes, so every
  * row takes exactly `depth` steps with no leaf test, and a block of rows
  * advances level by level, each row an independent chain.
  *
@@ -41,7 +41,7 @@ struct fnode {
 
 /* A node of a complete tree: the split; its children are implicit. */
 struct cnode {
-    float threshold; /* NaN for a pass-through (always right) */
+    float threshold; /* -inf where a leaf was copied down (either way is that leaf) */
     uint32_t split;  /* (feature << 1) | default_left */
 };
 
@@ -305,7 +305,7 @@ static void lay_out_complete(qv_forest *f, uint32_t *depth)
             const struct fnode *s = &nd[src[p]];
             struct cnode *c = &f->cnodes[tr->cstart + p];
             if (s->split == FOREST_LEAF) {
-                c->threshold = NAN;
+                c->threshold = -INFINITY;
                 c->split = 0; /* feature 0, missing goes right */
                 src[2 * p + 1] = src[2 * p + 2] = src[p];
             } else {
@@ -573,15 +573,19 @@ static inline void eval_complete(const qv_forest *f, const struct ftree *tr, con
     const struct cnode *c = f->cnodes + tr->cstart;
     const float *leaves = f->cleaves + tr->lstart;
     uint32_t k[FOREST_BLOCK_ROWS];
+    const float *row[FOREST_BLOCK_ROWS];
 
-    for (size_t i = 0; i < nr; i++)
+    for (size_t i = 0; i < nr; i++) {
         k[i] = 0;
+        row[i] = xb + i * nf;
+    }
     for (int d = 0; d < tr->depth; d++) {
         for (size_t i = 0; i < nr; i++) {
             const struct cnode *n = &c[k[i]];
-            float x = xb[i * nf + (n->split >> 1)];
-            uint32_t right = !(x < n->threshold);
-            right = isnan(x) ? (~n->split & 1u) : right;
+            float x = row[i][n->split >> 1];
+            /* x >= threshold is false for NaN: missing then goes right only
+             * when the default is right. */
+            uint32_t right = (uint32_t)(x >= n->threshold) | ((~n->split & 1u) & (uint32_t)(x != x));
             k[i] = 2 * k[i] + 1 + right;
         }
     }
