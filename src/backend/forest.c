@@ -405,11 +405,14 @@ int qv_forest_build(const char *json, size_t len, struct qv_forest_range range, 
     tb = (size_t)range.begin * (size_t)n_par * f->n_groups;
     te = range.end == 0 ? n_trees : (size_t)range.end * (size_t)n_par * f->n_groups;
 
+    /* Sizes first, each checked against the tree's own arrays, so that what
+     * is allocated is bounded by the text's size. */
     for (size_t i = tb; i < te; i++) {
+        json_t *t = json_array_get(trees, i);
         long long n;
-        if (!json_int_in(json_object_get(json_object_get(json_array_get(trees, i), "tree_param"),
-                                         "num_nodes"),
-                         1, FOREST_MAX_NODES, &n) ||
+        if (!json_int_in(json_object_get(json_object_get(t, "tree_param"), "num_nodes"), 1,
+                         FOREST_MAX_NODES, &n) ||
+            json_array_size(json_object_get(t, "left_children")) != (size_t)n ||
             total + (size_t)n > 0xffffffffu) {
             err = qv_fail(d, QV_EINVAL, "tree %zu: num_nodes missing or out of range", i);
             goto out;

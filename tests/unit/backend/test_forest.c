@@ -415,6 +415,10 @@ static void test_malformed_trees(void **state)
     assert_int_equal(qv_forest_build(j, strlen(j), all, &f, &d), QV_EINVAL);
     model_json(j, sizeof(j), "[1,-1,-1]", "[2,-1,-1]", "[2,0,0]");
     assert_int_equal(qv_forest_build(j, strlen(j), all, &f, &d), QV_EINVAL);
+    /* A node count the arrays do not have is refused. */
+    model_json(j, sizeof(j), "[1,-1,-1]", "[2,-1,-1]", "[0,0,0]");
+    memcpy(strstr(j, "\"num_nodes\":\"3\""), "\"num_nodes\":\"9\"", 15);
+    assert_int_equal(qv_forest_build(j, strlen(j), all, &f, &d), QV_EINVAL);
     assert_null(f);
     assert_int_equal(qv_forest_build("{", 1, all, &f, &d), QV_EINVAL);
 }
