@@ -353,6 +353,13 @@ rows_xgboost() {
 SERVER_HOOKS=(start_quiver start_nginx start_flask start_ort)
 ROW_HOOKS=(measure_raw rows_xgboost rows_onnx_serving rows_shadow rows_metrics_cost rows_swap
            rows_batching rows_overload rows_idring rows_metrics rows_micro rows_onnx_inproc)
+
+# ---- compiled forest (bench/rows_forest.sh): in process, no server ----
+# shellcheck source=bench/rows_forest.sh
+. bench/rows_forest.sh
+ROW_HOOKS+=(rows_forest)
+# ---- end compiled forest ----
+
 if [ -n "${BENCH_ONLY:-}" ]; then read -r -a ROW_HOOKS <<<"$BENCH_ONLY"; fi
 
 # ---------------------------------------------------------------------------------------------

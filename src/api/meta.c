@@ -59,7 +59,10 @@ static int put_sig(struct qv_buf *b, const struct qv_signature *sig)
         err = i ? qv_buf_append(b, ",", 1) : 0;
         err = err ? err : put_desc(b, &sig->outputs[i]);
     }
-    return err ? err : qv_buf_append(b, "]", 1);
+    err = err ? err : qv_buf_append(b, "]", 1);
+    if (!err && sig->engine[0]) /* the backend's evaluator, e.g. xgboost's "compiled" */
+        err = qv_buf_printf(b, ",\"engine\":\"%s\"", sig->engine);
+    return err;
 }
 
 static int put_version_state(struct qv_buf *b, const struct qv_version_info *vi)

@@ -22,6 +22,7 @@ struct qv_signature {
     int n_inputs, n_outputs;
     struct qv_tensor_desc inputs[QV_MAX_IO];
     struct qv_tensor_desc outputs[QV_MAX_IO];
+    char engine[16]; /* how the backend evaluates it ("compiled", "libxgboost"); "" if one way */
 };
 
 struct qv_kv {

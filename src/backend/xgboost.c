@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT
  *
  * The XGBoost backend, on libxgboost's C API. The only file that sees
- * <xgboost/c_api.h>. Loads XGBoost JSON and UBJSON models and predicts on
- * dense FP32 batches with XGBoosterPredictFromDense (in-place prediction,
- * which the library documents as thread-safe).
+ * <xgboost/c_api.h>. Loads XGBoost JSON and UBJSON models; predicts on dense
+ * FP32 batches with the compiled forest (forest.c), built at load from the
+ * model as libxgboost saves it to JSON, or, for what the forest does not
+ * cover, with XGBoosterPredictFromDense (in-place prediction, which the
+ * library documents as thread-safe).
  */
 #define _GNU_SOURCE /* pipe2 */
 #include "backend_impl.h"
@@ -27,6 +29,7 @@
 #include <unistd.h>
 #include <xgboost/c_api.h>
 
+#include "forest.h"
 #include "ubj_check.h"
 
 extern char **environ;
@@ -40,9 +43,10 @@ extern char **environ;
 struct xgb_model {
     BoosterHandle booster;
     uint64_t n_features;
-    int n_outputs;  /* per row: 1 for binary/regression, k for multi-class */
+    int n_outputs;  /* per row: 1 for binary/regression/multi:softmax, k for multi:softprob */
     size_t memory;  /* serialized size, as the in-memory trees' proxy */
-    char config[160];
+    qv_forest *forest; /* NULL: predictions by libxgboost */
+    char config[200];
 };
 
 /* libxgboost's messages can span lines (a stack trace) and quote artifact
@@ -366,23 +370,109 @@ static int check_artifact(const char *path, const unsigned char *buf, size_t len
     return ok ? QV_OK : qv_fail(d, QV_EINVAL, "%s", reason);
 }
 
-/* Reads num_class from the booster's configuration, to describe the output. */
-static int read_num_class(BoosterHandle h)
+/* Reads num_class and the objective's name from the booster's
+ * configuration, to describe the output. */
+static int read_num_class(BoosterHandle h, char *objective, size_t cap)
 {
     bst_ulong len = 0;
     const char *cfg = NULL;
-    json_t *root, *v;
+    json_t *root, *learner, *v;
     int k = 0;
 
+    objective[0] = '\0';
     if (XGBoosterSaveJsonConfig(h, &len, &cfg) != 0 || cfg == NULL)
         return 0;
     root = json_loadb(cfg, len, 0, NULL);
-    v = json_object_get(json_object_get(json_object_get(root, "learner"), "learner_model_param"),
-                        "num_class");
+    learner = json_object_get(root, "learner");
+    v = json_object_get(json_object_get(learner, "learner_model_param"), "num_class");
     if (json_is_string(v))
         k = atoi(json_string_value(v));
+    v = json_object_get(json_object_get(learner, "objective"), "name");
+    if (json_is_string(v))
+        snprintf(objective, cap, "%s", json_string_value(v));
     json_decref(root);
     return k;
+}
+
+/* config "parameters": "iteration_end": a round count, "best" for the
+ * model's best_iteration + 1, absent or 0 for every round (libxgboost's
+ * default: it does not apply best_iteration itself). */
+static int read_iteration_end(BoosterHandle h, const struct qv_backend_params *p, int *end,
+                              struct qv_diag *d)
+{
+    const char *v = param(p, "iteration_end");
+    int rounds = 0, success = 0;
+    const char *best = NULL;
+    char *stop;
+    long n;
+
+    *end = 0;
+    if (v == NULL)
+        return QV_OK;
+    if (XGBoosterBoostedRounds(h, &rounds) != 0)
+        return xgb_error(d, "cannot count the rounds");
+    if (strcmp(v, "best") == 0) {
+        if (XGBoosterGetAttr(h, "best_iteration", &best, &success) != 0 || !success ||
+            best == NULL)
+            return qv_fail(d, QV_EINVAL, "parameters.iteration_end: \"best\" but the model has"
+                                         " no best_iteration");
+        v = best;
+    }
+    errno = 0;
+    n = strtol(v, &stop, 10);
+    if (errno != 0 || stop == v || *stop != '\0' || n < 0 || n > rounds)
+        return qv_fail(d, QV_EINVAL, "parameters.iteration_end: \"%s\" is not a round count"
+                                     " from 0 to %d", v, rounds);
+    *end = (int)n + (best != NULL ? 1 : 0);
+    if (*end > rounds)
+        return qv_fail(d, QV_EINVAL, "parameters.iteration_end: best_iteration %s is past the"
+                                     " model's %d rounds", best, rounds);
+    return QV_OK;
+}
+
+/* Builds the compiled forest from the booster's own JSON. "engine" in config
+ * "parameters": absent or "auto" uses it when the model allows and falls
+ * back to libxgboost (logged) otherwise; "compiled" requires it; "libxgboost"
+ * never builds it. */
+static int build_forest(struct xgb_model *m, const struct qv_backend_params *p, int iter_end,
+                        struct qv_diag *d)
+{
+    const char *engine = param(p, "engine");
+    const char *raw = NULL;
+    bst_ulong len = 0;
+    struct qv_diag why = {{0}};
+    struct qv_forest_range range = {0, iter_end};
+    qv_forest *f = NULL;
+    int err;
+
+    if (engine != NULL && strcmp(engine, "libxgboost") == 0)
+        return QV_OK;
+    if (engine != NULL && strcmp(engine, "auto") != 0 && strcmp(engine, "compiled") != 0)
+        return qv_fail(d, QV_EINVAL, "parameters.engine: \"%s\" is not \"auto\", \"compiled\""
+                                     " or \"libxgboost\"", engine);
+    if (XGBoosterSaveModelToBuffer(m->booster, "{\"format\": \"json\"}", &len, &raw) != 0 ||
+        raw == NULL) {
+        qv_diag_set(&why, "cannot save the model as JSON: %s", XGBGetLastError());
+        err = QV_EBACKEND;
+    } else {
+        err = qv_forest_build(raw, (size_t)len, range, &f, &why);
+    }
+    if (!err && (qv_forest_n_features(f) != m->n_features ||
+                 qv_forest_n_outputs(f) != (uint32_t)m->n_outputs)) {
+        qv_diag_set(&why, "the trees' shape differs from the booster's");
+        err = QV_EBACKEND;
+    }
+    if (err) {
+        qv_forest_destroy(f);
+        qv_reason_clean(why.msg);
+        if (engine != NULL && strcmp(engine, "compiled") == 0)
+            return qv_fail(d, QV_ENOTSUP, "parameters.engine: \"compiled\" but %s", why.msg);
+        qv_log(QV_LOG_INFO, "predicting with libxgboost: %s", why.msg);
+        return QV_OK;
+    }
+    m->forest = f;
+    m->memory += qv_forest_memory(f);
+    return QV_OK;
 }
 
 static void xgb_unload(void *state)
@@ -393,6 +483,7 @@ static void xgb_unload(void *state)
         return;
     if (m->booster != NULL)
         XGBoosterFree(m->booster);
+    qv_forest_destroy(m->forest);
     free(m);
 }
 
@@ -404,8 +495,8 @@ static int xgb_load(const char *path, const struct qv_backend_params *p, void **
     const char *raw = NULL;
     unsigned char *bytes = NULL;
     size_t n_bytes = 0;
-    char nthread[16];
-    int err = QV_OK;
+    char nthread[16], objective[64];
+    int err = QV_OK, iter_end = 0;
 
     /* The bytes checked are the bytes loaded: read once, check, load from memory. */
     err = qv_artifact_read(path, XGB_MAX_ARTIFACT, &bytes, &n_bytes, d);
@@ -432,14 +523,21 @@ static int xgb_load(const char *path, const struct qv_backend_params *p, void **
         goto out;
     }
     m->n_features = feat;
-    m->n_outputs = read_num_class(m->booster);
-    if (m->n_outputs < 2)
+    m->n_outputs = read_num_class(m->booster, objective, sizeof(objective));
+    /* multi:softmax predicts one class index per row. */
+    if (m->n_outputs < 2 || strcmp(objective, "multi:softmax") == 0)
         m->n_outputs = 1;
     if (XGBoosterSaveModelToBuffer(m->booster, "{\"format\": \"ubj\"}", &len, &raw) == 0)
         m->memory = (size_t)len;
+    err = read_iteration_end(m->booster, p, &iter_end, d);
+    if (err)
+        goto out;
     snprintf(m->config, sizeof(m->config),
-             "{\"type\": 0, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0,"
-             " \"strict_shape\": false, \"missing\": NaN, \"cache_id\": 0}");
+             "{\"type\": 0, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": %d,"
+             " \"strict_shape\": false, \"missing\": NaN, \"cache_id\": 0}", iter_end);
+    err = build_forest(m, p, iter_end, d);
+    if (err)
+        goto out;
     *state = m;
     m = NULL;
 out:
@@ -470,6 +568,7 @@ static int xgb_describe(const void *state, struct qv_signature *sig)
     } else {
         sig->outputs[0].ndim = 1;
     }
+    snprintf(sig->engine, sizeof(sig->engine), "%s", m->forest ? "compiled" : "libxgboost");
     return QV_OK;
 }
 
@@ -489,6 +588,17 @@ static int xgb_infer(void *state, const struct qv_tensor *in, int n_in, struct q
         return qv_fail(d, QV_EINVAL, "expected one FP32 input of shape [-1,%llu]",
                        (unsigned long long)m->n_features);
     rows = in[0].shape[0];
+    if (m->forest != NULL) {
+        oshape[0] = rows;
+        oshape[1] = m->n_outputs;
+        err = qv_tensor_alloc(&out[0], "output__0", QV_DTYPE_F32, m->n_outputs > 1 ? 2 : 1,
+                              oshape);
+        if (err)
+            return qv_fail(d, err, "cannot allocate the output");
+        qv_forest_predict(m->forest, in[0].data, (size_t)rows, out[0].data);
+        *n_out = 1;
+        return QV_OK;
+    }
     snprintf(iface, sizeof(iface),
              "{\"data\": [%llu, true], \"shape\": [%lld, %llu], \"typestr\": \"<f4\","
              " \"version\": 3}",
@@ -518,6 +628,11 @@ static int xgb_infer(void *state, const struct qv_tensor *in, int n_in, struct q
     memcpy(out[0].data, res, out[0].nbytes);
     *n_out = 1;
     return QV_OK;
+}
+
+const qv_forest *qv__xgb_forest(const void *state)
+{
+    return state != NULL ? ((const struct xgb_model *)state)->forest : NULL;
 }
 
 static size_t xgb_memory(const void *state)

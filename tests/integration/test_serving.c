@@ -159,6 +159,7 @@ static void test_model_metadata(void **state)
     assert_int_equal(r.status, 200);
     assert_string_equal(h_jstr(r.json, "name"), "fraud");
     assert_string_equal(h_jstr(r.json, "platform"), "xgboost");
+    assert_string_equal(h_jstr(r.json, "engine"), "compiled"); /* the compiled forest */
     assert_int_equal(json_array_size(json_object_get(r.json, "versions")), 2);
     assert_string_equal(json_string_value(json_array_get(json_object_get(r.json, "versions"), 0)),
                         "1");
