@@ -80,7 +80,7 @@ run: deps build
 test: deps-test build build-asan build-tsan
 	cd build && $(CTEST) || true
 	cd build-asan && $(CTEST) || true
-	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
 	    $(CTEST) -L '$(TSAN_LABELS)' || true
 	$(MAKE) fuzz-short || true
 	@bash scripts/summary.sh build build-asan build-tsan build-fuzz
