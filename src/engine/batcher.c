@@ -156,8 +156,23 @@ int qv__engine_infer_batch(qv_version *v, void *state, struct qv_infer_req **req
     err = qv_backend_infer(v->be, state, in, n_in, out, &n_out, &d);
     qv_vstats_batch(v->stats, (uint32_t)total,
                     sampled ? (qv_thread_cpu_ns() - cpu0) * CPU_SAMPLE : 0);
+    if (!err && n_out < v->sig.n_outputs)
+        err = qv_fail(&d, QV_EBACKEND, "backend returned %d outputs, the model declares %d",
+                      n_out, v->sig.n_outputs);
     if (!err) {
         for (int j = 0; j < n_out && !err; j++) {
+            /* A backend's tensor must hold exactly what its shape says: the
+             * split and the encoders read numel elements from it. */
+            size_t es = qv_dtype_size(out[j].dtype);
+            int64_t numel = qv_shape_numel(out[j].shape, out[j].ndim);
+            if (es && (numel < 0 || (uint64_t)numel > SIZE_MAX / es ||
+                       (size_t)numel * es != out[j].nbytes ||
+                       (out[j].nbytes && out[j].data == NULL))) {
+                err = qv_fail(&d, QV_EBACKEND, "backend output %d holds %zu bytes, its shape "
+                              "needs %lld values of %zu bytes", j, out[j].nbytes,
+                              (long long)numel, es);
+                break;
+            }
             if (out[j].ndim < 1 || out[j].shape[0] != total)
                 err = qv_fail(&d, QV_EBACKEND, "backend output %d has %lld rows, expected %lld",
                               j, out[j].ndim ? (long long)out[j].shape[0] : 0LL,
