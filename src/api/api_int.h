@@ -19,6 +19,7 @@
 
 #define QV_API_PENDING 1
 #define QV_MAX_PATH_PARAMS 3
+#define QV_API_RESP_HEADERS 4
 
 struct qv_http_req;
 typedef int (*qv_http_handler)(struct qv_http_req *r);
@@ -67,6 +68,13 @@ struct qv_http_req {
      * (before handing the request on): the body and its budget are freed. */
     bool keep_body;
     void (*body_done)(struct qv_http_req *r);
+    /* Extra response headers (name: a string literal) and a Content-Type
+     * other than JSON; a request body decoded from its Content-Encoding,
+     * which body then points into (compress.c; freed with the body). */
+    int n_resp_headers;
+    struct { const char *name; char value[64]; } resp_headers[QV_API_RESP_HEADERS];
+    const char *content_type;
+    struct qv_buf body_plain;
 };
 
 struct MHD_Daemon;
@@ -183,6 +191,19 @@ int qv__on_model_alerts(struct qv_http_req *r);
 int qv__on_rollout_get(struct qv_http_req *r);
 int qv__on_rollout_post(struct qv_http_req *r);
 int qv__on_rollout_delete(struct qv_http_req *r);
+
+/* Adds a response header (dropped past QV_API_RESP_HEADERS). */
+void qv__api_add_header(struct qv_http_req *r, const char *name, const char *value);
+
+/* compress.c: Content-Encoding of request bodies, Accept-Encoding of responses. */
+/* Decodes a gzip/deflate body into r->body_plain (bounded by the body limit)
+ * and points r->body at it. On error, r->diag is set and *status is the
+ * HTTP status: 413 past the limit, 415 for an unknown encoding, 400 for a
+ * corrupt stream. */
+int qv__api_decode_body(struct qv_http_req *r, int *status);
+/* Compresses r->resp in place when the client accepts gzip and the body is
+ * over the threshold, adding Content-Encoding. */
+void qv__api_encode_response(struct qv_http_req *r);
 
 /* Helpers shared by handlers. */
 int qv__api_json_string(struct qv_buf *b, const char *s); /* appends a quoted JSON string */

@@ -125,6 +125,8 @@ void qv__api_error(struct qv_http_req *r, int err)
 {
     r->status = qv_err_http_status(err);
     r->resp.len = 0;
+    r->n_resp_headers = 0; /* headers of a success (binary data, ...) do not apply */
+    r->content_type = NULL;
     qv_buf_append(&r->resp, "{\"error\":", 9);
     qv__api_json_string(&r->resp, r->diag.msg[0] ? r->diag.msg : qv_strerror(err));
     qv_buf_append(&r->resp, "}", 1);
@@ -137,6 +139,33 @@ void qv__api_error(struct qv_http_req *r, int err)
 int64_t qv__api_param_version(struct qv_http_req *r, int idx)
 {
     return idx < r->n_params ? qv_repo_parse_version(r->params[idx]) : -1;
+}
+
+void qv__api_add_header(struct qv_http_req *r, const char *name, const char *value)
+{
+    if (r->n_resp_headers >= QV_API_RESP_HEADERS)
+        return;
+    r->resp_headers[r->n_resp_headers].name = name;
+    snprintf(r->resp_headers[r->n_resp_headers].value,
+             sizeof(r->resp_headers[r->n_resp_headers].value), "%s", value);
+    r->n_resp_headers++;
+}
+
+/* The methods the path allows, for a 405's Allow header. */
+static void allow_header(struct qv_http_req *r)
+{
+    char allow[64] = "";
+    size_t n = 0;
+
+    for (int i = 0; i < qv__api_n_routes; i++) {
+        const char *m = qv__api_routes[i].method;
+        if (!match_path(qv__api_routes[i].pattern, r->path, r) || strstr(allow, m) != NULL)
+            continue;
+        n += (size_t)snprintf(allow + n, sizeof(allow) - n, "%s%s", n ? ", " : "", m);
+        if (n >= sizeof(allow))
+            break;
+    }
+    qv__api_add_header(r, "Allow", allow);
 }
 
 int qv__api_dispatch(struct qv_http_req *r)
@@ -152,10 +181,19 @@ int qv__api_dispatch(struct qv_http_req *r)
             qv_diag_set(&r->diag, "no such endpoint: %s %s", r->method, r->path);
         qv__api_error(r, QV_ENOENT);
         r->status = status;
+        if (status == 405)
+            allow_header(r);
         return QV_OK;
     }
     r->who = "anonymous";
     err = qv__api_auth(r, rt->flags);
+    /* A compressed body is decoded once the caller may send one. */
+    if (err == QV_OK && r->header != NULL && r->header(r, "Content-Encoding") != NULL &&
+        qv__api_decode_body(r, &status) != QV_OK) {
+        qv__api_error(r, QV_EINVAL);
+        r->status = status;
+        return QV_OK;
+    }
     if (err == QV_OK)
         err = rt->handler(r);
     if (err == QV_API_PENDING)

@@ -90,6 +90,11 @@ struct json_t;
  * the field on any mismatch. */
 int qv_tensor_from_json(const struct json_t *obj, const char *field, struct qv_tensor *t,
                         struct qv_diag *d);
+/* The head of a KServe v2 tensor object: name, datatype and shape checked
+ * (each error names the field), without its data. dims holds QV_MAX_DIMS. */
+int qv_tensor_head_from_json(const struct json_t *obj, const char *field, char *name_out,
+                             enum qv_dtype *dt_out, int *ndim_out, int64_t *dims,
+                             struct qv_diag *d);
 /* Checks, without allocating, that a JSON data array fits a shape: either
  * flat with exactly numel values (no arrays inside), or nested exactly as the
  * shape (every array at depth k holds shape[k] items, values only at the

@@ -233,22 +233,19 @@ int qv_tensor_data_from_json(const json_t *data, enum qv_dtype dtype, int64_t co
     return fill(data, dtype, dst, &pos, count, field, d);
 }
 
-int qv_tensor_from_json(const json_t *obj, const char *field, struct qv_tensor *t,
-                        struct qv_diag *d)
+int qv_tensor_head_from_json(const json_t *obj, const char *field, char *name_out,
+                             enum qv_dtype *dt_out, int *ndim_out, int64_t *dims,
+                             struct qv_diag *d)
 {
-    const json_t *name, *shape, *dtype, *data, *dim;
-    int64_t dims[QV_MAX_DIMS];
+    const json_t *name, *shape, *dtype, *dim;
     enum qv_dtype dt;
     size_t i, ndim;
-    int err;
 
-    memset(t, 0, sizeof(*t));
     if (!json_is_object(obj))
         return qv_fail(d, QV_EINVAL, "%s: expected an object", field);
     name = json_object_get(obj, "name");
     shape = json_object_get(obj, "shape");
     dtype = json_object_get(obj, "datatype");
-    data = json_object_get(obj, "data");
     if (!json_is_string(name))
         return qv_fail(d, QV_EINVAL, "%s.name: missing or not a string", field);
     if (json_string_length(name) >= QV_NAME_MAX)
@@ -270,17 +267,37 @@ int qv_tensor_from_json(const json_t *obj, const char *field, struct qv_tensor *
                            i);
         dims[i] = json_integer_value(dim);
     }
-    if (data == NULL)
-        return qv_fail(d, QV_EINVAL, "%s.data: missing", field);
     if (qv_shape_numel(dims, (int)ndim) < 0 ||
         qv_shape_numel(dims, (int)ndim) > QV_TENSOR_MAX_ELEMS)
         return qv_fail(d, QV_EINVAL, "%s.shape: input \"%s\" declares more than %lld elements",
                        field, json_string_value(name), (long long)QV_TENSOR_MAX_ELEMS);
-    /* Structure and count first: nothing is allocated for data that cannot fit. */
-    err = qv_tensor_json_check(data, (int)ndim, dims, field, json_string_value(name), d);
+    snprintf(name_out, QV_NAME_MAX, "%s", json_string_value(name));
+    *dt_out = dt;
+    *ndim_out = (int)ndim;
+    return QV_OK;
+}
+
+int qv_tensor_from_json(const json_t *obj, const char *field, struct qv_tensor *t,
+                        struct qv_diag *d)
+{
+    const json_t *data;
+    int64_t dims[QV_MAX_DIMS];
+    char name[QV_NAME_MAX];
+    enum qv_dtype dt;
+    int ndim, err;
+
+    memset(t, 0, sizeof(*t));
+    err = qv_tensor_head_from_json(obj, field, name, &dt, &ndim, dims, d);
     if (err)
         return err;
-    err = qv_tensor_alloc(t, json_string_value(name), dt, (int)ndim, dims);
+    data = json_object_get(obj, "data");
+    if (data == NULL)
+        return qv_fail(d, QV_EINVAL, "%s.data: missing", field);
+    /* Structure and count first: nothing is allocated for data that cannot fit. */
+    err = qv_tensor_json_check(data, ndim, dims, field, name, d);
+    if (err)
+        return err;
+    err = qv_tensor_alloc(t, name, dt, ndim, dims);
     if (err)
         return qv_fail(d, err, "%s: cannot allocate the tensor", field);
     err = qv_tensor_data_from_json(data, dt, qv_tensor_numel(t), t->data, field, d);
