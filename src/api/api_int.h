@@ -171,6 +171,7 @@ int qv__on_ready(struct qv_http_req *r);
 int qv__on_server_meta(struct qv_http_req *r);
 int qv__on_model_meta(struct qv_http_req *r);
 int qv__on_model_ready(struct qv_http_req *r);
+int qv__on_model_config(struct qv_http_req *r);
 int qv__on_tfs_status(struct qv_http_req *r);
 int qv__on_repo_index(struct qv_http_req *r);
 int qv__on_repo_load(struct qv_http_req *r);
@@ -185,7 +186,8 @@ int qv__on_label_delete(struct qv_http_req *r);
 int qv__on_feedback(struct qv_http_req *r);
 int qv__on_events(struct qv_http_req *r);
 /* control_api.c: statistics, history, alerts and rollouts. */
-int qv__on_model_stats(struct qv_http_req *r);
+int qv__on_model_stats(struct qv_http_req *r);  /* quiver's own: /quiver-stats */
+int qv__on_triton_stats(struct qv_http_req *r); /* Triton's statistics extension */
 int qv__on_model_history(struct qv_http_req *r);
 int qv__on_model_alerts(struct qv_http_req *r);
 int qv__on_rollout_get(struct qv_http_req *r);
