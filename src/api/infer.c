@@ -458,6 +458,13 @@ static int decode_tfs(struct infer_ctx *c, json_t *root, struct qv_diag *d)
         return qv_fail(d, QV_EINVAL, "body: expected a JSON object");
     if ((inst == NULL) == (cols == NULL))
         return qv_fail(d, QV_EINVAL, "body: expected exactly one of \"instances\" or \"inputs\"");
+    {
+        json_t *sn = json_object_get(root, "signature_name");
+        if (sn != NULL && (!json_is_string(sn) ||
+                           strcmp(json_string_value(sn), "serving_default") != 0))
+            return qv_fail(d, QV_EINVAL, "signature_name: the model has one signature, "
+                           "\"serving_default\"");
+    }
     if (sig->n_inputs == 0)
         return qv_fail(d, QV_EINVAL, "model has no declared inputs");
     c->wire = inst ? WIRE_TFS_ROW : WIRE_TFS_COL;
@@ -919,7 +926,12 @@ static int infer(struct qv_http_req *h, bool tfs)
     err = decode_budget_take(h, json_len, &took);
     if (err)
         return err;
-    root = json_loadb(h->body, json_len, 0, &jerr);
+    {
+        size_t ql = 0;
+        char *quoted = qv_json_quote_nonfinite(h->body, json_len, &ql);
+        root = quoted ? json_loadb(quoted, ql, 0, &jerr) : json_loadb(h->body, json_len, 0, &jerr);
+        free(quoted);
+    }
     if (root == NULL && h->keep_body && h->body_done)
         h->body_done(h);
     if (root == NULL) {

@@ -503,3 +503,79 @@ int qv__on_metrics(struct qv_http_req *r)
 
     return err ? err : metrics_extra(&r->resp, r);
 }
+
+/* TF Serving's DataType name for a dtype. */
+static const char *tf_type(enum qv_dtype t)
+{
+    static const char *const names[QV_DTYPE_COUNT] = {
+        [QV_DTYPE_F32] = "DT_FLOAT",   [QV_DTYPE_U8] = "DT_UINT8",   [QV_DTYPE_I8] = "DT_INT8",
+        [QV_DTYPE_U16] = "DT_UINT16",  [QV_DTYPE_I16] = "DT_INT16",  [QV_DTYPE_I32] = "DT_INT32",
+        [QV_DTYPE_I64] = "DT_INT64",   [QV_DTYPE_STRING] = "DT_STRING",
+        [QV_DTYPE_BOOL] = "DT_BOOL",   [QV_DTYPE_F16] = "DT_HALF",   [QV_DTYPE_F64] = "DT_DOUBLE",
+        [QV_DTYPE_U32] = "DT_UINT32",  [QV_DTYPE_U64] = "DT_UINT64",
+    };
+    return t > QV_DTYPE_UNDEF && t < QV_DTYPE_COUNT && names[t] ? names[t] : "DT_INVALID";
+}
+
+static int put_tf_io(struct qv_buf *b, const struct qv_tensor_desc *d, int n)
+{
+    int err = qv_buf_append(b, "{", 1);
+
+    for (int i = 0; i < n && !err; i++) {
+        err = i ? qv_buf_append(b, ",", 1) : 0;
+        err = err ? err : qv__api_json_string(b, d[i].name);
+        err = err ? err : qv_buf_printf(b, ":{\"dtype\":\"%s\",\"tensor_shape\":{\"dim\":[",
+                                        tf_type(d[i].dtype));
+        for (int k = 0; k < d[i].ndim && !err; k++)
+            err = qv_buf_printf(b, "%s{\"size\":\"%lld\",\"name\":\"\"}", k ? "," : "",
+                                (long long)d[i].shape[k]);
+        err = err ? err : qv_buf_append(b, "],\"unknown_rank\":false},\"name\":", 31);
+        err = err ? err : qv__api_json_string(b, d[i].name);
+        err = err ? err : qv_buf_append(b, "}", 1);
+    }
+    return err ? err : qv_buf_append(b, "}", 1);
+}
+
+/* GET /v1/models/{m}[/versions/{v}]/metadata: TF Serving's signature_def,
+ * one "serving_default" signature made of the model's inputs and outputs. */
+int qv__on_tfs_metadata(struct qv_http_req *r)
+{
+    struct qv_model_info mi;
+    struct qv_signature sig;
+    int64_t v = r->n_params > 1 ? qv__api_param_version(r, 1) : 0, shown = 0;
+    int err;
+
+    if (v < 0)
+        return qv_fail(&r->diag, QV_EINVAL, "version: \"%s\" is not a version number",
+                       r->params[1]);
+    if (qv_engine_model_info(r->deps->engine, r->params[0], &mi) != QV_OK)
+        return qv_fail(&r->diag, QV_ENOENT, "unknown model \"%s\"", r->params[0]);
+    sig = mi.sig;
+    {
+        qv_version *ver;
+        if (v > 0 && find_info(&mi, v) == NULL) {
+            qv_model_info_free(&mi);
+            return qv_fail(&r->diag, QV_ENOENT, "model %s has no version %lld", r->params[0],
+                           (long long)v);
+        }
+        if (qv_engine_acquire(r->deps->engine, r->params[0], v, &ver, NULL) == QV_OK) {
+            sig = *qv_version_signature(ver);
+            shown = qv_version_number(ver);
+            qv_version_release(ver);
+        }
+    }
+    if (shown == 0)
+        shown = v;
+    err = qv_buf_append(&r->resp, "{\"model_spec\":{\"name\":", 22);
+    err = err ? err : qv__api_json_string(&r->resp, mi.name);
+    err = err ? err : qv_buf_printf(&r->resp, ",\"signature_name\":\"\",\"version\":\"%lld\"},"
+                                    "\"metadata\":{\"signature_def\":{\"signature_def\":{"
+                                    "\"serving_default\":{\"inputs\":", (long long)shown);
+    err = err ? err : put_tf_io(&r->resp, sig.inputs, sig.n_inputs);
+    err = err ? err : qv_buf_append(&r->resp, ",\"outputs\":", 11);
+    err = err ? err : put_tf_io(&r->resp, sig.outputs, sig.n_outputs);
+    err = err ? err : qv_buf_append(&r->resp, ",\"method_name\":\"tensorflow/serving/predict\"}}}}}",
+                                    48);
+    qv_model_info_free(&mi);
+    return err;
+}

@@ -36,6 +36,8 @@ const struct qv_api_route qv__api_routes[] = {
     { "POST", "/v1/models/{name}:predict",                         qv__on_tfs_predict,   0 },
     { "POST", "/v1/models/{name}/versions/{ver}:predict",          qv__on_tfs_predict,   0 },
     { "GET",  "/v1/models/{name}",                                 qv__on_tfs_status,    0 },
+    { "GET",  "/v1/models/{name}/metadata",                        qv__on_tfs_metadata,  0 },
+    { "GET",  "/v1/models/{name}/versions/{ver}/metadata",         qv__on_tfs_metadata,  0 },
     { "GET",  "/v1/models/{name}/versions/{ver}",                  qv__on_tfs_status,    0 },
     { "GET",  "/v2/models/{name}/route",                           qv__on_route_get,     ROUTE_MANAGE },
     { "PUT",  "/v2/models/{name}/route",                           qv__on_route_put,     ROUTE_MANAGE | ROUTE_ADMIN },

@@ -106,6 +106,14 @@ int qv_tensor_json_check(const struct json_t *data, int ndim, const int64_t *sha
  * the caller has checked it with qv_tensor_json_check. */
 int qv_tensor_data_from_json(const struct json_t *data, enum qv_dtype dtype, int64_t count,
                              void *dst, const char *field, struct qv_diag *d);
+/* Request JSON may hold the bare tokens NaN, Infinity and -Infinity (as
+ * Python's json and Triton's client write them), which JSON itself lacks:
+ * returns a copy of text with each such token outside strings quoted (the
+ * tensor codec reads the strings "NaN", "Infinity", "-Infinity" as those
+ * values for FP32/FP64), or NULL when text has none (or out of memory).
+ * Free the copy. Output writes them back bare, so NaN, +Inf and -Inf stay
+ * distinguishable. */
+char *qv_json_quote_nonfinite(const char *text, size_t len, size_t *out_len);
 /* Appends s as a JSON string: quotes, backslashes and control bytes escaped,
  * and every byte that is not part of valid UTF-8 replaced by U+FFFD, so the
  * output is always valid JSON whatever s holds. */

@@ -129,6 +129,22 @@ static int put_value(const json_t *v, enum qv_dtype dtype, void *dst, int64_t i,
         return qv_fail(d, QV_EINVAL, "%s.data[%lld]: expected a boolean for datatype BOOL", field,
                        (long long)flat);
     }
+    if (json_is_string(v) && (dtype == QV_DTYPE_F32 || dtype == QV_DTYPE_F64)) {
+        const char *t = json_string_value(v);
+        double nf = strcmp(t, "NaN") == 0         ? NAN
+                    : strcmp(t, "Infinity") == 0  ? INFINITY
+                    : strcmp(t, "-Infinity") == 0 ? -INFINITY
+                                                  : 0;
+        if (nf == 0)
+            return qv_fail(d, QV_EINVAL,
+                           "%s.data[%lld]: expected a number (or NaN, Infinity, -Infinity) for "
+                           "datatype %s", field, (long long)flat, qv_dtype_name(dtype));
+        if (dtype == QV_DTYPE_F32)
+            ((float *)dst)[i] = (float)nf;
+        else
+            ((double *)dst)[i] = nf;
+        return QV_OK;
+    }
     if (!json_is_number(v))
         return qv_fail(d, QV_EINVAL, "%s.data[%lld]: expected a number for datatype %s", field,
                        (long long)flat, qv_dtype_name(dtype));
@@ -306,6 +322,15 @@ int qv_tensor_from_json(const json_t *obj, const char *field, struct qv_tensor *
     return err;
 }
 
+/* NaN and the infinities as Python's json module and Triton write them:
+ * bare NaN, Infinity, -Infinity (so the three stay apart). */
+static int put_nonfinite(double f, struct qv_buf *out)
+{
+    if (isnan(f))
+        return qv_buf_append(out, "NaN", 3);
+    return f > 0 ? qv_buf_append(out, "Infinity", 8) : qv_buf_append(out, "-Infinity", 9);
+}
+
 static int put_one(const struct qv_tensor *t, int64_t i, struct qv_buf *out)
 {
     char num[40];
@@ -315,14 +340,14 @@ static int put_one(const struct qv_tensor *t, int64_t i, struct qv_buf *out)
     case QV_DTYPE_F32: {
         float f = ((const float *)t->data)[i];
         if (!isfinite(f))
-            return qv_buf_append(out, "null", 4);
+            return put_nonfinite(f, out);
         n = snprintf(num, sizeof(num), "%.9g", (double)f);
         break;
     }
     case QV_DTYPE_F64: {
         double f = ((const double *)t->data)[i];
         if (!isfinite(f))
-            return qv_buf_append(out, "null", 4);
+            return put_nonfinite(f, out);
         n = snprintf(num, sizeof(num), "%.17g", f);
         break;
     }
@@ -458,4 +483,67 @@ int qv_tensor_to_json(const struct qv_tensor *t, struct qv_buf *out)
     if (!err)
         err = qv_tensor_values_to_json(t, 0, qv_tensor_numel(t), out);
     return err ? err : qv_buf_append(out, "}", 1);
+}
+
+char *qv_json_quote_nonfinite(const char *text, size_t len, size_t *out_len)
+{
+    static const char *const toks[] = {"-Infinity", "Infinity", "NaN"};
+    bool in_str = false, found = false;
+    char *out;
+    size_t n = 0;
+
+    for (size_t i = 0; i < len && !found; i++) {
+        char c = text[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = false;
+        } else if (c == '"') {
+            in_str = true;
+        } else if (c == 'N' || c == 'I') {
+            found = true;
+        }
+    }
+    if (!found || len > (SIZE_MAX - 1) / 2)
+        return NULL;
+    out = malloc(len * 2 + 1);
+    if (out == NULL)
+        return NULL;
+    in_str = false;
+    for (size_t i = 0; i < len;) {
+        char c = text[i];
+        bool done = false;
+        if (in_str) {
+            out[n++] = c;
+            if (c == '\\' && i + 1 < len)
+                out[n++] = text[++i];
+            else if (c == '"')
+                in_str = false;
+            i++;
+            continue;
+        }
+        if (c == '"') {
+            in_str = true;
+            out[n++] = c;
+            i++;
+            continue;
+        }
+        for (size_t k = 0; k < 3 && !done; k++) {
+            size_t tl = strlen(toks[k]);
+            if (len - i >= tl && memcmp(text + i, toks[k], tl) == 0) {
+                out[n++] = '"';
+                memcpy(out + n, toks[k], tl);
+                n += tl;
+                out[n++] = '"';
+                i += tl;
+                done = true;
+            }
+        }
+        if (!done)
+            out[n++] = text[i++];
+    }
+    out[n] = '\0';
+    *out_len = n;
+    return out;
 }
