@@ -192,11 +192,100 @@ static void test_model_config_and_repository(void **state)
     h_resp_free(&r);
 }
 
+/* The model's reason in the repository index. */
+static const char *index_reason(const struct h_resp *r, const char *model)
+{
+    json_t *e;
+    size_t i;
+
+    json_array_foreach(r->json, i, e) {
+        if (strcmp(h_jstr(e, "name"), model) == 0)
+            return h_jstr(e, "reason");
+    }
+    return NULL;
+}
+
+/* Triton's config field names (model_config.proto as config.json takes it):
+ * loaded with Triton's meaning, or refused naming the key. */
+static void test_triton_config_names(void **state)
+{
+    struct h_srv *s = *state;
+    static const struct {
+        const char *model, *extra, *needle;
+    } bad[] = {
+        {"b_io_key", "\"input\": [{\"name\": \"input__0\", \"data_type\": \"TYPE_FP32\", "
+                     "\"dims\": [2], \"format\": \"FORMAT_NHWC\"}]", "input[0].format"},
+        {"b_type", "\"input\": [{\"name\": \"input__0\", \"data_type\": \"TYPE_STRING\", "
+                   "\"dims\": [2]}]", "input[0].data_type"},
+        {"b_both", "\"input\": [{\"name\": \"input__0\", \"datatype\": \"FP32\", "
+                   "\"data_type\": \"TYPE_FP32\", \"shape\": [-1, 2]}]", "not both"},
+        {"b_db", "\"dynamic_batching\": {\"priority_levels\": 2}", "dynamic_batching.priority_levels"},
+        {"b_ig", "\"instance_group\": [{\"count\": 2, \"kind\": \"KIND_GPU\"}]",
+         "instance_group[0].kind"},
+        {"b_ig2", "\"instance_group\": [{\"count\": 1, \"gpus\": [0]}]", "instance_group[0].gpus"},
+        {"b_top", "\"sequence_batching\": {}", "sequence_batching"},
+    };
+    struct h_resp r;
+    json_t *in;
+
+    /* INT32 is really INT32 now (it used to load as FP32). */
+    h_test_model(s, "tri", "\"max_batch_size\": 8, \"input\": [{\"name\": \"input__0\", "
+                           "\"data_type\": \"TYPE_FP32\", \"dims\": [2]}], \"output\": "
+                           "[{\"name\": \"output__0\", \"data_type\": \"TYPE_FP32\", \"dims\": []}], "
+                           "\"dynamic_batching\": {\"max_queue_delay_microseconds\": 100, "
+                           "\"preferred_batch_size\": [4]}, "
+                           "\"instance_group\": [{\"count\": 1, \"kind\": \"KIND_CPU\"}]");
+    h_test_version(s, "tri", 1, "{\"features\": 2, \"linear\": true}");
+    h_test_model(s, "i32", "\"max_batch_size\": 8, \"input\": [{\"name\": \"input__0\", "
+                           "\"data_type\": \"TYPE_INT32\", \"dims\": [2]}]");
+    h_test_version(s, "i32", 1, "{\"features\": 2, \"linear\": true}");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        h_test_model(s, bad[i].model, bad[i].extra);
+        h_test_version(s, bad[i].model, 1, "{\"features\": 2}");
+    }
+    h_start(s, NULL);
+    r = h_get(s, "/v2/models/tri/config");
+    assert_int_equal(r.status, 200);
+    in = json_array_get(json_object_get(r.json, "input"), 0);
+    assert_string_equal(h_jstr(in, "data_type"), "TYPE_FP32");
+    assert_int_equal(json_array_size(json_object_get(in, "dims")), 1);
+    h_resp_free(&r);
+    r = h_get(s, "/v2/models/tri");
+    assert_int_equal(r.status, 200);
+    in = json_array_get(json_object_get(r.json, "inputs"), 0);
+    assert_int_equal(json_array_size(json_object_get(in, "shape")), 2);
+    assert_int_equal(json_integer_value(json_array_get(json_object_get(in, "shape"), 0)), -1);
+    h_resp_free(&r);
+    r = h_post(s, "/v2/models/tri/infer", INFER);
+    assert_int_equal(r.status, 200);
+    h_resp_free(&r);
+
+    r = h_post(s, "/v2/repository/index", "{}");
+    assert_int_equal(r.status, 200);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *why = index_reason(&r, bad[i].model);
+        if (why == NULL || strstr(why, bad[i].needle) == NULL)
+            fail_msg("%s: reason \"%s\" does not name %s", bad[i].model, why ? why : "(none)",
+                     bad[i].needle);
+    }
+    h_resp_free(&r);
+    /* TYPE_INT32 means INT32: the test backend computes in FP32, so the
+     * version is refused with a reason naming both, not served as FP32. */
+    r = h_post(s, "/v2/repository/index", "{}");
+    {
+        const char *why = index_reason(&r, "i32");
+        if (why == NULL || strstr(why, "INT32") == NULL)
+            fail_msg("i32: reason \"%s\" does not name INT32", why ? why : "(none)");
+    }
+    h_resp_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         H_TEST(test_triton_statistics),
         H_TEST(test_model_config_and_repository),
+        H_TEST(test_triton_config_names),
     };
     int rc;
 
