@@ -174,6 +174,7 @@ int qv__on_model_ready(struct qv_http_req *r);
 int qv__on_model_config(struct qv_http_req *r);
 int qv__on_tfs_status(struct qv_http_req *r);
 int qv__on_tfs_metadata(struct qv_http_req *r);
+int qv__on_tfs_label(struct qv_http_req *r); /* routes.c */
 int qv__on_repo_index(struct qv_http_req *r);
 int qv__on_repo_load(struct qv_http_req *r);
 int qv__on_repo_unload(struct qv_http_req *r);

@@ -35,9 +35,12 @@ const struct qv_api_route qv__api_routes[] = {
     { "POST", "/v2/repository/models/{name}/versions/{ver}/unload",qv__on_repo_unload,   ROUTE_MANAGE | ROUTE_ADMIN },
     { "POST", "/v1/models/{name}:predict",                         qv__on_tfs_predict,   0 },
     { "POST", "/v1/models/{name}/versions/{ver}:predict",          qv__on_tfs_predict,   0 },
+    { "POST", "/v1/models/{name}/labels/{label}:predict",          qv__on_tfs_label,     0 },
     { "GET",  "/v1/models/{name}",                                 qv__on_tfs_status,    0 },
     { "GET",  "/v1/models/{name}/metadata",                        qv__on_tfs_metadata,  0 },
     { "GET",  "/v1/models/{name}/versions/{ver}/metadata",         qv__on_tfs_metadata,  0 },
+    { "GET",  "/v1/models/{name}/labels/{label}",                  qv__on_tfs_label,     0 },
+    { "GET",  "/v1/models/{name}/labels/{label}/metadata",         qv__on_tfs_label,     0 },
     { "GET",  "/v1/models/{name}/versions/{ver}",                  qv__on_tfs_status,    0 },
     { "GET",  "/v2/models/{name}/route",                           qv__on_route_get,     ROUTE_MANAGE },
     { "PUT",  "/v2/models/{name}/route",                           qv__on_route_put,     ROUTE_MANAGE | ROUTE_ADMIN },
@@ -141,6 +144,25 @@ void qv__api_error(struct qv_http_req *r, int err)
         r->retry_after = 1;
     else if (err == QV_EBUSY || err == QV_ESHUTDOWN || err == QV_ENOMEM)
         r->retry_after = 5;
+}
+
+/* TF Serving's /v1/models/{m}/labels/{label}[...]: the label (quiver's route
+ * labels) becomes the version, then the version's handler runs. */
+int qv__on_tfs_label(struct qv_http_req *r)
+{
+    int64_t v = 0;
+    size_t n = strlen(r->path);
+
+    if (r->deps->router == NULL ||
+        qv_router_get_label(r->deps->router, r->params[0], r->params[1], &v) != QV_OK)
+        return qv_fail(&r->diag, QV_ENOENT, "labels/%s: model %s has no such label", r->params[1],
+                       r->params[0]);
+    snprintf(r->params[1], sizeof(r->params[1]), "%lld", (long long)v);
+    if (strcmp(r->method, "POST") == 0)
+        return qv__on_tfs_predict(r);
+    if (n >= 9 && strcmp(r->path + n - 9, "/metadata") == 0)
+        return qv__on_tfs_metadata(r);
+    return qv__on_tfs_status(r);
 }
 
 int64_t qv__api_param_version(struct qv_http_req *r, int idx)

@@ -119,11 +119,48 @@ static void test_nonfinite_values(void **state)
     h_resp_free(&r);
 }
 
+/* api_rest.md: "/v1/models/${MODEL_NAME}[/versions/${VERSION}|/labels/${LABEL}]". */
+static void test_tfs_labels(void **state)
+{
+    struct h_srv *s = *state;
+    struct h_resp r;
+
+    h_test_model(s, "lin", "");
+    h_test_version(s, "lin", 1, "{\"features\": 2, \"linear\": true, \"scale\": 2.0, \"bias\": 1.0}");
+    h_test_version(s, "lin", 2, "{\"features\": 2, \"linear\": true, \"scale\": 0.0, \"bias\": 7.0}");
+    h_start(s, NULL);
+    r = h_req(s, "PUT", "/v2/models/lin/labels/stable", "{\"version\": 1}");
+    assert_int_equal(r.status, 200);
+    h_resp_free(&r);
+    r = h_post(s, "/v1/models/lin/labels/stable:predict", "{\"instances\": [[1, 3]]}");
+    assert_int_equal(r.status, 200);
+    assert_true(fabs(json_number_value(json_array_get(json_object_get(r.json, "predictions"), 0)) -
+                     5.0) < 1e-5); /* version 1, not the default (2) */
+    h_resp_free(&r);
+    r = h_get(s, "/v1/models/lin/labels/stable");
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(json_object_get(r.json, "model_version_status")), 1);
+    assert_string_equal(h_jstr(json_array_get(json_object_get(r.json, "model_version_status"), 0),
+                               "version"), "1");
+    h_resp_free(&r);
+    r = h_get(s, "/v1/models/lin/labels/stable/metadata");
+    assert_int_equal(r.status, 200);
+    assert_string_equal(h_jstr(json_object_get(r.json, "model_spec"), "version"), "1");
+    h_resp_free(&r);
+    r = h_post(s, "/v1/models/lin/labels/canary:predict", "{\"instances\": [[1, 3]]}");
+    h_expect_error(&r, 404, "canary");
+    h_resp_free(&r);
+    r = h_get(s, "/v1/models/lin/labels/canary");
+    h_expect_error(&r, 404, "canary");
+    h_resp_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         H_TEST(test_tfs_metadata_and_signature),
         H_TEST(test_nonfinite_values),
+        H_TEST(test_tfs_labels),
     };
     int rc;
 
