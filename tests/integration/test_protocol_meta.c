@@ -113,6 +113,7 @@ static void test_triton_statistics(void **state)
         assert_true(bin && stats && cfg);
     }
     h_resp_free(&r);
+    h_stop_ok(s); /* a clean exit: no sanitizer report, no leak */
 }
 
 static void test_model_config_and_repository(void **state)
@@ -190,6 +191,7 @@ static void test_model_config_and_repository(void **state)
     r = h_get(s, "/v2/models/lin/config");
     assert_int_equal(json_integer_value(json_object_get(r.json, "max_batch_size")), 8);
     h_resp_free(&r);
+    h_stop_ok(s); /* a clean exit: no sanitizer report, no leak */
 }
 
 /* The model's reason in the repository index. */
@@ -278,6 +280,7 @@ static void test_triton_config_names(void **state)
             fail_msg("i32: reason \"%s\" does not name INT32", why ? why : "(none)");
     }
     h_resp_free(&r);
+    h_stop_ok(s); /* a clean exit: no sanitizer report, no leak */
 }
 
 int main(void)

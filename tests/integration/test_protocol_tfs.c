@@ -71,6 +71,7 @@ static void test_tfs_metadata_and_signature(void **state)
     r = h_post(s, "/v1/models/lin:predict", "{\"instances\": [[1, 3], [[1], [2]]]}");
     h_expect_error(&r, 400, "instances");
     h_resp_free(&r);
+    h_stop_ok(s); /* a clean exit: no sanitizer report, no leak */
 }
 
 static void test_nonfinite_values(void **state)
@@ -117,6 +118,7 @@ static void test_nonfinite_values(void **state)
                "\"data\":[\"nan\",1]}]}");
     h_expect_error(&r, 400, "inputs[0].data[0]");
     h_resp_free(&r);
+    h_stop_ok(s); /* a clean exit: no sanitizer report, no leak */
 }
 
 /* api_rest.md: "/v1/models/${MODEL_NAME}[/versions/${VERSION}|/labels/${LABEL}]". */
@@ -153,6 +155,7 @@ static void test_tfs_labels(void **state)
     r = h_get(s, "/v1/models/lin/labels/canary");
     h_expect_error(&r, 404, "canary");
     h_resp_free(&r);
+    h_stop_ok(s); /* a clean exit: no sanitizer report, no leak */
 }
 
 int main(void)
