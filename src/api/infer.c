@@ -527,6 +527,30 @@ static int decode_tfs(struct infer_ctx *c, json_t *root, struct qv_diag *d)
     return err;
 }
 
+/* FP16 inputs are widened for a model that computes in FP32 or FP64 (the
+ * backends here have no half-precision kernels). */
+static int widen_half(struct infer_ctx *c, struct qv_diag *d)
+{
+    const struct qv_signature *sig = qv_version_signature(c->v);
+
+    for (int i = 0; i < c->req.n_inputs; i++) {
+        struct qv_tensor *t = &c->req.inputs[i];
+        if (t->dtype != QV_DTYPE_F16)
+            continue;
+        for (int k = 0; k < sig->n_inputs; k++) {
+            if (strcmp(sig->inputs[k].name, t->name) != 0)
+                continue;
+            if (sig->inputs[k].dtype == QV_DTYPE_F32 || sig->inputs[k].dtype == QV_DTYPE_F64) {
+                int err = qv_tensor_convert(t, sig->inputs[k].dtype, d);
+                if (err)
+                    return err == QV_ENOMEM ? qv_fail(d, err, "inputs[%d]: cannot widen FP16",
+                                                      i) : err;
+            }
+        }
+    }
+    return QV_OK;
+}
+
 /* Every output the request names must exist. */
 static int check_wanted(const struct infer_ctx *c, struct qv_diag *d)
 {
@@ -981,7 +1005,9 @@ static int infer(struct qv_http_req *h, bool tfs)
     if (!err) {
         snprintf(h->version_header, sizeof(h->version_header), "%lld",
                  (long long)qv_version_number(c->v));
-        err = qv_engine_prepare(c->v, &c->req, &h->diag);
+        err = widen_half(c, &h->diag);
+        if (!err)
+            err = qv_engine_prepare(c->v, &c->req, &h->diag);
         if (!err)
             err = check_wanted(c, &h->diag);
         if (err)

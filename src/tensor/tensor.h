@@ -70,6 +70,9 @@ bool qv_tensor_matches(const struct qv_tensor *t, const struct qv_tensor_desc *d
 /* Converts t in place to dtype (numeric types only). */
 int qv_tensor_convert(struct qv_tensor *t, enum qv_dtype to, struct qv_diag *d);
 double qv_tensor_get_f64(const struct qv_tensor *t, int64_t i);
+/* IEEE 754 half precision (FP16) to and from float; round to nearest even. */
+float qv_half_to_float(uint16_t h);
+uint16_t qv_float_to_half(float f);
 /* The class that row 0 of t stands for: the argmax over the row's values, or
  * 1/0 by a threshold of 0.5 when the row is one value; -1 for an empty t. */
 int qv_tensor_class(const struct qv_tensor *t);

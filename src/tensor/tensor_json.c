@@ -129,7 +129,8 @@ static int put_value(const json_t *v, enum qv_dtype dtype, void *dst, int64_t i,
         return qv_fail(d, QV_EINVAL, "%s.data[%lld]: expected a boolean for datatype BOOL", field,
                        (long long)flat);
     }
-    if (json_is_string(v) && (dtype == QV_DTYPE_F32 || dtype == QV_DTYPE_F64)) {
+    if (json_is_string(v) &&
+        (dtype == QV_DTYPE_F32 || dtype == QV_DTYPE_F64 || dtype == QV_DTYPE_F16)) {
         const char *t = json_string_value(v);
         double nf = strcmp(t, "NaN") == 0         ? NAN
                     : strcmp(t, "Infinity") == 0  ? INFINITY
@@ -141,6 +142,8 @@ static int put_value(const json_t *v, enum qv_dtype dtype, void *dst, int64_t i,
                            "datatype %s", field, (long long)flat, qv_dtype_name(dtype));
         if (dtype == QV_DTYPE_F32)
             ((float *)dst)[i] = (float)nf;
+        else if (dtype == QV_DTYPE_F16)
+            ((uint16_t *)dst)[i] = qv_float_to_half((float)nf);
         else
             ((double *)dst)[i] = nf;
         return QV_OK;
@@ -154,6 +157,9 @@ static int put_value(const json_t *v, enum qv_dtype dtype, void *dst, int64_t i,
         return QV_OK;
     case QV_DTYPE_F64:
         ((double *)dst)[i] = json_number_value(v);
+        return QV_OK;
+    case QV_DTYPE_F16:
+        ((uint16_t *)dst)[i] = qv_float_to_half((float)json_number_value(v));
         return QV_OK;
     default:
         break;
@@ -269,7 +275,7 @@ int qv_tensor_head_from_json(const json_t *obj, const char *field, char *name_ou
     if (!json_is_string(dtype))
         return qv_fail(d, QV_EINVAL, "%s.datatype: missing or not a string", field);
     dt = qv_dtype_from_name(json_string_value(dtype));
-    if (dt == QV_DTYPE_UNDEF || dt == QV_DTYPE_STRING || dt == QV_DTYPE_F16)
+    if (dt == QV_DTYPE_UNDEF || dt == QV_DTYPE_STRING)
         return qv_fail(d, QV_EINVAL, "%s.datatype: unsupported datatype \"%s\"", field,
                        json_string_value(dtype));
     if (!json_is_array(shape))
@@ -349,6 +355,13 @@ static int put_one(const struct qv_tensor *t, int64_t i, struct qv_buf *out)
         if (!isfinite(f))
             return put_nonfinite(f, out);
         n = snprintf(num, sizeof(num), "%.17g", f);
+        break;
+    }
+    case QV_DTYPE_F16: {
+        float f = qv_half_to_float(((const uint16_t *)t->data)[i]);
+        if (!isfinite(f))
+            return put_nonfinite(f, out);
+        n = snprintf(num, sizeof(num), "%.5g", (double)f);
         break;
     }
     case QV_DTYPE_BOOL:
