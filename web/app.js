@@ -212,7 +212,7 @@ async function loadFast() {
   if (!m) return;
   const base = '/v2/models/' + enc(m);
   const [s5, s60, route, ro] = await Promise.allSettled([
-    get(base + '/stats?window=5'), get(base + '/stats'), get(base + '/route'), get(base + '/rollout')]);
+    get(base + '/quiver-stats?window=5'), get(base + '/quiver-stats'), get(base + '/route'), get(base + '/rollout')]);
   if (m !== S.selected) return;
   S.statsErr = s60.status === 'rejected' ? s60.reason.message : '';
   S.stats5 = s5.status === 'fulfilled' ? s5.value : null;

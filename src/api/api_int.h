@@ -19,7 +19,8 @@
 
 #define QV_API_PENDING 1
 #define QV_MAX_PATH_PARAMS 3
-#define QV_API_MAX_HEADERS 8
+#define QV_API_MAX_HEADERS 8  /* static response headers (r->headers) */
+#define QV_API_RESP_HEADERS 4 /* response headers with a computed value (r->resp_headers) */
 
 struct qv_http_req;
 typedef int (*qv_http_handler)(struct qv_http_req *r);
@@ -72,6 +73,12 @@ struct qv_http_req {
      * (before handing the request on): the body and its budget are freed. */
     bool keep_body;
     void (*body_done)(struct qv_http_req *r);
+    /* Response headers whose value is computed (name: a string literal; see
+     * qv__api_add_header); a request body decoded from its Content-Encoding,
+     * which body then points into (compress.c; freed with the body). */
+    int n_resp_headers;
+    struct { const char *name; char value[64]; } resp_headers[QV_API_RESP_HEADERS];
+    struct qv_buf body_plain;
 };
 
 struct MHD_Daemon;
@@ -168,7 +175,10 @@ int qv__on_ready(struct qv_http_req *r);
 int qv__on_server_meta(struct qv_http_req *r);
 int qv__on_model_meta(struct qv_http_req *r);
 int qv__on_model_ready(struct qv_http_req *r);
+int qv__on_model_config(struct qv_http_req *r);
 int qv__on_tfs_status(struct qv_http_req *r);
+int qv__on_tfs_metadata(struct qv_http_req *r);
+int qv__on_tfs_label(struct qv_http_req *r); /* routes.c */
 int qv__on_repo_index(struct qv_http_req *r);
 int qv__on_repo_load(struct qv_http_req *r);
 int qv__on_repo_unload(struct qv_http_req *r);
@@ -182,7 +192,8 @@ int qv__on_label_delete(struct qv_http_req *r);
 int qv__on_feedback(struct qv_http_req *r);
 int qv__on_events(struct qv_http_req *r);
 /* control_api.c: statistics, history, alerts and rollouts. */
-int qv__on_model_stats(struct qv_http_req *r);
+int qv__on_model_stats(struct qv_http_req *r);  /* quiver's own: /quiver-stats */
+int qv__on_triton_stats(struct qv_http_req *r); /* Triton's statistics extension */
 int qv__on_model_history(struct qv_http_req *r);
 int qv__on_model_alerts(struct qv_http_req *r);
 int qv__on_rollout_get(struct qv_http_req *r);
@@ -191,6 +202,19 @@ int qv__on_rollout_delete(struct qv_http_req *r);
 /* ui.c: the dashboard's embedded files. */
 int qv__on_ui(struct qv_http_req *r);
 int qv__on_ui_root(struct qv_http_req *r);
+
+/* Adds a response header (dropped past QV_API_RESP_HEADERS). */
+void qv__api_add_header(struct qv_http_req *r, const char *name, const char *value);
+
+/* compress.c: Content-Encoding of request bodies, Accept-Encoding of responses. */
+/* Decodes a gzip/deflate body into r->body_plain (bounded by the body limit)
+ * and points r->body at it. On error, r->diag is set and *status is the
+ * HTTP status: 413 past the limit, 415 for an unknown encoding, 400 for a
+ * corrupt stream. */
+int qv__api_decode_body(struct qv_http_req *r, int *status);
+/* Compresses r->resp in place when the client accepts gzip and the body is
+ * over the threshold, adding Content-Encoding. */
+void qv__api_encode_response(struct qv_http_req *r);
 
 /* Helpers shared by handlers. */
 int qv__api_json_string(struct qv_buf *b, const char *s); /* appends a quoted JSON string */

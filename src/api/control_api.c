@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT
  *
- * Monitoring and control endpoints: per-model and per-version statistics (in
- * the spirit of Triton's statistics extension, plus the composite score and
- * route weights), the metric history from the store, alert rules and their
+ * Monitoring and control endpoints: per-model and per-version statistics in
+ * Triton's statistics extension format (/stats) and quiver's own richer ones
+ * (/quiver-stats: windows, the composite score and route weights), the metric history from the store, alert rules and their
  * state, and the rollout controller (start, status, abort). The numbers come
  * from the monitor, the router and the store; the decisions from control/.
  */
@@ -113,7 +113,7 @@ static json_t *version_stats(struct qv_http_req *r, const char *model,
     return o;
 }
 
-/* GET /v2/models/{m}/stats and /v2/models/{m}/versions/{v}/stats [?window=S] */
+/* GET /v2/models/{m}/quiver-stats and /v2/models/{m}/versions/{v}/quiver-stats [?window=S] */
 int qv__on_model_stats(struct qv_http_req *r)
 {
     const char *model = r->params[0];
@@ -336,4 +336,119 @@ int qv__on_rollout_delete(struct qv_http_req *r)
     err = err ? err
               : qv_control_rollout_abort(r->deps->control, r->params[0], r->who, &json, &r->diag);
     return err ? err : put_text(r, json);
+}
+
+/* ---- Triton's statistics extension ---- */
+
+static json_t *dur(uint64_t count, uint64_t ns)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "count", json_integer((json_int_t)count));
+    json_object_set_new(o, "ns", json_integer((json_int_t)ns));
+    return o;
+}
+
+/* One entry of "model_stats" in Triton's statistics.md shape. quiver does
+ * not time input and output conversion apart from the inference itself, so
+ * compute_input and compute_output carry counts with 0 ns; batch sizes are
+ * the monitor's power-of-two buckets (each batch_size is an upper bound). */
+static json_t *triton_version_stats(struct qv_http_req *r, const char *model, int64_t version)
+{
+    qv_vstats *vs = qv_monitor_find(r->deps->monitor, model, version);
+    struct qv_vstats_snap sn;
+    json_t *o = json_object(), *is = json_object(), *bs = json_array();
+    uint64_t fail = 0, batches = 0, ok, infer_n;
+    char vbuf[24];
+
+    memset(&sn, 0, sizeof(sn));
+    if (vs != NULL)
+        qv_vstats_snapshot(vs, &sn);
+    for (int k = 0; k < QV_OUTCOME_COUNT; k++)
+        if (k != QV_OUTCOME_OK)
+            fail += sn.outcomes[k];
+    for (int i = 0; i < QV_MONITOR_BATCH_BUCKETS; i++)
+        batches += sn.batch_buckets[i];
+    ok = sn.outcomes[QV_OUTCOME_OK];
+    infer_n = qv_lat_hist_count(&sn.compute);
+    snprintf(vbuf, sizeof(vbuf), "%lld", (long long)version);
+    json_object_set_new(o, "name", json_string(model));
+    json_object_set_new(o, "version", json_string(vbuf));
+    json_object_set_new(o, "last_inference", json_integer(0));
+    json_object_set_new(o, "inference_count", json_integer((json_int_t)sn.batch_items));
+    json_object_set_new(o, "execution_count", json_integer((json_int_t)batches));
+    json_object_set_new(is, "success", dur(ok, sn.total.sum_ns));
+    json_object_set_new(is, "fail", dur(fail, 0));
+    json_object_set_new(is, "queue", dur(qv_lat_hist_count(&sn.queue), sn.queue.sum_ns));
+    json_object_set_new(is, "compute_input", dur(infer_n, 0));
+    json_object_set_new(is, "compute_infer", dur(infer_n, sn.compute.sum_ns));
+    json_object_set_new(is, "compute_output", dur(infer_n, 0));
+    json_object_set_new(is, "cache_hit", dur(0, 0));
+    json_object_set_new(is, "cache_miss", dur(0, 0));
+    json_object_set_new(o, "inference_stats", is);
+    for (int i = 0; i < QV_MONITOR_BATCH_BUCKETS - 1; i++) {
+        json_t *b;
+        if (sn.batch_buckets[i] == 0)
+            continue;
+        b = json_object();
+        json_object_set_new(b, "batch_size", json_integer((json_int_t)1 << i));
+        json_object_set_new(b, "compute_input", dur(sn.batch_buckets[i], 0));
+        json_object_set_new(b, "compute_infer", dur(sn.batch_buckets[i], 0));
+        json_object_set_new(b, "compute_output", dur(sn.batch_buckets[i], 0));
+        json_array_append_new(bs, b);
+    }
+    json_object_set_new(o, "batch_stats", bs);
+    return o;
+}
+
+static void triton_model_stats(struct qv_http_req *r, const struct qv_model_info *mi,
+                               int64_t only, json_t *arr)
+{
+    for (int i = 0; i < mi->n_versions; i++)
+        if (!only || mi->versions[i].version == only)
+            json_array_append_new(arr, triton_version_stats(r, mi->name,
+                                                            mi->versions[i].version));
+}
+
+/* GET /v2/models/stats, /v2/models/{m}/stats, /v2/models/{m}/versions/{v}/stats */
+int qv__on_triton_stats(struct qv_http_req *r)
+{
+    struct qv_model_info mi;
+    json_t *root = json_object(), *arr = json_array();
+    int64_t only = 0;
+
+    json_object_set_new(root, "model_stats", arr);
+    if (r->n_params == 0) {
+        char (*names)[QV_MODEL_NAME_MAX] = NULL;
+        int n = 0;
+        qv_engine_model_names(r->deps->engine, &names, &n);
+        for (int i = 0; i < n; i++) {
+            if (qv_engine_model_info(r->deps->engine, names[i], &mi) != QV_OK)
+                continue;
+            triton_model_stats(r, &mi, 0, arr);
+            qv_model_info_free(&mi);
+        }
+        free(names);
+        return put_json(r, root);
+    }
+    if (r->n_params > 1) {
+        only = qv__api_param_version(r, 1);
+        if (only <= 0) {
+            json_decref(root);
+            return qv_fail(&r->diag, QV_EINVAL, "version: \"%s\" is not a version number",
+                           r->params[1]);
+        }
+    }
+    if (qv_engine_model_info(r->deps->engine, r->params[0], &mi) != QV_OK) {
+        json_decref(root);
+        return qv_fail(&r->diag, QV_ENOENT, "unknown model \"%s\"", r->params[0]);
+    }
+    triton_model_stats(r, &mi, only, arr);
+    qv_model_info_free(&mi);
+    if (only && json_array_size(arr) == 0) {
+        json_decref(root);
+        return qv_fail(&r->diag, QV_ENOENT, "model %s has no version %lld", r->params[0],
+                       (long long)only);
+    }
+    return put_json(r, root);
 }

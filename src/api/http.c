@@ -109,6 +109,7 @@ static void body_release(struct qv_api *a, struct conn_ctx *c)
     bool large = c->body.cap >= (4u << 20);
 
     qv_buf_free(&c->body);
+    qv_buf_free(&c->r.body_plain);
     if (c->budget) {
         atomic_fetch_sub(&a->body_bytes, c->budget);
         c->budget = 0;
@@ -155,6 +156,8 @@ static enum MHD_Result queue(struct conn_ctx *c, int status, struct qv_buf *b,
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     for (int i = 0; own && i < r->n_headers; i++)
         MHD_add_response_header(resp, r->headers[i][0], r->headers[i][1]);
+    for (int i = 0; own && i < r->n_resp_headers; i++)
+        MHD_add_response_header(resp, r->resp_headers[i].name, r->resp_headers[i].value);
     if (version_header && version_header[0])
         MHD_add_response_header(resp, "X-Quiver-Version", version_header);
     if (retry_after > 0) {
@@ -177,6 +180,7 @@ static enum MHD_Result send_response(struct conn_ctx *c)
 
     qv_access_log_request(r, c->t0_ns, r->resp.len, ci ? ci->client_addr : NULL,
                           c->pended);
+    qv__api_encode_response(r);
     return queue(c, r->status, &r->resp, r->version_header, r->retry_after);
 }
 

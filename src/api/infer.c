@@ -8,6 +8,7 @@
  * runs it encodes the response and resumes the connection.
  */
 #include "api_int.h"
+#include "binary.h"
 
 #define QV_LOG_MODULE "api"
 
@@ -28,6 +29,9 @@ struct infer_ctx {
     bool has_id;
     int n_wanted; /* requested outputs (KServe "outputs"), 0 for all */
     char wanted[QV_MAX_IO][QV_NAME_MAX];
+    bool wanted_bin[QV_MAX_IO]; /* the output asked for in binary */
+    bool bin_default;           /* parameters.binary_data_output */
+    struct qv_bin bin;          /* the body's binary part (read while decoding) */
     json_t *params; /* request "parameters", for sticky keys */
     int n_pairs;    /* shadow copies waiting for this request's outputs */
     struct shadow_pair *pairs[QV_ROUTE_MAX_SHADOW];
@@ -131,10 +135,19 @@ static bool output_wanted(const struct infer_ctx *c, const char *name)
     return false;
 }
 
+/* Whether output 'name' goes in binary (it is wanted). */
+static bool output_binary(const struct infer_ctx *c, const char *name)
+{
+    for (int i = 0; i < c->n_wanted; i++)
+        if (strcmp(c->wanted[i], name) == 0)
+            return c->wanted_bin[i];
+    return c->bin_default;
+}
+
 static int encode_kserve(struct infer_ctx *c, struct qv_buf *b)
 {
     int err = qv_buf_append(b, "{\"model_name\":", 14);
-    bool first = true;
+    bool first = true, any_bin = false;
 
     err = err ? err : qv__api_json_string(b, qv_version_model(c->v));
     err = err ? err : qv_buf_printf(b, ",\"model_version\":\"%lld\"",
@@ -150,9 +163,30 @@ static int encode_kserve(struct infer_ctx *c, struct qv_buf *b)
         if (!first)
             err = qv_buf_append(b, ",", 1);
         first = false;
-        err = err ? err : qv_tensor_to_json(&c->req.outputs[i], b);
+        if (output_binary(c, c->req.outputs[i].name)) {
+            any_bin = true;
+            err = err ? err : qv__bin_output_head(&c->req.outputs[i], b);
+        } else {
+            err = err ? err : qv_tensor_to_json(&c->req.outputs[i], b);
+        }
     }
-    return err ? err : qv_buf_append(b, "]}", 2);
+    err = err ? err : qv_buf_append(b, "]}", 2);
+    if (err || !any_bin)
+        return err;
+    /* The JSON header, then the binary outputs' bytes in the same order. */
+    {
+        char len[24];
+        snprintf(len, sizeof(len), "%zu", b->len);
+        for (int i = 0; i < c->req.n_outputs && !err; i++)
+            if (output_wanted(c, c->req.outputs[i].name) &&
+                output_binary(c, c->req.outputs[i].name))
+                err = qv__bin_output_data(&c->req.outputs[i], b);
+        if (!err) {
+            qv__api_add_header(c->http, QV_BIN_HEADER, len);
+            c->http->content_type = "application/octet-stream";
+        }
+    }
+    return err;
 }
 
 static int encode_whole(const struct qv_tensor *t, struct qv_buf *b)
@@ -325,26 +359,52 @@ static int decode_kserve(struct infer_ctx *c, json_t *root, struct qv_diag *d)
     c->params = json_incref(json_object_get(root, "parameters"));
     if (c->params != NULL && !json_is_object(c->params))
         return qv_fail(d, QV_EINVAL, "parameters: expected an object");
+    err = qv__bin_flag(c->params, "binary_data_output", "parameters", &c->bin_default, NULL, d);
+    if (err)
+        return err;
     if (!json_is_array(inputs) || json_array_size(inputs) == 0)
         return qv_fail(d, QV_EINVAL, "inputs: expected a non-empty array of tensors");
     if (json_array_size(inputs) > QV_MAX_IO)
         return qv_fail(d, QV_EINVAL, "inputs: at most %d tensors", QV_MAX_IO);
     json_array_foreach(inputs, i, t) {
         char field[32];
+        bool used;
         snprintf(field, sizeof(field), "inputs[%zu]", i);
-        err = qv_tensor_from_json(t, field, &c->req.inputs[i], d);
+        err = qv__bin_input(t, field, &c->bin, &c->req.inputs[i], &used, d);
+        if (!err && !used)
+            err = qv_tensor_from_json(t, field, &c->req.inputs[i], d);
         if (err)
             return err;
         c->req.n_inputs++;
+        for (int k = 0; k + 1 < c->req.n_inputs; k++)
+            if (strcmp(c->req.inputs[k].name, c->req.inputs[i].name) == 0)
+                return qv_fail(d, QV_EINVAL, "%s.name: input \"%s\" is given twice", field,
+                               c->req.inputs[i].name);
     }
+    err = qv__bin_finish(&c->bin, d);
+    if (err)
+        return err;
     outs = json_object_get(root, "outputs");
     if (outs != NULL) {
         if (!json_is_array(outs) || json_array_size(outs) > QV_MAX_IO)
             return qv_fail(d, QV_EINVAL, "outputs: expected an array of {\"name\": ...}");
         json_array_foreach(outs, i, t) {
-            json_t *name = json_object_get(t, "name");
+            json_t *name = json_object_get(t, "name"), *op = json_object_get(t, "parameters");
+            char field[48];
             if (!json_is_string(name))
                 return qv_fail(d, QV_EINVAL, "outputs[%zu].name: expected a string", i);
+            for (int k = 0; k < c->n_wanted; k++)
+                if (strcmp(c->wanted[k], json_string_value(name)) == 0)
+                    return qv_fail(d, QV_EINVAL,
+                                   "outputs[%zu].name: output \"%s\" is requested twice", i,
+                                   json_string_value(name));
+            snprintf(field, sizeof(field), "outputs[%zu].parameters", i);
+            if (op != NULL && !json_is_object(op))
+                return qv_fail(d, QV_EINVAL, "%s: expected an object", field);
+            c->wanted_bin[c->n_wanted] = c->bin_default;
+            err = qv__bin_flag(op, "binary_data", field, &c->wanted_bin[c->n_wanted], NULL, d);
+            if (err)
+                return err;
             snprintf(c->wanted[c->n_wanted++], QV_NAME_MAX, "%s", json_string_value(name));
         }
     }
@@ -398,6 +458,13 @@ static int decode_tfs(struct infer_ctx *c, json_t *root, struct qv_diag *d)
         return qv_fail(d, QV_EINVAL, "body: expected a JSON object");
     if ((inst == NULL) == (cols == NULL))
         return qv_fail(d, QV_EINVAL, "body: expected exactly one of \"instances\" or \"inputs\"");
+    {
+        json_t *sn = json_object_get(root, "signature_name");
+        if (sn != NULL && (!json_is_string(sn) ||
+                           strcmp(json_string_value(sn), "serving_default") != 0))
+            return qv_fail(d, QV_EINVAL, "signature_name: the model has one signature, "
+                           "\"serving_default\"");
+    }
     if (sig->n_inputs == 0)
         return qv_fail(d, QV_EINVAL, "model has no declared inputs");
     c->wire = inst ? WIRE_TFS_ROW : WIRE_TFS_COL;
@@ -458,6 +525,30 @@ static int decode_tfs(struct infer_ctx *c, json_t *root, struct qv_diag *d)
                      &c->req.inputs[0], d);
     c->req.n_inputs = err ? 0 : 1;
     return err;
+}
+
+/* FP16 inputs are widened for a model that computes in FP32 or FP64 (the
+ * backends here have no half-precision kernels). */
+static int widen_half(struct infer_ctx *c, struct qv_diag *d)
+{
+    const struct qv_signature *sig = qv_version_signature(c->v);
+
+    for (int i = 0; i < c->req.n_inputs; i++) {
+        struct qv_tensor *t = &c->req.inputs[i];
+        if (t->dtype != QV_DTYPE_F16)
+            continue;
+        for (int k = 0; k < sig->n_inputs; k++) {
+            if (strcmp(sig->inputs[k].name, t->name) != 0)
+                continue;
+            if (sig->inputs[k].dtype == QV_DTYPE_F32 || sig->inputs[k].dtype == QV_DTYPE_F64) {
+                int err = qv_tensor_convert(t, sig->inputs[k].dtype, d);
+                if (err)
+                    return err == QV_ENOMEM ? qv_fail(d, err, "inputs[%d]: cannot widen FP16",
+                                                      i) : err;
+            }
+        }
+    }
+    return QV_OK;
 }
 
 /* Every output the request names must exist. */
@@ -777,13 +868,13 @@ static void no_suspend(struct qv_http_req *h)
 
 /* Takes an estimate of the JSON tree's memory from the server's decoding
  * budget: jansson's tree is up to ~20 times the text. */
-static int decode_budget_take(struct qv_http_req *h, size_t *took)
+static int decode_budget_take(struct qv_http_req *h, size_t json_len, size_t *took)
 {
     struct qv_api *a = h->api;
-    size_t want = h->body_len * QV_API_JSON_TREE_FACTOR, cur;
+    size_t want = json_len * QV_API_JSON_TREE_FACTOR, cur;
 
     *took = 0;
-    if (a == NULL || h->body_len < QV_API_LARGE_BODY)
+    if (a == NULL || json_len < QV_API_LARGE_BODY)
         return QV_OK; /* small bodies are not counted */
     cur = atomic_load(&a->decode_bytes);
     do {
@@ -825,7 +916,8 @@ static int infer(struct qv_http_req *h, bool tfs)
     struct infer_ctx *c;
     json_error_t jerr;
     json_t *root;
-    size_t took = 0;
+    size_t took = 0, json_len;
+    struct qv_bin bin;
     int err, n_shadows = 0;
 
     /* A version named in the URL with a full queue is refused before the body
@@ -849,12 +941,23 @@ static int infer(struct qv_http_req *h, bool tfs)
             h->keep_body = false;
         return err;
     }
-    err = decode_budget_take(h, &took);
+    err = qv__bin_split(h, &json_len, &bin, &h->diag);
+    if (!err && tfs && bin.present)
+        err = qv_fail(&h->diag, QV_EINVAL, QV_BIN_HEADER ": binary tensor data is a KServe v2 "
+                      "extension; TF Serving requests are JSON only");
     if (err)
         return err;
-    root = json_loadb(h->body, h->body_len, 0, &jerr);
-    if (h->keep_body && h->body_done)
-        h->body_done(h); /* the text is no longer needed */
+    err = decode_budget_take(h, json_len, &took);
+    if (err)
+        return err;
+    {
+        size_t ql = 0;
+        char *quoted = qv_json_quote_nonfinite(h->body, json_len, &ql);
+        root = quoted ? json_loadb(quoted, ql, 0, &jerr) : json_loadb(h->body, json_len, 0, &jerr);
+        free(quoted);
+    }
+    if (root == NULL && h->keep_body && h->body_done)
+        h->body_done(h);
     if (root == NULL) {
         decode_budget_give(h, took);
         return qv_fail(&h->diag, QV_EINVAL, "body: invalid JSON at line %d column %d: %s",
@@ -864,9 +967,12 @@ static int infer(struct qv_http_req *h, bool tfs)
     if (c == NULL) {
         json_decref(root);
         decode_budget_give(h, took);
+        if (h->keep_body && h->body_done)
+            h->body_done(h);
         return qv_fail(&h->diag, QV_ENOMEM, "cannot allocate the request");
     }
     c->http = h;
+    c->bin = bin;
     c->wire = WIRE_KSERVE;
     c->req.done = on_done;
     c->req.ud = c;
@@ -882,6 +988,9 @@ static int infer(struct qv_http_req *h, bool tfs)
     }
     json_decref(root);
     decode_budget_give(h, took);
+    memset(&c->bin, 0, sizeof(c->bin)); /* the body goes now */
+    if (h->keep_body && h->body_done)
+        h->body_done(h); /* the text is no longer needed */
     if (!err && !tfs && pick.n_compare > 1 && h->n_params < 2) {
         qv_version_release(c->v);
         c->v = NULL;
@@ -896,7 +1005,9 @@ static int infer(struct qv_http_req *h, bool tfs)
     if (!err) {
         snprintf(h->version_header, sizeof(h->version_header), "%lld",
                  (long long)qv_version_number(c->v));
-        err = qv_engine_prepare(c->v, &c->req, &h->diag);
+        err = widen_half(c, &h->diag);
+        if (!err)
+            err = qv_engine_prepare(c->v, &c->req, &h->diag);
         if (!err)
             err = check_wanted(c, &h->diag);
         if (err)

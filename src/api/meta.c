@@ -9,6 +9,7 @@
 
 #define QV_LOG_MODULE "api"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,9 +31,18 @@ int qv__on_ready(struct qv_http_req *r)
 int qv__on_server_meta(struct qv_http_req *r)
 {
     return qv_buf_printf(&r->resp,
-                         "{\"name\":\"quiver\",\"version\":\"%s\",\"extensions\":[\"model_repository\","
-                         "\"statistics\",\"routing\"]}",
+                         "{\"name\":\"quiver\",\"version\":\"%s\",\"extensions\":["
+                         "\"binary_tensor_data\",\"model_configuration\",\"model_repository\","
+                         "\"statistics\","
+                         "\"routing\"]}",
                          QV_VERSION);
+}
+
+/* The KServe/Triton platform name of a backend: "onnx_onnxv1" for ONNX;
+ * other backends have no name in the spec and keep their own ("xgboost"). */
+static const char *platform_name(const char *backend)
+{
+    return strcmp(backend, "onnx") == 0 ? "onnx_onnxv1" : backend;
 }
 
 static int put_desc(struct qv_buf *b, const struct qv_tensor_desc *t)
@@ -132,7 +142,7 @@ int qv__on_model_meta(struct qv_http_req *r)
                             (long long)mi.versions[i].version);
     }
     err = err ? err : qv_buf_append(&r->resp, "],\"platform\":", 13);
-    err = err ? err : qv__api_json_string(&r->resp, mi.backend);
+    err = err ? err : qv__api_json_string(&r->resp, platform_name(mi.backend));
     err = err ? err : put_sig(&r->resp, &sig);
     err = err ? err : qv_buf_printf(&r->resp, ",\"max_batch_size\":%d", mi.max_batch_size);
     if (mi.problem[0]) {
@@ -225,6 +235,34 @@ int qv__on_repo_index(struct qv_http_req *r)
 {
     char (*names)[QV_MODEL_NAME_MAX] = NULL;
     int n = 0, err, k = 0;
+    bool ready_only = false;
+
+    if (r->body_len > 0) {
+        json_error_t jerr;
+        json_t *root = json_loadb(r->body, r->body_len, 0, &jerr), *rd;
+        const char *key;
+        json_t *val;
+        if (!json_is_object(root)) {
+            json_decref(root);
+            return qv_fail(&r->diag, QV_EINVAL, "body: expected a JSON object such as "
+                           "{\"ready\": true}");
+        }
+        json_object_foreach(root, key, val) {
+            if (strcmp(key, "ready") != 0) {
+                qv_fail(&r->diag, QV_EINVAL, "%s: unknown key (the index takes \"ready\")",
+                        key);
+                json_decref(root);
+                return QV_EINVAL;
+            }
+        }
+        rd = json_object_get(root, "ready");
+        if (rd != NULL && !json_is_boolean(rd)) {
+            json_decref(root);
+            return qv_fail(&r->diag, QV_EINVAL, "ready: expected true or false");
+        }
+        ready_only = json_is_true(rd);
+        json_decref(root);
+    }
 
     qv_engine_model_names(r->deps->engine, &names, &n);
     err = qv_buf_append(&r->resp, "[", 1);
@@ -234,6 +272,8 @@ int qv__on_repo_index(struct qv_http_req *r)
             continue;
         for (int j = 0; j < mi.n_versions && !err; j++) {
             const struct qv_version_info *vi = &mi.versions[j];
+            if (ready_only && vi->state != QV_STATE_READY)
+                continue;
             err = qv_buf_printf(&r->resp, "%s{\"name\":", k++ ? "," : "");
             err = err ? err : qv__api_json_string(&r->resp, mi.name);
             err = err ? err : qv_buf_printf(&r->resp, ",\"version\":\"%lld\",\"state\":\"%s\","
@@ -242,7 +282,7 @@ int qv__on_repo_index(struct qv_http_req *r)
             err = err ? err : qv__api_json_string(&r->resp, vi->reason);
             err = err ? err : qv_buf_append(&r->resp, "}", 1);
         }
-        if (mi.n_versions == 0 && !err) {
+        if (mi.n_versions == 0 && !err && !ready_only) {
             err = qv_buf_printf(&r->resp, "%s{\"name\":", k++ ? "," : "");
             err = err ? err : qv__api_json_string(&r->resp, mi.name);
             err = err ? err : qv_buf_append(&r->resp, ",\"state\":\"UNAVAILABLE\",\"reason\":", 32);
@@ -307,9 +347,131 @@ static int repo_queue(struct qv_http_req *r, bool load)
     return qv__api_lane_submit(r->api->ctl, r, load ? repo_load_job : repo_unload_job);
 }
 
+/* The load request's body: Triton's {"parameters": {"config": "..."}}
+ * (load with a configuration override) is refused, never ignored; so is
+ * any other parameter. */
+static int check_load_body(struct qv_http_req *r)
+{
+    json_error_t jerr;
+    json_t *root, *params, *val;
+    const char *key;
+
+    if (r->body_len == 0)
+        return QV_OK;
+    root = json_loadb(r->body, r->body_len, 0, &jerr);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return qv_fail(&r->diag, QV_EINVAL, "body: expected a JSON object");
+    }
+    json_object_foreach(root, key, val) {
+        if (strcmp(key, "parameters") != 0) {
+            qv_fail(&r->diag, QV_EINVAL, "%s: unknown key (a load takes \"parameters\")", key);
+            json_decref(root);
+            return QV_EINVAL;
+        }
+    }
+    params = json_object_get(root, "parameters");
+    if (params != NULL && !json_is_object(params)) {
+        json_decref(root);
+        return qv_fail(&r->diag, QV_EINVAL, "parameters: expected an object");
+    }
+    json_object_foreach(params, key, val) {
+        if (strcmp(key, "config") == 0)
+            qv_fail(&r->diag, QV_EINVAL,
+                    "parameters.config: loading with a configuration override is not "
+                    "supported; change the model's config.json in the repository and load it");
+        else
+            qv_fail(&r->diag, QV_EINVAL, "parameters.%s: not supported by load", key);
+        json_decref(root);
+        return QV_EINVAL;
+    }
+    json_decref(root);
+    return QV_OK;
+}
+
 int qv__on_repo_load(struct qv_http_req *r)
 {
-    return repo_queue(r, true);
+    int err = check_load_body(r);
+
+    return err ? err : repo_queue(r, true);
+}
+
+/* Triton's data_type for a KServe datatype. */
+static const char *triton_type(enum qv_dtype t)
+{
+    static const char *const names[QV_DTYPE_COUNT] = {
+        [QV_DTYPE_F32] = "TYPE_FP32",   [QV_DTYPE_U8] = "TYPE_UINT8",
+        [QV_DTYPE_I8] = "TYPE_INT8",    [QV_DTYPE_U16] = "TYPE_UINT16",
+        [QV_DTYPE_I16] = "TYPE_INT16",  [QV_DTYPE_I32] = "TYPE_INT32",
+        [QV_DTYPE_I64] = "TYPE_INT64",  [QV_DTYPE_STRING] = "TYPE_STRING",
+        [QV_DTYPE_BOOL] = "TYPE_BOOL",  [QV_DTYPE_F16] = "TYPE_FP16",
+        [QV_DTYPE_F64] = "TYPE_FP64",   [QV_DTYPE_U32] = "TYPE_UINT32",
+        [QV_DTYPE_U64] = "TYPE_UINT64",
+    };
+    return t > QV_DTYPE_UNDEF && t < QV_DTYPE_COUNT && names[t] ? names[t] : "TYPE_INVALID";
+}
+
+/* Triton's "input"/"output" entries: dims without the batch dimension when
+ * the model batches (max_batch_size > 0), as Triton's config has them. */
+static int put_config_io(struct qv_buf *b, const char *key, const struct qv_tensor_desc *d,
+                         int n, bool batched)
+{
+    int err = qv_buf_printf(b, ",\"%s\":[", key);
+
+    for (int i = 0; i < n && !err; i++) {
+        int first = batched && d[i].ndim > 0 ? 1 : 0;
+        err = qv_buf_append(b, i ? ",{\"name\":" : "{\"name\":", i ? 9 : 8);
+        err = err ? err : qv__api_json_string(b, d[i].name);
+        err = err ? err : qv_buf_printf(b, ",\"data_type\":\"%s\",\"dims\":[",
+                                        triton_type(d[i].dtype));
+        for (int k = first; k < d[i].ndim && !err; k++)
+            err = qv_buf_printf(b, "%s%lld", k > first ? "," : "", (long long)d[i].shape[k]);
+        err = err ? err : qv_buf_append(b, "]}", 2);
+    }
+    return err ? err : qv_buf_append(b, "]", 1);
+}
+
+/* GET /v2/models/{m}[/versions/{v}]/config: the model's configuration in
+ * Triton's field names (model configuration extension). */
+int qv__on_model_config(struct qv_http_req *r)
+{
+    struct qv_model_info mi;
+    struct qv_signature sig;
+    bool batched;
+    int err;
+
+    if (r->n_params > 1 && qv__api_param_version(r, 1) <= 0)
+        return qv_fail(&r->diag, QV_EINVAL, "version: \"%s\" is not a version number",
+                       r->params[1]);
+    if (qv_engine_model_info(r->deps->engine, r->params[0], &mi) != QV_OK)
+        return qv_fail(&r->diag, QV_ENOENT, "unknown model \"%s\"", r->params[0]);
+    sig = mi.sig;
+    if (r->n_params > 1) {
+        qv_version *ver;
+        if (find_info(&mi, qv__api_param_version(r, 1)) == NULL) {
+            qv_model_info_free(&mi);
+            return qv_fail(&r->diag, QV_ENOENT, "model %s has no version %s", r->params[0],
+                           r->params[1]);
+        }
+        if (qv_engine_acquire(r->deps->engine, r->params[0], qv__api_param_version(r, 1), &ver,
+                              NULL) == QV_OK) {
+            sig = *qv_version_signature(ver);
+            qv_version_release(ver);
+        }
+    }
+    batched = mi.max_batch_size > 0;
+    err = qv_buf_append(&r->resp, "{\"name\":", 8);
+    err = err ? err : qv__api_json_string(&r->resp, mi.name);
+    err = err ? err : qv_buf_append(&r->resp, ",\"platform\":", 12);
+    err = err ? err : qv__api_json_string(&r->resp, platform_name(mi.backend));
+    err = err ? err : qv_buf_append(&r->resp, ",\"backend\":", 11);
+    err = err ? err : qv__api_json_string(&r->resp, mi.backend);
+    err = err ? err : qv_buf_printf(&r->resp, ",\"max_batch_size\":%d", mi.max_batch_size);
+    err = err ? err : put_config_io(&r->resp, "input", sig.inputs, sig.n_inputs, batched);
+    err = err ? err : put_config_io(&r->resp, "output", sig.outputs, sig.n_outputs, batched);
+    err = err ? err : qv_buf_append(&r->resp, "}", 1);
+    qv_model_info_free(&mi);
+    return err;
 }
 
 int qv__on_repo_unload(struct qv_http_req *r)
@@ -343,4 +505,80 @@ int qv__on_metrics(struct qv_http_req *r)
     int err = qv_monitor_render_prometheus(r->deps->monitor, &r->resp);
 
     return err ? err : metrics_extra(&r->resp, r);
+}
+
+/* TF Serving's DataType name for a dtype. */
+static const char *tf_type(enum qv_dtype t)
+{
+    static const char *const names[QV_DTYPE_COUNT] = {
+        [QV_DTYPE_F32] = "DT_FLOAT",   [QV_DTYPE_U8] = "DT_UINT8",   [QV_DTYPE_I8] = "DT_INT8",
+        [QV_DTYPE_U16] = "DT_UINT16",  [QV_DTYPE_I16] = "DT_INT16",  [QV_DTYPE_I32] = "DT_INT32",
+        [QV_DTYPE_I64] = "DT_INT64",   [QV_DTYPE_STRING] = "DT_STRING",
+        [QV_DTYPE_BOOL] = "DT_BOOL",   [QV_DTYPE_F16] = "DT_HALF",   [QV_DTYPE_F64] = "DT_DOUBLE",
+        [QV_DTYPE_U32] = "DT_UINT32",  [QV_DTYPE_U64] = "DT_UINT64",
+    };
+    return t > QV_DTYPE_UNDEF && t < QV_DTYPE_COUNT && names[t] ? names[t] : "DT_INVALID";
+}
+
+static int put_tf_io(struct qv_buf *b, const struct qv_tensor_desc *d, int n)
+{
+    int err = qv_buf_append(b, "{", 1);
+
+    for (int i = 0; i < n && !err; i++) {
+        err = i ? qv_buf_append(b, ",", 1) : 0;
+        err = err ? err : qv__api_json_string(b, d[i].name);
+        err = err ? err : qv_buf_printf(b, ":{\"dtype\":\"%s\",\"tensor_shape\":{\"dim\":[",
+                                        tf_type(d[i].dtype));
+        for (int k = 0; k < d[i].ndim && !err; k++)
+            err = qv_buf_printf(b, "%s{\"size\":\"%lld\",\"name\":\"\"}", k ? "," : "",
+                                (long long)d[i].shape[k]);
+        err = err ? err : qv_buf_append(b, "],\"unknown_rank\":false},\"name\":", 31);
+        err = err ? err : qv__api_json_string(b, d[i].name);
+        err = err ? err : qv_buf_append(b, "}", 1);
+    }
+    return err ? err : qv_buf_append(b, "}", 1);
+}
+
+/* GET /v1/models/{m}[/versions/{v}]/metadata: TF Serving's signature_def,
+ * one "serving_default" signature made of the model's inputs and outputs. */
+int qv__on_tfs_metadata(struct qv_http_req *r)
+{
+    struct qv_model_info mi;
+    struct qv_signature sig;
+    int64_t v = r->n_params > 1 ? qv__api_param_version(r, 1) : 0, shown = 0;
+    int err;
+
+    if (v < 0)
+        return qv_fail(&r->diag, QV_EINVAL, "version: \"%s\" is not a version number",
+                       r->params[1]);
+    if (qv_engine_model_info(r->deps->engine, r->params[0], &mi) != QV_OK)
+        return qv_fail(&r->diag, QV_ENOENT, "unknown model \"%s\"", r->params[0]);
+    sig = mi.sig;
+    {
+        qv_version *ver;
+        if (v > 0 && find_info(&mi, v) == NULL) {
+            qv_model_info_free(&mi);
+            return qv_fail(&r->diag, QV_ENOENT, "model %s has no version %lld", r->params[0],
+                           (long long)v);
+        }
+        if (qv_engine_acquire(r->deps->engine, r->params[0], v, &ver, NULL) == QV_OK) {
+            sig = *qv_version_signature(ver);
+            shown = qv_version_number(ver);
+            qv_version_release(ver);
+        }
+    }
+    if (shown == 0)
+        shown = v;
+    err = qv_buf_append(&r->resp, "{\"model_spec\":{\"name\":", 22);
+    err = err ? err : qv__api_json_string(&r->resp, mi.name);
+    err = err ? err : qv_buf_printf(&r->resp, ",\"signature_name\":\"\",\"version\":\"%lld\"},"
+                                    "\"metadata\":{\"signature_def\":{\"signature_def\":{"
+                                    "\"serving_default\":{\"inputs\":", (long long)shown);
+    err = err ? err : put_tf_io(&r->resp, sig.inputs, sig.n_inputs);
+    err = err ? err : qv_buf_append(&r->resp, ",\"outputs\":", 11);
+    err = err ? err : put_tf_io(&r->resp, sig.outputs, sig.n_outputs);
+    err = err ? err : qv_buf_append(&r->resp, ",\"method_name\":\"tensorflow/serving/predict\"}}}}}",
+                                    48);
+    qv_model_info_free(&mi);
+    return err;
 }

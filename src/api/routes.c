@@ -20,9 +20,12 @@ const struct qv_api_route qv__api_routes[] = {
     { "GET",  "/metrics",                                          qv__on_metrics,       ROUTE_NO_LOG | ROUTE_OPEN },
     { "POST", "/v2/models/{name}/infer",                           qv__on_infer,         0 },
     { "POST", "/v2/models/{name}/versions/{ver}/infer",            qv__on_infer,         0 },
+    { "GET",  "/v2/models/stats",                                  qv__on_triton_stats,  0 },
     { "GET",  "/v2/models/{name}",                                 qv__on_model_meta,    0 },
     { "GET",  "/v2/models/{name}/versions/{ver}",                  qv__on_model_meta,    0 },
     { "GET",  "/v2/models/{name}/ready",                           qv__on_model_ready,   0 },
+    { "GET",  "/v2/models/{name}/config",                          qv__on_model_config,  0 },
+    { "GET",  "/v2/models/{name}/versions/{ver}/config",           qv__on_model_config,  0 },
     { "GET",  "/v2/models/{name}/versions/{ver}/ready",            qv__on_model_ready,   0 },
     { "GET",  "/v2/repository/index",                              qv__on_repo_index,    ROUTE_MANAGE },
     { "POST", "/v2/repository/index",                              qv__on_repo_index,    ROUTE_MANAGE },
@@ -32,7 +35,12 @@ const struct qv_api_route qv__api_routes[] = {
     { "POST", "/v2/repository/models/{name}/versions/{ver}/unload",qv__on_repo_unload,   ROUTE_MANAGE | ROUTE_ADMIN },
     { "POST", "/v1/models/{name}:predict",                         qv__on_tfs_predict,   0 },
     { "POST", "/v1/models/{name}/versions/{ver}:predict",          qv__on_tfs_predict,   0 },
+    { "POST", "/v1/models/{name}/labels/{label}:predict",          qv__on_tfs_label,     0 },
     { "GET",  "/v1/models/{name}",                                 qv__on_tfs_status,    0 },
+    { "GET",  "/v1/models/{name}/metadata",                        qv__on_tfs_metadata,  0 },
+    { "GET",  "/v1/models/{name}/versions/{ver}/metadata",         qv__on_tfs_metadata,  0 },
+    { "GET",  "/v1/models/{name}/labels/{label}",                  qv__on_tfs_label,     0 },
+    { "GET",  "/v1/models/{name}/labels/{label}/metadata",         qv__on_tfs_label,     0 },
     { "GET",  "/v1/models/{name}/versions/{ver}",                  qv__on_tfs_status,    0 },
     { "GET",  "/v2/models/{name}/route",                           qv__on_route_get,     ROUTE_MANAGE },
     { "PUT",  "/v2/models/{name}/route",                           qv__on_route_put,     ROUTE_MANAGE | ROUTE_ADMIN },
@@ -43,8 +51,10 @@ const struct qv_api_route qv__api_routes[] = {
     { "POST", "/v2/models/{name}/feedback",                        qv__on_feedback,      ROUTE_MANAGE },
     { "GET",  "/v2/models/{name}/events",                          qv__on_events,        ROUTE_MANAGE },
     { "GET",  "/v2/events",                                        qv__on_events,        ROUTE_MANAGE },
-    { "GET",  "/v2/models/{name}/stats",                           qv__on_model_stats,   0 },
-    { "GET",  "/v2/models/{name}/versions/{ver}/stats",            qv__on_model_stats,   0 },
+    { "GET",  "/v2/models/{name}/stats",                           qv__on_triton_stats,  0 },
+    { "GET",  "/v2/models/{name}/versions/{ver}/stats",            qv__on_triton_stats,  0 },
+    { "GET",  "/v2/models/{name}/quiver-stats",                    qv__on_model_stats,   0 },
+    { "GET",  "/v2/models/{name}/versions/{ver}/quiver-stats",     qv__on_model_stats,   0 },
     { "GET",  "/v2/models/{name}/history",                         qv__on_model_history, ROUTE_MANAGE },
     { "GET",  "/v2/models/{name}/alerts",                          qv__on_model_alerts,  ROUTE_MANAGE },
     { "GET",  "/v2/models/{name}/rollout",                         qv__on_rollout_get,   ROUTE_MANAGE },
@@ -129,6 +139,8 @@ void qv__api_error(struct qv_http_req *r, int err)
 {
     r->status = qv_err_http_status(err);
     r->resp.len = 0;
+    r->n_resp_headers = 0; /* headers of a success (binary data, ...) do not apply */
+    r->content_type = NULL;
     qv_buf_append(&r->resp, "{\"error\":", 9);
     qv__api_json_string(&r->resp, r->diag.msg[0] ? r->diag.msg : qv_strerror(err));
     qv_buf_append(&r->resp, "}", 1);
@@ -138,9 +150,55 @@ void qv__api_error(struct qv_http_req *r, int err)
         r->retry_after = 5;
 }
 
+/* TF Serving's /v1/models/{m}/labels/{label}[...]: the label (quiver's route
+ * labels) becomes the version, then the version's handler runs. */
+int qv__on_tfs_label(struct qv_http_req *r)
+{
+    int64_t v = 0;
+    size_t n = strlen(r->path);
+
+    if (r->deps->router == NULL ||
+        qv_router_get_label(r->deps->router, r->params[0], r->params[1], &v) != QV_OK)
+        return qv_fail(&r->diag, QV_ENOENT, "labels/%s: model %s has no such label", r->params[1],
+                       r->params[0]);
+    snprintf(r->params[1], sizeof(r->params[1]), "%lld", (long long)v);
+    if (strcmp(r->method, "POST") == 0)
+        return qv__on_tfs_predict(r);
+    if (n >= 9 && strcmp(r->path + n - 9, "/metadata") == 0)
+        return qv__on_tfs_metadata(r);
+    return qv__on_tfs_status(r);
+}
+
 int64_t qv__api_param_version(struct qv_http_req *r, int idx)
 {
     return idx < r->n_params ? qv_repo_parse_version(r->params[idx]) : -1;
+}
+
+void qv__api_add_header(struct qv_http_req *r, const char *name, const char *value)
+{
+    if (r->n_resp_headers >= QV_API_RESP_HEADERS)
+        return;
+    r->resp_headers[r->n_resp_headers].name = name;
+    snprintf(r->resp_headers[r->n_resp_headers].value,
+             sizeof(r->resp_headers[r->n_resp_headers].value), "%s", value);
+    r->n_resp_headers++;
+}
+
+/* The methods the path allows, for a 405's Allow header. */
+static void allow_header(struct qv_http_req *r)
+{
+    char allow[64] = "";
+    size_t n = 0;
+
+    for (int i = 0; i < qv__api_n_routes; i++) {
+        const char *m = qv__api_routes[i].method;
+        if (!match_path(qv__api_routes[i].pattern, r->path, r) || strstr(allow, m) != NULL)
+            continue;
+        n += (size_t)snprintf(allow + n, sizeof(allow) - n, "%s%s", n ? ", " : "", m);
+        if (n >= sizeof(allow))
+            break;
+    }
+    qv__api_add_header(r, "Allow", allow);
 }
 
 int qv__api_dispatch(struct qv_http_req *r)
@@ -156,10 +214,19 @@ int qv__api_dispatch(struct qv_http_req *r)
             qv_diag_set(&r->diag, "no such endpoint: %s %s", r->method, r->path);
         qv__api_error(r, QV_ENOENT);
         r->status = status;
+        if (status == 405)
+            allow_header(r);
         return QV_OK;
     }
     r->who = "anonymous";
     err = qv__api_auth(r, rt->flags);
+    /* A compressed body is decoded once the caller may send one. */
+    if (err == QV_OK && r->header != NULL && r->header(r, "Content-Encoding") != NULL &&
+        qv__api_decode_body(r, &status) != QV_OK) {
+        qv__api_error(r, QV_EINVAL);
+        r->status = status;
+        return QV_OK;
+    }
     if (err == QV_OK)
         err = rt->handler(r);
     if (err == QV_API_PENDING)

@@ -80,11 +80,34 @@ static int parse_int(const json_t *v, const char *path, const char *key, int64_t
     return QV_OK;
 }
 
-static int parse_ios(const json_t *arr, const char *path, const char *key,
+/* Triton's data_type names ("TYPE_FP32") for the datatypes quiver serves. */
+static enum qv_dtype triton_dtype(const char *s)
+{
+    static const struct {
+        const char *name;
+        enum qv_dtype t;
+    } map[] = {
+        {"TYPE_FP32", QV_DTYPE_F32},   {"TYPE_FP64", QV_DTYPE_F64},   {"TYPE_INT8", QV_DTYPE_I8},
+        {"TYPE_INT16", QV_DTYPE_I16},  {"TYPE_INT32", QV_DTYPE_I32},  {"TYPE_INT64", QV_DTYPE_I64},
+        {"TYPE_UINT8", QV_DTYPE_U8},   {"TYPE_UINT16", QV_DTYPE_U16}, {"TYPE_UINT32", QV_DTYPE_U32},
+        {"TYPE_UINT64", QV_DTYPE_U64}, {"TYPE_BOOL", QV_DTYPE_BOOL},
+    };
+    for (size_t i = 0; i < QV_ARRAY_LEN(map); i++)
+        if (strcmp(map[i].name, s) == 0)
+            return map[i].t;
+    return QV_DTYPE_UNDEF;
+}
+
+/* Inputs/outputs in quiver's form (datatype "FP32", shape with the batch
+ * dimension) or Triton's (data_type "TYPE_FP32", dims without it when
+ * 'batched'); any other key is an error naming it. */
+static int parse_ios(const json_t *arr, const char *path, const char *key, bool batched,
                      struct qv_tensor_desc *descs, int *n, struct qv_diag *d)
 {
+    static const char *const io_keys[] = {"name", "datatype", "shape", "data_type", "dims", NULL};
     size_t i, j;
-    json_t *io, *dim;
+    json_t *io, *dim, *val;
+    const char *k2;
 
     if (!json_is_array(arr) || json_array_size(arr) > QV_MAX_IO)
         return qv_fail(d, QV_EINVAL, "%s: %s: expected an array of at most %d tensors", path, key,
@@ -92,9 +115,22 @@ static int parse_ios(const json_t *arr, const char *path, const char *key,
     json_array_foreach(arr, i, io) {
         const json_t *name = json_object_get(io, "name");
         const json_t *dt = json_object_get(io, "datatype");
+        const json_t *tdt = json_object_get(io, "data_type");
         const json_t *shape = json_object_get(io, "shape");
+        const json_t *dims = json_object_get(io, "dims");
         struct qv_tensor_desc *t = &descs[i];
+        int off = 0;
 
+        if (!json_is_object(io))
+            return qv_fail(d, QV_EINVAL, "%s: %s[%zu]: expected an object", path, key, i);
+        json_object_foreach((json_t *)io, k2, val) {
+            bool known = false;
+            for (const char *const *kk = io_keys; *kk; kk++)
+                known = known || strcmp(*kk, k2) == 0;
+            if (!known)
+                return qv_fail(d, QV_EINVAL, "%s: %s[%zu].%s: unknown or unsupported key", path,
+                               key, i, k2);
+        }
         if (!json_is_string(name) || !qv_repo_name_is_valid(json_string_value(name)) ||
             json_string_length(name) >= QV_NAME_MAX)
             return qv_fail(d, QV_EINVAL, "%s: %s[%zu].name: expected a name of [A-Za-z0-9_.-]",
@@ -104,19 +140,46 @@ static int parse_ios(const json_t *arr, const char *path, const char *key,
             if (strcmp(descs[k].name, t->name) == 0)
                 return qv_fail(d, QV_EINVAL, "%s: %s[%zu].name: \"%s\" is already %s[%zu]",
                                path, key, i, t->name, key, k);
-        t->dtype = json_is_string(dt) ? qv_dtype_from_name(json_string_value(dt)) : QV_DTYPE_F32;
-        if (t->dtype == QV_DTYPE_UNDEF || t->dtype == QV_DTYPE_STRING)
-            return qv_fail(d, QV_EINVAL, "%s: %s[%zu].datatype: unknown datatype", path, key, i);
-        if (!json_is_array(shape) || json_array_size(shape) == 0 ||
-            json_array_size(shape) > QV_MAX_DIMS)
+        if (dt != NULL && tdt != NULL)
+            return qv_fail(d, QV_EINVAL, "%s: %s[%zu]: give datatype or data_type, not both",
+                           path, key, i);
+        if (tdt != NULL) {
+            t->dtype = json_is_string(tdt) ? triton_dtype(json_string_value(tdt)) : QV_DTYPE_UNDEF;
+            if (t->dtype == QV_DTYPE_UNDEF)
+                return qv_fail(d, QV_EINVAL, "%s: %s[%zu].data_type: unknown or unsupported "
+                               "data_type", path, key, i);
+        } else {
+            if (dt != NULL && !json_is_string(dt))
+                return qv_fail(d, QV_EINVAL, "%s: %s[%zu].datatype: expected a string", path,
+                               key, i);
+            t->dtype = dt ? qv_dtype_from_name(json_string_value(dt)) : QV_DTYPE_F32;
+            if (t->dtype == QV_DTYPE_UNDEF || t->dtype == QV_DTYPE_STRING)
+                return qv_fail(d, QV_EINVAL, "%s: %s[%zu].datatype: unknown datatype", path, key,
+                               i);
+        }
+        if (shape != NULL && dims != NULL)
+            return qv_fail(d, QV_EINVAL, "%s: %s[%zu]: give shape or dims, not both", path, key,
+                           i);
+        if (dims != NULL) {
+            /* Triton's dims leave out the batch dimension that max_batch_size implies. */
+            if (!json_is_array(dims) || json_array_size(dims) + (batched ? 1 : 0) == 0 ||
+                json_array_size(dims) + (batched ? 1 : 0) > QV_MAX_DIMS)
+                return qv_fail(d, QV_EINVAL, "%s: %s[%zu].dims: expected 1 to %d dimensions "
+                               "(with the batch dimension)", path, key, i, QV_MAX_DIMS);
+            shape = dims;
+            off = batched ? 1 : 0;
+            t->shape[0] = -1;
+        } else if (!json_is_array(shape) || json_array_size(shape) == 0 ||
+                   json_array_size(shape) > QV_MAX_DIMS) {
             return qv_fail(d, QV_EINVAL, "%s: %s[%zu].shape: expected 1 to %d dimensions", path,
                            key, i, QV_MAX_DIMS);
-        t->ndim = (int)json_array_size(shape);
+        }
+        t->ndim = (int)json_array_size(shape) + off;
         json_array_foreach(shape, j, dim) {
             if (!json_is_integer(dim) || json_integer_value(dim) < -1)
-                return qv_fail(d, QV_EINVAL, "%s: %s[%zu].shape[%zu]: expected -1 or a size",
-                               path, key, i, j);
-            t->shape[j] = json_integer_value(dim);
+                return qv_fail(d, QV_EINVAL, "%s: %s[%zu].%s[%zu]: expected -1 or a size", path,
+                               key, i, dims ? "dims" : "shape", j);
+            t->shape[j + (size_t)off] = json_integer_value(dim);
         }
     }
     *n = (int)json_array_size(arr);
@@ -183,6 +246,7 @@ int qv_model_config_parse(const char *text, const char *path, struct qv_model_co
     int64_t k;
     size_t i;
     int err = QV_OK;
+    bool batched = false;
 
     qv_model_config_defaults(cfg);
     if (root == NULL)
@@ -216,12 +280,25 @@ int qv_model_config_parse(const char *text, const char *path, struct qv_model_co
             goto out;
         }
     }
+    {
+        json_t *mb = json_object_get(root, "max_batch_size");
+        batched = json_is_integer(mb) && json_integer_value(mb) > 0;
+    }
+    if (json_object_get(root, "inputs") && json_object_get(root, "input")) {
+        err = qv_fail(d, QV_EINVAL, "%s: give inputs or input, not both", path);
+        goto out;
+    }
+    if (json_object_get(root, "outputs") && json_object_get(root, "output")) {
+        err = qv_fail(d, QV_EINVAL, "%s: give outputs or output, not both", path);
+        goto out;
+    }
 #define IO(name1, name2, arr, n)                                                                   \
     v = json_object_get(root, name1);                                                              \
     if (v == NULL)                                                                                 \
         v = json_object_get(root, name2);                                                          \
     if (v != NULL) {                                                                               \
-        err = parse_ios(v, path, name1, cfg->declared.arr, &cfg->declared.n, d);                   \
+        err = parse_ios(v, path, json_object_get(root, name1) ? name1 : name2, batched,             \
+                        cfg->declared.arr, &cfg->declared.n, d);                                   \
         if (err)                                                                                   \
             goto out;                                                                              \
     }
@@ -262,7 +339,35 @@ int qv_model_config_parse(const char *text, const char *path, struct qv_model_co
         }
     }
     v = json_object_get(root, "instance_group");
-    if (json_is_array(v) && json_array_size(v) > 0) {
+    if (v != NULL && (!json_is_array(v) || json_array_size(v) > 1)) {
+        err = qv_fail(d, QV_EINVAL, "%s: instance_group: expected an array of one group", path);
+        goto out;
+    }
+    if (json_array_size(v) == 1) {
+        json_t *g = json_array_get(v, 0), *kind = json_object_get(g, "kind");
+        const char *gk;
+        json_t *gv;
+        if (!json_is_object(g)) {
+            err = qv_fail(d, QV_EINVAL, "%s: instance_group[0]: expected an object", path);
+            goto out;
+        }
+        json_object_foreach(g, gk, gv) {
+            if (strcmp(gk, "count") != 0 && strcmp(gk, "kind") != 0 && strcmp(gk, "name") != 0) {
+                err = qv_fail(d, QV_EINVAL, "%s: instance_group[0].%s: unknown or unsupported key",
+                              path, gk);
+                goto out;
+            }
+        }
+        if (kind != NULL && (!json_is_string(kind) ||
+                             (strcmp(json_string_value(kind), "KIND_CPU") != 0 &&
+                              strcmp(json_string_value(kind), "KIND_AUTO") != 0))) {
+            err = qv_fail(d, QV_EINVAL, "%s: instance_group[0].kind: only KIND_CPU (or KIND_AUTO) "
+                          "is supported", path);
+            goto out;
+        }
+    }
+    if (json_is_array(v) && json_array_size(v) > 0 &&
+        json_object_get(json_array_get(v, 0), "count") != NULL) {
         err = parse_int(json_object_get(json_array_get(v, 0), "count"), path,
                         "instance_group[0].count", 1, 64, &k, d);
         if (err)
@@ -274,6 +379,18 @@ int qv_model_config_parse(const char *text, const char *path, struct qv_model_co
         if (!json_is_object(v)) {
             err = qv_fail(d, QV_EINVAL, "%s: dynamic_batching: expected an object", path);
             goto out;
+        }
+        {
+            const char *bk;
+            json_t *bv;
+            json_object_foreach(v, bk, bv) {
+                if (strcmp(bk, "max_queue_delay_microseconds") != 0 &&
+                    strcmp(bk, "preferred_batch_size") != 0) {
+                    err = qv_fail(d, QV_EINVAL,
+                                  "%s: dynamic_batching.%s: unknown or unsupported key", path, bk);
+                    goto out;
+                }
+            }
         }
         e = json_object_get(v, "max_queue_delay_microseconds");
         if (e != NULL) {

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 static const struct {
@@ -113,11 +114,65 @@ bool qv_tensor_matches(const struct qv_tensor *t, const struct qv_tensor_desc *d
     return true;
 }
 
+float qv_half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    float f;
+
+    if (exp == 0x1f) {
+        bits = sign | 0x7f800000u | (man << 13); /* inf or NaN */
+    } else if (exp == 0) {
+        f = ldexpf((float)man, -24); /* zero or subnormal */
+        return sign ? -f : f;
+    } else {
+        bits = sign | ((exp + 112) << 23) | (man << 13);
+    }
+    memcpy(&f, &bits, sizeof(f));
+    return f;
+}
+
+uint16_t qv_float_to_half(float f)
+{
+    uint32_t bits, sign, man;
+    int32_t exp;
+
+    memcpy(&bits, &f, sizeof(bits));
+    sign = (bits >> 16) & 0x8000u;
+    exp = (int32_t)((bits >> 23) & 0xff);
+    man = bits & 0x7fffffu;
+    if (exp == 0xff)
+        return (uint16_t)(sign | 0x7c00u | (man ? 0x200u : 0)); /* inf or NaN */
+    exp = exp - 127 + 15;
+    if (exp >= 0x1f)
+        return (uint16_t)(sign | 0x7c00u); /* overflow: inf */
+    if (exp <= 0) {
+        if (exp < -10)
+            return (uint16_t)sign; /* underflow: zero */
+        man |= 0x800000u;
+        {
+            uint32_t shift = (uint32_t)(14 - exp);
+            uint32_t half = man >> shift;
+            uint32_t rest = man & ((1u << shift) - 1), mid = 1u << (shift - 1);
+            if (rest > mid || (rest == mid && (half & 1u)))
+                half++;
+            return (uint16_t)(sign | half);
+        }
+    }
+    {
+        uint32_t half = sign | ((uint32_t)exp << 10) | (man >> 13);
+        uint32_t rest = man & 0x1fffu;
+        if (rest > 0x1000u || (rest == 0x1000u && (half & 1u)))
+            half++; /* round to nearest even; a carry into the exponent is right */
+        return (uint16_t)half;
+    }
+}
+
 double qv_tensor_get_f64(const struct qv_tensor *t, int64_t i)
 {
     switch (t->dtype) {
     case QV_DTYPE_F32: return ((const float *)t->data)[i];
     case QV_DTYPE_F64: return ((const double *)t->data)[i];
+    case QV_DTYPE_F16: return qv_half_to_float(((const uint16_t *)t->data)[i]);
     case QV_DTYPE_I8: return ((const int8_t *)t->data)[i];
     case QV_DTYPE_U8: return ((const uint8_t *)t->data)[i];
     case QV_DTYPE_I16: return ((const int16_t *)t->data)[i];
@@ -136,6 +191,7 @@ static void set_f64(void *data, enum qv_dtype t, int64_t i, double v)
     switch (t) {
     case QV_DTYPE_F32: ((float *)data)[i] = (float)v; break;
     case QV_DTYPE_F64: ((double *)data)[i] = v; break;
+    case QV_DTYPE_F16: ((uint16_t *)data)[i] = qv_float_to_half((float)v); break;
     case QV_DTYPE_I8: ((int8_t *)data)[i] = (int8_t)v; break;
     case QV_DTYPE_U8: ((uint8_t *)data)[i] = (uint8_t)v; break;
     case QV_DTYPE_I16: ((int16_t *)data)[i] = (int16_t)v; break;
@@ -157,8 +213,7 @@ int qv_tensor_convert(struct qv_tensor *t, enum qv_dtype to, struct qv_diag *d)
 
     if (t->dtype == to)
         return QV_OK;
-    if (es == 0 || qv_dtype_size(t->dtype) == 0 || t->dtype == QV_DTYPE_F16 ||
-        to == QV_DTYPE_F16)
+    if (es == 0 || qv_dtype_size(t->dtype) == 0)
         return qv_fail(d, QV_ENOTSUP, "cannot convert %s to %s", qv_dtype_name(t->dtype),
                        qv_dtype_name(to));
     nd = malloc((size_t)n * es + 1);

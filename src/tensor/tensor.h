@@ -70,6 +70,9 @@ bool qv_tensor_matches(const struct qv_tensor *t, const struct qv_tensor_desc *d
 /* Converts t in place to dtype (numeric types only). */
 int qv_tensor_convert(struct qv_tensor *t, enum qv_dtype to, struct qv_diag *d);
 double qv_tensor_get_f64(const struct qv_tensor *t, int64_t i);
+/* IEEE 754 half precision (FP16) to and from float; round to nearest even. */
+float qv_half_to_float(uint16_t h);
+uint16_t qv_float_to_half(float f);
 /* The class that row 0 of t stands for: the argmax over the row's values, or
  * 1/0 by a threshold of 0.5 when the row is one value; -1 for an empty t. */
 int qv_tensor_class(const struct qv_tensor *t);
@@ -90,6 +93,11 @@ struct json_t;
  * the field on any mismatch. */
 int qv_tensor_from_json(const struct json_t *obj, const char *field, struct qv_tensor *t,
                         struct qv_diag *d);
+/* The head of a KServe v2 tensor object: name, datatype and shape checked
+ * (each error names the field), without its data. dims holds QV_MAX_DIMS. */
+int qv_tensor_head_from_json(const struct json_t *obj, const char *field, char *name_out,
+                             enum qv_dtype *dt_out, int *ndim_out, int64_t *dims,
+                             struct qv_diag *d);
 /* Checks, without allocating, that a JSON data array fits a shape: either
  * flat with exactly numel values (no arrays inside), or nested exactly as the
  * shape (every array at depth k holds shape[k] items, values only at the
@@ -101,6 +109,14 @@ int qv_tensor_json_check(const struct json_t *data, int ndim, const int64_t *sha
  * the caller has checked it with qv_tensor_json_check. */
 int qv_tensor_data_from_json(const struct json_t *data, enum qv_dtype dtype, int64_t count,
                              void *dst, const char *field, struct qv_diag *d);
+/* Request JSON may hold the bare tokens NaN, Infinity and -Infinity (as
+ * Python's json and Triton's client write them), which JSON itself lacks:
+ * returns a copy of text with each such token outside strings quoted (the
+ * tensor codec reads the strings "NaN", "Infinity", "-Infinity" as those
+ * values for FP32/FP64), or NULL when text has none (or out of memory).
+ * Free the copy. Output writes them back bare, so NaN, +Inf and -Inf stay
+ * distinguishable. */
+char *qv_json_quote_nonfinite(const char *text, size_t len, size_t *out_len);
 /* Appends s as a JSON string: quotes, backslashes and control bytes escaped,
  * and every byte that is not part of valid UTF-8 replaced by U+FFFD, so the
  * output is always valid JSON whatever s holds. */

@@ -129,6 +129,25 @@ static int put_value(const json_t *v, enum qv_dtype dtype, void *dst, int64_t i,
         return qv_fail(d, QV_EINVAL, "%s.data[%lld]: expected a boolean for datatype BOOL", field,
                        (long long)flat);
     }
+    if (json_is_string(v) &&
+        (dtype == QV_DTYPE_F32 || dtype == QV_DTYPE_F64 || dtype == QV_DTYPE_F16)) {
+        const char *t = json_string_value(v);
+        double nf = strcmp(t, "NaN") == 0         ? NAN
+                    : strcmp(t, "Infinity") == 0  ? INFINITY
+                    : strcmp(t, "-Infinity") == 0 ? -INFINITY
+                                                  : 0;
+        if (nf == 0)
+            return qv_fail(d, QV_EINVAL,
+                           "%s.data[%lld]: expected a number (or NaN, Infinity, -Infinity) for "
+                           "datatype %s", field, (long long)flat, qv_dtype_name(dtype));
+        if (dtype == QV_DTYPE_F32)
+            ((float *)dst)[i] = (float)nf;
+        else if (dtype == QV_DTYPE_F16)
+            ((uint16_t *)dst)[i] = qv_float_to_half((float)nf);
+        else
+            ((double *)dst)[i] = nf;
+        return QV_OK;
+    }
     if (!json_is_number(v))
         return qv_fail(d, QV_EINVAL, "%s.data[%lld]: expected a number for datatype %s", field,
                        (long long)flat, qv_dtype_name(dtype));
@@ -138,6 +157,9 @@ static int put_value(const json_t *v, enum qv_dtype dtype, void *dst, int64_t i,
         return QV_OK;
     case QV_DTYPE_F64:
         ((double *)dst)[i] = json_number_value(v);
+        return QV_OK;
+    case QV_DTYPE_F16:
+        ((uint16_t *)dst)[i] = qv_float_to_half((float)json_number_value(v));
         return QV_OK;
     default:
         break;
@@ -233,22 +255,19 @@ int qv_tensor_data_from_json(const json_t *data, enum qv_dtype dtype, int64_t co
     return fill(data, dtype, dst, &pos, count, field, d);
 }
 
-int qv_tensor_from_json(const json_t *obj, const char *field, struct qv_tensor *t,
-                        struct qv_diag *d)
+int qv_tensor_head_from_json(const json_t *obj, const char *field, char *name_out,
+                             enum qv_dtype *dt_out, int *ndim_out, int64_t *dims,
+                             struct qv_diag *d)
 {
-    const json_t *name, *shape, *dtype, *data, *dim;
-    int64_t dims[QV_MAX_DIMS];
+    const json_t *name, *shape, *dtype, *dim;
     enum qv_dtype dt;
     size_t i, ndim;
-    int err;
 
-    memset(t, 0, sizeof(*t));
     if (!json_is_object(obj))
         return qv_fail(d, QV_EINVAL, "%s: expected an object", field);
     name = json_object_get(obj, "name");
     shape = json_object_get(obj, "shape");
     dtype = json_object_get(obj, "datatype");
-    data = json_object_get(obj, "data");
     if (!json_is_string(name))
         return qv_fail(d, QV_EINVAL, "%s.name: missing or not a string", field);
     if (json_string_length(name) >= QV_NAME_MAX)
@@ -256,7 +275,7 @@ int qv_tensor_from_json(const json_t *obj, const char *field, struct qv_tensor *
     if (!json_is_string(dtype))
         return qv_fail(d, QV_EINVAL, "%s.datatype: missing or not a string", field);
     dt = qv_dtype_from_name(json_string_value(dtype));
-    if (dt == QV_DTYPE_UNDEF || dt == QV_DTYPE_STRING || dt == QV_DTYPE_F16)
+    if (dt == QV_DTYPE_UNDEF || dt == QV_DTYPE_STRING)
         return qv_fail(d, QV_EINVAL, "%s.datatype: unsupported datatype \"%s\"", field,
                        json_string_value(dtype));
     if (!json_is_array(shape))
@@ -270,23 +289,52 @@ int qv_tensor_from_json(const json_t *obj, const char *field, struct qv_tensor *
                            i);
         dims[i] = json_integer_value(dim);
     }
-    if (data == NULL)
-        return qv_fail(d, QV_EINVAL, "%s.data: missing", field);
     if (qv_shape_numel(dims, (int)ndim) < 0 ||
         qv_shape_numel(dims, (int)ndim) > QV_TENSOR_MAX_ELEMS)
         return qv_fail(d, QV_EINVAL, "%s.shape: input \"%s\" declares more than %lld elements",
                        field, json_string_value(name), (long long)QV_TENSOR_MAX_ELEMS);
-    /* Structure and count first: nothing is allocated for data that cannot fit. */
-    err = qv_tensor_json_check(data, (int)ndim, dims, field, json_string_value(name), d);
+    snprintf(name_out, QV_NAME_MAX, "%s", json_string_value(name));
+    *dt_out = dt;
+    *ndim_out = (int)ndim;
+    return QV_OK;
+}
+
+int qv_tensor_from_json(const json_t *obj, const char *field, struct qv_tensor *t,
+                        struct qv_diag *d)
+{
+    const json_t *data;
+    int64_t dims[QV_MAX_DIMS];
+    char name[QV_NAME_MAX];
+    enum qv_dtype dt;
+    int ndim, err;
+
+    memset(t, 0, sizeof(*t));
+    err = qv_tensor_head_from_json(obj, field, name, &dt, &ndim, dims, d);
     if (err)
         return err;
-    err = qv_tensor_alloc(t, json_string_value(name), dt, (int)ndim, dims);
+    data = json_object_get(obj, "data");
+    if (data == NULL)
+        return qv_fail(d, QV_EINVAL, "%s.data: missing", field);
+    /* Structure and count first: nothing is allocated for data that cannot fit. */
+    err = qv_tensor_json_check(data, ndim, dims, field, name, d);
+    if (err)
+        return err;
+    err = qv_tensor_alloc(t, name, dt, ndim, dims);
     if (err)
         return qv_fail(d, err, "%s: cannot allocate the tensor", field);
     err = qv_tensor_data_from_json(data, dt, qv_tensor_numel(t), t->data, field, d);
     if (err)
         qv_tensor_fini(t);
     return err;
+}
+
+/* NaN and the infinities as Python's json module and Triton write them:
+ * bare NaN, Infinity, -Infinity (so the three stay apart). */
+static int put_nonfinite(double f, struct qv_buf *out)
+{
+    if (isnan(f))
+        return qv_buf_append(out, "NaN", 3);
+    return f > 0 ? qv_buf_append(out, "Infinity", 8) : qv_buf_append(out, "-Infinity", 9);
 }
 
 static int put_one(const struct qv_tensor *t, int64_t i, struct qv_buf *out)
@@ -298,15 +346,22 @@ static int put_one(const struct qv_tensor *t, int64_t i, struct qv_buf *out)
     case QV_DTYPE_F32: {
         float f = ((const float *)t->data)[i];
         if (!isfinite(f))
-            return qv_buf_append(out, "null", 4);
+            return put_nonfinite(f, out);
         n = snprintf(num, sizeof(num), "%.9g", (double)f);
         break;
     }
     case QV_DTYPE_F64: {
         double f = ((const double *)t->data)[i];
         if (!isfinite(f))
-            return qv_buf_append(out, "null", 4);
+            return put_nonfinite(f, out);
         n = snprintf(num, sizeof(num), "%.17g", f);
+        break;
+    }
+    case QV_DTYPE_F16: {
+        float f = qv_half_to_float(((const uint16_t *)t->data)[i]);
+        if (!isfinite(f))
+            return put_nonfinite(f, out);
+        n = snprintf(num, sizeof(num), "%.5g", (double)f);
         break;
     }
     case QV_DTYPE_BOOL:
@@ -441,4 +496,67 @@ int qv_tensor_to_json(const struct qv_tensor *t, struct qv_buf *out)
     if (!err)
         err = qv_tensor_values_to_json(t, 0, qv_tensor_numel(t), out);
     return err ? err : qv_buf_append(out, "}", 1);
+}
+
+char *qv_json_quote_nonfinite(const char *text, size_t len, size_t *out_len)
+{
+    static const char *const toks[] = {"-Infinity", "Infinity", "NaN"};
+    bool in_str = false, found = false;
+    char *out;
+    size_t n = 0;
+
+    for (size_t i = 0; i < len && !found; i++) {
+        char c = text[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = false;
+        } else if (c == '"') {
+            in_str = true;
+        } else if (c == 'N' || c == 'I') {
+            found = true;
+        }
+    }
+    if (!found || len > (SIZE_MAX - 1) / 2)
+        return NULL;
+    out = malloc(len * 2 + 1);
+    if (out == NULL)
+        return NULL;
+    in_str = false;
+    for (size_t i = 0; i < len;) {
+        char c = text[i];
+        bool done = false;
+        if (in_str) {
+            out[n++] = c;
+            if (c == '\\' && i + 1 < len)
+                out[n++] = text[++i];
+            else if (c == '"')
+                in_str = false;
+            i++;
+            continue;
+        }
+        if (c == '"') {
+            in_str = true;
+            out[n++] = c;
+            i++;
+            continue;
+        }
+        for (size_t k = 0; k < 3 && !done; k++) {
+            size_t tl = strlen(toks[k]);
+            if (len - i >= tl && memcmp(text + i, toks[k], tl) == 0) {
+                out[n++] = '"';
+                memcpy(out + n, toks[k], tl);
+                n += tl;
+                out[n++] = '"';
+                i += tl;
+                done = true;
+            }
+        }
+        if (!done)
+            out[n++] = text[i++];
+    }
+    out[n] = '\0';
+    *out_len = n;
+    return out;
 }

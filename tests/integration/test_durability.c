@@ -109,7 +109,7 @@ static long route_counter(struct h_srv *s)
 
 static long feedback_count(struct h_srv *s)
 {
-    struct h_resp r = h_get(s, "/v2/models/m/versions/1/stats");
+    struct h_resp r = h_get(s, "/v2/models/m/versions/1/quiver-stats");
     long n;
 
     assert_int_equal(r.status, 200);

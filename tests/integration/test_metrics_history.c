@@ -131,7 +131,7 @@ static void test_stats(void **state)
     h_start(s, NULL);
     send_n(s, "/v2/models/m/versions/1/infer", 10);
     send_n(s, "/v2/models/m/versions/2/infer", 40);
-    r = h_get(s, "/v2/models/m/stats");
+    r = h_get(s, "/v2/models/m/quiver-stats");
     assert_int_equal(r.status, 200);
     assert_string_equal(h_jstr(r.json, "model"), "m");
     assert_int_equal(json_array_size(json_object_get(r.json, "versions")), 2);
@@ -154,7 +154,7 @@ static void test_stats(void **state)
     assert_non_null(json_object_get(v, "score"));
     h_resp_free(&r);
 
-    r = h_get(s, "/v2/models/m/versions/1/stats?window=10");
+    r = h_get(s, "/v2/models/m/versions/1/quiver-stats?window=10");
     assert_int_equal(r.status, 200);
     assert_int_equal(json_array_size(json_object_get(r.json, "versions")), 1);
     assert_int_equal(
@@ -163,13 +163,13 @@ static void test_stats(void **state)
             "ok")),
         10);
     h_resp_free(&r);
-    r = h_get(s, "/v2/models/m/versions/9/stats");
+    r = h_get(s, "/v2/models/m/versions/9/quiver-stats");
     h_expect_error(&r, 404, "no version 9");
     h_resp_free(&r);
-    r = h_get(s, "/v2/models/m/stats?window=0");
+    r = h_get(s, "/v2/models/m/quiver-stats?window=0");
     h_expect_error(&r, 400, "window");
     h_resp_free(&r);
-    r = h_get(s, "/v2/models/nope/stats");
+    r = h_get(s, "/v2/models/nope/quiver-stats");
     h_expect_error(&r, 404, "nope");
     h_resp_free(&r);
     h_stop_ok(s);

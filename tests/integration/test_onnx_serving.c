@@ -81,7 +81,7 @@ static void check_model(struct h_srv *s, const char *model)
     snprintf(path, sizeof(path), "/v2/models/%s", model);
     r = h_get(s, path);
     assert_int_equal(r.status, 200);
-    assert_string_equal(h_jstr(r.json, "platform"), "onnx");
+    assert_string_equal(h_jstr(r.json, "platform"), "onnx_onnxv1");
     assert_string_equal(
         h_jstr(json_array_get(json_object_get(r.json, "inputs"), 0), "name"),
         json_string_value(json_object_get(in, "name")));

@@ -608,7 +608,7 @@ static void test_shadow_never_affects_primary(void **state)
     assert_true(metric(s, cmp2) <= 0);
     /* The shadows' own requests are measured: version 2 failed n + 1 times. */
     {
-        struct h_resp r = rq(s, "GET", "/v2/models/fraud/versions/2/stats", NULL, NULL, NULL);
+        struct h_resp r = rq(s, "GET", "/v2/models/fraud/versions/2/quiver-stats", NULL, NULL, NULL);
         json_t *v2 = json_array_get(json_object_get(r.json, "versions"), 0);
         json_t *counts = json_object_get(v2, "counts");
         long errors = 0;
@@ -770,7 +770,7 @@ static void test_feedback_long_request_id(void **state)
     r = rq(s, "POST", "/v2/models/bandit/feedback", fb, NULL, NULL);
     h_expect_error(&r, 409, "already recorded");
     h_resp_free(&r);
-    r = rq(s, "GET", "/v2/models/bandit/stats", NULL, NULL, NULL);
+    r = rq(s, "GET", "/v2/models/bandit/quiver-stats", NULL, NULL, NULL);
     assert_int_equal(r.status, 200);
     {
         json_t *ver;
@@ -941,7 +941,7 @@ static void score_run(struct h_srv *s, double want, double share)
             break;
         if (h_now_ms() > deadline) {
             char *text = route_text(s, "fraud");
-            struct h_resp st = rq(s, "GET", "/v2/models/fraud/stats", NULL, NULL, NULL);
+            struct h_resp st = rq(s, "GET", "/v2/models/fraud/quiver-stats", NULL, NULL, NULL);
             fail_msg("version 1 never got weight %g: route %s stats %s", want, text, st.body);
         }
         h_sleep_ms(100);
@@ -1103,7 +1103,7 @@ static void test_score_waits_for_min_requests(void **state)
      * the slow version (its score terms show the window's request count). */
     deadline = h_now_ms() + H_DEADLINE_MS;
     for (int ticks = 0; ticks < 2;) {
-        struct h_resp r = rq(s, "GET", "/v2/models/fraud/versions/2/stats", NULL, NULL, NULL);
+        struct h_resp r = rq(s, "GET", "/v2/models/fraud/versions/2/quiver-stats", NULL, NULL, NULL);
         json_t *sc =
             json_object_get(json_array_get(json_object_get(r.json, "versions"), 0), "score");
         long req = (long)json_integer_value(json_object_get(sc, "requests"));
@@ -1184,7 +1184,7 @@ static double accuracy_of(const struct h_srv *s, int v, long *n)
     json_t *acc;
     double a;
 
-    snprintf(path, sizeof(path), "/v2/models/bandit/versions/%d/stats", v);
+    snprintf(path, sizeof(path), "/v2/models/bandit/versions/%d/quiver-stats", v);
     r = rq(s, "GET", path, NULL, NULL, NULL);
     assert_int_equal(r.status, 200);
     acc =
@@ -1356,7 +1356,7 @@ static void test_compare_best_score(void **state)
     assert_int_equal(atomic_load(&l->failed), 0);
     assert_int_equal(infer_v(s, "/v2/models/cmp/infer", body4, NULL, &y), 2);
     expect_close(y, 0.8 * 0.25, "best_score output");
-    r = rq(s, "GET", "/v2/models/cmp/stats", NULL, NULL, NULL);
+    r = rq(s, "GET", "/v2/models/cmp/quiver-stats", NULL, NULL, NULL);
     assert_int_equal(r.status, 200);
     json_array_foreach(json_object_get(r.json, "versions"), i, e)
     {
