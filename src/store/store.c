@@ -51,11 +51,16 @@ static int parse_url(const char *url, const struct qv_store_ops **ops, const cha
         return 0;
     }
     if ((len == 8 && strncasecmp(url, "postgres", len) == 0) ||
-        (len == 10 && strncasecmp(url, "postgresql", len) == 0))
-        return qv_fail(d, QV_ENOTSUP,
-                       "store URL scheme '%.*s' is not supported by this build: the PostgreSQL "
-                       "store is not implemented yet; use sqlite:PATH",
-                       (int)len, url);
+        (len == 10 && strncasecmp(url, "postgresql", len) == 0)) {
+        if (strncmp(url + len + 1, "//", 2) != 0)
+            return qv_fail(d, QV_EINVAL,
+                           "store URL '%.*s:' must be followed by //; expected "
+                           "postgres://USER@HOST:PORT/DB",
+                           (int)len, url);
+        *ops = &qv_store_postgres;
+        *target = url; /* libpq parses the whole URI */
+        return 0;
+    }
     return qv_fail(d, QV_EINVAL,
                    "unknown store URL scheme '%.*s'; expected sqlite:PATH or postgres://HOST/DB",
                    len > 32 ? 32 : (int)len, url);

@@ -26,6 +26,7 @@ struct qv_store_migration {
 };
 
 extern const struct qv_store_migration qv__store_sqlite_migrations[];
+extern const struct qv_store_migration qv__store_pg_migrations[];
 
 struct qv_store_ops {
     const char *kind;                            /* "sqlite" */
@@ -86,6 +87,7 @@ struct qv_store_ops {
 };
 
 extern const struct qv_store_ops qv_store_sqlite;
+extern const struct qv_store_ops qv_store_postgres; /* target: the whole postgres:// URL */
 
 /* qv_store_open() with an explicit migration list instead of the implementation's own; for the
  * store's tests (a failing migration, a schema newer than the build). Any thread. */
