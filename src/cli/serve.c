@@ -12,6 +12,7 @@
 
 #include "../api/access_log.h"
 #include "../api/api.h"
+#include "../control/cluster.h"
 #include "../control/control.h"
 
 #include <errno.h>
@@ -28,7 +29,7 @@
 
 struct serve_opts {
     const char *repo, *host, *data, *tokens, *store_url, *port_file;
-    const char *access_log;
+    const char *access_log, *node_name;
     int access_sample;
     int port, workers, http_threads, poll_ms, spin_us, evict_idle_ms;
     int drain_ms, max_conns, max_conns_ip, header_timeout_ms, body_timeout_ms, idle_timeout_s;
@@ -42,7 +43,10 @@ const char qv_cli_serve_usage[] =
     "  --host ADDR             address to listen on (default 127.0.0.1)\n"
     "  --port N                TCP port (default 8000; 0 picks a free port)\n"
     "  --data DIR              state directory; holds the SQLite store (default ./data)\n"
-    "  --store URL             sqlite:PATH (default sqlite:DATA/state.db)\n"
+    "  --store URL             sqlite:PATH (default sqlite:DATA/state.db), or\n"
+    "                          postgres://USER@HOST:PORT/DB (cluster mode: nodes on one\n"
+    "                          PostgreSQL share routes, labels, rollouts; docs/cluster.md)\n"
+    "  --node-name NAME        this node's name in cluster mode (default: the hostname)\n"
     "  --workers N             inference worker threads (default: one per core)\n"
     "  --worker-spin-us N      an idle worker polls for work this long before sleeping\n"
     "                          (default 50; 0: sleep at once)\n"
@@ -139,6 +143,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
         {"idle-timeout-s", required_argument, 0, 'L'},
         {"decode-budget-bytes", required_argument, 0, 'J'},
         {"body-timeout-ms", required_argument, 0, 'Y'},
+        {"node-name", required_argument, 0, 'N'},
         {0, 0, 0, 0},
     };
     int ch;
@@ -163,6 +168,13 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
             break;
         case 'd': o->data = optarg; break;
         case 's': o->store_url = optarg; break;
+        case 'N':
+            if (optarg[0] == '\0' || strlen(optarg) > 63) {
+                fprintf(stderr, "quiver serve: --node-name: expected 1 to 63 characters\n");
+                return -1;
+            }
+            o->node_name = optarg;
+            break;
         case 'w':
             if (parse_int_opt("--workers", optarg, 1, 256, &o->workers))
                 return -1;
@@ -389,6 +401,7 @@ struct server {
     qv_engine *engine;
     qv_router *router;
     qv_control *control;
+    qv_cluster *cluster; /* cluster mode (a postgres store) only */
     qv_api *api;
 };
 
@@ -548,6 +561,21 @@ int qv_cli_serve(int argc, char **argv)
         goto out;
     }
 
+    if (strcmp(qv_store_kind(s.store), "postgres") == 0) {
+        char host[64] = "";
+
+        if (o.node_name == NULL && gethostname(host, sizeof(host) - 1) != 0)
+            snprintf(host, sizeof(host), "node");
+        if (qv_cluster_start(store_url, s.store, s.router, o.node_name ? o.node_name : host,
+                             qv_control_cluster_kv, s.control, &s.cluster, &d) != QV_OK) {
+            fprintf(stderr, "quiver serve: %s\n", d.msg);
+            goto out;
+        }
+        qv_control_set_cluster(s.control, s.cluster);
+        qv_log(QV_LOG_INFO, "node=%s msg=\"cluster mode: state shared through PostgreSQL\"",
+               qv_cluster_node(s.cluster));
+    }
+
     memset(&acfg, 0, sizeof(acfg));
     acfg.host = o.host;
     acfg.port = o.port;
@@ -580,7 +608,8 @@ int qv_cli_serve(int argc, char **argv)
         goto out;
     }
     qv_log(QV_LOG_INFO, "host=%s port=%d repo=%s store=%s startup_ms=%.1f msg=\"ready\"", o.host,
-           qv_api_port(s.api), o.repo, store_url, (double)(qv_now_ns() - t_start) / 1e6);
+           qv_api_port(s.api), o.repo,
+           s.cluster != NULL ? "postgres" : store_url /* a URL may hold a password */, (double)(qv_now_ns() - t_start) / 1e6);
 
     for (;;) {
         uint64_t next = qv_now_ns() + 1000000000ull;
@@ -609,6 +638,7 @@ out:
         _exit(rc);
     }
     qv_access_log_close();
+    qv_cluster_stop(s.cluster);
     qv_control_destroy(s.control);
     qv_engine_destroy(s.engine);
     qv_router_destroy(s.router);

@@ -759,6 +759,35 @@ void qv__rollout_load(qv_control *c)
     qv_store_kv_free(kv, n);
 }
 
+void qv__rollout_sync(qv_control *c)
+{
+    struct qv_store_kv *kv = NULL;
+    struct qv_diag d = {{0}};
+    size_t n = 0;
+
+    if (c->store == NULL || qv_store_kv_list(c->store, "rollout", &kv, &n, &d) != QV_OK)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        struct qv__rollout tmp, *ro = find(c, kv[i].key);
+        char *mine = ro != NULL ? ro_text(ro) : NULL;
+        bool same = mine != NULL && strcmp(mine, kv[i].value) == 0;
+
+        free(mine);
+        if (same)
+            continue;
+        if (ro_from_json(kv[i].key, kv[i].value, &tmp) != QV_OK) {
+            ro_fini(&tmp);
+            continue;
+        }
+        ro = find_or_add(c, kv[i].key);
+        ro_fini(ro);
+        *ro = tmp;
+        qv_log(QV_LOG_INFO, "model=%s canary=%" PRId64 " step=%d msg=\"rollout state taken from "
+                            "the store\"", ro->model, ro->plan.canary, ro->step);
+    }
+    qv_store_kv_free(kv, n);
+}
+
 /* ---- HTTP commands ---- */
 
 int qv_control_rollout_start(qv_control *c, const char *model, const char *body, const char *who,

@@ -8,8 +8,8 @@
  * labels, kv) announce themselves with pg_notify on the QV_STORE_PG_CHANNEL channel inside the
  * same transaction, so the notification is delivered exactly when the change is committed.
  *
- * A lost connection is noticed by the failing call (QV_ESTORE, "PostgreSQL is unreachable"),
- * and the next calls reconnect with a backoff (100 ms doubling to 5 s), each failing at once
+ * A lost connection is noticed by the failing call (QV_EUNAVAIL, which HTTP answers 503:
+ * "PostgreSQL is unreachable"), and the next calls reconnect with a backoff (100 ms doubling to 5 s), each failing at once
  * while the backoff runs: a caller never waits more than one connect attempt.
  *
  * Migrations run under a session advisory lock, so nodes starting at the same time migrate one
@@ -96,7 +96,8 @@ PGconn *qv__pg_connect(const char *url, const char *label, struct qv_diag *d)
         len = strlen(msg);
         while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
             msg[--len] = '\0';
-        qv_fail(d, QV_ESTORE, "postgres store '%s': PostgreSQL is unreachable: %s", label, msg);
+        qv_fail(d, QV_EUNAVAIL, "postgres store '%s': PostgreSQL is unreachable: %s", label,
+                msg);
         PQfinish(c);
         return NULL;
     }
@@ -118,9 +119,9 @@ static int ensure_conn(struct pg_store *st, struct qv_diag *d)
     }
     now = qv_wall_ms();
     if (now < st->next_try_ms)
-        return qv_fail(d, QV_ESTORE,
-                       "postgres store '%s': PostgreSQL is unreachable; reconnecting (next attempt "
-                       "in %" PRIu64 " ms)",
+        return qv_fail(d, QV_EUNAVAIL,
+                       "postgres store '%s': PostgreSQL is unreachable, nothing can be saved; "
+                       "reconnecting (next attempt in %" PRIu64 " ms)",
                        st->label, st->next_try_ms - now);
     st->conn = qv__pg_connect(st->url, st->label, d);
     if (st->conn == NULL) {
@@ -133,7 +134,7 @@ static int ensure_conn(struct pg_store *st, struct qv_diag *d)
             qv_log(QV_LOG_ERROR, "store=%s msg=\"PostgreSQL is unreachable; reconnecting\"",
                    st->label);
         }
-        return QV_ESTORE;
+        return QV_EUNAVAIL;
     }
     if (st->down_logged)
         qv_log(QV_LOG_INFO, "store=%s msg=\"PostgreSQL reconnected\"", st->label);
@@ -159,7 +160,9 @@ static int db_fail(struct pg_store *st, PGresult *res, const char *what, struct 
     if (PQstatus(st->conn) != CONNECTION_OK) {
         PQfinish(st->conn);
         st->conn = NULL;
-        return qv_fail(d, QV_ESTORE, "postgres store '%s': %s: PostgreSQL is unreachable: %s",
+        return qv_fail(d, QV_EUNAVAIL,
+                       "postgres store '%s': %s: PostgreSQL is unreachable, the change was not "
+                       "saved: %s",
                        st->label, what, msg);
     }
     if (state != NULL && strcmp(state, "53200") == 0)
@@ -448,7 +451,7 @@ static int pq_open(const char *url, const struct qv_store_migration *m, qv_store
     }
     st->conn = qv__pg_connect(url, st->label, d);
     if (st->conn == NULL) {
-        err = QV_ESTORE;
+        err = QV_ESTORE; /* at open, an unreachable database is a failure to open */
         goto out;
     }
     err = migrate(st, m, d);

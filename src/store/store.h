@@ -5,8 +5,8 @@
  * router state.
  *
  * A store is opened from a URL: `sqlite:/path/to/state.db` (also `sqlite:relative.db`,
- * `sqlite:///abs/path.db` and `sqlite::memory:`). `postgres://...` is reserved for the
- * PostgreSQL implementation and fails with QV_ENOTSUP until it exists. Opening applies the
+ * `sqlite:///abs/path.db` and `sqlite::memory:`), or `postgres://USER@HOST:PORT/DB` /
+ * `postgresql://...?param=value` for PostgreSQL (libpq's URI, with its PG* environment). Opening applies the
  * schema migrations the database does not have yet, each in its own transaction.
  *
  * Every function may be called from any thread on one shared handle; the implementation
@@ -14,7 +14,8 @@
  *
  * Errors: QV_EINVAL for bad arguments (diag says which), QV_ENOENT when a looked-up row does not
  * exist, QV_ENOMEM when a result does not fit in memory, QV_ESTORE when the database fails (the
- * diag carries the database's own message). On error, out-parameters are left untouched and
+ * diag carries the database's own message), QV_EUNAVAIL when a PostgreSQL store cannot reach
+ * its server (the call changed nothing; later calls reconnect with a backoff). On error, out-parameters are left untouched and
  * nothing is changed in the database.
  *
  * A write that cannot be saved fails with QV_ESTORE, and callers must not act on a change that
