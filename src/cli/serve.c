@@ -15,6 +15,7 @@
 #include "../control/cluster.h"
 #include "../control/control.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -169,8 +170,11 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
         case 'd': o->data = optarg; break;
         case 's': o->store_url = optarg; break;
         case 'N':
-            if (optarg[0] == '\0' || strlen(optarg) > 63) {
-                fprintf(stderr, "quiver serve: --node-name: expected 1 to 63 characters\n");
+            if (optarg[0] == '\0' || strlen(optarg) > 63 ||
+                strspn(optarg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") !=
+                    strlen(optarg)) {
+                fprintf(stderr, "quiver serve: --node-name: expected 1 to 63 characters among "
+                                "A-Z a-z 0-9 . _ -\n");
                 return -1;
             }
             o->node_name = optarg;
@@ -565,6 +569,11 @@ int qv_cli_serve(int argc, char **argv)
         char host[64] = "";
 
         if (o.node_name == NULL && gethostname(host, sizeof(host) - 1) != 0)
+            host[0] = '\0';
+        for (char *p = host; *p; p++) /* the name goes into JSON and metric labels */
+            if (strchr("._-", *p) == NULL && !isalnum((unsigned char)*p))
+                *p = '-';
+        if (o.node_name == NULL && host[0] == '\0')
             snprintf(host, sizeof(host), "node");
         if (qv_cluster_start(store_url, s.store, s.router, o.node_name ? o.node_name : host,
                              qv_control_cluster_kv, s.control, &s.cluster, &d) != QV_OK) {

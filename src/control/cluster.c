@@ -23,6 +23,14 @@
 #define BACKOFF_MAX_MS 5000 /* reconnect backoff ceiling */
 #define DEFAULT_DOC "{\"policy\":\"default\"}"
 
+/* This process's node name, for metadata and metrics ("" outside cluster mode). */
+static char node_name[64];
+
+const char *qv_cluster_node_name(void)
+{
+    return node_name;
+}
+
 struct qv_cluster {
     char *url;
     qv_store *store;
@@ -240,6 +248,7 @@ int qv_cluster_start(const char *store_url, qv_store *store, qv_router *router, 
     c->store = store;
     c->router = router;
     snprintf(c->node, sizeof(c->node), "%s", node != NULL ? node : "");
+    snprintf(node_name, sizeof(node_name), "%s", c->node);
     atomic_init(&c->stop, false);
     atomic_init(&c->leader, false);
     atomic_init(&c->connected, false);

@@ -39,6 +39,9 @@ void qv_cluster_stop(qv_cluster *c);
 bool qv_cluster_is_leader(const qv_cluster *c);
 /* The node's name. Any thread. */
 const char *qv_cluster_node(const qv_cluster *c);
+/* This process's node name in cluster mode, "" otherwise ([A-Za-z0-9._-] only: safe in JSON
+ * and label values). Set once by qv_cluster_start, before the HTTP server starts. */
+const char *qv_cluster_node_name(void);
 /* Whether the listener's connection to PostgreSQL is up. Any thread. */
 bool qv_cluster_connected(const qv_cluster *c);
 

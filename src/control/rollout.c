@@ -437,10 +437,16 @@ static void audit(qv_control *c, const char *who, const char *model, const char 
 {
     struct qv_store_event ev;
     struct qv_diag d = {{0}};
+    char who_node[160];
 
     qv_log(QV_LOG_INFO, "model=%s what=%s msg=\"%s\"", model, what, new_value ? new_value : "");
     if (c->store == NULL)
         return;
+    /* In a cluster, the controller's decisions name the node that made them. */
+    if (c->cluster != NULL && strcmp(who, "controller") == 0) {
+        snprintf(who_node, sizeof(who_node), "controller@%s", qv_cluster_node(c->cluster));
+        who = who_node;
+    }
     memset(&ev, 0, sizeof(ev));
     ev.model = (char *)model;
     ev.who = (char *)who;

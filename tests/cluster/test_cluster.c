@@ -178,6 +178,7 @@ static void test_route_label_split(void **state)
     long n2 = 0, total = 0;
 
     start_all(c);
+    wait_body(&c->n[1], "/v2", "\"node\":\"n2\"");
     r = h_req(&c->n[0], "PUT", "/v2/models/m/route",
               "{\"policy\": \"weighted\", \"weights\": {\"1\": 90, \"2\": 10}}");
     if (r.status != 200)
@@ -348,6 +349,13 @@ static void test_controller_failover(void **state)
             break;
         if (h_now_ms() > deadline)
             fail_msg("rollout not finished by the new controller");
+    }
+    /* The controller's decisions name the node that made them, in the shared audit log. */
+    {
+        char who[32];
+
+        snprintf(who, sizeof(who), "controller@n%d", lead + 1);
+        wait_body(&c->n[lead], "/v2/models/m/events", who);
     }
     /* Every surviving node serves the promoted version. */
     for (int i = 0; i < N_NODES; i++) {
