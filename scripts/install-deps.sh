@@ -10,6 +10,7 @@ build=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libsqli
        libonnx-dev libcurl4-openssl-dev libcmocka-dev libpq-dev curl ca-certificates)
 test=(prometheus libonnx-testdata clang libclang-rt-14-dev systemd man-db python3 postgresql-15)
 bench=(wrk nginx-light gunicorn python3-flask python3-xgboost python3-numpy nodejs npm python3-torch python3-torchvision)
+cluster=(postgresql-15 nginx-light)
 models=(python3-xgboost python3-sklearn python3-numpy python3-torch python3-onnx)
 
 want=("${build[@]}")
@@ -19,7 +20,8 @@ for purpose in "$@"; do
     test) want+=("${test[@]}") ;;
     bench) want+=("${bench[@]}") ;;
     models) want+=("${models[@]}") ;;
-    *) echo "install-deps: unknown purpose '$purpose' (run, test, bench, models)" >&2; exit 2 ;;
+    cluster) want+=("${cluster[@]}") ;;
+    *) echo "install-deps: unknown purpose '$purpose' (run, test, bench, models, cluster)" >&2; exit 2 ;;
   esac
 done
 

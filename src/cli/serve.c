@@ -406,6 +406,7 @@ struct server {
     qv_router *router;
     qv_control *control;
     qv_cluster *cluster; /* cluster mode (a postgres store) only */
+    bool clustered;      /* the store is PostgreSQL: versions are the cluster's */
     qv_api *api;
 };
 
@@ -435,6 +436,31 @@ static int lock_data_dir(const char *dir)
     return fd; /* kept open: the lock lives as long as the process */
 }
 
+#define ARTIFACT_DIFFERS "artifact differs from the cluster"
+
+/* Cluster mode: the first node to load a version records its artifact's SHA-256; a node whose
+ * artifact differs refuses the version (UNAVAILABLE) rather than serve other answers under the
+ * same version number. An unreachable store refuses nothing (serving goes on). */
+static int check_artifact(void *ud, const char *model, int64_t version, const char *sha256,
+                          char *why, size_t why_len)
+{
+    struct server *s = ud;
+    struct qv_store_version row;
+    struct qv_diag d = {{0}};
+    int differs;
+
+    if (!s->clustered)
+        return 0;
+    memset(&row, 0, sizeof(row));
+    if (qv_store_version_get(s->store, model, version, &row, &d) != QV_OK)
+        return 0;
+    differs = row.sha256[0] != '\0' && strcmp(row.sha256, sha256) != 0;
+    if (differs)
+        snprintf(why, why_len, ARTIFACT_DIFFERS ": sha256 %s vs %s", sha256, row.sha256);
+    qv_store_version_fini(&row);
+    return differs;
+}
+
 static void on_version_state(void *ud, const char *model, int64_t version, const char *sha256,
                              enum qv_version_state st, const char *reason)
 {
@@ -446,6 +472,24 @@ static void on_version_state(void *ud, const char *model, int64_t version, const
 
     if (s->store == NULL)
         return;
+    /* A node refusing the cluster's artifact leaves the cluster's record (and hash) alone. */
+    if (s->clustered && reason != NULL && strncmp(reason, ARTIFACT_DIFFERS,
+                                                  strlen(ARTIFACT_DIFFERS)) == 0)
+        goto audit;
+    if (s->clustered && (sha256 == NULL || sha256[0] == '\0')) {
+        struct qv_store_version old;
+
+        /* Keep the hash the cluster recorded when this node reports a state without one. */
+        memset(&old, 0, sizeof(old));
+        if (qv_store_version_get(s->store, model, version, &old, &d) == QV_OK) {
+            static _Thread_local char kept[QV_SHA256_HEX];
+
+            memcpy(kept, old.sha256, sizeof(kept));
+            sha256 = kept;
+            qv_store_version_fini(&old);
+        }
+        memset(&d, 0, sizeof(d));
+    }
     memset(&row, 0, sizeof(row));
     row.model = (char *)model;
     row.version = version;
@@ -455,6 +499,7 @@ static void on_version_state(void *ud, const char *model, int64_t version, const
     if (qv_store_version_upsert(s->store, &row, &d) != QV_OK)
         qv_log(QV_LOG_WARN, "model=%s version=%lld msg=\"cannot record the state\" reason=\"%s\"",
                model, (long long)version, d.msg);
+audit:
     if (st == QV_STATE_LOADING || st == QV_STATE_DRAINING)
         return; /* transitions; the audit log keeps the outcomes */
     memset(&ev, 0, sizeof(ev));
@@ -544,7 +589,10 @@ int qv_cli_serve(int argc, char **argv)
     ecfg.explicit_mode = o.explicit_mode;
     ecfg.spin_us = o.spin_us;
     ecfg.evict_idle_ms = o.evict_idle_ms;
+    memset(&hooks, 0, sizeof(hooks));
     hooks.version_state = on_version_state;
+    hooks.check_artifact = check_artifact;
+    s.clustered = strcmp(qv_store_kind(s.store), "postgres") == 0;
     hooks.ud = &s;
     if (qv_engine_create(&ecfg, &hooks, s.monitor, &s.engine, &d) != QV_OK) {
         fprintf(stderr, "quiver serve: %s\n", d.msg);

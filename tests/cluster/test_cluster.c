@@ -366,12 +366,38 @@ static void test_controller_failover(void **state)
     }
 }
 
+/* A node whose artifact for a version differs from the one the cluster recorded marks that
+ * version UNAVAILABLE on itself, with both hashes in the reason; the others serve it. */
+static void test_artifact_differs(void **state)
+{
+    struct cl *c = *state;
+    char st[32], reason[512];
+
+    start_node(c, 0);
+    h_test_version(&c->n[1], "m", 2, "{\"features\": 4, \"scale\": 7.0}");
+    start_node(c, 1);
+    h_wait_state(&c->n[1], "m", 2, "UNAVAILABLE");
+    h_state_of(&c->n[1], "m", 2, st, sizeof(st), reason, sizeof(reason));
+    if (strstr(reason, "artifact differs from the cluster: sha256 ") == NULL)
+        fail_msg("reason: %s", reason);
+    h_state_of(&c->n[1], "m", 1, st, sizeof(st), reason, sizeof(reason));
+    assert_string_equal(st, "READY");
+    h_state_of(&c->n[0], "m", 2, st, sizeof(st), reason, sizeof(reason));
+    assert_string_equal(st, "READY");
+    /* Node 1's record of the version is unchanged: a third node with the same files serves it. */
+    start_node(c, 2);
+    h_wait_state(&c->n[2], "m", 2, "READY");
+    for (int i = 0; i < N_NODES; i++)
+        h_stop_ok(&c->n[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_route_label_split, cl_setup, cl_teardown),
         cmocka_unit_test_setup_teardown(test_postgres_down_and_back, cl_setup, cl_teardown),
         cmocka_unit_test_setup_teardown(test_controller_failover, cl_setup, cl_teardown),
+        cmocka_unit_test_setup_teardown(test_artifact_differs, cl_setup, cl_teardown),
     };
     int rc;
 
