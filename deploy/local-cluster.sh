@@ -36,6 +36,7 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
+chmod 0755 "$dir" # the PostgreSQL user (nobody, when run as root) must reach $dir/pg
 mkdir -p "$dir/pg"
 url=$(bash "$here/tests/cluster/pg.sh" start "$dir/pg")
 
