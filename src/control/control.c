@@ -239,6 +239,7 @@ void qv_control_tick(qv_control *c)
         qv__rollout_sync(c);
     }
     c->was_leader = lead;
+    qv__counters_publish(c);
     update_scores(c);
     reconcile_metrics(c);
     qv__history_tick(c);

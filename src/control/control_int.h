@@ -177,7 +177,12 @@ bool qv_alert_value(enum qv_alert_metric m, const struct qv_window *w, uint64_t 
 
 /* ---- The controller ---- */
 
-struct qv__alert_state; /* alerts.c */
+struct qv__alert_state; /* counters.c: cluster-wide figures (cluster mode only) */
+void qv__counters_publish(qv_control *c);
+/* The sum over every node of the latest published counters of (model, version); t_ns now. */
+int qv__counters_sum(qv_control *c, const char *model, int64_t version,
+                     struct qv_vstats_snap *out);
+/* alerts.c */
 struct qv__rollout;     /* rollout.c */
 struct qv__hist_prev;   /* history.c */
 struct qv__webhook;     /* webhook.c */

@@ -564,6 +564,12 @@ static void take_base(qv_control *c, struct qv__rollout *ro)
 
     memset(&ro->base_canary, 0, sizeof(ro->base_canary));
     memset(&ro->base_stable, 0, sizeof(ro->base_stable));
+    if (c->cluster != NULL && c->store != NULL) {
+        /* Cluster mode: every node's traffic counts (counters.c). */
+        qv__counters_sum(c, ro->model, ro->plan.canary, &ro->base_canary);
+        qv__counters_sum(c, ro->model, ro->stable, &ro->base_stable);
+        vc = vs = NULL;
+    }
     if (vc)
         qv_vstats_snapshot(vc, &ro->base_canary);
     if (vs)
@@ -611,6 +617,11 @@ static void window_since(qv_control *c, const char *model, int64_t v,
     struct qv_vstats_snap now;
 
     memset(w, 0, sizeof(*w));
+    if (c->cluster != NULL && c->store != NULL &&
+        qv__counters_sum(c, model, v, &now) == QV_OK) {
+        qv_vstats_window(&now, base, w);
+        return;
+    }
     if (s == NULL)
         return;
     qv_vstats_snapshot(s, &now);

@@ -391,6 +391,48 @@ static void test_artifact_differs(void **state)
         h_stop_ok(&c->n[i]);
 }
 
+/* A rollout's decisions use the sum of every node's traffic: with all requests sent to the
+ * nodes that do not run the controller, the controller still sees the canary's requests and
+ * the rollout is promoted (on its own counters it would wait forever for min_requests). */
+static void test_rollout_sums_nodes(void **state)
+{
+    struct cl *c = *state;
+    uint64_t deadline;
+    struct h_resp r;
+    int lead;
+    bool promoted = false;
+
+    start_all(c);
+    lead = wait_leader(c, -1);
+    r = h_post(&c->n[(lead + 1) % N_NODES], "/v2/models/m/rollout",
+               "{\"canary\": 2, \"steps\": [50, 100], \"step_seconds\": 1, "
+               "\"min_requests\": 30, \"guards\": {\"max_error_rate_delta\": 0.5, "
+               "\"max_p99_ratio\": 1000}}");
+    if (r.status != 201)
+        fail_msg("POST rollout: %ld %s", r.status, r.body);
+    h_resp_free(&r);
+    deadline = h_now_ms() + H_DEADLINE_MS;
+    while (!promoted) {
+        for (int k = 0; k < 20; k++)
+            for (int i = 0; i < N_NODES; i++)
+                if (i != lead)
+                    version_of(&c->n[i]);
+        rollout_step(&c->n[lead], "promoted", &promoted);
+        if (!promoted && h_now_ms() > deadline)
+            fail_msg("the controller never saw the other nodes' canary traffic");
+    }
+    /* The controller itself answered none of them. */
+    r = h_get(&c->n[lead], "/v2/models/m/versions/2/stats");
+    if (r.status == 200 && r.json != NULL) {
+        json_t *t = json_object_get(r.json, "requests");
+        if (json_is_integer(t))
+            assert_int_equal(json_integer_value(t), 0);
+    }
+    h_resp_free(&r);
+    for (int i = 0; i < N_NODES; i++)
+        h_stop_ok(&c->n[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -398,6 +440,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_postgres_down_and_back, cl_setup, cl_teardown),
         cmocka_unit_test_setup_teardown(test_controller_failover, cl_setup, cl_teardown),
         cmocka_unit_test_setup_teardown(test_artifact_differs, cl_setup, cl_teardown),
+        cmocka_unit_test_setup_teardown(test_rollout_sums_nodes, cl_setup, cl_teardown),
     };
     int rc;
 
