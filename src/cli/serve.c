@@ -629,6 +629,7 @@ int qv_cli_serve(int argc, char **argv)
             goto out;
         }
         qv_control_set_cluster(s.control, s.cluster);
+        qv_router_set_feedback_source(s.router, qv_cluster_fb_source, s.cluster);
         qv_log(QV_LOG_INFO, "node=%s msg=\"cluster mode: state shared through PostgreSQL\"",
                qv_cluster_node(s.cluster));
     }

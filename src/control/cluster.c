@@ -22,6 +22,11 @@
 #define LEADER_TRY_MS 1000  /* how often a follower tries to take the controller lock */
 #define BACKOFF_MAX_MS 5000 /* reconnect backoff ceiling */
 #define DEFAULT_DOC "{\"policy\":\"default\"}"
+#define RING_FLUSH_MS 250        /* answered requests are written this often */
+#define RING_SETTLE_MS 1000      /* ... once this old, so their outcome is recorded */
+#define RING_BATCH 4096          /* at most this many per write */
+#define RING_PRUNE_MS 60000      /* old rows are deleted this often */
+#define RING_RETENTION_MS 900000 /* a request stays joinable across nodes for 15 min */
 
 /* This process's node name, for metadata and metrics ("" outside cluster mode). */
 static char node_name[64];
@@ -43,7 +48,49 @@ struct qv_cluster {
     atomic_bool leader;
     atomic_bool connected;
     PGconn *conn; /* listener thread only (and start, before the thread runs) */
+    struct qv_router_fb_entry *ring; /* export buffer, RING_BATCH entries */
 };
+
+/* Write the requests this node answered (older than RING_SETTLE_MS) for the other nodes'
+ * feedback joins. While the store is unreachable they are dropped: such requests are joinable
+ * on this node only. */
+static void flush_ring(qv_cluster *c)
+{
+    struct qv_store_request rows[256];
+    size_t n = qv_router_feedback_export(c->router, qv_wall_ms() - RING_SETTLE_MS, c->ring,
+                                         RING_BATCH);
+
+    for (size_t i = 0; i < n;) {
+        size_t k = 0;
+        struct qv_diag d = {{0}};
+
+        for (; k < QV_ARRAY_LEN(rows) && i < n; k++, i++) {
+            rows[k].id = c->ring[i].id;
+            rows[k].model = c->ring[i].model;
+            rows[k].version = c->ring[i].version;
+            rows[k].cls = c->ring[i].cls;
+            rows[k].ts_ms = c->ring[i].ts_ms;
+        }
+        if (qv_store_request_add(c->store, rows, k, &d) != QV_OK)
+            qv_log(QV_LOG_DEBUG, "node=%s requests=%zu msg=\"answered requests not shared\" "
+                                 "reason=\"%s\"", c->node, k, d.msg);
+    }
+}
+
+static void prune_ring(qv_cluster *c)
+{
+    struct qv_diag d = {{0}};
+
+    qv_store_request_prune(c->store, qv_wall_ms() - RING_RETENTION_MS, NULL, &d);
+}
+
+int qv_cluster_fb_source(void *ud, const char *id, char *model_out, int64_t *version, int *cls)
+{
+    qv_cluster *c = ud;
+    struct qv_diag d = {{0}};
+
+    return qv_store_request_get(c->store, id, model_out, version, cls, &d) == QV_OK ? 0 : -1;
+}
 
 /* Make model's route in this node's router equal to the stored document. */
 static void sync_model(qv_cluster *c, const char *model, const char *doc)
@@ -177,7 +224,7 @@ static void *run(void *arg)
 {
     qv_cluster *c = arg;
     unsigned backoff = 0;
-    uint64_t next_sync = 0, next_lead = 0;
+    uint64_t next_sync = 0, next_lead = 0, next_flush = 0, next_prune = 0;
 
     while (!atomic_load(&c->stop)) {
         struct pollfd pfd;
@@ -203,6 +250,15 @@ static void *run(void *arg)
         if (now >= next_lead) {
             try_lead(c);
             next_lead = now + LEADER_TRY_MS;
+        }
+        if (now >= next_flush) {
+            flush_ring(c);
+            next_flush = now + RING_FLUSH_MS;
+        }
+        if (now >= next_prune) {
+            if (atomic_load(&c->leader))
+                prune_ring(c);
+            next_prune = now + RING_PRUNE_MS;
         }
         if (now >= next_sync) {
             sync_all(c);
@@ -244,6 +300,7 @@ int qv_cluster_start(const char *store_url, qv_store *store, qv_router *router, 
 
     c->kv_fn = kv_fn;
     c->kv_ud = kv_ud;
+    c->ring = qv_xcalloc(RING_BATCH, sizeof(*c->ring));
     c->url = qv_xstrdup(store_url);
     c->store = store;
     c->router = router;
@@ -253,6 +310,7 @@ int qv_cluster_start(const char *store_url, qv_store *store, qv_router *router, 
     atomic_init(&c->leader, false);
     atomic_init(&c->connected, false);
     if (pthread_create(&c->thread, NULL, run, c) != 0) {
+        free(c->ring);
         free(c->url);
         free(c);
         return qv_fail(d, QV_ENOMEM, "cluster: cannot start the listener thread");
@@ -267,6 +325,7 @@ void qv_cluster_stop(qv_cluster *c)
         return;
     atomic_store(&c->stop, true);
     pthread_join(c->thread, NULL);
+    free(c->ring);
     free(c->url);
     free(c);
 }

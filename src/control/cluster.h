@@ -42,6 +42,11 @@ const char *qv_cluster_node(const qv_cluster *c);
 /* This process's node name in cluster mode, "" otherwise ([A-Za-z0-9._-] only: safe in JSON
  * and label values). Set once by qv_cluster_start, before the HTTP server starts. */
 const char *qv_cluster_node_name(void);
+/* For qv_router_set_feedback_source (ud = the cluster): looks a request another node
+ * answered up in the store. Every node writes the requests it answered every 250 ms, once
+ * they are 1 s old, and they are kept 15 minutes: feedback sent to another node than the one
+ * that answered joins from about 1.5 s after the answer until 15 minutes after it. */
+int qv_cluster_fb_source(void *ud, const char *id, char *model_out, int64_t *version, int *cls);
 /* Whether the listener's connection to PostgreSQL is up. Any thread. */
 bool qv_cluster_connected(const qv_cluster *c);
 

@@ -169,5 +169,16 @@ const struct qv_store_migration qv__store_pg_migrations[] = {
      ");"
      "INSERT INTO route_history (model, seq, revision, doc, replaced_ms)"
      "  SELECT model, 1, 0, prev_doc, updated_ms FROM routes WHERE prev_doc IS NOT NULL;"},
+    {3, "requests answered",
+     /* Cluster mode: which version answered a request id, written by the answering node in
+      * batches, read by the node a feedback reaches; pruned by age. PostgreSQL only. */
+     "CREATE TABLE requests ("
+     "  id TEXT PRIMARY KEY,"
+     "  model TEXT NOT NULL,"
+     "  version BIGINT NOT NULL,"
+     "  cls INTEGER NOT NULL,"
+     "  ts_ms BIGINT NOT NULL"
+     ");"
+     "CREATE INDEX requests_ts ON requests (ts_ms);"},
     {0, NULL, NULL},
 };

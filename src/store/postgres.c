@@ -1240,6 +1240,116 @@ static int pq_kv_list(qv_store *s, const char *ns, struct qv_store_kv **out, siz
     return err;
 }
 
+/* ---- Requests answered ---- */
+
+/* Append v to a PostgreSQL array literal as a quoted element. */
+static int arr_str(struct qv_buf *b, const char *v, bool first)
+{
+    int err = qv_buf_append(b, first ? "\"" : ",\"", first ? 1 : 2);
+
+    for (const char *p = v; !err && *p; p++) {
+        if (*p == '"' || *p == '\\')
+            err = qv_buf_append(b, "\\", 1);
+        if (!err)
+            err = qv_buf_append(b, p, 1);
+    }
+    return err ? err : qv_buf_append(b, "\"", 1);
+}
+
+/* One statement per batch: the rows travel as five arrays. */
+static int pq_request_add(qv_store *s, const struct qv_store_request *rows, size_t n,
+                          struct qv_diag *d)
+{
+    struct pg_store *st = pg(s);
+    struct qv_buf a[5] = {QV_BUF_INIT(0), QV_BUF_INIT(0), QV_BUF_INIT(0), QV_BUF_INIT(0),
+                          QV_BUF_INIT(0)};
+    const char *vals[5];
+    int err = 0;
+
+    for (int k = 0; k < 5 && !err; k++)
+        err = qv_buf_append(&a[k], "{", 1);
+    for (size_t i = 0; i < n && !err; i++) {
+        err = arr_str(&a[0], rows[i].id, i == 0);
+        if (!err)
+            err = arr_str(&a[1], rows[i].model, i == 0);
+        if (!err)
+            err = qv_buf_printf(&a[2], "%s%" PRId64, i ? "," : "", rows[i].version);
+        if (!err)
+            err = qv_buf_printf(&a[3], "%s%d", i ? "," : "", rows[i].cls);
+        if (!err)
+            err = qv_buf_printf(&a[4], "%s%" PRIu64, i ? "," : "", rows[i].ts_ms);
+    }
+    for (int k = 0; k < 5 && !err; k++)
+        err = qv_buf_append(&a[k], "}", 2); /* with the NUL */
+    if (err) {
+        for (int k = 0; k < 5; k++)
+            qv_buf_free(&a[k]);
+        return qv_fail(d, QV_ENOMEM, "store: out of memory for %zu requests", n);
+    }
+    for (int k = 0; k < 5; k++)
+        vals[k] = a[k].data;
+    err = enter(st, d);
+    if (!err) {
+        /* A batch may name one id twice (a retried request): the newest row wins. */
+        err = run(st,
+                  "INSERT INTO requests (id, model, version, cls, ts_ms) "
+                  "SELECT DISTINCT ON (id) id, model, version, cls, ts_ms FROM unnest("
+                  "$1::text[], $2::text[], $3::bigint[], $4::int[], $5::bigint[]) "
+                  "AS t(id, model, version, cls, ts_ms) ORDER BY id, ts_ms DESC "
+                  "ON CONFLICT (id) DO UPDATE SET model = excluded.model, version = "
+                  "excluded.version, cls = excluded.cls, ts_ms = excluded.ts_ms",
+                  5, vals, "request add", NULL, d);
+        leave(st);
+    }
+    for (int k = 0; k < 5; k++)
+        qv_buf_free(&a[k]);
+    return err;
+}
+
+static int pq_request_get(qv_store *s, const char *id, char *model_out, int64_t *version, int *cls,
+                          struct qv_diag *d)
+{
+    struct pg_store *st = pg(s);
+    PGresult *r = NULL;
+    int err = enter(st, d);
+
+    if (err)
+        return err;
+    err = run(st, "SELECT model, version, cls FROM requests WHERE id = $1", 1,
+              (const char *[]){id}, "request get", &r, d);
+    if (!err && PQntuples(r) == 0)
+        err = qv_fail(d, QV_ENOENT, "store: request '%s' is not recorded", id);
+    if (!err) {
+        if (model_out != NULL)
+            snprintf(model_out, 128, "%s", PQgetvalue(r, 0, 0));
+        if (version != NULL)
+            *version = get_i64(r, 0, 1);
+        if (cls != NULL)
+            *cls = (int)get_i64(r, 0, 2);
+    }
+    PQclear(r);
+    leave(st);
+    return err;
+}
+
+static int pq_request_prune(qv_store *s, uint64_t before_ms, uint64_t *deleted, struct qv_diag *d)
+{
+    struct pg_store *st = pg(s);
+    char ms[24];
+    PGresult *r = NULL;
+    int err = enter(st, d);
+
+    if (err)
+        return err;
+    err = run(st, "DELETE FROM requests WHERE ts_ms < $1", 1,
+              (const char *[]){i64s(ms, sizeof(ms), (int64_t)before_ms)}, "request prune", &r, d);
+    if (!err && deleted != NULL)
+        *deleted = strtoull(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    leave(st);
+    return err;
+}
+
 const struct qv_store_ops qv_store_postgres = {
     .kind = "postgres",
     .migrations = qv__store_pg_migrations,
@@ -1267,4 +1377,7 @@ const struct qv_store_ops qv_store_postgres = {
     .kv_get = pq_kv_get,
     .kv_delete = pq_kv_delete,
     .kv_list = pq_kv_list,
+    .request_add = pq_request_add,
+    .request_get = pq_request_get,
+    .request_prune = pq_request_prune,
 };

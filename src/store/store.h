@@ -228,4 +228,25 @@ int qv_store_kv_list(qv_store *s, const char *ns, struct qv_store_kv **out, size
                      struct qv_diag *d);
 void qv_store_kv_free(struct qv_store_kv *a, size_t n);
 
+/* ---- Requests answered (cluster mode: feedback joins across nodes) ---- */
+
+/* Which version answered a request id, so that feedback sent to another node finds it.
+ * PostgreSQL only (QV_ENOTSUP elsewhere: one node joins feedback in memory). */
+struct qv_store_request {
+    const char *id;    /* 1..127 bytes */
+    const char *model; /* 1..127 bytes */
+    int64_t version;
+    int cls;        /* class of the answer, -1 when none */
+    uint64_t ts_ms; /* when it was answered; 0 means now */
+};
+
+/* Insert n rows in one transaction (a known id is replaced). Any thread. */
+int qv_store_request_add(qv_store *s, const struct qv_store_request *rows, size_t n,
+                         struct qv_diag *d);
+/* model_out (128 bytes), *version and *cls of request id. QV_ENOENT if unknown. */
+int qv_store_request_get(qv_store *s, const char *id, char *model_out, int64_t *version, int *cls,
+                         struct qv_diag *d);
+/* Delete the rows answered before before_ms. *deleted (optional) gets how many. */
+int qv_store_request_prune(qv_store *s, uint64_t before_ms, uint64_t *deleted, struct qv_diag *d);
+
 #endif /* QV_STORE_H */

@@ -84,6 +84,13 @@ struct qv_store_ops {
     int (*kv_delete)(qv_store *s, const char *ns, const char *key, struct qv_diag *d);
     int (*kv_list)(qv_store *s, const char *ns, struct qv_store_kv **out, size_t *n,
                    struct qv_diag *d);
+
+    /* Optional (NULL: QV_ENOTSUP). Rows are checked, ts_ms set. */
+    int (*request_add)(qv_store *s, const struct qv_store_request *rows, size_t n,
+                       struct qv_diag *d);
+    int (*request_get)(qv_store *s, const char *id, char *model_out, int64_t *version, int *cls,
+                       struct qv_diag *d);
+    int (*request_prune)(qv_store *s, uint64_t before_ms, uint64_t *deleted, struct qv_diag *d);
 };
 
 extern const struct qv_store_ops qv_store_sqlite;

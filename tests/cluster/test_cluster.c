@@ -433,6 +433,50 @@ static void test_rollout_sums_nodes(void **state)
         h_stop_ok(&c->n[i]);
 }
 
+/* Feedback sent to another node than the one that answered is joined with the version that
+ * answered (the answering node shares its requests through the store); an unknown id is
+ * still 404. */
+static void test_feedback_other_node(void **state)
+{
+    struct cl *c = *state;
+    const char *body = "{\"id\": \"req-42\", \"inputs\": [{\"name\": \"input__0\", "
+                       "\"datatype\": \"FP32\", \"shape\": [1, 4], "
+                       "\"data\": [0.1, 0.2, 0.3, 0.4]}]}";
+    uint64_t deadline;
+    struct h_resp r;
+    char answered[16];
+
+    start_node(c, 0);
+    start_node(c, 1);
+    r = h_req(&c->n[0], "PUT", "/v2/models/m/route", "{\"policy\": \"pinned\", \"target\": 1}");
+    if (r.status != 200)
+        fail_msg("PUT route: %ld %s", r.status, r.body);
+    h_resp_free(&r);
+    r = h_post(&c->n[0], "/v2/models/m/infer", body);
+    assert_int_equal(r.status, 200);
+    snprintf(answered, sizeof(answered), "%s", h_jstr(r.json, "model_version"));
+    h_resp_free(&r);
+    assert_string_equal(answered, "1");
+
+    deadline = h_now_ms() + H_DEADLINE_MS;
+    for (;;) {
+        r = h_post(&c->n[1], "/v2/models/m/feedback", "{\"id\": \"req-42\", \"reward\": 1}");
+        if (r.status == 200)
+            break;
+        if (r.status != 404 || h_now_ms() > deadline)
+            fail_msg("feedback on node 2: %ld %s", r.status, r.body);
+        h_resp_free(&r);
+        h_sleep_ms(100);
+    }
+    assert_string_equal(h_jstr(r.json, "model_version"), answered);
+    h_resp_free(&r);
+    r = h_post(&c->n[1], "/v2/models/m/feedback", "{\"id\": \"req-nobody\", \"reward\": 1}");
+    h_expect_error(&r, 404, "req-nobody");
+    h_resp_free(&r);
+    for (int i = 0; i < 2; i++)
+        h_stop_ok(&c->n[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -441,6 +485,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_controller_failover, cl_setup, cl_teardown),
         cmocka_unit_test_setup_teardown(test_artifact_differs, cl_setup, cl_teardown),
         cmocka_unit_test_setup_teardown(test_rollout_sums_nodes, cl_setup, cl_teardown),
+        cmocka_unit_test_setup_teardown(test_feedback_other_node, cl_setup, cl_teardown),
     };
     int rc;
 

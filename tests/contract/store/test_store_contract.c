@@ -893,6 +893,43 @@ static void test_concurrent_own_handles(void **state)
     run_writers(*state, false);
 }
 
+/* Requests answered (cluster mode): PostgreSQL keeps them, in batches, replacing a known id,
+ * pruned by age; SQLite says it does not. */
+static void test_requests(void **state)
+{
+    struct fx *f = *state;
+    struct qv_store_request rows[3] = {
+        {.id = "a\"b\\c{d},e", .model = "fraud", .version = 2, .cls = 1, .ts_ms = 1000},
+        {.id = "plain", .model = "fraud", .version = 1, .cls = -1, .ts_ms = 5000},
+        {.id = "plain", .model = "fraud", .version = 3, .cls = 0, .ts_ms = 6000},
+    };
+    char model[128];
+    int64_t v = 0;
+    int cls = 9;
+    uint64_t deleted = 0;
+
+    if (strcmp(cur_target->name, "sqlite") == 0) {
+        FAILS(QV_ENOTSUP, qv_store_request_add(f->s, rows, 1, &d_));
+        FAILS(QV_ENOTSUP, qv_store_request_get(f->s, "x", model, &v, &cls, &d_));
+        return;
+    }
+    FAILS(QV_EINVAL, qv_store_request_add(f->s, &(struct qv_store_request){.id = "", .model = "m"},
+                                          1, &d_));
+    OK(qv_store_request_add(f->s, rows, 3, &d_));
+    OK(qv_store_request_get(f->s, rows[0].id, model, &v, &cls, &d_));
+    assert_string_equal(model, "fraud");
+    assert_int_equal(v, 2);
+    assert_int_equal(cls, 1);
+    OK(qv_store_request_get(f->s, "plain", model, &v, &cls, &d_));
+    assert_int_equal(v, 3); /* the newest row of an id wins */
+    assert_int_equal(cls, 0);
+    FAILS(QV_ENOENT, qv_store_request_get(f->s, "nobody", model, &v, &cls, &d_));
+    OK(qv_store_request_prune(f->s, 2000, &deleted, &d_));
+    assert_int_equal(deleted, 1);
+    FAILS(QV_ENOENT, qv_store_request_get(f->s, rows[0].id, model, &v, &cls, &d_));
+    OK(qv_store_request_get(f->s, "plain", model, &v, &cls, &d_));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -908,6 +945,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kv, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_shared_handle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_own_handles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_requests, setup, teardown),
     };
     int failed = 0;
 
