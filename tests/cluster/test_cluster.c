@@ -477,6 +477,84 @@ static void test_feedback_other_node(void **state)
         h_stop_ok(&c->n[i]);
 }
 
+struct put_arg {
+    struct h_srv *s;
+    const char *doc;
+    long status;
+};
+
+static void *put_route_thread(void *arg)
+{
+    struct put_arg *a = arg;
+    struct h_resp r = h_req(a->s, "PUT", "/v2/models/m/route", a->doc);
+
+    a->status = r.status;
+    h_resp_free(&r);
+    return NULL;
+}
+
+/* Two nodes change the same route at once: both are accepted, every node ends with the same
+ * whole document (one of the two, never a mix), and both changes are in the shared events. */
+static void test_concurrent_writes(void **state)
+{
+    struct cl *c = *state;
+    struct put_arg a[2] = {
+        {&c->n[0], "{\"policy\": \"weighted\", \"weights\": {\"1\": 70, \"2\": 30}}", 0},
+        {&c->n[1], "{\"policy\": \"pinned\", \"target\": 2}", 0},
+    };
+    pthread_t t[2];
+    char *final = NULL;
+    uint64_t deadline;
+
+    start_all(c);
+    for (int round = 0; round < 5; round++) {
+        for (int i = 0; i < 2; i++)
+            assert_int_equal(pthread_create(&t[i], NULL, put_route_thread, &a[i]), 0);
+        for (int i = 0; i < 2; i++) {
+            pthread_join(t[i], NULL);
+            assert_int_equal(a[i].status, 200);
+        }
+        /* Every node converges on the same whole document. */
+        deadline = h_now_ms() + H_DEADLINE_MS;
+        for (;;) {
+            char *d0 = get_body(&c->n[0], "/v2/models/m/route");
+            bool same = d0 != NULL;
+
+            for (int i = 1; same && i < N_NODES; i++) {
+                char *di = get_body(&c->n[i], "/v2/models/m/route");
+                same = di != NULL && strcmp(di, d0) == 0;
+                free(di);
+            }
+            if (same) {
+                free(final);
+                final = d0;
+                break;
+            }
+            free(d0);
+            if (h_now_ms() > deadline)
+                fail_msg("nodes never agreed on the route");
+            h_sleep_ms(20);
+        }
+        assert_true((strstr(final, "\"weighted\"") != NULL && strstr(final, "70") != NULL) ||
+                    (strstr(final, "\"pinned\"") != NULL && strstr(final, "70") == NULL));
+    }
+    free(final);
+    {
+        struct h_resp r = h_get(&c->n[2], "/v2/models/m/events");
+        const char *p = r.body;
+        int puts = 0;
+
+        while ((p = strstr(p, "route.put")) != NULL) {
+            puts++;
+            p++;
+        }
+        h_resp_free(&r);
+        assert_true(puts >= 5); /* at least one change per round, each audited */
+    }
+    for (int i = 0; i < N_NODES; i++)
+        h_stop_ok(&c->n[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -486,6 +564,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_artifact_differs, cl_setup, cl_teardown),
         cmocka_unit_test_setup_teardown(test_rollout_sums_nodes, cl_setup, cl_teardown),
         cmocka_unit_test_setup_teardown(test_feedback_other_node, cl_setup, cl_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_writes, cl_setup, cl_teardown),
     };
     int rc;
 
