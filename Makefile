@@ -18,7 +18,8 @@ SYSCONFDIR ?= $(if $(filter /usr /usr/local,$(PREFIX)),/etc,$(PREFIX)/etc)
 BUILD_DIR ?= build
 
 .PHONY: all deps deps-test build build-asan build-tsan build-fuzz run test test-fast \
-        conformance fuzz fuzz-short soak bench models clean install install-only uninstall
+        conformance fuzz fuzz-short soak bench models clean install install-only uninstall \
+        cluster
 
 all: build
 
@@ -68,6 +69,12 @@ fuzz: build-fuzz
 # summary counts them); a crash, leak or sanitizer report fails it.
 fuzz-short: build-fuzz
 	cd build-fuzz && $(CTEST) -L fuzz-slice
+
+# A local cluster: a throwaway PostgreSQL, three nodes and nginx in front, on
+# loopback ports; Ctrl-C stops everything (docs/cluster.md).
+cluster: build
+	bash scripts/install-deps.sh run cluster
+	bash deploy/local-cluster.sh build/quiver $(REPO)
 
 # Installs, builds, and serves the example repository on $(HOST):$(PORT).
 run: deps build

@@ -9,8 +9,10 @@ build=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libsqli
        libssl-dev libxgboost-dev libopenblas-dev libprotobuf-c-dev protobuf-c-compiler
        libonnx-dev libcurl4-openssl-dev libcmocka-dev libpq-dev curl ca-certificates
        zlib1g-dev)
-test=(prometheus libonnx-testdata clang libclang-rt-14-dev systemd man-db python3 chromium nodejs npm)
+test=(prometheus libonnx-testdata clang libclang-rt-14-dev systemd man-db python3 chromium nodejs npm
+      postgresql-15 python3-yaml)
 bench=(wrk nginx-light gunicorn python3-flask python3-xgboost python3-numpy nodejs npm python3-torch python3-torchvision)
+cluster=(postgresql-15 nginx-light)
 models=(python3-xgboost python3-sklearn python3-numpy python3-torch python3-onnx)
 
 want=("${build[@]}")
@@ -20,7 +22,8 @@ for purpose in "$@"; do
     test) want+=("${test[@]}") ;;
     bench) want+=("${bench[@]}") ;;
     models) want+=("${models[@]}") ;;
-    *) echo "install-deps: unknown purpose '$purpose' (run, test, bench, models)" >&2; exit 2 ;;
+    cluster) want+=("${cluster[@]}") ;;
+    *) echo "install-deps: unknown purpose '$purpose' (run, test, bench, models, cluster)" >&2; exit 2 ;;
   esac
 done
 

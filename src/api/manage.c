@@ -57,7 +57,7 @@ static int commit_route(void *ud, const char *model, const char *canonical, stru
     if (err) {
         qv_log(QV_LOG_WARN, "model=%s msg=\"route change not saved; refused\" reason=\"%s\"", model,
                d->msg);
-        return err == QV_ENOENT ? err : QV_ESTORE;
+        return err == QV_ENOENT || err == QV_ESTOREDOWN ? err : QV_ESTORE;
     }
     if (!c->rollback)
         qv_store_route_revision(st, model, &c->revision, NULL, &ignore);

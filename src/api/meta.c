@@ -6,6 +6,7 @@
  * /metrics.
  */
 #include "api_int.h"
+#include "../control/cluster.h"
 
 #define QV_LOG_MODULE "api"
 
@@ -30,12 +31,13 @@ int qv__on_ready(struct qv_http_req *r)
 
 int qv__on_server_meta(struct qv_http_req *r)
 {
+    const char *node = qv_cluster_node_name(); /* [A-Za-z0-9._-]: no escaping needed */
+
     return qv_buf_printf(&r->resp,
                          "{\"name\":\"quiver\",\"version\":\"%s\",\"extensions\":["
                          "\"binary_tensor_data\",\"model_configuration\",\"model_repository\","
-                         "\"statistics\","
-                         "\"routing\"]}",
-                         QV_VERSION);
+                         "\"statistics\",\"routing\"]%s%s%s}",
+                         QV_VERSION, node[0] ? ",\"node\":\"" : "", node, node[0] ? "\"" : "");
 }
 
 /* The KServe/Triton platform name of a backend: "onnx_onnxv1" for ONNX;

@@ -146,7 +146,7 @@ void qv__api_error(struct qv_http_req *r, int err)
     qv_buf_append(&r->resp, "}", 1);
     if (err == QV_EOVERLOAD)
         r->retry_after = 1;
-    else if (err == QV_EBUSY || err == QV_ESHUTDOWN || err == QV_ENOMEM)
+    else if (err == QV_EBUSY || err == QV_ESHUTDOWN || err == QV_ENOMEM || err == QV_ESTOREDOWN)
         r->retry_after = 5;
 }
 

@@ -13,8 +13,10 @@
 #include "../api/access_log.h"
 #include "../backend/backend.h"
 #include "../api/api.h"
+#include "../control/cluster.h"
 #include "../control/control.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -29,7 +31,7 @@
 
 struct serve_opts {
     const char *repo, *host, *data, *tokens, *store_url, *port_file;
-    const char *access_log;
+    const char *access_log, *node_name;
     int access_sample;
     int port, workers, http_threads, poll_ms, spin_us, evict_idle_ms;
     int drain_ms, max_conns, max_conns_ip, header_timeout_ms, body_timeout_ms, idle_timeout_s;
@@ -43,7 +45,10 @@ const char qv_cli_serve_usage[] =
     "  --host ADDR             address to listen on (default 127.0.0.1)\n"
     "  --port N                TCP port (default 8000; 0 picks a free port)\n"
     "  --data DIR              state directory; holds the SQLite store (default ./data)\n"
-    "  --store URL             sqlite:PATH (default sqlite:DATA/state.db)\n"
+    "  --store URL             sqlite:PATH (default sqlite:DATA/state.db), or\n"
+    "                          postgres://USER@HOST:PORT/DB (cluster mode: nodes on one\n"
+    "                          PostgreSQL share routes, labels, rollouts; docs/cluster.md)\n"
+    "  --node-name NAME        this node's name in cluster mode (default: the hostname)\n"
     "  --workers N             inference worker threads (default: one per core)\n"
     "  --worker-spin-us N      an idle worker polls for work this long before sleeping\n"
     "                          (default 50; 0: sleep at once)\n"
@@ -143,6 +148,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
         {"idle-timeout-s", required_argument, 0, 'L'},
         {"decode-budget-bytes", required_argument, 0, 'J'},
         {"body-timeout-ms", required_argument, 0, 'Y'},
+        {"node-name", required_argument, 0, 'N'},
         {0, 0, 0, 0},
     };
     int ch;
@@ -167,6 +173,16 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
             break;
         case 'd': o->data = optarg; break;
         case 's': o->store_url = optarg; break;
+        case 'N':
+            if (optarg[0] == '\0' || strlen(optarg) > 63 ||
+                strspn(optarg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") !=
+                    strlen(optarg)) {
+                fprintf(stderr, "quiver serve: --node-name: expected 1 to 63 characters among "
+                                "A-Z a-z 0-9 . _ -\n");
+                return -1;
+            }
+            o->node_name = optarg;
+            break;
         case 'w':
             if (parse_int_opt("--workers", optarg, 1, 256, &o->workers))
                 return -1;
@@ -394,6 +410,8 @@ struct server {
     qv_engine *engine;
     qv_router *router;
     qv_control *control;
+    qv_cluster *cluster; /* cluster mode (a postgres store) only */
+    bool clustered;      /* the store is PostgreSQL: versions are the cluster's */
     qv_api *api;
 };
 
@@ -423,6 +441,31 @@ static int lock_data_dir(const char *dir)
     return fd; /* kept open: the lock lives as long as the process */
 }
 
+#define ARTIFACT_DIFFERS "artifact differs from the cluster"
+
+/* Cluster mode: the first node to load a version records its artifact's SHA-256; a node whose
+ * artifact differs refuses the version (UNAVAILABLE) rather than serve other answers under the
+ * same version number. An unreachable store refuses nothing (serving goes on). */
+static int check_artifact(void *ud, const char *model, int64_t version, const char *sha256,
+                          char *why, size_t why_len)
+{
+    struct server *s = ud;
+    struct qv_store_version row;
+    struct qv_diag d = {{0}};
+    int differs;
+
+    if (!s->clustered)
+        return 0;
+    memset(&row, 0, sizeof(row));
+    if (qv_store_version_get(s->store, model, version, &row, &d) != QV_OK)
+        return 0;
+    differs = row.sha256[0] != '\0' && strcmp(row.sha256, sha256) != 0;
+    if (differs)
+        snprintf(why, why_len, ARTIFACT_DIFFERS ": sha256 %s vs %s", sha256, row.sha256);
+    qv_store_version_fini(&row);
+    return differs;
+}
+
 static void on_version_state(void *ud, const char *model, int64_t version, const char *sha256,
                              enum qv_version_state st, const char *reason)
 {
@@ -434,6 +477,24 @@ static void on_version_state(void *ud, const char *model, int64_t version, const
 
     if (s->store == NULL)
         return;
+    /* A node refusing the cluster's artifact leaves the cluster's record (and hash) alone. */
+    if (s->clustered && reason != NULL && strncmp(reason, ARTIFACT_DIFFERS,
+                                                  strlen(ARTIFACT_DIFFERS)) == 0)
+        goto audit;
+    if (s->clustered && (sha256 == NULL || sha256[0] == '\0')) {
+        struct qv_store_version old;
+
+        /* Keep the hash the cluster recorded when this node reports a state without one. */
+        memset(&old, 0, sizeof(old));
+        if (qv_store_version_get(s->store, model, version, &old, &d) == QV_OK) {
+            static _Thread_local char kept[QV_SHA256_HEX];
+
+            memcpy(kept, old.sha256, sizeof(kept));
+            sha256 = kept;
+            qv_store_version_fini(&old);
+        }
+        memset(&d, 0, sizeof(d));
+    }
     memset(&row, 0, sizeof(row));
     row.model = (char *)model;
     row.version = version;
@@ -443,6 +504,7 @@ static void on_version_state(void *ud, const char *model, int64_t version, const
     if (qv_store_version_upsert(s->store, &row, &d) != QV_OK)
         qv_log(QV_LOG_WARN, "model=%s version=%lld msg=\"cannot record the state\" reason=\"%s\"",
                model, (long long)version, d.msg);
+audit:
     if (st == QV_STATE_LOADING || st == QV_STATE_DRAINING)
         return; /* transitions; the audit log keeps the outcomes */
     memset(&ev, 0, sizeof(ev));
@@ -532,7 +594,10 @@ int qv_cli_serve(int argc, char **argv)
     ecfg.explicit_mode = o.explicit_mode;
     ecfg.spin_us = o.spin_us;
     ecfg.evict_idle_ms = o.evict_idle_ms;
+    memset(&hooks, 0, sizeof(hooks));
     hooks.version_state = on_version_state;
+    hooks.check_artifact = check_artifact;
+    s.clustered = strcmp(qv_store_kind(s.store), "postgres") == 0;
     hooks.ud = &s;
     qv_backend_enable_test(o.test_backend);
     if (qv_engine_create(&ecfg, &hooks, s.monitor, &s.engine, &d) != QV_OK) {
@@ -552,6 +617,27 @@ int qv_cli_serve(int argc, char **argv)
     if (qv_control_create(s.engine, s.router, s.monitor, s.store, &s.control, &d) != QV_OK) {
         fprintf(stderr, "quiver serve: %s\n", d.msg);
         goto out;
+    }
+
+    if (strcmp(qv_store_kind(s.store), "postgres") == 0) {
+        char host[64] = "";
+
+        if (o.node_name == NULL && gethostname(host, sizeof(host) - 1) != 0)
+            host[0] = '\0';
+        for (char *p = host; *p; p++) /* the name goes into JSON and metric labels */
+            if (strchr("._-", *p) == NULL && !isalnum((unsigned char)*p))
+                *p = '-';
+        if (o.node_name == NULL && host[0] == '\0')
+            snprintf(host, sizeof(host), "node");
+        if (qv_cluster_start(store_url, s.store, s.router, o.node_name ? o.node_name : host,
+                             qv_control_cluster_kv, s.control, &s.cluster, &d) != QV_OK) {
+            fprintf(stderr, "quiver serve: %s\n", d.msg);
+            goto out;
+        }
+        qv_control_set_cluster(s.control, s.cluster);
+        qv_router_set_feedback_source(s.router, qv_cluster_fb_source, s.cluster);
+        qv_log(QV_LOG_INFO, "node=%s msg=\"cluster mode: state shared through PostgreSQL\"",
+               qv_cluster_node(s.cluster));
     }
 
     memset(&acfg, 0, sizeof(acfg));
@@ -586,7 +672,8 @@ int qv_cli_serve(int argc, char **argv)
         goto out;
     }
     qv_log(QV_LOG_INFO, "host=%s port=%d repo=%s store=%s startup_ms=%.1f msg=\"ready\"", o.host,
-           qv_api_port(s.api), o.repo, store_url, (double)(qv_now_ns() - t_start) / 1e6);
+           qv_api_port(s.api), o.repo,
+           s.cluster != NULL ? "postgres" : store_url /* a URL may hold a password */, (double)(qv_now_ns() - t_start) / 1e6);
 
     for (;;) {
         uint64_t next = qv_now_ns() + 1000000000ull;
@@ -615,6 +702,7 @@ out:
         _exit(rc);
     }
     qv_access_log_close();
+    qv_cluster_stop(s.cluster);
     qv_control_destroy(s.control);
     qv_engine_destroy(s.engine);
     qv_router_destroy(s.router);

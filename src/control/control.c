@@ -106,6 +106,7 @@ int qv_control_create_opts(qv_engine *e, qv_router *r, qv_monitor *m, qv_store *
     if (!(c->opt.history_retention_s > 0))
         c->opt.history_retention_s = env_seconds("QUIVER_HISTORY_RETENTION_S", 7 * 86400);
     pthread_mutex_init(&c->mu, NULL);
+    c->was_leader = true; /* a single node runs the controller from the start */
     restore_routes(c);
     restore_feedback(c);
     qv__rollout_load(c);
@@ -208,14 +209,43 @@ static void update_scores(qv_control *c)
     free(names);
 }
 
-void qv_control_tick(qv_control *c)
+void qv_control_set_cluster(qv_control *c, const struct qv_cluster *cl)
 {
     pthread_mutex_lock(&c->mu);
+    c->cluster = cl;
+    pthread_mutex_unlock(&c->mu);
+}
+
+void qv_control_cluster_kv(void *control, const char *ns)
+{
+    qv_control *c = control;
+
+    if (strcmp(ns, "rollout") != 0)
+        return;
+    pthread_mutex_lock(&c->mu);
+    qv__rollout_sync(c);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void qv_control_tick(qv_control *c)
+{
+    bool lead;
+
+    pthread_mutex_lock(&c->mu);
+    lead = qv_cluster_is_leader(c->cluster);
+    if (lead && !c->was_leader && c->cluster != NULL) {
+        qv_log(QV_LOG_INFO, "node=%s msg=\"this node runs the controller; resuming the persisted "
+                            "rollouts\"", qv_cluster_node(c->cluster));
+        qv__rollout_sync(c);
+    }
+    c->was_leader = lead;
+    qv__counters_publish(c);
     update_scores(c);
     reconcile_metrics(c);
     qv__history_tick(c);
     qv__alerts_tick(c);
-    qv__rollout_tick(c);
+    if (lead)
+        qv__rollout_tick(c);
     qv__watch_tick(c);
     pthread_mutex_unlock(&c->mu);
 }

@@ -56,6 +56,15 @@ void qv_control_destroy(qv_control *c);
  * qv_monitor_tick. Never fails: problems are logged and retried. Main thread. */
 void qv_control_tick(qv_control *c);
 
+/* Cluster mode (control/cluster.h): the rollout controller runs only while
+ * qv_cluster_is_leader(cl); on becoming the controller the persisted rollouts are re-read and
+ * resumed. Main thread, before the first tick. */
+struct qv_cluster;
+void qv_control_set_cluster(qv_control *c, const struct qv_cluster *cl);
+/* For qv_cluster_start's kv_fn: another node changed the kv namespace ns ("rollout" re-reads
+ * the persisted rollouts). Any thread. */
+void qv_control_cluster_kv(void *control, const char *ns);
+
 /* ---- Rollouts (HTTP threads) ---- */
 
 /* Starts a rollout of model from the JSON plan 'body' (see docs/control.md):

@@ -12,6 +12,7 @@
 #define QV_CONTROL_INT_H
 
 #include "control.h"
+#include "cluster.h"
 
 /* ---- Statistics (pure; stats.c) ---- */
 
@@ -176,7 +177,12 @@ bool qv_alert_value(enum qv_alert_metric m, const struct qv_window *w, uint64_t 
 
 /* ---- The controller ---- */
 
-struct qv__alert_state; /* alerts.c */
+struct qv__alert_state; /* counters.c: cluster-wide figures (cluster mode only) */
+void qv__counters_publish(qv_control *c);
+/* The sum over every node of the latest published counters of (model, version); t_ns now. */
+int qv__counters_sum(qv_control *c, const char *model, int64_t version,
+                     struct qv_vstats_snap *out);
+/* alerts.c */
 struct qv__rollout;     /* rollout.c */
 struct qv__hist_prev;   /* history.c */
 struct qv__webhook;     /* webhook.c */
@@ -199,6 +205,8 @@ struct qv_control {
     struct qv__webhook *webhook; /* NULL when disabled */
     struct qv__missing *missing; /* named versions not served, reported once */
     int n_missing;
+    const struct qv_cluster *cluster; /* NULL: a single node, always the controller */
+    bool was_leader;                  /* ran the controller at the last tick */
 };
 
 uint64_t qv__control_now_ms(const qv_control *c);
@@ -207,6 +215,9 @@ uint64_t qv__control_now_ms(const qv_control *c);
 void qv__rollout_load(qv_control *c);
 void qv__rollout_tick(qv_control *c);
 void qv__rollout_free(qv_control *c);
+/* Re-read the persisted rollouts and take every one whose stored state differs from the one
+ * in memory (another node's change); under c->mu. */
+void qv__rollout_sync(qv_control *c);
 /* alerts.c */
 void qv__alerts_tick(qv_control *c);
 void qv__alerts_free(qv_control *c);

@@ -437,10 +437,16 @@ static void audit(qv_control *c, const char *who, const char *model, const char 
 {
     struct qv_store_event ev;
     struct qv_diag d = {{0}};
+    char who_node[160];
 
     qv_log(QV_LOG_INFO, "model=%s what=%s msg=\"%s\"", model, what, new_value ? new_value : "");
     if (c->store == NULL)
         return;
+    /* In a cluster, the controller's decisions name the node that made them. */
+    if (c->cluster != NULL && strcmp(who, "controller") == 0) {
+        snprintf(who_node, sizeof(who_node), "controller@%s", qv_cluster_node(c->cluster));
+        who = who_node;
+    }
     memset(&ev, 0, sizeof(ev));
     ev.model = (char *)model;
     ev.who = (char *)who;
@@ -558,6 +564,12 @@ static void take_base(qv_control *c, struct qv__rollout *ro)
 
     memset(&ro->base_canary, 0, sizeof(ro->base_canary));
     memset(&ro->base_stable, 0, sizeof(ro->base_stable));
+    if (c->cluster != NULL && c->store != NULL) {
+        /* Cluster mode: every node's traffic counts (counters.c). */
+        qv__counters_sum(c, ro->model, ro->plan.canary, &ro->base_canary);
+        qv__counters_sum(c, ro->model, ro->stable, &ro->base_stable);
+        vc = vs = NULL;
+    }
     if (vc)
         qv_vstats_snapshot(vc, &ro->base_canary);
     if (vs)
@@ -605,6 +617,11 @@ static void window_since(qv_control *c, const char *model, int64_t v,
     struct qv_vstats_snap now;
 
     memset(w, 0, sizeof(*w));
+    if (c->cluster != NULL && c->store != NULL &&
+        qv__counters_sum(c, model, v, &now) == QV_OK) {
+        qv_vstats_window(&now, base, w);
+        return;
+    }
     if (s == NULL)
         return;
     qv_vstats_snapshot(s, &now);
@@ -755,6 +772,35 @@ void qv__rollout_load(qv_control *c)
         if (ro->state == RO_RUNNING)
             qv_log(QV_LOG_INFO, "model=%s canary=%" PRId64 " step=%d msg=\"rollout resumed\"",
                    ro->model, ro->plan.canary, ro->step);
+    }
+    qv_store_kv_free(kv, n);
+}
+
+void qv__rollout_sync(qv_control *c)
+{
+    struct qv_store_kv *kv = NULL;
+    struct qv_diag d = {{0}};
+    size_t n = 0;
+
+    if (c->store == NULL || qv_store_kv_list(c->store, "rollout", &kv, &n, &d) != QV_OK)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        struct qv__rollout tmp, *ro = find(c, kv[i].key);
+        char *mine = ro != NULL ? ro_text(ro) : NULL;
+        bool same = mine != NULL && strcmp(mine, kv[i].value) == 0;
+
+        free(mine);
+        if (same)
+            continue;
+        if (ro_from_json(kv[i].key, kv[i].value, &tmp) != QV_OK) {
+            ro_fini(&tmp);
+            continue;
+        }
+        ro = find_or_add(c, kv[i].key);
+        ro_fini(ro);
+        *ro = tmp;
+        qv_log(QV_LOG_INFO, "model=%s canary=%" PRId64 " step=%d msg=\"rollout state taken from "
+                            "the store\"", ro->model, ro->plan.canary, ro->step);
     }
     qv_store_kv_free(kv, n);
 }

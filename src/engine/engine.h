@@ -53,6 +53,11 @@ struct qv_engine_config {
 struct qv_engine_hooks {
     void (*version_state)(void *ud, const char *model, int64_t version, const char *sha256,
                           enum qv_version_state st, const char *reason);
+    /* Optional: called during a load with the artifact's SHA-256 (hex) before the backend
+     * loads it; a non-zero return refuses the version (UNAVAILABLE, reason = why). Cluster
+     * mode uses it to refuse an artifact that differs from the one the cluster recorded. */
+    int (*check_artifact)(void *ud, const char *model, int64_t version, const char *sha256,
+                          char *why, size_t why_len);
     void *ud;
 };
 

@@ -180,9 +180,15 @@ int qv__load_version(qv_engine *e, struct qv_model *m, qv_version *v, bool may_e
     }
     {
         char sha[QV_SHA256_HEX];
+        char differs[256] = "";
         err = qv_sha256_file(v->artifact, sha, d);
         if (err)
             goto fail;
+        if (e->hooks.check_artifact &&
+            e->hooks.check_artifact(e->hooks.ud, m->name, v->number, sha, differs, sizeof(differs))) {
+            err = qv_fail(d, QV_EINVAL, "%s", differs);
+            goto fail;
+        }
         pthread_rwlock_wrlock(&e->reg_lock);
         memcpy(v->sha256, sha, sizeof(sha));
         pthread_rwlock_unlock(&e->reg_lock);

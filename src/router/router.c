@@ -99,7 +99,9 @@ struct fb_shard {
     struct fb_entry *e;
     int32_t *heads; /* bucket -> first entry, -1: empty */
     size_t mask;
-    char pad[64]; /* keeps two shards' locks off one cache line */
+    uint64_t written;  /* entries ever written (e[written % cap] is the next) */
+    uint64_t exported; /* qv_router_feedback_export has passed this many */
+    char pad[64];      /* keeps two shards' locks off one cache line */
 };
 
 struct qv_router {
@@ -116,6 +118,10 @@ struct qv_router {
         struct qv_sipkey key;
         size_t n_shards;
         struct fb_shard *shards;
+        /* Where to look for a request this ring does not know (cluster mode); set once
+         * before traffic. */
+        qv_router_fb_source_fn source;
+        void *source_ud;
     } fb;
 };
 
@@ -1167,6 +1173,7 @@ int qv_router_remember(qv_router *r, const char *id, const char *model, int64_t 
     f->next = sh->heads[h & sh->mask];
     sh->heads[h & sh->mask] = slot;
     sh->head = (sh->head + 1) % sh->cap;
+    sh->written++;
     qv_mutex_unlock(&sh->mu);
     return 0;
 }
@@ -1193,8 +1200,74 @@ static struct fb_shard *fb_find_lock(qv_router *r, const char *id, int32_t *out)
     return sh;
 }
 
+/* A request this ring does not know, taken from the source (another node answered it). */
+static int fb_import(qv_router *r, const char *id)
+{
+    char model[QV_ROUTER_MODEL_MAX];
+    int64_t version = 0;
+    int cls = -1;
+
+    if (r->fb.source == NULL || r->fb.source(r->fb.source_ud, id, model, &version, &cls) != 0)
+        return QV_ENOENT;
+    if (qv_router_remember(r, id, model, version) != 0)
+        return QV_ENOENT;
+    if (cls >= 0)
+        qv_router_set_outcome(r, id, cls);
+    return 0;
+}
+
+static int lookup_local(qv_router *r, const char *id, char *model_out, int64_t *version,
+                        int *cls);
+
 int qv_router_lookup_outcome(qv_router *r, const char *id, char *model_out, int64_t *version,
                              int *cls)
+{
+    int err = lookup_local(r, id, model_out, version, cls);
+
+    if (err == QV_ENOENT && fb_import(r, id) == 0)
+        err = lookup_local(r, id, model_out, version, cls);
+    return err;
+}
+
+void qv_router_set_feedback_source(qv_router *r, qv_router_fb_source_fn fn, void *ud)
+{
+    r->fb.source_ud = ud;
+    r->fb.source = fn;
+}
+
+size_t qv_router_feedback_export(qv_router *r, uint64_t cutoff_ms, struct qv_router_fb_entry *out,
+                                 size_t max)
+{
+    size_t n = 0;
+
+    for (size_t k = 0; k < r->fb.n_shards && n < max; k++) {
+        struct fb_shard *sh = &r->fb.shards[k];
+
+        qv_mutex_lock(&sh->mu);
+        if (sh->written - sh->exported > sh->cap) /* overwritten before export: lost */
+            sh->exported = sh->written - sh->cap;
+        while (sh->exported < sh->written && n < max) {
+            const struct fb_entry *f = &sh->e[sh->exported % sh->cap];
+
+            if (f->used && f->ts_ms > cutoff_ms)
+                break; /* too young: its outcome may not be recorded yet */
+            if (f->used) {
+                memcpy(out[n].id, f->id, sizeof(out[n].id));
+                memcpy(out[n].model, f->model, sizeof(out[n].model));
+                out[n].version = f->version;
+                out[n].cls = f->cls;
+                out[n].ts_ms = f->ts_ms;
+                n++;
+            }
+            sh->exported++;
+        }
+        qv_mutex_unlock(&sh->mu);
+    }
+    return n;
+}
+
+static int lookup_local(qv_router *r, const char *id, char *model_out, int64_t *version,
+                        int *cls)
 {
     int32_t i;
     struct fb_shard *sh = fb_find_lock(r, id, &i);
@@ -1240,6 +1313,12 @@ int qv_router_feedback_claim(qv_router *r, const char *id, const char *model)
 
     if (sh == NULL)
         return QV_ENOENT;
+    if (i < 0 && r->fb.source != NULL) {
+        qv_mutex_unlock(&sh->mu);
+        if (fb_import(r, id) != 0)
+            return QV_ENOENT;
+        sh = fb_find_lock(r, id, &i);
+    }
     if (i >= 0 && (model == NULL || strcmp(sh->e[i].model, model) == 0)) {
         err = sh->e[i].fed ? QV_ECONFLICT : 0;
         sh->e[i].fed = true;

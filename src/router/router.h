@@ -285,6 +285,29 @@ int qv_router_lookup_outcome(qv_router *r, const char *id, char *model_out, int6
  * same id (a new inference) can be claimed again. Any thread. */
 int qv_router_feedback_claim(qv_router *r, const char *id, const char *model);
 
+/* Cluster mode: requests answered by other nodes. fn (ud, id, model_out of
+ * QV_ROUTER_MODEL_MAX bytes, *version, *cls) returns 0 when another node answered
+ * 'id'; qv_router_lookup_outcome and qv_router_feedback_claim then take that entry
+ * into this ring when they do not know the id. fn runs on the caller's thread (an HTTP
+ * feedback call, never inference) with no router lock held. Set once, before traffic. */
+typedef int (*qv_router_fb_source_fn)(void *ud, const char *id, char *model_out,
+                                      int64_t *version, int *cls);
+void qv_router_set_feedback_source(qv_router *r, qv_router_fb_source_fn fn, void *ud);
+
+struct qv_router_fb_entry {
+    char id[QV_ROUTER_ID_MAX];
+    char model[QV_ROUTER_MODEL_MAX];
+    int64_t version;
+    int cls; /* -1: none recorded */
+    uint64_t ts_ms;
+};
+/* Copy up to max ring entries remembered since the last export and at or before
+ * cutoff_ms (wall ms; younger entries wait for their outcome) into out, oldest first
+ * per shard; returns how many. Entries overwritten before an export are skipped. One
+ * exporting thread at a time. */
+size_t qv_router_feedback_export(qv_router *r, uint64_t cutoff_ms, struct qv_router_fb_entry *out,
+                                 size_t max);
+
 /* ---- Compare and shadow helpers (compare.c) ---- */
 
 /* Choose among n outputs of several versions for the same request, each a float

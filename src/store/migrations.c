@@ -93,3 +93,92 @@ const struct qv_store_migration qv__store_sqlite_migrations[] = {
      "  SELECT model, 1, 0, prev_doc, updated_ms FROM routes WHERE prev_doc IS NOT NULL;"},
     {0, NULL, NULL},
 };
+
+/* The same tables for PostgreSQL: BIGINT for every INTEGER column (milliseconds and counters
+ * are 64-bit), DOUBLE PRECISION for REAL, an identity column for the audit log's ids. */
+const struct qv_store_migration qv__store_pg_migrations[] = {
+    {1, "initial schema",
+     "CREATE TABLE versions ("
+     "  model TEXT NOT NULL,"
+     "  version BIGINT NOT NULL,"
+     "  sha256 TEXT NOT NULL DEFAULT '',"
+     "  state TEXT NOT NULL,"
+     "  reason TEXT NOT NULL DEFAULT '',"
+     "  first_seen_ms BIGINT NOT NULL,"
+     "  updated_ms BIGINT NOT NULL,"
+     "  PRIMARY KEY (model, version)"
+     ");"
+     "CREATE TABLE routes ("
+     "  model TEXT PRIMARY KEY,"
+     "  doc TEXT NOT NULL,"
+     "  prev_doc TEXT,"
+     "  updated_ms BIGINT NOT NULL"
+     ");"
+     "CREATE TABLE labels ("
+     "  model TEXT NOT NULL,"
+     "  label TEXT NOT NULL,"
+     "  version BIGINT NOT NULL,"
+     "  updated_ms BIGINT NOT NULL,"
+     "  PRIMARY KEY (model, label)"
+     ");"
+     "CREATE TABLE events ("
+     "  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+     "  ts_ms BIGINT NOT NULL,"
+     "  model TEXT NOT NULL DEFAULT '',"
+     "  who TEXT NOT NULL,"
+     "  what TEXT NOT NULL,"
+     "  old_value TEXT,"
+     "  new_value TEXT"
+     ");"
+     "CREATE INDEX events_model_ts ON events (model, ts_ms, id);"
+     "CREATE INDEX events_ts ON events (ts_ms, id);"
+     "CREATE TABLE history ("
+     "  model TEXT NOT NULL,"
+     "  version BIGINT NOT NULL,"
+     "  ts_ms BIGINT NOT NULL,"
+     "  requests BIGINT NOT NULL,"
+     "  errors BIGINT NOT NULL,"
+     "  p50_ms DOUBLE PRECISION,"
+     "  p95_ms DOUBLE PRECISION,"
+     "  p99_ms DOUBLE PRECISION,"
+     "  mean_ms DOUBLE PRECISION,"
+     "  cpu_ms_per_req DOUBLE PRECISION,"
+     "  memory_bytes BIGINT NOT NULL,"
+     "  queue_depth BIGINT NOT NULL,"
+     "  weight DOUBLE PRECISION,"
+     "  PRIMARY KEY (model, ts_ms, version)"
+     ");"
+     "CREATE INDEX history_ts ON history (ts_ms);"
+     "CREATE TABLE kv ("
+     "  ns TEXT NOT NULL,"
+     "  key TEXT NOT NULL,"
+     "  value TEXT NOT NULL,"
+     "  updated_ms BIGINT NOT NULL,"
+     "  PRIMARY KEY (ns, key)"
+     ");"},
+    {2, "route history stack",
+     "ALTER TABLE routes ADD COLUMN revision BIGINT NOT NULL DEFAULT 1;"
+     "ALTER TABLE routes ADD COLUMN last_revision BIGINT NOT NULL DEFAULT 1;"
+     "CREATE TABLE route_history ("
+     "  model TEXT NOT NULL,"
+     "  seq BIGINT NOT NULL,"
+     "  revision BIGINT NOT NULL,"
+     "  doc TEXT NOT NULL,"
+     "  replaced_ms BIGINT NOT NULL,"
+     "  PRIMARY KEY (model, seq)"
+     ");"
+     "INSERT INTO route_history (model, seq, revision, doc, replaced_ms)"
+     "  SELECT model, 1, 0, prev_doc, updated_ms FROM routes WHERE prev_doc IS NOT NULL;"},
+    {3, "requests answered",
+     /* Cluster mode: which version answered a request id, written by the answering node in
+      * batches, read by the node a feedback reaches; pruned by age. PostgreSQL only. */
+     "CREATE TABLE requests ("
+     "  id TEXT PRIMARY KEY,"
+     "  model TEXT NOT NULL,"
+     "  version BIGINT NOT NULL,"
+     "  cls INTEGER NOT NULL,"
+     "  ts_ms BIGINT NOT NULL"
+     ");"
+     "CREATE INDEX requests_ts ON requests (ts_ms);"},
+    {0, NULL, NULL},
+};

@@ -51,11 +51,16 @@ static int parse_url(const char *url, const struct qv_store_ops **ops, const cha
         return 0;
     }
     if ((len == 8 && strncasecmp(url, "postgres", len) == 0) ||
-        (len == 10 && strncasecmp(url, "postgresql", len) == 0))
-        return qv_fail(d, QV_ENOTSUP,
-                       "store URL scheme '%.*s' is not supported by this build: the PostgreSQL "
-                       "store is not implemented yet; use sqlite:PATH",
-                       (int)len, url);
+        (len == 10 && strncasecmp(url, "postgresql", len) == 0)) {
+        if (strncmp(url + len + 1, "//", 2) != 0)
+            return qv_fail(d, QV_EINVAL,
+                           "store URL '%.*s:' must be followed by //; expected "
+                           "postgres://USER@HOST:PORT/DB",
+                           (int)len, url);
+        *ops = &qv_store_postgres;
+        *target = url; /* libpq parses the whole URI */
+        return 0;
+    }
     return qv_fail(d, QV_EINVAL,
                    "unknown store URL scheme '%.*s'; expected sqlite:PATH or postgres://HOST/DB",
                    len > 32 ? 32 : (int)len, url);
@@ -566,4 +571,72 @@ void qv_store_kv_free(struct qv_store_kv *a, size_t n)
         free(a[i].value);
     }
     free(a);
+}
+
+/* ---- Requests answered ---- */
+
+#define REQUEST_FIELD_MAX 127
+
+int qv_store_request_add(qv_store *s, const struct qv_store_request *rows, size_t n,
+                         struct qv_diag *d)
+{
+    struct qv_store_request *copy;
+    uint64_t now = qv_wall_ms();
+    int err;
+
+    if (s->ops->request_add == NULL)
+        return qv_fail(d, QV_ENOTSUP, "store: %s does not keep requests", s->ops->kind);
+    if (n == 0)
+        return 0;
+    copy = calloc(n, sizeof(*copy));
+    if (copy == NULL)
+        return qv_fail(d, QV_ENOMEM, "store: out of memory for %zu requests", n);
+    for (size_t i = 0; i < n; i++) {
+        copy[i] = rows[i];
+        err = check_name("request id", rows[i].id, d);
+        if (!err)
+            err = check_name("model", rows[i].model, d);
+        if (!err && (strlen(rows[i].id) > REQUEST_FIELD_MAX ||
+                     strlen(rows[i].model) > REQUEST_FIELD_MAX))
+            err = qv_fail(d, QV_EINVAL, "store: request id or model longer than %d bytes",
+                          REQUEST_FIELD_MAX);
+        if (!err)
+            err = check_version(rows[i].version, d);
+        if (!err)
+            err = check_u63("ts_ms", rows[i].ts_ms, d);
+        if (err) {
+            free(copy);
+            return err;
+        }
+        if (copy[i].ts_ms == 0)
+            copy[i].ts_ms = now;
+        if (copy[i].cls < -1)
+            copy[i].cls = -1;
+    }
+    err = s->ops->request_add(s, copy, n, d);
+    free(copy);
+    return err;
+}
+
+int qv_store_request_get(qv_store *s, const char *id, char *model_out, int64_t *version, int *cls,
+                         struct qv_diag *d)
+{
+    int err = check_name("request id", id, d);
+
+    if (err)
+        return err;
+    if (s->ops->request_get == NULL)
+        return qv_fail(d, QV_ENOTSUP, "store: %s does not keep requests", s->ops->kind);
+    return s->ops->request_get(s, id, model_out, version, cls, d);
+}
+
+int qv_store_request_prune(qv_store *s, uint64_t before_ms, uint64_t *deleted, struct qv_diag *d)
+{
+    int err = check_u63("before_ms", before_ms, d);
+
+    if (err)
+        return err;
+    if (s->ops->request_prune == NULL)
+        return qv_fail(d, QV_ENOTSUP, "store: %s does not keep requests", s->ops->kind);
+    return s->ops->request_prune(s, before_ms, deleted, d);
 }

@@ -5,8 +5,8 @@
  * router state.
  *
  * A store is opened from a URL: `sqlite:/path/to/state.db` (also `sqlite:relative.db`,
- * `sqlite:///abs/path.db` and `sqlite::memory:`). `postgres://...` is reserved for the
- * PostgreSQL implementation and fails with QV_ENOTSUP until it exists. Opening applies the
+ * `sqlite:///abs/path.db` and `sqlite::memory:`), or `postgres://USER@HOST:PORT/DB` /
+ * `postgresql://...?param=value` for PostgreSQL (libpq's URI, with its PG* environment). Opening applies the
  * schema migrations the database does not have yet, each in its own transaction.
  *
  * Every function may be called from any thread on one shared handle; the implementation
@@ -14,7 +14,8 @@
  *
  * Errors: QV_EINVAL for bad arguments (diag says which), QV_ENOENT when a looked-up row does not
  * exist, QV_ENOMEM when a result does not fit in memory, QV_ESTORE when the database fails (the
- * diag carries the database's own message). On error, out-parameters are left untouched and
+ * diag carries the database's own message), QV_ESTOREDOWN when a PostgreSQL store cannot reach
+ * its server (the call changed nothing; later calls reconnect with a backoff). On error, out-parameters are left untouched and
  * nothing is changed in the database.
  *
  * A write that cannot be saved fails with QV_ESTORE, and callers must not act on a change that
@@ -226,5 +227,26 @@ int qv_store_kv_delete(qv_store *s, const char *ns, const char *key, struct qv_d
 int qv_store_kv_list(qv_store *s, const char *ns, struct qv_store_kv **out, size_t *n,
                      struct qv_diag *d);
 void qv_store_kv_free(struct qv_store_kv *a, size_t n);
+
+/* ---- Requests answered (cluster mode: feedback joins across nodes) ---- */
+
+/* Which version answered a request id, so that feedback sent to another node finds it.
+ * PostgreSQL only (QV_ENOTSUP elsewhere: one node joins feedback in memory). */
+struct qv_store_request {
+    const char *id;    /* 1..127 bytes */
+    const char *model; /* 1..127 bytes */
+    int64_t version;
+    int cls;        /* class of the answer, -1 when none */
+    uint64_t ts_ms; /* when it was answered; 0 means now */
+};
+
+/* Insert n rows in one transaction (a known id is replaced). Any thread. */
+int qv_store_request_add(qv_store *s, const struct qv_store_request *rows, size_t n,
+                         struct qv_diag *d);
+/* model_out (128 bytes), *version and *cls of request id. QV_ENOENT if unknown. */
+int qv_store_request_get(qv_store *s, const char *id, char *model_out, int64_t *version, int *cls,
+                         struct qv_diag *d);
+/* Delete the rows answered before before_ms. *deleted (optional) gets how many. */
+int qv_store_request_prune(qv_store *s, uint64_t before_ms, uint64_t *deleted, struct qv_diag *d);
 
 #endif /* QV_STORE_H */

@@ -26,6 +26,7 @@ struct qv_store_migration {
 };
 
 extern const struct qv_store_migration qv__store_sqlite_migrations[];
+extern const struct qv_store_migration qv__store_pg_migrations[];
 
 struct qv_store_ops {
     const char *kind;                            /* "sqlite" */
@@ -83,9 +84,17 @@ struct qv_store_ops {
     int (*kv_delete)(qv_store *s, const char *ns, const char *key, struct qv_diag *d);
     int (*kv_list)(qv_store *s, const char *ns, struct qv_store_kv **out, size_t *n,
                    struct qv_diag *d);
+
+    /* Optional (NULL: QV_ENOTSUP). Rows are checked, ts_ms set. */
+    int (*request_add)(qv_store *s, const struct qv_store_request *rows, size_t n,
+                       struct qv_diag *d);
+    int (*request_get)(qv_store *s, const char *id, char *model_out, int64_t *version, int *cls,
+                       struct qv_diag *d);
+    int (*request_prune)(qv_store *s, uint64_t before_ms, uint64_t *deleted, struct qv_diag *d);
 };
 
 extern const struct qv_store_ops qv_store_sqlite;
+extern const struct qv_store_ops qv_store_postgres; /* target: the whole postgres:// URL */
 
 /* qv_store_open() with an explicit migration list instead of the implementation's own; for the
  * store's tests (a failing migration, a schema newer than the build). Any thread. */

@@ -33,7 +33,8 @@
     X(ETIMEDOUT, -13, 504, "timed out")                                                            \
     X(ESHUTDOWN, -14, 503, "server is shutting down")                                              \
     X(ESTORE, -15, 500, "store failure")                                                           \
-    X(EUNAVAIL, -16, 503, "model version unavailable")
+    X(EUNAVAIL, -16, 503, "model version unavailable")                                             \
+    X(ESTOREDOWN, -17, 503, "store unreachable")
 
 enum qv_err {
 #define X(name, code, http, msg) QV_##name = (code),

@@ -18,6 +18,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
 #include "store/store.h"
 
 /* ---- Targets ---- */
@@ -65,8 +67,93 @@ static void sqlite_cleanup(void *ctx)
     free(c);
 }
 
+/* PostgreSQL: one throwaway server for the whole run (tests/cluster/pg.sh), one schema per
+ * test, chosen through the URL's search_path option. */
+static char pg_dir[64];
+static char pg_url[256];
+static int pg_seq;
+
+static int pg_admin(const char *sql)
+{
+    PGconn *c = PQconnectdb(pg_url);
+    PGresult *r = NULL;
+    int rc = -1;
+
+    if (PQstatus(c) == CONNECTION_OK) {
+        PQclear(PQexec(c, "SET client_min_messages = warning"));
+        r = PQexec(c, sql);
+        rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -1;
+        if (rc != 0)
+            fprintf(stderr, "pg: %s: %s", sql, PQerrorMessage(c));
+    } else {
+        fprintf(stderr, "pg: connect: %s", PQerrorMessage(c));
+    }
+    PQclear(r);
+    PQfinish(c);
+    return rc;
+}
+
+static int pg_fresh_url(char *url, size_t n, void **ctx)
+{
+    char sql[96];
+    int id = ++pg_seq;
+
+    snprintf(sql, sizeof(sql), "CREATE SCHEMA contract_%d", id);
+    if (pg_admin(sql) != 0)
+        return -1;
+    snprintf(url, n, "%s?options=-csearch_path%%3Dcontract_%d", pg_url, id);
+    *ctx = (void *)(intptr_t)id;
+    return 0;
+}
+
+static void pg_cleanup(void *ctx)
+{
+    char sql[96];
+
+    snprintf(sql, sizeof(sql), "DROP SCHEMA contract_%d CASCADE", (int)(intptr_t)ctx);
+    pg_admin(sql);
+}
+
+/* Start the server; a missing PostgreSQL fails the suite (never a silent skip). */
+static int pg_start(void)
+{
+    const char *src = getenv("QV_SOURCE_DIR");
+    char cmd[512];
+    FILE *p;
+    size_t len;
+
+    snprintf(pg_dir, sizeof(pg_dir), "/tmp/qv-pg-contract-XXXXXX");
+    if (src == NULL || mkdtemp(pg_dir) == NULL)
+        return -1;
+    snprintf(cmd, sizeof(cmd), "%s/tests/cluster/pg.sh start %s", src, pg_dir);
+    p = popen(cmd, "r");
+    if (p == NULL)
+        return -1;
+    if (fgets(pg_url, sizeof(pg_url), p) == NULL)
+        pg_url[0] = '\0';
+    if (pclose(p) != 0 || pg_url[0] == '\0')
+        return -1;
+    len = strlen(pg_url);
+    while (len > 0 && (pg_url[len - 1] == '\n' || pg_url[len - 1] == '\r'))
+        pg_url[--len] = '\0';
+    return 0;
+}
+
+static void pg_stop(void)
+{
+    const char *src = getenv("QV_SOURCE_DIR");
+    char cmd[512];
+
+    if (src == NULL || pg_dir[0] == '\0')
+        return;
+    snprintf(cmd, sizeof(cmd), "%s/tests/cluster/pg.sh stop %s", src, pg_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "pg.sh stop failed\n");
+}
+
 static const struct target targets[] = {
     {"sqlite", sqlite_fresh_url, sqlite_cleanup},
+    {"postgres", pg_fresh_url, pg_cleanup},
 };
 
 static const struct target *cur_target;
@@ -806,6 +893,43 @@ static void test_concurrent_own_handles(void **state)
     run_writers(*state, false);
 }
 
+/* Requests answered (cluster mode): PostgreSQL keeps them, in batches, replacing a known id,
+ * pruned by age; SQLite says it does not. */
+static void test_requests(void **state)
+{
+    struct fx *f = *state;
+    struct qv_store_request rows[3] = {
+        {.id = "a\"b\\c{d},e", .model = "fraud", .version = 2, .cls = 1, .ts_ms = 1000},
+        {.id = "plain", .model = "fraud", .version = 1, .cls = -1, .ts_ms = 5000},
+        {.id = "plain", .model = "fraud", .version = 3, .cls = 0, .ts_ms = 6000},
+    };
+    char model[128];
+    int64_t v = 0;
+    int cls = 9;
+    uint64_t deleted = 0;
+
+    if (strcmp(cur_target->name, "sqlite") == 0) {
+        FAILS(QV_ENOTSUP, qv_store_request_add(f->s, rows, 1, &d_));
+        FAILS(QV_ENOTSUP, qv_store_request_get(f->s, "x", model, &v, &cls, &d_));
+        return;
+    }
+    FAILS(QV_EINVAL, qv_store_request_add(f->s, &(struct qv_store_request){.id = "", .model = "m"},
+                                          1, &d_));
+    OK(qv_store_request_add(f->s, rows, 3, &d_));
+    OK(qv_store_request_get(f->s, rows[0].id, model, &v, &cls, &d_));
+    assert_string_equal(model, "fraud");
+    assert_int_equal(v, 2);
+    assert_int_equal(cls, 1);
+    OK(qv_store_request_get(f->s, "plain", model, &v, &cls, &d_));
+    assert_int_equal(v, 3); /* the newest row of an id wins */
+    assert_int_equal(cls, 0);
+    FAILS(QV_ENOENT, qv_store_request_get(f->s, "nobody", model, &v, &cls, &d_));
+    OK(qv_store_request_prune(f->s, 2000, &deleted, &d_));
+    assert_int_equal(deleted, 1);
+    FAILS(QV_ENOENT, qv_store_request_get(f->s, rows[0].id, model, &v, &cls, &d_));
+    OK(qv_store_request_get(f->s, "plain", model, &v, &cls, &d_));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -821,6 +945,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kv, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_shared_handle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_own_handles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_requests, setup, teardown),
     };
     int failed = 0;
 
@@ -828,7 +953,14 @@ int main(void)
     for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
         cur_target = &targets[i];
         fprintf(stderr, "store contract: %s\n", cur_target->name);
+        if (strcmp(cur_target->name, "postgres") == 0 && pg_start() != 0) {
+            fprintf(stderr, "store contract: cannot start PostgreSQL (tests/cluster/pg.sh)\n");
+            pg_stop();
+            failed++;
+            continue;
+        }
         failed += cmocka_run_group_tests_name(cur_target->name, tests, NULL, NULL);
     }
+    pg_stop();
     return failed;
 }

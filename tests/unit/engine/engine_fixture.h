@@ -106,7 +106,7 @@ static inline bool fx_event_seen(const char *a, const char *b)
 static inline qv_engine *fx_engine(qv_monitor **mon, uint64_t budget, int evict_idle_ms)
 {
     struct qv_engine_config cfg = {0};
-    struct qv_engine_hooks hooks = {fx_on_state, NULL};
+    struct qv_engine_hooks hooks = {.version_state = fx_on_state};
     struct qv_diag d = {{0}};
     qv_engine *e = NULL;
 

@@ -114,19 +114,28 @@ static void test_url_malformed(void **state)
     assert_null(s);
 }
 
-static void test_url_postgres_not_supported(void **state)
+/* A PostgreSQL URL is served by the PostgreSQL store: an unreachable server is QV_ESTORE with
+ * libpq's reason and without the password. */
+static void test_url_postgres(void **state)
 {
     struct qv_diag d = {{0}};
     qv_store *s = NULL;
 
     (void)state;
-    assert_int_equal(qv_store_open("postgres://quiver:s3cret@db.example/quiver", &s, &d),
-                     QV_ENOTSUP);
+    assert_int_equal(qv_store_open("postgres://quiver:s3cret@127.0.0.1:1/quiver", &s, &d),
+                     QV_ESTORE);
     assert_null(s);
-    assert_non_null(strstr(d.msg, "'postgres'"));
+    assert_non_null(strstr(d.msg, "unreachable"));
+    assert_non_null(strstr(d.msg, "127.0.0.1:1/quiver"));
     assert_null(strstr(d.msg, "s3cret")); /* a URL may hold a password: never echo it */
     memset(&d, 0, sizeof(d));
-    assert_int_equal(qv_store_open("postgresql://h/db", &s, &d), QV_ENOTSUP);
+    assert_int_equal(qv_store_open("postgresql://127.0.0.1:1/db?connect_timeout=2", &s, &d),
+                     QV_ESTORE);
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(qv_store_open("postgres:db", &s, &d), QV_EINVAL);
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(qv_store_open("postgresql://h/db?nosuchparam=1", &s, &d), QV_EINVAL);
+    assert_non_null(strstr(d.msg, "nosuchparam"));
     memset(&d, 0, sizeof(d));
     assert_int_equal(qv_store_open("mysql://root:hunter2@h/db", &s, &d), QV_EINVAL);
     assert_null(strstr(d.msg, "hunter2"));
@@ -422,7 +431,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_url_unknown_scheme),
         cmocka_unit_test(test_url_malformed),
-        cmocka_unit_test(test_url_postgres_not_supported),
+        cmocka_unit_test(test_url_postgres),
         cmocka_unit_test_setup_teardown(test_url_forms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unwritable_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
