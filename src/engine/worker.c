@@ -85,7 +85,7 @@ bool qv_engine_is_full(const qv_version *v)
 /* ---- Inline execution ---- */
 
 #define QV_INLINE_CHECK_NS (20ull * 1000000ull) /* re-decide at most this often */
-#define QV_INLINE_MIN_SAMPLES 16                /* compute times a decision needs */
+#define QV_INLINE_MIN_SAMPLES 64                /* compute times a decision needs */
 
 /* Re-decides whether v is fast enough to run inline: the p99 of the compute
  * times recorded since the last decision (at least QV_INLINE_MIN_SAMPLES of
