@@ -32,6 +32,7 @@ struct serve_opts {
     int access_sample;
     int port, workers, http_threads, poll_ms, spin_us, evict_idle_ms;
     int inline_us, admin_port; /* admin_port -1: no admin listener */
+    int shadow_queue;
     int drain_ms, max_conns, max_conns_ip, header_timeout_ms, body_timeout_ms, idle_timeout_s;
     long long max_body, memory_budget, body_budget, decode_budget;
     bool watch, explicit_mode, no_metrics, protect_inference;
@@ -51,6 +52,8 @@ const char qv_cli_serve_usage[] =
     "  --inline-threshold-us N a version without batching whose recent compute p99 is\n"
     "                          under N runs requests on the HTTP thread (default 100;\n"
     "                          0: never)\n"
+    "  --shadow-queue N        shadow copies waiting for the background lane; past it\n"
+    "                          a copy is dropped and counted (default 16)\n"
     "  --admin-port N          also answer /v2/health/* and /metrics on port N, on a\n"
     "                          thread of their own (0: any free port, written to the\n"
     "                          port file's second line)\n"
@@ -134,6 +137,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
         {"worker-spin-us", required_argument, 0, 'S'},
         {"inline-threshold-us", required_argument, 0, 0x101},
         {"admin-port", required_argument, 0, 0x102},
+        {"shadow-queue", required_argument, 0, 0x103},
         {"evict-idle-ms", required_argument, 0, 'E'},
         {"no-metrics", no_argument, 0, 'M'},
         {"tokens-protect-inference", no_argument, 0, 'I'},
@@ -256,6 +260,10 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
                 return -1;
             if (o->inline_us == 0)
                 o->inline_us = -1;
+            break;
+        case 0x103:
+            if (parse_int_opt("--shadow-queue", optarg, 1, 65536, &o->shadow_queue))
+                return -1;
             break;
         case 0x102:
             if (parse_int_opt("--admin-port", optarg, 0, 65535, &o->admin_port))
@@ -549,6 +557,7 @@ int qv_cli_serve(int argc, char **argv)
     ecfg.explicit_mode = o.explicit_mode;
     ecfg.spin_us = o.spin_us;
     ecfg.inline_us = o.inline_us;
+    ecfg.bg_limit = o.shadow_queue;
     ecfg.evict_idle_ms = o.evict_idle_ms;
     hooks.version_state = on_version_state;
     hooks.ud = &s;
