@@ -7,7 +7,9 @@
 #   rows_syscalls     system calls per request: `strace -c -f` attached to the server while
 #                     bench/keepalive.c sends BENCH_SYSCALL_REQS (2000) POSTs one after another
 #                     on one kept-alive connection; quiver (fraud v1, batching off, with the
-#                     default inline threshold and with the inline path forced) beside nginx
+#                     default inline threshold and with the inline path forced; and the `test`
+#                     backend, which makes no system call, inline: the server's own share)
+#                     beside nginx
 #   rows_health_flood /v2/health/live p99 on the main port and on --admin-port while 512
 #                     connections overload a model
 #
@@ -25,7 +27,7 @@ strace_count() {
   strace -c -f -o "$out" "${args[@]}" 2>"$out.err" &
   spid=$!
   sleep 0.5  # attached to every thread before the first request
-  ok=$("$TMP/keepalive" "$HOST" "$KA_PORT" "$KA_PATH" "$LOAD_BODY" "$SYSCALL_REQS" |
+  ok=$("$TMP/keepalive" "$HOST" "$KA_PORT" "$KA_PATH" "$KA_BODY" "$SYSCALL_REQS" |
        awk '{for (i = 1; i <= NF; i++) if ($i ~ /^ok=/) print substr($i, 4)}')
   kill -INT "$spid" 2>/dev/null || true
   wait "$spid" 2>/dev/null || true
@@ -44,18 +46,28 @@ rows_syscalls() {
     log "syscalls: cannot compile bench/keepalive.c"; cat "$TMP/keepalive.build.log" >&2
     return 0
   fi
-  local repo="$TMP/sys-repo" name thr res q_def="" q_inl="" ngx="" inl0 inl1 que0 que1 pids
-  mkdir -p "$repo"
+  local repo="$TMP/sys-repo" name thr res q_def="" q_inl="" q_tst="" ngx="" inl0 inl1 que0 que1 pids
+  mkdir -p "$repo/fast/1"
   cp -r examples/models/fraud "$repo/fraud"
   rm -f "$repo/fraud/reference.json"
   edit_config "$repo/fraud/config.json" 'max_batch_size=0'
-  KA_PATH=$INFER_PATH
-  for name in sysq sysqi; do
+  echo '{"backend": "test", "max_batch_size": 0}' >"$repo/fast/config.json"
+  echo '{"features": 30}' >"$repo/fast/1/model.test"
+  sed 's/"features"/"input__0"/' "$LOAD_BODY" >"$TMP/sys_test_1row.json"
+  for name in sysq sysqi sysqt; do
     thr=()
-    [ "$name" = sysqi ] && thr=(--inline-threshold-us 1000000)
+    KA_PATH=$INFER_PATH
+    KA_BODY=$LOAD_BODY
+    # strace slows the sampled CPU-clock reads around backend calls, which the inline
+    # decision sees as compute time: the forced rows keep the path fixed while traced.
+    [ "$name" != sysq ] && thr=(--inline-threshold-us 1000000)
+    if [ "$name" = sysqt ]; then
+      KA_PATH=/v2/models/fast/versions/1/infer
+      KA_BODY=$TMP/sys_test_1row.json
+    fi
     start_q "$name" "$repo" "${thr[@]}" || { NOTES+=("syscalls: quiver did not start"); continue; }
     KA_PORT=${Q_PORT[$name]}
-    "$TMP/keepalive" "$HOST" "$KA_PORT" "$KA_PATH" "$LOAD_BODY" 500 >/dev/null || true
+    "$TMP/keepalive" "$HOST" "$KA_PORT" "$KA_PATH" "$KA_BODY" 500 >/dev/null || true
     inl0=$(metric_sum "$KA_PORT" quiver_executions_total 'path="inline"')
     que0=$(metric_sum "$KA_PORT" quiver_executions_total 'path="queued"')
     log "counting system calls of $name over $SYSCALL_REQS keep-alive requests"
@@ -64,19 +76,22 @@ rows_syscalls() {
     inl1=$(metric_sum "$KA_PORT" quiver_executions_total 'path="inline"')
     que1=$(metric_sum "$KA_PORT" quiver_executions_total 'path="queued"')
     res="$res $(( inl1 - inl0 )) $(( que1 - que0 ))"
-    if [ "$name" = sysq ]; then q_def=$res; else q_inl=$res; fi
+    case $name in sysq) q_def=$res ;; sysqi) q_inl=$res ;; *) q_tst=$res ;; esac
     stop_q "$name"
   done
   if [ "${UP[nginx]:-0}" = 1 ] && [ -n "${NGINX_PID:-}" ]; then
     KA_PORT=$NGINX_PORT
+    KA_PATH=$INFER_PATH
+    KA_BODY=$LOAD_BODY
     "$TMP/keepalive" "$HOST" "$KA_PORT" "$KA_PATH" "$LOAD_BODY" 500 >/dev/null || true
     read -r -a pids <<<"$(pgrep -P "$NGINX_PID" | tr '\n' ' ')"
     log "counting system calls of nginx over $SYSCALL_REQS keep-alive requests"
     [ ${#pids[@]} -gt 0 ] && ngx=$(strace_count "$TMP/strace-nginx.txt" "${pids[@]}")
     cp "$TMP/strace-nginx.txt" "$OUT_DIR/strace-nginx.txt" 2>/dev/null || true
   fi
-  local qd qi n
+  local qd qi qt n
   qd=$(cut -d' ' -f1 <<<"$q_def"); qi=$(cut -d' ' -f1 <<<"$q_inl"); n=$(cut -d' ' -f1 <<<"$ngx")
+  qt=$(cut -d' ' -f1 <<<"$q_tst")
   goal "syscalls per request, fraud v1 batching off ($SYSCALL_REQS keep-alive POSTs, strace -c -f)" \
     "${qd:-n/a} (inline $(cut -d' ' -f3 <<<"$q_def"), queued $(cut -d' ' -f4 <<<"$q_def"))" \
     "${n:-n/a} nginx" "<= nginx + 2" \
@@ -85,6 +100,12 @@ rows_syscalls() {
     "${qi:-n/a} (inline $(cut -d' ' -f3 <<<"$q_inl"), queued $(cut -d' ' -f4 <<<"$q_inl"))" \
     "${n:-n/a} nginx" "<= nginx + 2" \
     "$( [ -n "$qi" ] && [ -n "$n" ] && awk -v q="$qi" -v n="$n" 'BEGIN {exit !(q <= n + 2)}' && echo yes || echo no)"
+  goal "syscalls per request, test backend (no system call of its own), inline path forced" \
+    "${qt:-n/a} (inline $(cut -d' ' -f3 <<<"$q_tst"), queued $(cut -d' ' -f4 <<<"$q_tst"))" \
+    "${n:-n/a} nginx" "<= nginx + 2" \
+    "$( [ -n "$qt" ] && [ -n "$n" ] && awk -v q="$qt" -v n="$n" 'BEGIN {exit !(q <= n + 2)}' && echo yes || echo no)"
+  NOTES+=("syscalls: per-call counts in bench/out/strace-*.txt; with libxgboost each call also opens\
+ and reads the cgroup CPU quota files (openat/read/close x 2) and wakes OpenMP (futex)")
 }
 
 # health_poll_fast URL SECS OUT: GET URL every 20 ms for SECS seconds, a new connection each
