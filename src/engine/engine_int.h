@@ -154,7 +154,6 @@ struct qv_engine {
     /* Background lane (shadow traffic). Guarded by qlock. */
     struct qv_infer_req *bg_head, *bg_tail;
     int bg_len;
-    bool bg_busy;                    /* the lane is running a copy. Guarded by qlock. */
     pthread_cond_t bg_cond;
     pthread_t bg_thread;
     bool bg_started;
