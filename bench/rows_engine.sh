@@ -39,7 +39,7 @@ start_q() {
     sleep 0.02
   done
   sleep 0.05
-  Q_PORT[$name]=$(cat "$pf")
+  Q_PORT[$name]=$(head -n 1 "$pf")  # a second line: the --admin-port, when given
   wait_ready "$name" "$pid" "http://$HOST:${Q_PORT[$name]}/v2/health/ready" 30
 }
 
@@ -282,7 +282,7 @@ put_route() {  # PORT MODEL DOC
 
 rows_shadow() {
   [ -x "$QUIVER_BIN" ] || return 0
-  local repo="$TMP/shadow-repo" url port a b route shadow c0 c1 v0 v1
+  local repo="$TMP/shadow-repo" url port a b route shadow c0 c1 v0 v1 d0 d1
   mkdir -p "$repo"
   cp -r examples/models/fraud "$repo/fraud"
   rm -f "$repo/fraud/reference.json"
@@ -300,14 +300,16 @@ rows_shadow() {
   fi
   if put_route "$port" fraud "$shadow"; then
     c0=$(metric_sum "$port" quiver_shadow_comparisons_total)
+    d0=$(metric_sum "$port" quiver_shadow_dropped_total)
     v0=$(metric_sum "$port" quiver_requests_total 'version="1"')
     run_wrk 32 "$WARMUP" "$url" "$LOAD_BODY" "$TMP/warm-shadow-b.log" >/dev/null
     measure shadq 32 "$url" "$LOAD_BODY" "$b"
     c1=$(metric_sum "$port" quiver_shadow_comparisons_total)
+    d1=$(metric_sum "$port" quiver_shadow_dropped_total)
     v1=$(metric_sum "$port" quiver_requests_total 'version="1"')
     NOTES+=("shadow: $(( c1 - c0 )) shadow copies compared (quiver_shadow_comparisons_total) for\
  $(( v1 - v0 )) primary requests on v1 during the shadow warm-up and row (v2's own primaries get no\
- copy: a shadow equal to the primary is skipped; a copy is dropped when the background lane is full)")
+ copy: a shadow equal to the primary is skipped); $(( d1 - d0 )) copies dropped because the background lane was full (quiver_shadow_dropped_total)")
   fi
   stop_q shadq
   local r n
@@ -317,9 +319,14 @@ rows_shadow() {
     "$( [ -n "${RPS[$b:32]:-}" ] && printf '%.0f' "${RPS[$b:32]}" || echo n/a)" \
     "$( [ -n "$n" ] && printf '%.0f' "$n" || echo n/a) nginx; $( [ -n "${RPS[$a:32]:-}" ] && printf '%.0f' "${RPS[$a:32]}" || echo n/a) without shadow" \
     ">= 0.45x" "$r x $(yes_no le 0.45 "$r")"
+  r=$(ratio "${RPS[$b:32]:-}" "${RPS[$a:32]:-}")
+  goal "shadow: primary req/s with 100% shadow / same route without (32 conns)" \
+    "$( [ -n "${RPS[$b:32]:-}" ] && printf '%.0f' "${RPS[$b:32]}" || echo n/a)" \
+    "$( [ -n "${RPS[$a:32]:-}" ] && printf '%.0f' "${RPS[$a:32]}" || echo n/a) without shadow" \
+    ">= 0.55x" "$r x $(yes_no le 0.55 "$r")"
   r=$(ratio "${P99[$b:32]:-}" "${P99[$a:32]:-}")
   goal "shadow: p99 with shadow / without (32 conns)" "$(ms "${P99[$b:32]:-}") ms" \
-    "$(ms "${P99[$a:32]:-}") ms" "<= 1.3x" "$r x $(yes_no le "$r" 1.3)"
+    "$(ms "${P99[$a:32]:-}") ms" "<= 1.5x" "$r x $(yes_no le "$r" 1.5)"
 }
 
 # ---------------------------------------------------------------------------------------------

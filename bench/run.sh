@@ -349,10 +349,13 @@ rows_xgboost() {
 . bench/rows_engine.sh
 # shellcheck source=bench/rows_onnx.sh
 . bench/rows_onnx.sh
+# shellcheck source=bench/rows_hotpath.sh
+. bench/rows_hotpath.sh
 
 SERVER_HOOKS=(start_quiver start_nginx start_flask start_ort)
 ROW_HOOKS=(measure_raw rows_xgboost rows_onnx_serving rows_shadow rows_metrics_cost rows_swap
-           rows_batching rows_overload rows_idring rows_metrics rows_micro rows_onnx_inproc)
+           rows_batching rows_overload rows_health_flood rows_syscalls rows_idring rows_metrics
+           rows_micro rows_onnx_inproc)
 
 # ---- compiled forest (bench/rows_forest.sh): in process, no server ----
 # shellcheck source=bench/rows_forest.sh

@@ -29,6 +29,11 @@ struct qv_api_config {
     int body_timeout_ms;      /* the body complete within this of the headers; 0: 60000 */
     int idle_timeout_s;       /* an idle connection is closed; 0: 60 */
     size_t decode_budget_bytes; /* estimated JSON decoding memory, all requests; 0: 1 GiB */
+    /* The admin listener: health and /metrics also answered on admin_port
+     * (0: an ephemeral port, see qv_api_admin_port) by a daemon and thread of
+     * their own, so that a flood on the main port cannot queue in front of them. */
+    bool admin;
+    int admin_port;
 };
 
 /* What the handlers use. Borrowed: everything outlives the server. */
@@ -43,6 +48,7 @@ struct qv_api_deps {
 int qv_api_start(const struct qv_api_config *cfg, const struct qv_api_deps *deps, qv_api **out,
                  struct qv_diag *d);
 int qv_api_port(const qv_api *a);
+int qv_api_admin_port(const qv_api *a); /* 0 without an admin listener */
 /* Stops taking requests (new ones get 503), lets dispatched requests finish
  * (up to timeout_ms), answers those still out 503, then stops the server.
  * Returns 0 when everything finished and the server was freed; otherwise the

@@ -101,9 +101,12 @@ struct sock_ctx;
 #define QV_API_LARGE_BODY (256u << 10)               /* bodies from this size: decode lane */
 #define QV_API_JSON_TREE_FACTOR 20                   /* jansson tree bytes per body byte */
 #define QV_API_DEFAULT_DECODE_BUDGET (1024ull << 20) /* JSON decoding, all requests */
+#define QV_API_ADMIN_CONNECTIONS 64                  /* the admin listener's connections */
 
 struct qv_api {
     struct MHD_Daemon *daemon;
+    struct MHD_Daemon *admin;       /* health and metrics only; NULL without --admin-port */
+    int admin_port;
     struct qv_api_config cfg;
     struct qv_api_deps deps;
     int port;

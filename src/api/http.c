@@ -49,6 +49,8 @@ struct conn_ctx {
     _Atomic int refs;      /* the HTTP side, plus one while another thread holds it */
     /* Guarded by a->susp_mu. */
     bool suspended;
+    bool handed;           /* suspend() called: another thread (or the engine inline) holds it */
+    bool early;            /* completed before the connection was suspended */
     uint64_t t0_ns;        /* arrival, for the access log */
     bool pended;           /* answered by another thread (a worker or a lane) */
     bool abandoned;        /* answered 503 at the drain deadline */
@@ -210,7 +212,12 @@ static void on_complete(struct qv_http_req *r)
 
     pthread_mutex_lock(&a->susp_mu);
     abandoned = c->abandoned;
-    if (!abandoned) {
+    if (!abandoned && !c->suspended) {
+        /* Completed before the handler returned (inline execution, or a
+         * worker faster than the HTTP thread): the connection was never
+         * suspended and the HTTP thread answers it when the handler returns. */
+        c->early = true;
+    } else if (!abandoned) {
         if (c->prev)
             c->prev->next = c->next;
         else
@@ -240,26 +247,43 @@ static void abandon(struct conn_ctx *c)
     MHD_resume_connection(c->conn);
 }
 
-/* HTTP thread: the handler is about to hand the request to another thread. */
+/* HTTP thread: the handler is about to hand the request to another thread
+ * (or to the engine, which may run it at once on this thread). The
+ * connection is suspended only when the handler has returned and the request
+ * is still out (suspend_if_out): a request completed before that is answered
+ * without a suspend, a resume and their epoll_ctl calls. */
 static void on_suspend(struct qv_http_req *r)
 {
     struct conn_ctx *c = (struct conn_ctx *)r;
-    struct qv_api *a = r->api;
 
     atomic_fetch_add(&c->refs, 1);
+    c->handed = true;
+}
+
+/* HTTP thread, after a handler returned QV_API_PENDING: true when the request
+ * was completed meanwhile (answer it now); otherwise suspends the connection,
+ * which complete() resumes. */
+static bool suspend_if_out(struct qv_api *a, struct conn_ctx *c)
+{
+    bool early;
+
     pthread_mutex_lock(&a->susp_mu);
-    MHD_suspend_connection(c->conn);
-    if (a->abandoning) {
-        /* The drain deadline has passed: answered 503 at once. */
-        abandon(c);
-    } else {
-        c->suspended = true;
-        c->next = a->suspended;
-        if (c->next)
-            c->next->prev = c;
-        a->suspended = c;
+    early = c->early;
+    if (!early) {
+        MHD_suspend_connection(c->conn);
+        if (a->abandoning) {
+            /* The drain deadline has passed: answered 503 at once. */
+            abandon(c);
+        } else {
+            c->suspended = true;
+            c->next = a->suspended;
+            if (c->next)
+                c->next->prev = c;
+            a->suspended = c;
+        }
     }
     pthread_mutex_unlock(&a->susp_mu);
+    return early;
 }
 
 /* A request smuggled behind a proxy needs two Content-Length headers that
@@ -341,6 +365,16 @@ static enum MHD_Result on_headers(struct qv_api *a, struct conn_ctx *c)
     /* Authentication on the headers: a client without a valid token never
      * gets its body read. */
     rt = qv__api_match(&c->r, &status);
+    if (a->admin != NULL && rt != NULL && !(rt->flags & ROUTE_OPEN)) {
+        const union MHD_ConnectionInfo *di =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
+        if (di != NULL && di->daemon == a->admin) {
+            /* The admin listener answers health and metrics only. */
+            qv_fail(&c->r.diag, QV_ENOENT, "the admin port serves /v2/health/* and /metrics "
+                    "only");
+            return send_error(c, QV_ENOENT);
+        }
+    }
     if (rt != NULL) {
         c->r.who = "anonymous";
         err = qv__api_auth(&c->r, rt->flags);
@@ -473,8 +507,14 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (!c->r.keep_body)
         body_release(a, c);
     if (rc == QV_API_PENDING) {
-        c->pended = true;
-        return MHD_YES; /* suspended; resumed by complete() */
+        if (!suspend_if_out(a, c)) {
+            c->pended = true;
+            return MHD_YES; /* suspended; resumed by complete() */
+        }
+        /* Completed already: c->r.resp was written before complete(), and
+         * susp_mu orders it before this read. */
+        c->state = CTX_RESUMED;
+        return send_response(c);
     }
     c->state = CTX_RESUMED;
     return send_response(c);
@@ -694,7 +734,35 @@ int qv_api_start(const struct qv_api_config *cfg, const struct qv_api_deps *deps
         return qv_fail(d, QV_EIO, "cannot listen on %s:%d (in use, or not permitted)", host,
                        cfg->port);
     }
+    if (cfg->admin) {
+        /* One thread of its own (no pool, no suspend): health and metrics
+         * are answered at once, whatever the main port is doing. */
+        struct sockaddr_in asin = sin;
+        struct sockaddr_in6 asin6 = sin6;
+        struct sockaddr *aaddr = addr == (struct sockaddr *)&sin ? (struct sockaddr *)&asin
+                                                                 : (struct sockaddr *)&asin6;
+        asin.sin_port = htons((uint16_t)cfg->admin_port);
+        asin6.sin6_port = htons((uint16_t)cfg->admin_port);
+        a->admin = MHD_start_daemon(
+            (flags & ~(unsigned)MHD_ALLOW_SUSPEND_RESUME), (uint16_t)cfg->admin_port, NULL, NULL,
+            on_access, a, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
+            aaddr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, a, MHD_OPTION_CONNECTION_LIMIT,
+            (unsigned)QV_API_ADMIN_CONNECTIONS, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+            (size_t)QV_API_CONNECTION_MEMORY, MHD_OPTION_CONNECTION_TIMEOUT,
+            (unsigned)a->cfg.idle_timeout_s, MHD_OPTION_END);
+        if (a->admin == NULL) {
+            MHD_stop_daemon(a->daemon);
+            stop_lanes(a);
+            api_free(a);
+            return qv_fail(d, QV_EIO, "--admin-port: cannot listen on %s:%d (in use, or not "
+                           "permitted)", host, cfg->admin_port);
+        }
+        info = MHD_get_daemon_info(a->admin, MHD_DAEMON_INFO_BIND_PORT);
+        a->admin_port = info ? info->port : cfg->admin_port;
+    }
     if (pthread_create(&a->reaper, NULL, reaper_main, a) != 0) {
+        if (a->admin)
+            MHD_stop_daemon(a->admin);
         MHD_stop_daemon(a->daemon);
         stop_lanes(a);
         api_free(a);
@@ -709,6 +777,11 @@ int qv_api_start(const struct qv_api_config *cfg, const struct qv_api_deps *deps
 int qv_api_port(const qv_api *a)
 {
     return a->port;
+}
+
+int qv_api_admin_port(const qv_api *a)
+{
+    return a->admin ? a->admin_port : 0;
 }
 
 /* A stop that could not finish leaves the server here, reachable, for the
@@ -766,6 +839,9 @@ int qv_api_stop(qv_api *a, int timeout_ms)
     pthread_join(a->reaper, NULL);
     MHD_stop_daemon(a->daemon);
     a->daemon = NULL;
+    if (a->admin)
+        MHD_stop_daemon(a->admin);
+    a->admin = NULL;
     abandoned = atomic_load(&a->n_abandoned);
     if (abandoned > 0 || a->lanes_left) {
         abandoned_api = a;

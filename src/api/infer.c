@@ -1019,6 +1019,7 @@ static int infer(struct qv_http_req *h, bool tfs)
         if (pick.n_shadow > 0 && h->n_params < 2)
             start_shadows(c, &pick, shadows, &n_shadows);
         h->suspend(h);
+        c->req.may_inline = n_shadows == 0; /* may run (and complete h) right here */
         err = qv_engine_submit(c->v, &c->req, &h->diag);
         if (!err) {
             submit_shadows(shadows, n_shadows);

@@ -8,7 +8,11 @@
  * "linear": true), so its outputs are checkable.
  *
  *   {"features": 30, "scale": 1.0, "bias": 0.0, "linear": false,
- *    "delay_us": 0, "fail_rate": 0.0, "memory_bytes": 0, "load_delay_ms": 0}
+ *    "delay_us": 0, "fail_rate": 0.0, "memory_bytes": 0, "load_delay_ms": 0,
+ *    "slow_after": 0, "slow_delay_us": 0}
+ *
+ * With "slow_after": N > 0, every call after the first N sleeps
+ * "slow_delay_us" instead of "delay_us" (a version that gets slow).
  *
  * "features": -1 takes rows of any width (input shape [-1,-1]).
  */
@@ -29,6 +33,7 @@ struct test_model {
     double scale, bias, fail_rate;
     bool linear;
     uint64_t delay_us;
+    uint64_t slow_after, slow_delay_us;
     size_t memory;
     void *ballast; /* memory_bytes really held, so RSS shows it */
     _Atomic uint64_t calls;
@@ -88,6 +93,10 @@ static int test_load(const char *path, const struct qv_backend_params *p, void *
     m->linear = json_is_true(json_object_get(root, "linear"));
     m->delay_us = (uint64_t)json_integer_value(json_object_get(root, "delay_us"));
     m->memory = (size_t)json_integer_value(json_object_get(root, "memory_bytes"));
+    v = json_object_get(root, "slow_after");
+    m->slow_after = json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
+    v = json_object_get(root, "slow_delay_us");
+    m->slow_delay_us = json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
     json_decref(root);
     if (m->memory) {
         m->ballast = malloc(m->memory);
@@ -132,8 +141,12 @@ static int test_infer(void *state, const struct qv_tensor *in, int n_in, struct 
         (m->features > 0 && width != m->features))
         return qv_fail(d, QV_EINVAL, "expected one FP32 input of shape [-1,%lld]",
                        (long long)m->features);
-    if (m->delay_us)
+    if (m->slow_after > 0 && call >= m->slow_after) {
+        if (m->slow_delay_us)
+            sleep_us(m->slow_delay_us);
+    } else if (m->delay_us) {
         sleep_us(m->delay_us);
+    }
     /* A deterministic share of calls fails: call k fails when its hash falls
      * under the rate, so a run of N calls fails about N * fail_rate. */
     if (m->fail_rate > 0 &&

@@ -34,6 +34,8 @@ struct serve_opts {
     const char *access_log, *node_name;
     int access_sample;
     int port, workers, http_threads, poll_ms, spin_us, evict_idle_ms;
+    int inline_us, admin_port; /* admin_port -1: no admin listener */
+    int shadow_queue;
     int drain_ms, max_conns, max_conns_ip, header_timeout_ms, body_timeout_ms, idle_timeout_s;
     long long max_body, memory_budget, body_budget, decode_budget;
     bool watch, explicit_mode, no_metrics, protect_inference, test_backend;
@@ -53,6 +55,14 @@ const char qv_cli_serve_usage[] =
     "  --worker-spin-us N      an idle worker polls for work this long before sleeping\n"
     "                          (default 50; 0: sleep at once)\n"
     "  --http-threads N        HTTP threads (default: one per core)\n"
+    "  --inline-threshold-us N a version without batching whose recent compute p99 is\n"
+    "                          under N runs requests on the HTTP thread (default 100;\n"
+    "                          0: never)\n"
+    "  --shadow-queue N        shadow copies waiting for the background lane; past it\n"
+    "                          a copy is dropped and counted (default 16)\n"
+    "  --admin-port N          also answer /v2/health/* and /metrics on port N, on a\n"
+    "                          thread of their own (0: any free port, written to the\n"
+    "                          port file's second line)\n"
     "  --max-body-bytes N      larger request bodies get 413 (default 16M; K/M/G suffixes)\n"
     "  --body-budget-bytes N   all request bodies held at once; past it 429 (default 256M)\n"
     "  --decode-budget-bytes N estimated memory for decoding large JSON bodies at once\n"
@@ -133,6 +143,9 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
         {"tokens", required_argument, 0, 'T'},      {"port-file", required_argument, 0, 'f'},
         {"log-level", required_argument, 0, 'l'},   {"help", no_argument, 0, 'h'},
         {"worker-spin-us", required_argument, 0, 'S'},
+        {"inline-threshold-us", required_argument, 0, 0x101},
+        {"admin-port", required_argument, 0, 0x102},
+        {"shadow-queue", required_argument, 0, 0x103},
         {"evict-idle-ms", required_argument, 0, 'E'},
         {"no-metrics", no_argument, 0, 'M'},
         {"tokens-protect-inference", no_argument, 0, 'I'},
@@ -156,6 +169,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
     memset(o, 0, sizeof(*o));
     o->host = "127.0.0.1";
     o->port = 8000;
+    o->admin_port = -1;
     o->data = "data";
     o->max_body = 16ll << 20;
     o->body_budget = 256ll << 20;
@@ -261,6 +275,20 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
                 return -1;
             if (o->spin_us == 0)
                 o->spin_us = -1;
+            break;
+        case 0x101:
+            if (parse_int_opt("--inline-threshold-us", optarg, 0, 1000000, &o->inline_us))
+                return -1;
+            if (o->inline_us == 0)
+                o->inline_us = -1;
+            break;
+        case 0x103:
+            if (parse_int_opt("--shadow-queue", optarg, 1, 65536, &o->shadow_queue))
+                return -1;
+            break;
+        case 0x102:
+            if (parse_int_opt("--admin-port", optarg, 0, 65535, &o->admin_port))
+                return -1;
             break;
         case 'c':
             if (strcmp(optarg, "explicit") != 0 && strcmp(optarg, "poll") != 0) {
@@ -530,7 +558,7 @@ static int64_t resolver_highest(void *ud, const char *model)
     return n > 0 ? v[n - 1] : 0;
 }
 
-static int write_port_file(const char *path, int port)
+static int write_port_file(const char *path, int port, int admin_port)
 {
     char tmp[1100];
     FILE *f;
@@ -540,6 +568,8 @@ static int write_port_file(const char *path, int port)
     if (f == NULL)
         return -1;
     fprintf(f, "%d\n", port);
+    if (admin_port > 0)
+        fprintf(f, "%d\n", admin_port);
     fclose(f);
     return rename(tmp, path);
 }
@@ -593,6 +623,8 @@ int qv_cli_serve(int argc, char **argv)
     ecfg.watch = o.watch;
     ecfg.explicit_mode = o.explicit_mode;
     ecfg.spin_us = o.spin_us;
+    ecfg.inline_us = o.inline_us;
+    ecfg.bg_limit = o.shadow_queue;
     ecfg.evict_idle_ms = o.evict_idle_ms;
     memset(&hooks, 0, sizeof(hooks));
     hooks.version_state = on_version_state;
@@ -654,6 +686,8 @@ int qv_cli_serve(int argc, char **argv)
     acfg.threads = o.http_threads;
     acfg.tokens_file = o.tokens;
     acfg.protect_inference = o.protect_inference;
+    acfg.admin = o.admin_port >= 0;
+    acfg.admin_port = o.admin_port > 0 ? o.admin_port : 0;
     deps.engine = s.engine;
     deps.router = s.router;
     deps.monitor = s.monitor;
@@ -667,7 +701,7 @@ int qv_cli_serve(int argc, char **argv)
         fprintf(stderr, "quiver serve: %s\n", d.msg);
         goto out;
     }
-    if (o.port_file && write_port_file(o.port_file, qv_api_port(s.api)) != 0) {
+    if (o.port_file && write_port_file(o.port_file, qv_api_port(s.api), qv_api_admin_port(s.api)) != 0) {
         fprintf(stderr, "quiver serve: --port-file: cannot write %s\n", o.port_file);
         goto out;
     }

@@ -47,6 +47,7 @@ qv_version *qv__version_new(qv_engine *e, const char *model, int64_t number)
     snprintf(v->model, sizeof(v->model), "%s", model);
     v->number = number;
     pthread_cond_init(&v->batch_cond, NULL);
+    pthread_mutex_init(&v->inline_mu, NULL);
     v->stats = qv_monitor_version(e->mon, model, number);
     return v;
 }
@@ -68,6 +69,7 @@ void qv__version_unref(qv_version *v)
         return;
     qv__backend_states_free(v);
     pthread_cond_destroy(&v->batch_cond);
+    pthread_mutex_destroy(&v->inline_mu);
     free(v);
 }
 
@@ -527,6 +529,8 @@ int qv_engine_create(const struct qv_engine_config *cfg, const struct qv_engine_
     e->n_workers = cfg->workers > 0 ? cfg->workers : qv_cpu_count();
     e->evict_idle_ns = (uint64_t)(cfg->evict_idle_ms > 0 ? cfg->evict_idle_ms : 10000) * 1000000ull;
     e->spin_ns = cfg->spin_us < 0 ? 0 : (uint64_t)(cfg->spin_us ? cfg->spin_us : 50) * 1000;
+    e->inline_ns = cfg->inline_us < 0 ? 0 : (uint64_t)(cfg->inline_us ? cfg->inline_us : 100) * 1000;
+    e->bg_limit = cfg->bg_limit > 0 ? cfg->bg_limit : 16;
     pthread_rwlock_init(&e->reg_lock, NULL);
     pthread_mutex_init(&e->ctl_mu, NULL);
     pthread_mutex_init(&e->mem_mu, NULL);

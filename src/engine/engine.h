@@ -46,6 +46,9 @@ struct qv_engine_config {
     bool explicit_mode;     /* load only on API request (Triton's explicit model control) */
     int spin_us;            /* an idle worker polls this long before sleeping; -1: 0, 0: 50 */
     int evict_idle_ms;      /* a version idle this long may be evicted for memory; 0: 10000 */
+    int inline_us;          /* a version whose recent compute p99 is under this runs requests
+                             * on the submitting thread (see qv_engine_submit); 0: 100, -1: never */
+    int bg_limit;           /* shadow copies the background lane holds; 0: 16 */
 };
 
 /* Called (under no engine lock) on every state change, from the thread that
@@ -85,6 +88,10 @@ struct qv_infer_req {
     uint32_t batch_size;                /* rows in the backend call that ran it */
     void (*done)(struct qv_infer_req *r);
     void *ud;
+    /* In: the caller lets qv_engine_submit run r on the calling thread (then
+     * done(r) is called before submit returns). */
+    bool may_inline;
+    bool ran_inline;                    /* out: it did */
     struct qv_infer_req *next;          /* engine-private queue link */
     qv_version *bg_version;             /* engine-private */
 };
@@ -109,7 +116,14 @@ int qv_engine_prepare(const qv_version *v, struct qv_infer_req *r, struct qv_dia
  * still decides. Any thread. */
 bool qv_engine_is_full(const qv_version *v);
 /* Queues r on v. QV_OK: done(r) will be called once, on a worker thread.
- * QV_EOVERLOAD when v's queue is full (done is not called). */
+ * QV_EOVERLOAD when v's queue is full (done is not called).
+ *
+ * Inline execution: when r->may_inline is set, v does not batch, its queue is
+ * empty, an instance is free and the p99 of v's recent compute times is under
+ * the engine's inline threshold, r runs at once on the calling thread and
+ * done(r) is called before submit returns QV_OK (r->ran_inline set). The run
+ * holds one of v's instances like a worker's call, so v's concurrency is never
+ * exceeded, and a version that gets slow goes back to the workers by itself. */
 int qv_engine_submit(qv_version *v, struct qv_infer_req *r, struct qv_diag *d);
 /* Queues r on the engine's background lane: one low-priority thread that runs
  * shadow copies, so that a slow or failing shadow version never holds a

@@ -64,6 +64,14 @@ struct qv_version {
     _Atomic uint64_t last_used_ns;
     _Atomic uint64_t batches;   /* backend calls, for sampling their CPU time */
 
+    /* Inline execution (worker.c): whether v's recent compute p99 is under
+     * the engine's threshold, re-decided at most every QV_INLINE_CHECK_NS
+     * from the compute histogram's growth since the last decision. */
+    _Atomic bool inline_ok;
+    _Atomic uint64_t inline_checked_ns;
+    pthread_mutex_t inline_mu;  /* one thread re-decides at a time; guards inline_prev */
+    struct qv_lat_hist inline_prev;
+
     /* Queue. Guarded by e->qlock. */
     struct qv_infer_req *head, *tail;
     int qlen;
@@ -138,6 +146,8 @@ struct qv_engine {
     _Atomic bool spinner;            /* one idle worker is polling for work */
     uint64_t spin_ns;                /* how long an idle worker polls before sleeping */
     uint64_t evict_idle_ns;          /* idle time before a version may be evicted */
+    uint64_t inline_ns;              /* inline threshold on compute p99; 0: never inline */
+    int bg_limit;                    /* background lane capacity */
     int n_workers;
     pthread_t *workers;
 

@@ -19,7 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Puts v on the runnable list if it has work and a free instance. 'self':
  * the calling worker is about to take work itself, so v goes first and no
@@ -79,6 +82,91 @@ bool qv_engine_is_full(const qv_version *v)
     return atomic_load_explicit(&v->queued, memory_order_relaxed) >= v->queue_limit;
 }
 
+/* ---- Inline execution ---- */
+
+#define QV_INLINE_CHECK_NS (20ull * 1000000ull) /* re-decide at most this often */
+#define QV_INLINE_MIN_SAMPLES 64                /* compute times a decision needs */
+
+/* Re-decides whether v is fast enough to run inline: the p99 of the compute
+ * times recorded since the last decision (at least QV_INLINE_MIN_SAMPLES of
+ * them) against the engine's threshold. Cheap when it is not yet time. Called
+ * after a backend call, under no lock. */
+static void inline_update(qv_version *v)
+{
+    qv_engine *e = v->e;
+    uint64_t now = qv_now_ns(), last;
+    struct qv_vstats_snap *sn;
+    struct qv_lat_hist w;
+
+    if (e->inline_ns == 0 || v->max_batch > 0)
+        return;
+    last = atomic_load_explicit(&v->inline_checked_ns, memory_order_relaxed);
+    if (last != 0 && now - last < QV_INLINE_CHECK_NS)
+        return;
+    if (pthread_mutex_trylock(&v->inline_mu) != 0)
+        return;
+    last = atomic_load_explicit(&v->inline_checked_ns, memory_order_relaxed);
+    if (last != 0 && now - last < QV_INLINE_CHECK_NS) {
+        pthread_mutex_unlock(&v->inline_mu);
+        return;
+    }
+    sn = malloc(sizeof(*sn));
+    if (sn == NULL) {
+        pthread_mutex_unlock(&v->inline_mu);
+        return;
+    }
+    qv_vstats_snapshot(v->stats, sn);
+    if (last == 0) {
+        /* The first look: only what this generation records from now counts. */
+        v->inline_prev = sn->compute;
+    } else {
+        qv_lat_hist_diff(&sn->compute, &v->inline_prev, &w);
+        if (qv_lat_hist_count(&w) >= QV_INLINE_MIN_SAMPLES) {
+            double p99_ms = qv_lat_hist_quantile_ms(&w, 0.99);
+            atomic_store_explicit(&v->inline_ok, p99_ms * 1e6 < (double)e->inline_ns,
+                                  memory_order_relaxed);
+            v->inline_prev = sn->compute;
+        }
+    }
+    atomic_store_explicit(&v->inline_checked_ns, now, memory_order_relaxed);
+    pthread_mutex_unlock(&v->inline_mu);
+    free(sn);
+}
+
+/* Runs r on v on the calling thread. Called with qlock held, v's queue empty
+ * and an instance free; returns with qlock released, after done(r). */
+static void run_inline_locked(qv_engine *e, qv_version *v, struct qv_infer_req *r)
+{
+    int slot = 0;
+
+    v->active++;
+    if (v->n_states > 1) {
+        for (slot = 0; slot < v->n_states && v->state_busy[slot]; slot++) {
+        }
+        v->state_busy[slot] = true;
+    }
+    qv__version_get(v);
+    pthread_mutex_unlock(&e->qlock);
+
+    r->ran_inline = true;
+    qv__engine_infer_batch(v, v->states[slot], &r, 1);
+    r->t_done = qv_now_ns();
+    qv_vstats_execution(v->stats, true);
+    qv_vstats_request(v->stats, r->status ? qv_outcome_from_err(r->status) : QV_OUTCOME_OK,
+                      r->t_start - r->t_submit, r->t_done - r->t_start, r->t_done - r->t_submit);
+    atomic_store_explicit(&v->last_used_ns, r->t_done, memory_order_relaxed);
+
+    pthread_mutex_lock(&e->qlock);
+    if (v->n_states > 1)
+        v->state_busy[slot] = false;
+    v->active--;
+    list_runnable_locked(e, v); /* requests queued meanwhile go to a worker */
+    pthread_mutex_unlock(&e->qlock);
+    inline_update(v);
+    r->done(r); /* may release the request's hold; the engine's own hold is v's */
+    qv__version_put(v);
+}
+
 int qv_engine_submit(qv_version *v, struct qv_infer_req *r, struct qv_diag *d)
 {
     qv_engine *e = v->e;
@@ -86,10 +174,16 @@ int qv_engine_submit(qv_version *v, struct qv_infer_req *r, struct qv_diag *d)
 
     r->t_submit = qv_now_ns();
     r->next = NULL;
+    r->ran_inline = false;
     pthread_mutex_lock(&e->qlock);
     if (e->stopping) {
         pthread_mutex_unlock(&e->qlock);
         return qv_fail(d, QV_ESHUTDOWN, "the server is shutting down");
+    }
+    if (r->may_inline && v->max_batch == 0 && v->qlen == 0 && v->active < v->instances &&
+        atomic_load_explicit(&v->inline_ok, memory_order_relaxed)) {
+        run_inline_locked(e, v, r);
+        return QV_OK;
     }
     if (v->qlen >= v->queue_limit) {
         int limit = v->queue_limit;
@@ -194,11 +288,13 @@ static void *worker_main(void *arg)
         for (int k = 0; k < n; k++) {
             struct qv_infer_req *r = batch[k];
             r->t_done = qv_now_ns();
+            qv_vstats_execution(v->stats, false);
             qv_vstats_request(v->stats, r->status ? qv_outcome_from_err(r->status) : QV_OUTCOME_OK,
                               r->t_start - r->t_submit, r->t_done - r->t_start,
                               r->t_done - r->t_submit);
             r->done(r);
         }
+        inline_update(v);
         atomic_store_explicit(&v->last_used_ns, qv_now_ns(), memory_order_relaxed);
 
         pthread_mutex_lock(&e->qlock);
@@ -216,20 +312,32 @@ static void *worker_main(void *arg)
 
 /* ---- Background lane ---- */
 
-#define BG_LIMIT 256
-
+/* The lane sheds rather than competes: it holds at most bg_limit copies
+ * (default 16), and a copy that finds it full is dropped and counted
+ * (quiver_shadow_dropped_total). Its thread runs at the lowest priority, so
+ * on a busy machine the primaries take the CPU and the lane falls behind,
+ * fills and drops, instead of slowing them. */
 int qv_engine_submit_background(qv_version *v, struct qv_infer_req *r, struct qv_diag *d)
 {
     qv_engine *e = v->e;
 
-    if (!(qv_backend_flags(v->be) & QV_BACKEND_REENTRANT))
-        return qv_engine_submit(v, r, d); /* its state cannot be shared with a second thread */
+    r->may_inline = false;
+    if (!(qv_backend_flags(v->be) & QV_BACKEND_REENTRANT)) {
+        /* Its state cannot be shared with a second thread: a worker runs it,
+         * but only when the version has nothing else waiting. */
+        if (atomic_load_explicit(&v->queued, memory_order_relaxed) > 0) {
+            qv_vstats_shadow_dropped(v->stats);
+            return qv_fail(d, QV_EOVERLOAD, "background lane is full");
+        }
+        return qv_engine_submit(v, r, d);
+    }
     r->t_submit = qv_now_ns();
     r->next = NULL;
     r->bg_version = v;
     pthread_mutex_lock(&e->qlock);
-    if (e->stopping || e->bg_len >= BG_LIMIT) {
+    if (e->stopping || e->bg_len >= e->bg_limit) {
         pthread_mutex_unlock(&e->qlock);
+        qv_vstats_shadow_dropped(v->stats);
         return qv_fail(d, QV_EOVERLOAD, "background lane is full");
     }
     if (e->bg_tail)
@@ -247,6 +355,9 @@ static void *background_main(void *arg)
 {
     qv_engine *e = arg;
 
+    /* The lowest priority for this thread alone (Linux: a thread's nice
+     * value is its own). Failing to lower it is not an error. */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
     pthread_mutex_lock(&e->qlock);
     for (;;) {
         struct qv_infer_req *r;

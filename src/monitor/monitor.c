@@ -132,6 +132,7 @@ struct shard {
     counter batch_buckets[QV_MONITOR_BATCH_BUCKETS];
     counter batch_items;
     counter cpu_ns;
+    counter exec_inline, exec_queued;
     atomic_int_fast64_t inflight; /* sum of deltas recorded by this shard */
 };
 
@@ -148,6 +149,7 @@ struct qv_vstats {
     /* Gauges and rare events, shared by all threads. */
     _Alignas(64) atomic_int_fast64_t queue_depth;
     counter memory_bytes;
+    counter shadow_dropped;
     counter feedback_count;
     counter feedback_sum_bits; /* double, as bits */
     counter route_weight_bits; /* double, as bits */
@@ -288,6 +290,23 @@ void qv_vstats_batch(qv_vstats *s, uint32_t batch_size, uint64_t cpu_ns)
     bump(&sh->cpu_ns, cpu_ns);
 }
 
+void qv_vstats_execution(qv_vstats *s, bool inline_path)
+{
+    struct shard *sh;
+
+    if (atomic_load_explicit(&s->off, memory_order_relaxed))
+        return;
+    sh = my_shard(s);
+    bump(inline_path ? &sh->exec_inline : &sh->exec_queued, 1);
+}
+
+void qv_vstats_shadow_dropped(qv_vstats *s)
+{
+    if (atomic_load_explicit(&s->off, memory_order_relaxed))
+        return;
+    bump(&s->shadow_dropped, 1);
+}
+
 void qv_vstats_inflight(qv_vstats *s, int delta)
 {
     if (atomic_load_explicit(&s->off, memory_order_relaxed))
@@ -361,6 +380,8 @@ void qv_vstats_snapshot(const qv_vstats *s, struct qv_vstats_snap *out)
             out->batch_buckets[i] += load(&sh->batch_buckets[i]);
         out->batch_items += load(&sh->batch_items);
         out->cpu_ns += load(&sh->cpu_ns);
+        out->exec_inline += load(&sh->exec_inline);
+        out->exec_queued += load(&sh->exec_queued);
         inflight += (int64_t)atomic_load_explicit(&sh->inflight, memory_order_relaxed);
     }
     /* A request may start on one shard and end on another; between the two
@@ -368,6 +389,7 @@ void qv_vstats_snapshot(const qv_vstats *s, struct qv_vstats_snap *out)
     out->inflight = inflight < 0 ? 0 : inflight;
     out->queue_depth = (int64_t)atomic_load_explicit(&s->queue_depth, memory_order_relaxed);
     out->memory_bytes = load(&s->memory_bytes);
+    out->shadow_dropped = load(&s->shadow_dropped);
     out->feedback_count = load(&s->feedback_count);
     out->feedback_reward_sum = bitsd(load(&s->feedback_sum_bits));
     out->created_ns = s->created_ns;

@@ -155,6 +155,12 @@ void qv_vstats_request(qv_vstats *s, enum qv_outcome o, uint64_t queue_ns, uint6
 /* Records one inference batch of batch_size rows (the rows of every request
  * merged into it) that used cpu_ns of CPU time. Any thread. */
 void qv_vstats_batch(qv_vstats *s, uint32_t batch_size, uint64_t cpu_ns);
+/* Counts one request run by the backend, inline (on the thread that parsed
+ * it) or queued (by a worker). Any thread. */
+void qv_vstats_execution(qv_vstats *s, bool inline_path);
+/* Counts one shadow copy dropped because the background lane was behind.
+ * Any thread. */
+void qv_vstats_shadow_dropped(qv_vstats *s);
 /* Adds delta (+1 when a request starts, -1 when it ends) to the in-flight
  * gauge. Any thread. */
 void qv_vstats_inflight(qv_vstats *s, int delta);
@@ -182,6 +188,8 @@ struct qv_vstats_snap {
     uint64_t batch_buckets[QV_MONITOR_BATCH_BUCKETS];
     uint64_t batch_items;  /* rows run in batches (sum of batch sizes) */
     uint64_t cpu_ns;       /* inference CPU time */
+    uint64_t exec_inline, exec_queued; /* requests run inline / by a worker */
+    uint64_t shadow_dropped; /* shadow copies the background lane dropped */
     int64_t inflight;      /* gauge */
     int64_t queue_depth;   /* gauge */
     uint64_t memory_bytes; /* gauge */

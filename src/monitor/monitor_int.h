@@ -32,6 +32,10 @@
       "Rows per inference batch (the rows of all requests merged into it).")                       \
     X(CPU, "quiver_inference_cpu_seconds_total", "counter", VERSION,                               \
       "CPU time spent in inference.")                                                              \
+    X(EXECUTIONS, "quiver_executions_total", "counter", VERSION,                                   \
+      "Backend executions of requests, by path: inline (on the HTTP thread) or queued (a worker).") \
+    X(SHADOW_DROPPED, "quiver_shadow_dropped_total", "counter", VERSION,                           \
+      "Shadow copies dropped because the background lane was behind.")                           \
     X(INFLIGHT, "quiver_inflight_requests", "gauge", VERSION,                                      \
       "Requests accepted and not yet answered.")                                                   \
     X(QUEUE_DEPTH, "quiver_queue_depth", "gauge", VERSION, "Requests waiting in the queue.")       \

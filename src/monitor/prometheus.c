@@ -282,6 +282,15 @@ static void version_series(struct writer *w, enum qv__monitor_metric id, const q
     case QV__METRIC_CPU:
         sample_secs(w, name, "", &r, sn->cpu_ns);
         break;
+    case QV__METRIC_EXECUTIONS:
+        fmt_u64(num, sn->exec_inline);
+        sample(w, name, "", &r, "path", "inline", num);
+        fmt_u64(num, sn->exec_queued);
+        sample(w, name, "", &r, "path", "queued", num);
+        break;
+    case QV__METRIC_SHADOW_DROPPED:
+        sample_u64(w, name, "", &r, sn->shadow_dropped);
+        break;
     case QV__METRIC_INFLIGHT:
         fmt_i64(num, sn->inflight);
         sample(w, name, "", &r, NULL, NULL, num);

@@ -574,7 +574,7 @@ static void test_shadow_never_affects_primary(void **state)
     h_test_version(s, "fraud", 2, "{\"features\": 4, \"scale\": 1.0, \"fail_rate\": 1.0}");
     h_test_version(s, "fraud", 3, "{\"features\": 4, \"scale\": 1.0, \"delay_us\": 150000}");
     h_test_version(s, "fraud", 4, "{\"features\": 4, \"scale\": -1.0}");
-    h_start(s, NULL);
+    h_start(s, "--shadow-queue", "256", NULL); /* every copy waits for the lane: none dropped */
     for (int v = 1; v <= 4; v++)
         h_wait_state(s, "fraud", v, "READY");
     /* The failing version really fails when asked directly. */
@@ -668,7 +668,7 @@ static void test_shadow_percent(void **state)
     h_test_version(s, "fraud", 1, "{\"features\": 4, \"scale\": 1.0}");
     h_test_version(s, "fraud", 2, "{\"features\": 4, \"scale\": 1.0}");
     h_test_version(s, "fraud", 3, "{\"features\": 4, \"scale\": 1.0}");
-    h_start(s, NULL);
+    h_start(s, "--shadow-queue", "1024", NULL); /* every copy waits for the lane: none dropped */
     for (int v = 1; v <= 3; v++)
         h_wait_state(s, "fraud", v, "READY");
     put_route(s, "fraud",
