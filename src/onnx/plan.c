@@ -10,6 +10,7 @@
 
 #define QV_LOG_MODULE "onnx"
 
+#include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,12 +164,59 @@ bool qv__onnx_is_value_input(const struct qv_tensor *t)
            t->ndim <= 1 && n >= 0 && n <= QV_VALUE_INPUT_MAX && t->data != NULL;
 }
 
+/* Fusion: node i (a Relu or Clip about to be planned) folded into the Conv
+ * that produces its input, if that Conv is planned at run time and its
+ * output feeds nothing else. The Conv then writes i's output, whose life
+ * starts at the Conv; the Conv's own output value is no longer stored. */
+static bool fuse_activation(const struct qv__onnx_graph *g, struct qv__onnx_plan *p, int i,
+                            const int *uses, int *def, int *last)
+{
+    const struct qv_node *n = &g->nodes[i];
+    const struct qv_exec *x = &p->execs[i];
+    bool relu = strcmp(n->op_type, "Relu") == 0;
+    float lo = -FLT_MAX, hi = FLT_MAX;
+    int v, c;
+
+    if ((!relu && strcmp(n->op_type, "Clip") != 0) || n->n_in < 1 || n->n_out != 1 ||
+        n->out[0] < 0 || x->kdtype != QV_DTYPE_F32 || x->out[0]->dtype != QV_DTYPE_F32)
+        return false;
+    v = n->in[0];
+    if (v < 0 || def[v] < 0 || uses[v] != 1 || g->values[v].is_output)
+        return false;
+    c = def[v];
+    if (p->kernels[c] == NULL || p->execs[c].n_out < 1 || p->execs[c].out[0] != &p->tensors[v])
+        return false;
+    if (!relu && n->opset < 11) {
+        lo = qv_attr_float(n, "min", -FLT_MAX);
+        hi = qv_attr_float(n, "max", FLT_MAX);
+    } else if (!relu) {
+        for (int k = 1; k < x->n_in && k < 3; k++) {
+            if (x->in[k] == NULL)
+                continue;
+            if (x->in[k]->data == NULL || x->in[k]->dtype != QV_DTYPE_F32 || qv_numel(x->in[k]) != 1)
+                return false; /* a bound fed at run time */
+            if (k == 1)
+                lo = *(const float *)x->in[k]->data;
+            else
+                hi = *(const float *)x->in[k]->data;
+        }
+    }
+    if (!qv_conv_fuse_activation(&p->execs[c], relu, lo, hi))
+        return false;
+    ((struct qv_tensor **)p->execs[c].out)[0] = &p->tensors[n->out[0]];
+    def[v] = -2;
+    last[v] = -1;
+    def[n->out[0]] = c;
+    last[n->out[0]] = i;
+    return true;
+}
+
 int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *shapes,
-                        enum qv__bind bind, int threads, size_t max_bytes,
+                        enum qv__bind bind, int threads, bool fuse, size_t max_bytes,
                         struct qv__onnx_plan *p, bool *needs_values, struct qv_diag *d)
 {
     size_t n_in_ptrs = 0, n_out_ptrs = 0, n_folded_max = 0;
-    int *def = NULL, *last = NULL;
+    int *def = NULL, *last = NULL, *uses = NULL;
     struct block *blocks = NULL;
     int n_blocks = 0, err = QV_OK;
     size_t k_in = 0, k_out = 0;
@@ -193,11 +241,17 @@ int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *
     def = malloc(((size_t)g->n_values + 1) * sizeof(int));
     last = malloc(((size_t)g->n_values + 1) * sizeof(int));
     blocks = calloc((size_t)g->n_values + (size_t)g->n_nodes + 1, sizeof(*blocks));
+    uses = calloc((size_t)g->n_values + 1, sizeof(int));
     if (!p->tensors || !p->execs || !p->in_ptrs || !p->out_ptrs || !p->kernels || !p->folded ||
-        !p->key || !p->vkey || !def || !last || !blocks) {
+        !p->key || !p->vkey || !def || !last || !blocks || !uses) {
         err = qv_fail(d, QV_ENOMEM, "out of memory while planning");
         goto out;
     }
+
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int j = 0; j < g->nodes[i].n_in; j++)
+            if (g->nodes[i].in[j] >= 0)
+                uses[g->nodes[i].in[j]]++;
 
     /* Values known before any node runs. */
     for (int v = 0; v < g->n_values; v++) {
@@ -323,6 +377,10 @@ int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *
             }
             continue;
         }
+        if (fuse && fuse_activation(g, p, i, uses, def, last)) {
+            p->n_fused++;
+            continue;
+        }
         p->kernels[i] = kern;
         for (int j = 0; j < n->n_in; j++)
             if (n->in[j] >= 0 && def[n->in[j]] >= 0)
@@ -383,6 +441,7 @@ int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *
             p->execs[-1 - blocks[i].value].scratch = ptr;
     }
 out:
+    free(uses);
     free(def);
     free(last);
     free(blocks);
@@ -391,12 +450,14 @@ out:
     return err;
 }
 
-int qv__onnx_plan_run(const struct qv__onnx_graph *g, struct qv__onnx_plan *p, struct qv_diag *d)
+int qv__onnx_plan_run(const struct qv__onnx_graph *g, struct qv__onnx_plan *p,
+                      struct qv_tpool *pool, struct qv_diag *d)
 {
     for (int i = 0; i < g->n_nodes; i++) {
         int err;
         if (p->kernels[i] == NULL)
             continue;
+        p->execs[i].pool = pool;
         err = p->kernels[i](&p->execs[i]);
         /* QV_EINVAL from a kernel means the input data is unusable (an index
          * out of range): the caller's error, not the runtime's. */

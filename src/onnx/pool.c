@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The intra-op thread pool: a fixed set of threads, created once per
+ * execution context, that kernels hand ranges of work to through
+ * qv_parallel_for(). The calling thread takes the first chunk itself, so a
+ * pool of n threads starts n - 1. Chunks are contiguous and fixed by
+ * (items, grain, threads) alone, and each chunk runs on exactly one thread,
+ * so a kernel whose items are independent gives the same bits at any thread
+ * count.
+ *
+ * Hand-off: the caller publishes the job and bumps a generation counter;
+ * idle workers spin on it for a short while (a kernel usually follows
+ * within microseconds) before sleeping on a condition variable, and the
+ * caller does the same while it waits for the last chunk.
+ */
+#include "onnx_int.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+/* Spin iterations before sleeping (each a few tens of nanoseconds). */
+#define SPIN 20000
+
+struct qv_tpool {
+    int n; /* threads, the caller included */
+    int started;
+    pthread_t *th;
+    struct worker *w;
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    atomic_uint_fast64_t gen; /* bumped once per job */
+    atomic_int pending;       /* workers that have not finished the current job */
+    atomic_bool stop;
+    /* The current job: written before gen is bumped, read after. */
+    qv_range_fn fn;
+    void *arg;
+    int64_t items, chunk;
+    int chunks;
+};
+
+struct worker {
+    struct qv_tpool *p;
+    int id;
+};
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static void run_chunk(struct qv_tpool *p, int id)
+{
+    int64_t b, e;
+
+    if (id >= p->chunks)
+        return;
+    b = (int64_t)id * p->chunk;
+    e = b + p->chunk < p->items ? b + p->chunk : p->items;
+    if (b < e)
+        p->fn(p->arg, b, e, id);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct qv_tpool *p = w->p;
+    uint_fast64_t seen = 0;
+
+    for (;;) {
+        uint_fast64_t g = atomic_load_explicit(&p->gen, memory_order_acquire);
+        for (int k = 0; g == seen && k < SPIN && !atomic_load(&p->stop); k++) {
+            cpu_relax();
+            g = atomic_load_explicit(&p->gen, memory_order_acquire);
+        }
+        if (g == seen) {
+            pthread_mutex_lock(&p->mu);
+            while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen &&
+                   !atomic_load(&p->stop))
+                pthread_cond_wait(&p->go, &p->mu);
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (atomic_load(&p->stop))
+            return NULL;
+        seen = g;
+        run_chunk(p, w->id);
+        if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->mu);
+        }
+    }
+}
+
+struct qv_tpool *qv__tpool_create(int threads)
+{
+    struct qv_tpool *p;
+
+    if (threads < 2)
+        return NULL;
+    if (threads > QV_TPOOL_MAX)
+        threads = QV_TPOOL_MAX;
+    p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->th = calloc((size_t)threads, sizeof(*p->th));
+    p->w = calloc((size_t)threads, sizeof(*p->w));
+    if (p->th == NULL || p->w == NULL) {
+        free(p->th);
+        free(p->w);
+        free(p);
+        return NULL;
+    }
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->go, NULL);
+    pthread_cond_init(&p->done, NULL);
+    atomic_init(&p->gen, 0);
+    atomic_init(&p->pending, 0);
+    atomic_init(&p->stop, false);
+    p->n = 1;
+    for (int i = 1; i < threads; i++) {
+        p->w[i].p = p;
+        p->w[i].id = i;
+        if (pthread_create(&p->th[i], NULL, worker_main, &p->w[i]) != 0)
+            break; /* run with the threads we have */
+        p->n++;
+    }
+    p->started = p->n;
+    if (p->n < 2) {
+        qv__tpool_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void qv__tpool_free(struct qv_tpool *p)
+{
+    if (p == NULL)
+        return;
+    pthread_mutex_lock(&p->mu);
+    atomic_store(&p->stop, true);
+    pthread_cond_broadcast(&p->go);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 1; i < p->started; i++)
+        pthread_join(p->th[i], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->go);
+    pthread_cond_destroy(&p->done);
+    free(p->th);
+    free(p->w);
+    free(p);
+}
+
+int qv__tpool_threads(const struct qv_tpool *p)
+{
+    return p ? p->n : 1;
+}
+
+void qv_parallel_for(const struct qv_exec *x, int64_t items, int64_t grain, qv_range_fn fn,
+                     void *arg)
+{
+    struct qv_tpool *p = x ? x->pool : NULL;
+    int64_t chunks, chunk;
+
+    if (items <= 0)
+        return;
+    if (grain < 1)
+        grain = 1;
+    chunks = items / grain;
+    if (p == NULL || chunks < 2) {
+        fn(arg, 0, items, 0);
+        return;
+    }
+    if (chunks > p->n)
+        chunks = p->n;
+    chunk = (items + chunks - 1) / chunks;
+    chunk = (chunk + grain - 1) / grain * grain; /* whole grains: kernels align on them */
+    p->fn = fn;
+    p->arg = arg;
+    p->items = items;
+    p->chunk = chunk;
+    p->chunks = (int)((items + chunk - 1) / chunk);
+    atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    pthread_cond_broadcast(&p->go);
+    pthread_mutex_unlock(&p->mu);
+    run_chunk(p, 0);
+    for (int k = 0; k < SPIN && atomic_load_explicit(&p->pending, memory_order_acquire) != 0; k++)
+        cpu_relax();
+    if (atomic_load_explicit(&p->pending, memory_order_acquire) != 0) {
+        pthread_mutex_lock(&p->mu);
+        while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0)
+            pthread_cond_wait(&p->done, &p->mu);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+int qv_parallel_chunks(const struct qv_exec *x, int64_t items, int64_t grain)
+{
+    const struct qv_tpool *p = x ? x->pool : NULL;
+    int64_t chunks;
+
+    if (grain < 1)
+        grain = 1;
+    chunks = items / grain;
+    if (p == NULL || chunks < 2)
+        return 1;
+    if (chunks > p->n)
+        chunks = p->n;
+    {
+        int64_t chunk = ((items + chunks - 1) / chunks + grain - 1) / grain * grain;
+        return (int)((items + chunk - 1) / chunk);
+    }
+}
