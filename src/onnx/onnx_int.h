@@ -71,6 +71,7 @@ struct qv__onnx_plan {
     const struct qv_tensor **in_ptrs;
     struct qv_tensor **out_ptrs;
     qv_kernel_fn *kernels; /* per node; NULL for nodes folded at plan time */
+    bool *split;           /* per node: an element-wise kernel run on slices in parallel */
     void *arena;
     size_t arena_bytes;
     void **folded; /* data blocks of folded values */

@@ -113,6 +113,9 @@ int qv_parallel_chunks(const struct qv_exec *x, int64_t items, int64_t grain);
 enum {
     QV_OP_SHAPE_ONLY = 1u << 0, /* kernel reads only input shapes: fold it at plan time */
     QV_OP_NO_FOLD = 1u << 1,    /* never fold (random, stateful) */
+    QV_OP_ELEMENTWISE = 1u << 2, /* output element i reads only element i of each input of the
+                                    output's shape (or a one-element input): the runtime may
+                                    run the kernel on slices of a large tensor in parallel */
 };
 
 struct qv_op {
