@@ -6,12 +6,14 @@
  * pool of n threads starts n - 1. Chunks are contiguous and fixed by
  * (items, grain, threads) alone, and each chunk runs on exactly one thread,
  * so a kernel whose items are independent gives the same bits at any thread
- * count.
+ * count; which thread runs which chunk is decided at run time.
  *
- * Hand-off: the caller publishes the job and bumps a generation counter;
- * idle workers spin on it for a short while (a kernel usually follows
- * within microseconds) before sleeping on a condition variable, and the
- * caller does the same while it waits for the last chunk.
+ * Hand-off: the caller publishes the job under a new generation; idle
+ * workers spin on it for a short while (a kernel usually follows within
+ * microseconds) before sleeping on a condition variable. Every thread,
+ * the caller included, claims chunks until none is left, so a worker that
+ * is slow to wake costs nothing; the caller then waits (spinning, then
+ * sleeping) for chunks still running elsewhere.
  */
 #include "onnx_int.h"
 
@@ -19,8 +21,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-/* Spin iterations before sleeping (each a few tens of nanoseconds). */
-#define SPIN 20000
+/* Spin iterations before sleeping (a pause each, tens of nanoseconds). */
+#define SPIN 4000
 
 struct qv_tpool {
     int n; /* threads, the caller included */
@@ -29,14 +31,18 @@ struct qv_tpool {
     struct worker *w;
     pthread_mutex_t mu;
     pthread_cond_t go, done;
-    atomic_uint_fast64_t gen; /* bumped once per job */
-    atomic_int pending;       /* workers that have not finished the current job */
+    /* (job generation << 32) | (chunks << 16) | next chunk to claim.
+     * Publishing a job stores it with release; claiming a chunk is a CAS of
+     * the same generation, so a thread only ever runs chunks of the job
+     * whose fields it has seen, and decides from this word alone. */
+    atomic_uint_fast64_t ticket;
+    atomic_int finished; /* chunks of the current job completed */
     atomic_bool stop;
-    /* The current job: written before gen is bumped, read after. */
+    /* The current job: written before the ticket is published. */
     qv_range_fn fn;
     void *arg;
     int64_t items, chunk;
-    int chunks;
+    int chunks; /* read by the caller only; workers read it from the ticket */
 };
 
 struct worker {
@@ -51,16 +57,27 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static void run_chunk(struct qv_tpool *p, int id)
+/* Claims and runs chunks of generation 'gen' until none is left. */
+static void run_chunks(struct qv_tpool *p, uint_fast64_t gen)
 {
-    int64_t b, e;
-
-    if (id >= p->chunks)
-        return;
-    b = (int64_t)id * p->chunk;
-    e = b + p->chunk < p->items ? b + p->chunk : p->items;
-    if (b < e)
-        p->fn(p->arg, b, e, id);
+    for (;;) {
+        uint_fast64_t t = atomic_load_explicit(&p->ticket, memory_order_acquire);
+        int c = (int)(t & 0xffffu), chunks = (int)((t >> 16) & 0xffffu);
+        int64_t b, e;
+        if ((t >> 32) != gen || c >= chunks)
+            return;
+        if (!atomic_compare_exchange_weak_explicit(&p->ticket, &t, t + 1, memory_order_acq_rel,
+                                                   memory_order_acquire))
+            continue;
+        b = (int64_t)c * p->chunk;
+        e = b + p->chunk < p->items ? b + p->chunk : p->items;
+        p->fn(p->arg, b, e, c);
+        if (atomic_fetch_add_explicit(&p->finished, 1, memory_order_acq_rel) + 1 == chunks) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->mu);
+        }
+    }
 }
 
 static void *worker_main(void *arg)
@@ -70,14 +87,14 @@ static void *worker_main(void *arg)
     uint_fast64_t seen = 0;
 
     for (;;) {
-        uint_fast64_t g = atomic_load_explicit(&p->gen, memory_order_acquire);
-        for (int k = 0; g == seen && k < SPIN && !atomic_load(&p->stop); k++) {
+        uint_fast64_t g = atomic_load_explicit(&p->ticket, memory_order_acquire) >> 32;
+        for (int k = 0; g == seen && k < SPIN; k++) {
             cpu_relax();
-            g = atomic_load_explicit(&p->gen, memory_order_acquire);
+            g = atomic_load_explicit(&p->ticket, memory_order_acquire) >> 32;
         }
         if (g == seen) {
             pthread_mutex_lock(&p->mu);
-            while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen &&
+            while ((g = atomic_load_explicit(&p->ticket, memory_order_acquire) >> 32) == seen &&
                    !atomic_load(&p->stop))
                 pthread_cond_wait(&p->go, &p->mu);
             pthread_mutex_unlock(&p->mu);
@@ -85,12 +102,7 @@ static void *worker_main(void *arg)
         if (atomic_load(&p->stop))
             return NULL;
         seen = g;
-        run_chunk(p, w->id);
-        if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
-            pthread_mutex_lock(&p->mu);
-            pthread_cond_signal(&p->done);
-            pthread_mutex_unlock(&p->mu);
-        }
+        run_chunks(p, g);
     }
 }
 
@@ -116,8 +128,8 @@ struct qv_tpool *qv__tpool_create(int threads)
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->go, NULL);
     pthread_cond_init(&p->done, NULL);
-    atomic_init(&p->gen, 0);
-    atomic_init(&p->pending, 0);
+    atomic_init(&p->ticket, 0);
+    atomic_init(&p->finished, 0);
     atomic_init(&p->stop, false);
     p->n = 1;
     for (int i = 1; i < threads; i++) {
@@ -163,6 +175,7 @@ void qv_parallel_for(const struct qv_exec *x, int64_t items, int64_t grain, qv_r
 {
     struct qv_tpool *p = x ? x->pool : NULL;
     int64_t chunks, chunk;
+    uint_fast64_t gen;
 
     if (items <= 0)
         return;
@@ -177,22 +190,27 @@ void qv_parallel_for(const struct qv_exec *x, int64_t items, int64_t grain, qv_r
         chunks = p->n;
     chunk = (items + chunks - 1) / chunks;
     chunk = (chunk + grain - 1) / grain * grain; /* whole grains: kernels align on them */
+    gen = ((atomic_load_explicit(&p->ticket, memory_order_relaxed) >> 32) + 1) & 0xffffffffu;
     p->fn = fn;
     p->arg = arg;
     p->items = items;
     p->chunk = chunk;
     p->chunks = (int)((items + chunk - 1) / chunk);
-    atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
+    atomic_store_explicit(&p->finished, 0, memory_order_relaxed);
     pthread_mutex_lock(&p->mu);
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    atomic_store_explicit(&p->ticket, (gen << 32) | ((uint_fast64_t)p->chunks << 16),
+                          memory_order_release);
     pthread_cond_broadcast(&p->go);
     pthread_mutex_unlock(&p->mu);
-    run_chunk(p, 0);
-    for (int k = 0; k < SPIN && atomic_load_explicit(&p->pending, memory_order_acquire) != 0; k++)
+    /* The caller claims chunks too: if a worker is slow to wake (a busy
+     * machine), the caller runs its chunks instead of waiting for it. */
+    run_chunks(p, gen);
+    for (int k = 0; k < SPIN && atomic_load_explicit(&p->finished, memory_order_acquire) <
+                                    p->chunks; k++)
         cpu_relax();
-    if (atomic_load_explicit(&p->pending, memory_order_acquire) != 0) {
+    if (atomic_load_explicit(&p->finished, memory_order_acquire) < p->chunks) {
         pthread_mutex_lock(&p->mu);
-        while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0)
+        while (atomic_load_explicit(&p->finished, memory_order_acquire) < p->chunks)
             pthread_cond_wait(&p->done, &p->mu);
         pthread_mutex_unlock(&p->mu);
     }
