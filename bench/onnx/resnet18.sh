@@ -59,6 +59,7 @@ print(("outputs agree, max |diff| %.1e" if d <= 1e-4 else "OUTPUTS DIFFER, max |
 ' "$OUT/quiver-t$t.f32" "$OUT/ort-t$t.f32")
   goal=$([ "$t" = 1 ] && echo 1.2 || echo 1.3)
   awk -v t="$t" -v q="$(field "$q" p50_us)" -v o="$(field "$o" p50_us)" -v g="$goal" -v a="$agree" \
-    'BEGIN {r = q / o; printf "ResNet-18, %d thread(s): quiver p50 %.2f ms, onnxruntime p50 %.2f ms, %.2fx (goal <= %.1fx: %s); %s\n",
-            t, q / 1000, o / 1000, r, g, (r <= g ? "yes" : "no"), a}'
+      -v qm="$(field "$q" min_us)" -v om="$(field "$o" min_us)" \
+    'BEGIN {r = q / o; printf "ResNet-18, %d thread(s): quiver p50 %.2f ms, onnxruntime p50 %.2f ms, %.2fx (goal <= %.1fx: %s); min %.2f / %.2f ms = %.2fx; %s\n",
+            t, q / 1000, o / 1000, r, g, (r <= g ? "yes" : "no"), qm / 1000, om / 1000, qm / om, a}'
 done
