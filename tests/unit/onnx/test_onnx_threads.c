@@ -231,6 +231,25 @@ static struct pb pool_model(const int64_t *xd)
     return model_finish(&g, 13);
 }
 
+/* InstanceNormalization(BatchNormalization(X, s, b, m, v), s, b). */
+static struct pb norm_model(const int64_t *xd)
+{
+    struct pb g = {0}, node = {0};
+    const char *bn[] = {"X", "s", "b", "m", "v"}, *in[] = {"Z", "s", "b"};
+    int64_t cd[] = {xd[1]};
+
+    node_start(&node, "BatchNormalization", "bn", 5, bn, "Z");
+    pb_msg(&g, 1, &node);
+    node_start(&node, "InstanceNormalization", "in", 3, in, "Y");
+    pb_msg(&g, 1, &node);
+    pb_str(&g, 2, "g");
+    value_info(&g, 11, "X", 4, xd);
+    for (int i = 1; i < 5; i++)
+        value_info(&g, 11, bn[i], 1, cd);
+    value_info(&g, 12, "Y", -1, NULL);
+    return model_finish(&g, 13);
+}
+
 /* ---- Running ---- */
 
 static uint64_t rng = 88172645463325252ull;
@@ -422,6 +441,36 @@ static void test_pool_elementwise_threads_same_bits(void **state)
     }
 }
 
+static void test_norm_threads_same_bits(void **state)
+{
+    static const int64_t shapes[][4] = {{1, 3, 5, 7}, {2, 37, 29, 31}, {1, 5, 131, 127}};
+
+    (void)state;
+    for (size_t k = 0; k < sizeof(shapes) / sizeof(shapes[0]); k++) {
+        struct pb mb = norm_model(shapes[k]);
+        struct qv_tensor in[5], one, out;
+        const char *names[] = {"X", "s", "b", "m", "v"};
+        char what[64];
+
+        snprintf(what, sizeof(what), "norm case %zu", k);
+        tensor_rand(&in[0], "X", 4, shapes[k]);
+        for (int i = 1; i < 5; i++)
+            tensor_rand(&in[i], names[i], 1, &shapes[k][1]);
+        for (int64_t c = 0; c < shapes[k][1]; c++) /* variances > 0 */
+            ((float *)in[4].data)[c] = fabsf(((float *)in[4].data)[c]) + 0.5f;
+        qv_onnx_free(load_run(&mb, 1, false, in, 5, &one));
+        for (int t = 2; t <= 3; t++) {
+            qv_onnx_free(load_run(&mb, t, false, in, 5, &out));
+            assert_same_bits(&one, &out, what, t);
+            qv_tensor_fini(&out);
+        }
+        qv_tensor_fini(&one);
+        for (int i = 0; i < 5; i++)
+            qv_tensor_fini(&in[i]);
+        free(mb.p);
+    }
+}
+
 /* The fused plan (Conv writes the activation's output) and the plan as
  * written give the same bits, Relu and Clip, with NaN and infinities in X. */
 static void test_fusion_same_outputs(void **state)
@@ -518,6 +567,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_threads_same_bits),
         cmocka_unit_test(test_pool_elementwise_threads_same_bits),
+        cmocka_unit_test(test_norm_threads_same_bits),
         cmocka_unit_test(test_fusion_same_outputs),
         cmocka_unit_test(test_concurrent_runs_with_pools),
     };
