@@ -2,11 +2,12 @@
  *
  * The intra-op thread pool: a fixed set of threads, created once per
  * execution context, that kernels hand ranges of work to through
- * qv_parallel_for(). The calling thread takes the first chunk itself, so a
- * pool of n threads starts n - 1. Chunks are contiguous and fixed by
- * (items, grain, threads) alone, and each chunk runs on exactly one thread,
- * so a kernel whose items are independent gives the same bits at any thread
- * count; which thread runs which chunk is decided at run time.
+ * qv_parallel_for(). The calling thread works too, so a pool of n threads
+ * starts n - 1. Chunks are contiguous, at most n, of ceil(items / chunks)
+ * items each (the last may be shorter), fixed by (items, grain, n) alone;
+ * each chunk runs on exactly one thread, so a kernel whose items are
+ * independent gives the same bits at any thread count. Which thread runs
+ * which chunk is decided at run time.
  *
  * Hand-off: the caller publishes the job under a new generation; idle
  * workers spin on it for a short while (a kernel usually follows within
@@ -189,7 +190,6 @@ void qv_parallel_for(const struct qv_exec *x, int64_t items, int64_t grain, qv_r
     if (chunks > p->n)
         chunks = p->n;
     chunk = (items + chunks - 1) / chunks;
-    chunk = (chunk + grain - 1) / grain * grain; /* whole grains: kernels align on them */
     gen = ((atomic_load_explicit(&p->ticket, memory_order_relaxed) >> 32) + 1) & 0xffffffffu;
     p->fn = fn;
     p->arg = arg;
@@ -229,7 +229,7 @@ int qv_parallel_chunks(const struct qv_exec *x, int64_t items, int64_t grain)
     if (chunks > p->n)
         chunks = p->n;
     {
-        int64_t chunk = ((items + chunks - 1) / chunks + grain - 1) / grain * grain;
+        int64_t chunk = (items + chunks - 1) / chunks;
         return (int)((items + chunk - 1) / chunk);
     }
 }
