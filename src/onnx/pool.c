@@ -205,8 +205,8 @@ void qv_parallel_for(const struct qv_exec *x, int64_t items, int64_t grain, qv_r
     /* The caller claims chunks too: if a worker is slow to wake (a busy
      * machine), the caller runs its chunks instead of waiting for it. */
     run_chunks(p, gen);
-    for (int k = 0; k < SPIN && atomic_load_explicit(&p->finished, memory_order_acquire) <
-                                    p->chunks; k++)
+    for (int k = 0;
+         k < SPIN && atomic_load_explicit(&p->finished, memory_order_acquire) < p->chunks; k++)
         cpu_relax();
     if (atomic_load_explicit(&p->finished, memory_order_acquire) < p->chunks) {
         pthread_mutex_lock(&p->mu);

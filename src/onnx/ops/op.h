@@ -82,12 +82,12 @@ struct qv_exec {
     int n_in, n_out;
     const struct qv_tensor *const *in;
     struct qv_tensor *const *out;
-    enum qv_dtype kdtype; /* selects kernels[kdtype]; infer_shape may change it */
-    size_t scratch_bytes; /* set by infer_shape; the planner provides 'scratch' */
-    void *scratch;        /* 64-byte aligned, valid during the kernel only */
-    int threads;          /* threads the kernel may use (BLAS is set by the runtime) */
+    enum qv_dtype kdtype;  /* selects kernels[kdtype]; infer_shape may change it */
+    size_t scratch_bytes;  /* set by infer_shape; the planner provides 'scratch' */
+    void *scratch;         /* 64-byte aligned, valid during the kernel only */
+    int threads;           /* threads the kernel may use (BLAS is set by the runtime) */
     struct qv_tpool *pool; /* the context's intra-op pool at run time; NULL: one thread */
-    bool needs_values;    /* set by qv_input_known(): an input must be known at plan time */
+    bool needs_values;     /* set by qv_input_known(): an input must be known at plan time */
     _Alignas(16) unsigned char priv[QV_EXEC_PRIV]; /* op-private parameters from infer_shape */
 };
 
@@ -111,8 +111,8 @@ int qv_parallel_chunks(const struct qv_exec *x, int64_t items, int64_t grain);
 #define QV_PAR_GRAIN 16384
 
 enum {
-    QV_OP_SHAPE_ONLY = 1u << 0, /* kernel reads only input shapes: fold it at plan time */
-    QV_OP_NO_FOLD = 1u << 1,    /* never fold (random, stateful) */
+    QV_OP_SHAPE_ONLY = 1u << 0,  /* kernel reads only input shapes: fold it at plan time */
+    QV_OP_NO_FOLD = 1u << 1,     /* never fold (random, stateful) */
     QV_OP_ELEMENTWISE = 1u << 2, /* output element i reads only element i of each input of the
                                     output's shape (or a one-element input): the runtime may
                                     run the kernel on slices of a large tensor in parallel */

@@ -17,10 +17,10 @@ struct conv_params {
     int64_t kernel[SP_MAX], stride[SP_MAX], dil[SP_MAX];
     int64_t pad_begin[SP_MAX];
     int64_t in_sp[SP_MAX], out_sp[SP_MAX];
-    int64_t c_in, c_out; /* channels of X and Y */
-    int64_t rows;        /* (channels per group) * prod(kernel) */
-    bool direct;         /* 1x1 Conv: no im2col */
-    int act;             /* fused activation (Conv only): ACT_* */
+    int64_t c_in, c_out;  /* channels of X and Y */
+    int64_t rows;         /* (channels per group) * prod(kernel) */
+    bool direct;          /* 1x1 Conv: no im2col */
+    int act;              /* fused activation (Conv only): ACT_* */
     float act_lo, act_hi; /* ACT_CLIP bounds */
 };
 
@@ -180,9 +180,9 @@ struct conv_job {
     bool split_cols;
 };
 
-#define CONV_ROW_GRAIN 16   /* output channels per GEMM part */
-#define CONV_COL_GRAIN 256  /* output columns per GEMM part */
-#define IM2COL_GRAIN 8      /* column-matrix rows per im2col part */
+#define CONV_ROW_GRAIN 16  /* output channels per GEMM part */
+#define CONV_COL_GRAIN 256 /* output columns per GEMM part */
+#define IM2COL_GRAIN 8     /* column-matrix rows per im2col part */
 
 /* Y[m, n0..n1) for m in [m0, m1): bias, then the fused activation. */
 static void conv_epilogue(const struct conv_params *p, const float *B, float *Y, int64_t ld,
@@ -268,8 +268,7 @@ static int conv_f32(struct qv_exec *x)
     int64_t batch = x->in[0]->shape[0];
     int64_t in_n = prod(p->in_sp, p->sp), out_n = prod(p->out_sp, p->sp);
     int64_t cg = p->c_in / p->group, mg = p->c_out / p->group;
-    struct conv_job j = {.p = p, .W = W, .B = B, .col = x->scratch, .out_n = out_n,
-                         .X = X, .Y = Y};
+    struct conv_job j = {.p = p, .W = W, .B = B, .col = x->scratch, .out_n = out_n, .X = X, .Y = Y};
 
     if (out_n == 0 || p->c_out == 0)
         return QV_OK;

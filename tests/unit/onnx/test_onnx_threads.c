@@ -308,8 +308,8 @@ static void assert_close(const struct qv_tensor *a, const struct qv_tensor *b, c
     }
 }
 
-static void assert_same_bits(const struct qv_tensor *a, const struct qv_tensor *b,
-                             const char *what, int threads)
+static void assert_same_bits(const struct qv_tensor *a, const struct qv_tensor *b, const char *what,
+                             int threads)
 {
     assert_int_equal(a->ndim, b->ndim);
     assert_memory_equal(a->shape, b->shape, sizeof(int64_t) * (size_t)a->ndim);
@@ -344,7 +344,8 @@ static void conv_check(const struct conv_case *c, int act, const struct qv_tenso
                                 int64_t wj = j * c->stride - c->pad + kj;
                                 if (hi < 0 || hi >= c->h || wj < 0 || wj >= c->w)
                                     continue;
-                                acc += (double)X[((b * c->cin + g * cg + ci) * c->h + hi) * c->w + wj] *
+                                acc += (double)
+                                           X[((b * c->cin + g * cg + ci) * c->h + hi) * c->w + wj] *
                                        W[((m * cg + ci) * c->k + ki) * c->k + kj];
                             }
                     if (act == ACT_RELU)
@@ -361,13 +362,13 @@ static void conv_check(const struct conv_case *c, int act, const struct qv_tenso
 }
 
 static const struct conv_case conv_cases[] = {
-    {1, 3, 37, 23, 19, 3, 1, 1, 1},  /* 3x3, odd channels and sizes */
-    {2, 5, 67, 17, 21, 3, 2, 1, 1},  /* strided, batch 2 */
-    {1, 6, 9, 13, 11, 3, 1, 0, 3},   /* grouped */
-    {1, 7, 7, 15, 13, 3, 1, 1, 7},   /* depthwise */
-    {1, 16, 48, 9, 7, 1, 1, 0, 1},   /* 1x1: no im2col */
-    {1, 4, 5, 41, 37, 5, 1, 2, 1},   /* few output channels: split by columns */
-    {1, 3, 33, 29, 31, 7, 2, 3, 1},  /* ResNet's first layer, smaller */
+    {1, 3, 37, 23, 19, 3, 1, 1, 1}, /* 3x3, odd channels and sizes */
+    {2, 5, 67, 17, 21, 3, 2, 1, 1}, /* strided, batch 2 */
+    {1, 6, 9, 13, 11, 3, 1, 0, 3},  /* grouped */
+    {1, 7, 7, 15, 13, 3, 1, 1, 7},  /* depthwise */
+    {1, 16, 48, 9, 7, 1, 1, 0, 1},  /* 1x1: no im2col */
+    {1, 4, 5, 41, 37, 5, 1, 2, 1},  /* few output channels: split by columns */
+    {1, 3, 33, 29, 31, 7, 2, 3, 1}, /* ResNet's first layer, smaller */
 };
 
 static void test_conv_threads_same_bits(void **state)
