@@ -36,8 +36,8 @@ struct ctx {
 struct qv_onnx_model {
     struct qv__onnx_graph g;
     int threads;
-    bool fuse;    /* Conv + Relu/Clip fusion at plan time */
-    int fused;    /* nodes fused in the plan made at load */
+    bool fuse; /* Conv + Relu/Clip fusion at plan time */
+    int fused; /* nodes fused in the plan made at load */
     size_t max_run_bytes; /* a plan's arena and folded data; 0: no limit */
     uint64_t plans_built; /* Guarded by lock. */
     bool value_keyed; /* shapes depend on input values: plan per run's values */
@@ -417,8 +417,8 @@ int qv_onnx_run(qv_onnx_model *m, const struct qv_tensor *in, int n_in, struct q
              * plan with every input's values, for this run only. */
             if (d)
                 d->msg[0] = '\0';
-            err = qv__onnx_plan_build(g, shapes, QV__BIND_ALL, m->threads, m->fuse, m->max_run_bytes,
-                                      &s->plan, NULL, d);
+            err = qv__onnx_plan_build(g, shapes, QV__BIND_ALL, m->threads, m->fuse,
+                                      m->max_run_bytes, &s->plan, NULL, d);
             transient = err == QV_OK;
         }
         if (err)

@@ -220,7 +220,8 @@ static bool fuse_activation(const struct qv__onnx_graph *g, struct qv__onnx_plan
         for (int k = 1; k < x->n_in && k < 3; k++) {
             if (x->in[k] == NULL)
                 continue;
-            if (x->in[k]->data == NULL || x->in[k]->dtype != QV_DTYPE_F32 || qv_numel(x->in[k]) != 1)
+            if (x->in[k]->data == NULL || x->in[k]->dtype != QV_DTYPE_F32 ||
+                qv_numel(x->in[k]) != 1)
                 return false; /* a bound fed at run time */
             if (k == 1)
                 lo = *(const float *)x->in[k]->data;
@@ -270,8 +271,8 @@ int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *
     last = malloc(((size_t)g->n_values + 1) * sizeof(int));
     blocks = calloc((size_t)g->n_values + (size_t)g->n_nodes + 1, sizeof(*blocks));
     uses = calloc((size_t)g->n_values + 1, sizeof(int));
-    if (!p->tensors || !p->execs || !p->in_ptrs || !p->out_ptrs || !p->kernels || !p->split || !p->folded ||
-        !p->key || !p->vkey || !def || !last || !blocks || !uses) {
+    if (!p->tensors || !p->execs || !p->in_ptrs || !p->out_ptrs || !p->kernels || !p->split ||
+        !p->folded || !p->key || !p->vkey || !def || !last || !blocks || !uses) {
         err = qv_fail(d, QV_ENOMEM, "out of memory while planning");
         goto out;
     }
