@@ -15,7 +15,9 @@
  * does this, reusing the link line of B's quiver executable):
  *   cc -std=c11 -O2 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Isrc bench/onnx_inproc.c \
  *      B/libquiver_core.a <the libraries of B/CMakeFiles/quiver.dir/link.txt> -o /tmp/onnx_inproc
- *   /tmp/onnx_inproc MODEL.onnx THREADS RUNS [WARMUP]
+ *   /tmp/onnx_inproc MODEL.onnx THREADS RUNS [WARMUP] [OUT.f32]
+ * OUT.f32, when given, receives output 0 of the last run as raw float32
+ * (bench/onnx/ort_inproc.js writes the same), for an element-wise comparison.
  */
 #include "onnx/onnx.h"
 #include "util/util.h"
@@ -54,12 +56,12 @@ int main(int argc, char **argv)
     double sumabs = 0, out0 = 0;
 
     if (argc < 4) {
-        fprintf(stderr, "usage: %s MODEL.onnx THREADS RUNS [WARMUP]\n", argv[0]);
+        fprintf(stderr, "usage: %s MODEL.onnx THREADS RUNS [WARMUP] [OUT.f32]\n", argv[0]);
         return 2;
     }
     opt.threads = atoi(argv[2]);
     runs = atoi(argv[3]);
-    warmup = argc > 4 ? atoi(argv[4]) : runs / 10 + 1;
+    warmup = argc > 4 && argv[4][0] ? atoi(argv[4]) : runs / 10 + 1;
     if (runs < 1 || opt.threads < 1) {
         fprintf(stderr, "onnx_inproc: THREADS and RUNS must be positive\n");
         return 2;
@@ -109,6 +111,16 @@ int main(int argc, char **argv)
             for (int64_t k = 0; k < n; k++)
                 sumabs += fabs(qv_tensor_get_f64(&out[0], k));
             out0 = n > 0 ? qv_tensor_get_f64(&out[0], 0) : 0;
+            if (argc > 5 && out[0].dtype == QV_DTYPE_F32) {
+                FILE *f = fopen(argv[5], "wb");
+                if (f == NULL || fwrite(out[0].data, 1, out[0].nbytes, f) != out[0].nbytes) {
+                    fprintf(stderr, "onnx_inproc: cannot write %s\n", argv[5]);
+                    if (f)
+                        fclose(f);
+                    goto out;
+                }
+                fclose(f);
+            }
         }
         for (int k = 0; k < n_out; k++)
             qv_tensor_fini(&out[k]);

@@ -9,13 +9,16 @@
 //   ONNX runs=N threads=T p50_us=F p99_us=F min_us=F out0=F sumabs=F
 //
 // Usage (from bench/onnx, after `npm install --ignore-scripts`):
-//   node ort_inproc.js MODEL.onnx THREADS RUNS [WARMUP] [DIMS]
+//   node ort_inproc.js MODEL.onnx THREADS RUNS [WARMUP] [DIMS] [OUT.f32]
 // DIMS is the input shape as "1,3,224,224" (needed when the model does not say it).
+// OUT.f32, when given, receives output 0 of the last run as raw float32 (as
+// bench/onnx_inproc.c writes it), for an element-wise comparison.
 'use strict';
+const fs = require('fs');
 const ort = require('onnxruntime-node');
 
 async function main() {
-  const [model, threadsArg, runsArg, warmArg, dimsArg] = process.argv.slice(2);
+  const [model, threadsArg, runsArg, warmArg, dimsArg, outArg] = process.argv.slice(2);
   if (!model || !threadsArg || !runsArg) {
     console.error('usage: node ort_inproc.js MODEL.onnx THREADS RUNS [WARMUP] [DIMS]');
     process.exit(2);
@@ -48,6 +51,7 @@ async function main() {
   let sumabs = 0;
   for (let i = 0; i < out.length; i++) sumabs += Math.abs(out[i]);
   const us = (v) => (v / 1e3).toFixed(1);
+  if (outArg) fs.writeFileSync(outArg, Buffer.from(out.buffer, out.byteOffset, out.byteLength));
   console.log(`ONNX runs=${runs} threads=${threads} p50_us=${us(ns[Math.floor(runs / 2)])} ` +
               `p99_us=${us(ns[Math.floor((runs * 99) / 100)])} min_us=${us(ns[0])} ` +
               `out0=${out[0].toPrecision(6)} sumabs=${sumabs.toPrecision(6)}`);

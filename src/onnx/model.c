@@ -28,12 +28,16 @@ struct slot {
 struct ctx {
     struct ctx *next;
     uint64_t clock;
+    struct qv_tpool *pool; /* intra-op threads, made at the context's first run */
+    bool pool_tried;
     struct slot slot[QV_ONNX_PLAN_CACHE];
 };
 
 struct qv_onnx_model {
     struct qv__onnx_graph g;
     int threads;
+    bool fuse; /* Conv + Relu/Clip fusion at plan time */
+    int fused; /* nodes fused in the plan made at load */
     size_t max_run_bytes; /* a plan's arena and folded data; 0: no limit */
     uint64_t plans_built; /* Guarded by lock. */
     bool value_keyed; /* shapes depend on input values: plan per run's values */
@@ -85,6 +89,7 @@ static void ctx_destroy(struct ctx *c)
         return;
     for (int i = 0; i < QV_ONNX_PLAN_CACHE; i++)
         slot_clear(&c->slot[i]);
+    qv__tpool_free(c->pool);
     free(c);
 }
 
@@ -116,6 +121,9 @@ int qv_onnx_load_buffer(const void *data, size_t len, const char *base_dir,
         return qv_fail(d, QV_ENOMEM, "out of memory");
     qv_mutex_init(&m->lock);
     m->threads = opt && opt->threads > 0 ? opt->threads : 1;
+    if (m->threads > QV_TPOOL_MAX)
+        m->threads = QV_TPOOL_MAX;
+    m->fuse = !(opt && opt->no_fusion);
     m->max_run_bytes = opt && opt->max_run_bytes ? opt->max_run_bytes : QV_ONNX_DEFAULT_RUN_BYTES;
     pthread_once(&blas_once, blas_init);
     err = qv__onnx_graph_load(data, len, base_dir, max_bytes, &m->g, d);
@@ -132,7 +140,7 @@ int qv_onnx_load_buffer(const void *data, size_t len, const char *base_dir,
         goto out;
     }
     load_shapes(&m->g, shapes);
-    err = qv__onnx_plan_build(&m->g, shapes, QV__BIND_NONE, m->threads, m->max_run_bytes,
+    err = qv__onnx_plan_build(&m->g, shapes, QV__BIND_NONE, m->threads, m->fuse, m->max_run_bytes,
                               &c->slot[0].plan, &needs, d);
     if (err == QV_ENOTSUP && needs) {
         /* Some shape depends on the values of an input fed at run time (a
@@ -147,6 +155,7 @@ int qv_onnx_load_buffer(const void *data, size_t len, const char *base_dir,
     } else {
         c->slot[0].planned = true;
         c->slot[0].used = ++c->clock;
+        m->fused = c->slot[0].plan.n_fused;
         m->plans_built = 1;
         m->ctx_bytes = ctx_bytes_of(c);
     }
@@ -222,6 +231,11 @@ const struct qv_tensor_desc *qv_onnx_input(const qv_onnx_model *m, int i)
 const struct qv_tensor_desc *qv_onnx_output(const qv_onnx_model *m, int i)
 {
     return i >= 0 && i < m->g.n_outputs ? &m->g.out_desc[i] : NULL;
+}
+
+int qv_onnx_fused_nodes(const qv_onnx_model *m)
+{
+    return m->fused;
 }
 
 int qv_onnx_opset(const qv_onnx_model *m)
@@ -397,14 +411,14 @@ int qv_onnx_run(qv_onnx_model *m, const struct qv_tensor *in, int n_in, struct q
             shapes[i] = *ordered[i];
         built = true;
         err = qv__onnx_plan_build(g, shapes, m->value_keyed ? QV__BIND_SMALL : QV__BIND_NONE,
-                                  m->threads, m->max_run_bytes, &s->plan, &needs, d);
+                                  m->threads, m->fuse, m->max_run_bytes, &s->plan, &needs, d);
         if (err == QV_ENOTSUP && needs && m->value_keyed) {
             /* Shapes depend on more than small inputs (NonZero, Unique):
              * plan with every input's values, for this run only. */
             if (d)
                 d->msg[0] = '\0';
-            err = qv__onnx_plan_build(g, shapes, QV__BIND_ALL, m->threads, m->max_run_bytes,
-                                      &s->plan, NULL, d);
+            err = qv__onnx_plan_build(g, shapes, QV__BIND_ALL, m->threads, m->fuse,
+                                      m->max_run_bytes, &s->plan, NULL, d);
             transient = err == QV_OK;
         }
         if (err)
@@ -414,7 +428,11 @@ int qv_onnx_run(qv_onnx_model *m, const struct qv_tensor *in, int n_in, struct q
     s->used = ++c->clock;
     for (int i = 0; i < g->n_inputs; i++)
         s->plan.tensors[g->inputs[i]].data = ordered[i]->data;
-    err = qv__onnx_plan_run(g, &s->plan, d);
+    if (!c->pool_tried) {
+        c->pool_tried = true;
+        c->pool = qv__tpool_create(m->threads); /* NULL: this context runs on one thread */
+    }
+    err = qv__onnx_plan_run(g, &s->plan, c->pool, d);
     if (err)
         goto out;
     for (int i = 0; i < g->n_outputs; i++) {

@@ -71,11 +71,13 @@ struct qv__onnx_plan {
     const struct qv_tensor **in_ptrs;
     struct qv_tensor **out_ptrs;
     qv_kernel_fn *kernels; /* per node; NULL for nodes folded at plan time */
+    bool *split;           /* per node: an element-wise kernel run on slices in parallel */
     void *arena;
     size_t arena_bytes;
     void **folded; /* data blocks of folded values */
     int n_folded;
     size_t folded_bytes;
+    int n_fused; /* activation nodes folded into their Conv */
 };
 
 /* Which graph inputs' values a plan may read (they are then constants to
@@ -92,16 +94,27 @@ enum qv__bind {
  * an input that must be known at plan time (qv_input_known). A plan whose
  * arena and folded constants would pass max_bytes (0: no limit) is refused
  * with QV_E2BIG naming the largest input, before anything that size is
- * allocated. */
+ * allocated. With 'fuse', a Relu or Clip whose only input is a float Conv's
+ * output used nowhere else is folded into that Conv (the Conv writes the
+ * activation's output; the activation node is skipped). */
 int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *shapes,
-                        enum qv__bind bind, int threads, size_t max_bytes,
+                        enum qv__bind bind, int threads, bool fuse, size_t max_bytes,
                         struct qv__onnx_plan *p, bool *needs_values, struct qv_diag *d);
 bool qv__onnx_is_value_input(const struct qv_tensor *t);
 /* Element k of a value input's data, as a plan-cache key. */
 int64_t qv__onnx_value_key(const struct qv_tensor *t, const void *data, int64_t k);
 void qv__onnx_plan_fini(struct qv__onnx_plan *p);
-/* Runs a built plan whose input tensors' data pointers are bound. */
-int qv__onnx_plan_run(const struct qv__onnx_graph *g, struct qv__onnx_plan *p, struct qv_diag *d);
+/* Runs a built plan whose input tensors' data pointers are bound, with the
+ * intra-op pool 'pool' (NULL: one thread). */
+int qv__onnx_plan_run(const struct qv__onnx_graph *g, struct qv__onnx_plan *p,
+                      struct qv_tpool *pool, struct qv_diag *d);
+
+/* The intra-op pool (pool.c): 'threads' threads counting the caller, so
+ * threads - 1 are started. NULL for threads < 2 or when no thread could be
+ * started (runs then use one thread). Used by one run at a time. */
+struct qv_tpool *qv__tpool_create(int threads);
+void qv__tpool_free(struct qv_tpool *p); /* NULL is a no-op */
+int qv__tpool_threads(const struct qv_tpool *p);
 
 /* TensorProto bytes to an owned tensor (load.c). */
 int qv__onnx_tensor_parse(const void *data, size_t len, struct qv_tensor *out, struct qv_diag *d);

@@ -10,6 +10,7 @@
 
 #define QV_LOG_MODULE "onnx"
 
+#include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@ void qv__onnx_plan_fini(struct qv__onnx_plan *p)
     free(p->in_ptrs);
     free(p->out_ptrs);
     free(p->kernels);
+    free(p->split);
     free(p->arena);
     free(p->key);
     free(p->vkey);
@@ -163,12 +165,86 @@ bool qv__onnx_is_value_input(const struct qv_tensor *t)
            t->ndim <= 1 && n >= 0 && n <= QV_VALUE_INPUT_MAX && t->data != NULL;
 }
 
+/* Largest input count of an element-wise node run on slices. */
+#define SPLIT_MAX_IN 4
+
+/* An element-wise node worth slicing: large, one output, every input of
+ * the output's shape or a single element. */
+static bool splittable(const struct qv_exec *x)
+{
+    const struct qv_tensor *o = x->out[0];
+    int64_t n;
+
+    if (!(x->node->op->flags & QV_OP_ELEMENTWISE) || x->node->opset < 7 || x->n_out != 1 ||
+        o == NULL || x->n_in > SPLIT_MAX_IN)
+        return false;
+    n = qv_numel(o);
+    if (n < 2 * QV_PAR_GRAIN)
+        return false;
+    for (int i = 0; i < x->n_in; i++) {
+        const struct qv_tensor *t = x->in[i];
+        if (t == NULL || qv_numel(t) == 1)
+            continue;
+        if (t->ndim != o->ndim || memcmp(t->shape, o->shape, sizeof(int64_t) * (size_t)o->ndim))
+            return false;
+    }
+    return true;
+}
+
+/* Fusion: node i (a Relu or Clip about to be planned) folded into the Conv
+ * that produces its input, if that Conv is planned at run time and its
+ * output feeds nothing else. The Conv then writes i's output, whose life
+ * starts at the Conv; the Conv's own output value is no longer stored. */
+static bool fuse_activation(const struct qv__onnx_graph *g, struct qv__onnx_plan *p, int i,
+                            const int *uses, int *def, int *last)
+{
+    const struct qv_node *n = &g->nodes[i];
+    const struct qv_exec *x = &p->execs[i];
+    bool relu = strcmp(n->op_type, "Relu") == 0;
+    float lo = -FLT_MAX, hi = FLT_MAX;
+    int v, c;
+
+    if ((!relu && strcmp(n->op_type, "Clip") != 0) || n->n_in < 1 || n->n_out != 1 ||
+        n->out[0] < 0 || x->kdtype != QV_DTYPE_F32 || x->out[0]->dtype != QV_DTYPE_F32)
+        return false;
+    v = n->in[0];
+    if (v < 0 || def[v] < 0 || uses[v] != 1 || g->values[v].is_output)
+        return false;
+    c = def[v];
+    if (p->kernels[c] == NULL || p->execs[c].n_out < 1 || p->execs[c].out[0] != &p->tensors[v])
+        return false;
+    if (!relu && n->opset < 11) {
+        lo = qv_attr_float(n, "min", -FLT_MAX);
+        hi = qv_attr_float(n, "max", FLT_MAX);
+    } else if (!relu) {
+        for (int k = 1; k < x->n_in && k < 3; k++) {
+            if (x->in[k] == NULL)
+                continue;
+            if (x->in[k]->data == NULL || x->in[k]->dtype != QV_DTYPE_F32 ||
+                qv_numel(x->in[k]) != 1)
+                return false; /* a bound fed at run time */
+            if (k == 1)
+                lo = *(const float *)x->in[k]->data;
+            else
+                hi = *(const float *)x->in[k]->data;
+        }
+    }
+    if (!qv_conv_fuse_activation(&p->execs[c], relu, lo, hi))
+        return false;
+    ((struct qv_tensor **)p->execs[c].out)[0] = &p->tensors[n->out[0]];
+    def[v] = -2;
+    last[v] = -1;
+    def[n->out[0]] = c;
+    last[n->out[0]] = i;
+    return true;
+}
+
 int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *shapes,
-                        enum qv__bind bind, int threads, size_t max_bytes,
+                        enum qv__bind bind, int threads, bool fuse, size_t max_bytes,
                         struct qv__onnx_plan *p, bool *needs_values, struct qv_diag *d)
 {
     size_t n_in_ptrs = 0, n_out_ptrs = 0, n_folded_max = 0;
-    int *def = NULL, *last = NULL;
+    int *def = NULL, *last = NULL, *uses = NULL;
     struct block *blocks = NULL;
     int n_blocks = 0, err = QV_OK;
     size_t k_in = 0, k_out = 0;
@@ -186,6 +262,7 @@ int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *
     p->in_ptrs = calloc(n_in_ptrs + 1, sizeof(*p->in_ptrs));
     p->out_ptrs = calloc(n_out_ptrs + 1, sizeof(*p->out_ptrs));
     p->kernels = calloc((size_t)g->n_nodes + 1, sizeof(*p->kernels));
+    p->split = calloc((size_t)g->n_nodes + 1, sizeof(*p->split));
     p->folded = calloc(n_folded_max + 1, sizeof(void *));
     p->key_len = g->n_inputs * (QV_MAX_DIMS + 1);
     p->key = calloc((size_t)p->key_len + 1, sizeof(int64_t));
@@ -193,11 +270,17 @@ int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *
     def = malloc(((size_t)g->n_values + 1) * sizeof(int));
     last = malloc(((size_t)g->n_values + 1) * sizeof(int));
     blocks = calloc((size_t)g->n_values + (size_t)g->n_nodes + 1, sizeof(*blocks));
-    if (!p->tensors || !p->execs || !p->in_ptrs || !p->out_ptrs || !p->kernels || !p->folded ||
-        !p->key || !p->vkey || !def || !last || !blocks) {
+    uses = calloc((size_t)g->n_values + 1, sizeof(int));
+    if (!p->tensors || !p->execs || !p->in_ptrs || !p->out_ptrs || !p->kernels || !p->split ||
+        !p->folded || !p->key || !p->vkey || !def || !last || !blocks || !uses) {
         err = qv_fail(d, QV_ENOMEM, "out of memory while planning");
         goto out;
     }
+
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int j = 0; j < g->nodes[i].n_in; j++)
+            if (g->nodes[i].in[j] >= 0)
+                uses[g->nodes[i].in[j]]++;
 
     /* Values known before any node runs. */
     for (int v = 0; v < g->n_values; v++) {
@@ -323,7 +406,12 @@ int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *
             }
             continue;
         }
+        if (fuse && fuse_activation(g, p, i, uses, def, last)) {
+            p->n_fused++;
+            continue;
+        }
         p->kernels[i] = kern;
+        p->split[i] = threads > 1 && splittable(x);
         for (int j = 0; j < n->n_in; j++)
             if (n->in[j] >= 0 && def[n->in[j]] >= 0)
                 last[n->in[j]] = i;
@@ -383,6 +471,7 @@ int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *
             p->execs[-1 - blocks[i].value].scratch = ptr;
     }
 out:
+    free(uses);
     free(def);
     free(last);
     free(blocks);
@@ -391,13 +480,70 @@ out:
     return err;
 }
 
-int qv__onnx_plan_run(const struct qv__onnx_graph *g, struct qv__onnx_plan *p, struct qv_diag *d)
+struct split_job {
+    const struct qv_exec *x;
+    qv_kernel_fn k;
+    int err[QV_TPOOL_MAX];
+};
+
+static void slice(struct qv_tensor *t, int64_t b, int64_t e)
+{
+    size_t es = qv_dtype_size(t->dtype);
+
+    t->ndim = 1;
+    t->shape[0] = e - b;
+    t->data = (char *)t->data + (size_t)b * es;
+    t->nbytes = (size_t)(e - b) * es;
+}
+
+/* Elements [b, e) of an element-wise node: the kernel on slices. */
+static void split_part(void *arg, int64_t b, int64_t e, int chunk)
+{
+    struct split_job *j = arg;
+    const struct qv_exec *x = j->x;
+    struct qv_exec sub = *x;
+    struct qv_tensor tin[SPLIT_MAX_IN], tout = *x->out[0];
+    const struct qv_tensor *pin[SPLIT_MAX_IN];
+    struct qv_tensor *pout[1] = {&tout};
+
+    for (int i = 0; i < x->n_in; i++) {
+        pin[i] = x->in[i];
+        if (x->in[i] == NULL || qv_numel(x->in[i]) == 1)
+            continue;
+        tin[i] = *x->in[i];
+        slice(&tin[i], b, e);
+        pin[i] = &tin[i];
+    }
+    slice(&tout, b, e);
+    sub.in = pin;
+    sub.out = pout;
+    sub.pool = NULL;
+    j->err[chunk] = j->k(&sub);
+}
+
+static int run_split(struct qv_exec *x, qv_kernel_fn k)
+{
+    struct split_job j = {.x = x, .k = k};
+
+    qv_parallel_for(x, qv_numel(x->out[0]), QV_PAR_GRAIN, split_part, &j);
+    for (int c = 0; c < QV_TPOOL_MAX; c++)
+        if (j.err[c])
+            return j.err[c];
+    return QV_OK;
+}
+
+int qv__onnx_plan_run(const struct qv__onnx_graph *g, struct qv__onnx_plan *p,
+                      struct qv_tpool *pool, struct qv_diag *d)
 {
     for (int i = 0; i < g->n_nodes; i++) {
         int err;
         if (p->kernels[i] == NULL)
             continue;
-        err = p->kernels[i](&p->execs[i]);
+        p->execs[i].pool = pool;
+        if (p->split[i] && pool != NULL)
+            err = run_split(&p->execs[i], p->kernels[i]);
+        else
+            err = p->kernels[i](&p->execs[i]);
         /* QV_EINVAL from a kernel means the input data is unusable (an index
          * out of range): the caller's error, not the runtime's. */
         if (err == QV_EINVAL)

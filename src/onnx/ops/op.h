@@ -82,19 +82,40 @@ struct qv_exec {
     int n_in, n_out;
     const struct qv_tensor *const *in;
     struct qv_tensor *const *out;
-    enum qv_dtype kdtype; /* selects kernels[kdtype]; infer_shape may change it */
-    size_t scratch_bytes; /* set by infer_shape; the planner provides 'scratch' */
-    void *scratch;        /* 64-byte aligned, valid during the kernel only */
-    int threads;          /* threads the kernel may use (BLAS is set by the runtime) */
-    bool needs_values;    /* set by qv_input_known(): an input must be known at plan time */
+    enum qv_dtype kdtype;  /* selects kernels[kdtype]; infer_shape may change it */
+    size_t scratch_bytes;  /* set by infer_shape; the planner provides 'scratch' */
+    void *scratch;         /* 64-byte aligned, valid during the kernel only */
+    int threads;           /* threads the kernel may use (BLAS is set by the runtime) */
+    struct qv_tpool *pool; /* the context's intra-op pool at run time; NULL: one thread */
+    bool needs_values;     /* set by qv_input_known(): an input must be known at plan time */
     _Alignas(16) unsigned char priv[QV_EXEC_PRIV]; /* op-private parameters from infer_shape */
 };
 
 typedef int (*qv_kernel_fn)(struct qv_exec *x); /* no allocation, no I/O, no locks */
 
+/* ---- Intra-op threads (pool.c) ----
+ * qv_parallel_for(x, items, grain, fn, arg) calls fn(arg, begin, end, chunk)
+ * over contiguous chunks covering [0, items), at most one per thread of
+ * x->pool and each at least 'grain' items (fewer chunks when items are few),
+ * and returns when all are done. Without a pool (plan-time folding, one
+ * thread) it is one call fn(arg, 0, items, 0). Chunk bounds depend only on
+ * items, grain and the pool's size; 'chunk' (< qv_parallel_chunks()) indexes
+ * per-chunk scratch. fn must not call qv_parallel_for itself. */
+#define QV_TPOOL_MAX 64
+struct qv_tpool;
+typedef void (*qv_range_fn)(void *arg, int64_t begin, int64_t end, int chunk);
+void qv_parallel_for(const struct qv_exec *x, int64_t items, int64_t grain, qv_range_fn fn,
+                     void *arg);
+int qv_parallel_chunks(const struct qv_exec *x, int64_t items, int64_t grain);
+/* Items (elements) below which an element-wise kernel stays on one thread. */
+#define QV_PAR_GRAIN 16384
+
 enum {
-    QV_OP_SHAPE_ONLY = 1u << 0, /* kernel reads only input shapes: fold it at plan time */
-    QV_OP_NO_FOLD = 1u << 1,    /* never fold (random, stateful) */
+    QV_OP_SHAPE_ONLY = 1u << 0,  /* kernel reads only input shapes: fold it at plan time */
+    QV_OP_NO_FOLD = 1u << 1,     /* never fold (random, stateful) */
+    QV_OP_ELEMENTWISE = 1u << 2, /* output element i reads only element i of each input of the
+                                    output's shape (or a one-element input): the runtime may
+                                    run the kernel on slices of a large tensor in parallel */
 };
 
 struct qv_op {
@@ -191,6 +212,12 @@ struct qv_int_matmul {
  * and B's columns. QV_ENOTSUP/QV_E2BIG with a diag naming the node. */
 int qv_int_matmul_plan(struct qv_exec *x, const struct qv_tensor *A, const struct qv_tensor *B,
                        enum qv_dtype out_dtype, struct qv_int_matmul *p, struct qv_diag *d);
+
+/* ---- Fusion (op_conv.c) ----
+ * Makes a planned float Conv apply Relu (relu true) or Clip(lo, hi) to its
+ * output, with the same NaN behaviour as those kernels. False if x is not a
+ * float Conv or already has an activation. Plan time only. */
+bool qv_conv_fuse_activation(struct qv_exec *x, bool relu, float lo, float hi);
 
 /* ---- Numbers ---- */
 /* Limit on elements per tensor. qv_shape_fits() also bounds the product of

@@ -500,25 +500,46 @@ static int logic_infer(struct qv_exec *x, struct qv_diag *d)
                [QV_DTYPE_I16] = name##_i16, [QV_DTYPE_U32] = name##_u32,                           \
                [QV_DTYPE_U64] = name##_u64
 
-const struct qv_op qv_op_add = {
-    .name = "Add", .since_version = 1, .infer_shape = bin2_infer, .kernels = {KALL(add)}};
-const struct qv_op qv_op_sub = {
-    .name = "Sub", .since_version = 1, .infer_shape = bin2_infer, .kernels = {KALL(sub)}};
-const struct qv_op qv_op_mul = {
-    .name = "Mul", .since_version = 1, .infer_shape = bin2_infer, .kernels = {KALL(mul)}};
-const struct qv_op qv_op_div = {
-    .name = "Div", .since_version = 1, .infer_shape = bin2_infer, .kernels = {KALL(div)}};
+const struct qv_op qv_op_add = {.name = "Add",
+                                .since_version = 1,
+                                .flags = QV_OP_ELEMENTWISE,
+                                .infer_shape = bin2_infer,
+                                .kernels = {KALL(add)}};
+const struct qv_op qv_op_sub = {.name = "Sub",
+                                .since_version = 1,
+                                .flags = QV_OP_ELEMENTWISE,
+                                .infer_shape = bin2_infer,
+                                .kernels = {KALL(sub)}};
+const struct qv_op qv_op_mul = {.name = "Mul",
+                                .since_version = 1,
+                                .flags = QV_OP_ELEMENTWISE,
+                                .infer_shape = bin2_infer,
+                                .kernels = {KALL(mul)}};
+const struct qv_op qv_op_div = {.name = "Div",
+                                .since_version = 1,
+                                .flags = QV_OP_ELEMENTWISE,
+                                .infer_shape = bin2_infer,
+                                .kernels = {KALL(div)}};
 const struct qv_op qv_op_pow = {
     .name = "Pow",
     .since_version = 1,
     .infer_shape = pow_infer,
     .kernels = {KF(pow), [QV_DTYPE_I64] = pow_i64, [QV_DTYPE_I32] = pow_mixed}};
-const struct qv_op qv_op_sum = {
-    .name = "Sum", .since_version = 1, .infer_shape = bin_infer, .kernels = {KFI(add)}};
-const struct qv_op qv_op_max = {
-    .name = "Max", .since_version = 1, .infer_shape = bin_infer, .kernels = {KALL(max)}};
-const struct qv_op qv_op_min = {
-    .name = "Min", .since_version = 1, .infer_shape = bin_infer, .kernels = {KALL(min)}};
+const struct qv_op qv_op_sum = {.name = "Sum",
+                                .since_version = 1,
+                                .flags = QV_OP_ELEMENTWISE,
+                                .infer_shape = bin_infer,
+                                .kernels = {KFI(add)}};
+const struct qv_op qv_op_max = {.name = "Max",
+                                .since_version = 1,
+                                .flags = QV_OP_ELEMENTWISE,
+                                .infer_shape = bin_infer,
+                                .kernels = {KALL(max)}};
+const struct qv_op qv_op_min = {.name = "Min",
+                                .since_version = 1,
+                                .flags = QV_OP_ELEMENTWISE,
+                                .infer_shape = bin_infer,
+                                .kernels = {KALL(min)}};
 const struct qv_op qv_op_mean = {.name = "Mean",
                                  .since_version = 1,
                                  .infer_shape = bin_infer,

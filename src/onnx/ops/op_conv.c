@@ -17,12 +17,18 @@ struct conv_params {
     int64_t kernel[SP_MAX], stride[SP_MAX], dil[SP_MAX];
     int64_t pad_begin[SP_MAX];
     int64_t in_sp[SP_MAX], out_sp[SP_MAX];
-    int64_t c_in, c_out; /* channels of X and Y */
-    int64_t rows;        /* (channels per group) * prod(kernel) */
-    bool direct;         /* 1x1 Conv: no im2col */
+    int64_t c_in, c_out;  /* channels of X and Y */
+    int64_t rows;         /* (channels per group) * prod(kernel) */
+    bool direct;          /* 1x1 Conv: no im2col */
+    int act;              /* fused activation (Conv only): ACT_* */
+    float act_lo, act_hi; /* ACT_CLIP bounds */
 };
 
+enum { ACT_NONE, ACT_RELU, ACT_CLIP };
+
 _Static_assert(sizeof(struct conv_params) <= QV_EXEC_PRIV, "priv too small");
+
+extern const struct qv_op qv_op_conv;
 
 static int64_t prod(const int64_t *v, int n)
 {
@@ -97,13 +103,14 @@ static int read_geometry(struct qv_exec *x, struct conv_params *p, bool transpos
 
 /* col[r, o] = X[c, o*stride - pad + k*dil] over rows r = (c, k...) of one group. */
 #define IM2COL(sfx, T)                                                                             \
-    static void im2col_##sfx(const struct conv_params *p, const T *xg, T *col)                     \
+    static void im2col_##sfx(const struct conv_params *p, const T *xg, T *col, int64_t r0,         \
+                             int64_t r1)                                                           \
     {                                                                                              \
         int64_t out_n = prod(p->out_sp, p->sp), in_n = prod(p->in_sp, p->sp);                      \
         int64_t kn = prod(p->kernel, p->sp);                                                       \
         int sp = p->sp;                                                                            \
                                                                                                    \
-        for (int64_t r = 0; r < p->rows; r++) {                                                    \
+        for (int64_t r = r0; r < r1; r++) {                                                        \
             int64_t c = r / kn, kr = r % kn, koff[SP_MAX], o[SP_MAX] = {0};                        \
             const T *xc = xg + c * in_n;                                                           \
             T *dst = col + r * out_n;                                                              \
@@ -156,6 +163,102 @@ static int read_geometry(struct qv_exec *x, struct conv_params *p, bool transpos
 IM2COL(f32, float)
 IM2COL(f64, double)
 
+/* One Conv run split across the intra-op pool. With one group, im2col is
+ * split by rows of the column matrix and the GEMM by output channels (or by
+ * output columns when there are few channels); OpenBLAS runs single-threaded
+ * inside each part. With several groups, whole groups go to each thread, each
+ * with its own column buffer. Bias and the fused activation are applied to
+ * each part of Y right after its GEMM, while it is in cache. */
+struct conv_job {
+    const struct conv_params *p;
+    const float *W, *B, *xg, *src;
+    float *col, *yg;
+    int64_t out_n, batch_off; /* output channels before this batch image's groups */
+    const float *X;
+    float *Y;
+    int64_t b;
+    bool split_cols;
+};
+
+#define CONV_ROW_GRAIN 16  /* output channels per GEMM part */
+#define CONV_COL_GRAIN 256 /* output columns per GEMM part */
+#define IM2COL_GRAIN 8     /* column-matrix rows per im2col part */
+
+/* Y[m, n0..n1) for m in [m0, m1): bias, then the fused activation. */
+static void conv_epilogue(const struct conv_params *p, const float *B, float *Y, int64_t ld,
+                          int64_t ch0, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
+{
+    if (B == NULL && p->act == ACT_NONE)
+        return;
+    for (int64_t m = m0; m < m1; m++) {
+        float *y = Y + m * ld;
+        float bias = B ? B[ch0 + m] : 0.0f;
+        if (p->act == ACT_RELU) {
+            for (int64_t j = n0; j < n1; j++) {
+                float v = y[j] + bias;
+                y[j] = v > 0 ? v : 0.0f;
+            }
+        } else if (p->act == ACT_CLIP) {
+            float lo = p->act_lo, hi = p->act_hi;
+            for (int64_t j = n0; j < n1; j++) {
+                float v = y[j] + bias;
+                v = v < lo ? lo : v;
+                y[j] = v > hi ? hi : v;
+            }
+        } else {
+            for (int64_t j = n0; j < n1; j++)
+                y[j] += bias;
+        }
+    }
+}
+
+static void conv_im2col_part(void *arg, int64_t r0, int64_t r1, int chunk)
+{
+    const struct conv_job *j = arg;
+
+    (void)chunk;
+    im2col_f32(j->p, j->xg, j->col, r0, r1);
+}
+
+static void conv_gemm_part(void *arg, int64_t a, int64_t e, int chunk)
+{
+    const struct conv_job *j = arg;
+    const struct conv_params *p = j->p;
+    int64_t mg = p->c_out / p->group;
+    int64_t m0 = j->split_cols ? 0 : a, m1 = j->split_cols ? mg : e;
+    int64_t n0 = j->split_cols ? a : 0, n1 = j->split_cols ? e : j->out_n;
+
+    (void)chunk;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(m1 - m0), (int)(n1 - n0),
+                (int)p->rows, 1.0f, j->W + m0 * p->rows, (int)p->rows, j->src + n0, (int)j->out_n,
+                0.0f, j->yg + m0 * j->out_n + n0, (int)j->out_n);
+    conv_epilogue(p, j->B, j->yg, j->out_n, 0, m0, m1, n0, n1);
+}
+
+/* Whole groups [g0, g1) of batch image j->b, on one thread. */
+static void conv_group_part(void *arg, int64_t g0, int64_t g1, int chunk)
+{
+    const struct conv_job *j = arg;
+    const struct conv_params *p = j->p;
+    int64_t in_n = prod(p->in_sp, p->sp), out_n = j->out_n;
+    int64_t cg = p->c_in / p->group, mg = p->c_out / p->group;
+    float *col = j->col + (size_t)chunk * (size_t)(p->rows * out_n);
+
+    for (int64_t g = g0; g < g1; g++) {
+        const float *xg = j->X + (j->b * p->c_in + g * cg) * in_n;
+        float *yg = j->Y + (j->b * p->c_out + g * mg) * out_n;
+        const float *src = xg;
+        if (!p->direct) {
+            im2col_f32(p, xg, col, 0, p->rows);
+            src = col;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mg, (int)out_n, (int)p->rows,
+                    1.0f, j->W + g * mg * p->rows, (int)p->rows, src, (int)out_n, 0.0f, yg,
+                    (int)out_n);
+        conv_epilogue(p, j->B ? j->B + g * mg : NULL, yg, out_n, 0, 0, mg, 0, out_n);
+    }
+}
+
 static int conv_f32(struct qv_exec *x)
 {
     const struct conv_params *p = (const void *)x->priv;
@@ -165,35 +268,49 @@ static int conv_f32(struct qv_exec *x)
     int64_t batch = x->in[0]->shape[0];
     int64_t in_n = prod(p->in_sp, p->sp), out_n = prod(p->out_sp, p->sp);
     int64_t cg = p->c_in / p->group, mg = p->c_out / p->group;
-    float *col = x->scratch;
+    struct conv_job j = {.p = p, .W = W, .B = B, .col = x->scratch, .out_n = out_n, .X = X, .Y = Y};
 
     if (out_n == 0 || p->c_out == 0)
         return QV_OK;
-    for (int64_t b = 0; b < batch; b++)
-        for (int64_t g = 0; g < p->group; g++) {
-            const float *xg = X + (b * p->c_in + g * cg) * in_n;
-            float *yg = Y + (b * p->c_out + g * mg) * out_n;
-            const float *src = xg;
-            if (!p->direct) {
-                im2col_f32(p, xg, col);
-                src = col;
-            }
-            if (p->rows == 0) {
-                memset(yg, 0, sizeof(float) * (size_t)(mg * out_n));
-                continue;
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mg, (int)out_n,
-                        (int)p->rows, 1.0f, W + g * mg * p->rows, (int)p->rows, src, (int)out_n,
-                        0.0f, yg, (int)out_n);
-        }
-    if (B)
+    if (p->rows == 0) {
+        memset(Y, 0, x->out[0]->nbytes);
         for (int64_t b = 0; b < batch; b++)
-            for (int64_t m = 0; m < p->c_out; m++) {
-                float *y = Y + (b * p->c_out + m) * out_n;
-                for (int64_t j = 0; j < out_n; j++)
-                    y[j] += B[m];
-            }
+            conv_epilogue(p, B, Y + b * p->c_out * out_n, out_n, 0, 0, p->c_out, 0, out_n);
+        return QV_OK;
+    }
+    for (int64_t b = 0; b < batch; b++) {
+        if (p->group > 1) {
+            j.b = b;
+            qv_parallel_for(x, p->group, 1, conv_group_part, &j);
+            continue;
+        }
+        (void)cg;
+        j.xg = X + b * p->c_in * in_n;
+        j.yg = Y + b * p->c_out * out_n;
+        j.src = j.xg;
+        if (!p->direct) {
+            qv_parallel_for(x, p->rows, IM2COL_GRAIN, conv_im2col_part, &j);
+            j.src = j.col;
+        }
+        j.split_cols = mg < 2 * CONV_ROW_GRAIN;
+        if (j.split_cols)
+            qv_parallel_for(x, out_n, CONV_COL_GRAIN, conv_gemm_part, &j);
+        else
+            qv_parallel_for(x, mg, CONV_ROW_GRAIN, conv_gemm_part, &j);
+    }
     return QV_OK;
+}
+
+bool qv_conv_fuse_activation(struct qv_exec *x, bool relu, float lo, float hi)
+{
+    struct conv_params *p = (void *)x->priv;
+
+    if (x->node->op != &qv_op_conv || x->kdtype != QV_DTYPE_F32 || p->act != ACT_NONE)
+        return false;
+    p->act = relu ? ACT_RELU : ACT_CLIP;
+    p->act_lo = lo;
+    p->act_hi = hi;
+    return true;
 }
 
 /* Geometry shared by Conv, ConvInteger, QLinearConv and ConvTranspose. */
@@ -274,8 +391,15 @@ static int conv_infer(struct qv_exec *x, struct qv_diag *d)
         err = conv_shape(x, p, x->in[0], x->in[1], x->n_in > 2 ? x->in[2] : NULL, shape, d);
     if (err)
         return err;
-    if (!p->direct)
-        x->scratch_bytes = sizeof(float) * (size_t)(p->rows * prod(p->out_sp, p->sp));
+    if (!p->direct) {
+        /* With several groups, each thread has a column buffer of its own. */
+        int64_t copies = p->group > 1 ? (x->threads > 1 ? x->threads : 1) : 1;
+        if (copies > QV_TPOOL_MAX)
+            copies = QV_TPOOL_MAX;
+        if (p->rows * prod(p->out_sp, p->sp) > QV_ONNX_MAX_ELEMS / copies)
+            return qv_op_fail(x->node, d, QV_E2BIG, "column buffer too large");
+        x->scratch_bytes = sizeof(float) * (size_t)(p->rows * prod(p->out_sp, p->sp) * copies);
+    }
     qv_out_set(x, 0, QV_DTYPE_F32, x->in[0]->ndim, shape);
     return QV_OK;
 }
@@ -315,7 +439,7 @@ static int qconv_kernel(struct qv_exec *x)
             if (p->direct) {
                 memcpy(col, xd, sizeof(double) * (size_t)(cg * in_n));
             } else {
-                im2col_f64(p, xd, col);
+                im2col_f64(p, xd, col, 0, p->rows);
             }
             if (p->rows > 0 && out_n > 0 && mg > 0)
                 cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mg, (int)out_n,

@@ -39,6 +39,63 @@ static void batch_stats(const struct norm_params *p, const float *X, float *mean
     }
 }
 
+/* Planes [c0, c1) of the [outer * channels] planes: y = x * a[c] + b[c]
+ * (BatchNormalization) or each plane normalized by its own statistics
+ * (InstanceNormalization). */
+struct norm_job {
+    const struct norm_params *p;
+    const float *X, *scale, *B, *mean, *var;
+    float *Y;
+};
+
+static void batch_norm_part(void *arg, int64_t c0, int64_t c1, int chunk)
+{
+    const struct norm_job *j = arg;
+    const struct norm_params *p = j->p;
+
+    (void)chunk;
+    for (int64_t k = c0; k < c1; k++) {
+        int64_t c = k % p->channels;
+        float a = j->scale[c] / sqrtf(j->var[c] + p->eps);
+        float b = j->B[c] - j->mean[c] * a;
+        const float *xs = j->X + k * p->inner;
+        float *ys = j->Y + k * p->inner;
+        for (int64_t i = 0; i < p->inner; i++)
+            ys[i] = xs[i] * a + b;
+    }
+}
+
+static void instance_norm_part(void *arg, int64_t c0, int64_t c1, int chunk)
+{
+    const struct norm_job *j = arg;
+    const struct norm_params *p = j->p;
+
+    (void)chunk;
+    for (int64_t k = c0; k < c1; k++) {
+        int64_t c = k % p->channels;
+        const float *xs = j->X + k * p->inner;
+        float *ys = j->Y + k * p->inner;
+        double mean = 0, var = 0;
+        float a, b;
+        for (int64_t i = 0; i < p->inner; i++)
+            mean += xs[i];
+        mean /= (double)(p->inner ? p->inner : 1);
+        for (int64_t i = 0; i < p->inner; i++)
+            var += (xs[i] - mean) * (xs[i] - mean);
+        var /= (double)(p->inner ? p->inner : 1);
+        a = j->scale[c] / sqrtf((float)var + p->eps);
+        b = j->B[c] - (float)mean * a;
+        for (int64_t i = 0; i < p->inner; i++)
+            ys[i] = xs[i] * a + b;
+    }
+}
+
+/* Planes per part: enough elements to pay for the hand-off. */
+static int64_t plane_grain(int64_t inner)
+{
+    return inner >= QV_PAR_GRAIN ? 1 : QV_PAR_GRAIN / (inner + 1) + 1;
+}
+
 static int batch_norm_f32(struct qv_exec *x)
 {
     const struct norm_params *p = (const void *)x->priv;
@@ -58,16 +115,10 @@ static int batch_norm_f32(struct qv_exec *x)
         mean = bm;
         var = bv;
     }
-
-    for (int64_t o = 0; o < p->outer; o++)
-        for (int64_t c = 0; c < p->channels; c++) {
-            float a = scale[c] / sqrtf(var[c] + p->eps);
-            float b = B[c] - mean[c] * a;
-            const float *xs = X + (o * p->channels + c) * p->inner;
-            float *ys = Y + (o * p->channels + c) * p->inner;
-            for (int64_t i = 0; i < p->inner; i++)
-                ys[i] = xs[i] * a + b;
-        }
+    {
+        struct norm_job j = {p, X, scale, B, mean, var, Y};
+        qv_parallel_for(x, p->outer * p->channels, plane_grain(p->inner), batch_norm_part, &j);
+    }
     return QV_OK;
 }
 
@@ -129,24 +180,9 @@ static int instance_norm_f32(struct qv_exec *x)
     const struct norm_params *p = (const void *)x->priv;
     const float *X = x->in[0]->data, *scale = x->in[1]->data, *B = x->in[2]->data;
     float *Y = x->out[0]->data;
+    struct norm_job j = {p, X, scale, B, NULL, NULL, Y};
 
-    for (int64_t o = 0; o < p->outer; o++)
-        for (int64_t c = 0; c < p->channels; c++) {
-            const float *xs = X + (o * p->channels + c) * p->inner;
-            float *ys = Y + (o * p->channels + c) * p->inner;
-            double mean = 0, var = 0;
-            float a, b;
-            for (int64_t i = 0; i < p->inner; i++)
-                mean += xs[i];
-            mean /= (double)(p->inner ? p->inner : 1);
-            for (int64_t i = 0; i < p->inner; i++)
-                var += (xs[i] - mean) * (xs[i] - mean);
-            var /= (double)(p->inner ? p->inner : 1);
-            a = scale[c] / sqrtf((float)var + p->eps);
-            b = B[c] - (float)mean * a;
-            for (int64_t i = 0; i < p->inner; i++)
-                ys[i] = xs[i] * a + b;
-        }
+    qv_parallel_for(x, p->outer * p->channels, plane_grain(p->inner), instance_norm_part, &j);
     return QV_OK;
 }
 

@@ -32,11 +32,11 @@ static int64_t prod(const int64_t *v, int n)
 
 /* The 2-D case without dilation or column-major indices: direct loops. */
 static void pool2d(const struct pool_params *p, const float *in, float *out, int64_t *ind,
-                   int64_t planes, int kind)
+                   int64_t c0, int64_t c1, int kind)
 {
     int64_t H = p->in_sp[0], W = p->in_sp[1], OH = p->out_sp[0], OW = p->out_sp[1];
 
-    for (int64_t c = 0; c < planes; c++) {
+    for (int64_t c = c0; c < c1; c++) {
         const float *xc = in + c * H * W;
         for (int64_t oh = 0; oh < OH; oh++) {
             int64_t h0 = oh * p->stride[0] - p->pad_begin[0];
@@ -85,6 +85,23 @@ static void pool2d(const struct pool_params *p, const float *in, float *out, int
     }
 }
 
+/* Planes [c0, c1) of a 2-D pool, for qv_parallel_for. */
+struct pool_job {
+    const struct pool_params *p;
+    const float *in;
+    float *out;
+    int64_t *ind;
+    int kind;
+};
+
+static void pool2d_part(void *arg, int64_t c0, int64_t c1, int chunk)
+{
+    const struct pool_job *j = arg;
+
+    (void)chunk;
+    pool2d(j->p, j->in, j->out, j->ind, c0, c1, j->kind);
+}
+
 static int pool_run(struct qv_exec *x, int kind)
 {
     const struct pool_params *p = (const void *)x->priv;
@@ -98,7 +115,10 @@ static int pool_run(struct qv_exec *x, int kind)
     int sp = p->sp;
 
     if (sp == 2 && p->dil[0] == 1 && p->dil[1] == 1 && !p->col_major) {
-        pool2d(p, in, out, ind, planes, kind);
+        struct pool_job j = {p, in, out, ind, kind};
+        int64_t per = out_n * kn; /* work per plane */
+        qv_parallel_for(x, planes, per >= QV_PAR_GRAIN ? 1 : QV_PAR_GRAIN / (per + 1) + 1,
+                        pool2d_part, &j);
         return QV_OK;
     }
     for (int64_t c = 0; c < planes; c++) {

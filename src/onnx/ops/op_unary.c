@@ -297,6 +297,7 @@ static int clip_infer(struct qv_exec *x, struct qv_diag *d)
 #define UNARY_OP(Name, cname, since, ...)                                                          \
     const struct qv_op qv_op_##cname = {.name = #Name,                                             \
                                         .since_version = since,                                    \
+                                        .flags = QV_OP_ELEMENTWISE,                                \
                                         .infer_shape = unary_infer,                                \
                                         .kernels = {__VA_ARGS__}};
 
@@ -344,6 +345,7 @@ const struct qv_op qv_op_not = {.name = "Not",
 const struct qv_op qv_op_clip = {
     .name = "Clip",
     .since_version = 1,
+    .flags = QV_OP_ELEMENTWISE,
     .infer_shape = clip_infer,
     .kernels = {KF(clip), [QV_DTYPE_I64] = clip_i64, [QV_DTYPE_I32] = clip_i32,
                 [QV_DTYPE_U8] = clip_u8, [QV_DTYPE_I8] = clip_i8}};

@@ -125,10 +125,10 @@ static void check_rows(const struct reference *r, const struct qv_tensor *out, i
     }
 }
 
-static void run_model(const char *name)
+static void run_model(const char *name, int threads)
 {
     const struct qv_backend *be = qv_backend_find("onnx");
-    struct qv_backend_params p = {.threads = 1};
+    struct qv_backend_params p = {.threads = threads};
     struct qv_signature sig;
     struct reference r;
     struct qv_diag d = {{0}};
@@ -173,13 +173,15 @@ static void run_model(const char *name)
 static void test_mlp_matches_reference(void **state)
 {
     (void)state;
-    run_model("mlp");
+    for (int t = 1; t <= 3; t++)
+        run_model("mlp", t); /* 2 and 3: the intra-op pool */
 }
 
 static void test_cnn_matches_reference(void **state)
 {
     (void)state;
-    run_model("cnn");
+    for (int t = 1; t <= 3; t++)
+        run_model("cnn", t); /* 2 and 3: the intra-op pool; fused Conv + Relu */
 }
 
 /* ---- Concurrency ---- */
