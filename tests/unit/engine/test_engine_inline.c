@@ -9,7 +9,7 @@
 static qv_engine *inline_engine(qv_monitor **mon, int inline_us, int bg_limit)
 {
     struct qv_engine_config cfg = {0};
-    struct qv_engine_hooks hooks = {fx_on_state, NULL};
+    struct qv_engine_hooks hooks = {.version_state = fx_on_state};
     struct qv_diag d = {{0}};
     qv_engine *e = NULL;
 
