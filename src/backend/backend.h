@@ -52,6 +52,15 @@ const char *const *qv_backend_names(void);
  * that needs it is then UNAVAILABLE saying so. Main thread, before any load. */
 void qv_backend_enable_test(bool on);
 
+/* The working memory one request may take in a backend that plans memory
+ * from the request's shapes (ONNX): past it the request is refused (413)
+ * before anything is allocated. A model's config.json parameter
+ * "max_request_memory" overrides it. 0: the backend's own default. `quiver
+ * serve --max-request-memory` sets it (default: a quarter of the memory
+ * budget). Main thread, before any load. */
+void qv_backend_set_max_request_bytes(size_t n);
+size_t qv_backend_max_request_bytes(void);
+
 /* Worker thread. On success *state is owned by the caller until qv_backend_unload. */
 int qv_backend_load(const struct qv_backend *be, const char *path,
                     const struct qv_backend_params *p, void **state, struct qv_diag *d);

@@ -50,8 +50,8 @@ static bool parse_bytes(const char *s, size_t *out)
 }
 
 /* The working memory one request may take: config.json's parameter
- * "max_request_memory", else $QUIVER_MAX_REQUEST_MEMORY, else the runtime's
- * default. */
+ * "max_request_memory", else $QUIVER_MAX_REQUEST_MEMORY, else the server's
+ * --max-request-memory, else the runtime's default. */
 static int max_request_memory(const struct qv_backend_params *p, size_t *out, struct qv_diag *d)
 {
     const char *env = getenv("QUIVER_MAX_REQUEST_MEMORY");
@@ -68,6 +68,8 @@ static int max_request_memory(const struct qv_backend_params *p, size_t *out, st
     if (env != NULL && *env != '\0' && !parse_bytes(env, out))
         qv_log(QV_LOG_WARN, "QUIVER_MAX_REQUEST_MEMORY=%s is not a byte count; using the default",
                env);
+    if (*out == 0)
+        *out = qv_backend_max_request_bytes();
     return QV_OK;
 }
 

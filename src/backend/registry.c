@@ -14,6 +14,18 @@ void qv_backend_enable_test(bool on)
     atomic_store(&test_enabled, on);
 }
 
+static _Atomic size_t max_request_bytes;
+
+void qv_backend_set_max_request_bytes(size_t n)
+{
+    atomic_store(&max_request_bytes, n);
+}
+
+size_t qv_backend_max_request_bytes(void)
+{
+    return atomic_load(&max_request_bytes);
+}
+
 static const struct qv_backend *const backends[] = {
 #ifdef QV_WITH_XGBOOST
     &qv_backend_xgboost,

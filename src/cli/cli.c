@@ -186,7 +186,7 @@ int qv_cli_help(const char *cmd, FILE *f)
     h = find_command(cmd);
     if (h == NULL)
         return -1;
-    fputs(h->text ? h->text : qv_cli_serve_usage, f);
+    fputs(h->text ? h->text : qv_cli_serve_usage(), f);
     if (h->client)
         fputs(client_footer, f);
     return 0;
@@ -253,7 +253,7 @@ static void print_man(FILE *f)
     fputs(".fi\n.SH COMMANDS\n", f);
     for (size_t i = 0; i < N_COMMANDS; i++) {
         fprintf(f, ".SS quiver %s\n%s.\n.PP\n.nf\n", commands[i].name, commands[i].summary);
-        roff_text(commands[i].text ? commands[i].text : qv_cli_serve_usage, f);
+        roff_text(commands[i].text ? commands[i].text : qv_cli_serve_usage(), f);
         fputs(".fi\n", f);
     }
     fputs(".SH ENVIRONMENT\n"

@@ -28,7 +28,7 @@ int qv_cli_help(const char *cmd, FILE *f);
 int qv_cli_wants_help(int argc, char **argv);
 
 /* serve.c */
-extern const char qv_cli_serve_usage[];
+const char *qv_cli_serve_usage(void);
 int qv_cli_serve(int argc, char **argv);
 /* client.c: route, label, promote, rollback, events, rollout, models. */
 int qv_cli_client(int argc, char **argv);

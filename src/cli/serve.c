@@ -8,7 +8,7 @@
 #include "cli.h"
 
 #define QV_LOG_MODULE "serve"
-#define serve_usage qv_cli_serve_usage
+#define serve_usage qv_cli_serve_usage()
 
 #include "../api/access_log.h"
 #include "../backend/backend.h"
@@ -37,11 +37,12 @@ struct serve_opts {
     int inline_us, admin_port; /* admin_port -1: no admin listener */
     int shadow_queue;
     int drain_ms, max_conns, max_conns_ip, header_timeout_ms, body_timeout_ms, idle_timeout_s;
-    long long max_body, memory_budget, body_budget, decode_budget;
+    long long max_body, memory_budget, body_budget, decode_budget, max_request_memory;
     bool watch, explicit_mode, no_metrics, protect_inference, test_backend;
 };
 
-const char qv_cli_serve_usage[] =
+/* In two literals: one would pass the 4095 characters C11 guarantees. */
+static const char usage_head[] =
     "usage: quiver serve --repo DIR [options]\n"
     "  --repo DIR              model repository: DIR/<model>/config.json, DIR/<model>/<N>/model.*\n"
     "  --host ADDR             address to listen on (default 127.0.0.1)\n"
@@ -76,7 +77,11 @@ const char qv_cli_serve_usage[] =
     "  --idle-timeout-s N      an idle connection is closed (default 60)\n"
     "  --drain-timeout-ms N    at SIGTERM, how long in-flight requests may finish; those\n"
     "                          still running then are answered 503 (default 30000)\n"
-    "  --memory-budget BYTES   for all loaded versions (default: half the RAM; K/M/G suffixes)\n"
+    "  --memory-budget BYTES   for all loaded versions (default: half the RAM; K/M/G suffixes)\n";
+static const char usage_tail[] =
+    "  --max-request-memory BYTES  working memory one request may plan in a backend that\n"
+    "                          sizes it from the request (ONNX); past it 413 naming the input\n"
+    "                          (default: a quarter of the memory budget)\n"
     "  --poll-ms N             repository rescan interval (default 2000)\n"
     "  --evict-idle-ms N       a version idle this long may be evicted to make room for\n"
     "                          a load that does not fit the memory budget (default 10000)\n"
@@ -96,6 +101,15 @@ const char qv_cli_serve_usage[] =
     "                          tests and benchmarks; off by default\n"
     "  --no-metrics            do not record per-request metrics (to measure their cost;\n"
     "                          /metrics, /stats, scores and rollouts then see no traffic)\n";
+
+const char *qv_cli_serve_usage(void)
+{
+    static char text[sizeof(usage_head) + sizeof(usage_tail)];
+
+    if (text[0] == '\0')
+        snprintf(text, sizeof(text), "%s%s", usage_head, usage_tail);
+    return text;
+}
 
 static int parse_size(const char *s, long long *out)
 {
@@ -138,7 +152,8 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
         {"port", required_argument, 0, 'p'},        {"data", required_argument, 0, 'd'},
         {"store", required_argument, 0, 's'},       {"workers", required_argument, 0, 'w'},
         {"http-threads", required_argument, 0, 't'}, {"max-body-bytes", required_argument, 0, 'b'},
-        {"memory-budget", required_argument, 0, 'm'}, {"poll-ms", required_argument, 0, 'P'},
+        {"memory-budget", required_argument, 0, 'm'},
+        {"max-request-memory", required_argument, 0, 'Q'}, {"poll-ms", required_argument, 0, 'P'},
         {"no-watch", no_argument, 0, 'n'},          {"model-control", required_argument, 0, 'c'},
         {"tokens", required_argument, 0, 'T'},      {"port-file", required_argument, 0, 'f'},
         {"log-level", required_argument, 0, 'l'},   {"help", no_argument, 0, 'h'},
@@ -216,6 +231,14 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
             if (parse_size(optarg, &o->memory_budget) != 0 || o->memory_budget == 0) {
                 fprintf(stderr, "quiver serve: --memory-budget: expected a size such as 512M, "
                                 "got \"%s\"\n", optarg);
+                return -1;
+            }
+            break;
+        case 'Q':
+            if (parse_size(optarg, &o->max_request_memory) != 0 ||
+                o->max_request_memory < (1ll << 20)) {
+                fprintf(stderr, "quiver serve: --max-request-memory: expected a size of at "
+                                "least 1M, got \"%s\"\n", optarg);
                 return -1;
             }
             break;
@@ -632,6 +655,11 @@ int qv_cli_serve(int argc, char **argv)
     s.clustered = strcmp(qv_store_kind(s.store), "postgres") == 0;
     hooks.ud = &s;
     qv_backend_enable_test(o.test_backend);
+    qv_backend_set_max_request_bytes(
+        o.max_request_memory > 0
+            ? (size_t)o.max_request_memory
+            : (size_t)((o.memory_budget > 0 ? (uint64_t)o.memory_budget
+                                            : qv_mem_total_bytes() / 2) / 4));
     if (qv_engine_create(&ecfg, &hooks, s.monitor, &s.engine, &d) != QV_OK) {
         fprintf(stderr, "quiver serve: %s\n", d.msg);
         goto out;

@@ -201,6 +201,18 @@ static void test_request_memory_bounded(void **state)
         fail_msg("after the refusal: %ld %s", r.status, r.body);
     h_resp_free(&r);
     h_stop_ok(s);
+
+    /* The server-wide bound, for models that set none: 2^26 floats (256 MiB)
+     * past --max-request-memory 64M. */
+    h_writef("{\"backend\": \"onnx\"}\n", "%s/fill/config.json", s->repo);
+    h_start(s, "--max-request-memory", "64M", NULL);
+    h_wait_state(s, "fill", 1, "READY");
+    r = h_post(s, "/v2/models/fill/infer",
+               "{\"inputs\": [{\"name\": \"shape\", \"datatype\": \"INT64\", \"shape\": [2],"
+               " \"data\": [8192, 8192]}]}");
+    h_expect_error(&r, 413, "shape");
+    h_resp_free(&r);
+    h_stop_ok(s);
 }
 
 static const struct CMUnitTest tests[] = {
