@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -566,80 +567,16 @@ static int cmd_rollback(const struct client *c, int argc, char **argv)
     return simple(c, "POST", path, NULL);
 }
 
-/* --since: ISO 8601 UTC, epoch milliseconds, or a duration ago (30s, 10m,
- * 2h, 7d). 0 with *ms set, or -1. */
+/* --since: what the server takes (qv_time_parse: epoch ms, ISO 8601, or a
+ * duration ago such as 10m), sent as epoch ms. 0 with *ms set, or -1. */
 static int parse_since(const char *s, long long *ms)
 {
-    struct tm tm;
-    char *end;
-    long long v;
-    int frac = 0, n = 0;
+    uint64_t v;
 
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (!errno && end != s && v >= 0) {
-        long long unit = 0;
-        if (*end == '\0') {
-            *ms = v;
-            return 0;
-        }
-        if (end[1] == '\0') {
-            switch (*end) {
-            case 's':
-                unit = 1000;
-                break;
-            case 'm':
-                unit = 60 * 1000;
-                break;
-            case 'h':
-                unit = 3600 * 1000;
-                break;
-            case 'd':
-                unit = 86400 * 1000;
-                break;
-            default:
-                break;
-            }
-        }
-        if (unit && v <= 100LL * 365 * 86400 * 1000 / unit) {
-            long long now = (long long)qv_wall_ms();
-            *ms = now > v * unit ? now - v * unit : 0;
-            return 0;
-        }
-    }
-    {
-        int y, mo, d, h = 0, mi = 0, sec = 0, used = 0;
-        memset(&tm, 0, sizeof(tm));
-        if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6) {
-            used = 0;
-            if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &used) != 3 || s[used] != '\0')
-                return -1;
-        }
-        if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 ||
-            h < 0 || mi < 0 || sec < 0)
-            return -1;
-        tm.tm_year = y - 1900, tm.tm_mon = mo - 1, tm.tm_mday = d;
-        tm.tm_hour = h, tm.tm_min = mi, tm.tm_sec = sec;
-        end = (char *)s + used;
-    }
-    if (*end == '.') {
-        end++;
-        while (*end >= '0' && *end <= '9') {
-            if (n < 3)
-                frac = frac * 10 + (*end - '0');
-            n++, end++;
-        }
-        if (n == 0)
-            return -1;
-        for (; n < 3; n++)
-            frac *= 10;
-    }
-    if (*end == 'Z')
-        end++;
-    if (*end != '\0')
+    if (qv_time_parse(s, &v) != QV_OK || v > (uint64_t)LLONG_MAX)
         return -1;
-    *ms = (long long)timegm(&tm) * 1000 + frac;
-    return *ms >= 0 ? 0 : -1;
+    *ms = (long long)v;
+    return 0;
 }
 
 static int cmd_events(const struct client *c, int argc, char **argv)
