@@ -255,6 +255,7 @@ void fz_request(struct fz_server *s, const char *method, const char *path, const
         pthread_mutex_unlock(&q->mu);
     }
     out->status = q->r.status;
+    out->content_type = q->r.content_type;
     out->len = q->r.resp.len;
     out->body = qv_buf_take(&q->r.resp);
     pthread_cond_destroy(&q->cv);

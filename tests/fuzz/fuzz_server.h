@@ -31,6 +31,7 @@ struct fz_response {
     int status;
     char *body;            /* NUL-terminated, malloc'ed; fz_response_free */
     size_t len;
+    const char *content_type; /* NULL: JSON; else what the handler set (the dashboard) */
 };
 
 /* Builds the server (once per process; the same one afterwards). Aborts
