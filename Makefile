@@ -87,7 +87,8 @@ run: deps build
 test: deps-test build build-asan build-tsan
 	cd build && $(CTEST) || true
 	cd build-asan && $(CTEST) || true
-	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	cd build-tsan && OMP_NUM_THREADS=1 \
+	    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
 	    $(CTEST) -L '$(TSAN_LABELS)' || true
 	$(MAKE) fuzz-short || true
 	@bash scripts/summary.sh build build-asan build-tsan build-fuzz
