@@ -30,6 +30,7 @@ if ! [[ "$DURATION" =~ ^[1-9][0-9]{0,4}$ ]]; then
 fi
 
 TMP=$(mktemp -d /tmp/quiver-bench-cluster.XXXXXX)
+chmod 0755 "$TMP"  # as root, PostgreSQL runs as nobody and must reach PG_DIR
 PG_DIR=$TMP/pg
 QPID=""
 cleanup() {
