@@ -4,6 +4,7 @@
  * matcher, and the one place where an error code becomes a JSON body.
  */
 #include "api_int.h"
+#include "../control/cluster.h"
 
 #define QV_LOG_MODULE "api"
 
@@ -248,12 +249,19 @@ void qv__api_audit(struct qv_http_req *r, const char *model, const char *what,
 {
     struct qv_store_event ev;
     struct qv_diag d = {{0}};
+    const char *node = qv_cluster_node_name();
+    char who_node[192];
 
     if (r->deps->store == NULL)
         return;
     memset(&ev, 0, sizeof(ev));
     ev.model = (char *)model;
     ev.who = (char *)(r->who ? r->who : "anonymous");
+    /* In a cluster, an event names the node that took the call: WHO@NODE. */
+    if (node[0] != '\0') {
+        snprintf(who_node, sizeof(who_node), "%s@%s", ev.who, node);
+        ev.who = who_node;
+    }
     ev.what = (char *)what;
     ev.old_value = (char *)old_value;
     ev.new_value = (char *)new_value;

@@ -185,9 +185,27 @@ static void reconcile_metrics(qv_control *c)
         qv_model_info_free(&rc.mi);
 }
 
+/* In a cluster, the controller node shares the weights the score policy moved: the
+ * route goes to the store, whose notification brings it to every other node. */
+static void share_moved_route(qv_control *c, const char *model)
+{
+    struct qv_diag d = {{0}};
+    char *doc = NULL;
+
+    if (c->cluster == NULL || c->store == NULL ||
+        qv_router_get_route(c->router, model, &doc) != QV_OK)
+        return;
+    if (qv_store_route_put(c->store, model, doc, &d) != QV_OK)
+        qv_log(QV_LOG_WARN, "model=%s msg=\"cannot share the score-moved weights: %s\"", model,
+               d.msg);
+    free(doc);
+}
+
 /* Feeds each model's windows to the router's score policy and exports the
- * route weights in force to the monitor. */
-static void update_scores(qv_control *c)
+ * route weights in force to the monitor. Only the node running the controller (lead)
+ * moves score-driven weights; the others keep the scores for the stats endpoint and
+ * receive the weights with the shared route. */
+static void update_scores(qv_control *c, bool lead)
 {
     char(*names)[QV_MODEL_NAME_MAX] = NULL;
     int n = 0;
@@ -200,8 +218,13 @@ static void update_scores(qv_control *c)
         int k = qv_engine_ready_versions(c->engine, names[i], versions, QV_MAX_VERSIONS);
         for (int j = 0; j < k; j++)
             qv_monitor_window(c->monitor, names[i], versions[j], 30, &w[j]);
-        if (k > 0)
-            qv_router_update_scores(c->router, names[i], versions, w, k);
+        if (k > 0) {
+            bool moved = false;
+
+            qv_router_update_scores_ex(c->router, names[i], versions, w, k, lead, &moved);
+            if (moved)
+                share_moved_route(c, names[i]);
+        }
         qv_control_route_weights(c, names[i], versions, k, weights);
         for (int j = 0; j < k; j++)
             qv_monitor_route_weight(c->monitor, names[i], versions[j], weights[j] / 100.0);
@@ -240,7 +263,7 @@ void qv_control_tick(qv_control *c)
     }
     c->was_leader = lead;
     qv__counters_publish(c);
-    update_scores(c);
+    update_scores(c, lead);
     reconcile_metrics(c);
     qv__history_tick(c);
     qv__alerts_tick(c);

@@ -11,6 +11,7 @@
  * cumulative counts are exact.
  */
 #include "monitor_int.h"
+#include "../control/cluster.h"
 
 #define QV_LOG_MODULE "monitor"
 
@@ -433,6 +434,15 @@ int qv_monitor_render_prometheus(qv_monitor *m, struct qv_buf *out)
             for (size_t i = 0; i < nversions; i++)
                 version_series(&w, (enum qv__monitor_metric)id, versions[i], &snaps[i], &vrows[i]);
         }
+    }
+    /* In a cluster, an info gauge names the node (join on instance to label other series). */
+    if (qv_cluster_node_name()[0] != '\0') {
+        char line[160]; /* the name is at most 63 characters of [A-Za-z0-9._-] */
+
+        put(&w, "# HELP quiver_node_info The cluster node name of this process (value 1).\n"
+                "# TYPE quiver_node_info gauge\n");
+        snprintf(line, sizeof(line), "quiver_node_info{node=\"%s\"} 1\n", qv_cluster_node_name());
+        put(&w, line);
     }
     err = w.err;
 out:

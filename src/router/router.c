@@ -905,12 +905,20 @@ static bool move_weights(const char *model, struct qv_route *rt, const struct qv
 int qv_router_update_scores(qv_router *r, const char *model, const int64_t *versions,
                             const struct qv_window *w, int n)
 {
+    return qv_router_update_scores_ex(r, model, versions, w, n, true, NULL);
+}
+
+int qv_router_update_scores_ex(qv_router *r, const char *model, const int64_t *versions,
+                               const struct qv_window *w, int n, bool move, bool *moved)
+{
     struct qv_score_terms *terms = NULL;
     struct qv_score_cfg dflt;
     struct qv_route *rt = NULL;
     struct model_entry *e;
     struct snap *s;
 
+    if (moved != NULL)
+        *moved = false;
     if (n < 0 || (n > 0 && (versions == NULL || w == NULL)) || check_model(model, NULL) != 0)
         return QV_EINVAL;
     terms = qv_xmalloc(sizeof(*terms) * (size_t)(n > 0 ? n : 1));
@@ -926,8 +934,9 @@ int qv_router_update_scores(qv_router *r, const char *model, const int64_t *vers
         terms[i].version = versions[i];
     keep_scores(e, rt, terms, n);
     if (rt != NULL) {
-        if (rt->policy == QV_POLICY_SCORE)
-            move_weights(model, rt, terms, n);
+        if (move && rt->policy == QV_POLICY_SCORE && move_weights(model, rt, terms, n) &&
+            moved != NULL)
+            *moved = true;
         s = snap_build(r, rt, e->cur);
         s->n_scores = e->n_scores;
         memcpy(s->scores, e->scores, sizeof(s->scores));

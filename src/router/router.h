@@ -238,6 +238,12 @@ bool qv_score_next_weights(const struct qv_score_cfg *c, const struct qv_score_t
  * parameters). QV_EINVAL on bad arguments. Control thread. */
 int qv_router_update_scores(qv_router *r, const char *model, const int64_t *versions,
                             const struct qv_window *w, int n);
+/* As qv_router_update_scores, but the score policy moves the route's weights only when
+ * move is true (in a cluster, only on the node running the controller; the others keep
+ * the terms for the stats endpoint and get the weights with the shared route). *moved
+ * (may be NULL) tells whether the weights moved. */
+int qv_router_update_scores_ex(qv_router *r, const char *model, const int64_t *versions,
+                               const struct qv_window *w, int n, bool move, bool *moved);
 /* Copy up to max of the last computed terms into terms; returns how many (0 if none).
  * Control or HTTP thread (takes the writers' lock). */
 int qv_router_get_scores(qv_router *r, const char *model, struct qv_score_terms *terms, int max);

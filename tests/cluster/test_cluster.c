@@ -204,6 +204,10 @@ static void test_route_label_split(void **state)
     /* 10% of 3000 is 300; +-3 points is 210..390. */
     if (n2 < 210 || n2 > 390)
         fail_msg("version 2 answered %ld of %ld requests, expected 10%% +-3 points", n2, total);
+    /* The audit events name the node that took each call; /metrics names the node. */
+    wait_body(&c->n[2], "/v2/models/m/events", "anonymous@n1");
+    wait_body(&c->n[2], "/v2/models/m/events", "anonymous@n2");
+    wait_body(&c->n[1], "/metrics", "quiver_node_info{node=\"n2\"} 1");
     for (int i = 0; i < N_NODES; i++)
         h_stop_ok(&c->n[i]);
 }

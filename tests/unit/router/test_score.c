@@ -255,6 +255,51 @@ static void test_frequent_publish_keeps_shares(void **state)
     qv_router_destroy(r);
 }
 
+/* A node that does not run the controller keeps the route's weights (move false):
+ * the scores are kept, the weights stay 50/50; the controller node (move true) moves them. */
+static void test_no_move_off_controller(void **state)
+{
+    static const int64_t v[] = {1, 2};
+    struct fake_engine eng;
+    struct qv_resolver res;
+    struct qv_diag d = {{0}};
+    struct qv_score_terms got[4];
+    qv_router *r;
+    char *before = NULL, *after = NULL;
+    int64_t versions[2] = {1, 2};
+    struct qv_window w[2] = {win(1000, 10, 0.2, 2, 100), win(1000, 2, 0, 2, 100)};
+    bool moved = true;
+
+    (void)state;
+    fake_set(&eng, 2, v);
+    res = fake_resolver(&eng);
+    r = fake_router(&eng);
+    assert_int_equal(qv_router_set_route(r, "m",
+                                         "{\"policy\": \"score\","
+                                         " \"weights\": {\"1\": 50, \"2\": 50},"
+                                         " \"score\": {\"latency_slo_ms\": 5, \"min_weight\": 2,"
+                                         " \"min_requests\": 100, \"step\": 1}}",
+                                         &res, &d),
+                     0);
+    assert_int_equal(qv_router_get_route(r, "m", &before), 0);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(qv_router_update_scores_ex(r, "m", versions, w, 2, false, &moved), 0);
+        assert_false(moved);
+    }
+    assert_int_equal(qv_router_get_scores(r, "m", got, 4), 2);
+    assert_int_equal(qv_router_get_route(r, "m", &after), 0);
+    assert_string_equal(before, after);
+    free(after);
+    after = NULL;
+    assert_int_equal(qv_router_update_scores_ex(r, "m", versions, w, 2, true, &moved), 0);
+    assert_true(moved);
+    assert_int_equal(qv_router_get_route(r, "m", &after), 0);
+    assert_string_not_equal(before, after);
+    free(before);
+    free(after);
+    qv_router_destroy(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -265,6 +310,7 @@ int main(void)
         cmocka_unit_test(test_router_publishes_weights),
         cmocka_unit_test(test_frequent_publish_keeps_shares),
         cmocka_unit_test(test_many_versions),
+        cmocka_unit_test(test_no_move_off_controller),
     };
     qv_log_set_level(QV_LOG_WARN);
     return cmocka_run_group_tests(tests, NULL, NULL);
