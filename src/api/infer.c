@@ -616,7 +616,7 @@ static int decode_tfs(struct infer_ctx *c, json_t *root, struct qv_diag *d)
     return err;
 }
 
-/* FP16 inputs are widened for a model that computes in FP32 or FP64 (the
+/* FP16 and BF16 inputs are widened for a model that computes in FP32 or FP64 (the
  * backends here have no half-precision kernels). */
 static int widen_half(struct infer_ctx *c, struct qv_diag *d)
 {
@@ -624,7 +624,7 @@ static int widen_half(struct infer_ctx *c, struct qv_diag *d)
 
     for (int i = 0; i < c->req.n_inputs; i++) {
         struct qv_tensor *t = &c->req.inputs[i];
-        if (t->dtype != QV_DTYPE_F16)
+        if (t->dtype != QV_DTYPE_F16 && t->dtype != QV_DTYPE_BF16)
             continue;
         for (int k = 0; k < sig->n_inputs; k++) {
             if (strcmp(sig->inputs[k].name, t->name) != 0)
@@ -632,8 +632,8 @@ static int widen_half(struct infer_ctx *c, struct qv_diag *d)
             if (sig->inputs[k].dtype == QV_DTYPE_F32 || sig->inputs[k].dtype == QV_DTYPE_F64) {
                 int err = qv_tensor_convert(t, sig->inputs[k].dtype, d);
                 if (err)
-                    return err == QV_ENOMEM ? qv_fail(d, err, "inputs[%d]: cannot widen FP16",
-                                                      i) : err;
+                    return err == QV_ENOMEM ? qv_fail(d, err, "inputs[%d]: cannot widen %s",
+                                                      i, qv_dtype_name(t->dtype)) : err;
             }
         }
     }
