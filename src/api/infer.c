@@ -13,18 +13,22 @@
 #define QV_LOG_MODULE "api"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 enum wire { WIRE_KSERVE, WIRE_TFS_ROW, WIRE_TFS_COL };
+/* TF Serving's methods on /v1/models/{m}...: predict, classify, regress. */
+enum tfs_method { TFS_PREDICT, TFS_CLASSIFY, TFS_REGRESS };
 
 struct infer_ctx {
     struct qv_infer_req req;
     struct qv_http_req *http;
     qv_version *v;
     enum wire wire;
+    enum tfs_method method;
     char id[128];
     bool has_id;
     int n_wanted; /* requested outputs (KServe "outputs"), 0 for all */
@@ -204,10 +208,70 @@ static int encode_whole(const struct qv_tensor *t, struct qv_buf *b)
     return err ? err : qv_buf_append(b, "]", 1);
 }
 
+static int put_score(struct qv_buf *b, double v)
+{
+    char num[40];
+    int n;
+
+    if (isnan(v))
+        return qv_buf_append(b, "NaN", 3);
+    if (isinf(v))
+        return v > 0 ? qv_buf_append(b, "Infinity", 8) : qv_buf_append(b, "-Infinity", 9);
+    n = snprintf(num, sizeof(num), "%.9g", v);
+    return qv_buf_append(b, num, (size_t)n);
+}
+
+/* :classify and :regress (TF Serving's api_rest.md): one output, read per row.
+ * Classification gives [["class", score], ...] per row: a one-value row is a
+ * binary probability p (classes "0" with 1-p and "1" with p), a k-value row
+ * is one score per class "0".."k-1". Regression gives one number per row. */
+static int encode_tfs_method(struct infer_ctx *c, struct qv_buf *b)
+{
+    const struct qv_infer_req *q = &c->req;
+    const struct qv_tensor *t = &q->outputs[0];
+    int64_t rows = q->rows, per;
+    int err;
+
+    if (q->n_outputs != 1 || rows <= 0 || qv_tensor_numel(t) % rows != 0)
+        return QV_EINVAL;
+    per = qv_tensor_numel(t) / rows;
+    if (c->method == TFS_REGRESS && per != 1)
+        return QV_EINVAL;
+    err = qv_buf_append(b, "{\"results\":[", 12);
+    for (int64_t r = 0; r < rows && !err; r++) {
+        err = r ? qv_buf_append(b, ",", 1) : 0;
+        if (c->method == TFS_REGRESS) {
+            err = err ? err : put_score(b, qv_tensor_get_f64(t, r));
+            continue;
+        }
+        err = err ? err : qv_buf_append(b, "[", 1);
+        if (per == 1) {
+            double p = qv_tensor_get_f64(t, r);
+            err = err ? err : qv_buf_append(b, "[\"0\",", 5);
+            err = err ? err : put_score(b, 1.0 - p);
+            err = err ? err : qv_buf_append(b, "],[\"1\",", 7);
+            err = err ? err : put_score(b, p);
+            err = err ? err : qv_buf_append(b, "]", 1);
+        }
+        for (int64_t k = 0; per > 1 && k < per && !err; k++) {
+            char cls[32];
+            int n = snprintf(cls, sizeof(cls), "%s[\"%lld\",", k ? "," : "", (long long)k);
+            err = qv_buf_append(b, cls, (size_t)n);
+            err = err ? err : put_score(b, qv_tensor_get_f64(t, r * per + k));
+            err = err ? err : qv_buf_append(b, "]", 1);
+        }
+        err = err ? err : qv_buf_append(b, "]", 1);
+    }
+    return err ? err : qv_buf_append(b, "]}", 2);
+}
+
 static int encode_tfs(struct infer_ctx *c, struct qv_buf *b)
 {
     const struct qv_infer_req *q = &c->req;
     int err;
+
+    if (c->method != TFS_PREDICT)
+        return encode_tfs_method(c, b);
 
     if (c->wire == WIRE_TFS_COL) {
         if (q->n_outputs == 1) {
@@ -452,12 +516,37 @@ static int decode_tfs(struct infer_ctx *c, json_t *root, struct qv_diag *d)
 {
     const struct qv_signature *sig = qv_version_signature(c->v);
     json_t *inst = json_object_get(root, "instances"), *cols = json_object_get(root, "inputs");
+    const char *ifield = "instances";
     int err;
 
     if (!json_is_object(root))
         return qv_fail(d, QV_EINVAL, "body: expected a JSON object");
+    if (c->method != TFS_PREDICT) {
+        const char *m = c->method == TFS_CLASSIFY ? ":classify" : ":regress";
+        const struct qv_tensor_desc *o = &sig->outputs[0];
+        int64_t per = 1;
+
+        if (sig->n_inputs != 1 || sig->n_outputs != 1)
+            return qv_fail(d, QV_EINVAL, "%s: takes a model with one input and one output; "
+                           "this model has %d inputs and %d outputs (use :predict)", m,
+                           sig->n_inputs, sig->n_outputs);
+        for (int k = 1; k < o->ndim; k++)
+            per = o->shape[k] < 0 ? -1 : (per < 0 ? -1 : per * o->shape[k]);
+        if (c->method == TFS_REGRESS && per > 1)
+            return qv_fail(d, QV_EINVAL, ":regress: output \"%s\" has %lld values a row; "
+                           "regression takes one (use :predict or :classify)", o->name,
+                           (long long)per);
+        /* "examples" (api_rest.md): rows, each the input's values or an
+         * object naming the input, read as "instances" are. */
+        if (inst == NULL && cols == NULL) {
+            inst = json_object_get(root, "examples");
+            ifield = "examples";
+        }
+    }
     if ((inst == NULL) == (cols == NULL))
-        return qv_fail(d, QV_EINVAL, "body: expected exactly one of \"instances\" or \"inputs\"");
+        return qv_fail(d, QV_EINVAL, c->method == TFS_PREDICT
+                       ? "body: expected exactly one of \"instances\" or \"inputs\""
+                       : "body: expected exactly one of \"examples\", \"instances\" or \"inputs\"");
     {
         json_t *sn = json_object_get(root, "signature_name");
         if (sn != NULL && (!json_is_string(sn) ||
@@ -471,7 +560,7 @@ static int decode_tfs(struct infer_ctx *c, json_t *root, struct qv_diag *d)
     if (inst != NULL) {
         int64_t n = (int64_t)json_array_size(inst);
         if (!json_is_array(inst) || n == 0)
-            return qv_fail(d, QV_EINVAL, "instances: expected a non-empty array");
+            return qv_fail(d, QV_EINVAL, "%s: expected a non-empty array", ifield);
         if (json_is_object(json_array_get(inst, 0))) {
             for (int i = 0; i < sig->n_inputs; i++) {
                 json_t *vals = json_array();
@@ -482,12 +571,12 @@ static int decode_tfs(struct infer_ctx *c, json_t *root, struct qv_diag *d)
                     json_t *v = json_object_get(row, sig->inputs[i].name);
                     if (v == NULL) {
                         json_decref(vals);
-                        return qv_fail(d, QV_EINVAL, "instances[%zu].%s: missing", k,
+                        return qv_fail(d, QV_EINVAL, "%s[%zu].%s: missing", ifield, k,
                                        sig->inputs[i].name);
                     }
                     json_array_append(vals, v);
                 }
-                snprintf(field, sizeof(field), "instances[].%s", sig->inputs[i].name);
+                snprintf(field, sizeof(field), "%s[].%s", ifield, sig->inputs[i].name);
                 err = tfs_tensor(&sig->inputs[i], vals, n, field, &c->req.inputs[i], d);
                 json_decref(vals);
                 if (err)
@@ -497,9 +586,9 @@ static int decode_tfs(struct infer_ctx *c, json_t *root, struct qv_diag *d)
             return QV_OK;
         }
         if (sig->n_inputs != 1)
-            return qv_fail(d, QV_EINVAL, "instances: the model takes %d inputs; give each "
-                           "instance as an object of named inputs", sig->n_inputs);
-        err = tfs_tensor(&sig->inputs[0], inst, n, "instances", &c->req.inputs[0], d);
+            return qv_fail(d, QV_EINVAL, "%s: the model takes %d inputs; give each "
+                           "instance as an object of named inputs", ifield, sig->n_inputs);
+        err = tfs_tensor(&sig->inputs[0], inst, n, ifield, &c->req.inputs[0], d);
         c->req.n_inputs = err ? 0 : 1;
         return err;
     }
@@ -527,7 +616,7 @@ static int decode_tfs(struct infer_ctx *c, json_t *root, struct qv_diag *d)
     return err;
 }
 
-/* FP16 inputs are widened for a model that computes in FP32 or FP64 (the
+/* FP16 and BF16 inputs are widened for a model that computes in FP32 or FP64 (the
  * backends here have no half-precision kernels). */
 static int widen_half(struct infer_ctx *c, struct qv_diag *d)
 {
@@ -535,7 +624,7 @@ static int widen_half(struct infer_ctx *c, struct qv_diag *d)
 
     for (int i = 0; i < c->req.n_inputs; i++) {
         struct qv_tensor *t = &c->req.inputs[i];
-        if (t->dtype != QV_DTYPE_F16)
+        if (t->dtype != QV_DTYPE_F16 && t->dtype != QV_DTYPE_BF16)
             continue;
         for (int k = 0; k < sig->n_inputs; k++) {
             if (strcmp(sig->inputs[k].name, t->name) != 0)
@@ -543,8 +632,8 @@ static int widen_half(struct infer_ctx *c, struct qv_diag *d)
             if (sig->inputs[k].dtype == QV_DTYPE_F32 || sig->inputs[k].dtype == QV_DTYPE_F64) {
                 int err = qv_tensor_convert(t, sig->inputs[k].dtype, d);
                 if (err)
-                    return err == QV_ENOMEM ? qv_fail(d, err, "inputs[%d]: cannot widen FP16",
-                                                      i) : err;
+                    return err == QV_ENOMEM ? qv_fail(d, err, "inputs[%d]: cannot widen %s",
+                                                      i, qv_dtype_name(t->dtype)) : err;
             }
         }
     }
@@ -974,6 +1063,13 @@ static int infer(struct qv_http_req *h, bool tfs)
     c->http = h;
     c->bin = bin;
     c->wire = WIRE_KSERVE;
+    if (tfs) {
+        size_t pl = strlen(h->path);
+        if (pl > 9 && strcmp(h->path + pl - 9, ":classify") == 0)
+            c->method = TFS_CLASSIFY;
+        else if (pl > 8 && strcmp(h->path + pl - 8, ":regress") == 0)
+            c->method = TFS_REGRESS;
+    }
     c->req.done = on_done;
     c->req.ud = c;
     memset(&pick, 0, sizeof(pick));

@@ -406,7 +406,7 @@ static const char *triton_type(enum qv_dtype t)
         [QV_DTYPE_I8] = "TYPE_INT8",    [QV_DTYPE_U16] = "TYPE_UINT16",
         [QV_DTYPE_I16] = "TYPE_INT16",  [QV_DTYPE_I32] = "TYPE_INT32",
         [QV_DTYPE_I64] = "TYPE_INT64",  [QV_DTYPE_STRING] = "TYPE_STRING",
-        [QV_DTYPE_BOOL] = "TYPE_BOOL",  [QV_DTYPE_F16] = "TYPE_FP16",
+        [QV_DTYPE_BOOL] = "TYPE_BOOL",  [QV_DTYPE_F16] = "TYPE_FP16", [QV_DTYPE_BF16] = "TYPE_BF16",
         [QV_DTYPE_F64] = "TYPE_FP64",   [QV_DTYPE_U32] = "TYPE_UINT32",
         [QV_DTYPE_U64] = "TYPE_UINT64",
     };
@@ -516,7 +516,7 @@ static const char *tf_type(enum qv_dtype t)
         [QV_DTYPE_F32] = "DT_FLOAT",   [QV_DTYPE_U8] = "DT_UINT8",   [QV_DTYPE_I8] = "DT_INT8",
         [QV_DTYPE_U16] = "DT_UINT16",  [QV_DTYPE_I16] = "DT_INT16",  [QV_DTYPE_I32] = "DT_INT32",
         [QV_DTYPE_I64] = "DT_INT64",   [QV_DTYPE_STRING] = "DT_STRING",
-        [QV_DTYPE_BOOL] = "DT_BOOL",   [QV_DTYPE_F16] = "DT_HALF",   [QV_DTYPE_F64] = "DT_DOUBLE",
+        [QV_DTYPE_BOOL] = "DT_BOOL",   [QV_DTYPE_F16] = "DT_HALF", [QV_DTYPE_BF16] = "DT_BFLOAT16",   [QV_DTYPE_F64] = "DT_DOUBLE",
         [QV_DTYPE_U32] = "DT_UINT32",  [QV_DTYPE_U64] = "DT_UINT64",
     };
     return t > QV_DTYPE_UNDEF && t < QV_DTYPE_COUNT && names[t] ? names[t] : "DT_INVALID";

@@ -17,6 +17,7 @@ static const struct {
     [QV_DTYPE_I32] = {"INT32", 4},    [QV_DTYPE_I64] = {"INT64", 8},   [QV_DTYPE_STRING] = {"BYTES", 0},
     [QV_DTYPE_BOOL] = {"BOOL", 1},    [QV_DTYPE_F16] = {"FP16", 2},    [QV_DTYPE_F64] = {"FP64", 8},
     [QV_DTYPE_U32] = {"UINT32", 4},   [QV_DTYPE_U64] = {"UINT64", 8},
+    [QV_DTYPE_BF16] = {"BF16", 2},
 };
 
 size_t qv_dtype_size(enum qv_dtype t)
@@ -167,12 +168,33 @@ uint16_t qv_float_to_half(float f)
     }
 }
 
+float qv_bf16_to_float(uint16_t b)
+{
+    uint32_t bits = (uint32_t)b << 16;
+    float f;
+
+    memcpy(&f, &bits, sizeof(f));
+    return f;
+}
+
+uint16_t qv_float_to_bf16(float f)
+{
+    uint32_t bits;
+
+    memcpy(&bits, &f, sizeof(bits));
+    if ((bits & 0x7fffffffu) > 0x7f800000u) /* NaN: keep the sign, make it quiet */
+        return (uint16_t)((bits >> 16) | 0x0040u);
+    bits += 0x7fffu + ((bits >> 16) & 1u); /* round to nearest even; inf stays inf */
+    return (uint16_t)(bits >> 16);
+}
+
 double qv_tensor_get_f64(const struct qv_tensor *t, int64_t i)
 {
     switch (t->dtype) {
     case QV_DTYPE_F32: return ((const float *)t->data)[i];
     case QV_DTYPE_F64: return ((const double *)t->data)[i];
     case QV_DTYPE_F16: return qv_half_to_float(((const uint16_t *)t->data)[i]);
+    case QV_DTYPE_BF16: return qv_bf16_to_float(((const uint16_t *)t->data)[i]);
     case QV_DTYPE_I8: return ((const int8_t *)t->data)[i];
     case QV_DTYPE_U8: return ((const uint8_t *)t->data)[i];
     case QV_DTYPE_I16: return ((const int16_t *)t->data)[i];
@@ -192,6 +214,7 @@ static void set_f64(void *data, enum qv_dtype t, int64_t i, double v)
     case QV_DTYPE_F32: ((float *)data)[i] = (float)v; break;
     case QV_DTYPE_F64: ((double *)data)[i] = v; break;
     case QV_DTYPE_F16: ((uint16_t *)data)[i] = qv_float_to_half((float)v); break;
+    case QV_DTYPE_BF16: ((uint16_t *)data)[i] = qv_float_to_bf16((float)v); break;
     case QV_DTYPE_I8: ((int8_t *)data)[i] = (int8_t)v; break;
     case QV_DTYPE_U8: ((uint8_t *)data)[i] = (uint8_t)v; break;
     case QV_DTYPE_I16: ((int16_t *)data)[i] = (int16_t)v; break;

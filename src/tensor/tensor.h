@@ -32,6 +32,7 @@ enum qv_dtype {
     QV_DTYPE_F64,
     QV_DTYPE_U32,
     QV_DTYPE_U64,
+    QV_DTYPE_BF16,
     QV_DTYPE_COUNT
 };
 
@@ -73,6 +74,10 @@ double qv_tensor_get_f64(const struct qv_tensor *t, int64_t i);
 /* IEEE 754 half precision (FP16) to and from float; round to nearest even. */
 float qv_half_to_float(uint16_t h);
 uint16_t qv_float_to_half(float f);
+/* bfloat16 (BF16: float's upper 16 bits) to and from float; round to nearest
+ * even, a NaN stays a (quiet) NaN of the same sign. */
+float qv_bf16_to_float(uint16_t b);
+uint16_t qv_float_to_bf16(float f);
 /* The class that row 0 of t stands for: the argmax over the row's values, or
  * 1/0 by a threshold of 0.5 when the row is one value; -1 for an empty t. */
 int qv_tensor_class(const struct qv_tensor *t);

@@ -130,7 +130,8 @@ static int put_value(const json_t *v, enum qv_dtype dtype, void *dst, int64_t i,
                        (long long)flat);
     }
     if (json_is_string(v) &&
-        (dtype == QV_DTYPE_F32 || dtype == QV_DTYPE_F64 || dtype == QV_DTYPE_F16)) {
+        (dtype == QV_DTYPE_F32 || dtype == QV_DTYPE_F64 || dtype == QV_DTYPE_F16 ||
+         dtype == QV_DTYPE_BF16)) {
         const char *t = json_string_value(v);
         double nf = strcmp(t, "NaN") == 0         ? NAN
                     : strcmp(t, "Infinity") == 0  ? INFINITY
@@ -144,6 +145,8 @@ static int put_value(const json_t *v, enum qv_dtype dtype, void *dst, int64_t i,
             ((float *)dst)[i] = (float)nf;
         else if (dtype == QV_DTYPE_F16)
             ((uint16_t *)dst)[i] = qv_float_to_half((float)nf);
+        else if (dtype == QV_DTYPE_BF16)
+            ((uint16_t *)dst)[i] = qv_float_to_bf16((float)nf);
         else
             ((double *)dst)[i] = nf;
         return QV_OK;
@@ -160,6 +163,9 @@ static int put_value(const json_t *v, enum qv_dtype dtype, void *dst, int64_t i,
         return QV_OK;
     case QV_DTYPE_F16:
         ((uint16_t *)dst)[i] = qv_float_to_half((float)json_number_value(v));
+        return QV_OK;
+    case QV_DTYPE_BF16:
+        ((uint16_t *)dst)[i] = qv_float_to_bf16((float)json_number_value(v));
         return QV_OK;
     default:
         break;
@@ -362,6 +368,13 @@ static int put_one(const struct qv_tensor *t, int64_t i, struct qv_buf *out)
         if (!isfinite(f))
             return put_nonfinite(f, out);
         n = snprintf(num, sizeof(num), "%.5g", (double)f);
+        break;
+    }
+    case QV_DTYPE_BF16: {
+        float f = qv_bf16_to_float(((const uint16_t *)t->data)[i]);
+        if (!isfinite(f))
+            return put_nonfinite(f, out);
+        n = snprintf(num, sizeof(num), "%.4g", (double)f);
         break;
     }
     case QV_DTYPE_BOOL:

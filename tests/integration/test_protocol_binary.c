@@ -447,6 +447,49 @@ static void test_fp16_inputs(void **state)
     h_stop_ok(s); /* a clean exit: no sanitizer report, no leak */
 }
 
+/* BF16 in binary and in JSON (NaN and infinities as tokens), widened for a
+ * model that computes in FP32. */
+static void test_bf16_inputs(void **state)
+{
+    struct h_srv *s = *state;
+    /* 1, 3, -1, 0 in bfloat16. */
+    static const uint16_t bf[4] = {0x3f80, 0x4040, 0xbf80, 0x0000};
+    struct h_resp r;
+    json_t *out;
+
+    lin_model(s);
+    h_start(s, NULL);
+    r = post_bin(s,
+                 "{\"inputs\":[{\"name\":\"input__0\",\"shape\":[2,2],\"datatype\":\"BF16\","
+                 "\"parameters\":{\"binary_data_size\":8}}]}",
+                 bf, sizeof(bf));
+    if (r.status != 200)
+        fail_msg("BF16 binary: %ld %s", r.status, r.body);
+    out = json_object_get(json_array_get(json_object_get(r.json, "outputs"), 0), "data");
+    assert_true(fabs(json_number_value(json_array_get(out, 0)) - 5.0) < 1e-5);
+    assert_true(fabs(json_number_value(json_array_get(out, 1)) - 0.0) < 1e-5);
+    h_resp_free(&r);
+    /* The size is checked as 2 bytes per value. */
+    r = post_bin(s,
+                 "{\"inputs\":[{\"name\":\"input__0\",\"shape\":[2,2],\"datatype\":\"BF16\","
+                 "\"parameters\":{\"binary_data_size\":16}}]}",
+                 ROWS, sizeof(ROWS));
+    h_expect_error(&r, 400, "need 8");
+    h_resp_free(&r);
+    r = h_post(s, "/v2/models/lin/infer",
+               "{\"inputs\":[{\"name\":\"input__0\",\"shape\":[2,2],\"datatype\":\"BF16\","
+               "\"data\":[1.5,2.5,Infinity,1]}]}");
+    if (r.status != 200 || strstr(r.body, "\"data\":[5,Infinity]") == NULL)
+        fail_msg("BF16 JSON: %ld %s", r.status, r.body);
+    h_resp_free(&r);
+    r = h_post(s, "/v2/models/lin/infer",
+               "{\"inputs\":[{\"name\":\"input__0\",\"shape\":[1,2],\"datatype\":\"BF16\","
+               "\"data\":[1.5,\"x\"]}]}");
+    h_expect_error(&r, 400, "data[1]");
+    h_resp_free(&r);
+    h_stop_ok(s); /* a clean exit: no sanitizer report, no leak */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -455,6 +498,7 @@ int main(void)
         H_TEST(test_content_encoding),
         H_TEST(test_method_not_allowed),
         H_TEST(test_fp16_inputs),
+        H_TEST(test_bf16_inputs),
     };
     int rc;
 

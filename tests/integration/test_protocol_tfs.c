@@ -158,12 +158,119 @@ static void test_tfs_labels(void **state)
     h_stop_ok(s); /* a clean exit: no sanitizer report, no leak */
 }
 
+/* :classify and :regress (TF Serving's api_rest.md "Classify and Regress
+ * API"): fraud (a binary probability) gives classes "0"/"1" with scores 1-p
+ * and p; housing (regression) gives one number per row. */
+static json_t *ref_rows(const char *model, json_t **outputs)
+{
+    char path[1024];
+    json_t *root;
+
+    snprintf(path, sizeof(path), "%s/examples/models/%s/reference.json", h_env("QV_SOURCE_DIR"),
+             model);
+    root = json_load_file(path, 0, NULL);
+    assert_non_null(root);
+    *outputs = json_object_get(root, "outputs");
+    return root;
+}
+
+static char *dump_new(json_t *j)
+{
+    char *text = json_dumps(j, JSON_COMPACT);
+
+    json_decref(j);
+    return text;
+}
+
+static void test_tfs_classify_regress(void **state)
+{
+    struct h_srv *s = *state;
+    struct h_resp r;
+    json_t *ref, *outs, *want, *res, *row;
+    char *body;
+    size_t i;
+
+    h_copy_examples(s);
+    h_start(s, NULL);
+
+    ref = ref_rows("fraud", &outs);
+    want = json_object_get(outs, "1");
+    body = dump_new(json_pack("{s:O}", "instances", json_object_get(ref, "inputs")));
+    r = h_post(s, "/v1/models/fraud/versions/1:classify", body);
+    if (r.status != 200)
+        fail_msg("classify: %ld %s", r.status, r.body);
+    res = json_object_get(r.json, "results");
+    if (json_array_size(res) != json_array_size(want))
+        fail_msg("classify body: %s", r.body);
+    assert_int_equal(json_array_size(res), json_array_size(want));
+    json_array_foreach(res, i, row) {
+        double p = json_number_value(json_array_get(want, i));
+        assert_int_equal(json_array_size(row), 2);
+        assert_string_equal(json_string_value(json_array_get(json_array_get(row, 0), 0)), "0");
+        assert_string_equal(json_string_value(json_array_get(json_array_get(row, 1), 0)), "1");
+        assert_float_equal(json_number_value(json_array_get(json_array_get(row, 0), 1)), 1 - p,
+                           1e-5);
+        assert_float_equal(json_number_value(json_array_get(json_array_get(row, 1), 1)), p, 1e-5);
+    }
+    h_resp_free(&r);
+    free(body);
+    /* "examples" rows, each an object naming the input. */
+    {
+        json_t *ex = json_array(), *x;
+        json_array_foreach(json_object_get(ref, "inputs"), i, x)
+            json_array_append_new(ex, json_pack("{s:O}", "features", x));
+        body = dump_new(json_pack("{s:o}", "examples", ex));
+    }
+    r = h_post(s, "/v1/models/fraud/versions/1:classify", body);
+    if (r.status != 200)
+        fail_msg("classify examples: %ld %s", r.status, r.body);
+    assert_int_equal(json_array_size(json_object_get(r.json, "results")), json_array_size(want));
+    h_resp_free(&r);
+    free(body);
+    json_decref(ref);
+
+    ref = ref_rows("housing", &outs);
+    want = json_object_get(outs, "1");
+    body = dump_new(json_pack("{s:O}", "examples", json_object_get(ref, "inputs")));
+    r = h_post(s, "/v1/models/housing:regress", body);
+    if (r.status != 200)
+        fail_msg("regress: %ld %s", r.status, r.body);
+    res = json_object_get(r.json, "results");
+    assert_int_equal(json_array_size(res), json_array_size(want));
+    json_array_foreach(res, i, row)
+        assert_float_equal(json_number_value(row), json_number_value(json_array_get(want, i)),
+                           1e-3);
+    h_resp_free(&r);
+    free(body);
+    json_decref(ref);
+
+    /* Bad requests: each named, the server keeps serving. */
+    r = h_post(s, "/v1/models/housing:regress", "{\"rows\": [[1]]}");
+    h_expect_error(&r, 400, "examples");
+    h_resp_free(&r);
+    r = h_post(s, "/v1/models/housing:regress", "{\"examples\": [[1, 2]]}");
+    h_expect_error(&r, 400, "examples");
+    h_resp_free(&r);
+    r = h_post(s, "/v1/models/nope:classify", "{\"examples\": [[1]]}");
+    h_expect_error(&r, 404, "nope");
+    h_resp_free(&r);
+    r = h_post(s, "/v1/models/housing:regress",
+               "{\"signature_name\": \"x\", \"examples\": [[1, 2, 3, 4, 5, 6, 7, 8]]}");
+    h_expect_error(&r, 400, "signature_name");
+    h_resp_free(&r);
+    r = h_get(s, "/v2/health/live");
+    assert_int_equal(r.status, 200);
+    h_resp_free(&r);
+    h_stop_ok(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         H_TEST(test_tfs_metadata_and_signature),
         H_TEST(test_nonfinite_values),
         H_TEST(test_tfs_labels),
+        H_TEST(test_tfs_classify_regress),
     };
     int rc;
 
