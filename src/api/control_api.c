@@ -323,8 +323,12 @@ int qv__on_rollout_post(struct qv_http_req *r)
     free(body);
     if (err)
         return err;
+    /* The rollout runs: it is answered 201 even when the status cannot be
+     * echoed (then the body is empty). */
     r->status = 201;
-    return put_text(r, json);
+    if (put_text(r, json) != QV_OK)
+        r->resp.len = 0;
+    return QV_OK;
 }
 
 /* DELETE /v2/models/{m}/rollout: abort; traffic stays on stable. */

@@ -158,10 +158,13 @@ int qv__on_route_put(struct qv_http_req *r)
     now = current_route(r, r->params[0]);
     pthread_mutex_unlock(&change_mu);
     qv__api_audit(r, r->params[0], "route.put", old, now);
-    err = now ? qv_buf_append(&r->resp, now, strlen(now)) : QV_OK;
+    /* The change is saved and in force: it is answered 200 even when the
+     * document cannot be echoed (then the body is empty). */
+    if (now != NULL && qv_buf_append(&r->resp, now, strlen(now)) != QV_OK)
+        r->resp.len = 0;
     free(old);
     free(now);
-    return err;
+    return QV_OK;
 }
 
 /* DELETE /v2/models/{m}/route: back to the default (highest READY). */

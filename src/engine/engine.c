@@ -48,7 +48,8 @@ qv_version *qv__version_new(qv_engine *e, const char *model, int64_t number)
     v->number = number;
     pthread_cond_init(&v->batch_cond, NULL);
     pthread_mutex_init(&v->inline_mu, NULL);
-    v->stats = qv_monitor_version(e->mon, model, number);
+    v->mon = e->mon;
+    v->stats = qv_monitor_hold(e->mon, model, number);
     return v;
 }
 
@@ -68,6 +69,7 @@ void qv__version_unref(qv_version *v)
     if (atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) != 1)
         return;
     qv__backend_states_free(v);
+    qv_monitor_release(v->mon, v->stats);
     pthread_cond_destroy(&v->batch_cond);
     pthread_mutex_destroy(&v->inline_mu);
     free(v);

@@ -61,6 +61,7 @@ struct qv_version {
     _Atomic uint64_t memory;        /* written by the control side, read by info */
     _Atomic uint64_t loaded_at_ms;
     qv_vstats *stats;
+    qv_monitor *mon; /* holds stats (qv_monitor_hold); released with the version */
     _Atomic uint64_t last_used_ns;
     _Atomic uint64_t batches;   /* backend calls, for sampling their CPU time */
 

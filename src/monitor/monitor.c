@@ -8,9 +8,10 @@
  * shard (a thread picks a shard once, round robin, so up to
  * QV_MONITOR_SHARDS threads never share a cache line); readers sum the
  * shards. Every counter only grows, so each one read later is never smaller.
- * Registry changes (new versions, pairs) take the monitor's mutex; nothing is
- * freed before qv_monitor_destroy, which is what lets the data plane keep raw
- * pointers.
+ * Registry changes (new versions, pairs) take the monitor's mutex. A version
+ * record is freed when it is forgotten and no longer held (the engine holds
+ * each version's record for the version's life, list readers for their
+ * walk), which is what lets the data plane keep raw pointers.
  */
 #include "monitor_int.h"
 
@@ -161,6 +162,10 @@ struct qv_vstats {
     uint64_t created_ns;
 
     atomic_bool gone; /* forgotten: not exported */
+    /* Holders (qv_monitor_hold, and readers working on a list copy); a
+     * forgotten record is freed when the last one releases it. Guarded by
+     * the monitor's mu. */
+    unsigned holds;
     atomic_bool off;  /* recording switched off (qv_monitor_set_recording) */
 
     qv_mutex ring_mu; /* guards fine and coarse */
@@ -614,6 +619,31 @@ static void vstats_free(qv_vstats *s)
     free(s);
 }
 
+/* Frees the record at pos if it is forgotten and nobody holds it. */
+static void drop_if_unused(qv_monitor *m, size_t pos) QV_REQUIRES(m->mu)
+{
+    qv_vstats *s = m->versions[pos];
+
+    if (s->holds > 0 || !atomic_load_explicit(&s->gone, memory_order_relaxed))
+        return;
+    memmove(&m->versions[pos], &m->versions[pos + 1],
+            (m->nversions - pos - 1) * sizeof(*m->versions));
+    m->nversions--;
+    vstats_free(s);
+}
+
+/* Releases one hold on s (found by its key: the record is alive while held). */
+static void release_locked(qv_monitor *m, qv_vstats *s) QV_REQUIRES(m->mu)
+{
+    bool found;
+    size_t pos = version_pos(m, s->model, s->version, &found);
+
+    if (!found || m->versions[pos] != s || s->holds == 0)
+        return;
+    s->holds--;
+    drop_if_unused(m, pos);
+}
+
 int qv_monitor_create(qv_monitor **out)
 {
     qv_monitor *m = qv_xcalloc(1, sizeof(*m));
@@ -648,18 +678,24 @@ void qv_monitor_set_recording(qv_monitor *m, bool on)
     qv_mutex_unlock(&m->mu);
 }
 
-qv_vstats *qv_monitor_version(qv_monitor *m, const char *model, int64_t version)
+static qv_vstats *version_get(qv_monitor *m, const char *model, int64_t version, bool hold)
 {
     qv_vstats *s, *fresh = NULL;
     bool found;
     size_t pos;
 
     /* Look first; allocate outside the lock only when the version is new. */
-    s = qv_monitor_find(m, model, version);
-    if (s != NULL) {
+    qv_mutex_lock(&m->mu);
+    pos = version_pos(m, model, version, &found);
+    if (found) {
+        s = m->versions[pos];
         atomic_store_explicit(&s->gone, false, memory_order_relaxed);
+        if (hold)
+            s->holds++;
+        qv_mutex_unlock(&m->mu);
         return s;
     }
+    qv_mutex_unlock(&m->mu);
     fresh = vstats_new(model, version);
     atomic_store_explicit(&fresh->off, atomic_load(&m->off), memory_order_relaxed);
 
@@ -680,11 +716,42 @@ qv_vstats *qv_monitor_version(qv_monitor *m, const char *model, int64_t version)
         fresh = NULL;
     }
     atomic_store_explicit(&s->gone, false, memory_order_relaxed);
+    if (hold)
+        s->holds++;
     qv_mutex_unlock(&m->mu);
 
     if (fresh != NULL)
         vstats_free(fresh);
     return s;
+}
+
+qv_vstats *qv_monitor_version(qv_monitor *m, const char *model, int64_t version)
+{
+    return version_get(m, model, version, false);
+}
+
+qv_vstats *qv_monitor_hold(qv_monitor *m, const char *model, int64_t version)
+{
+    return version_get(m, model, version, true);
+}
+
+void qv_monitor_release(qv_monitor *m, qv_vstats *s)
+{
+    if (s == NULL)
+        return;
+    qv_mutex_lock(&m->mu);
+    release_locked(m, s);
+    qv_mutex_unlock(&m->mu);
+}
+
+size_t qv_monitor_records(qv_monitor *m)
+{
+    size_t n;
+
+    qv_mutex_lock(&m->mu);
+    n = m->nversions;
+    qv_mutex_unlock(&m->mu);
+    return n;
 }
 
 qv_vstats *qv_monitor_find(qv_monitor *m, const char *model, int64_t version)
@@ -725,10 +792,10 @@ int qv_monitor_each(qv_monitor *m, void (*fn)(void *ud, const char *model, int64
 
     if (err)
         return err;
-    /* The pointers stay valid until qv_monitor_destroy; model and version are immutable. */
+    /* The list holds each record until unlisted; model and version are immutable. */
     for (size_t i = 0; i < n; i++)
         fn(ud, v[i]->model, v[i]->version);
-    free(v);
+    qv__monitor_unlist_versions(m, v, n);
     return QV_OK;
 }
 
@@ -739,8 +806,10 @@ void qv_monitor_forget(qv_monitor *m, const char *model, int64_t version)
 
     qv_mutex_lock(&m->mu);
     pos = version_pos(m, model, version, &found);
-    if (found)
+    if (found) {
         atomic_store_explicit(&m->versions[pos]->gone, true, memory_order_relaxed);
+        drop_if_unused(m, pos);
+    }
     for (size_t i = 0; i < m->npairs; i++) {
         qv_pairstats *p = m->pairs[i];
 
@@ -918,8 +987,10 @@ int qv__monitor_list_versions(qv_monitor *m, qv_vstats ***out, size_t *n)
         qv_mutex_lock(&m->mu);
         if (m->nversions <= cap) {
             for (size_t i = 0; i < m->nversions; i++)
-                if (!atomic_load_explicit(&m->versions[i]->gone, memory_order_relaxed))
+                if (!atomic_load_explicit(&m->versions[i]->gone, memory_order_relaxed)) {
+                    m->versions[i]->holds++;
                     v[k++] = m->versions[i];
+                }
             qv_mutex_unlock(&m->mu);
             *out = v;
             *n = k;
@@ -932,6 +1003,15 @@ int qv__monitor_list_versions(qv_monitor *m, qv_vstats ***out, size_t *n)
         if (v == NULL)
             return QV_ENOMEM;
     }
+}
+
+void qv__monitor_unlist_versions(qv_monitor *m, qv_vstats **v, size_t n)
+{
+    qv_mutex_lock(&m->mu);
+    for (size_t i = 0; i < n; i++)
+        release_locked(m, v[i]);
+    qv_mutex_unlock(&m->mu);
+    free(v);
 }
 
 int qv__monitor_list_pairs(qv_monitor *m, qv_pairstats ***out, size_t *n)
@@ -1005,7 +1085,7 @@ void qv_monitor_tick_at(qv_monitor *m, uint64_t now_ns)
     }
     for (size_t i = 0; i < n; i++)
         vstats_tick(v[i], now_ns);
-    free(v);
+    qv__monitor_unlist_versions(m, v, n);
 }
 
 void qv_monitor_tick(qv_monitor *m)

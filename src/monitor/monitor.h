@@ -111,11 +111,22 @@ int qv_monitor_create(qv_monitor **out);
 void qv_monitor_destroy(qv_monitor *m);
 
 /* Returns the stats of (model, version), creating them on first use; never
- * NULL. A version that was forgotten is exported again, its counters intact.
- * The pointer is valid until qv_monitor_destroy. Takes the monitor's lock:
- * call it when a version is loaded, not per request. model is copied.
+ * NULL. A version that was forgotten (and is still held) is exported again,
+ * its counters intact. The pointer is valid until the version is forgotten
+ * while nobody holds it (then its record is freed): a holder that records
+ * for the version's whole life uses qv_monitor_hold. Takes the monitor's
+ * lock: call it when a version is loaded, not per request. model is copied.
  * Any thread (control plane). */
 qv_vstats *qv_monitor_version(qv_monitor *m, const char *model, int64_t version);
+/* Like qv_monitor_version, and holds the record: it stays valid (and may
+ * record) until the matching qv_monitor_release, forgotten or not. */
+qv_vstats *qv_monitor_hold(qv_monitor *m, const char *model, int64_t version);
+/* Gives back one hold; a forgotten record is freed with its last hold. NULL
+ * is a no-op. Any thread. */
+void qv_monitor_release(qv_monitor *m, qv_vstats *s);
+/* Number of version records the monitor keeps (exported, or forgotten and
+ * still held). Any thread. */
+size_t qv_monitor_records(qv_monitor *m);
 /* Switches the hot-path recording of every version (present and future) on
  * or off; off exists to measure what the metrics themselves cost
  * (`quiver serve --no-metrics`). Set it before traffic starts. Any thread. */
@@ -124,8 +135,9 @@ void qv_monitor_set_recording(qv_monitor *m, bool on);
  * lock. Any thread. */
 qv_vstats *qv_monitor_find(qv_monitor *m, const char *model, int64_t version);
 /* Marks a version gone: it is no longer exported, listed in Prometheus text
- * or ticked. Pointers stay valid and may still record. Unknown versions are
- * ignored. Any thread (control plane). */
+ * or ticked. Its record is freed now if nobody holds it, else with the last
+ * qv_monitor_release (held pointers stay valid and may still record).
+ * Unknown versions are ignored. Any thread (control plane). */
 void qv_monitor_forget(qv_monitor *m, const char *model, int64_t version);
 /* Calls fn for every exported (not forgotten) version, sorted by model then
  * version, without holding the monitor's lock (fn may call qv_monitor_forget

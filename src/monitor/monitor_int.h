@@ -90,8 +90,11 @@ int qv__monitor_lat_bucket(uint64_t ns);
 int qv__monitor_batch_bucket(uint32_t n);
 
 /* Pointer copies of the exported versions and pairs, sorted, for a reader
- * that must not hold the lock while it works. Caller frees *out. QV_ENOMEM. */
+ * that must not hold the lock while it works. Each listed version is held
+ * (a forget meanwhile does not free it): the caller gives the list back with
+ * qv__monitor_unlist_versions; *out of the pairs it frees. QV_ENOMEM. */
 int qv__monitor_list_versions(qv_monitor *m, qv_vstats ***out, size_t *n);
+void qv__monitor_unlist_versions(qv_monitor *m, qv_vstats **v, size_t n);
 int qv__monitor_list_pairs(qv_monitor *m, qv_pairstats ***out, size_t *n);
 
 /* Read-only views for the renderer. */

@@ -455,6 +455,6 @@ out:
     free(reads);
     free(snaps);
     free(pairs);
-    free(versions);
+    qv__monitor_unlist_versions(m, versions, nversions);
     return err;
 }

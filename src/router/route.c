@@ -790,9 +790,19 @@ int qv_route_to_json(const qv_route *rt, char **json)
         err |= add(root, "bandit", o);
     }
     if (err == 0) {
+        json_t *back;
+
         *json = json_dumps(root, JSON_PRESERVE_ORDER | JSON_COMPACT | JSON_REAL_PRECISION(12));
-        if (*json == NULL)
+        /* jansson's encoder can leave a key out when it runs out of memory and
+         * still return text: the text is what gets saved, so it must read back
+         * as the same document. */
+        back = *json ? json_loads(*json, 0, NULL) : NULL;
+        if (back == NULL || !json_equal(back, root)) {
+            free(*json);
+            *json = NULL;
             err = QV_ENOMEM;
+        }
+        json_decref(back);
     } else {
         err = QV_ENOMEM;
     }

@@ -551,8 +551,8 @@ static void test_resume(void **state)
     /* Restart: a new router and controller on the same store; the monitor starts afresh too. */
     qv_control_destroy(f->ctl);
     qv_router_destroy(f->router);
-    qv_monitor_destroy(f->mon);
     qv_engine_destroy(f->engine);
+    qv_monitor_destroy(f->mon);
     {
         struct qv_engine_config ec;
         struct qv_diag d = {{0}};

@@ -215,7 +215,7 @@ static void test_tick_windows(void **state)
 
     (void)state;
     assert_int_equal(qv_monitor_create(&m), 0);
-    s = qv_monitor_version(m, "fraud", 1);
+    s = qv_monitor_hold(m, "fraud", 1); /* recorded into after the forget below */
     qv_vstats_snapshot(s, &sn);
     t0 = sn.created_ns;
 
@@ -447,7 +447,7 @@ static int extra_lines(struct qv_buf *out)
 static void fill(qv_monitor *m)
 {
     qv_vstats *a = qv_monitor_version(m, "fraud", 1);
-    qv_vstats *b = qv_monitor_version(m, "fraud", 2);
+    qv_vstats *b = qv_monitor_hold(m, "fraud", 2); /* held, as a loaded version is */
 
     for (int i = 0; i < 7; i++)
         qv_vstats_request(a, QV_OUTCOME_OK, 100000, 1 * MS, 2 * MS);
@@ -643,6 +643,107 @@ static void test_refusals_and_forget(void **state)
     qv_monitor_destroy(m);
 }
 
+/* ---- Forgotten versions free their records ---- */
+
+struct late_recorder {
+    qv_vstats *s;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    bool go;
+};
+
+static void *late_record(void *arg)
+{
+    struct late_recorder *r = arg;
+
+    pthread_mutex_lock(&r->mu);
+    while (!r->go)
+        pthread_cond_wait(&r->cond, &r->mu);
+    pthread_mutex_unlock(&r->mu);
+    /* The version was forgotten meanwhile: a request finishing late still records. */
+    for (int i = 0; i < 1000; i++)
+        qv_vstats_request(r->s, QV_OUTCOME_OK, 0, 0, 1 * MS);
+    return NULL;
+}
+
+static void test_forget_frees_records(void **state)
+{
+    qv_monitor *m = NULL;
+    size_t base;
+    qv_vstats **list = NULL;
+    size_t n = 0;
+
+    (void)state;
+    assert_int_equal(qv_monitor_create(&m), 0);
+    (void)qv_monitor_version(m, "stay", 1);
+    base = qv_monitor_records(m);
+    assert_int_equal(base, 1);
+
+    /* Unheld: freed by the forget itself. */
+    for (int64_t v = 1; v <= 100; v++) {
+        qv_vstats_request(qv_monitor_version(m, "deploy", v), QV_OUTCOME_OK, 0, 0, 1 * MS);
+        qv_monitor_forget(m, "deploy", v);
+    }
+    assert_int_equal(qv_monitor_records(m), base);
+
+    /* Held: kept (and recordable) past the forget, freed with the last hold. */
+    for (int64_t v = 1; v <= 100; v++) {
+        struct late_recorder r = {.go = false};
+        pthread_t t;
+
+        r.s = qv_monitor_hold(m, "deploy", v);
+        pthread_mutex_init(&r.mu, NULL);
+        pthread_cond_init(&r.cond, NULL);
+        assert_int_equal(pthread_create(&t, NULL, late_record, &r), 0);
+        qv_monitor_forget(m, "deploy", v);
+        assert_int_equal(qv_monitor_records(m), base + 1);
+        pthread_mutex_lock(&r.mu);
+        r.go = true;
+        pthread_cond_signal(&r.cond);
+        pthread_mutex_unlock(&r.mu);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        qv_monitor_release(m, r.s);
+        assert_int_equal(qv_monitor_records(m), base);
+        pthread_cond_destroy(&r.cond);
+        pthread_mutex_destroy(&r.mu);
+    }
+
+    /* Two holds: the first release keeps it. A held version forgotten and
+     * asked for again is exported again with its counters. */
+    {
+        qv_vstats *a = qv_monitor_hold(m, "deploy", 7);
+        qv_vstats *b = qv_monitor_hold(m, "deploy", 7);
+        struct qv_vstats_snap snap;
+
+        assert_ptr_equal(a, b);
+        qv_vstats_request(a, QV_OUTCOME_OK, 0, 0, 1 * MS);
+        qv_monitor_forget(m, "deploy", 7);
+        qv_monitor_release(m, a);
+        assert_int_equal(qv_monitor_records(m), base + 1);
+        assert_ptr_equal(qv_monitor_version(m, "deploy", 7), b);
+        qv_vstats_snapshot(b, &snap);
+        assert_int_equal(snap.outcomes[QV_OUTCOME_OK], 1);
+        qv_monitor_forget(m, "deploy", 7);
+        qv_monitor_release(m, b);
+        assert_int_equal(qv_monitor_records(m), base);
+    }
+
+    /* A reader walking a list copy holds its entries across a forget. */
+    (void)qv_monitor_version(m, "deploy", 8);
+    assert_int_equal(qv__monitor_list_versions(m, &list, &n), 0);
+    assert_int_equal(n, 2);
+    qv_monitor_forget(m, "deploy", 8);
+    assert_int_equal(qv_monitor_records(m), base + 1);
+    for (size_t i = 0; i < n; i++)
+        qv_vstats_request(list[i], QV_OUTCOME_OK, 0, 0, 1 * MS);
+    qv__monitor_unlist_versions(m, list, n);
+    assert_int_equal(qv_monitor_records(m), base);
+
+    /* Release of NULL is a no-op. */
+    qv_monitor_release(m, NULL);
+    qv_monitor_destroy(m);
+}
+
 /* docs/metrics.md documents every family of the table. */
 static void test_docs_cover_table(void **state)
 {
@@ -712,6 +813,7 @@ int main(void)
         cmocka_unit_test(test_label_escaping),
         cmocka_unit_test(test_docs_cover_table),
         cmocka_unit_test(test_refusals_and_forget),
+        cmocka_unit_test(test_forget_frees_records),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
