@@ -258,7 +258,9 @@ async function main() {
         if ((await row.getAttribute('data-state')) !== e.state) return false;
         if (!(await row.textContent()).includes(e.state)) return false;
       }
-      return true;
+      // Labels come from the route, read once the token is in: wait for them too.
+      const v1 = await page.locator('#models-table tr[data-model="fraud"][data-version="1"]').textContent();
+      return /stable/.test(v1);
     }, 20_000);
     const fraudV1 = await page.locator('#models-table tr[data-model="fraud"][data-version="1"]').textContent();
     assert(/xgboost/.test(fraudV1) && /stable/.test(fraudV1), 'fraud v1 row lacks backend or label: ' + fraudV1);
