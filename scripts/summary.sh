@@ -14,7 +14,8 @@ for dir in "$@"; do
   p=$(grep -c '^Test Passed\.' "$log" || true)
   f=$(grep -cE '^Test (Failed|Timeout)' "$log" || true)
   pass=$((pass + p)); fail=$((fail + f))
-  if [ -f "$dir/Testing/Temporary/LastTestsFailed.log" ]; then
+  # ctest leaves an older run's list of failures behind when a run has none.
+  if [ "$f" -gt 0 ] && [ -f "$dir/Testing/Temporary/LastTestsFailed.log" ]; then
     sed "s|^|summary: $dir: failed: |" "$dir/Testing/Temporary/LastTestsFailed.log" >&2
   fi
 done
