@@ -217,7 +217,7 @@ static void test_triton_config_names(void **state)
     } bad[] = {
         {"b_io_key", "\"input\": [{\"name\": \"input__0\", \"data_type\": \"TYPE_FP32\", "
                      "\"dims\": [2], \"format\": \"FORMAT_NHWC\"}]", "input[0].format"},
-        {"b_type", "\"input\": [{\"name\": \"input__0\", \"data_type\": \"TYPE_STRING\", "
+        {"b_type", "\"input\": [{\"name\": \"input__0\", \"data_type\": \"TYPE_BF16\", "
                    "\"dims\": [2]}]", "input[0].data_type"},
         {"b_both", "\"input\": [{\"name\": \"input__0\", \"datatype\": \"FP32\", "
                    "\"data_type\": \"TYPE_FP32\", \"shape\": [-1, 2]}]", "not both"},
