@@ -396,6 +396,7 @@ int qv_engine_model_info(qv_engine *e, const char *model, struct qv_model_info *
     snprintf(info->name, sizeof(info->name), "%s", m->name);
     snprintf(info->backend, sizeof(info->backend), "%s", m->backend);
     snprintf(info->problem, sizeof(info->problem), "%s", m->problem);
+    info->unloaded_by_request = m->explicit_unload;
     info->sig = m->cfg.declared;
     info->max_batch_size = m->cfg.max_batch_size;
     info->latency_slo_ms = m->cfg.latency_slo_ms;
