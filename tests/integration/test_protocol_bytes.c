@@ -342,6 +342,54 @@ static void test_bytes_config(void **state)
     h_stop_ok(s);
 }
 
+/* The shapes the peers' clients put on the wire, as their sources build
+ * them (checked by hand against those clients; their code stays theirs):
+ * - KServe's SDK (python/kserve/kserve/protocol/infer_type.py,
+ *   InferRequest.to_rest): top-level "id" (a UUID) and "model_name" beside
+ *   "inputs", binary inputs by default (set_data_from_numpy(binary_data=True)),
+ *   no outputs named; InferResponse.from_bytes then needs "model_name",
+ *   "outputs" and reads "id". inference_client.py's is_model_ready takes
+ *   200 as ready and a 4xx as not.
+ * - tritonclient.http (src/python/library/tritonclient/http/_utils.py,
+ *   _get_inference_request; utils/__init__.py serialize_byte_tensor): BYTES
+ *   inputs serialized as length-prefixed elements, outputs with
+ *   parameters.binary_data true. */
+static void test_peer_client_shapes(void **state)
+{
+    struct h_srv *s = *state;
+    static const char *const el[2] = {"hello", "\xff\xfe"};
+    static const size_t len[2] = {5, 2};
+    char raw[64], json[768];
+    size_t n = ser(raw, el, len, 2);
+    struct h_resp r;
+    json_t *out;
+
+    echo_model(s);
+    h_start(s, NULL);
+    snprintf(json, sizeof(json),
+             "{\"id\":\"5f0c2b8e-6d3a-4c1e-9d7a-0b1e2c3d4e5f\",\"model_name\":\"echo\","
+             "\"inputs\":[{\"name\":\"input__0\",\"shape\":[2,1],\"datatype\":\"BYTES\","
+             "\"parameters\":{\"binary_data_size\":%zu}}]}", n);
+    r = post_bin(s, json, raw, n);
+    if (r.status != 200 || r.json == NULL)
+        fail_msg("KServe SDK shape: %ld %s", r.status, r.body);
+    assert_string_equal(h_jstr(r.json, "model_name"), "echo");
+    assert_string_equal(h_jstr(r.json, "id"), "5f0c2b8e-6d3a-4c1e-9d7a-0b1e2c3d4e5f");
+    out = json_array_get(json_object_get(r.json, "outputs"), 0);
+    assert_string_equal(h_jstr(out, "datatype"), "BYTES");
+    assert_int_equal(json_array_size(json_object_get(out, "shape")), 2);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(out, "data"), 0)),
+                        "hello");
+    h_resp_free(&r);
+    r = h_get(s, "/v2/models/echo/ready");
+    assert_int_equal(r.status, 200);
+    h_resp_free(&r);
+    r = h_get(s, "/v2/models/no-such-model/ready");
+    assert_true(r.status >= 400 && r.status < 500);
+    h_resp_free(&r);
+    h_stop_ok(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -349,6 +397,7 @@ int main(void)
         H_TEST(test_bytes_binary),
         H_TEST(test_bytes_tfs),
         H_TEST(test_bytes_config),
+        H_TEST(test_peer_client_shapes),
     };
     int rc;
 
