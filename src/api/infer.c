@@ -520,6 +520,9 @@ static int decode_tfs(struct infer_ctx *c, json_t *root, struct qv_diag *d)
             return qv_fail(d, QV_EINVAL, "%s: takes a model with one input and one output; "
                            "this model has %d inputs and %d outputs (use :predict)", m,
                            sig->n_inputs, sig->n_outputs);
+        if (o->dtype == QV_DTYPE_BYTES)
+            return qv_fail(d, QV_EINVAL, "%s: output \"%s\" is BYTES, not scores (use :predict)",
+                           m, o->name);
         for (int k = 1; k < o->ndim; k++)
             per = o->shape[k] < 0 ? -1 : (per < 0 ? -1 : per * o->shape[k]);
         if (c->method == TFS_REGRESS && per > 1)

@@ -274,6 +274,10 @@ static void test_bytes_tfs(void **state)
     r = h_post(s, "/v1/models/echo:predict", "{\"instances\":[[{\"b64\":\"YQ==\",\"x\":1}]]}");
     h_expect_error(&r, 400, "input__0");
     h_resp_free(&r);
+    /* :classify reads scores: a BYTES output is none. */
+    r = h_post(s, "/v1/models/echo:classify", "{\"examples\":[[\"a\"]]}");
+    h_expect_error(&r, 400, "output__0");
+    h_resp_free(&r);
     expect_serving(s);
     h_stop_ok(s);
 }
