@@ -20,15 +20,15 @@ int qv__on_live(struct qv_http_req *r)
     return qv_buf_append(&r->resp, "{\"live\":true}", 13);
 }
 
-/* Whether model 'mi' is one the repository asks for (not unloaded through
- * the API, and a version that is not UNLOADED or a config problem), and if
- * so whether it serves. */
+/* Whether model 'mi' is one the repository asks for (see asked_for; and a
+ * version that is not UNLOADED, or a config problem), and if so whether it
+ * serves. */
 static bool model_wanted(const struct qv_model_info *mi, bool *ready, const char **state,
                          const char **reason)
 {
     bool wanted = mi->n_versions == 0 && mi->problem[0];
 
-    if (mi->unloaded_by_request)
+    if (!mi->asked_for)
         return false;
     *ready = false;
     *state = "UNAVAILABLE";

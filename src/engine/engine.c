@@ -396,7 +396,7 @@ int qv_engine_model_info(qv_engine *e, const char *model, struct qv_model_info *
     snprintf(info->name, sizeof(info->name), "%s", m->name);
     snprintf(info->backend, sizeof(info->backend), "%s", m->backend);
     snprintf(info->problem, sizeof(info->problem), "%s", m->problem);
-    info->unloaded_by_request = m->explicit_unload;
+    info->asked_for = !m->explicit_unload && !e->cfg.explicit_mode;
     info->sig = m->cfg.declared;
     info->max_batch_size = m->cfg.max_batch_size;
     info->latency_slo_ms = m->cfg.latency_slo_ms;
@@ -412,6 +412,12 @@ int qv_engine_model_info(qv_engine *e, const char *model, struct qv_model_info *
         vi->loaded_at_ms = atomic_load(&v->loaded_at_ms);
         vi->memory_bytes = atomic_load(&v->memory);
         vi->inflight = atomic_load(&v->requests);
+        /* Explicit model control: a version loaded, loading, or whose load
+         * through the API failed, and not unloaded since. */
+        if (!m->explicit_unload && !v->explicit_unload &&
+            (v->explicit_load || v->failed || vi->state == QV_STATE_LOADING ||
+             vi->state == QV_STATE_READY || vi->state == QV_STATE_DRAINING))
+            info->asked_for = true;
         if (vi->state == QV_STATE_READY)
             best = i;
     }

@@ -167,7 +167,10 @@ struct qv_model_info {
     char name[QV_MODEL_NAME_MAX];
     char backend[32];
     char problem[256];       /* config error, "" if none */
-    bool unloaded_by_request; /* unloaded through the API (not asked for until loaded again) */
+    /* The repository asks for it: not unloaded through the API, and (in
+     * explicit model control) a version loaded, loading, or whose load
+     * through the API failed. */
+    bool asked_for;
     struct qv_signature sig; /* of the default version, else as declared */
     int max_batch_size;
     double latency_slo_ms;

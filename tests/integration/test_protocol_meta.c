@@ -338,6 +338,46 @@ static void test_strict_readiness(void **state)
     h_stop_ok(s);
 }
 
+/* Explicit model control: the repository asks for what was loaded through
+ * the API, nothing else (Triton's strict readiness counts those models). */
+static void test_strict_readiness_explicit(void **state)
+{
+    struct h_srv *s = *state;
+    struct h_resp r;
+
+    h_test_model(s, "good", "");
+    h_test_version(s, "good", 1, "{\"features\": 2}");
+    h_test_model(s, "bad", "");
+    h_test_version(s, "bad", 1, "{\"fail_load\": \"weights are corrupt\"}");
+    h_mkdir("%s/badcfg/1", s->repo);
+    h_writef("{\"backend\": \"test\", \"bogus\": 1}\n", "%s/badcfg/config.json", s->repo);
+    h_writef("{\"features\": 2}\n", "%s/badcfg/1/model.test", s->repo);
+    h_start(s, "--model-control", "explicit", NULL);
+    r = h_get(s, "/v2/health/ready");
+    if (r.status != 200)
+        fail_msg("explicit, nothing loaded: %ld %s", r.status, r.body);
+    h_resp_free(&r);
+    r = h_post(s, "/v2/repository/models/good/load", "");
+    assert_int_equal(r.status, 200);
+    h_resp_free(&r);
+    r = h_post(s, "/v2/repository/models/bad/load", "");
+    assert_true(r.status >= 400);
+    h_resp_free(&r);
+    r = h_get(s, "/v2/health/ready");
+    if (r.status != 503 || strstr(r.body, "\"bad\"") == NULL || strstr(r.body, "badcfg") != NULL ||
+        strstr(r.body, "\"good\"") != NULL)
+        fail_msg("explicit, a load failed: %ld %s", r.status, r.body);
+    h_resp_free(&r);
+    r = h_post(s, "/v2/repository/models/bad/unload", "");
+    assert_int_equal(r.status, 200);
+    h_resp_free(&r);
+    r = h_get(s, "/v2/health/ready");
+    if (r.status != 200)
+        fail_msg("explicit, the failed model unloaded: %ld %s", r.status, r.body);
+    h_resp_free(&r);
+    h_stop_ok(s);
+}
+
 static void test_strict_readiness_flag(void **state)
 {
     struct h_srv *s = *state;
@@ -356,6 +396,7 @@ int main(void)
         H_TEST(test_model_config_and_repository),
         H_TEST(test_triton_config_names),
         H_TEST(test_strict_readiness),
+        H_TEST(test_strict_readiness_explicit),
         H_TEST(test_strict_readiness_flag),
     };
     int rc;
