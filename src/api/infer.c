@@ -776,8 +776,12 @@ static void finish_compare(struct compare_group *g)
     }
     h->resp.len = 0;
     if (n == 0) {
-        h->diag = g->members[0]->req.diag;
-        err = g->members[0]->req.status ? g->members[0]->req.status : QV_EBACKEND;
+        const struct qv_infer_req *q0 = &g->members[0]->req;
+        h->diag = q0->diag;
+        err = q0->status ? q0->status : QV_EBACKEND;
+        if (q0->status == QV_OK && q0->n_outputs > 0 && q0->outputs[0].dtype == QV_DTYPE_BYTES)
+            err = qv_fail(&h->diag, QV_EINVAL, "compare: output \"%s\" is BYTES; the compare "
+                          "policy combines numeric outputs", q0->outputs[0].name);
         goto out;
     }
     combined = malloc(sizeof(float) * (rows * cols + 1));

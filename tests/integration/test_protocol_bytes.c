@@ -249,7 +249,15 @@ static void test_bytes_tfs(void **state)
     struct h_resp r;
 
     echo_model(s);
+    /* An output named *_bytes is always base64 (TF Serving's rule for binary outputs). */
+    h_test_model(s, "named", "\"outputs\": [{\"name\": \"out_bytes\", \"datatype\": \"BYTES\", "
+                             "\"shape\": [-1, -1]}]");
+    h_test_version(s, "named", 1, "{\"features\": -1, \"echo\": \"BYTES\"}");
     h_start(s, NULL);
+    r = h_post(s, "/v1/models/named:predict", "{\"instances\":[[\"text\"]]}");
+    if (r.status != 200 || strstr(r.body, "{\"predictions\":[[{\"b64\":\"dGV4dA==\"}]]}") == NULL)
+        fail_msg("TFS *_bytes output: %ld %s", r.status, r.body);
+    h_resp_free(&r);
     /* Row format with {"b64": ...} (api_rest.md): a binary string comes back
      * as {"b64": ...}, a UTF-8 one as a string. "AP8B" is 00 ff 01. */
     r = h_post(s, "/v1/models/echo:predict",
@@ -279,6 +287,49 @@ static void test_bytes_tfs(void **state)
     h_expect_error(&r, 400, "output__0");
     h_resp_free(&r);
     expect_serving(s);
+    h_stop_ok(s);
+}
+
+/* Shadow copies and the compare policy copy and compare BYTES tensors too:
+ * a shadow is served as usual, a compare route says it needs numbers. */
+static void test_bytes_routes(void **state)
+{
+    struct h_srv *s = *state;
+    struct h_resp r;
+    static const char *const req =
+        "{\"inputs\":[{\"name\":\"input__0\",\"shape\":[1,2],\"datatype\":\"BYTES\","
+        "\"data\":[\"x\",\"yz\"]}]}";
+
+    h_test_model(s, "echo", "\"version_policy\": {\"all\": {}}");
+    h_test_version(s, "echo", 1, "{\"features\": -1, \"echo\": \"BYTES\"}");
+    h_test_version(s, "echo", 2, "{\"features\": -1, \"echo\": \"BYTES\"}");
+    h_start(s, NULL);
+    h_wait_state(s, "echo", 2, "READY");
+    r = h_req(s, "PUT", "/v2/models/echo/route",
+              "{\"policy\": \"weighted\", \"weights\": {\"1\": 100}, "
+              "\"shadow\": [{\"target\": \"2\", \"percent\": 100}]}");
+    if (r.status != 200)
+        fail_msg("shadow route: %ld %s", r.status, r.body);
+    h_resp_free(&r);
+    for (int i = 0; i < 5; i++) {
+        r = h_post(s, "/v2/models/echo/infer", req);
+        if (r.status != 200 || strstr(r.body, "[\"x\",\"yz\"]") == NULL)
+            fail_msg("with a shadow: %ld %s", r.status, r.body);
+        h_resp_free(&r);
+    }
+    r = h_req(s, "PUT", "/v2/models/echo/route",
+              "{\"policy\": \"compare\", \"compare\": {\"targets\": [\"1\", \"2\"], "
+              "\"select\": \"first\"}}");
+    if (r.status != 200)
+        fail_msg("compare route: %ld %s", r.status, r.body);
+    h_resp_free(&r);
+    r = h_post(s, "/v2/models/echo/infer", req);
+    h_expect_error(&r, 400, "BYTES");
+    h_resp_free(&r);
+    /* A version named in the URL bypasses the route. */
+    r = h_post(s, "/v2/models/echo/versions/2/infer", req);
+    assert_int_equal(r.status, 200);
+    h_resp_free(&r);
     h_stop_ok(s);
 }
 
@@ -401,6 +452,7 @@ int main(void)
         H_TEST(test_bytes_binary),
         H_TEST(test_bytes_tfs),
         H_TEST(test_bytes_config),
+        H_TEST(test_bytes_routes),
         H_TEST(test_peer_client_shapes),
     };
     int rc;
