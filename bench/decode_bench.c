@@ -183,7 +183,8 @@ int main(int argc, char **argv)
     qsort(tb, (size_t)runs, sizeof(*tb), cmp_u64);
     printf("DECODE shape=%s json_bytes=%zu bin_bytes=%zu json_p50_us=%.1f bin_p50_us=%.1f "
            "ratio=%.1f\n", shp, js.len, bin_len, (double)tj[runs / 2] / 1e3,
-           (double)tb[runs / 2] / 1e3, (double)tj[runs / 2] / (double)(tb[runs / 2] ? tb[runs / 2] : 1));
+           (double)tb[runs / 2] / 1e3,
+           (double)tj[runs / 2] / (double)(tb[runs / 2] ? tb[runs / 2] : 1));
     qv_buf_free(&js);
     qv_buf_free(&hb);
     free(bin_body);

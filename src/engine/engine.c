@@ -339,15 +339,17 @@ int qv_engine_prepare(const qv_version *v, struct qv_infer_req *r, struct qv_dia
             if (t->dtype == QV_DTYPE_BYTES) {
                 /* Serialized elements: every length prefix lies within nbytes. */
                 char what[QV_NAME_MAX + 32];
+                int e;
                 snprintf(what, sizeof(what), "inputs[%d] (\"%s\")", found, want->name);
-                int e = t->data == NULL && t->nbytes > 0
-                            ? qv_fail(d, QV_EINVAL, "%s: no data", what)
-                            : qv_bytes_check(t->data, t->nbytes, numel, what, d);
+                e = t->data == NULL && t->nbytes > 0
+                        ? qv_fail(d, QV_EINVAL, "%s: no data", what)
+                        : qv_bytes_check(t->data, t->nbytes, numel, what, d);
                 if (e)
                     return e;
-            } else if (numel < 0 || qv_dtype_size(t->dtype) == 0 || (t->data == NULL && numel > 0) ||
-                (uint64_t)numel > SIZE_MAX / qv_dtype_size(t->dtype) ||
-                t->nbytes != (size_t)numel * qv_dtype_size(t->dtype))
+            } else if (numel < 0 || qv_dtype_size(t->dtype) == 0 ||
+                       (t->data == NULL && numel > 0) ||
+                       (uint64_t)numel > SIZE_MAX / qv_dtype_size(t->dtype) ||
+                       t->nbytes != (size_t)numel * qv_dtype_size(t->dtype))
                 return qv_fail(d, QV_EINVAL, "inputs[%d]: input \"%s\" holds %zu bytes, its "
                                "shape and datatype need another size", found, want->name,
                                t->nbytes);

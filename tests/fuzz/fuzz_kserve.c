@@ -32,7 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     s = fz_server_get();
     if (size >= 5 && memcmp(data, "BIN:", 4) == 0) {
-        const uint8_t *nl = memchr(data + 4, '\n', size - 4 < sizeof(hval) ? size - 4 : sizeof(hval));
+        size_t scan = size - 4 < sizeof(hval) ? size - 4 : sizeof(hval);
+        const uint8_t *nl = memchr(data + 4, '\n', scan);
         if (nl != NULL) {
             size_t n = (size_t)(nl - data) - 4;
             memcpy(hval, data + 4, n);

@@ -171,7 +171,8 @@ static void test_bytes_helpers(void **state)
     assert_int_equal(c.nbytes, t.nbytes);
     assert_memory_equal(c.data, t.data, t.nbytes);
     assert_int_equal(qv_tensor_to_json(&c, &b), QV_OK);
-    assert_non_null(strstr(b.data, "\"datatype\":\"BYTES\",\"shape\":[1,3],\"data\":[\"ab\",\"\",\"xyz\"]"));
+    assert_non_null(strstr(b.data, "\"datatype\":\"BYTES\",\"shape\":[1,3],"
+                                   "\"data\":[\"ab\",\"\",\"xyz\"]"));
     qv_buf_free(&b);
     qv_tensor_fini(&c);
     qv_tensor_fini(&t);
