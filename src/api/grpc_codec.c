@@ -487,7 +487,7 @@ int qv__grpc_request(enum qv_grpc_rpc rpc, const uint8_t *msg, size_t len,
     }
     case QV_GRPC_REPOSITORY_INDEX: {
         const Inference__RepositoryIndexRequest *q = (const void *)m;
-        out->method = "POST";
+        /* GET (a read token may list), with the body POST would carry. */
         snprintf(out->path, sizeof(out->path), "/v2/repository/index");
         err = qv_buf_printf(&out->body, "{\"ready\":%s}", q->ready ? "true" : "false");
         break;
