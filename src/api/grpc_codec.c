@@ -260,7 +260,7 @@ static int input_bytes(const Inference__ModelInferRequest *m, size_t i, struct i
 static int put_input_bytes(struct qv_buf *b, const Inference__InferTensorContents *c,
                            const struct in_bytes *ib)
 {
-    size_t at = b->len, n;
+    size_t n;
     int err;
 
     if (ib->raw)
@@ -289,7 +289,7 @@ static int put_input_bytes(struct qv_buf *b, const Inference__InferTensorContent
     default: break;
     }
     /* Narrower types and BOOL: one element at a time. */
-    err = qv_buf_append(b, NULL, 0);
+    err = QV_OK;
     for (size_t k = 0; k < n && !err; k++) {
         uint8_t v[2];
         size_t sz = qv_dtype_size(ib->dt);
@@ -300,7 +300,6 @@ static int put_input_bytes(struct qv_buf *b, const Inference__InferTensorContent
         v[1] = (uint8_t)(x >> 8);
         err = qv_buf_append(b, v, sz);
     }
-    (void)at;
     return err;
 }
 

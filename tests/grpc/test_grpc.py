@@ -28,6 +28,7 @@ import grpc
 SRC, BIN = sys.argv[1], sys.argv[2]
 TMP = tempfile.mkdtemp(prefix="qv-grpc-")
 failures = []
+servers = []  # killed at exit if a check raised before stopping them
 
 
 def check(cond, what):
@@ -59,6 +60,7 @@ class Server:
                 os.makedirs(os.path.join(repo, model, str(v)))
                 with open(os.path.join(repo, model, str(v), "model.test"), "w") as f:
                     json.dump(artifact, f)
+        servers.append(self)
         self.log = open(os.path.join(self.dir, "log"), "w")
         hport, gport = os.path.join(self.dir, "hport"), os.path.join(self.dir, "gport")
         self.proc = subprocess.Popen(
@@ -498,6 +500,10 @@ try:
     main_server()
     token_server()
 finally:
+    for srv in servers:
+        if srv.proc.poll() is None:
+            srv.proc.kill()
+            srv.proc.wait()
     shutil.rmtree(TMP, ignore_errors=True)
 if failures:
     print(f"{len(failures)} check(s) failed", file=sys.stderr)
