@@ -3,6 +3,7 @@
 # theirs or a slow suite kept out of CI.
 JOBS ?= $(shell nproc)
 PORT ?= 8000
+GRPC_PORT ?= 8001
 HOST ?= 127.0.0.1
 REPO ?= examples/models
 DATA ?= data
@@ -78,7 +79,8 @@ cluster: build
 
 # Installs, builds, and serves the example repository on $(HOST):$(PORT).
 run: deps build
-	./build/quiver serve --repo $(REPO) --data $(DATA) --host $(HOST) --port $(PORT)
+	./build/quiver serve --repo $(REPO) --data $(DATA) --host $(HOST) --port $(PORT) \
+	    --grpc-port $(GRPC_PORT)
 
 # Installs, builds (plain, ASan+UBSan, TSan) and runs every suite: all of them
 # in the plain and ASan builds (the fault suite and the fuzz corpus replays

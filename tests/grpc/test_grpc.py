@@ -402,7 +402,21 @@ def main_server():
         by_param[u] = {st.ModelInfer(req).model_version for _ in range(3)}
         check(len(by_param[u]) == 1, f"sticky by parameter: user-{u} keeps one version")
     check(set().union(*by_param.values()) == {"1", "2"}, "sticky by parameter: both versions")
+    code, body = s.rest("PUT", "/v2/models/lin/route",
+                        {"policy": "compare", "compare": {"targets": ["1", "2"], "select": "first"}})
+    check(code == 200, f"PUT compare route: {code} {body}")
+    r = st.ModelInfer(infer_req(id="cmp"))
+    cmp = json.loads(r.parameters["compare"].string_param) if "compare" in r.parameters else {}
+    check(cmp.get("select") == "first" and cmp.get("versions") == ["1", "2"] and
+          r.model_version == "1" and values(r) == [5.0, 0.0] and r.id == "cmp",
+          f"compare through gRPC: the first target answers, the summary in parameters ({r})")
     s.rest("DELETE", "/v2/models/lin/route")
+    # Feedback finds a request made over gRPC by its id.
+    st.ModelInfer(infer_req(id="fb-grpc-1"))
+    code, body = s.rest("POST", "/v2/models/lin/feedback", {"id": "fb-grpc-1", "label": 1})
+    check(code == 200, f"feedback on a gRPC request's id: {code} {body}")
+    code, body = s.rest("POST", "/v2/models/lin/feedback", {"id": "never-sent", "label": 1})
+    check(code != 200, f"feedback on an unknown id is refused ({code})")
 
     # 64 calls at once on one channel.
     futs = [st.ModelInfer.future(infer_req(version="1", id=f"c{i}", rows=((i, i),)))
