@@ -8,10 +8,10 @@
  * and the answer is sent from that worker (the core allows a batch from any
  * thread). No completion-queue thread waits for an inference.
  *
- * A call holds two references: one for the batch that answers it, one for
- * RECV_CLOSE_ON_SERVER (which also tells that the client went away). The
- * thread that dispatches holds a third while it looks at the call. The last
- * one frees it. Only this file sees <grpc/...>.
+ * A call holds one reference for the batch that answers it (which also waits
+ * for the call's end, RECV_CLOSE_ON_SERVER: three completion-queue events a
+ * call in all); the thread that dispatches holds a second while it looks at
+ * the call. The last one frees it. Only this file sees <grpc/...>.
  */
 #include "grpc_int.h"
 #include "access_log.h"
@@ -34,9 +34,9 @@
 
 #define GRPC_MAX_THREADS 16
 #define GRPC_CALLS_ARMED 32     /* grpc_server_request_call outstanding */
-#define GRPC_MAX_METADATA 32    /* request metadata entries kept for header() */
+#define GRPC_MAX_HEADERS 8      /* metadata values header() hands out per call */
 
-enum tag_kind { TAG_NEW, TAG_RECV, TAG_SEND, TAG_CLOSE, TAG_SHUTDOWN };
+enum tag_kind { TAG_NEW, TAG_RECV, TAG_SEND, TAG_SHUTDOWN };
 
 struct gcall;
 struct tag {
@@ -55,12 +55,12 @@ struct gcall {
     grpc_slice status_msg;
     bool has_status_msg;
     int cancelled;
-    struct tag t_new, t_recv, t_send, t_close;
+    struct tag t_new, t_recv, t_send;
     _Atomic int refs;
     enum qv_grpc_rpc rpc;
     struct qv_grpc_rest rest;
-    int n_md;
-    char *md_key[GRPC_MAX_METADATA], *md_val[GRPC_MAX_METADATA];
+    int n_hdr;
+    char *hdr[GRPC_MAX_HEADERS];     /* header()'s answers, NUL-terminated copies */
     uint64_t t0;
     bool pended;
 };
@@ -97,10 +97,8 @@ static void call_free(struct gcall *c)
         grpc_byte_buffer_destroy(c->send);
     if (c->has_status_msg)
         grpc_slice_unref(c->status_msg);
-    for (int i = 0; i < c->n_md; i++) {
-        free(c->md_key[i]);
-        free(c->md_val[i]);
-    }
+    for (int i = 0; i < c->n_hdr; i++)
+        free(c->hdr[i]);
     qv__grpc_rest_fini(&c->rest);
     qv_buf_free(&c->r.resp);
     free(c);
@@ -128,9 +126,22 @@ static const char *get_header(struct qv_http_req *r, const char *name)
         return c->rpc == QV_GRPC_MODEL_INFER ? c->rest.json_len_text : NULL;
     if (strcasecmp(name, "Content-Encoding") == 0)
         return NULL; /* gRPC's own compression is undone by the core */
-    for (int i = 0; i < c->n_md; i++)
-        if (strcasecmp(c->md_key[i], name) == 0)
-            return c->md_val[i];
+    /* Metadata is read where the core left it, on demand (routes and the token
+     * check ask for one or two keys); a value is copied to end it with NUL. */
+    for (size_t i = 0; i < c->md.count; i++) {
+        const grpc_metadata *m = &c->md.metadata[i];
+        size_t kl = GRPC_SLICE_LENGTH(m->key), vl = GRPC_SLICE_LENGTH(m->value);
+        char *v;
+        if (kl != strlen(name) ||
+            strncasecmp((const char *)GRPC_SLICE_START_PTR(m->key), name, kl) != 0)
+            continue;
+        if (c->n_hdr >= GRPC_MAX_HEADERS || (v = malloc(vl + 1)) == NULL)
+            return NULL;
+        memcpy(v, GRPC_SLICE_START_PTR(m->value), vl);
+        v[vl] = '\0';
+        c->hdr[c->n_hdr++] = v;
+        return v;
+    }
     return NULL;
 }
 
@@ -154,10 +165,12 @@ static void on_body_done(struct qv_http_req *r)
 /* ---- Answers ---- */
 
 /* Starts the batch that answers the call: metadata, the message (bb, may be
- * NULL) and the status. Takes over the answer's reference. */
+ * NULL) and the status, and waits for the call's end (the client may have
+ * gone: the batch then fails, and the call is freed all the same). Takes
+ * over the answer's reference. */
 static void send_answer(struct gcall *c, int code, const char *msg, grpc_byte_buffer *bb)
 {
-    grpc_op ops[3];
+    grpc_op ops[4];
     int n = 0;
 
     memset(ops, 0, sizeof(ops));
@@ -177,6 +190,8 @@ static void send_answer(struct gcall *c, int code, const char *msg, grpc_byte_bu
     ops[n].data.send_status_from_server.status = (grpc_status_code)code;
     ops[n++].data.send_status_from_server.status_details = c->has_status_msg ? &c->status_msg
                                                                              : NULL;
+    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
     if (grpc_call_start_batch(c->call, ops, (size_t)n, &c->t_send, NULL) != GRPC_CALL_OK)
         call_put(c);
 }
@@ -211,27 +226,7 @@ static void on_complete(struct qv_http_req *r)
 
 /* ---- The call's steps ---- */
 
-static void copy_metadata(struct gcall *c)
-{
-    for (size_t i = 0; i < c->md.count && c->n_md < GRPC_MAX_METADATA; i++) {
-        const grpc_metadata *m = &c->md.metadata[i];
-        size_t kl = GRPC_SLICE_LENGTH(m->key), vl = GRPC_SLICE_LENGTH(m->value);
-        char *k = malloc(kl + 1), *v = malloc(vl + 1);
-        if (k == NULL || v == NULL) {
-            free(k);
-            free(v);
-            return;
-        }
-        memcpy(k, GRPC_SLICE_START_PTR(m->key), kl);
-        k[kl] = '\0';
-        memcpy(v, GRPC_SLICE_START_PTR(m->value), vl);
-        v[vl] = '\0';
-        c->md_key[c->n_md] = k;
-        c->md_val[c->n_md++] = v;
-    }
-}
-
-/* A call arrived: wait for its message and for its end. */
+/* A call arrived: wait for its message. */
 static void on_new(struct gcall *c, bool ok)
 {
     struct qv_grpc *g = c->g;
@@ -245,12 +240,7 @@ static void on_new(struct gcall *c, bool ok)
     if (!atomic_load(&g->stopping))
         arm(g);
     c->t0 = qv_now_ns();
-    atomic_init(&c->refs, 2);
-    memset(&op, 0, sizeof(op));
-    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-    op.data.recv_close_on_server.cancelled = &c->cancelled;
-    if (grpc_call_start_batch(c->call, &op, 1, &c->t_close, NULL) != GRPC_CALL_OK)
-        atomic_fetch_sub(&c->refs, 1);
+    atomic_init(&c->refs, 1);
     memset(&op, 0, sizeof(op));
     op.op = GRPC_OP_RECV_MESSAGE;
     op.data.recv_message.recv_message = &c->recv;
@@ -297,7 +287,6 @@ static void on_recv(struct gcall *c, bool ok)
         send_answer(c, code == QV_GRPC_OK ? QV_GRPC_INTERNAL : code, d.msg, NULL);
         return;
     }
-    copy_metadata(c);
     c->r.api = g->api;
     c->r.deps = &g->api->deps;
     c->r.method = c->rest.method;
@@ -335,7 +324,6 @@ static void *cq_thread(void *arg)
         case TAG_NEW: on_new(t->c, ev.success != 0); break;
         case TAG_RECV: on_recv(t->c, ev.success != 0); break;
         case TAG_SEND: call_put(t->c); break;
-        case TAG_CLOSE: call_put(t->c); break;
         case TAG_SHUTDOWN:
             pthread_mutex_lock(&g->mu);
             g->shutdown_done = true;
@@ -359,7 +347,6 @@ static void arm(struct qv_grpc *g)
     c->t_new = (struct tag){TAG_NEW, c};
     c->t_recv = (struct tag){TAG_RECV, c};
     c->t_send = (struct tag){TAG_SEND, c};
-    c->t_close = (struct tag){TAG_CLOSE, c};
     grpc_call_details_init(&c->details);
     grpc_metadata_array_init(&c->md);
     if (grpc_server_request_call(g->server, &c->call, &c->details, &c->md, g->cq, g->cq,
