@@ -363,6 +363,12 @@ ROW_HOOKS=(measure_raw rows_xgboost rows_onnx_serving rows_shadow rows_metrics_c
 ROW_HOOKS+=(rows_forest)
 # ---- end compiled forest ----
 
+# ---- binary tensor data extension (bench/rows_binary.sh): ResNet-18, decode, fraud ----
+# shellcheck source=bench/rows_binary.sh
+. bench/rows_binary.sh
+ROW_HOOKS+=(rows_binary)
+# ---- end binary tensor data extension ----
+
 if [ -n "${BENCH_ONLY:-}" ]; then read -r -a ROW_HOOKS <<<"$BENCH_ONLY"; fi
 
 # ---------------------------------------------------------------------------------------------

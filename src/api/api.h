@@ -34,6 +34,10 @@ struct qv_api_config {
      * their own, so that a flood on the main port cannot queue in front of them. */
     bool admin;
     int admin_port;
+    /* /v2/health/ready is 200 while serving, whether or not the models are
+     * READY (--strict-readiness=false); by default it also needs every
+     * model the repository asks for to have a READY version. */
+    bool lax_readiness;
 };
 
 /* What the handlers use. Borrowed: everything outlives the server. */

@@ -91,6 +91,28 @@ int qv__bin_input(const json_t *obj, const char *field, struct qv_bin *bin, stru
                        "%s.parameters.binary_data_size: input \"%s\" is binary but the request "
                        "has no " QV_BIN_HEADER " header", field, name);
     numel = qv_shape_numel(dims, ndim);
+    if (dt == QV_DTYPE_BYTES) {
+        /* Serialized elements: the part must lie in the body, then every
+         * length prefix is walked within it before anything is copied. */
+        char what[QV_NAME_MAX + 48];
+        if ((uint64_t)n > bin->len - bin->pos)
+            return qv_fail(d, QV_EINVAL,
+                           "%s.parameters.binary_data_size: input \"%s\" needs %lld bytes but "
+                           "only %zu are left in the body", field, name, (long long)n,
+                           bin->len - bin->pos);
+        snprintf(what, sizeof(what), "%s (input \"%s\")", field, name);
+        err = qv_bytes_check(bin->data + bin->pos, (size_t)n, numel, what, d);
+        if (err)
+            return err;
+        err = qv_tensor_alloc_bytes(t, name, ndim, dims, (size_t)n - (size_t)numel * 4);
+        if (err)
+            return qv_fail(d, err, "%s: cannot allocate input \"%s\"", field, name);
+        if (n > 0)
+            memcpy(t->data, bin->data + bin->pos, (size_t)n);
+        bin->pos += (size_t)n;
+        *used = true;
+        return QV_OK;
+    }
     if ((uint64_t)n != (uint64_t)numel * qv_dtype_size(dt))
         return qv_fail(d, QV_EINVAL,
                        "%s.parameters.binary_data_size: input \"%s\" declares %lld bytes but its "

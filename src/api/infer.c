@@ -103,10 +103,7 @@ static void pair_put(struct shadow_pair *p)
 /* Deep copy of a tensor; false when out of memory. */
 static bool tensor_copy(struct qv_tensor *dst, const struct qv_tensor *src)
 {
-    if (qv_tensor_alloc(dst, src->name, src->dtype, src->ndim, src->shape) != QV_OK)
-        return false;
-    memcpy(dst->data, src->data, src->nbytes);
-    return true;
+    return qv_tensor_copy(dst, src) == QV_OK;
 }
 
 /* Background lane: a shadow copy finished. Its result never reaches the client. */
@@ -195,17 +192,7 @@ static int encode_kserve(struct infer_ctx *c, struct qv_buf *b)
 
 static int encode_whole(const struct qv_tensor *t, struct qv_buf *b)
 {
-    int err;
-
-    if (t->ndim == 0)
-        return qv_tensor_row_to_json(t, 0, b);
-    err = qv_buf_append(b, "[", 1);
-    for (int64_t r = 0; r < t->shape[0] && !err; r++) {
-        if (r)
-            err = qv_buf_append(b, ",", 1);
-        err = err ? err : qv_tensor_row_to_json(t, r, b);
-    }
-    return err ? err : qv_buf_append(b, "]", 1);
+    return qv_tensor_nested_to_json(t, b);
 }
 
 static int put_score(struct qv_buf *b, double v)
@@ -268,6 +255,7 @@ static int encode_tfs_method(struct infer_ctx *c, struct qv_buf *b)
 static int encode_tfs(struct infer_ctx *c, struct qv_buf *b)
 {
     const struct qv_infer_req *q = &c->req;
+    size_t cursor[QV_MAX_IO] = {0}; /* where each output's next row starts (BYTES) */
     int err;
 
     if (c->method != TFS_PREDICT)
@@ -292,7 +280,7 @@ static int encode_tfs(struct infer_ctx *c, struct qv_buf *b)
     for (int64_t r = 0; r < q->rows && !err; r++) {
         err = r ? qv_buf_append(b, ",", 1) : 0;
         if (q->n_outputs == 1) {
-            err = err ? err : qv_tensor_row_to_json(&q->outputs[0], r, b);
+            err = err ? err : qv_tensor_row_to_json_at(&q->outputs[0], r, &cursor[0], b);
             continue;
         }
         err = err ? err : qv_buf_append(b, "{", 1);
@@ -300,7 +288,7 @@ static int encode_tfs(struct infer_ctx *c, struct qv_buf *b)
             err = i ? qv_buf_append(b, ",", 1) : 0;
             err = err ? err : qv__api_json_string(b, q->outputs[i].name);
             err = err ? err : qv_buf_append(b, ":", 1);
-            err = err ? err : qv_tensor_row_to_json(&q->outputs[i], r, b);
+            err = err ? err : qv_tensor_row_to_json_at(&q->outputs[i], r, &cursor[i], b);
         }
         err = err ? err : qv_buf_append(b, "}", 1);
     }
@@ -503,6 +491,8 @@ static int tfs_tensor(const struct qv_tensor_desc *desc, json_t *vals, int64_t n
     err = qv_tensor_json_check(vals, desc->ndim, shape, field, desc->name, d);
     if (err)
         return err;
+    if (desc->dtype == QV_DTYPE_BYTES) /* strings, or {"b64": ...} (api_rest.md) */
+        return qv_tensor_bytes_from_json(vals, field, desc->name, desc->ndim, shape, true, t, d);
     err = qv_tensor_alloc(t, desc->name, desc->dtype, desc->ndim, shape);
     if (err)
         return qv_fail(d, err, "%s: cannot allocate input \"%s\"", field, desc->name);
@@ -530,6 +520,9 @@ static int decode_tfs(struct infer_ctx *c, json_t *root, struct qv_diag *d)
             return qv_fail(d, QV_EINVAL, "%s: takes a model with one input and one output; "
                            "this model has %d inputs and %d outputs (use :predict)", m,
                            sig->n_inputs, sig->n_outputs);
+        if (o->dtype == QV_DTYPE_BYTES)
+            return qv_fail(d, QV_EINVAL, "%s: output \"%s\" is BYTES, not scores (use :predict)",
+                           m, o->name);
         for (int k = 1; k < o->ndim; k++)
             per = o->shape[k] < 0 ? -1 : (per < 0 ? -1 : per * o->shape[k]);
         if (c->method == TFS_REGRESS && per > 1)
@@ -561,7 +554,10 @@ static int decode_tfs(struct infer_ctx *c, json_t *root, struct qv_diag *d)
         int64_t n = (int64_t)json_array_size(inst);
         if (!json_is_array(inst) || n == 0)
             return qv_fail(d, QV_EINVAL, "%s: expected a non-empty array", ifield);
-        if (json_is_object(json_array_get(inst, 0))) {
+        json_t *first = json_array_get(inst, 0);
+        /* {"b64": "..."} is a value (a BYTES input's row), not named inputs. */
+        if (json_is_object(first) &&
+            !(json_object_size(first) == 1 && json_is_string(json_object_get(first, "b64")))) {
             for (int i = 0; i < sig->n_inputs; i++) {
                 json_t *vals = json_array();
                 size_t k;

@@ -20,13 +20,73 @@ int qv__on_live(struct qv_http_req *r)
     return qv_buf_append(&r->resp, "{\"live\":true}", 13);
 }
 
+/* Whether model 'mi' is one the repository asks for (not unloaded through
+ * the API, and a version that is not UNLOADED or a config problem), and if
+ * so whether it serves. */
+static bool model_wanted(const struct qv_model_info *mi, bool *ready, const char **state,
+                         const char **reason)
+{
+    bool wanted = mi->n_versions == 0 && mi->problem[0];
+
+    if (mi->unloaded_by_request)
+        return false;
+    *ready = false;
+    *state = "UNAVAILABLE";
+    *reason = mi->problem[0] ? mi->problem : "";
+    for (int j = 0; j < mi->n_versions; j++) {
+        const struct qv_version_info *vi = &mi->versions[j];
+        if (vi->state == QV_STATE_UNLOADED)
+            continue;
+        wanted = true;
+        if (vi->state == QV_STATE_READY)
+            *ready = true;
+        if (vi->state == QV_STATE_LOADING)
+            *state = "LOADING";
+        if (!**reason && vi->reason[0])
+            *reason = vi->reason;
+    }
+    return wanted;
+}
+
+/* GET /v2/health/ready. Strict (the default, as Triton): 200 only when every
+ * model the repository asks for has a READY version; otherwise 503 naming
+ * each model that does not, with its state (LOADING while a version still
+ * loads, else UNAVAILABLE) and why. */
 int qv__on_ready(struct qv_http_req *r)
 {
-    bool ready = !qv__api_shutting_down(r->api);
+    char (*names)[QV_MODEL_NAME_MAX] = NULL;
+    int n = 0, k = 0, err;
 
-    r->status = ready ? 200 : 503;
-    return ready ? qv_buf_append(&r->resp, "{\"ready\":true}", 14)
-                 : qv_buf_append(&r->resp, "{\"ready\":false}", 15);
+    if (qv__api_shutting_down(r->api)) {
+        r->status = 503;
+        return qv_buf_printf(&r->resp, "{\"ready\":false,\"reason\":\"shutting down\"}");
+    }
+    if ((r->api && r->api->cfg.lax_readiness) || r->deps == NULL || r->deps->engine == NULL) {
+        r->status = 200;
+        return qv_buf_append(&r->resp, "{\"ready\":true}", 14);
+    }
+    qv_engine_model_names(r->deps->engine, &names, &n);
+    err = qv_buf_append(&r->resp, "{\"ready\":", 9);
+    for (int i = 0; i < n && !err; i++) {
+        struct qv_model_info mi;
+        const char *state, *reason;
+        bool ready;
+        if (qv_engine_model_info(r->deps->engine, names[i], &mi) != QV_OK)
+            continue;
+        if (model_wanted(&mi, &ready, &state, &reason) && !ready) {
+            err = k++ ? qv_buf_append(&r->resp, ",", 1)
+                      : qv_buf_printf(&r->resp, "false,\"not_ready\":[");
+            err = err ? err : qv_buf_printf(&r->resp, "{\"name\":");
+            err = err ? err : qv__api_json_string(&r->resp, mi.name);
+            err = err ? err : qv_buf_printf(&r->resp, ",\"state\":\"%s\",\"reason\":", state);
+            err = err ? err : qv__api_json_string(&r->resp, reason);
+            err = err ? err : qv_buf_append(&r->resp, "}", 1);
+        }
+        qv_model_info_free(&mi);
+    }
+    free(names);
+    r->status = k ? 503 : 200;
+    return err ? err : k ? qv_buf_append(&r->resp, "]}", 2) : qv_buf_append(&r->resp, "true}", 5);
 }
 
 int qv__on_server_meta(struct qv_http_req *r)

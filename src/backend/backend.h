@@ -15,6 +15,7 @@ struct qv_backend;
 
 enum {
     QV_BACKEND_REENTRANT = 1u << 0, /* infer() may run concurrently on one state */
+    QV_BACKEND_BYTES = 1u << 1,     /* takes BYTES (serialized string) inputs */
 };
 
 /* Inputs and outputs of a loaded model, as the metadata endpoint shows them. */

@@ -15,6 +15,10 @@
  * "slow_delay_us" instead of "delay_us" (a version that gets slow).
  *
  * "features": -1 takes rows of any width (input shape [-1,-1]).
+ *
+ * With "echo": "<datatype>" (a KServe name: "BYTES", "INT32", ...) the
+ * model is the identity on one input of that datatype, shape [-1,features]:
+ * output__0 is input__0, same datatype, shape and bytes.
  */
 #include "backend_impl.h"
 
@@ -32,6 +36,7 @@ struct test_model {
     int64_t features;
     double scale, bias, fail_rate;
     bool linear;
+    enum qv_dtype echo; /* QV_DTYPE_UNDEF: the sigmoid model */
     uint64_t delay_us;
     uint64_t slow_after, slow_delay_us;
     size_t memory;
@@ -91,6 +96,16 @@ static int test_load(const char *path, const struct qv_backend_params *p, void *
     m->bias = json_number_value(json_object_get(root, "bias"));
     m->fail_rate = json_number_value(json_object_get(root, "fail_rate"));
     m->linear = json_is_true(json_object_get(root, "linear"));
+    v = json_object_get(root, "echo");
+    if (v != NULL) {
+        m->echo = json_is_string(v) ? qv_dtype_from_name(json_string_value(v)) : QV_DTYPE_UNDEF;
+        if (m->echo == QV_DTYPE_UNDEF) {
+            json_decref(root);
+            free(m);
+            return qv_fail(d, QV_EINVAL, "%s: echo: expected a datatype name (\"BYTES\", "
+                           "\"FP32\", ...)", path);
+        }
+    }
     m->delay_us = (uint64_t)json_integer_value(json_object_get(root, "delay_us"));
     m->memory = (size_t)json_integer_value(json_object_get(root, "memory_bytes"));
     v = json_object_get(root, "slow_after");
@@ -117,15 +132,16 @@ static int test_describe(const void *state, struct qv_signature *sig)
 
     sig->n_inputs = 1;
     snprintf(sig->inputs[0].name, QV_NAME_MAX, "input__0");
-    sig->inputs[0].dtype = QV_DTYPE_F32;
+    sig->inputs[0].dtype = m->echo ? m->echo : QV_DTYPE_F32;
     sig->inputs[0].ndim = 2;
     sig->inputs[0].shape[0] = -1;
     sig->inputs[0].shape[1] = m->features;
     sig->n_outputs = 1;
     snprintf(sig->outputs[0].name, QV_NAME_MAX, "output__0");
-    sig->outputs[0].dtype = QV_DTYPE_F32;
-    sig->outputs[0].ndim = 1;
+    sig->outputs[0].dtype = sig->inputs[0].dtype;
+    sig->outputs[0].ndim = m->echo ? 2 : 1;
     sig->outputs[0].shape[0] = -1;
+    sig->outputs[0].shape[1] = m->features;
     return QV_OK;
 }
 
@@ -137,6 +153,18 @@ static int test_infer(void *state, const struct qv_tensor *in, int n_in, struct 
     int64_t rows, width = n_in == 1 && in[0].ndim == 2 ? in[0].shape[1] : 0;
     int err;
 
+    if (m->echo) {
+        if (n_in != 1 || in[0].dtype != m->echo)
+            return qv_fail(d, QV_EINVAL, "expected one %s input", qv_dtype_name(m->echo));
+        if (m->delay_us)
+            sleep_us(m->delay_us);
+        err = qv_tensor_copy(&out[0], &in[0]);
+        if (err)
+            return qv_fail(d, err, "cannot allocate the output");
+        snprintf(out[0].name, sizeof(out[0].name), "output__0");
+        *n_out = 1;
+        return QV_OK;
+    }
     if (n_in != 1 || in[0].dtype != QV_DTYPE_F32 || in[0].ndim != 2 || width < 1 ||
         (m->features > 0 && width != m->features))
         return qv_fail(d, QV_EINVAL, "expected one FP32 input of shape [-1,%lld]",
@@ -178,7 +206,7 @@ static const char *const test_exts[] = {".test", NULL};
 const struct qv_backend qv_backend_test = {
     .name = "test",
     .file_exts = test_exts,
-    .flags = QV_BACKEND_REENTRANT,
+    .flags = QV_BACKEND_REENTRANT | QV_BACKEND_BYTES,
     .load = test_load,
     .unload = test_unload,
     .describe = test_describe,

@@ -41,6 +41,7 @@ struct serve_opts {
     int drain_ms, max_conns, max_conns_ip, header_timeout_ms, body_timeout_ms, idle_timeout_s;
     long long max_body, memory_budget, body_budget, decode_budget, max_request_memory;
     bool watch, explicit_mode, no_metrics, protect_inference, test_backend;
+    bool lax_readiness;
 };
 
 /* In two literals: one would pass the 4095 characters C11 guarantees. */
@@ -90,6 +91,9 @@ static const char usage_tail[] =
     "  --no-watch              do not use inotify; rely on polling\n"
     "  --model-control MODE    poll (load what the policies select; default) or explicit\n"
     "                          (load only on POST /v2/repository/.../load)\n"
+    "  --strict-readiness BOOL true (default): /v2/health/ready is 200 only when every\n"
+    "                          model the repository asks for has a READY version;\n"
+    "                          false: 200 whenever the server is serving\n"
     "  --tokens FILE           require bearer tokens on management endpoints\n"
     "                          (lines: name token admin|read)\n"
     "  --tokens-protect-inference  with --tokens, inference and metadata need a token too\n"
@@ -187,6 +191,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
         {"grpc-port", required_argument, 0, 0x110},
         {"grpc-port-file", required_argument, 0, 0x111},
         {"grpc-max-message-bytes", required_argument, 0, 0x112},
+        {"strict-readiness", required_argument, 0, 0x1a0},
         {0, 0, 0, 0},
     };
     int ch;
@@ -344,6 +349,14 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
                 return -1;
             }
             o->explicit_mode = strcmp(optarg, "explicit") == 0;
+            break;
+        case 0x1a0:
+            if (strcmp(optarg, "true") != 0 && strcmp(optarg, "false") != 0) {
+                fprintf(stderr, "quiver serve: --strict-readiness: expected true or false, "
+                                "got \"%s\"\n", optarg);
+                return -1;
+            }
+            o->lax_readiness = strcmp(optarg, "false") == 0;
             break;
         case 'T': o->tokens = optarg; break;
         case 'f': o->port_file = optarg; break;
@@ -740,6 +753,7 @@ int qv_cli_serve(int argc, char **argv)
     acfg.tokens_file = o.tokens;
     acfg.protect_inference = o.protect_inference;
     acfg.admin = o.admin_port >= 0;
+    acfg.lax_readiness = o.lax_readiness;
     acfg.admin_port = o.admin_port > 0 ? o.admin_port : 0;
     deps.engine = s.engine;
     deps.router = s.router;

@@ -34,6 +34,8 @@ static bool batchable(const struct qv_infer_req *h, const struct qv_infer_req *r
         const struct qv_tensor *a = &h->inputs[i], *b = &r->inputs[i];
         if (a->dtype != b->dtype || a->ndim != b->ndim)
             return false;
+        if (a->dtype == QV_DTYPE_BYTES && h != r)
+            return false; /* sized per element: each request runs on its own */
         for (int k = 1; k < a->ndim; k++)
             if (a->shape[k] != b->shape[k])
                 return false;
@@ -165,6 +167,12 @@ int qv__engine_infer_batch(qv_version *v, void *state, struct qv_infer_req **req
              * split and the encoders read numel elements from it. */
             size_t es = qv_dtype_size(out[j].dtype);
             int64_t numel = qv_shape_numel(out[j].shape, out[j].ndim);
+            if (out[j].dtype == QV_DTYPE_BYTES &&
+                ((out[j].data == NULL && out[j].nbytes) ||
+                 qv_bytes_check(out[j].data, out[j].nbytes, numel, "backend output", &d))) {
+                err = QV_EBACKEND;
+                break;
+            }
             if (es && (numel < 0 || (uint64_t)numel > SIZE_MAX / es ||
                        (size_t)numel * es != out[j].nbytes ||
                        (out[j].nbytes && out[j].data == NULL))) {

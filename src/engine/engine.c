@@ -336,7 +336,16 @@ int qv_engine_prepare(const qv_version *v, struct qv_infer_req *r, struct qv_dia
             /* The data is exactly what the shape says: batching copies by
              * byte counts, so a mismatch would read or write past a buffer. */
             numel = qv_shape_numel(t->shape, t->ndim);
-            if (numel < 0 || qv_dtype_size(t->dtype) == 0 || (t->data == NULL && numel > 0) ||
+            if (t->dtype == QV_DTYPE_BYTES) {
+                /* Serialized elements: every length prefix lies within nbytes. */
+                char what[QV_NAME_MAX + 32];
+                snprintf(what, sizeof(what), "inputs[%d] (\"%s\")", found, want->name);
+                int e = t->data == NULL && t->nbytes > 0
+                            ? qv_fail(d, QV_EINVAL, "%s: no data", what)
+                            : qv_bytes_check(t->data, t->nbytes, numel, what, d);
+                if (e)
+                    return e;
+            } else if (numel < 0 || qv_dtype_size(t->dtype) == 0 || (t->data == NULL && numel > 0) ||
                 (uint64_t)numel > SIZE_MAX / qv_dtype_size(t->dtype) ||
                 t->nbytes != (size_t)numel * qv_dtype_size(t->dtype))
                 return qv_fail(d, QV_EINVAL, "inputs[%d]: input \"%s\" holds %zu bytes, its "
@@ -387,6 +396,7 @@ int qv_engine_model_info(qv_engine *e, const char *model, struct qv_model_info *
     snprintf(info->name, sizeof(info->name), "%s", m->name);
     snprintf(info->backend, sizeof(info->backend), "%s", m->backend);
     snprintf(info->problem, sizeof(info->problem), "%s", m->problem);
+    info->unloaded_by_request = m->explicit_unload;
     info->sig = m->cfg.declared;
     info->max_batch_size = m->cfg.max_batch_size;
     info->latency_slo_ms = m->cfg.latency_slo_ms;

@@ -167,6 +167,7 @@ struct qv_model_info {
     char name[QV_MODEL_NAME_MAX];
     char backend[32];
     char problem[256];       /* config error, "" if none */
+    bool unloaded_by_request; /* unloaded through the API (not asked for until loaded again) */
     struct qv_signature sig; /* of the default version, else as declared */
     int max_batch_size;
     double latency_slo_ms;

@@ -29,6 +29,19 @@ static int build_signature(qv_version *v, const struct qv_model_config *cfg, str
         return qv_fail(d, QV_EINVAL, "config.json must declare inputs: backend %s cannot "
                        "describe the model", qv_backend_name(v->be));
     v->sig = err ? cfg->declared : own;
+    /* A BYTES input, declared or described, needs a backend that takes one. */
+    if (!(qv_backend_flags(v->be) & QV_BACKEND_BYTES)) {
+        for (int i = 0; i < cfg->declared.n_inputs; i++)
+            if (cfg->declared.inputs[i].dtype == QV_DTYPE_BYTES)
+                return qv_fail(d, QV_EINVAL, "config.json: input \"%s\" is BYTES; backend %s "
+                               "does not take BYTES inputs", cfg->declared.inputs[i].name,
+                               qv_backend_name(v->be));
+        for (int i = 0; !err && i < own.n_inputs; i++)
+            if (own.inputs[i].dtype == QV_DTYPE_BYTES)
+                return qv_fail(d, QV_EINVAL, "input \"%s\" is BYTES (string); backend %s does "
+                               "not take BYTES inputs", own.inputs[i].name,
+                               qv_backend_name(v->be));
+    }
     if (!err && cfg->declared.n_inputs > 0) {
         if (cfg->declared.n_inputs != own.n_inputs)
             return qv_fail(d, QV_EINVAL, "config.json declares %d input(s), the model has %d",

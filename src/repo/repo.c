@@ -91,6 +91,7 @@ static enum qv_dtype triton_dtype(const char *s)
         {"TYPE_INT16", QV_DTYPE_I16},  {"TYPE_INT32", QV_DTYPE_I32},  {"TYPE_INT64", QV_DTYPE_I64},
         {"TYPE_UINT8", QV_DTYPE_U8},   {"TYPE_UINT16", QV_DTYPE_U16}, {"TYPE_UINT32", QV_DTYPE_U32},
         {"TYPE_UINT64", QV_DTYPE_U64}, {"TYPE_BOOL", QV_DTYPE_BOOL},
+        {"TYPE_STRING", QV_DTYPE_BYTES},
     };
     for (size_t i = 0; i < QV_ARRAY_LEN(map); i++)
         if (strcmp(map[i].name, s) == 0)
@@ -153,7 +154,7 @@ static int parse_ios(const json_t *arr, const char *path, const char *key, bool 
                 return qv_fail(d, QV_EINVAL, "%s: %s[%zu].datatype: expected a string", path,
                                key, i);
             t->dtype = dt ? qv_dtype_from_name(json_string_value(dt)) : QV_DTYPE_F32;
-            if (t->dtype == QV_DTYPE_UNDEF || t->dtype == QV_DTYPE_STRING)
+            if (t->dtype == QV_DTYPE_UNDEF)
                 return qv_fail(d, QV_EINVAL, "%s: %s[%zu].datatype: unknown datatype", path, key,
                                i);
         }

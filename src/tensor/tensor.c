@@ -266,3 +266,199 @@ int qv_tensor_class(const struct qv_tensor *t)
             best = (int)c;
     return best;
 }
+
+int qv_tensor_copy(struct qv_tensor *dst, const struct qv_tensor *src)
+{
+    int err;
+
+    if (src->dtype != QV_DTYPE_BYTES) {
+        err = qv_tensor_alloc(dst, src->name, src->dtype, src->ndim, src->shape);
+        if (err)
+            return err;
+        if (src->nbytes != dst->nbytes) {
+            qv_tensor_fini(dst);
+            return QV_EINVAL;
+        }
+        if (src->nbytes)
+            memcpy(dst->data, src->data, src->nbytes);
+        return QV_OK;
+    }
+    memset(dst, 0, sizeof(*dst));
+    snprintf(dst->name, sizeof(dst->name), "%s", src->name);
+    dst->dtype = src->dtype;
+    dst->ndim = src->ndim;
+    memcpy(dst->shape, src->shape, sizeof(dst->shape));
+    dst->data = malloc(src->nbytes ? src->nbytes : 1);
+    if (dst->data == NULL)
+        return QV_ENOMEM;
+    if (src->nbytes)
+        memcpy(dst->data, src->data, src->nbytes);
+    dst->nbytes = src->nbytes;
+    dst->owned = true;
+    return QV_OK;
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+int qv_bytes_check(const void *buf, size_t len, int64_t count, const char *what,
+                   struct qv_diag *d)
+{
+    const uint8_t *b = buf;
+    size_t off = 0;
+
+    if (count < 0)
+        return qv_fail(d, QV_EINVAL, "%s: invalid element count", what);
+    for (int64_t i = 0; i < count; i++) {
+        uint32_t n;
+        if (len - off < 4)
+            return qv_fail(d, QV_EINVAL,
+                           "%s: BYTES element %lld of %lld: its 4-byte length prefix is "
+                           "truncated (%zu bytes left)", what, (long long)i, (long long)count,
+                           len - off);
+        n = get_le32(b + off);
+        off += 4;
+        if (n > QV_BYTES_ELEM_MAX || n > len - off)
+            return qv_fail(d, QV_EINVAL,
+                           "%s: BYTES element %lld of %lld declares %lu bytes but only %zu are "
+                           "left", what, (long long)i, (long long)count, (unsigned long)n,
+                           len - off);
+        off += n;
+    }
+    if (off != len)
+        return qv_fail(d, QV_EINVAL,
+                       "%s: %zu bytes are left after the %lld BYTES elements its shape holds",
+                       what, len - off, (long long)count);
+    return QV_OK;
+}
+
+bool qv_bytes_next(const void *buf, size_t len, size_t *off, const uint8_t **p, uint32_t *n)
+{
+    const uint8_t *b = buf;
+    uint32_t k;
+
+    if (*off > len || len - *off < 4)
+        return false;
+    k = get_le32(b + *off);
+    if (k > len - *off - 4)
+        return false;
+    *p = b + *off + 4;
+    *n = k;
+    *off += 4 + (size_t)k;
+    return true;
+}
+
+int qv_tensor_alloc_bytes(struct qv_tensor *t, const char *name, int ndim, const int64_t *shape,
+                          size_t payload)
+{
+    int64_t n;
+
+    if (ndim < 0 || ndim > QV_MAX_DIMS)
+        return QV_EINVAL;
+    memset(t, 0, sizeof(*t));
+    if (name)
+        snprintf(t->name, sizeof(t->name), "%s", name);
+    t->dtype = QV_DTYPE_BYTES;
+    t->ndim = ndim;
+    if (ndim)
+        memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
+    n = qv_shape_numel(t->shape, ndim);
+    if (n < 0 || (uint64_t)n > SIZE_MAX / 8 || payload > SIZE_MAX / 2 - (size_t)n * 4)
+        return QV_E2BIG;
+    t->nbytes = (size_t)n * 4 + payload;
+    t->data = calloc(t->nbytes ? t->nbytes : 1, 1);
+    if (t->data == NULL)
+        return QV_ENOMEM;
+    t->owned = true;
+    return QV_OK;
+}
+
+void qv_bytes_put(void *buf, size_t *off, const void *p, uint32_t n)
+{
+    uint8_t *b = (uint8_t *)buf + *off;
+
+    b[0] = (uint8_t)n;
+    b[1] = (uint8_t)(n >> 8);
+    b[2] = (uint8_t)(n >> 16);
+    b[3] = (uint8_t)(n >> 24);
+    if (n)
+        memcpy(b + 4, p, n);
+    *off += 4 + (size_t)n;
+}
+
+int qv_tensor_from_strings(struct qv_tensor *t, const char *name, int ndim, const int64_t *shape,
+                           const char *const *strs, int64_t count)
+{
+    size_t payload = 0, off = 0;
+    int err;
+
+    if (qv_shape_numel(shape, ndim) != count)
+        return QV_EINVAL;
+    for (int64_t i = 0; i < count; i++) {
+        size_t l = strlen(strs[i]);
+        if (l > QV_BYTES_ELEM_MAX || payload > SIZE_MAX / 2 - l)
+            return QV_E2BIG;
+        payload += l;
+    }
+    err = qv_tensor_alloc_bytes(t, name, ndim, shape, payload);
+    if (err)
+        return err;
+    for (int64_t i = 0; i < count; i++)
+        qv_bytes_put(t->data, &off, strs[i], (uint32_t)strlen(strs[i]));
+    return QV_OK;
+}
+
+size_t qv_bytes_offset(const struct qv_tensor *t, int64_t index)
+{
+    size_t off = 0;
+    const uint8_t *p;
+    uint32_t n;
+
+    for (int64_t i = 0; i < index && qv_bytes_next(t->data, t->nbytes, &off, &p, &n); i++) {
+    }
+    return off;
+}
+
+bool qv_utf8_valid(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        uint8_t c = p[i];
+        size_t k;
+        uint8_t lo = 0x80, hi = 0xBF;
+        if (c == 0)
+            return false;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF)
+            k = 2;
+        else if (c >= 0xE0 && c <= 0xEF)
+            k = 3;
+        else if (c >= 0xF0 && c <= 0xF4)
+            k = 4;
+        else
+            return false;
+        if (n - i < k)
+            return false;
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F;
+        else if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+        if (p[i + 1] < lo || p[i + 1] > hi)
+            return false;
+        for (size_t j = 2; j < k; j++)
+            if (p[i + j] < 0x80 || p[i + j] > 0xBF)
+                return false;
+        i += k;
+    }
+    return true;
+}

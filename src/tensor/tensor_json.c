@@ -6,7 +6,9 @@
 #include "tensor.h"
 
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +56,10 @@ static bool nested_fits(const json_t *a, int ndim, const int64_t *shape, int dim
         return false;
     json_array_foreach(a, i, v) {
         if (dim == ndim - 1) {
-            if (json_is_array(v) || json_is_object(v)) {
+            /* A value, or TF Serving's {"b64": "..."} for a binary string. */
+            if (json_is_array(v) ||
+                (json_is_object(v) &&
+                 !(json_object_size(v) == 1 && json_is_string(json_object_get(v, "b64"))))) {
                 snprintf(path + plen, pcap - plen, "[%zu]", i);
                 return false;
             }
@@ -281,7 +286,7 @@ int qv_tensor_head_from_json(const json_t *obj, const char *field, char *name_ou
     if (!json_is_string(dtype))
         return qv_fail(d, QV_EINVAL, "%s.datatype: missing or not a string", field);
     dt = qv_dtype_from_name(json_string_value(dtype));
-    if (dt == QV_DTYPE_UNDEF || dt == QV_DTYPE_STRING)
+    if (dt == QV_DTYPE_UNDEF)
         return qv_fail(d, QV_EINVAL, "%s.datatype: unsupported datatype \"%s\"", field,
                        json_string_value(dtype));
     if (!json_is_array(shape))
@@ -305,6 +310,150 @@ int qv_tensor_head_from_json(const json_t *obj, const char *field, char *name_ou
     return QV_OK;
 }
 
+/* ---- BYTES from JSON ---- */
+
+/* The decoded size of standard base64 text s[0..n) (padding counted out);
+ * false when it is not base64 (length not a multiple of 4, a byte outside
+ * the alphabet, or padding anywhere but the end). */
+static bool b64_size(const char *s, size_t n, size_t *out)
+{
+    size_t pad = 0;
+
+    if (n % 4 != 0 || n > (size_t)INT_MAX)
+        return false;
+    if (n >= 1 && s[n - 1] == '=')
+        pad++;
+    if (n >= 2 && s[n - 2] == '=')
+        pad++;
+    for (size_t i = 0; i < n - pad; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '+' || c == '/'))
+            return false;
+    }
+    *out = n / 4 * 3 - pad;
+    return true;
+}
+
+/* One element's bytes: a JSON string, or {"b64": "..."} when allowed. */
+static int bytes_elem(const json_t *v, bool b64, const char *field, const char *name, int64_t i,
+                      const char **p, size_t *n, bool *is_b64, struct qv_diag *d)
+{
+    const json_t *s = v;
+
+    *is_b64 = false;
+    if (b64 && json_is_object(v)) {
+        s = json_object_get(v, "b64");
+        if (!json_is_string(s) || json_object_size(v) != 1)
+            return qv_fail(d, QV_EINVAL, "%s.data[%lld]: input \"%s\": expected {\"b64\": "
+                           "\"<base64>\"}", field, (long long)i, name);
+        *is_b64 = true;
+    } else if (!json_is_string(v)) {
+        return qv_fail(d, QV_EINVAL, "%s.data[%lld]: input \"%s\" is BYTES: expected a string%s",
+                       field, (long long)i, name, b64 ? " or {\"b64\": ...}" : "");
+    }
+    *p = json_string_value(s);
+    *n = json_string_length(s);
+    if (*is_b64) {
+        size_t raw;
+        if (!b64_size(*p, *n, &raw))
+            return qv_fail(d, QV_EINVAL, "%s.data[%lld].b64: input \"%s\": not valid base64",
+                           field, (long long)i, name);
+        if (raw > QV_BYTES_ELEM_MAX)
+            return qv_fail(d, QV_EINVAL, "%s.data[%lld]: input \"%s\": element too large", field,
+                           (long long)i, name);
+        return QV_OK;
+    }
+    if (*n > QV_BYTES_ELEM_MAX)
+        return qv_fail(d, QV_EINVAL, "%s.data[%lld]: input \"%s\": element too large", field,
+                       (long long)i, name);
+    return QV_OK;
+}
+
+/* Walks the leaves in order: the first pass sums sizes, the second writes. */
+static int bytes_walk(const json_t *a, bool b64, const char *field, const char *name,
+                      int64_t *pos, int64_t count, size_t *payload, struct qv_tensor *t,
+                      size_t *off, struct qv_diag *d)
+{
+    size_t i;
+    json_t *v;
+
+    json_array_foreach(a, i, v) {
+        const char *p = NULL;
+        size_t n = 0;
+        bool is_b64 = false;
+        int err;
+
+        if (json_is_array(v)) {
+            err = bytes_walk(v, b64, field, name, pos, count, payload, t, off, d);
+            if (err)
+                return err;
+            continue;
+        }
+        if (*pos >= count)
+            return qv_fail(d, QV_EINVAL, "%s.data: more values than the shape holds", field);
+        err = bytes_elem(v, b64, field, name, *pos, &p, &n, &is_b64, d);
+        if (err)
+            return err;
+        if (t == NULL) {
+            size_t raw = n;
+            if (is_b64)
+                b64_size(p, n, &raw);
+            if (raw > SIZE_MAX / 4 - *payload)
+                return qv_fail(d, QV_EINVAL, "%s.data: input \"%s\" is too large", field, name);
+            *payload += raw;
+        } else if (is_b64) {
+            uint8_t *dst = (uint8_t *)t->data + *off + 4;
+            size_t raw = 0;
+            b64_size(p, n, &raw);
+            /* EVP_DecodeBlock writes n/4*3 bytes (padding included): the
+             * padding lands on bytes the next element overwrites, or on the
+             * spare bytes the buffer holds at its end. */
+            if (n > 0 && EVP_DecodeBlock(dst, (const unsigned char *)p, (int)n) < 0)
+                return qv_fail(d, QV_EINVAL, "%s.data[%lld].b64: input \"%s\": not valid base64",
+                               field, (long long)*pos, name);
+            qv_bytes_put(t->data, off, dst, (uint32_t)raw); /* prefix; bytes are in place */
+        } else {
+            qv_bytes_put(t->data, off, p, (uint32_t)n);
+        }
+        (*pos)++;
+    }
+    return QV_OK;
+}
+
+int qv_tensor_bytes_from_json(const json_t *data, const char *field, const char *name, int ndim,
+                              const int64_t *shape, bool b64, struct qv_tensor *t,
+                              struct qv_diag *d)
+{
+    int64_t count = qv_shape_numel(shape, ndim), pos = 0;
+    size_t payload = 0, off = 0;
+    int err;
+
+    memset(t, 0, sizeof(*t));
+    if (!json_is_array(data))
+        return qv_fail(d, QV_EINVAL, "%s.data: expected an array for input \"%s\"", field, name);
+    if (count < 0 || count > QV_TENSOR_MAX_ELEMS)
+        return qv_fail(d, QV_EINVAL, "%s.shape: input \"%s\" has too many elements", field, name);
+    err = bytes_walk(data, b64, field, name, &pos, count, &payload, NULL, &off, d);
+    if (err)
+        return err;
+    if (pos != count)
+        return qv_fail(d, QV_EINVAL, "%s.data: input \"%s\" holds %lld values but its shape "
+                       "needs %lld", field, name, (long long)pos, (long long)count);
+    /* Two spare bytes: base64 padding decodes past an element's end. */
+    err = qv_tensor_alloc_bytes(t, name, ndim, shape, payload + 2);
+    if (err)
+        return qv_fail(d, err, "%s: cannot allocate input \"%s\"", field, name);
+    pos = 0;
+    err = bytes_walk(data, b64, field, name, &pos, count, &payload, t, &off, d);
+    if (err) {
+        qv_tensor_fini(t);
+        return err;
+    }
+    t->nbytes = off;
+    return QV_OK;
+}
+
 int qv_tensor_from_json(const json_t *obj, const char *field, struct qv_tensor *t,
                         struct qv_diag *d)
 {
@@ -325,6 +474,8 @@ int qv_tensor_from_json(const json_t *obj, const char *field, struct qv_tensor *
     err = qv_tensor_json_check(data, ndim, dims, field, name, d);
     if (err)
         return err;
+    if (dt == QV_DTYPE_BYTES)
+        return qv_tensor_bytes_from_json(data, field, name, ndim, dims, false, t, d);
     err = qv_tensor_alloc(t, name, dt, ndim, dims);
     if (err)
         return qv_fail(d, err, "%s: cannot allocate the tensor", field);
@@ -393,8 +544,49 @@ static int put_one(const struct qv_tensor *t, int64_t i, struct qv_buf *out)
     return qv_buf_append(out, num, (size_t)n);
 }
 
-int qv_tensor_values_to_json(const struct qv_tensor *t, int64_t start, int64_t count,
-                             struct qv_buf *out)
+static bool name_ends_bytes(const struct qv_tensor *t)
+{
+    size_t n = strlen(t->name);
+
+    return n >= 6 && strcmp(t->name + n - 6, "_bytes") == 0;
+}
+
+/* {"b64": "..."}: standard base64, encoded by libcrypto in chunks. */
+static int put_b64(const uint8_t *p, size_t n, struct qv_buf *out)
+{
+    unsigned char enc[4 * 1024 + 1];
+    int err = qv_buf_append(out, "{\"b64\":\"", 8);
+
+    for (size_t i = 0; i < n && !err; i += 3 * 1024) {
+        size_t k = n - i < 3 * 1024 ? n - i : 3 * 1024;
+        int m = EVP_EncodeBlock(enc, p + i, (int)k);
+        err = qv_buf_append(out, enc, (size_t)m);
+    }
+    return err ? err : qv_buf_append(out, "\"}", 2);
+}
+
+/* The BYTES element at *cursor (advanced). KServe writes a JSON string; TF
+ * Serving's form ('tfs') is base64 for binary strings and "*_bytes". */
+static int put_bytes(const struct qv_tensor *t, size_t *cursor, bool tfs, struct qv_buf *out)
+{
+    const uint8_t *p;
+    uint32_t n;
+
+    if (!qv_bytes_next(t->data, t->nbytes, cursor, &p, &n))
+        return QV_EINVAL;
+    if (tfs && (name_ends_bytes(t) || !qv_utf8_valid(p, n)))
+        return put_b64(p, n, out);
+    return qv_json_put_stringn(out, (const char *)p, n);
+}
+
+static int put_elem(const struct qv_tensor *t, int64_t i, size_t *cursor, bool tfs,
+                    struct qv_buf *out)
+{
+    return t->dtype == QV_DTYPE_BYTES ? put_bytes(t, cursor, tfs, out) : put_one(t, i, out);
+}
+
+static int put_range(const struct qv_tensor *t, int64_t start, int64_t count, size_t *cursor,
+                     bool tfs, struct qv_buf *out)
 {
     int err = qv_buf_append(out, "[", 1);
 
@@ -402,36 +594,60 @@ int qv_tensor_values_to_json(const struct qv_tensor *t, int64_t start, int64_t c
         if (i)
             err = qv_buf_append(out, ",", 1);
         if (!err)
-            err = put_one(t, start + i, out);
+            err = put_elem(t, start + i, cursor, tfs, out);
     }
     return err ? err : qv_buf_append(out, "]", 1);
 }
 
-static int put_nested(const struct qv_tensor *t, int dim, int64_t start, struct qv_buf *out)
+int qv_tensor_values_to_json(const struct qv_tensor *t, int64_t start, int64_t count,
+                             struct qv_buf *out)
+{
+    size_t cursor = t->dtype == QV_DTYPE_BYTES ? qv_bytes_offset(t, start) : 0;
+
+    return put_range(t, start, count, &cursor, false, out);
+}
+
+static int put_nested(const struct qv_tensor *t, int dim, int64_t start, size_t *cursor,
+                      struct qv_buf *out)
 {
     int64_t inner = qv_shape_numel(t->shape + dim + 1, t->ndim - dim - 1);
     int err;
 
     if (dim == t->ndim - 1)
-        return qv_tensor_values_to_json(t, start, t->shape[dim], out);
+        return put_range(t, start, t->shape[dim], cursor, true, out);
     err = qv_buf_append(out, "[", 1);
     for (int64_t i = 0; i < t->shape[dim] && !err; i++) {
         if (i)
             err = qv_buf_append(out, ",", 1);
         if (!err)
-            err = put_nested(t, dim + 1, start + i * inner, out);
+            err = put_nested(t, dim + 1, start + i * inner, cursor, out);
     }
     return err ? err : qv_buf_append(out, "]", 1);
 }
 
+int qv_tensor_row_to_json_at(const struct qv_tensor *t, int64_t row, size_t *cursor,
+                             struct qv_buf *out)
+{
+    if (t->ndim <= 1)
+        return put_elem(t, row, cursor, true, out);
+    return put_nested(t, 1, row * qv_shape_numel(t->shape + 1, t->ndim - 1), cursor, out);
+}
+
 int qv_tensor_row_to_json(const struct qv_tensor *t, int64_t row, struct qv_buf *out)
 {
-    int64_t inner;
+    int64_t inner = t->ndim <= 1 ? 1 : qv_shape_numel(t->shape + 1, t->ndim - 1);
+    size_t cursor = t->dtype == QV_DTYPE_BYTES ? qv_bytes_offset(t, row * inner) : 0;
 
-    if (t->ndim <= 1)
-        return put_one(t, row, out);
-    inner = qv_shape_numel(t->shape + 1, t->ndim - 1);
-    return put_nested(t, 1, row * inner, out);
+    return qv_tensor_row_to_json_at(t, row, &cursor, out);
+}
+
+int qv_tensor_nested_to_json(const struct qv_tensor *t, struct qv_buf *out)
+{
+    size_t cursor = 0;
+
+    if (t->ndim == 0)
+        return put_elem(t, 0, &cursor, true, out);
+    return put_nested(t, 0, 0, &cursor, out);
 }
 
 /* Length of the valid UTF-8 sequence at p (2 to 4), or 0. */
@@ -465,12 +681,24 @@ static int utf8_len(const unsigned char *p)
     return n;
 }
 
-int qv_json_put_string(struct qv_buf *b, const char *s)
+/* utf8_len with at most 'left' bytes readable (a short tail is padded with
+ * NUL bytes, which no continuation byte matches). */
+static int utf8_len_at(const unsigned char *p, size_t left)
 {
-    const unsigned char *p = (const unsigned char *)s;
+    unsigned char tail[4] = {0};
+
+    if (left >= 4)
+        return utf8_len(p);
+    memcpy(tail, p, left);
+    return utf8_len(tail);
+}
+
+int qv_json_put_stringn(struct qv_buf *b, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
     int err = qv_buf_append(b, "\"", 1);
 
-    while (*p && !err) {
+    while (p < end && !err) {
         unsigned char c = *p;
         int n;
         if (c == '"' || c == '\\') {
@@ -483,7 +711,7 @@ int qv_json_put_string(struct qv_buf *b, const char *s)
         } else if (c < 0x80) {
             err = qv_buf_append(b, p, 1);
             p++;
-        } else if ((n = utf8_len(p)) > 0) {
+        } else if ((n = utf8_len_at(p, (size_t)(end - p))) > 0) {
             err = qv_buf_append(b, p, (size_t)n);
             p += n;
         } else {
@@ -492,6 +720,11 @@ int qv_json_put_string(struct qv_buf *b, const char *s)
         }
     }
     return err ? err : qv_buf_append(b, "\"", 1);
+}
+
+int qv_json_put_string(struct qv_buf *b, const char *s)
+{
+    return qv_json_put_stringn(b, s, strlen(s));
 }
 
 int qv_tensor_to_json(const struct qv_tensor *t, struct qv_buf *out)

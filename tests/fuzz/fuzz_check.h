@@ -74,7 +74,8 @@ static inline void fz_check_answer(const char *what, const struct fz_response *a
     if (a->content_type != NULL && a->status < 400)
         return;
     text = fz_json_finite_copy(a->body, a->len);
-    root = json_loadb(text, a->len, JSON_DECODE_ANY, &jerr);
+    /* \u0000 is valid JSON (a BYTES element may hold NUL); jansson needs telling. */
+    root = json_loadb(text, a->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     free(text);
     if (root == NULL) {
         fprintf(stderr, "%s: status %d, body is not JSON (%s): %.*s\n", what, a->status,

@@ -177,6 +177,7 @@ struct fz_req {
     struct qv_http_req r;
     const char *query;
     const char *auth;
+    const char *hname, *hvalue; /* one more header, or NULL */
     char qbuf[256];
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -187,6 +188,8 @@ static const char *req_header(struct qv_http_req *r, const char *name)
 {
     struct fz_req *q = (struct fz_req *)r;
 
+    if (q->hname != NULL && strcasecmp(name, q->hname) == 0)
+        return q->hvalue;
     return strcasecmp(name, "Authorization") == 0 ? q->auth : NULL;
 }
 
@@ -231,6 +234,13 @@ static void req_complete(struct qv_http_req *r)
 void fz_request(struct fz_server *s, const char *method, const char *path, const char *query,
                 const char *auth, const char *body, size_t body_len, struct fz_response *out)
 {
+    fz_request_hdr(s, method, path, query, auth, NULL, NULL, body, body_len, out);
+}
+
+void fz_request_hdr(struct fz_server *s, const char *method, const char *path, const char *query,
+                    const char *auth, const char *hname, const char *hvalue, const char *body,
+                    size_t body_len, struct fz_response *out)
+{
     struct fz_req req, *q = &req; /* on the stack: the fault suite fails the heap */
 
     memset(q, 0, sizeof(*q));
@@ -238,6 +248,8 @@ void fz_request(struct fz_server *s, const char *method, const char *path, const
     pthread_cond_init(&q->cv, NULL);
     q->query = query;
     q->auth = auth;
+    q->hname = hname;
+    q->hvalue = hvalue;
     q->r.api = &s->api;
     q->r.deps = &s->api.deps;
     q->r.method = method;

@@ -49,6 +49,10 @@ void fz_server_destroy(void);
  * (may be NULL). */
 void fz_request(struct fz_server *s, const char *method, const char *path, const char *query,
                 const char *auth, const char *body, size_t body_len, struct fz_response *out);
+/* fz_request with one more request header, hname: hvalue (both NULL: none). */
+void fz_request_hdr(struct fz_server *s, const char *method, const char *path, const char *query,
+                    const char *auth, const char *hname, const char *hvalue, const char *body,
+                    size_t body_len, struct fz_response *out);
 void fz_response_free(struct fz_response *r);
 
 /* Writes 'len' bytes to a file under the server's root (for file parsers). */

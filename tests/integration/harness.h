@@ -9,7 +9,7 @@
  *   h_copy_examples(&s)           copy examples/models into repo/
  *   h_start(&s, "--flag", ..., NULL)
  *                                 fork/exec `quiver serve`, wait for the port file
- *                                 and /v2/health/ready
+ *                                 and /v2/health/ready (settled)
  *   h_req(&s, "POST", path, body) -> struct h_resp (status, body, headers, json)
  *   h_stop(&s)                    SIGTERM + waitpid, returns the exit status
  *   h_fini(&s)                    kills a server still running (printing its log),
@@ -658,7 +658,9 @@ H_FN void h_wait_state(const struct h_srv *s, const char *model, int v, const ch
     }
 }
 
-/* Polls /v2/health/ready until 200. */
+/* Polls /v2/health/ready until the start-up loads have settled: 200 (every
+ * model READY), or a 503 that lists the models not ready with none of them
+ * still LOADING (a repository with a deliberately broken model). */
 H_FN void h_wait_ready(const struct h_srv *s)
 {
     uint64_t deadline = h_now_ms() + H_DEADLINE_MS;
@@ -666,11 +668,22 @@ H_FN void h_wait_ready(const struct h_srv *s)
     for (;;) {
         struct h_resp r = h_get(s, "/v2/health/ready");
         long st = r.status;
+        bool settled = st == 200;
+        json_t *list = st == 503 && r.json ? json_object_get(r.json, "not_ready") : NULL, *e;
+        size_t i;
+        if (json_array_size(list) > 0) {
+            settled = true;
+            json_array_foreach(list, i, e) {
+                const char *state = h_jstr(e, "state");
+                if (state == NULL || strcmp(state, "LOADING") == 0)
+                    settled = false;
+            }
+        }
         h_resp_free(&r);
-        if (st == 200)
+        if (settled)
             return;
         if (h_now_ms() > deadline)
-            fail_msg("/v2/health/ready did not answer 200 (last %ld)", st);
+            fail_msg("/v2/health/ready did not settle (last %ld)", st);
         h_sleep_ms(25);
     }
 }

@@ -217,7 +217,7 @@ static void test_triton_config_names(void **state)
     } bad[] = {
         {"b_io_key", "\"input\": [{\"name\": \"input__0\", \"data_type\": \"TYPE_FP32\", "
                      "\"dims\": [2], \"format\": \"FORMAT_NHWC\"}]", "input[0].format"},
-        {"b_type", "\"input\": [{\"name\": \"input__0\", \"data_type\": \"TYPE_STRING\", "
+        {"b_type", "\"input\": [{\"name\": \"input__0\", \"data_type\": \"TYPE_BF16\", "
                    "\"dims\": [2]}]", "input[0].data_type"},
         {"b_both", "\"input\": [{\"name\": \"input__0\", \"datatype\": \"FP32\", "
                    "\"data_type\": \"TYPE_FP32\", \"shape\": [-1, 2]}]", "not both"},
@@ -283,12 +283,80 @@ static void test_triton_config_names(void **state)
     h_stop_ok(s); /* a clean exit: no sanitizer report, no leak */
 }
 
+/* Readiness as Kubernetes probes (and Triton's default) expect it: 200 only
+ * when every model the repository asks for has a READY version; the 503
+ * names the model that does not. --strict-readiness=false restores 200
+ * whenever the server is serving. */
+static void test_strict_readiness(void **state)
+{
+    struct h_srv *s = *state;
+    struct h_resp r;
+    json_t *e;
+
+    h_test_model(s, "good", "");
+    h_test_version(s, "good", 1, "{\"features\": 2}");
+    h_test_model(s, "bad", "");
+    h_test_version(s, "bad", 1, "{\"fail_load\": \"weights are corrupt\"}");
+    h_start(s, NULL);
+    h_wait_state(s, "bad", 1, "UNAVAILABLE");
+    r = h_get(s, "/v2/health/ready");
+    if (r.status != 503)
+        fail_msg("strict, a model failed: %ld %s", r.status, r.body);
+    assert_true(json_is_false(json_object_get(r.json, "ready")));
+    assert_int_equal(json_array_size(json_object_get(r.json, "not_ready")), 1);
+    e = json_array_get(json_object_get(r.json, "not_ready"), 0);
+    assert_string_equal(h_jstr(e, "name"), "bad");
+    assert_string_equal(h_jstr(e, "state"), "UNAVAILABLE");
+    assert_non_null(strstr(h_jstr(e, "reason"), "weights are corrupt"));
+    h_resp_free(&r);
+    /* Liveness is unaffected, and so is serving the good model. */
+    r = h_get(s, "/v2/health/live");
+    assert_int_equal(r.status, 200);
+    h_resp_free(&r);
+    r = h_get(s, "/v2/models/good/ready");
+    assert_int_equal(r.status, 200);
+    h_resp_free(&r);
+    /* Unloaded on purpose, the model is no longer asked for: ready again. */
+    r = h_post(s, "/v2/repository/models/bad/unload", "");
+    if (r.status != 200)
+        fail_msg("unload: %ld %s", r.status, r.body);
+    h_resp_free(&r);
+    r = h_get(s, "/v2/health/ready");
+    if (r.status != 200)
+        fail_msg("strict, the broken model unloaded: %ld %s", r.status, r.body);
+    assert_true(json_is_true(json_object_get(r.json, "ready")));
+    h_resp_free(&r);
+    h_stop_ok(s);
+
+    /* The same repository with --strict-readiness=false: 200 while serving. */
+    h_start(s, "--strict-readiness=false", NULL);
+    h_wait_state(s, "bad", 1, "UNAVAILABLE");
+    r = h_get(s, "/v2/health/ready");
+    if (r.status != 200)
+        fail_msg("lax: %ld %s", r.status, r.body);
+    h_resp_free(&r);
+    h_stop_ok(s);
+}
+
+static void test_strict_readiness_flag(void **state)
+{
+    struct h_srv *s = *state;
+    char cmd[1200];
+
+    (void)s;
+    snprintf(cmd, sizeof(cmd), "'%s' serve --repo /nonexistent --strict-readiness=maybe "
+             ">/dev/null 2>&1", h_env("QUIVER_BIN"));
+    assert_int_not_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         H_TEST(test_triton_statistics),
         H_TEST(test_model_config_and_repository),
         H_TEST(test_triton_config_names),
+        H_TEST(test_strict_readiness),
+        H_TEST(test_strict_readiness_flag),
     };
     int rc;
 

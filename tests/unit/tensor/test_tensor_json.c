@@ -122,6 +122,98 @@ static void test_strings_always_valid_json(void **state)
     qv_buf_free(&b);
 }
 
+/* BYTES: the serialized form is walked without reading past its length. */
+static void test_bytes_helpers(void **state)
+{
+    static const char *const strs[3] = {"ab", "", "xyz"};
+    const int64_t shape[2] = {1, 3};
+    struct qv_tensor t, c;
+    struct qv_diag d;
+    const uint8_t *p;
+    uint32_t n;
+    size_t off = 0, len;
+    unsigned char *cut;
+    struct qv_buf b = {0};
+
+    (void)state;
+    assert_int_equal(qv_tensor_from_strings(&t, "s", 2, shape, strs, 3), QV_OK);
+    assert_int_equal(t.dtype, QV_DTYPE_BYTES);
+    assert_int_equal(t.nbytes, 3 * 4 + 5);
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(qv_bytes_check(t.data, t.nbytes, 3, "s", &d), QV_OK);
+    assert_true(qv_bytes_next(t.data, t.nbytes, &off, &p, &n));
+    assert_int_equal(n, 2);
+    assert_memory_equal(p, "ab", 2);
+    assert_true(qv_bytes_next(t.data, t.nbytes, &off, &p, &n));
+    assert_int_equal(n, 0);
+    assert_true(qv_bytes_next(t.data, t.nbytes, &off, &p, &n));
+    assert_int_equal(n, 3);
+    assert_false(qv_bytes_next(t.data, t.nbytes, &off, &p, &n));
+    assert_int_equal(qv_bytes_offset(&t, 2), 4 + 2 + 4);
+    /* Every cut short of the whole is refused, in a buffer of exactly that
+     * size (ASan catches a read past it). */
+    for (len = 0; len < t.nbytes; len++) {
+        cut = malloc(len + 1);
+        assert_non_null(cut);
+        memcpy(cut, t.data, len);
+        memset(&d, 0, sizeof(d));
+        assert_int_equal(qv_bytes_check(cut, len, 3, "inputs[0]", &d), QV_EINVAL);
+        assert_non_null(strstr(d.msg, "inputs[0]"));
+        free(cut);
+    }
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(qv_bytes_check(t.data, t.nbytes, 2, "s", &d), QV_EINVAL);
+    assert_non_null(strstr(d.msg, "left after"));
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(qv_bytes_check(t.data, t.nbytes, 4, "s", &d), QV_EINVAL);
+    assert_non_null(strstr(d.msg, "truncated"));
+    assert_int_equal(qv_tensor_copy(&c, &t), QV_OK);
+    assert_int_equal(c.nbytes, t.nbytes);
+    assert_memory_equal(c.data, t.data, t.nbytes);
+    assert_int_equal(qv_tensor_to_json(&c, &b), QV_OK);
+    assert_non_null(strstr(b.data, "\"datatype\":\"BYTES\",\"shape\":[1,3],\"data\":[\"ab\",\"\",\"xyz\"]"));
+    qv_buf_free(&b);
+    qv_tensor_fini(&c);
+    qv_tensor_fini(&t);
+}
+
+/* BYTES from JSON: strings, {"b64": ...} where allowed, and refusals. */
+static void test_bytes_json(void **state)
+{
+    const int64_t shape[2] = {2, 2};
+    struct qv_tensor t;
+    struct qv_diag d;
+    json_t *j;
+    size_t off = 0;
+    const uint8_t *p;
+    uint32_t n;
+
+    (void)state;
+    j = json_loads("[[\"a\",{\"b64\":\"AP8=\"}],[{\"b64\":\"\"},\"bc\"]]", 0, NULL);
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(qv_tensor_bytes_from_json(j, "inputs[0]", "x", 2, shape, true, &t, &d), QV_OK);
+    assert_int_equal(t.nbytes, 4 * 4 + 1 + 2 + 0 + 2);
+    assert_int_equal(qv_bytes_check(t.data, t.nbytes, 4, "x", &d), QV_OK);
+    assert_true(qv_bytes_next(t.data, t.nbytes, &off, &p, &n));
+    assert_true(qv_bytes_next(t.data, t.nbytes, &off, &p, &n));
+    assert_int_equal(n, 2);
+    assert_int_equal(p[0], 0x00);
+    assert_int_equal(p[1], 0xff);
+    qv_tensor_fini(&t);
+    /* Without b64 (KServe), an object is no string. */
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(qv_tensor_bytes_from_json(j, "inputs[0]", "x", 2, shape, false, &t, &d),
+                     QV_EINVAL);
+    assert_non_null(strstr(d.msg, "\"x\""));
+    json_decref(j);
+    j = json_loads("[\"a\",{\"b64\":\"A=A=\"},\"c\",\"d\"]", 0, NULL);
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(qv_tensor_bytes_from_json(j, "inputs[0]", "x", 2, shape, true, &t, &d),
+                     QV_EINVAL);
+    assert_non_null(strstr(d.msg, "base64"));
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -129,6 +221,8 @@ int main(void)
         cmocka_unit_test(test_huge_shape_refused_before_allocating),
         cmocka_unit_test(test_name_escaped),
         cmocka_unit_test(test_strings_always_valid_json),
+        cmocka_unit_test(test_bytes_helpers),
+        cmocka_unit_test(test_bytes_json),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
