@@ -6,7 +6,8 @@
  * against the model's signature, batching, the `test` backend), and the
  * answer encoded back as a ModelInferResponse. A refused message must carry
  * a gRPC error code and a message; an answered one must encode; no crash,
- * leak or undefined behaviour.
+ * leak or undefined behaviour. Model "m" takes FP32; model "b" is the test
+ * backend's BYTES identity (the seeds name both).
  */
 #include "fuzz_check.h"
 #include "api/grpc_int.h"
@@ -46,13 +47,19 @@ static void req_complete(struct qv_http_req *r)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct fz_server *s = fz_server_get();
+    static bool added;
+    struct fz_server *s;
     struct grpc_req req, *q = &req;
     struct qv_diag d = {{0}};
     uint8_t *out = NULL;
     size_t out_len = 0;
     int code = 0, rc;
 
+    if (!added) {
+        fz_server_add_model("b", "{\"features\": -1, \"echo\": \"BYTES\"}");
+        added = true;
+    }
+    s = fz_server_get();
     memset(q, 0, sizeof(*q));
     rc = qv__grpc_request(QV_GRPC_MODEL_INFER, data, size, &q->rest, &code, &d);
     if (rc != QV_OK) {

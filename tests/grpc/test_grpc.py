@@ -137,6 +137,28 @@ def values(resp, i=0):
     return list(resp.outputs[i].contents.fp32_contents)
 
 
+TYPED = {
+    "FP32": ("fp32_contents", "<4f", [1.5, -3.0, 0.25, 1024.0]),
+    "FP64": ("fp64_contents", "<4d", [1.0, 3.0, -1.0, 0.5]),
+    "INT8": ("int_contents", "<4b", [1, -3, 127, -128]),
+    "INT16": ("int_contents", "<4h", [1, -3, 32767, -32768]),
+    "INT32": ("int_contents", "<4i", [1, -3, 2 ** 31 - 1, -2 ** 31]),
+    "INT64": ("int64_contents", "<4q", [1, -3, 2 ** 62, -2 ** 63]),
+    "UINT8": ("uint_contents", "<4B", [1, 3, 255, 0]),
+    "UINT16": ("uint_contents", "<4H", [1, 3, 65535, 0]),
+    "UINT32": ("uint_contents", "<4I", [1, 3, 2 ** 32 - 1, 0]),
+    "UINT64": ("uint64_contents", "<4Q", [1, 3, 2 ** 64 - 1, 0]),
+    "BOOL": ("bool_contents", "<4?", [True, False, True, True]),
+}
+
+
+def rpc_call(fn, *args, **kw):
+    try:
+        return grpc.StatusCode.OK, fn(*args, **kw)
+    except grpc.RpcError as e:
+        return e.code(), e.details()
+
+
 def rpc_error(fn, *args, **kw):
     try:
         fn(*args, **kw)
@@ -167,6 +189,8 @@ def main_server():
         "full": ({"queue_limit": 1, "instances": 1, "max_batch_size": 0},
                  {1: dict(lin(0.0), delay_us=300000)}),
         "late": ({}, {1: dict(lin(0.0), load_delay_ms=2500)}),
+        **{"echo_" + dt: ({}, {1: {"features": -1, "echo": dt}})
+           for dt in list(TYPED) + ["BYTES", "FP16", "BF16"]},
     })
     st = s.stub
 
@@ -249,9 +273,7 @@ def main_server():
                ("POST", "/v2/models/lin/versions/1/infer", dict(rest_body(), outputs=[{"name": "nope"}])),
                contains="nope")
 
-    # Datatypes: FP16 and BF16 (raw only) are widened and served; every other
-    # datatype is read in both forms and reaches the model's input check,
-    # which names it (the test model takes FP32).
+    # Datatypes: FP16 and BF16 (raw only) are widened for the FP32 model and served.
     def half(x):
         return struct.pack("<e", x)
 
@@ -269,54 +291,78 @@ def main_server():
         req.inputs.add(name="input__0", datatype=dt, shape=[2, 2])
         same_error(s, f"{dt} typed", lambda: rpc_error(st.ModelInfer, req),
                    grpc.StatusCode.INVALID_ARGUMENT, contains="raw_input_contents")
-    typed = {
-        "FP64": ("fp64_contents", "<4d", [1.0, 3.0, -1.0, 0.5]),
-        "INT8": ("int_contents", "<4b", [1, -3, 127, -128]),
-        "INT16": ("int_contents", "<4h", [1, -3, 32767, -32768]),
-        "INT32": ("int_contents", "<4i", [1, -3, 2 ** 31 - 1, -2 ** 31]),
-        "INT64": ("int64_contents", "<4q", [1, -3, 2 ** 62, -2 ** 63]),
-        "UINT8": ("uint_contents", "<4B", [1, 3, 255, 0]),
-        "UINT16": ("uint_contents", "<4H", [1, 3, 65535, 0]),
-        "UINT32": ("uint_contents", "<4I", [1, 3, 2 ** 32 - 1, 0]),
-        "UINT64": ("uint64_contents", "<4Q", [1, 3, 2 ** 64 - 1, 0]),
-        "BOOL": ("bool_contents", "<4?", [True, False, True, True]),
-    }
-    for dt, (field, fmt, vals) in typed.items():
+    # Every datatype through the test backend's identity model ("echo"), typed
+    # and raw: the values come back as sent, in the same form.
+    for dt, (field, fmt, vals) in TYPED.items():
         for raw in (False, True):
-            req = pb.ModelInferRequest(model_name="lin", model_version="1")
+            req = pb.ModelInferRequest(model_name="echo_" + dt, id=dt)
             t = req.inputs.add(name="input__0", datatype=dt, shape=[2, 2])
             if raw:
                 req.raw_input_contents.append(struct.pack(fmt, *vals))
             else:
                 getattr(t.contents, field).extend(vals)
-            same_error(s, f"{dt} {'raw' if raw else 'typed'} reaches the model's check",
-                       lambda: rpc_error(st.ModelInfer, req), grpc.StatusCode.INVALID_ARGUMENT,
-                       contains=f"expects FP32, got {dt}")
+            code, r = rpc_call(st.ModelInfer, req)
+            if not check(code == grpc.StatusCode.OK, f"{dt} {'raw' if raw else 'typed'}: {code} {r}"):
+                continue
+            o = r.outputs[0]
+            check(o.datatype == dt and list(o.shape) == [2, 2], f"{dt}: output head {o}")
+            if raw:
+                check(list(r.raw_output_contents) == [struct.pack(fmt, *vals)],
+                      f"{dt} raw: the bytes come back ({r.raw_output_contents})")
+            else:
+                got = list(getattr(o.contents, field))
+                check(got == vals, f"{dt} typed: {got} == {vals}")
         # A count that does not fit the shape is refused naming the field.
-        req = pb.ModelInferRequest(model_name="lin", model_version="1")
+        req = pb.ModelInferRequest(model_name="echo_" + dt)
         t = req.inputs.add(name="input__0", datatype=dt, shape=[2, 2])
         getattr(t.contents, field).extend(vals[:3])
         same_error(s, f"{dt} typed, 3 values for 4", lambda: rpc_error(st.ModelInfer, req),
                    grpc.StatusCode.INVALID_ARGUMENT, contains=f"inputs[0].contents.{field}")
+        # The FP32 model names the datatype it got.
+        if dt == "FP32":
+            continue
+        req = pb.ModelInferRequest(model_name="lin", model_version="1")
+        getattr(req.inputs.add(name="input__0", datatype=dt, shape=[2, 2]).contents,
+                field).extend(vals)
+        same_error(s, f"{dt} to the FP32 model", lambda: rpc_error(st.ModelInfer, req),
+                   grpc.StatusCode.INVALID_ARGUMENT, contains=f"expects FP32, got {dt}")
+    for dt, enc in (("FP16", half), ("BF16", bf16)):
+        req = pb.ModelInferRequest(model_name="echo_" + dt)
+        req.inputs.add(name="input__0", datatype=dt, shape=[1, 3])
+        data = b"".join(enc(x) for x in (1.5, -2, 0.25))
+        req.raw_input_contents.append(data)
+        req.parameters["binary_data_output"].bool_param = False  # no typed list: raw all the same
+        code, r = rpc_call(st.ModelInfer, req)
+        check(code == grpc.StatusCode.OK and list(r.raw_output_contents) == [data],
+              f"{dt} echo: raw bytes back ({code} {r})")
     req = pb.ModelInferRequest(model_name="lin", model_version="1")
     req.inputs.add(name="input__0", datatype="INT8", shape=[1, 2]).contents.int_contents.extend([1, 300])
     same_error(s, "INT8 out of range", lambda: rpc_error(st.ModelInfer, req),
                grpc.StatusCode.INVALID_ARGUMENT, contains="int_contents[1]: 300 is out of range")
     # BYTES: typed elements and the raw serialized form (4-byte length + bytes).
+    elems = [b"ab", b"", b"\x00\xffz", "é".encode()]
+    serial = b"".join(struct.pack("<I", len(x)) + x for x in elems)
     for raw in (False, True):
-        req = pb.ModelInferRequest(model_name="lin", model_version="1")
-        t = req.inputs.add(name="input__0", datatype="BYTES", shape=[1, 2])
+        req = pb.ModelInferRequest(model_name="echo_BYTES")
+        t = req.inputs.add(name="input__0", datatype="BYTES", shape=[2, 2])
         if raw:
-            req.raw_input_contents.append(b"".join(struct.pack("<I", len(x)) + x for x in (b"ab", b"")))
+            req.raw_input_contents.append(serial)
         else:
-            t.contents.bytes_contents.extend([b"ab", b""])
-        code, msg = rpc_error(st.ModelInfer, req)
-        check(code == grpc.StatusCode.INVALID_ARGUMENT and "BYTES" in msg,
-              f"BYTES {'raw' if raw else 'typed'} is read and refused by the FP32 model ({code} {msg})")
-    req = pb.ModelInferRequest(model_name="lin", model_version="1")
+            t.contents.bytes_contents.extend(elems)
+        code, r = rpc_call(st.ModelInfer, req)
+        if check(code == grpc.StatusCode.OK, f"BYTES {'raw' if raw else 'typed'}: {code} {r}"):
+            got = list(r.raw_output_contents) if raw else list(r.outputs[0].contents.bytes_contents)
+            check(got == ([serial] if raw else elems) and r.outputs[0].datatype == "BYTES",
+                  f"BYTES {'raw' if raw else 'typed'} round trip: {got}")
+    req = pb.ModelInferRequest(model_name="echo_BYTES")
     req.inputs.add(name="input__0", datatype="BYTES", shape=[1, 2]).contents.bytes_contents.append(b"x")
     same_error(s, "BYTES count", lambda: rpc_error(st.ModelInfer, req),
                grpc.StatusCode.INVALID_ARGUMENT, contains="bytes_contents")
+    req = pb.ModelInferRequest(model_name="echo_BYTES")
+    req.inputs.add(name="input__0", datatype="BYTES", shape=[1, 2])
+    req.raw_input_contents.append(struct.pack("<I", 9) + b"abc")
+    code, msg = rpc_error(st.ModelInfer, req)
+    check(code == grpc.StatusCode.INVALID_ARGUMENT, f"BYTES raw with a length past its end: {code} {msg}")
 
     # Errors: REST's codes and texts.
     same_error(s, "unknown model", lambda: rpc_error(st.ModelInfer, infer_req("nope")),
