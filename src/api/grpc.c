@@ -8,10 +8,15 @@
  * and the answer is sent from that worker (the core allows a batch from any
  * thread). No completion-queue thread waits for an inference.
  *
- * A call holds one reference for the batch that answers it (which also waits
- * for the call's end, RECV_CLOSE_ON_SERVER: three completion-queue events a
- * call in all); the thread that dispatches holds a second while it looks at
- * the call. The last one frees it. Only this file sees <grpc/...>.
+ * The service's methods are registered with the core, which reads the request
+ * message before it reports the call: a call costs two completion-queue
+ * events, its arrival and the end of the batch that answers it (which also
+ * waits for the call's end, RECV_CLOSE_ON_SERVER). Other methods arrive as
+ * unregistered calls and are answered UNIMPLEMENTED.
+ *
+ * A call holds one reference for the batch that answers it; the thread that
+ * dispatches holds a second while it looks at the call. The last one frees
+ * it. Only this file sees <grpc/...>.
  */
 #include "grpc_int.h"
 #include "access_log.h"
@@ -33,7 +38,8 @@
 #include <unistd.h>
 
 #define GRPC_MAX_THREADS 16
-#define GRPC_CALLS_ARMED 32     /* grpc_server_request_call outstanding */
+#define GRPC_INFER_ARMED 64     /* ModelInfer calls requested from the core at any time */
+#define GRPC_OTHER_ARMED 2      /* ... of each other method, and of unregistered ones */
 #define GRPC_MAX_HEADERS 8      /* metadata values header() hands out per call */
 
 enum tag_kind { TAG_NEW, TAG_RECV, TAG_SEND, TAG_SHUTDOWN };
@@ -48,7 +54,8 @@ struct gcall {
     struct qv_http_req r;   /* the REST request this call stands for */
     struct qv_grpc *g;
     grpc_call *call;
-    grpc_call_details details;
+    grpc_call_details details; /* unregistered calls only */
+    gpr_timespec deadline;
     grpc_metadata_array md;
     grpc_byte_buffer *recv;
     grpc_byte_buffer *send;
@@ -57,7 +64,7 @@ struct gcall {
     int cancelled;
     struct tag t_new, t_recv, t_send;
     _Atomic int refs;
-    enum qv_grpc_rpc rpc;
+    enum qv_grpc_rpc rpc;      /* QV_GRPC_RPC_COUNT: an unregistered method */
     struct qv_grpc_rest rest;
     int n_hdr;
     char *hdr[GRPC_MAX_HEADERS];     /* header()'s answers, NUL-terminated copies */
@@ -69,6 +76,7 @@ struct qv_grpc {
     struct qv_api *api;
     grpc_server *server;
     grpc_completion_queue *cq;
+    void *methods[QV_GRPC_RPC_COUNT]; /* grpc_server_register_method's handles */
     int port;
     int n_threads;
     pthread_t threads[GRPC_MAX_THREADS];
@@ -80,7 +88,8 @@ struct qv_grpc {
     bool shutdown_done;         /* guarded by mu */
 };
 
-static void arm(struct qv_grpc *g);
+static void arm(struct qv_grpc *g, enum qv_grpc_rpc rpc);
+static void run(struct gcall *c);
 
 static void call_free(struct gcall *c)
 {
@@ -226,7 +235,8 @@ static void on_complete(struct qv_http_req *r)
 
 /* ---- The call's steps ---- */
 
-/* A call arrived: wait for its message. */
+/* A call arrived: a registered one with its message, run it; an
+ * unregistered one: read its message, to answer it. */
 static void on_new(struct gcall *c, bool ok)
 {
     struct qv_grpc *g = c->g;
@@ -238,9 +248,13 @@ static void on_new(struct gcall *c, bool ok)
     }
     atomic_fetch_add(&g->inflight, 1);
     if (!atomic_load(&g->stopping))
-        arm(g);
+        arm(g, c->rpc);
     c->t0 = qv_now_ns();
     atomic_init(&c->refs, 1);
+    if (c->rpc != QV_GRPC_RPC_COUNT) {
+        run(c);
+        return;
+    }
     memset(&op, 0, sizeof(op));
     op.op = GRPC_OP_RECV_MESSAGE;
     op.data.recv_message.recv_message = &c->recv;
@@ -248,8 +262,30 @@ static void on_new(struct gcall *c, bool ok)
         call_put(c);
 }
 
-/* The request message is in: run it. */
+/* An unregistered method's message is in: answer UNIMPLEMENTED (or run it,
+ * should a client reach one of ours by another path). */
 static void on_recv(struct gcall *c, bool ok)
+{
+    char m[160];
+
+    if (!ok) {
+        send_answer(c, QV_GRPC_INVALID_ARGUMENT, "no request message", NULL);
+        return;
+    }
+    c->rpc = qv__grpc_rpc_find((const char *)GRPC_SLICE_START_PTR(c->details.method),
+                               GRPC_SLICE_LENGTH(c->details.method));
+    if (c->rpc != QV_GRPC_RPC_COUNT) {
+        run(c);
+        return;
+    }
+    snprintf(m, sizeof(m), "unknown method %.*s", (int)GRPC_SLICE_LENGTH(c->details.method),
+             (const char *)GRPC_SLICE_START_PTR(c->details.method));
+    send_answer(c, QV_GRPC_UNIMPLEMENTED, m, NULL);
+}
+
+/* The request message is in c->recv: turn it into the REST request and
+ * dispatch it. */
+static void run(struct gcall *c)
 {
     struct qv_grpc *g = c->g;
     struct qv_diag d = {{0}};
@@ -257,19 +293,10 @@ static void on_recv(struct gcall *c, bool ok)
     grpc_slice msg;
     int code = QV_GRPC_OK, rc;
 
-    if (!ok || c->recv == NULL) {
-        /* The client went away, or sent no message (or one over the limit,
-         * which the core refuses with RESOURCE_EXHAUSTED itself). */
+    if (c->recv == NULL) {
+        /* The client sent no message (one over the limit is refused by the
+         * core with RESOURCE_EXHAUSTED before the call is reported). */
         send_answer(c, QV_GRPC_INVALID_ARGUMENT, "no request message", NULL);
-        return;
-    }
-    c->rpc = qv__grpc_rpc_find((const char *)GRPC_SLICE_START_PTR(c->details.method),
-                               GRPC_SLICE_LENGTH(c->details.method));
-    if (c->rpc == QV_GRPC_RPC_COUNT) {
-        char m[160];
-        snprintf(m, sizeof(m), "unknown method %.*s", (int)GRPC_SLICE_LENGTH(c->details.method),
-                 (const char *)GRPC_SLICE_START_PTR(c->details.method));
-        send_answer(c, QV_GRPC_UNIMPLEMENTED, m, NULL);
         return;
     }
     if (!grpc_byte_buffer_reader_init(&rd, c->recv)) {
@@ -334,23 +361,32 @@ static void *cq_thread(void *arg)
     }
 }
 
-/* Asks the core for one more incoming call. */
-static void arm(struct qv_grpc *g)
+/* Asks the core for one more incoming call of method 'rpc' (QV_GRPC_RPC_COUNT:
+ * of any unregistered method). */
+static void arm(struct qv_grpc *g, enum qv_grpc_rpc rpc)
 {
     struct gcall *c = calloc(1, sizeof(*c));
+    grpc_call_error e;
 
     if (c == NULL) {
         qv_log(QV_LOG_WARN, "msg=\"out of memory: one call slot fewer\"");
         return;
     }
     c->g = g;
+    c->rpc = rpc;
     c->t_new = (struct tag){TAG_NEW, c};
     c->t_recv = (struct tag){TAG_RECV, c};
     c->t_send = (struct tag){TAG_SEND, c};
     grpc_call_details_init(&c->details);
     grpc_metadata_array_init(&c->md);
-    if (grpc_server_request_call(g->server, &c->call, &c->details, &c->md, g->cq, g->cq,
-                                 &c->t_new) != GRPC_CALL_OK) {
+    if (rpc == QV_GRPC_RPC_COUNT)
+        e = grpc_server_request_call(g->server, &c->call, &c->details, &c->md, g->cq, g->cq,
+                                     &c->t_new);
+    else
+        e = grpc_server_request_registered_call(g->server, g->methods[rpc], &c->call,
+                                                &c->deadline, &c->md, &c->recv, g->cq, g->cq,
+                                                &c->t_new);
+    if (e != GRPC_CALL_OK) {
         grpc_call_details_destroy(&c->details);
         grpc_metadata_array_destroy(&c->md);
         free(c);
@@ -396,6 +432,13 @@ int qv_grpc_start(const struct qv_grpc_config *cfg, qv_api *api, qv_grpc **out,
     g->server = grpc_server_create(&ca, NULL);
     g->cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(g->server, g->cq, NULL);
+    for (int i = 0; i < QV_GRPC_RPC_COUNT; i++) {
+        char method[96];
+        snprintf(method, sizeof(method), "/inference.GRPCInferenceService/%s",
+                 qv__grpc_rpc_name((enum qv_grpc_rpc)i));
+        g->methods[i] = grpc_server_register_method(g->server, method, NULL,
+                                                    GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+    }
     snprintf(addr, sizeof(addr), strchr(cfg->host, ':') ? "[%s]:%d" : "%s:%d", cfg->host,
              cfg->port);
     creds = grpc_insecure_server_credentials_create();
@@ -415,8 +458,9 @@ int qv_grpc_start(const struct qv_grpc_config *cfg, qv_api *api, qv_grpc **out,
         return qv_fail(d, QV_EIO, "grpc: cannot listen on %s", addr);
     }
     grpc_server_start(g->server);
-    for (int i = 0; i < GRPC_CALLS_ARMED; i++)
-        arm(g);
+    for (int i = 0; i <= QV_GRPC_RPC_COUNT; i++)
+        for (int k = 0; k < (i == QV_GRPC_MODEL_INFER ? GRPC_INFER_ARMED : GRPC_OTHER_ARMED); k++)
+            arm(g, (enum qv_grpc_rpc)i);
     g->n_threads = cfg->threads > 0 ? cfg->threads : (int)(cores > 2 ? cores : 2);
     if (g->n_threads > GRPC_MAX_THREADS)
         g->n_threads = GRPC_MAX_THREADS;
