@@ -471,6 +471,23 @@ def main_server():
     check(all(r.id == f"c{i}" and values(r) == [2.0 * i + 1] for i, r in enumerate(res)),
           "64 concurrent calls: each answered with its own id and values")
 
+    # The same per-version metrics as REST.
+    def served(text):
+        for line in text.splitlines():
+            if (line.startswith("quiver_requests_total{") and 'model="lin"' in line and
+                    'version="1"' in line):
+                return float(line.split()[-1])
+        return 0.0
+
+    def metrics():
+        with urllib.request.urlopen(f"http://127.0.0.1:{s.http}/metrics", timeout=30) as r:
+            return r.read().decode()
+    before = served(metrics())
+    for _ in range(5):
+        st.ModelInfer(infer_req(version="1"))
+    check(served(metrics()) - before >= 5,
+          f"quiver_requests_total counts gRPC calls ({before} -> {served(metrics())})")
+
     # A client that goes away mid-call: the server carries on.
     code, _ = rpc_error(st.ModelInfer, infer_req("slow"), timeout=0.3)
     check(code == grpc.StatusCode.DEADLINE_EXCEEDED, f"deadline mid-call: {code}")
