@@ -570,6 +570,17 @@ def token_server():
     check(code == grpc.StatusCode.RESOURCE_EXHAUSTED, f"oversized message: {code} {msg}")
     check(st.ModelInfer(infer_req(rows=[(1.0, 2.0)] * 1000), metadata=read).outputs[0].shape == [1000],
           "a message under the limit is served")
+    # A second server cannot take the same gRPC port; bad flag values are refused.
+    repo = os.path.join(s.dir, "repo")
+    for args, want in ((["--grpc-port", str(s.grpc)], "grpc: cannot listen"),
+                       (["--grpc-port", "70000"], "--grpc-port"),
+                       (["--grpc-port", "0", "--grpc-max-message-bytes", "10"],
+                        "--grpc-max-message-bytes")):
+        p = subprocess.run([BIN, "serve", "--enable-test-backend", "--repo", repo, "--data",
+                            os.path.join(TMP, "data-" + args[1]), "--port", "0", *args],
+                           capture_output=True, text=True, timeout=60)
+        check(p.returncode != 0 and want in p.stderr,
+              f"serve {' '.join(args)}: refused naming {want!r} ({p.returncode} {p.stderr[-300:]})")
     s.stop()
 
 
