@@ -3,6 +3,7 @@
 # theirs or a slow suite kept out of CI.
 JOBS ?= $(shell nproc)
 PORT ?= 8000
+GRPC_PORT ?= 8001
 HOST ?= 127.0.0.1
 REPO ?= examples/models
 DATA ?= data
@@ -52,7 +53,7 @@ build-tsan:
 
 # libFuzzer (clang, ASan+UBSan) on every parser of outside bytes: the ONNX
 # loader (fuzz_load) and the targets of tests/fuzz (docs/security.md).
-FUZZ_TARGETS = kserve tfs config route rollout feedback tokens http
+FUZZ_TARGETS = kserve tfs config route rollout feedback tokens http grpc
 build-fuzz:
 	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DQV_SANITIZE=ON -DQV_FUZZ=ON \
 	    -DQV_WITH_XGBOOST=OFF >/dev/null
@@ -78,7 +79,8 @@ cluster: build
 
 # Installs, builds, and serves the example repository on $(HOST):$(PORT).
 run: deps build
-	./build/quiver serve --repo $(REPO) --data $(DATA) --host $(HOST) --port $(PORT)
+	./build/quiver serve --repo $(REPO) --data $(DATA) --host $(HOST) --port $(PORT) \
+	    --grpc-port $(GRPC_PORT)
 
 # Installs, builds (plain, ASan+UBSan, TSan) and runs every suite: all of them
 # in the plain and ASan builds (the fault suite and the fuzz corpus replays

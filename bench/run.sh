@@ -471,3 +471,7 @@ main() {
 }
 
 main "$@"
+
+# gRPC beside REST (fraud v1 at 1 and 32 concurrent calls): bench/grpc.sh starts a quiver of its
+# own with --grpc-port and writes its table to $OUT_DIR/grpc.md.
+OUT_DIR=$OUT_DIR QUIVER_BIN=$QUIVER_BIN bash bench/grpc.sh || log "bench/grpc.sh failed (see above)"

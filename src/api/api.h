@@ -61,4 +61,25 @@ int qv_api_admin_port(const qv_api *a); /* 0 without an admin listener */
  * uses alive until the process exits. */
 int qv_api_stop(qv_api *a, int timeout_ms);
 
+/* The KServe v2 gRPC service (inference.GRPCInferenceService, docs/grpc.md)
+ * on a port of its own. Its calls run through the same handlers as HTTP
+ * requests, so it needs a started api, and is stopped before it. */
+typedef struct qv_grpc qv_grpc;
+
+struct qv_grpc_config {
+    const char *host;         /* "127.0.0.1" */
+    int port;                 /* 0: an ephemeral port (see qv_grpc_port) */
+    size_t max_message_bytes; /* larger request messages: RESOURCE_EXHAUSTED; 0: 16 MiB */
+    int threads;              /* completion-queue threads; 0: one per core */
+};
+
+int qv_grpc_start(const struct qv_grpc_config *cfg, qv_api *api, qv_grpc **out,
+                  struct qv_diag *d);
+int qv_grpc_port(const qv_grpc *g);
+/* Stops taking calls and lets those in flight finish (up to timeout_ms);
+ * then cancels what is left. 0 when the server was freed; otherwise the
+ * number of calls still inside the engine (leave it alive, as for
+ * qv_api_stop). NULL is a no-op. */
+int qv_grpc_stop(qv_grpc *g, int timeout_ms);
+
 #endif /* QV_API_H */

@@ -31,7 +31,9 @@
 
 struct serve_opts {
     const char *repo, *host, *data, *tokens, *store_url, *port_file;
-    const char *access_log, *node_name;
+    const char *access_log, *node_name, *grpc_port_file;
+    int grpc_port; /* -1: no gRPC service */
+    long long grpc_max_msg; /* 0: --max-body-bytes */
     int access_sample;
     int port, workers, http_threads, poll_ms, spin_us, evict_idle_ms;
     int inline_us, admin_port; /* admin_port -1: no admin listener */
@@ -97,6 +99,11 @@ static const char usage_tail[] =
     "  --tokens-protect-inference  with --tokens, inference and metadata need a token too\n"
     "                          (health and /metrics stay open)\n"
     "  --port-file FILE        write the bound port to FILE once ready\n"
+    "  --grpc-port N           also serve the KServe v2 gRPC service on port N (default:\n"
+    "                          off; 0 picks a free port; docs/grpc.md)\n"
+    "  --grpc-port-file FILE   write the bound gRPC port to FILE once ready\n"
+    "  --grpc-max-message-bytes N  larger gRPC request messages are refused\n"
+    "                          (RESOURCE_EXHAUSTED; default: --max-body-bytes)\n"
     "  --log-level LEVEL       debug, info (default), warn, error\n"
     "  --log-format FORMAT     logfmt (default) or json, one line per event on stderr\n"
     "  --access-log FILE       one line per request to FILE (- for stderr; default: none)\n"
@@ -181,6 +188,9 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
         {"decode-budget-bytes", required_argument, 0, 'J'},
         {"body-timeout-ms", required_argument, 0, 'Y'},
         {"node-name", required_argument, 0, 'N'},
+        {"grpc-port", required_argument, 0, 0x110},
+        {"grpc-port-file", required_argument, 0, 0x111},
+        {"grpc-max-message-bytes", required_argument, 0, 0x112},
         {"strict-readiness", required_argument, 0, 0x1a0},
         {0, 0, 0, 0},
     };
@@ -190,6 +200,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
     o->host = "127.0.0.1";
     o->port = 8000;
     o->admin_port = -1;
+    o->grpc_port = -1;
     o->data = "data";
     o->max_body = 16ll << 20;
     o->body_budget = 256ll << 20;
@@ -317,6 +328,19 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
         case 0x102:
             if (parse_int_opt("--admin-port", optarg, 0, 65535, &o->admin_port))
                 return -1;
+            break;
+        case 0x110:
+            if (parse_int_opt("--grpc-port", optarg, 0, 65535, &o->grpc_port))
+                return -1;
+            break;
+        case 0x111: o->grpc_port_file = optarg; break;
+        case 0x112:
+            if (parse_size(optarg, &o->grpc_max_msg) != 0 || o->grpc_max_msg < 1024 ||
+                o->grpc_max_msg > 0x7fffffffll) {
+                fprintf(stderr, "quiver serve: --grpc-max-message-bytes: expected a size from "
+                                "1K to 2G-1, got \"%s\"\n", optarg);
+                return -1;
+            }
             break;
         case 'c':
             if (strcmp(optarg, "explicit") != 0 && strcmp(optarg, "poll") != 0) {
@@ -477,6 +501,7 @@ struct server {
     qv_cluster *cluster; /* cluster mode (a postgres store) only */
     bool clustered;      /* the store is PostgreSQL: versions are the cluster's */
     qv_api *api;
+    qv_grpc *grpc;       /* --grpc-port only */
 };
 
 /* The server left running at an abandoned stop (reachable until the exit). */
@@ -743,6 +768,20 @@ int qv_cli_serve(int argc, char **argv)
         fprintf(stderr, "quiver serve: %s\n", d.msg);
         goto out;
     }
+    if (o.grpc_port >= 0) {
+        struct qv_grpc_config gcfg = {o.host, o.grpc_port,
+                                      (size_t)(o.grpc_max_msg ? o.grpc_max_msg : o.max_body),
+                                      o.http_threads};
+        if (qv_grpc_start(&gcfg, s.api, &s.grpc, &d) != QV_OK) {
+            fprintf(stderr, "quiver serve: %s\n", d.msg);
+            goto out;
+        }
+        if (o.grpc_port_file && write_port_file(o.grpc_port_file, qv_grpc_port(s.grpc), 0) != 0) {
+            fprintf(stderr, "quiver serve: --grpc-port-file: cannot write %s\n",
+                    o.grpc_port_file);
+            goto out;
+        }
+    }
     if (o.port_file && write_port_file(o.port_file, qv_api_port(s.api), qv_api_admin_port(s.api)) != 0) {
         fprintf(stderr, "quiver serve: --port-file: cannot write %s\n", o.port_file);
         goto out;
@@ -768,7 +807,8 @@ int qv_cli_serve(int argc, char **argv)
            "in-flight requests\"", sig_name(sig), o.drain_ms);
     rc = 0;
 out:
-    if (qv_api_stop(s.api, o.drain_ms) > 0) {
+    /* gRPC first: its calls run through the HTTP server's handlers. */
+    if (qv_grpc_stop(s.grpc, o.drain_ms) > 0 || qv_api_stop(s.api, o.drain_ms) > 0) {
         /* Some backend call outlived the drain deadline: its request was
          * answered 503, and its thread still runs inside the engine. Nothing
          * it may touch is freed; the process exits around it. */
