@@ -31,7 +31,13 @@ static int put_json(struct qv_http_req *r, json_t *root)
 
 static int put_text(struct qv_http_req *r, char *text)
 {
-    int err = qv_buf_append(&r->resp, text, strlen(text));
+    int err;
+
+    /* The controller made the change but could not encode its echo (out of
+     * memory): the answer has no body. */
+    if (text == NULL)
+        return QV_OK;
+    err = qv_buf_append(&r->resp, text, strlen(text));
 
     free(text);
     return err;
@@ -339,7 +345,12 @@ int qv__on_rollout_delete(struct qv_http_req *r)
 
     err = err ? err
               : qv_control_rollout_abort(r->deps->control, r->params[0], r->who, &json, &r->diag);
-    return err ? err : put_text(r, json);
+    if (err)
+        return err;
+    /* Aborted: answered 200 even when the status cannot be echoed. */
+    if (put_text(r, json) != QV_OK)
+        r->resp.len = 0;
+    return QV_OK;
 }
 
 /* ---- Triton's statistics extension ---- */
