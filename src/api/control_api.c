@@ -370,7 +370,7 @@ static json_t *dur(uint64_t count, uint64_t ns)
  * the monitor's power-of-two buckets (each batch_size is an upper bound). */
 static json_t *triton_version_stats(struct qv_http_req *r, const char *model, int64_t version)
 {
-    qv_vstats *vs = qv_monitor_find(r->deps->monitor, model, version);
+    qv_vstats *vs = qv_monitor_find_hold(r->deps->monitor, model, version);
     struct qv_vstats_snap sn;
     json_t *o = json_object(), *is = json_object(), *bs = json_array();
     uint64_t fail = 0, batches = 0, ok, infer_n;
@@ -379,6 +379,7 @@ static json_t *triton_version_stats(struct qv_http_req *r, const char *model, in
     memset(&sn, 0, sizeof(sn));
     if (vs != NULL)
         qv_vstats_snapshot(vs, &sn);
+    qv_monitor_release(r->deps->monitor, vs);
     for (int k = 0; k < QV_OUTCOME_COUNT; k++)
         if (k != QV_OUTCOME_OK)
             fail += sn.outcomes[k];

@@ -609,8 +609,7 @@ static char *event_value(const struct qv__rollout *ro, const char *reason)
 
 static void take_base(qv_control *c, struct qv__rollout *ro)
 {
-    qv_vstats *vc = qv_monitor_find(c->monitor, ro->model, ro->plan.canary);
-    qv_vstats *vs = qv_monitor_find(c->monitor, ro->model, ro->stable);
+    qv_vstats *vc = NULL, *vs = NULL;
     struct qv_pair_summary ps;
 
     memset(&ro->base_canary, 0, sizeof(ro->base_canary));
@@ -619,12 +618,16 @@ static void take_base(qv_control *c, struct qv__rollout *ro)
         /* Cluster mode: every node's traffic counts (counters.c). */
         qv__counters_sum(c, ro->model, ro->plan.canary, &ro->base_canary);
         qv__counters_sum(c, ro->model, ro->stable, &ro->base_stable);
-        vc = vs = NULL;
+    } else {
+        vc = qv_monitor_find_hold(c->monitor, ro->model, ro->plan.canary);
+        vs = qv_monitor_find_hold(c->monitor, ro->model, ro->stable);
     }
     if (vc)
         qv_vstats_snapshot(vc, &ro->base_canary);
     if (vs)
         qv_vstats_snapshot(vs, &ro->base_stable);
+    qv_monitor_release(c->monitor, vc);
+    qv_monitor_release(c->monitor, vs);
     ro->base_agree_count = ro->base_agree_n = 0;
     if (qv_monitor_agreement_get(c->monitor, ro->model, ro->stable, ro->plan.canary, &ps) ==
         QV_OK) {
@@ -667,7 +670,7 @@ static int finish(qv_control *c, const char *who, struct qv__rollout *ro, enum r
 static void window_since(qv_control *c, const char *model, int64_t v,
                          const struct qv_vstats_snap *base, struct qv_window *w)
 {
-    qv_vstats *s = qv_monitor_find(c->monitor, model, v);
+    qv_vstats *s;
     struct qv_vstats_snap now;
 
     memset(w, 0, sizeof(*w));
@@ -676,9 +679,11 @@ static void window_since(qv_control *c, const char *model, int64_t v,
         qv_vstats_window(&now, base, w);
         return;
     }
+    s = qv_monitor_find_hold(c->monitor, model, v);
     if (s == NULL)
         return;
     qv_vstats_snapshot(s, &now);
+    qv_monitor_release(c->monitor, s);
     qv_vstats_window(&now, base, w);
 }
 
