@@ -160,8 +160,6 @@ static enum MHD_Result queue(struct conn_ctx *c, int status, struct qv_buf *b,
     else if (strncmp(r->path, "/metrics", 8) == 0)
         type = "text/plain; version=0.0.4; charset=utf-8";
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    for (int i = 0; own && i < r->n_headers; i++)
-        MHD_add_response_header(resp, r->headers[i][0], r->headers[i][1]);
     for (int i = 0; own && i < r->n_resp_headers; i++)
         MHD_add_response_header(resp, r->resp_headers[i].name, r->resp_headers[i].value);
     if (version_header && version_header[0])
