@@ -357,6 +357,11 @@ ROW_HOOKS=(measure_raw rows_xgboost rows_onnx_serving rows_shadow rows_metrics_c
            rows_batching rows_overload rows_health_flood rows_syscalls rows_idring rows_metrics
            rows_micro rows_onnx_inproc)
 
+# ---- slow clients (bench/idle_clients.sh): a new client beside 2,000 idle connections ----
+# shellcheck source=bench/idle_clients.sh
+. bench/idle_clients.sh
+ROW_HOOKS+=(rows_idle_clients)
+
 # ---- compiled forest (bench/rows_forest.sh): in process, no server ----
 # shellcheck source=bench/rows_forest.sh
 . bench/rows_forest.sh

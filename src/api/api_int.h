@@ -19,8 +19,8 @@
 
 #define QV_API_PENDING 1
 #define QV_MAX_PATH_PARAMS 3
-#define QV_API_MAX_HEADERS 8  /* static response headers (r->headers) */
-#define QV_API_RESP_HEADERS 4 /* response headers with a computed value (r->resp_headers) */
+#define QV_API_MAX_HEADERS 12   /* extra response headers (qv__api_add_header) */
+#define QV_API_HEADER_TEXT 768  /* bytes of their values, copied */
 
 struct qv_http_req;
 typedef int (*qv_http_handler)(struct qv_http_req *r);
@@ -59,9 +59,12 @@ struct qv_http_req {
     char version_header[32];  /* X-Quiver-Version, "" for none */
     int retry_after;          /* seconds; 0 for none */
     const char *content_type; /* NULL: JSON (Prometheus text on /metrics) */
-    /* More response headers: name/value pairs of static strings. */
-    int n_headers;
-    const char *headers[QV_API_MAX_HEADERS][2];
+    /* More response headers, added with qv__api_add_header: the name a
+     * string literal, the value copied into header_text. */
+    int n_resp_headers;
+    struct { const char *name; const char *value; } resp_headers[QV_API_MAX_HEADERS];
+    size_t header_text_used;
+    char header_text[QV_API_HEADER_TEXT];
     struct qv_diag diag;
     /* Set by the HTTP layer: a handler calls suspend() right before it hands
      * the request to another thread, which calls complete() once the
@@ -73,11 +76,8 @@ struct qv_http_req {
      * (before handing the request on): the body and its budget are freed. */
     bool keep_body;
     void (*body_done)(struct qv_http_req *r);
-    /* Response headers whose value is computed (name: a string literal; see
-     * qv__api_add_header); a request body decoded from its Content-Encoding,
-     * which body then points into (compress.c; freed with the body). */
-    int n_resp_headers;
-    struct { const char *name; char value[64]; } resp_headers[QV_API_RESP_HEADERS];
+    /* A request body decoded from its Content-Encoding, which body then
+     * points into (compress.c; freed with the body). */
     struct qv_buf body_plain;
 };
 
@@ -206,8 +206,12 @@ int qv__on_rollout_delete(struct qv_http_req *r);
 int qv__on_ui(struct qv_http_req *r);
 int qv__on_ui_root(struct qv_http_req *r);
 
-/* Adds a response header (dropped past QV_API_RESP_HEADERS). */
-void qv__api_add_header(struct qv_http_req *r, const char *name, const char *value);
+/* Adds a response header: name a string literal, value copied. QV_ENOMEM
+ * (the header not added) past QV_API_MAX_HEADERS headers or
+ * QV_API_HEADER_TEXT bytes of values. */
+int qv__api_add_header(struct qv_http_req *r, const char *name, const char *value);
+/* The value of a response header added so far (case-insensitive), or NULL. */
+const char *qv__api_resp_header(const struct qv_http_req *r, const char *name);
 
 /* compress.c: Content-Encoding of request bodies, Accept-Encoding of responses. */
 /* Decodes a gzip/deflate body into r->body_plain (bounded by the body limit)

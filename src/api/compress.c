@@ -149,9 +149,8 @@ void qv__api_encode_response(struct qv_http_req *r)
         return;
     /* A handler that encoded its own answer (the dashboard's precompressed
      * files) keeps it as it is. */
-    for (int i = 0; i < r->n_headers; i++)
-        if (strcasecmp(r->headers[i][0], "Content-Encoding") == 0)
-            return;
+    if (qv__api_resp_header(r, "Content-Encoding") != NULL)
+        return;
     acc = r->header(r, "Accept-Encoding");
     if (acc == NULL || !coding_listed(acc, "gzip"))
         return;
@@ -177,8 +176,13 @@ void qv__api_encode_response(struct qv_http_req *r)
     out.len = bound - z.avail_out;
     out.cap = bound + 1;
     deflateEnd(&z);
+    /* The coding is announced before the body is swapped: a body that could
+     * not say it is gzip is sent as it was. */
+    if (qv__api_add_header(r, "Content-Encoding", "gzip") != QV_OK) {
+        free(out.data);
+        return;
+    }
+    qv__api_add_header(r, "Vary", "Accept-Encoding"); /* advisory: a cache may do without */
     qv_buf_free(&r->resp);
     r->resp = out;
-    qv__api_add_header(r, "Content-Encoding", "gzip");
-    qv__api_add_header(r, "Vary", "Accept-Encoding");
 }

@@ -31,7 +31,13 @@ static int put_json(struct qv_http_req *r, json_t *root)
 
 static int put_text(struct qv_http_req *r, char *text)
 {
-    int err = qv_buf_append(&r->resp, text, strlen(text));
+    int err;
+
+    /* The controller made the change but could not encode its echo (out of
+     * memory): the answer has no body. */
+    if (text == NULL)
+        return QV_OK;
+    err = qv_buf_append(&r->resp, text, strlen(text));
 
     free(text);
     return err;
@@ -339,7 +345,12 @@ int qv__on_rollout_delete(struct qv_http_req *r)
 
     err = err ? err
               : qv_control_rollout_abort(r->deps->control, r->params[0], r->who, &json, &r->diag);
-    return err ? err : put_text(r, json);
+    if (err)
+        return err;
+    /* Aborted: answered 200 even when the status cannot be echoed. */
+    if (put_text(r, json) != QV_OK)
+        r->resp.len = 0;
+    return QV_OK;
 }
 
 /* ---- Triton's statistics extension ---- */
@@ -359,7 +370,7 @@ static json_t *dur(uint64_t count, uint64_t ns)
  * the monitor's power-of-two buckets (each batch_size is an upper bound). */
 static json_t *triton_version_stats(struct qv_http_req *r, const char *model, int64_t version)
 {
-    qv_vstats *vs = qv_monitor_find(r->deps->monitor, model, version);
+    qv_vstats *vs = qv_monitor_find_hold(r->deps->monitor, model, version);
     struct qv_vstats_snap sn;
     json_t *o = json_object(), *is = json_object(), *bs = json_array();
     uint64_t fail = 0, batches = 0, ok, infer_n;
@@ -368,6 +379,7 @@ static json_t *triton_version_stats(struct qv_http_req *r, const char *model, in
     memset(&sn, 0, sizeof(sn));
     if (vs != NULL)
         qv_vstats_snapshot(vs, &sn);
+    qv_monitor_release(r->deps->monitor, vs);
     for (int k = 0; k < QV_OUTCOME_COUNT; k++)
         if (k != QV_OUTCOME_OK)
             fail += sn.outcomes[k];

@@ -24,10 +24,12 @@
 #define QV_LOG_MODULE "http"
 
 #include <arpa/inet.h>
+#include <linux/tcp.h>
 #include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +64,7 @@ struct conn_ctx {
 /* Where a connection's current request is, for the reaper's deadlines. */
 enum sock_phase {
     SOCK_HEADERS,          /* waiting for complete request headers */
+    SOCK_IDLE,             /* kept alive between requests: the idle timeout only */
     SOCK_BODY,             /* headers in, the body arriving */
     SOCK_BUSY,             /* dispatched or answered: no deadline */
 };
@@ -70,6 +73,7 @@ enum sock_phase {
 struct sock_ctx {
     int fd;
     uint64_t t_begin;      /* when the current phase began */
+    uint64_t rx_mark;      /* SOCK_IDLE: bytes received by the end of the last request */
     enum sock_phase phase;
     bool cut;              /* shut down by the reaper */
     struct sock_ctx *prev, *next;
@@ -156,8 +160,6 @@ static enum MHD_Result queue(struct conn_ctx *c, int status, struct qv_buf *b,
     else if (strncmp(r->path, "/metrics", 8) == 0)
         type = "text/plain; version=0.0.4; charset=utf-8";
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    for (int i = 0; own && i < r->n_headers; i++)
-        MHD_add_response_header(resp, r->headers[i][0], r->headers[i][1]);
     for (int i = 0; own && i < r->n_resp_headers; i++)
         MHD_add_response_header(resp, r->resp_headers[i].name, r->resp_headers[i].value);
     if (version_header && version_header[0])
@@ -328,16 +330,37 @@ static bool parse_length(const char *s, unsigned long long *out)
     return true;
 }
 
+/* Bytes the kernel has received on a TCP socket so far (TCP_INFO), or
+ * UINT64_MAX when it cannot tell. */
+static uint64_t rx_bytes(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+
+    memset(&ti, 0, sizeof(ti));
+    if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+        len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received))
+        return UINT64_MAX;
+    return ti.tcpi_bytes_received;
+}
+
 static void set_phase(struct qv_api *a, struct MHD_Connection *conn, enum sock_phase phase)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     struct sock_ctx *s = ci ? ci->socket_context : NULL;
+    uint64_t mark = 0;
 
     if (s == NULL)
         return;
+    if (phase == SOCK_IDLE) {
+        mark = rx_bytes(s->fd);
+        if (mark == UINT64_MAX)
+            phase = SOCK_HEADERS; /* cannot see the next request begin: deadline from now */
+    }
     pthread_mutex_lock(&a->sock_mu);
     s->phase = phase;
+    s->rx_mark = mark;
     s->t_begin = qv_now_ns();
     pthread_mutex_unlock(&a->sock_mu);
 }
@@ -527,7 +550,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct conn_ctx *c = *con_cls;
 
     (void)toe;
-    set_phase(a, conn, SOCK_HEADERS); /* a kept-alive connection's next request */
+    set_phase(a, conn, SOCK_IDLE); /* a kept-alive connection, until its next request */
     if (c == NULL)
         return;
     *con_cls = NULL;
@@ -583,9 +606,13 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 /* libmicrohttpd's connection timeout is reset by every byte, so a client
  * trickling a byte at a time holds its slot forever. This thread cuts a
  * connection whose request headers are not complete within header_timeout_ms
- * of its start (or of the previous request's end), or whose body is not
- * complete within body_timeout_ms of its headers. A dispatched request (in
- * the engine, a lane, or being answered) is never cut. */
+ * of its start (or of the first byte of a kept-alive connection's next
+ * request), or whose body is not complete within body_timeout_ms of its
+ * headers. A dispatched request (in the engine, a lane, or being answered) is
+ * never cut, and a kept-alive connection idle between requests is left to
+ * libmicrohttpd's idle timeout: the reaper watches its received byte count
+ * (TCP_INFO) and starts the header deadline when the count moves (within one
+ * pass, 200 ms). */
 static void *reaper_main(void *arg)
 {
     struct qv_api *a = arg;
@@ -599,6 +626,14 @@ static void *reaper_main(void *arg)
 
         for (struct sock_ctx *s = a->socks; s; s = s->next) {
             uint64_t limit = s->phase == SOCK_HEADERS ? head_limit : body_limit;
+            if (s->phase == SOCK_IDLE && !s->cut) {
+                uint64_t rx = rx_bytes(s->fd);
+                if (rx == UINT64_MAX || rx == s->rx_mark)
+                    continue;
+                s->phase = SOCK_HEADERS; /* the next request's first byte */
+                s->t_begin = now;
+                continue;
+            }
             if (s->phase == SOCK_BUSY || s->cut || s->fd < 0 || now - s->t_begin < limit)
                 continue;
             s->cut = true;

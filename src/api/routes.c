@@ -181,14 +181,29 @@ int64_t qv__api_param_version(struct qv_http_req *r, int idx)
     return idx < r->n_params ? qv_repo_parse_version(r->params[idx]) : -1;
 }
 
-void qv__api_add_header(struct qv_http_req *r, const char *name, const char *value)
+int qv__api_add_header(struct qv_http_req *r, const char *name, const char *value)
 {
-    if (r->n_resp_headers >= QV_API_RESP_HEADERS)
-        return;
+    size_t n = strlen(value) + 1;
+    char *copy;
+
+    if (r->n_resp_headers >= QV_API_MAX_HEADERS ||
+        n > sizeof(r->header_text) - r->header_text_used)
+        return QV_ENOMEM;
+    copy = r->header_text + r->header_text_used;
+    memcpy(copy, value, n);
+    r->header_text_used += n;
     r->resp_headers[r->n_resp_headers].name = name;
-    snprintf(r->resp_headers[r->n_resp_headers].value,
-             sizeof(r->resp_headers[r->n_resp_headers].value), "%s", value);
+    r->resp_headers[r->n_resp_headers].value = copy;
     r->n_resp_headers++;
+    return QV_OK;
+}
+
+const char *qv__api_resp_header(const struct qv_http_req *r, const char *name)
+{
+    for (int i = 0; i < r->n_resp_headers; i++)
+        if (strcasecmp(r->resp_headers[i].name, name) == 0)
+            return r->resp_headers[i].value;
+    return NULL;
 }
 
 /* The methods the path allows, for a 405's Allow header. */

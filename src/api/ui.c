@@ -23,15 +23,6 @@
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "                    \
     "form-action 'none'; frame-ancestors 'none'"
 
-static void add_header(struct qv_http_req *r, const char *name, const char *value)
-{
-    if (r->n_headers < QV_API_MAX_HEADERS) {
-        r->headers[r->n_headers][0] = name;
-        r->headers[r->n_headers][1] = value;
-        r->n_headers++;
-    }
-}
-
 static const struct qv_ui_asset *find_asset(const char *name)
 {
     for (int i = 0; i < qv__ui_n_assets; i++)
@@ -94,24 +85,27 @@ int qv__on_ui(struct qv_http_req *r)
     const char *enc = r->header ? r->header(r, "Accept-Encoding") : NULL;
     bool gz;
     const char *etag;
+    int err = QV_OK;
 
     if (a == NULL)
         return qv_fail(&r->diag, QV_ENOENT, "no such file in the dashboard: %s", name);
     gz = a->gz != NULL && accepts_gzip(enc);
     etag = gz ? a->etag_gz : a->etag;
     r->content_type = a->type;
-    add_header(r, "ETag", etag);
-    add_header(r, "Cache-Control", "no-cache");
-    add_header(r, "Vary", "Accept-Encoding");
-    add_header(r, "Content-Security-Policy", UI_CSP);
-    add_header(r, "X-Content-Type-Options", "nosniff");
-    add_header(r, "Referrer-Policy", "no-referrer");
-    if (etag_matches(r->header ? r->header(r, "If-None-Match") : NULL, etag)) {
+    err |= qv__api_add_header(r, "ETag", etag);
+    err |= qv__api_add_header(r, "Cache-Control", "no-cache");
+    err |= qv__api_add_header(r, "Vary", "Accept-Encoding");
+    err |= qv__api_add_header(r, "Content-Security-Policy", UI_CSP);
+    err |= qv__api_add_header(r, "X-Content-Type-Options", "nosniff");
+    err |= qv__api_add_header(r, "Referrer-Policy", "no-referrer");
+    if (err == QV_OK && etag_matches(r->header ? r->header(r, "If-None-Match") : NULL, etag)) {
         r->status = 304;
         return QV_OK;
     }
     if (gz)
-        add_header(r, "Content-Encoding", "gzip");
+        err |= qv__api_add_header(r, "Content-Encoding", "gzip");
+    if (err) /* more headers than QV_API_MAX_HEADERS / QV_API_HEADER_TEXT hold */
+        return qv_fail(&r->diag, QV_ENOMEM, "the dashboard's response headers do not fit");
     r->status = 200;
     return gz ? qv_buf_append(&r->resp, a->gz, a->gz_len)
               : qv_buf_append(&r->resp, a->data, a->len);
@@ -121,6 +115,7 @@ int qv__on_ui_root(struct qv_http_req *r)
 {
     r->status = 302;
     r->content_type = "text/plain; charset=utf-8";
-    add_header(r, "Location", "/ui");
+    if (qv__api_add_header(r, "Location", "/ui") != QV_OK)
+        return qv_fail(&r->diag, QV_ENOMEM, "the response headers do not fit");
     return qv_buf_append(&r->resp, "see /ui\n", 8);
 }

@@ -235,12 +235,19 @@ int qv_alert_rules_parse(const char *json, struct qv_alert_rule *rules, int *idx
                          int *n_errs)
 {
     json_error_t jerr;
-    json_t *root = json_loads(json ? json : "[]", 0, &jerr), *e;
+    json_t *root, *e;
     size_t i;
     int n = 0;
 
+    root = json_loads(json ? json : "[]", 0, &jerr);
     *errs = NULL;
     *n_errs = 0;
+    /* The text is what json_dumps wrote from config.json, so it parses unless
+     * jansson runs out of memory (which it may report as a syntax error). */
+    if (root == NULL) {
+        add_err(errs, n_errs, "alerts: the rules cannot be read now (out of memory)");
+        return -1;
+    }
     if (!json_is_array(root)) {
         add_err(errs, n_errs, "alerts: expected an array of rules");
         json_decref(root);
@@ -340,6 +347,12 @@ static struct qv__alert_state *model_state(qv_control *c, const char *model, con
     a->json = json ? qv_xstrdup(json) : NULL;
     if (json != NULL)
         a->n_rules = qv_alert_rules_parse(json, a->rules, a->idx, &a->errs, &a->n_errs);
+    if (a->n_rules < 0) {
+        /* Out of memory: no rules this time, read again on the next call. */
+        a->n_rules = 0;
+        free(a->json);
+        a->json = NULL;
+    }
     for (int i = 0; i < a->n_errs; i++)
         qv_log(QV_LOG_WARN, "model=%s msg=\"alert rule ignored\" reason=\"%s\"", model, a->errs[i]);
     return a;
@@ -363,26 +376,35 @@ static void transition(qv_control *c, struct qv__alert_state *a, struct firing *
 {
     const struct qv_alert_rule *r = &a->rules[f->rule];
     json_t *o = json_object();
+    int bad = o == NULL;
     struct qv_store_event ev;
     struct qv_diag d = {{0}};
     char *text;
 
-    json_object_set_new(o, "status", json_string(fire ? "firing" : "resolved"));
-    json_object_set_new(o, "model", json_string(a->model));
-    json_object_set_new(o, "version", json_integer(f->version));
-    json_object_set_new(o, "rule", json_string(r->name));
-    json_object_set_new(o, "index", json_integer(a->idx[f->rule]));
-    json_object_set_new(o, "metric", json_string(metric_names[r->metric]));
-    json_object_set_new(o, "op", json_string(op_names[r->op]));
-    json_object_set_new(o, "threshold", json_real(r->threshold));
-    json_object_set_new(o, "value", has_value ? json_real(value) : json_null());
-    json_object_set_new(o, "window_s", json_real(r->window_s));
-    json_object_set_new(o, "requests", json_integer(w ? (json_int_t)w->requests : 0));
-    json_object_set_new(o, "ts_ms", json_integer((json_int_t)qv__control_now_ms(c)));
-    text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(8));
+    bad |= json_object_set_new(o, "status", json_string(fire ? "firing" : "resolved"));
+    bad |= json_object_set_new(o, "model", json_string(a->model));
+    bad |= json_object_set_new(o, "version", json_integer(f->version));
+    bad |= json_object_set_new(o, "rule", json_string(r->name));
+    bad |= json_object_set_new(o, "index", json_integer(a->idx[f->rule]));
+    bad |= json_object_set_new(o, "metric", json_string(metric_names[r->metric]));
+    bad |= json_object_set_new(o, "op", json_string(op_names[r->op]));
+    bad |= json_object_set_new(o, "threshold", json_real(r->threshold));
+    bad |= json_object_set_new(o, "value", has_value ? json_real(value) : json_null());
+    bad |= json_object_set_new(o, "window_s", json_real(r->window_s));
+    bad |= json_object_set_new(o, "requests", json_integer(w ? (json_int_t)w->requests : 0));
+    bad |= json_object_set_new(o, "ts_ms", json_integer((json_int_t)qv__control_now_ms(c)));
+    text = bad ? NULL
+               : qv__json_dumps_checked(o, JSON_COMPACT | JSON_PRESERVE_ORDER |
+                                               JSON_REAL_PRECISION(8));
     json_decref(o);
-    if (text == NULL)
-        abort(); /* control-plane allocation */
+    if (text == NULL) {
+        /* Out of memory: the transition is not recorded, so the next
+         * evaluation makes it again, with its event and webhook. */
+        qv_log(QV_LOG_WARN, "model=%s version=%" PRId64 " alert=\"%s\" msg=\"alert %s: event "
+               "skipped (out of memory); retried on the next evaluation\"", a->model, f->version,
+               r->name, fire ? "firing" : "resolved");
+        return;
+    }
     qv_log(fire ? QV_LOG_WARN : QV_LOG_INFO, "model=%s version=%" PRId64 " alert=\"%s\" msg=\"%s\"",
            a->model, f->version, r->name, fire ? "alert firing" : "alert resolved");
     if (c->store != NULL) {
@@ -482,6 +504,7 @@ int qv_control_alerts_json(qv_control *c, const char *model, char **json, struct
     struct qv__alert_state *a;
     json_t *root, *rules, *errs;
     char ts[32];
+    int bad;
 
     if (qv_engine_model_info(c->engine, model, &mi) != QV_OK)
         return qv_fail(d, QV_ENOENT, "unknown model \"%s\"", model);
@@ -491,20 +514,22 @@ int qv_control_alerts_json(qv_control *c, const char *model, char **json, struct
     root = json_object();
     rules = json_array();
     errs = json_array();
+    bad = root == NULL;
     for (int i = 0; i < a->n_rules; i++) {
         const struct qv_alert_rule *r = &a->rules[i];
         json_t *o = json_object(), *vs = json_array();
         bool any = false;
-        json_object_set_new(o, "index", json_integer(a->idx[i]));
-        json_object_set_new(o, "name", json_string(r->name));
-        json_object_set_new(o, "metric", json_string(metric_names[r->metric]));
-        json_object_set_new(o, "op", json_string(op_names[r->op]));
-        json_object_set_new(o, "threshold", json_real(r->threshold));
-        json_object_set_new(o, "window_s", json_real(r->window_s));
-        json_object_set_new(o, "min_requests", json_integer((json_int_t)r->min_requests));
+        bad |= json_object_set_new(o, "index", json_integer(a->idx[i]));
+        bad |= json_object_set_new(o, "name", json_string(r->name));
+        bad |= json_object_set_new(o, "metric", json_string(metric_names[r->metric]));
+        bad |= json_object_set_new(o, "op", json_string(op_names[r->op]));
+        bad |= json_object_set_new(o, "threshold", json_real(r->threshold));
+        bad |= json_object_set_new(o, "window_s", json_real(r->window_s));
+        bad |= json_object_set_new(o, "min_requests", json_integer((json_int_t)r->min_requests));
         if (r->version)
-            json_object_set_new(o, "version", json_integer(r->version));
-        json_object_set_new(o, "webhook", r->webhook[0] ? json_string(r->webhook) : json_null());
+            bad |= json_object_set_new(o, "version", json_integer(r->version));
+        bad |= json_object_set_new(o, "webhook",
+                                   r->webhook[0] ? json_string(r->webhook) : json_null());
         for (int k = 0; k < a->n_f; k++) {
             const struct firing *f = &a->f[k];
             json_t *fv;
@@ -512,28 +537,30 @@ int qv_control_alerts_json(qv_control *c, const char *model, char **json, struct
                 continue;
             fv = json_object();
             any = any || f->firing;
-            json_object_set_new(fv, "version", json_integer(f->version));
-            json_object_set_new(fv, "state", json_string(f->firing ? "firing" : "ok"));
-            json_object_set_new(fv, "value", json_real(f->value));
+            bad |= json_object_set_new(fv, "version", json_integer(f->version));
+            bad |= json_object_set_new(fv, "state", json_string(f->firing ? "firing" : "ok"));
+            bad |= json_object_set_new(fv, "value", json_real(f->value));
             if (f->since_ms) {
                 qv_iso8601(f->since_ms, ts);
-                json_object_set_new(fv, "since", json_string(ts));
+                bad |= json_object_set_new(fv, "since", json_string(ts));
             }
-            json_array_append_new(vs, fv);
+            bad |= json_array_append_new(vs, fv);
         }
-        json_object_set_new(o, "state", json_string(any ? "firing" : "ok"));
-        json_object_set_new(o, "versions", vs);
-        json_array_append_new(rules, o);
+        bad |= json_object_set_new(o, "state", json_string(any ? "firing" : "ok"));
+        bad |= json_object_set_new(o, "versions", vs);
+        bad |= json_array_append_new(rules, o);
     }
     for (int i = 0; i < a->n_errs; i++)
-        json_array_append_new(errs, json_string(a->errs[i]));
+        bad |= json_array_append_new(errs, json_string(a->errs[i]));
     pthread_mutex_unlock(&c->mu);
-    json_object_set_new(root, "model", json_string(model));
-    json_object_set_new(root, "rules", rules);
-    json_object_set_new(root, "errors", errs);
-    *json = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(8));
+    bad |= json_object_set_new(root, "model", json_string(model));
+    bad |= json_object_set_new(root, "rules", rules);
+    bad |= json_object_set_new(root, "errors", errs);
+    *json = bad ? NULL
+                : qv__json_dumps_checked(root, JSON_COMPACT | JSON_PRESERVE_ORDER |
+                                                   JSON_REAL_PRECISION(8));
     json_decref(root);
     if (*json == NULL)
-        abort();
+        return qv_fail(d, QV_ENOMEM, "cannot encode the alerts of %s (out of memory)", model);
     return QV_OK;
 }

@@ -14,6 +14,8 @@
 #include "control.h"
 #include "cluster.h"
 
+#include <jansson.h>
+
 /* ---- Statistics (pure; stats.c) ---- */
 
 /* z statistic of the two-proportion test for H1: p1 > p2, with x1 successes
@@ -46,8 +48,11 @@ struct qv_rollout_plan {
  * required. QV_EINVAL with d naming the field on anything wrong (unknown
  * keys included). Pure. */
 int qv_rollout_plan_parse(const char *json, struct qv_rollout_plan *p, struct qv_diag *d);
-/* The plan as canonical JSON (malloc'ed). */
+/* The plan as canonical JSON (malloc'ed); NULL when out of memory. */
 char *qv_rollout_plan_json(const struct qv_rollout_plan *p);
+/* json_dumps(j, flags), read back and compared with j (stats.c): NULL when
+ * the text cannot be made whole (out of memory). */
+char *qv__json_dumps_checked(const json_t *j, size_t flags);
 
 /* What the stable version is compared with when it has too few requests of
  * its own in the step (e.g. at 100% canary): figures kept from earlier. */
@@ -164,7 +169,8 @@ const char *qv_alert_op_name(enum qv_alert_op op);
 /* Parses an "alerts" array. Valid rules go to rules (at most
  * QV_ALERT_MAX_RULES), each with its index in the array in idx; every
  * invalid rule adds one message to errs (errs[i] is malloc'ed; free with
- * qv_alert_errors_free). Returns the number of valid rules. Pure. */
+ * qv_alert_errors_free). Returns the number of valid rules, or -1 when the
+ * text cannot be read for want of memory (errs says so). Pure. */
 int qv_alert_rules_parse(const char *json, struct qv_alert_rule *rules, int *idx, char ***errs,
                          int *n_errs);
 void qv_alert_errors_free(char **errs, int n);

@@ -50,7 +50,7 @@ struct publish {
 static void publish_one(void *ud, const char *model, int64_t version)
 {
     struct publish *p = ud;
-    qv_vstats *vs = qv_monitor_find(p->c->monitor, model, version);
+    qv_vstats *vs = qv_monitor_find_hold(p->c->monitor, model, version);
     struct qv_vstats_snap s;
     struct qv_diag d = {{0}};
     char key[QV_MODEL_NAME_MAX + 128], *text;
@@ -59,6 +59,7 @@ static void publish_one(void *ud, const char *model, int64_t version)
     if (vs == NULL)
         return;
     qv_vstats_snapshot(vs, &s);
+    qv_monitor_release(p->c->monitor, vs);
     o = json_object();
     json_object_set_new(o, "outcomes", u64s(s.outcomes, QV_OUTCOME_COUNT));
     json_object_set_new(o, "latency", u64s(s.total.buckets, QV_MONITOR_LAT_BUCKETS));

@@ -62,13 +62,14 @@ static void sample(qv_control *c, uint64_t now_ms)
             continue;
         qv_control_route_weights(c, names[i], ready, k, weights);
         for (int j = 0; j < k; j++) {
-            qv_vstats *s = qv_monitor_find(c->monitor, names[i], ready[j]);
+            qv_vstats *s = qv_monitor_find_hold(c->monitor, names[i], ready[j]);
             struct qv__hist_prev *p;
             struct qv_window w;
             if (s == NULL)
                 continue;
             p = prev_of(c, names[i], ready[j]);
             qv_vstats_snapshot(s, &now[m]);
+            qv_monitor_release(c->monitor, s);
             qv_vstats_window(&now[m], &p->snap, &w);
             memset(&rows[m], 0, sizeof(rows[m]));
             rows[m].version = ready[j];

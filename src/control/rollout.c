@@ -96,47 +96,56 @@ static double canary_weight(const struct qv__rollout *ro)
     }
 }
 
-static char *xdumps(json_t *j)
+/* The documents below are built with every json_object_set_new and
+ * json_array_append_new checked ('bad' collects their -1: a value jansson
+ * could not allocate, or a failed insertion), so that running out of memory
+ * gives no document at all, never one with keys missing. */
+static char *dumps(json_t *j)
 {
-    char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
-
-    if (s == NULL)
-        abort(); /* control-plane allocation */
-    return s;
+    return qv__json_dumps_checked(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
 }
 
 static json_t *figures_json(const struct qv_rollout_figures *f)
 {
     json_t *o = json_object();
+    int bad = o == NULL;
 
-    json_object_set_new(o, "enough_requests", json_boolean(f->enough));
-    json_object_set_new(o, "canary_requests", json_integer((json_int_t)f->canary_requests));
-    json_object_set_new(o, "canary_errors", json_integer((json_int_t)f->canary_errors));
-    json_object_set_new(o, "canary_answered", json_integer((json_int_t)f->canary_answered));
-    json_object_set_new(o, "canary_bad_input", json_integer((json_int_t)f->canary_bad_input));
-    json_object_set_new(o, "canary_bad_input_rate", json_real(f->canary_bad_input_rate));
-    json_object_set_new(o, "stable_bad_input", json_integer((json_int_t)f->stable_bad_input));
-    json_object_set_new(o, "stable_bad_input_rate",
-                        f->bad_input_evaluated ? json_real(f->stable_bad_input_rate) : json_null());
-    json_object_set_new(o, "canary_error_rate", json_real(f->canary_error_rate));
-    json_object_set_new(o, "stable_source",
-                        json_string(f->stable_source ? f->stable_source : "none"));
-    json_object_set_new(o, "stable_requests", json_integer((json_int_t)f->stable_requests));
-    json_object_set_new(o, "stable_errors", json_integer((json_int_t)f->stable_errors));
-    json_object_set_new(o, "stable_error_rate", json_real(f->stable_error_rate));
-    json_object_set_new(o, "error_rate_delta", json_real(f->error_rate_delta));
-    json_object_set_new(o, "z", json_real(f->z));
-    json_object_set_new(o, "p_value", json_real(f->p_value));
-    json_object_set_new(o, "canary_p99_ms", json_real(f->canary_p99_ms));
-    json_object_set_new(o, "stable_p99_ms", json_real(f->stable_p99_ms));
-    json_object_set_new(o, "p99_ratio", f->p99_evaluated ? json_real(f->p99_ratio) : json_null());
-    json_object_set_new(o, "shadow_agreement",
-                        f->agreement >= 0 ? json_real(f->agreement) : json_null());
-    json_object_set_new(o, "shadow_comparisons", json_integer((json_int_t)f->agreement_n));
-    json_object_set_new(o, "error_breach", json_boolean(f->error_breach));
-    json_object_set_new(o, "p99_breach", json_boolean(f->p99_breach));
-    json_object_set_new(o, "agreement_breach", json_boolean(f->agreement_breach));
-    json_object_set_new(o, "bad_input_breach", json_boolean(f->bad_input_breach));
+    bad |= json_object_set_new(o, "enough_requests", json_boolean(f->enough));
+    bad |= json_object_set_new(o, "canary_requests", json_integer((json_int_t)f->canary_requests));
+    bad |= json_object_set_new(o, "canary_errors", json_integer((json_int_t)f->canary_errors));
+    bad |= json_object_set_new(o, "canary_answered", json_integer((json_int_t)f->canary_answered));
+    bad |= json_object_set_new(o, "canary_bad_input",
+                               json_integer((json_int_t)f->canary_bad_input));
+    bad |= json_object_set_new(o, "canary_bad_input_rate", json_real(f->canary_bad_input_rate));
+    bad |= json_object_set_new(o, "stable_bad_input",
+                               json_integer((json_int_t)f->stable_bad_input));
+    bad |= json_object_set_new(o, "stable_bad_input_rate",
+                               f->bad_input_evaluated ? json_real(f->stable_bad_input_rate)
+                                                      : json_null());
+    bad |= json_object_set_new(o, "canary_error_rate", json_real(f->canary_error_rate));
+    bad |= json_object_set_new(o, "stable_source",
+                               json_string(f->stable_source ? f->stable_source : "none"));
+    bad |= json_object_set_new(o, "stable_requests", json_integer((json_int_t)f->stable_requests));
+    bad |= json_object_set_new(o, "stable_errors", json_integer((json_int_t)f->stable_errors));
+    bad |= json_object_set_new(o, "stable_error_rate", json_real(f->stable_error_rate));
+    bad |= json_object_set_new(o, "error_rate_delta", json_real(f->error_rate_delta));
+    bad |= json_object_set_new(o, "z", json_real(f->z));
+    bad |= json_object_set_new(o, "p_value", json_real(f->p_value));
+    bad |= json_object_set_new(o, "canary_p99_ms", json_real(f->canary_p99_ms));
+    bad |= json_object_set_new(o, "stable_p99_ms", json_real(f->stable_p99_ms));
+    bad |= json_object_set_new(o, "p99_ratio",
+                               f->p99_evaluated ? json_real(f->p99_ratio) : json_null());
+    bad |= json_object_set_new(o, "shadow_agreement",
+                               f->agreement >= 0 ? json_real(f->agreement) : json_null());
+    bad |= json_object_set_new(o, "shadow_comparisons", json_integer((json_int_t)f->agreement_n));
+    bad |= json_object_set_new(o, "error_breach", json_boolean(f->error_breach));
+    bad |= json_object_set_new(o, "p99_breach", json_boolean(f->p99_breach));
+    bad |= json_object_set_new(o, "agreement_breach", json_boolean(f->agreement_breach));
+    bad |= json_object_set_new(o, "bad_input_breach", json_boolean(f->bad_input_breach));
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
     return o;
 }
 
@@ -153,57 +162,67 @@ static json_t *iso(uint64_t ms)
 /* The rollout as JSON: what is persisted and what GET .../rollout shows. */
 static json_t *ro_json(const struct qv__rollout *ro)
 {
-    json_t *o = json_object(), *w = json_object(), *plan, *ref = json_object();
+    json_t *o = json_object(), *w = json_object(), *plan = NULL, *ref = json_object();
     char *plan_text = qv_rollout_plan_json(&ro->plan);
     double cw = canary_weight(ro);
+    int bad = o == NULL;
 
-    plan = json_loads(plan_text, 0, NULL);
+    if (plan_text != NULL)
+        plan = json_loads(plan_text, 0, NULL);
     free(plan_text);
-    json_object_set_new(o, "model", json_string(ro->model));
-    json_object_set_new(o, "state", json_string(state_names[ro->state]));
-    json_object_set_new(o, "canary", json_integer(ro->plan.canary));
-    json_object_set_new(o, "stable", json_integer(ro->stable));
-    json_object_set_new(o, "step", json_integer(ro->step));
-    json_object_set_new(o, "n_steps", json_integer(ro->plan.n_steps));
-    json_object_set_new(w, "stable", json_real(100 - cw));
-    json_object_set_new(w, "canary", json_real(cw));
-    json_object_set_new(o, "weights", w);
-    json_object_set_new(o, "started_ms", json_integer((json_int_t)ro->started_ms));
-    json_object_set_new(o, "step_started_ms", json_integer((json_int_t)ro->step_started_ms));
-    json_object_set_new(o, "ended_ms", json_integer((json_int_t)ro->ended_ms));
-    json_object_set_new(o, "started", iso(ro->started_ms));
-    json_object_set_new(o, "step_started", iso(ro->step_started_ms));
-    json_object_set_new(o, "ended", iso(ro->ended_ms));
-    json_object_set_new(o, "plan", plan ? plan : json_null());
-    json_object_set_new(ref, "requests", json_integer((json_int_t)ro->ref.requests));
-    json_object_set_new(ref, "errors", json_integer((json_int_t)ro->ref.errors));
-    json_object_set_new(ref, "bad_input", json_integer((json_int_t)ro->ref.bad_input));
-    json_object_set_new(ref, "latency_count", json_integer((json_int_t)ro->ref.latency_count));
-    json_object_set_new(ref, "p99_ms", json_real(ro->ref.p99_ms));
-    json_object_set_new(o, "stable_reference", ref);
-    json_object_set_new(o, "route", ro->route ? json_string(ro->route) : json_null());
-    json_object_set_new(o, "reason", json_string(ro->reason));
+    bad |= json_object_set_new(o, "model", json_string(ro->model));
+    bad |= json_object_set_new(o, "state", json_string(state_names[ro->state]));
+    bad |= json_object_set_new(o, "canary", json_integer(ro->plan.canary));
+    bad |= json_object_set_new(o, "stable", json_integer(ro->stable));
+    bad |= json_object_set_new(o, "step", json_integer(ro->step));
+    bad |= json_object_set_new(o, "n_steps", json_integer(ro->plan.n_steps));
+    bad |= json_object_set_new(w, "stable", json_real(100 - cw));
+    bad |= json_object_set_new(w, "canary", json_real(cw));
+    bad |= json_object_set_new(o, "weights", w);
+    bad |= json_object_set_new(o, "started_ms", json_integer((json_int_t)ro->started_ms));
+    bad |= json_object_set_new(o, "step_started_ms", json_integer((json_int_t)ro->step_started_ms));
+    bad |= json_object_set_new(o, "ended_ms", json_integer((json_int_t)ro->ended_ms));
+    bad |= json_object_set_new(o, "started", iso(ro->started_ms));
+    bad |= json_object_set_new(o, "step_started", iso(ro->step_started_ms));
+    bad |= json_object_set_new(o, "ended", iso(ro->ended_ms));
+    bad |= json_object_set_new(o, "plan", plan); /* NULL (out of memory): bad */
+    bad |= json_object_set_new(ref, "requests", json_integer((json_int_t)ro->ref.requests));
+    bad |= json_object_set_new(ref, "errors", json_integer((json_int_t)ro->ref.errors));
+    bad |= json_object_set_new(ref, "bad_input", json_integer((json_int_t)ro->ref.bad_input));
+    bad |= json_object_set_new(ref, "latency_count",
+                               json_integer((json_int_t)ro->ref.latency_count));
+    bad |= json_object_set_new(ref, "p99_ms", json_real(ro->ref.p99_ms));
+    bad |= json_object_set_new(o, "stable_reference", ref);
+    bad |= json_object_set_new(o, "route", ro->route ? json_string(ro->route) : json_null());
+    bad |= json_object_set_new(o, "reason", json_string(ro->reason));
     {
         json_t *warnings = json_array();
         if (ro->warning[0] != '\0')
-            json_array_append_new(warnings, json_string(ro->warning));
-        json_object_set_new(o, "warnings", warnings);
+            bad |= json_array_append_new(warnings, json_string(ro->warning));
+        bad |= json_object_set_new(o, "warnings", warnings);
     }
     if (ro->has_last) {
         json_t *last = figures_json(&ro->last.f);
-        json_object_set_new(last, "decision", json_string(qv_rollout_action_name(ro->last.action)));
-        json_object_set_new(last, "detail", json_string(ro->last.reason));
-        json_object_set_new(o, "last", last);
+        bad |= last == NULL;
+        bad |= json_object_set_new(last, "decision",
+                                   json_string(qv_rollout_action_name(ro->last.action)));
+        bad |= json_object_set_new(last, "detail", json_string(ro->last.reason));
+        bad |= json_object_set_new(o, "last", last);
     } else {
-        json_object_set_new(o, "last", json_null());
+        bad |= json_object_set_new(o, "last", json_null());
+    }
+    if (bad) {
+        json_decref(o);
+        return NULL;
     }
     return o;
 }
 
+/* The rollout's JSON text, or NULL when it cannot be built (out of memory). */
 static char *ro_text(const struct qv__rollout *ro)
 {
     json_t *o = ro_json(ro);
-    char *s = xdumps(o);
+    char *s = dumps(o);
 
     json_decref(o);
     return s;
@@ -354,24 +373,34 @@ enum doc_kind { DOC_STEP, DOC_PROMOTE, DOC_BACK };
  * (stable and canary set or removed), shadow entries kept (those naming the
  * canary label dropped when it goes), sticky kept, policy weighted (sticky
  * stays sticky), weights {"stable": 100 - w, "canary": w}; target, compare,
- * score and bandit are dropped. *out is malloc'ed. */
-static void build_doc(qv_control *c, const struct qv__rollout *ro, enum doc_kind kind, double w,
-                      char **out)
+ * score and bandit are dropped. *out is malloc'ed. QV_ENOMEM (and *out NULL)
+ * when the document cannot be built. */
+static int build_doc(qv_control *c, const struct qv__rollout *ro, enum doc_kind kind, double w,
+                     char **out, struct qv_diag *d)
 {
     char *cur = NULL;
     json_t *root = NULL, *labels, *weights = json_object(), *pol, *shadow;
     bool sticky;
+    int bad = weights == NULL;
 
-    if (qv_router_get_route(c->router, ro->model, &cur) == QV_OK)
-        root = json_loads(cur, 0, NULL);
+    *out = NULL;
+    if (qv_router_get_route(c->router, ro->model, &cur) == QV_OK) {
+        json_error_t jerr;
+        root = json_loads(cur, 0, &jerr);
+        /* The route in force always parses: failing here is running out of
+         * memory, and a document built from nothing would drop its labels. */
+        if (root == NULL && cur != NULL)
+            bad = 1;
+    }
     free(cur);
-    if (!json_is_object(root)) {
+    if (!bad && !json_is_object(root)) {
         json_decref(root);
         root = json_object();
+        bad = root == NULL;
     }
     pol = json_object_get(root, "policy");
     sticky = json_is_string(pol) && strcmp(json_string_value(pol), "sticky") == 0;
-    json_object_set_new(root, "policy", json_string(sticky ? "sticky" : "weighted"));
+    bad |= json_object_set_new(root, "policy", json_string(sticky ? "sticky" : "weighted"));
     json_object_del(root, "target");
     json_object_del(root, "compare");
     json_object_del(root, "score");
@@ -379,19 +408,23 @@ static void build_doc(qv_control *c, const struct qv__rollout *ro, enum doc_kind
     labels = json_object_get(root, "labels");
     if (!json_is_object(labels)) {
         labels = json_object();
-        json_object_set_new(root, "labels", labels);
+        json_incref(labels); /* still used below when the insertion fails */
+        bad |= json_object_set_new(root, "labels", labels);
+    } else {
+        json_incref(labels);
     }
     if (kind == DOC_STEP) {
-        json_object_set_new(labels, "stable", json_integer(ro->stable));
-        json_object_set_new(labels, "canary", json_integer(ro->plan.canary));
-        json_object_set_new(weights, "stable", json_real(100 - w));
-        json_object_set_new(weights, "canary", json_real(w));
+        bad |= json_object_set_new(labels, "stable", json_integer(ro->stable));
+        bad |= json_object_set_new(labels, "canary", json_integer(ro->plan.canary));
+        bad |= json_object_set_new(weights, "stable", json_real(100 - w));
+        bad |= json_object_set_new(weights, "canary", json_real(w));
     } else {
         size_t i = 0;
-        json_object_set_new(labels, "stable",
-                            json_integer(kind == DOC_PROMOTE ? ro->plan.canary : ro->stable));
+        bad |= json_object_set_new(labels, "stable",
+                                   json_integer(kind == DOC_PROMOTE ? ro->plan.canary
+                                                                    : ro->stable));
         json_object_del(labels, "canary");
-        json_object_set_new(weights, "stable", json_integer(100));
+        bad |= json_object_set_new(weights, "stable", json_integer(100));
         shadow = json_object_get(root, "shadow");
         while (json_is_array(shadow) && i < json_array_size(shadow)) {
             json_t *t = json_object_get(json_array_get(shadow, i), "target");
@@ -403,9 +436,15 @@ static void build_doc(qv_control *c, const struct qv__rollout *ro, enum doc_kind
         if (json_is_array(shadow) && json_array_size(shadow) == 0)
             json_object_del(root, "shadow");
     }
-    json_object_set_new(root, "weights", weights);
-    *out = xdumps(root);
+    json_decref(labels);
+    bad |= json_object_set_new(root, "weights", weights);
+    if (!bad)
+        *out = dumps(root);
     json_decref(root);
+    if (*out == NULL)
+        return qv_fail(d, QV_ENOMEM, "cannot build the route document of %s (out of memory)",
+                       ro->model);
+    return QV_OK;
 }
 
 /* True when the route document 'doc' copies traffic to the canary as a shadow
@@ -439,7 +478,13 @@ static void audit(qv_control *c, const char *who, const char *model, const char 
     struct qv_diag d = {{0}};
     char who_node[160];
 
-    qv_log(QV_LOG_INFO, "model=%s what=%s msg=\"%s\"", model, what, new_value ? new_value : "");
+    if (new_value == NULL) {
+        /* Its body could not be built: the change stands, its event is skipped. */
+        qv_log(QV_LOG_WARN, "model=%s what=%s msg=\"audit event skipped: out of memory\"", model,
+               what);
+        return;
+    }
+    qv_log(QV_LOG_INFO, "model=%s what=%s msg=\"%s\"", model, what, new_value);
     if (c->store == NULL)
         return;
     /* In a cluster, the controller's decisions name the node that made them. */
@@ -466,6 +511,9 @@ static int persist_state(qv_control *c, const struct qv__rollout *ro, struct qv_
     if (c->store == NULL)
         return QV_OK;
     text = ro_text(ro);
+    if (text == NULL)
+        return qv_fail(d, QV_ENOMEM, "cannot encode the rollout state of %s (out of memory)",
+                       ro->model);
     err = qv_store_kv_put(c->store, "rollout", ro->model, text, d);
     free(text);
     return err;
@@ -531,35 +579,37 @@ fail:
     return err;
 }
 
-/* The event body: who moved where, why, and the figures. */
+/* The event body: who moved where, why, and the figures; NULL when it cannot
+ * be built (out of memory). */
 static char *event_value(const struct qv__rollout *ro, const char *reason)
 {
     json_t *o = json_object();
-    char *s;
+    char *s = NULL;
+    int bad = o == NULL;
 
-    json_object_set_new(o, "canary", json_integer(ro->plan.canary));
-    json_object_set_new(o, "stable", json_integer(ro->stable));
-    json_object_set_new(o, "step", json_integer(ro->step));
-    json_object_set_new(o, "canary_weight", json_real(canary_weight(ro)));
-    json_object_set_new(o, "state", json_string(state_names[ro->state]));
-    json_object_set_new(o, "reason", json_string(reason ? reason : ""));
+    bad |= json_object_set_new(o, "canary", json_integer(ro->plan.canary));
+    bad |= json_object_set_new(o, "stable", json_integer(ro->stable));
+    bad |= json_object_set_new(o, "step", json_integer(ro->step));
+    bad |= json_object_set_new(o, "canary_weight", json_real(canary_weight(ro)));
+    bad |= json_object_set_new(o, "state", json_string(state_names[ro->state]));
+    bad |= json_object_set_new(o, "reason", json_string(reason ? reason : ""));
     if (ro->warning[0] != '\0') {
         json_t *warnings = json_array();
-        json_array_append_new(warnings, json_string(ro->warning));
-        json_object_set_new(o, "warnings", warnings);
+        bad |= json_array_append_new(warnings, json_string(ro->warning));
+        bad |= json_object_set_new(o, "warnings", warnings);
     }
     if (ro->has_last)
-        json_object_set_new(o, "figures", figures_json(&ro->last.f));
-    json_object_set_new(o, "route", ro->route ? json_string(ro->route) : json_null());
-    s = xdumps(o);
+        bad |= json_object_set_new(o, "figures", figures_json(&ro->last.f));
+    bad |= json_object_set_new(o, "route", ro->route ? json_string(ro->route) : json_null());
+    if (!bad)
+        s = dumps(o);
     json_decref(o);
     return s;
 }
 
 static void take_base(qv_control *c, struct qv__rollout *ro)
 {
-    qv_vstats *vc = qv_monitor_find(c->monitor, ro->model, ro->plan.canary);
-    qv_vstats *vs = qv_monitor_find(c->monitor, ro->model, ro->stable);
+    qv_vstats *vc = NULL, *vs = NULL;
     struct qv_pair_summary ps;
 
     memset(&ro->base_canary, 0, sizeof(ro->base_canary));
@@ -568,12 +618,16 @@ static void take_base(qv_control *c, struct qv__rollout *ro)
         /* Cluster mode: every node's traffic counts (counters.c). */
         qv__counters_sum(c, ro->model, ro->plan.canary, &ro->base_canary);
         qv__counters_sum(c, ro->model, ro->stable, &ro->base_stable);
-        vc = vs = NULL;
+    } else {
+        vc = qv_monitor_find_hold(c->monitor, ro->model, ro->plan.canary);
+        vs = qv_monitor_find_hold(c->monitor, ro->model, ro->stable);
     }
     if (vc)
         qv_vstats_snapshot(vc, &ro->base_canary);
     if (vs)
         qv_vstats_snapshot(vs, &ro->base_stable);
+    qv_monitor_release(c->monitor, vc);
+    qv_monitor_release(c->monitor, vs);
     ro->base_agree_count = ro->base_agree_n = 0;
     if (qv_monitor_agreement_get(c->monitor, ro->model, ro->stable, ro->plan.canary, &ps) ==
         QV_OK) {
@@ -587,15 +641,18 @@ static int finish(qv_control *c, const char *who, struct qv__rollout *ro, enum r
                   const char *what, const char *reason, struct qv_diag *d)
 {
     struct qv__rollout next = *ro;
-    char *doc = NULL, *old = ro->route ? qv_xstrdup(ro->route) : NULL, *ev;
+    char *doc = NULL, *old = ro->route ? strdup(ro->route) : NULL, *ev;
     int err;
 
+    if (ro->route != NULL && old == NULL)
+        return qv_fail(d, QV_ENOMEM, "out of memory");
     next.route = NULL;
     next.state = st;
     next.ended_ms = qv__control_now_ms(c);
     snprintf(next.reason, sizeof(next.reason), "%s", reason);
-    build_doc(c, ro, st == RO_PROMOTED ? DOC_PROMOTE : DOC_BACK, 0, &doc);
-    err = apply(c, ro, &next, doc, st == RO_PROMOTED, d);
+    err = build_doc(c, ro, st == RO_PROMOTED ? DOC_PROMOTE : DOC_BACK, 0, &doc, d);
+    if (!err)
+        err = apply(c, ro, &next, doc, st == RO_PROMOTED, d);
     free(doc);
     if (err) {
         free(old);
@@ -613,7 +670,7 @@ static int finish(qv_control *c, const char *who, struct qv__rollout *ro, enum r
 static void window_since(qv_control *c, const char *model, int64_t v,
                          const struct qv_vstats_snap *base, struct qv_window *w)
 {
-    qv_vstats *s = qv_monitor_find(c->monitor, model, v);
+    qv_vstats *s;
     struct qv_vstats_snap now;
 
     memset(w, 0, sizeof(*w));
@@ -622,9 +679,11 @@ static void window_since(qv_control *c, const char *model, int64_t v,
         qv_vstats_window(&now, base, w);
         return;
     }
+    s = qv_monitor_find_hold(c->monitor, model, v);
     if (s == NULL)
         return;
     qv_vstats_snapshot(s, &now);
+    qv_monitor_release(c->monitor, s);
     qv_vstats_window(&now, base, w);
 }
 
@@ -703,7 +762,11 @@ static void tick_one(qv_control *c, struct qv__rollout *ro)
         break;
     case QV_ROLLOUT_NEXT: {
         struct qv__rollout next = *ro;
-        char *doc = NULL, *old = ro->route ? qv_xstrdup(ro->route) : NULL, *ev;
+        char *doc = NULL, *old = ro->route ? strdup(ro->route) : NULL, *ev;
+        if (ro->route != NULL && old == NULL) {
+            err = qv_fail(&d, QV_ENOMEM, "out of memory");
+            break;
+        }
         next.route = NULL;
         next.step = ro->step + 1;
         next.step_started_ms = now;
@@ -717,8 +780,9 @@ static void tick_one(qv_control *c, struct qv__rollout *ro)
             next.ref.p99_ms = obs.stable.p99_ms;
         }
         snprintf(next.reason, sizeof(next.reason), "%s", v.reason);
-        build_doc(c, &next, DOC_STEP, next.plan.steps[next.step], &doc);
-        err = apply(c, ro, &next, doc, true, &d);
+        err = build_doc(c, &next, DOC_STEP, next.plan.steps[next.step], &doc, &d);
+        if (!err)
+            err = apply(c, ro, &next, doc, true, &d);
         free(doc);
         if (!err) {
             take_base(c, ro);
@@ -870,7 +934,9 @@ int qv_control_rollout_start(qv_control *c, const char *model, const char *body,
         next.ref.latency_count = w.latency_count;
         next.ref.p99_ms = w.p99_ms;
     }
-    build_doc(c, &next, DOC_STEP, plan.steps[0], &doc);
+    err = build_doc(c, &next, DOC_STEP, plan.steps[0], &doc, d);
+    if (err)
+        goto out;
     if (plan.has_min_shadow_agreement && !doc_shadows_canary(doc, plan.canary)) {
         snprintf(next.warning, sizeof(next.warning),
                  "guards.min_shadow_agreement: the route of %s has no shadow of the canary, so "
@@ -898,7 +964,7 @@ int qv_control_rollout_start(qv_control *c, const char *model, const char *body,
     ev = event_value(ro, ro->reason);
     audit(c, who ? who : "anonymous", model, "rollout.start", old, ev);
     free(ev);
-    *status_json = ro_text(ro);
+    *status_json = ro_text(ro); /* NULL (out of memory): started, answered without a body */
 out:
     free(old);
     pthread_mutex_unlock(&c->mu);
@@ -914,8 +980,8 @@ int qv_control_rollout_status(qv_control *c, const char *model, char **json, str
     ro = find(c, model);
     if (ro == NULL)
         err = qv_fail(d, QV_ENOENT, "model %s has no rollout", model);
-    else
-        *json = ro_text(ro);
+    else if ((*json = ro_text(ro)) == NULL)
+        err = qv_fail(d, QV_ENOMEM, "cannot encode the rollout of %s (out of memory)", model);
     pthread_mutex_unlock(&c->mu);
     return err;
 }
@@ -936,7 +1002,7 @@ int qv_control_rollout_abort(qv_control *c, const char *model, const char *who, 
     snprintf(reason, sizeof(reason), "aborted by %s", who ? who : "anonymous");
     err = finish(c, who ? who : "anonymous", ro, RO_ABORTED, "rollout.abort", reason, d);
     if (!err)
-        *status_json = ro_text(ro);
+        *status_json = ro_text(ro); /* NULL (out of memory): aborted, answered without a body */
 out:
     pthread_mutex_unlock(&c->mu);
     return err;

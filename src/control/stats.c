@@ -193,27 +193,90 @@ out:
     return err;
 }
 
+/* True when b (parsed back from a's text) says what a says: the same
+ * structure, keys, strings and integers, and reals to the 8 digits (or more)
+ * they are written with. */
+static bool json_same(const json_t *a, const json_t *b, int depth)
+{
+    const char *key;
+    json_t *v;
+    size_t i;
+
+    if (a == NULL || b == NULL || depth > 64)
+        return false;
+    if (json_is_number(a) && json_is_number(b) && (json_is_real(a) || json_is_real(b))) {
+        double x = json_number_value(a), y = json_number_value(b);
+        return fabs(x - y) <= 1e-7 * fmax(fabs(x), fabs(y)); /* 8 digits or more */
+    }
+    if (json_typeof(a) != json_typeof(b))
+        return false;
+    switch (json_typeof(a)) {
+    case JSON_OBJECT:
+        if (json_object_size(a) != json_object_size(b))
+            return false;
+        json_object_foreach((json_t *)a, key, v)
+            if (!json_same(v, json_object_get(b, key), depth + 1))
+                return false;
+        return true;
+    case JSON_ARRAY:
+        if (json_array_size(a) != json_array_size(b))
+            return false;
+        for (i = 0; i < json_array_size(a); i++)
+            if (!json_same(json_array_get(a, i), json_array_get(b, i), depth + 1))
+                return false;
+        return true;
+    case JSON_STRING:
+        return json_string_length(a) == json_string_length(b) &&
+               memcmp(json_string_value(a), json_string_value(b), json_string_length(a)) == 0;
+    case JSON_INTEGER:
+        return json_integer_value(a) == json_integer_value(b);
+    default:
+        return true; /* true, false, null */
+    }
+}
+
+/* jansson 2.14's encoder does not check the write of an object's key
+ * (dump.c), so when its buffer cannot grow it returns a text with a key or a
+ * string cut short, which may still parse. The text is read back and
+ * compared: a document is whole or absent. */
+char *qv__json_dumps_checked(const json_t *j, size_t flags)
+{
+    char *s = j ? json_dumps(j, flags) : NULL;
+    json_t *back = s ? json_loads(s, JSON_DECODE_ANY, NULL) : NULL;
+    bool same = back != NULL && json_same(j, back, 0);
+
+    json_decref(back);
+    if (!same) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* The plan as canonical JSON; NULL when it cannot be built (out of memory:
+ * every insertion is checked, so a document is whole or absent). */
 char *qv_rollout_plan_json(const struct qv_rollout_plan *p)
 {
     json_t *root = json_object(), *steps = json_array(), *g = json_object();
-    char *s;
+    char *s = NULL;
+    int bad = root == NULL;
 
     for (int i = 0; i < p->n_steps; i++)
-        json_array_append_new(steps, json_real(p->steps[i]));
-    json_object_set_new(g, "max_error_rate_delta", json_real(p->max_error_rate_delta));
-    json_object_set_new(g, "max_p99_ratio", json_real(p->max_p99_ratio));
+        bad |= json_array_append_new(steps, json_real(p->steps[i]));
+    bad |= json_object_set_new(g, "max_error_rate_delta", json_real(p->max_error_rate_delta));
+    bad |= json_object_set_new(g, "max_p99_ratio", json_real(p->max_p99_ratio));
     if (p->has_min_shadow_agreement)
-        json_object_set_new(g, "min_shadow_agreement", json_real(p->min_shadow_agreement));
-    json_object_set_new(g, "alpha", json_real(p->alpha));
-    json_object_set_new(root, "canary", json_integer(p->canary));
-    json_object_set_new(root, "steps", steps);
-    json_object_set_new(root, "step_seconds", json_real(p->step_seconds));
-    json_object_set_new(root, "min_requests", json_integer((json_int_t)p->min_requests));
-    json_object_set_new(root, "guards", g);
-    s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+        bad |= json_object_set_new(g, "min_shadow_agreement", json_real(p->min_shadow_agreement));
+    bad |= json_object_set_new(g, "alpha", json_real(p->alpha));
+    bad |= json_object_set_new(root, "canary", json_integer(p->canary));
+    bad |= json_object_set_new(root, "steps", steps);
+    bad |= json_object_set_new(root, "step_seconds", json_real(p->step_seconds));
+    bad |= json_object_set_new(root, "min_requests", json_integer((json_int_t)p->min_requests));
+    bad |= json_object_set_new(root, "guards", g);
+    if (!bad)
+        s = qv__json_dumps_checked(root, JSON_COMPACT | JSON_PRESERVE_ORDER |
+                                             JSON_REAL_PRECISION(10));
     json_decref(root);
-    if (s == NULL)
-        abort(); /* control-plane allocation, as qv_xmalloc */
     return s;
 }
 

@@ -754,7 +754,7 @@ size_t qv_monitor_records(qv_monitor *m)
     return n;
 }
 
-qv_vstats *qv_monitor_find(qv_monitor *m, const char *model, int64_t version)
+qv_vstats *qv_monitor_find_hold(qv_monitor *m, const char *model, int64_t version)
 {
     qv_vstats *s = NULL;
     bool found;
@@ -762,8 +762,10 @@ qv_vstats *qv_monitor_find(qv_monitor *m, const char *model, int64_t version)
 
     qv_mutex_lock(&m->mu);
     pos = version_pos(m, model, version, &found);
-    if (found)
+    if (found) {
         s = m->versions[pos];
+        s->holds++;
+    }
     qv_mutex_unlock(&m->mu);
     return s;
 }
@@ -953,18 +955,19 @@ void qv_monitor_route_weight(qv_monitor *m, const char *model, int64_t version, 
 
 int qv_monitor_feedback(qv_monitor *m, const char *model, int64_t version, double reward)
 {
-    qv_vstats *s = qv_monitor_find(m, model, version);
+    qv_vstats *s = qv_monitor_find_hold(m, model, version);
 
     if (s == NULL)
         return QV_ENOENT;
     qv_vstats_feedback(s, reward);
+    qv_monitor_release(m, s);
     return QV_OK;
 }
 
 int qv_monitor_feedback_get(qv_monitor *m, const char *model, int64_t version, uint64_t *count,
                             double *reward_sum)
 {
-    qv_vstats *s = qv_monitor_find(m, model, version);
+    qv_vstats *s = qv_monitor_find_hold(m, model, version);
 
     *count = 0;
     *reward_sum = 0.0;
@@ -972,6 +975,7 @@ int qv_monitor_feedback_get(qv_monitor *m, const char *model, int64_t version, u
         return QV_ENOENT;
     *count = load(&s->feedback_count);
     *reward_sum = bitsd(load(&s->feedback_sum_bits));
+    qv_monitor_release(m, s);
     return QV_OK;
 }
 
@@ -1131,20 +1135,21 @@ static void vstats_ring_window(qv_vstats *s, double seconds, struct qv_window *w
 int qv_monitor_window(qv_monitor *m, const char *model, int64_t version, double seconds,
                       struct qv_window *w)
 {
-    qv_vstats *s = qv_monitor_find(m, model, version);
+    qv_vstats *s = qv_monitor_find_hold(m, model, version);
 
     if (s == NULL) {
         memset(w, 0, sizeof(*w));
         return QV_ENOENT;
     }
     vstats_ring_window(s, seconds, w);
+    qv_monitor_release(m, s);
     return QV_OK;
 }
 
 int qv_monitor_summary(qv_monitor *m, const char *model, int64_t version, double seconds,
                        struct qv_vstats_summary *out)
 {
-    qv_vstats *s = qv_monitor_find(m, model, version);
+    qv_vstats *s = qv_monitor_find_hold(m, model, version);
     struct qv_vstats_snap now, zero;
 
     memset(out, 0, sizeof(*out));
@@ -1163,5 +1168,6 @@ int qv_monitor_summary(qv_monitor *m, const char *model, int64_t version, double
     out->feedback_reward_sum = now.feedback_reward_sum;
     if (now.feedback_count)
         out->online_accuracy = now.feedback_reward_sum / (double)now.feedback_count;
+    qv_monitor_release(m, s);
     return QV_OK;
 }

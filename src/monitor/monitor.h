@@ -131,9 +131,11 @@ size_t qv_monitor_records(qv_monitor *m);
  * or off; off exists to measure what the metrics themselves cost
  * (`quiver serve --no-metrics`). Set it before traffic starts. Any thread. */
 void qv_monitor_set_recording(qv_monitor *m, bool on);
-/* Like qv_monitor_version but never creates: NULL when unknown. Takes the
- * lock. Any thread. */
-qv_vstats *qv_monitor_find(qv_monitor *m, const char *model, int64_t version);
+/* Like qv_monitor_hold but never creates: NULL when unknown. The record is
+ * held: it stays valid, even if the version is forgotten meanwhile, until
+ * the caller gives it back with qv_monitor_release. Takes the lock. Any
+ * thread. */
+qv_vstats *qv_monitor_find_hold(qv_monitor *m, const char *model, int64_t version);
 /* Marks a version gone: it is no longer exported, listed in Prometheus text
  * or ticked. Its record is freed now if nobody holds it, else with the last
  * qv_monitor_release (held pointers stay valid and may still record).

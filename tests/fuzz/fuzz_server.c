@@ -69,7 +69,9 @@ static void write_repo(const char *root)
         "{\"backend\": \"test\", \"max_batch_size\": 8, \"max_queue_delay_us\": 100,\n"
         " \"inputs\": [{\"name\": \"input__0\", \"datatype\": \"FP32\", \"shape\": [-1, 4]}],\n"
         " \"outputs\": [{\"name\": \"output__0\", \"datatype\": \"FP32\", \"shape\": [-1]}],\n"
-        " \"version_policy\": {\"all\": {}}}\n";
+        " \"version_policy\": {\"all\": {}},\n"
+        " \"alerts\": [{\"name\": \"mem\", \"metric\": \"memory_bytes\", \"op\": \">=\", "
+        "\"threshold\": 0}]}\n";
     static const char artifact[] = "{\"features\": 4, \"scale\": 1.0, \"linear\": true}\n";
     char path[512];
 

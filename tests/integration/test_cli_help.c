@@ -11,68 +11,9 @@
  *  - exit 3 when the server cannot be reached, 1 when it refuses.
  */
 #include "integration/harness.h"
+#include "integration/cli_runner.h"
 
 #define NOWHERE "http://127.0.0.1:1"
-
-/* The last command's stdout and stderr (freed by the next call and at teardown). */
-static char *g_out, *g_err;
-
-static void cli_free(void)
-{
-    free(g_out);
-    free(g_err);
-    g_out = g_err = NULL;
-}
-
-static int cli_teardown(void **state)
-{
-    cli_free();
-    return h_teardown(state);
-}
-
-#define CLI_TEST(fn) cmocka_unit_test_setup_teardown(fn, h_setup, cli_teardown)
-
-/* Runs `ENV quiver ARGS` (args is shell text); returns the exit status. */
-static int quiver_env(const struct h_srv *s, const char *env, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int quiver_env(const struct h_srv *s, const char *env, const char *fmt, ...)
-{
-    char args[2048], cmd[4096], out[400], err[400];
-    va_list ap;
-    int st;
-
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof(args), fmt, ap);
-    va_end(ap);
-    snprintf(out, sizeof(out), "%s/cli.out", s->dir);
-    snprintf(err, sizeof(err), "%s/cli.err", s->dir);
-    snprintf(cmd, sizeof(cmd), "env -u QUIVER_URL -u QUIVER_TOKEN %s '%s' %s > '%s' 2> '%s'",
-             env ? env : "", h_env("QUIVER_BIN"), args, out, err);
-    fflush(NULL);
-    /* A loaded machine may refuse a fork for a moment (EAGAIN): try again. */
-    for (int tries = 0; (st = system(cmd)) == -1 && tries < 20; tries++)
-        h_sleep_ms(100);
-    if (st == -1)
-        fail_msg("cannot run %s: %s", cmd, strerror(errno));
-    cli_free();
-    g_out = h_read_file(out, NULL);
-    g_err = h_read_file(err, NULL);
-    assert_non_null(g_out);
-    assert_non_null(g_err);
-    assert_true(st != -1);
-    if (WIFSIGNALED(st))
-        return 128 + WTERMSIG(st);
-    return WEXITSTATUS(st);
-}
-
-#define quiver(s, ...) quiver_env(s, NULL, __VA_ARGS__)
-
-static void expect_exit(int got, int want, const char *what)
-{
-    if (got != want)
-        fail_msg("%s: exit %d, expected %d\nstdout: %s\nstderr: %s", what, got, want,
-                 g_out ? g_out : "", g_err ? g_err : "");
-}
 
 static void expect_in(const char *text, const char *needle, const char *what)
 {
@@ -211,13 +152,6 @@ static void test_cannot_connect_exits_3(void **state)
     expect_exit(quiver(s, "--url %s/ route show fraud", NOWHERE), 3, "route show");
     expect_exit(quiver_env(s, "QUIVER_URL=" NOWHERE, "events"), 3, "events via QUIVER_URL");
     expect_exit(quiver(s, "--url %s promote fraud", NOWHERE), 3, "promote");
-}
-
-static void two_versions(struct h_srv *s)
-{
-    h_test_model(s, "fraud", "\"version_policy\": {\"all\": {}}");
-    h_test_version(s, "fraud", 1, "{\"features\": 4, \"scale\": 1.0}");
-    h_test_version(s, "fraud", 2, "{\"features\": 4, \"scale\": 2.0}");
 }
 
 static void test_live_server(void **state)

@@ -17,68 +17,11 @@
  * QUIVER_TOKEN; 401/403 become exit 1).
  */
 #include "integration/harness.h"
+#include "integration/cli_runner.h"
 
 static const char body4[] =
     "{\"inputs\": [{\"name\": \"input__0\", \"datatype\": \"FP32\", \"shape\": [1, 4], "
     "\"data\": [0.1, 0.2, 0.3, 0.4]}]}";
-
-/* The last command's stdout and stderr (freed by the next call and at teardown). */
-static char *g_out, *g_err;
-
-static void cli_free(void)
-{
-    free(g_out);
-    free(g_err);
-    g_out = g_err = NULL;
-}
-
-static int cli_teardown(void **state)
-{
-    cli_free();
-    return h_teardown(state);
-}
-
-#define CLI_TEST(fn) cmocka_unit_test_setup_teardown(fn, h_setup, cli_teardown)
-
-/* Runs `ENV quiver ARGS` (args is shell text); returns the exit status (128+n
- * when killed by signal n). g_out and g_err get what it printed. */
-static int quiver_env(const struct h_srv *s, const char *env, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int quiver_env(const struct h_srv *s, const char *env, const char *fmt, ...)
-{
-    char args[2048], cmd[4096], out[400], err[400];
-    va_list ap;
-    int st;
-
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof(args), fmt, ap);
-    va_end(ap);
-    snprintf(out, sizeof(out), "%s/cli.out", s->dir);
-    snprintf(err, sizeof(err), "%s/cli.err", s->dir);
-    snprintf(cmd, sizeof(cmd), "%s '%s' %s > '%s' 2> '%s'", env ? env : "", h_env("QUIVER_BIN"),
-             args, out, err);
-    fflush(NULL);
-    st = system(cmd);
-    cli_free();
-    g_out = h_read_file(out, NULL);
-    g_err = h_read_file(err, NULL);
-    assert_non_null(g_out);
-    assert_non_null(g_err);
-    assert_true(st != -1);
-    if (WIFSIGNALED(st))
-        return 128 + WTERMSIG(st);
-    return WEXITSTATUS(st);
-}
-
-#define quiver(s, ...) quiver_env(s, NULL, __VA_ARGS__)
-
-/* Asserts the exit status; prints what the command said when it differs. */
-static void expect_exit(int got, int want, const char *what)
-{
-    if (got != want)
-        fail_msg("%s: exit %d, expected %d\nstdout: %s\nstderr: %s", what, got, want,
-                 g_out ? g_out : "", g_err ? g_err : "");
-}
 
 static json_t *route_now(const struct h_srv *s)
 {
@@ -111,13 +54,6 @@ static void traffic(const struct h_srv *s, int n, int *counts)
         counts[atoi(mv) & 3]++;
         h_resp_free(&r);
     }
-}
-
-static void two_versions(struct h_srv *s)
-{
-    h_test_model(s, "fraud", "\"version_policy\": {\"all\": {}}");
-    h_test_version(s, "fraud", 1, "{\"features\": 4, \"scale\": 1.0}");
-    h_test_version(s, "fraud", 2, "{\"features\": 4, \"scale\": 2.0}");
 }
 
 static void test_cli_canary_walkthrough(void **state)

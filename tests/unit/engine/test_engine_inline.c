@@ -84,7 +84,11 @@ static void test_inline_after_measuring(void **state)
     }
     /* Not before the version was measured (64 compute times), then inline. */
     assert_true(first_inline >= 64);
-    qv_vstats_snapshot(qv_monitor_find(mon, "m", 1), &sn);
+    {
+        qv_vstats *held = qv_monitor_find_hold(mon, "m", 1);
+        qv_vstats_snapshot(held, &sn);
+        qv_monitor_release(mon, held);
+    }
     assert_true(sn.exec_inline >= 1);
     assert_true(sn.exec_queued >= 16);
     qv_engine_destroy(e);
@@ -110,7 +114,11 @@ static void test_inline_never_when_batching(void **state)
         if (i % 20 == 0)
             sleep_us(25000);
     }
-    qv_vstats_snapshot(qv_monitor_find(mon, "m", 1), &sn);
+    {
+        qv_vstats *held = qv_monitor_find_hold(mon, "m", 1);
+        qv_vstats_snapshot(held, &sn);
+        qv_monitor_release(mon, held);
+    }
     assert_int_equal(sn.exec_inline, 0);
     qv_engine_destroy(e);
     qv_monitor_destroy(mon);
@@ -257,7 +265,11 @@ static void test_shadow_lane_sheds(void **state)
     /* At most one copy running and four waiting: the rest were dropped. */
     assert_true(accepted <= 5);
     assert_int_equal(accepted + dropped, n);
-    qv_vstats_snapshot(qv_monitor_find(mon, "m", 1), &sn);
+    {
+        qv_vstats *held = qv_monitor_find_hold(mon, "m", 1);
+        qv_vstats_snapshot(held, &sn);
+        qv_monitor_release(mon, held);
+    }
     assert_int_equal(sn.shadow_dropped, (uint64_t)dropped);
     while (atomic_load(&done) < accepted)
         sleep_us(5000);

@@ -290,7 +290,11 @@ static void test_queue_gauges_return_to_zero(void **state)
         pthread_join(th[i], NULL);
         assert_int_equal(s[i].failed, 0);
     }
-    qv_vstats_snapshot(qv_monitor_find(mon, "m", 1), &snap);
+    {
+        qv_vstats *held = qv_monitor_find_hold(mon, "m", 1);
+        qv_vstats_snapshot(held, &snap);
+        qv_monitor_release(mon, held);
+    }
     assert_int_equal(snap.queue_depth, 0);
     assert_int_equal(snap.inflight, 0);
     assert_int_equal(qv_engine_model_info(e, "m", &info), 0);

@@ -145,8 +145,9 @@ static void test_window_diff(void **state)
     assert_int_equal(qv_monitor_create(&m), 0);
     s = qv_monitor_version(m, "fraud", 3);
     assert_ptr_equal(s, qv_monitor_version(m, "fraud", 3));
-    assert_ptr_equal(s, qv_monitor_find(m, "fraud", 3));
-    assert_null(qv_monitor_find(m, "fraud", 4));
+    assert_ptr_equal(s, qv_monitor_find_hold(m, "fraud", 3));
+    qv_monitor_release(m, s);
+    assert_null(qv_monitor_find_hold(m, "fraud", 4));
 
     qv_vstats_request(s, QV_OUTCOME_OK, 1 * MS, 2 * MS, 4 * MS);
     qv_vstats_batch(s, 1, 1 * MS);
@@ -346,7 +347,7 @@ static void test_extras(void **state)
 
     /* Feedback never creates a version. */
     assert_int_equal(qv_monitor_feedback(m, "fraud", 9, 1.0), QV_ENOENT);
-    assert_null(qv_monitor_find(m, "fraud", 9));
+    assert_null(qv_monitor_find_hold(m, "fraud", 9));
     assert_int_equal(qv_monitor_feedback(m, "fraud", 1, 1.0), 0);
     assert_int_equal(qv_monitor_feedback(m, "fraud", 1, 0.0), 0);
     assert_int_equal(qv_monitor_feedback(m, "fraud", 1, 1.0), 0);
@@ -358,7 +359,11 @@ static void test_extras(void **state)
 
     qv_monitor_route_weight(m, "fraud", 1, 0.75);
     qv_monitor_route_weight(m, "fraud", 2, 0.25); /* creates fraud/2 */
-    assert_non_null(qv_monitor_find(m, "fraud", 2));
+    {
+        qv_vstats *held = qv_monitor_find_hold(m, "fraud", 2);
+        assert_non_null(held);
+        qv_monitor_release(m, held);
+    }
 
     qv_monitor_agreement(m, "fraud", 1, 2, true, 0.1, 0.5, 2 * MS, 4 * MS);
     qv_monitor_agreement(m, "fraud", 1, 2, false, 0.3, 0.9, 4 * MS, 6 * MS);
@@ -379,8 +384,12 @@ static void test_extras(void **state)
     assert_int_equal(pa[1].other, 3);
     assert_int_equal(pa[1].count, 1);
 
-    qv_vstats_request(qv_monitor_find(m, "fraud", 1), QV_OUTCOME_OK, 0, 0, 1 * MS);
-    qv_vstats_request(qv_monitor_find(m, "fraud", 1), QV_OUTCOME_BACKEND, 0, 0, 1 * MS);
+    {
+        qv_vstats *held = qv_monitor_find_hold(m, "fraud", 1);
+        qv_vstats_request(held, QV_OUTCOME_OK, 0, 0, 1 * MS);
+        qv_vstats_request(held, QV_OUTCOME_BACKEND, 0, 0, 1 * MS);
+        qv_monitor_release(m, held);
+    }
     assert_int_equal(qv_monitor_summary(m, "fraud", 1, 60, &sum), 0);
     assert_int_equal(sum.outcomes[QV_OUTCOME_OK], 1);
     assert_int_equal(sum.outcomes[QV_OUTCOME_BACKEND], 1);
