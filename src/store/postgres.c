@@ -1289,6 +1289,8 @@ static int pq_request_add(qv_store *s, const struct qv_store_request *rows, size
     for (int k = 0; k < 5; k++)
         vals[k] = a[k].data;
     err = enter(st, d);
+    if (!err)
+        err = begin(st, d);
     if (!err) {
         /* A batch may name one id twice (a retried request): the newest row wins. */
         err = run(st,
@@ -1299,6 +1301,13 @@ static int pq_request_add(qv_store *s, const struct qv_store_request *rows, size
                   "ON CONFLICT (id) DO UPDATE SET model = excluded.model, version = "
                   "excluded.version, cls = excluded.cls, ts_ms = excluded.ts_ms",
                   5, vals, "request add", NULL, d);
+        /* A new request that reuses an id can be scored again: claims made before it go. */
+        if (!err)
+            err = run(st,
+                      "DELETE FROM feedback_claims c USING unnest($1::text[], $2::bigint[]) "
+                      "AS t(id, ts_ms) WHERE c.id = t.id AND c.ts_ms < t.ts_ms",
+                      2, (const char *[]){vals[0], vals[4]}, "request add", NULL, d);
+        err = finish(st, err, d);
         leave(st);
     }
     for (int k = 0; k < 5; k++)
@@ -1341,10 +1350,89 @@ static int pq_request_prune(qv_store *s, uint64_t before_ms, uint64_t *deleted, 
 
     if (err)
         return err;
-    err = run(st, "DELETE FROM requests WHERE ts_ms < $1", 1,
-              (const char *[]){i64s(ms, sizeof(ms), (int64_t)before_ms)}, "request prune", &r, d);
+    i64s(ms, sizeof(ms), (int64_t)before_ms);
+    err = run(st, "DELETE FROM requests WHERE ts_ms < $1", 1, (const char *[]){ms},
+              "request prune", &r, d);
     if (!err && deleted != NULL)
         *deleted = strtoull(PQcmdTuples(r), NULL, 10);
+    if (!err)
+        err = run(st, "DELETE FROM feedback_claims WHERE ts_ms < $1", 1, (const char *[]){ms},
+                  "feedback claims prune", NULL, d);
+    PQclear(r);
+    leave(st);
+    return err;
+}
+
+/* ---- Feedback ---- */
+
+static int pq_feedback_add(qv_store *s, const char *id, const char *model, int64_t version,
+                           double reward, uint64_t now_ms, struct qv_diag *d)
+{
+    struct pg_store *st = pg(s);
+    char ver[24], rw[40], ms[24];
+    PGresult *r = NULL;
+    int err = enter(st, d);
+
+    if (err)
+        return err;
+    err = begin(st, d);
+    if (!err)
+        err = run(st, "INSERT INTO feedback_claims (id, ts_ms) VALUES ($1, $2) "
+                      "ON CONFLICT (id) DO NOTHING",
+                  2, (const char *[]){id, i64s(ms, sizeof(ms), (int64_t)now_ms)},
+                  "feedback claim", &r, d);
+    if (!err && strcmp(PQcmdTuples(r), "0") == 0)
+        err = qv_fail(d, QV_ECONFLICT,
+                      "feedback for request \"%s\" was already recorded (the first is kept)", id);
+    if (!err)
+        err = run(st,
+                  "INSERT INTO feedback_totals (model, version, count, reward_sum) "
+                  "VALUES ($1, $2, 1, $3) ON CONFLICT (model, version) DO UPDATE SET "
+                  "count = feedback_totals.count + 1, "
+                  "reward_sum = feedback_totals.reward_sum + excluded.reward_sum",
+                  3,
+                  (const char *[]){model, i64s(ver, sizeof(ver), version),
+                                   reals(rw, sizeof(rw), reward)},
+                  "feedback totals", NULL, d);
+    PQclear(r);
+    err = finish(st, err, d);
+    leave(st);
+    return err;
+}
+
+static int read_feedback_total(PGresult *r, int i, void *row)
+{
+    struct qv_store_feedback_total *t = row;
+
+    t->version = get_i64(r, i, 0);
+    t->count = get_u64(r, i, 1);
+    t->reward_sum = get_real(r, i, 2);
+    return 0;
+}
+
+static void release_plain(void *a, size_t n)
+{
+    (void)n;
+    free(a);
+}
+
+static int pq_feedback_totals(qv_store *s, const char *model,
+                              struct qv_store_feedback_total **out, size_t *n, struct qv_diag *d)
+{
+    struct pg_store *st = pg(s);
+    PGresult *r = NULL;
+    void *rows = NULL;
+    int err = enter(st, d);
+
+    if (err)
+        return err;
+    err = run(st, "SELECT version, count, reward_sum FROM feedback_totals WHERE model = $1 "
+                  "ORDER BY version",
+              1, (const char *[]){model}, "feedback totals", &r, d);
+    if (!err)
+        err = collect(st, r, sizeof(**out), read_feedback_total, release_plain, &rows, n, d);
+    if (!err)
+        *out = rows;
     PQclear(r);
     leave(st);
     return err;
@@ -1380,4 +1468,6 @@ const struct qv_store_ops qv_store_postgres = {
     .request_add = pq_request_add,
     .request_get = pq_request_get,
     .request_prune = pq_request_prune,
+    .feedback_add = pq_feedback_add,
+    .feedback_totals = pq_feedback_totals,
 };
