@@ -646,8 +646,12 @@ int qv_store_request_prune(qv_store *s, uint64_t before_ms, uint64_t *deleted, s
 int qv_store_feedback_add(qv_store *s, const char *id, const char *model, int64_t version,
                           double reward, struct qv_diag *d)
 {
-    int err = check_name("request id", id, d);
+    int err;
 
+    /* A store that is not shared first: a single node's feedback never depends on it. */
+    if (s->ops->feedback_add == NULL)
+        return qv_fail(d, QV_ENOTSUP, "store: %s does not share feedback", s->ops->kind);
+    err = check_name("request id", id, d);
     if (!err)
         err = check_name("model", model, d);
     if (!err && (strlen(id) > REQUEST_FIELD_MAX || strlen(model) > REQUEST_FIELD_MAX))
@@ -659,8 +663,6 @@ int qv_store_feedback_add(qv_store *s, const char *id, const char *model, int64_
         err = qv_fail(d, QV_EINVAL, "store: reward must be a number from 0 to 1");
     if (err)
         return err;
-    if (s->ops->feedback_add == NULL)
-        return qv_fail(d, QV_ENOTSUP, "store: %s does not share feedback", s->ops->kind);
     return s->ops->feedback_add(s, id, model, version, reward, qv_wall_ms(), d);
 }
 
