@@ -18,8 +18,9 @@
 # Every wrk run prints `BENCH store=.. rps=.. p99_us=.. http_threads_cpu=A/B`: the CPU time
 # (clock ticks) each HTTP thread of the server spent during the run. The HTTP thread pool does
 # not balance connections: when wrk's 32 connections land on one of the two threads
-# (A/B = N/0), that run is bound to one core, whatever the store. Compare runs with a balanced
-# split; the summary gives the best run of each side and the mean of all.
+# (A/B = N/0), that run is bound to one core, whatever the store. The summary gives every run
+# (marked when unbalanced), the ratio of the best runs, of the means, and of the best balanced
+# runs. Part 1 runs in ABBA order (sqlite, postgres, postgres, sqlite, ...).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -111,34 +112,49 @@ measure() {
     split=" http_threads_cpu=$(join "$TMP/t0" "$TMP/t1" | awk '{printf "%s%d", (NR > 1 ? "/" : ""), $3 - $2}')"
   fi
   line=$(grep '^BENCH ' "$TMP/$label.wrk")
-  echo "${line/#BENCH /BENCH $label }$split" >&2
+  echo "${line/#BENCH /BENCH $label }$split" | tee "$TMP/last.line" >&2
   echo "$line" | tr ' ' '\n' | awk -F= '$1 == "rps" {r = $2} $1 == "p99_us" {p = $2} END {print r, p}'
 }
 
 # ---- 1. SQLite against PostgreSQL on one node, alternately ----
-SQ=()
-PQ=()
+# run_store STORE ROUND: one measured run; appends "rps balanced(0|1)" to $TMP/STORE.runs.
+run_store() {
+  local store=$1 round=$2 rps _ split
+  if [ "$store" = sqlite ]; then start_node sqlite; else start_node postgres --store "$PG_URL" --node-name bench1; fi
+  read -r rps _ < <(measure "store=$store round=$round" "http://$HOST:$NODE_PORT$INFER_PATH" "$NODE_PID")
+  split=$(grep -o 'http_threads_cpu=[0-9/]*' "$TMP/last.line" | cut -d= -f2)
+  # Balanced: no HTTP thread did less than half the work of the busiest.
+  echo "$rps $(echo "$split" | awk -F/ '{mn = $1; mx = $1; for (i = 2; i <= NF; i++) {if ($i < mn) mn = $i; if ($i > mx) mx = $i} print (mx > 0 && mn * 2 >= mx) ? 1 : 0}')" >>"$TMP/$store.runs"
+  stop_all
+}
+# ABBA order (sqlite, postgres, postgres, sqlite, ...): a drift in the machine's load over the
+# run hits both sides alike.
 for r in $(seq "$ROUNDS"); do
-  start_node sqlite
-  read -r rps _ < <(measure "store=sqlite round=$r" "http://$HOST:$NODE_PORT$INFER_PATH" "$NODE_PID")
-  SQ+=("$rps")
-  stop_all
-  start_node postgres --store "$PG_URL" --node-name bench1
-  read -r rps _ < <(measure "store=postgres round=$r" "http://$HOST:$NODE_PORT$INFER_PATH" "$NODE_PID")
-  PQ+=("$rps")
-  stop_all
+  if [ $((r % 2)) -eq 1 ]; then run_store sqlite "$r"; run_store postgres "$r"
+  else run_store postgres "$r"; run_store sqlite "$r"; fi
 done
-SQ_LIST=$(IFS=,; echo "${SQ[*]}")
-PQ_LIST=$(IFS=,; echo "${PQ[*]}")
-awk -v s="$SQ_LIST" -v p="$PQ_LIST" 'BEGIN {
-  ns = split(s, a, ","); np = split(p, b, ",")
-  for (i = 1; i <= ns; i++) { ms += a[i]; if (a[i] + 0 > bs) bs = a[i] + 0 }
-  for (i = 1; i <= np; i++) { mp += b[i]; if (b[i] + 0 > bp) bp = b[i] + 0 }
-  ms /= ns; mp /= np
-  rb = bs > 0 ? bp / bs : 0; rm = ms > 0 ? mp / ms : 0
-  printf "BENCH_CLUSTER sqlite_rps=%s postgres_rps=%s best_ratio=%.3f mean_ratio=%.3f goal=0.95 ok=%s\n",
-    s, p, rb, rm, (rb >= 0.95 ? "yes" : "no")
-}'
+awk '
+  FNR == 1 { f++ }
+  {
+    v[f, FNR] = $1; bal[f, FNR] = $2; n[f] = FNR
+    list[f] = list[f] (FNR > 1 ? "," : "") $1 ($2 ? "" : "(unbalanced)")
+  }
+  END {
+    for (k = 1; k <= 2; k++) {
+      best[k] = 0; bestb[k] = 0; mean[k] = 0
+      for (i = 1; i <= n[k]; i++) {
+        mean[k] += v[k, i] / n[k]
+        if (v[k, i] > best[k]) best[k] = v[k, i]
+        if (bal[k, i] && v[k, i] > bestb[k]) bestb[k] = v[k, i]
+      }
+    }
+    rb = best[1] > 0 ? best[2] / best[1] : 0
+    rm = mean[1] > 0 ? mean[2] / mean[1] : 0
+    rbal = (bestb[1] > 0 && bestb[2] > 0) ? sprintf("%.3f", bestb[2] / bestb[1]) : "n/a"
+    fmt = "BENCH_CLUSTER sqlite_rps=%s postgres_rps=%s best_ratio=%.3f mean_ratio=%.3f"
+    fmt = fmt " balanced_best_ratio=%s goal=0.95 ok=%s\n"
+    printf fmt, list[1], list[2], rb, rm, rbal, (rb >= 0.95 ? "yes" : "no")
+  }' "$TMP/sqlite.runs" "$TMP/postgres.runs"
 
 # ---- 2. nginx in front of one node, then of three ----
 # nginx_start PORT UPSTREAM_PORT...: the same configuration as deploy/local-cluster.sh.
