@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """Route change visible on every node: PUT a route on the first node, poll the others until
-they serve it, N times; prints p50/p99/max of the time until the last node has it.
+they serve it, N times; prints p50/p99/max of the time until the last node has it (and the
+same as one `BENCH_PROPAGATION ...` line for bench/cluster.sh).
 
     bench/cluster_propagation.py MODEL V1 V2 URL1 URL2 [URL3 ...] [--changes 100]
 
@@ -46,6 +47,8 @@ def main():
     p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000
     print(f"route changes: {changes}; visible on all {len(urls)} nodes: "
           f"p50 {p(0.5):.1f} ms, p99 {p(0.99):.1f} ms, max {lat[-1] * 1000:.1f} ms")
+    print(f"BENCH_PROPAGATION changes={changes} nodes={len(urls)} p50_ms={p(0.5):.1f} "
+          f"p99_ms={p(0.99):.1f} max_ms={lat[-1] * 1000:.1f}")
 
 
 main()

@@ -281,6 +281,7 @@ int qv__on_feedback(struct qv_http_req *r)
     int64_t version = 0;
     double rw;
     int predicted = -1, err;
+    bool shared = false; /* the cluster's store accepted it */
 
     root = json_loadb(r->body, r->body_len, 0, &jerr);
     if (root == NULL)
@@ -328,6 +329,24 @@ int qv__on_feedback(struct qv_http_req *r)
     } else {
         rw = json_number_value(reward);
     }
+    /* In a cluster, the store decides first, for every node at once (and adds the reward to
+     * the cluster's totals, from which the controller moves the bandit's arms). */
+    if (r->deps->store) {
+        struct qv_diag sd = {{0}};
+        err = qv_store_feedback_add(r->deps->store, json_string_value(id), r->params[0], version,
+                                    rw, &sd);
+        if (err == QV_OK)
+            shared = true;
+        else if (err == QV_ECONFLICT)
+            err = qv_fail(&r->diag, QV_ECONFLICT,
+                          "id: feedback for request \"%s\" was already recorded (the first is "
+                          "kept)",
+                          json_string_value(id));
+        else if (err != QV_ENOTSUP)
+            err = qv_fail(&r->diag, err, "feedback not saved: %s", sd.msg);
+        if (err != QV_OK && err != QV_ENOTSUP)
+            goto out;
+    }
     /* One feedback per request: the first is kept, so that one id cannot steer the
      * bandit or the accuracy again and again. */
     err = qv_router_feedback_claim(r->deps->router, json_string_value(id), r->params[0]);
@@ -347,7 +366,8 @@ int qv__on_feedback(struct qv_http_req *r)
     /* Counting and saving are one step: two feedbacks saved out of order would leave
      * the older count in the store after the newer one was acknowledged. */
     pthread_mutex_lock(&feedback_mu);
-    qv_router_feedback(r->deps->router, r->params[0], version, rw);
+    if (!shared) /* in a cluster the controller moves the arms from the totals */
+        qv_router_feedback(r->deps->router, r->params[0], version, rw);
     qv_monitor_feedback(r->deps->monitor, r->params[0], version, rw);
     if (r->deps->store) {
         char *state = NULL, key[QV_ROUTER_MODEL_MAX + 24], value[96];
@@ -355,7 +375,8 @@ int qv__on_feedback(struct qv_http_req *r)
         uint64_t count = 0;
         double sum = 0;
         int serr = QV_OK;
-        if (qv_router_bandit_state_get(r->deps->router, r->params[0], &state) == QV_OK) {
+        if (!shared &&
+            qv_router_bandit_state_get(r->deps->router, r->params[0], &state) == QV_OK) {
             serr = qv_store_kv_put(r->deps->store, "bandit", r->params[0], state, &d);
             free(state);
         }

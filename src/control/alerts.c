@@ -300,6 +300,7 @@ struct qv__alert_state {
     int n_errs;
     struct firing *f;
     int n_f;
+    bool changed; /* a transition since the state was last shared (cluster mode) */
 };
 
 static void state_fini(struct qv__alert_state *a)
@@ -408,9 +409,14 @@ static void transition(qv_control *c, struct qv__alert_state *a, struct firing *
     qv_log(fire ? QV_LOG_WARN : QV_LOG_INFO, "model=%s version=%" PRId64 " alert=\"%s\" msg=\"%s\"",
            a->model, f->version, r->name, fire ? "alert firing" : "alert resolved");
     if (c->store != NULL) {
+        char who[96];
+
+        /* In a cluster, the node whose controller fired it: controller@NODE. */
+        snprintf(who, sizeof(who), "controller%s%s", c->cluster ? "@" : "",
+                 c->cluster ? qv_cluster_node(c->cluster) : "");
         memset(&ev, 0, sizeof(ev));
         ev.model = a->model;
-        ev.who = "controller";
+        ev.who = who;
         ev.what = fire ? "alert.fire" : "alert.resolve";
         ev.new_value = text;
         if (qv_store_event_add(c->store, &ev, NULL, &d) != QV_OK)
@@ -422,6 +428,86 @@ static void transition(qv_control *c, struct qv__alert_state *a, struct firing *
     free(text);
     f->firing = fire;
     f->since_ms = qv__control_now_ms(c);
+    a->changed = true;
+}
+
+/* ---- Cluster mode: the controller's alert states, shared ---- */
+
+#define ALERTS_NS "alerts"
+
+/* Store the model's states (kv "alerts", key MODEL), for the other nodes to show. */
+static bool share_state(qv_control *c, struct qv__alert_state *a)
+{
+    json_t *arr = json_array();
+    struct qv_diag d = {{0}};
+    bool ok = false;
+    char *text;
+
+    for (int k = 0; k < a->n_f; k++)
+        json_array_append_new(arr, json_pack("{sisIsbsfsI}", "index", a->idx[a->f[k].rule],
+                                             "version", (json_int_t)a->f[k].version, "firing",
+                                             a->f[k].firing, "value", a->f[k].value, "since_ms",
+                                             (json_int_t)a->f[k].since_ms));
+    text = json_dumps(arr, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    json_decref(arr);
+    if (text != NULL) {
+        ok = qv_store_kv_put(c->store, ALERTS_NS, a->model, text, &d) == QV_OK;
+        if (!ok)
+            qv_log(QV_LOG_WARN, "model=%s msg=\"alert state not shared; retrying next tick\" "
+                                "reason=\"%s\"", a->model, d.msg);
+    }
+    free(text);
+    return ok;
+}
+
+/* Replace the model's states with the stored ones; rules are matched by their index in the
+ * model's "alerts" array (every node reads the same config.json). */
+static void take_state(struct qv__alert_state *a, const char *text)
+{
+    json_t *arr = json_loads(text, 0, NULL), *e;
+    size_t i;
+
+    if (!json_is_array(arr)) {
+        json_decref(arr);
+        return;
+    }
+    a->n_f = 0;
+    json_array_foreach(arr, i, e)
+    {
+        json_int_t idx = json_integer_value(json_object_get(e, "index"));
+        json_int_t since = json_integer_value(json_object_get(e, "since_ms"));
+        int64_t version = json_integer_value(json_object_get(e, "version"));
+
+        for (int r = 0; r < a->n_rules; r++) {
+            struct firing *f;
+            if (a->idx[r] != idx)
+                continue;
+            f = firing_of(a, r, version);
+            f->firing = json_is_true(json_object_get(e, "firing"));
+            f->value = json_number_value(json_object_get(e, "value"));
+            f->since_ms = since > 0 ? (uint64_t)since : 0;
+        }
+    }
+    json_decref(arr);
+}
+
+void qv__alerts_follow(qv_control *c)
+{
+    struct qv_store_kv *kv = NULL;
+    struct qv_diag d = {{0}};
+    size_t n = 0;
+
+    if (c->store == NULL || qv_store_kv_list(c->store, ALERTS_NS, &kv, &n, &d) != QV_OK)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        struct qv_model_info mi;
+
+        if (qv_engine_model_info(c->engine, kv[i].key, &mi) != QV_OK)
+            continue;
+        take_state(model_state(c, kv[i].key, mi.alerts_json), kv[i].value);
+        qv_model_info_free(&mi);
+    }
+    qv_store_kv_free(kv, n);
 }
 
 static bool per_request(enum qv_alert_metric m)
@@ -492,6 +578,8 @@ void qv__alerts_tick(qv_control *c)
         qv_model_info_free(&mi);
         k = qv_engine_ready_versions(c->engine, names[i], ready, QV_MAX_VERSIONS);
         eval_model(c, a, ready, k);
+        if (c->cluster == NULL || c->store == NULL || (a->changed && share_state(c, a)))
+            a->changed = false;
     }
     free(names);
 }

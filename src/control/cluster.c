@@ -262,8 +262,11 @@ static void *run(void *arg)
         }
         if (now >= next_sync) {
             sync_all(c);
-            if (c->kv_fn != NULL)
+            if (c->kv_fn != NULL) {
                 c->kv_fn(c->kv_ud, "rollout");
+                c->kv_fn(c->kv_ud, "bandit");
+                c->kv_fn(c->kv_ud, "alerts");
+            }
             next_sync = now + RESYNC_MS;
         }
         pfd.fd = PQsocket(c->conn);

@@ -243,10 +243,19 @@ void qv_control_cluster_kv(void *control, const char *ns)
 {
     qv_control *c = control;
 
-    if (strcmp(ns, "rollout") != 0)
+    bool rollout = strcmp(ns, "rollout") == 0, bandit = strcmp(ns, "bandit") == 0,
+         alerts = strcmp(ns, "alerts") == 0;
+
+    if (!rollout && !bandit && !alerts)
         return;
     pthread_mutex_lock(&c->mu);
-    qv__rollout_sync(c);
+    if (rollout)
+        qv__rollout_sync(c);
+    /* The controller node is where these states come from. */
+    else if (bandit && !qv_cluster_is_leader(c->cluster))
+        qv__bandit_follow(c);
+    else if (alerts && !qv_cluster_is_leader(c->cluster))
+        qv__alerts_follow(c);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -266,9 +275,13 @@ void qv_control_tick(qv_control *c)
     update_scores(c, lead);
     reconcile_metrics(c);
     qv__history_tick(c);
-    qv__alerts_tick(c);
-    if (lead)
+    /* In a cluster, alerts are evaluated, fired and shared by the controller node only (one
+     * webhook per alert); the other nodes show its states (qv_control_cluster_kv). */
+    if (lead) {
+        qv__alerts_tick(c);
+        qv__bandit_tick(c);
         qv__rollout_tick(c);
+    }
     qv__watch_tick(c);
     pthread_mutex_unlock(&c->mu);
 }

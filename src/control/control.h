@@ -62,7 +62,8 @@ void qv_control_tick(qv_control *c);
 struct qv_cluster;
 void qv_control_set_cluster(qv_control *c, const struct qv_cluster *cl);
 /* For qv_cluster_start's kv_fn: another node changed the kv namespace ns ("rollout" re-reads
- * the persisted rollouts). Any thread. */
+ * the persisted rollouts; "bandit" and "alerts" take the controller node's bandit arms and
+ * alert states, on the other nodes). Any thread. */
 void qv_control_cluster_kv(void *control, const char *ns);
 
 /* ---- Rollouts (HTTP threads) ---- */

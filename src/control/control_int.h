@@ -227,6 +227,12 @@ void qv__rollout_sync(qv_control *c);
 /* alerts.c */
 void qv__alerts_tick(qv_control *c);
 void qv__alerts_free(qv_control *c);
+/* Cluster mode: take the alert states the controller node stored (kv "alerts"); under c->mu. */
+void qv__alerts_follow(qv_control *c);
+/* bandit_sync.c (cluster mode): the controller moves the arms from the cluster's feedback
+ * totals and stores them; the other nodes take the stored arms. Under c->mu. */
+void qv__bandit_tick(qv_control *c);
+void qv__bandit_follow(qv_control *c);
 /* history.c */
 void qv__history_tick(qv_control *c);
 void qv__history_free(qv_control *c);

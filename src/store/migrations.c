@@ -180,5 +180,20 @@ const struct qv_store_migration qv__store_pg_migrations[] = {
      "  ts_ms BIGINT NOT NULL"
      ");"
      "CREATE INDEX requests_ts ON requests (ts_ms);"},
+    {4, "feedback once per cluster",
+     /* Cluster mode: a request id's feedback is claimed once for the whole cluster (pruned with
+      * the requests), and the rewards accepted on every node add up per version. */
+     "CREATE TABLE feedback_claims ("
+     "  id TEXT PRIMARY KEY,"
+     "  ts_ms BIGINT NOT NULL"
+     ");"
+     "CREATE INDEX feedback_claims_ts ON feedback_claims (ts_ms);"
+     "CREATE TABLE feedback_totals ("
+     "  model TEXT NOT NULL,"
+     "  version BIGINT NOT NULL,"
+     "  count BIGINT NOT NULL,"
+     "  reward_sum DOUBLE PRECISION NOT NULL,"
+     "  PRIMARY KEY (model, version)"
+     ");"},
     {0, NULL, NULL},
 };

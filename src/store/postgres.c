@@ -20,6 +20,9 @@
 #include "store_impl.h"
 #include "postgres.h"
 
+#define QV_SQL_P(n) "$" #n
+#include "sql_shared.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -336,6 +339,55 @@ static int collect(struct pg_store *st, PGresult *r, size_t elem,
     return 0;
 }
 
+/* ---- The shapes every call takes ---- */
+
+/* A query whose rows become an array: *out (NULL when *n is 0) gets one element of elem bytes
+ * per row, filled by read(), released with release() when one fails. */
+static int query_rows(struct pg_store *st, const char *sql, int nvals, const char *const *vals,
+                      const char *what, size_t elem, int (*read)(PGresult *r, int row, void *out),
+                      void (*release)(void *a, size_t n), void **out, size_t *n, struct qv_diag *d)
+{
+    PGresult *r = NULL;
+    void *rows = NULL;
+    int err = enter(st, d);
+
+    if (err)
+        return err;
+    err = run(st, sql, nvals, vals, what, &r, d);
+    if (!err)
+        err = collect(st, r, elem, read, release, &rows, n, d);
+    if (!err)
+        *out = rows;
+    PQclear(r);
+    leave(st);
+    return err;
+}
+
+/* One statement that other nodes must apply, in a transaction with its notification (kind
+ * key). With gone (not NULL), a statement that changes no row fails with QV_ENOENT "store: gone"
+ * and announces nothing. */
+static int write_notify(struct pg_store *st, const char *sql, int nvals, const char *const *vals,
+                        const char *what, const char *kind, const char *key, const char *gone,
+                        struct qv_diag *d)
+{
+    PGresult *r = NULL;
+    int err = enter(st, d);
+
+    if (err)
+        return err;
+    err = begin(st, d);
+    if (!err)
+        err = run(st, sql, nvals, vals, what, &r, d);
+    if (!err && gone != NULL && strcmp(PQcmdTuples(r), "0") == 0)
+        err = qv_fail(d, QV_ENOENT, "store: %s", gone);
+    if (!err)
+        err = notify(st, kind, key, d);
+    PQclear(r);
+    err = finish(st, err, d);
+    leave(st);
+    return err;
+}
+
 /* ---- Open, migrate, close ---- */
 
 static int schema_version_locked(struct pg_store *st, int *out, struct qv_diag *d)
@@ -478,7 +530,7 @@ static int pq_schema_version(qv_store *s, int *out, struct qv_diag *d)
 
 /* ---- Model versions ---- */
 
-#define VERSION_COLS "model, version, sha256, state, reason, first_seen_ms, updated_ms"
+#define VERSION_COLS QV_SQL_VERSION_COLS
 
 static int read_version(PGresult *r, int i, void *row)
 {
@@ -505,32 +557,13 @@ static void release_versions(void *a, size_t n)
 
 static int pq_version_upsert(qv_store *s, const struct qv_store_version *v, struct qv_diag *d)
 {
-    struct pg_store *st = pg(s);
     char ver[24], ms[24];
-    const char *vals[6];
-    int err = enter(st, d);
+    const char *vals[6] = {v->model,  i64s(ver, sizeof(ver), v->version),
+                           v->sha256, v->state,
+                           v->reason, i64s(ms, sizeof(ms), (int64_t)v->updated_ms)};
 
-    if (err)
-        return err;
-    vals[0] = v->model;
-    vals[1] = i64s(ver, sizeof(ver), v->version);
-    vals[2] = v->sha256;
-    vals[3] = v->state;
-    vals[4] = v->reason;
-    vals[5] = i64s(ms, sizeof(ms), (int64_t)v->updated_ms);
-    err = begin(st, d);
-    if (!err)
-        err = run(st,
-                  "INSERT INTO versions (" VERSION_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $6) "
-                  "ON CONFLICT (model, version) DO UPDATE SET sha256 = excluded.sha256, "
-                  "state = excluded.state, reason = excluded.reason, "
-                  "updated_ms = excluded.updated_ms",
-                  6, vals, "version upsert", NULL, d);
-    if (!err)
-        err = notify(st, "version", v->model, d);
-    err = finish(st, err, d);
-    leave(st);
-    return err;
+    return write_notify(pg(s), QV_SQL_VERSION_UPSERT, 6, vals, "version upsert", "version",
+                        v->model, NULL, d);
 }
 
 static int pq_version_get(qv_store *s, const char *model, int64_t version,
@@ -545,8 +578,7 @@ static int pq_version_get(qv_store *s, const char *model, int64_t version,
 
     if (err)
         return err;
-    err = run(st, "SELECT " VERSION_COLS " FROM versions WHERE model = $1 AND version = $2", 2,
-              vals, "version get", &r, d);
+    err = run(st, QV_SQL_VERSION_GET, 2, vals, "version get", &r, d);
     if (!err && PQntuples(r) == 0)
         err = qv_fail(d, QV_ENOENT, "store: model '%s' version %" PRId64 " is not recorded", model,
                       version);
@@ -561,29 +593,20 @@ static int pq_version_get(qv_store *s, const char *model, int64_t version,
     return err;
 }
 
-static int pq_version_list(qv_store *s, const char *model, struct qv_store_version **out,
-                           size_t *n, struct qv_diag *d)
+static int pq_version_list(qv_store *s, const char *model, struct qv_store_version **out, size_t *n,
+                           struct qv_diag *d)
 {
-    struct pg_store *st = pg(s);
-    const char *vals[1] = {model};
-    PGresult *r = NULL;
     void *rows = NULL;
-    int err = enter(st, d);
+    int err = query_rows(pg(s),
+                         model != NULL ? "SELECT " VERSION_COLS " FROM versions WHERE model = $1 "
+                                         "ORDER BY model COLLATE \"C\", version"
+                                       : "SELECT " VERSION_COLS
+                                         " FROM versions ORDER BY model COLLATE \"C\", version",
+                         model != NULL ? 1 : 0, (const char *[]){model}, "version list",
+                         sizeof(**out), read_version, release_versions, &rows, n, d);
 
-    if (err)
-        return err;
-    err = run(st,
-              model != NULL ? "SELECT " VERSION_COLS " FROM versions WHERE model = $1 "
-                              "ORDER BY model COLLATE \"C\", version"
-                            : "SELECT " VERSION_COLS
-                              " FROM versions ORDER BY model COLLATE \"C\", version",
-              model != NULL ? 1 : 0, vals, "version list", &r, d);
-    if (!err)
-        err = collect(st, r, sizeof(**out), read_version, release_versions, &rows, n, d);
     if (!err)
         *out = rows;
-    PQclear(r);
-    leave(st);
     return err;
 }
 
@@ -613,28 +636,18 @@ static int pq_route_put(qv_store *s, const char *model, const char *doc, uint64_
     if (!err)
         err = lock_route(st, model, d);
     if (!err)
-        err = run(st, "SELECT doc FROM routes WHERE model = $1", 1, vals, "route put", &r, d);
+        err = run(st, QV_SQL_ROUTE_DOC, 1, vals, "route put", &r, d);
     if (err)
         goto out;
     if (PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), doc) == 0)
         goto out; /* the document in force again: nothing changes */
     if (PQntuples(r) == 0) {
-        err = run(st,
-                  "INSERT INTO routes (model, doc, prev_doc, updated_ms, revision, last_revision) "
-                  "VALUES ($1, $2, NULL, $3, 1, 1)",
-                  3, vals, "route put", NULL, d);
+        err = run(st, QV_SQL_ROUTE_INSERT, 3, vals, "route put", NULL, d);
     } else {
-        err = run(st,
-                  "INSERT INTO route_history (model, seq, revision, doc, replaced_ms) "
-                  "SELECT r.model, COALESCE((SELECT MAX(seq) FROM route_history h WHERE h.model = "
-                  "r.model), 0) + 1, r.revision, r.doc, $2 FROM routes r WHERE r.model = $1",
-                  2, (const char *[]){model, vals[2]}, "route history push", NULL, d);
+        err = run(st, QV_SQL_ROUTE_HISTORY_PUSH, 2, (const char *[]){model, vals[2]},
+                  "route history push", NULL, d);
         if (!err)
-            err = run(st,
-                      "UPDATE routes SET prev_doc = doc, doc = $2, updated_ms = $3, "
-                      "revision = last_revision + 1, last_revision = last_revision + 1 "
-                      "WHERE model = $1",
-                      3, vals, "route put", NULL, d);
+            err = run(st, QV_SQL_ROUTE_REPLACE, 3, vals, "route put", NULL, d);
         if (!err)
             err = run(st,
                       "DELETE FROM route_history WHERE model = $1 AND seq <= "
@@ -687,9 +700,7 @@ static int pq_route_get(qv_store *s, const char *model, int previous, char **doc
     if (err)
         return err;
     err = get_text(st,
-                   previous ? "SELECT prev_doc FROM routes WHERE model = $1"
-                            : "SELECT doc FROM routes WHERE model = $1",
-                   1, vals, doc, what, d);
+                   previous ? QV_SQL_ROUTE_PREV_DOC : QV_SQL_ROUTE_DOC, 1, vals, doc, what, d);
     leave(st);
     return err;
 }
@@ -712,10 +723,8 @@ static int pq_route_rollback(qv_store *s, const char *model, uint64_t now_ms, ch
     if (!err)
         err = lock_route(st, model, d);
     if (!err)
-        err = run(st,
-                  "SELECT seq, revision, doc FROM route_history WHERE model = $1 "
-                  "ORDER BY seq DESC LIMIT 1",
-                  1, (const char *[]){model}, "route rollback", &r, d);
+        err = run(st, QV_SQL_ROUTE_HISTORY_TOP, 1, (const char *[]){model}, "route rollback", &r,
+                  d);
     if (err)
         goto out;
     if (PQntuples(r) == 0) {
@@ -728,7 +737,7 @@ static int pq_route_rollback(qv_store *s, const char *model, uint64_t now_ms, ch
         err = qv_fail(d, QV_ENOMEM, "store: out of memory reading %s", what);
         goto out;
     }
-    err = run(st, "DELETE FROM route_history WHERE model = $1 AND seq = $2", 2,
+    err = run(st, QV_SQL_ROUTE_HISTORY_POP, 2,
               (const char *[]){model, i64s(seqs, sizeof(seqs), seq)}, "route rollback", NULL, d);
     if (!err)
         err = run(st,
@@ -765,10 +774,7 @@ static int pq_route_revision(qv_store *s, const char *model, int64_t *revision, 
 
     if (err)
         return err;
-    err = run(st,
-              "SELECT revision, (SELECT COUNT(*) FROM route_history h WHERE h.model = r.model) "
-              "FROM routes r WHERE r.model = $1",
-              1, (const char *[]){model}, "route revision", &r, d);
+    err = run(st, QV_SQL_ROUTE_REVISION, 1, (const char *[]){model}, "route revision", &r, d);
     if (!err && PQntuples(r) == 0)
         err = qv_fail(d, QV_ENOENT, "store: model '%s' has no route", model);
     if (!err) {
@@ -801,22 +807,15 @@ static void release_routes(void *a, size_t n)
 
 static int pq_route_list(qv_store *s, struct qv_store_route **out, size_t *n, struct qv_diag *d)
 {
-    struct pg_store *st = pg(s);
-    PGresult *r = NULL;
     void *rows = NULL;
-    int err = enter(st, d);
+    int err =
+        query_rows(pg(s),
+                   "SELECT model, doc, prev_doc, updated_ms FROM routes ORDER BY model "
+                   "COLLATE \"C\"",
+                   0, NULL, "route list", sizeof(**out), read_route, release_routes, &rows, n, d);
 
-    if (err)
-        return err;
-    err = run(st,
-              "SELECT model, doc, prev_doc, updated_ms FROM routes ORDER BY model COLLATE \"C\"",
-              0, NULL, "route list", &r, d);
-    if (!err)
-        err = collect(st, r, sizeof(**out), read_route, release_routes, &rows, n, d);
     if (!err)
         *out = rows;
-    PQclear(r);
-    leave(st);
     return err;
 }
 
@@ -843,26 +842,11 @@ static void release_labels(void *a, size_t n)
 static int pq_label_set(qv_store *s, const char *model, const char *label, int64_t version,
                         uint64_t now_ms, struct qv_diag *d)
 {
-    struct pg_store *st = pg(s);
     char ver[24], ms[24];
     const char *vals[4] = {model, label, i64s(ver, sizeof(ver), version),
                            i64s(ms, sizeof(ms), (int64_t)now_ms)};
-    int err = enter(st, d);
 
-    if (err)
-        return err;
-    err = begin(st, d);
-    if (!err)
-        err = run(st,
-                  "INSERT INTO labels (model, label, version, updated_ms) VALUES ($1, $2, $3, $4) "
-                  "ON CONFLICT (model, label) DO UPDATE SET version = excluded.version, "
-                  "updated_ms = excluded.updated_ms",
-                  4, vals, "label set", NULL, d);
-    if (!err)
-        err = notify(st, "label", model, d);
-    err = finish(st, err, d);
-    leave(st);
-    return err;
+    return write_notify(pg(s), QV_SQL_LABEL_UPSERT, 4, vals, "label set", "label", model, NULL, d);
 }
 
 static int pq_label_get(qv_store *s, const char *model, const char *label, int64_t *version,
@@ -874,7 +858,7 @@ static int pq_label_get(qv_store *s, const char *model, const char *label, int64
 
     if (err)
         return err;
-    err = run(st, "SELECT version FROM labels WHERE model = $1 AND label = $2", 2,
+    err = run(st, QV_SQL_LABEL_GET, 2,
               (const char *[]){model, label}, "label get", &r, d);
     if (!err && PQntuples(r) == 0)
         err = qv_fail(d, QV_ENOENT, "store: model '%s' has no label '%s'", model, label);
@@ -887,48 +871,28 @@ static int pq_label_get(qv_store *s, const char *model, const char *label, int64
 
 static int pq_label_delete(qv_store *s, const char *model, const char *label, struct qv_diag *d)
 {
-    struct pg_store *st = pg(s);
-    PGresult *r = NULL;
-    int err = enter(st, d);
+    char gone[256];
 
-    if (err)
-        return err;
-    err = begin(st, d);
-    if (!err)
-        err = run(st, "DELETE FROM labels WHERE model = $1 AND label = $2", 2,
-                  (const char *[]){model, label}, "label delete", &r, d);
-    if (!err && strcmp(PQcmdTuples(r), "0") == 0)
-        err = qv_fail(d, QV_ENOENT, "store: model '%s' has no label '%s'", model, label);
-    if (!err)
-        err = notify(st, "label", model, d);
-    PQclear(r);
-    err = finish(st, err, d);
-    leave(st);
-    return err;
+    snprintf(gone, sizeof(gone), "model '%s' has no label '%s'", model, label);
+    return write_notify(pg(s), QV_SQL_LABEL_DELETE, 2, (const char *[]){model, label},
+                        "label delete", "label", model, gone, d);
 }
 
 static int pq_label_list(qv_store *s, const char *model, struct qv_store_label **out, size_t *n,
                          struct qv_diag *d)
 {
-    struct pg_store *st = pg(s);
-    PGresult *r = NULL;
     void *rows = NULL;
-    int err = enter(st, d);
+    int err = query_rows(pg(s),
+                         model != NULL
+                             ? "SELECT model, label, version, updated_ms FROM labels "
+                               "WHERE model = $1 ORDER BY model COLLATE \"C\", label COLLATE \"C\""
+                             : "SELECT model, label, version, updated_ms FROM labels "
+                               "ORDER BY model COLLATE \"C\", label COLLATE \"C\"",
+                         model != NULL ? 1 : 0, (const char *[]){model}, "label list",
+                         sizeof(**out), read_label, release_labels, &rows, n, d);
 
-    if (err)
-        return err;
-    err = run(st,
-              model != NULL ? "SELECT model, label, version, updated_ms FROM labels "
-                              "WHERE model = $1 ORDER BY model COLLATE \"C\", label COLLATE \"C\""
-                            : "SELECT model, label, version, updated_ms FROM labels "
-                              "ORDER BY model COLLATE \"C\", label COLLATE \"C\"",
-              model != NULL ? 1 : 0, (const char *[]){model}, "label list", &r, d);
-    if (!err)
-        err = collect(st, r, sizeof(**out), read_label, release_labels, &rows, n, d);
     if (!err)
         *out = rows;
-    PQclear(r);
-    leave(st);
     return err;
 }
 
@@ -1014,9 +978,7 @@ static int pq_event_list(qv_store *s, const struct qv_store_event_filter *f,
 
 /* ---- Metric history ---- */
 
-#define HISTORY_COLS                                                                               \
-    "version, ts_ms, requests, errors, p50_ms, p95_ms, p99_ms, mean_ms, cpu_ms_per_req, "          \
-    "memory_bytes, queue_depth, weight"
+#define HISTORY_COLS QV_SQL_HISTORY_COLS
 
 static int read_history(PGresult *r, int i, void *row)
 {
@@ -1108,8 +1070,8 @@ static int pq_history_query(qv_store *s, const struct qv_history_query *q,
 
     if (err)
         return err;
-    err = run(st, one ? HISTORY_SELECT(" AND version = $4") : HISTORY_SELECT(""), one ? 4 : 3,
-              vals, "history query", &r, d);
+    err = run(st, one ? HISTORY_SELECT(" AND version = $4") : HISTORY_SELECT(""), one ? 4 : 3, vals,
+              "history query", &r, d);
     if (!err)
         err = collect(st, r, sizeof(**out), read_history, release_history, &rows, n, d);
     if (!err)
@@ -1159,25 +1121,10 @@ static void release_kv(void *a, size_t n)
 static int pq_kv_put(qv_store *s, const char *ns, const char *key, const char *value,
                      uint64_t now_ms, struct qv_diag *d)
 {
-    struct pg_store *st = pg(s);
     char ms[24];
     const char *vals[4] = {ns, key, value, i64s(ms, sizeof(ms), (int64_t)now_ms)};
-    int err = enter(st, d);
 
-    if (err)
-        return err;
-    err = begin(st, d);
-    if (!err)
-        err = run(st,
-                  "INSERT INTO kv (ns, key, value, updated_ms) VALUES ($1, $2, $3, $4) "
-                  "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, "
-                  "updated_ms = excluded.updated_ms",
-                  4, vals, "kv put", NULL, d);
-    if (!err)
-        err = notify(st, "kv", ns, d);
-    err = finish(st, err, d);
-    leave(st);
-    return err;
+    return write_notify(pg(s), QV_SQL_KV_UPSERT, 4, vals, "kv put", "kv", ns, NULL, d);
 }
 
 static int pq_kv_get(qv_store *s, const char *ns, const char *key, char **value,
@@ -1191,7 +1138,7 @@ static int pq_kv_get(qv_store *s, const char *ns, const char *key, char **value,
     err = enter(st, d);
     if (err)
         return err;
-    err = get_text(st, "SELECT value FROM kv WHERE ns = $1 AND key = $2", 2,
+    err = get_text(st, QV_SQL_KV_GET, 2,
                    (const char *[]){ns, key}, value, what, d);
     leave(st);
     return err;
@@ -1199,44 +1146,25 @@ static int pq_kv_get(qv_store *s, const char *ns, const char *key, char **value,
 
 static int pq_kv_delete(qv_store *s, const char *ns, const char *key, struct qv_diag *d)
 {
-    struct pg_store *st = pg(s);
-    PGresult *r = NULL;
-    int err = enter(st, d);
+    char gone[256];
 
-    if (err)
-        return err;
-    err = begin(st, d);
-    if (!err)
-        err = run(st, "DELETE FROM kv WHERE ns = $1 AND key = $2", 2, (const char *[]){ns, key},
-                  "kv delete", &r, d);
-    if (!err && strcmp(PQcmdTuples(r), "0") == 0)
-        err = qv_fail(d, QV_ENOENT, "store: no key '%s' in namespace '%s'", key, ns);
-    if (!err)
-        err = notify(st, "kv", ns, d);
-    PQclear(r);
-    err = finish(st, err, d);
-    leave(st);
-    return err;
+    snprintf(gone, sizeof(gone), "no key '%s' in namespace '%s'", key, ns);
+    return write_notify(pg(s), QV_SQL_KV_DELETE, 2, (const char *[]){ns, key}, "kv delete", "kv",
+                        ns, gone, d);
 }
 
 static int pq_kv_list(qv_store *s, const char *ns, struct qv_store_kv **out, size_t *n,
                       struct qv_diag *d)
 {
-    struct pg_store *st = pg(s);
-    PGresult *r = NULL;
     void *rows = NULL;
-    int err = enter(st, d);
+    int err = query_rows(pg(s),
+                         "SELECT key, value, updated_ms FROM kv WHERE ns = $1 ORDER BY key COLLATE "
+                         "\"C\"",
+                         1, (const char *[]){ns}, "kv list", sizeof(**out), read_kv, release_kv,
+                         &rows, n, d);
 
-    if (err)
-        return err;
-    err = run(st, "SELECT key, value, updated_ms FROM kv WHERE ns = $1 ORDER BY key COLLATE \"C\"",
-              1, (const char *[]){ns}, "kv list", &r, d);
-    if (!err)
-        err = collect(st, r, sizeof(**out), read_kv, release_kv, &rows, n, d);
     if (!err)
         *out = rows;
-    PQclear(r);
-    leave(st);
     return err;
 }
 
@@ -1289,6 +1217,8 @@ static int pq_request_add(qv_store *s, const struct qv_store_request *rows, size
     for (int k = 0; k < 5; k++)
         vals[k] = a[k].data;
     err = enter(st, d);
+    if (!err)
+        err = begin(st, d);
     if (!err) {
         /* A batch may name one id twice (a retried request): the newest row wins. */
         err = run(st,
@@ -1299,6 +1229,13 @@ static int pq_request_add(qv_store *s, const struct qv_store_request *rows, size
                   "ON CONFLICT (id) DO UPDATE SET model = excluded.model, version = "
                   "excluded.version, cls = excluded.cls, ts_ms = excluded.ts_ms",
                   5, vals, "request add", NULL, d);
+        /* A new request that reuses an id can be scored again: claims made before it go. */
+        if (!err)
+            err = run(st,
+                      "DELETE FROM feedback_claims c USING unnest($1::text[], $2::bigint[]) "
+                      "AS t(id, ts_ms) WHERE c.id = t.id AND c.ts_ms < t.ts_ms",
+                      2, (const char *[]){vals[0], vals[4]}, "request add", NULL, d);
+        err = finish(st, err, d);
         leave(st);
     }
     for (int k = 0; k < 5; k++)
@@ -1341,12 +1278,85 @@ static int pq_request_prune(qv_store *s, uint64_t before_ms, uint64_t *deleted, 
 
     if (err)
         return err;
-    err = run(st, "DELETE FROM requests WHERE ts_ms < $1", 1,
-              (const char *[]){i64s(ms, sizeof(ms), (int64_t)before_ms)}, "request prune", &r, d);
+    i64s(ms, sizeof(ms), (int64_t)before_ms);
+    err = run(st, "DELETE FROM requests WHERE ts_ms < $1", 1, (const char *[]){ms}, "request prune",
+              &r, d);
     if (!err && deleted != NULL)
         *deleted = strtoull(PQcmdTuples(r), NULL, 10);
+    if (!err)
+        err = run(st, "DELETE FROM feedback_claims WHERE ts_ms < $1", 1, (const char *[]){ms},
+                  "feedback claims prune", NULL, d);
     PQclear(r);
     leave(st);
+    return err;
+}
+
+/* ---- Feedback ---- */
+
+static int pq_feedback_add(qv_store *s, const char *id, const char *model, int64_t version,
+                           double reward, uint64_t now_ms, struct qv_diag *d)
+{
+    struct pg_store *st = pg(s);
+    char ver[24], rw[40], ms[24];
+    PGresult *r = NULL;
+    int err = enter(st, d);
+
+    if (err)
+        return err;
+    err = begin(st, d);
+    if (!err)
+        err = run(st,
+                  "INSERT INTO feedback_claims (id, ts_ms) VALUES ($1, $2) "
+                  "ON CONFLICT (id) DO NOTHING",
+                  2, (const char *[]){id, i64s(ms, sizeof(ms), (int64_t)now_ms)}, "feedback claim",
+                  &r, d);
+    if (!err && strcmp(PQcmdTuples(r), "0") == 0)
+        err = qv_fail(d, QV_ECONFLICT,
+                      "feedback for request \"%s\" was already recorded (the first is kept)", id);
+    if (!err)
+        err = run(
+            st,
+            "INSERT INTO feedback_totals (model, version, count, reward_sum) "
+            "VALUES ($1, $2, 1, $3) ON CONFLICT (model, version) DO UPDATE SET "
+            "count = feedback_totals.count + 1, "
+            "reward_sum = feedback_totals.reward_sum + excluded.reward_sum",
+            3,
+            (const char *[]){model, i64s(ver, sizeof(ver), version), reals(rw, sizeof(rw), reward)},
+            "feedback totals", NULL, d);
+    PQclear(r);
+    err = finish(st, err, d);
+    leave(st);
+    return err;
+}
+
+static int read_feedback_total(PGresult *r, int i, void *row)
+{
+    struct qv_store_feedback_total *t = row;
+
+    t->version = get_i64(r, i, 0);
+    t->count = get_u64(r, i, 1);
+    t->reward_sum = get_real(r, i, 2);
+    return 0;
+}
+
+static void release_plain(void *a, size_t n)
+{
+    (void)n;
+    free(a);
+}
+
+static int pq_feedback_totals(qv_store *s, const char *model, struct qv_store_feedback_total **out,
+                              size_t *n, struct qv_diag *d)
+{
+    void *rows = NULL;
+    int err = query_rows(pg(s),
+                         "SELECT version, count, reward_sum FROM feedback_totals WHERE model = $1 "
+                         "ORDER BY version",
+                         1, (const char *[]){model}, "feedback totals", sizeof(**out),
+                         read_feedback_total, release_plain, &rows, n, d);
+
+    if (!err)
+        *out = rows;
     return err;
 }
 
@@ -1380,4 +1390,6 @@ const struct qv_store_ops qv_store_postgres = {
     .request_add = pq_request_add,
     .request_get = pq_request_get,
     .request_prune = pq_request_prune,
+    .feedback_add = pq_feedback_add,
+    .feedback_totals = pq_feedback_totals,
 };

@@ -13,6 +13,9 @@
 
 #include "store_impl.h"
 
+#define QV_SQL_P(n) "?" #n
+#include "sql_shared.h"
+
 #include <assert.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -408,7 +411,7 @@ static int sq_schema_version(qv_store *s, int *out, struct qv_diag *d)
 
 /* ---- Model versions ---- */
 
-#define VERSION_COLS "model, version, sha256, state, reason, first_seen_ms, updated_ms"
+#define VERSION_COLS QV_SQL_VERSION_COLS
 
 static int read_version(sqlite3_stmt *stmt, void *row)
 {
@@ -448,11 +451,7 @@ static int sq_version_upsert(qv_store *s, const struct qv_store_version *v, stru
         return err;
     }
     err = prepare(st,
-                  "INSERT INTO versions (" VERSION_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) "
-                  "ON CONFLICT (model, version) DO UPDATE SET sha256 = excluded.sha256, "
-                  "state = excluded.state, reason = excluded.reason, "
-                  "updated_ms = excluded.updated_ms",
-                  &stmt, d);
+                  QV_SQL_VERSION_UPSERT, &stmt, d);
     if (err)
         goto out;
     bind_text(stmt, 1, v->model);
@@ -477,8 +476,7 @@ static int sq_version_get(qv_store *s, const char *model, int64_t version,
     int rc, err;
 
     qv_mutex_lock(&st->mu);
-    err = prepare(st, "SELECT " VERSION_COLS " FROM versions WHERE model = ?1 AND version = ?2",
-                  &stmt, d);
+    err = prepare(st, QV_SQL_VERSION_GET, &stmt, d);
     if (err)
         goto out;
     bind_text(stmt, 1, model);
@@ -569,7 +567,7 @@ static int sq_route_put(qv_store *s, const char *model, const char *doc, uint64_
     err = begin(st, d);
     if (err)
         goto out_unlock;
-    err = prepare(st, "SELECT doc FROM routes WHERE model = ?1", &stmt, d);
+    err = prepare(st, QV_SQL_ROUTE_DOC, &stmt, d);
     if (err)
         goto out;
     bind_text(stmt, 1, model);
@@ -588,10 +586,7 @@ static int sq_route_put(qv_store *s, const char *model, const char *doc, uint64_
     if (same)
         goto out;
     if (!exists) {
-        err = prepare(st,
-                      "INSERT INTO routes (model, doc, prev_doc, updated_ms, revision, "
-                      "last_revision) VALUES (?1, ?2, NULL, ?3, 1, 1)",
-                      &stmt, d);
+        err = prepare(st, QV_SQL_ROUTE_INSERT, &stmt, d);
         if (err)
             goto out;
         bind_text(stmt, 1, model);
@@ -600,11 +595,7 @@ static int sq_route_put(qv_store *s, const char *model, const char *doc, uint64_
         err = step_done(st, stmt, "route put", d);
         goto out;
     }
-    err = prepare(st,
-                  "INSERT INTO route_history (model, seq, revision, doc, replaced_ms) "
-                  "SELECT r.model, COALESCE((SELECT MAX(seq) FROM route_history h WHERE h.model = "
-                  "r.model), 0) + 1, r.revision, r.doc, ?2 FROM routes r WHERE r.model = ?1",
-                  &stmt, d);
+    err = prepare(st, QV_SQL_ROUTE_HISTORY_PUSH, &stmt, d);
     if (err)
         goto out;
     bind_text(stmt, 1, model);
@@ -614,11 +605,7 @@ static int sq_route_put(qv_store *s, const char *model, const char *doc, uint64_
         goto out;
     sqlite3_finalize(stmt);
     stmt = NULL;
-    err = prepare(st,
-                  "UPDATE routes SET prev_doc = doc, doc = ?2, updated_ms = ?3, "
-                  "revision = last_revision + 1, last_revision = last_revision + 1 "
-                  "WHERE model = ?1",
-                  &stmt, d);
+    err = prepare(st, QV_SQL_ROUTE_REPLACE, &stmt, d);
     if (err)
         goto out;
     bind_text(stmt, 1, model);
@@ -676,8 +663,7 @@ static int sq_route_get(qv_store *s, const char *model, int previous, char **doc
              previous ? "model '%s' has no previous route" : "model '%s' has no route", model);
     qv_mutex_lock(&st->mu);
     err = prepare(st,
-                  previous ? "SELECT prev_doc FROM routes WHERE model = ?1"
-                           : "SELECT doc FROM routes WHERE model = ?1",
+                  previous ? QV_SQL_ROUTE_PREV_DOC : QV_SQL_ROUTE_DOC,
                   &stmt, d);
     if (err)
         goto out;
@@ -708,8 +694,7 @@ static int sq_route_rollback(qv_store *s, const char *model, uint64_t now_ms, ch
     if (err)
         goto out_unlock;
     err = prepare(st,
-                  "SELECT seq, revision, doc FROM route_history WHERE model = ?1 "
-                  "ORDER BY seq DESC LIMIT 1",
+                  QV_SQL_ROUTE_HISTORY_TOP,
                   &stmt, d);
     if (err)
         goto out;
@@ -732,7 +717,7 @@ static int sq_route_rollback(qv_store *s, const char *model, uint64_t now_ms, ch
     }
     sqlite3_finalize(stmt);
     stmt = NULL;
-    err = prepare(st, "DELETE FROM route_history WHERE model = ?1 AND seq = ?2", &stmt, d);
+    err = prepare(st, QV_SQL_ROUTE_HISTORY_POP, &stmt, d);
     if (err)
         goto out;
     bind_text(stmt, 1, model);
@@ -779,8 +764,7 @@ static int sq_route_revision(qv_store *s, const char *model, int64_t *revision, 
 
     qv_mutex_lock(&st->mu);
     err = prepare(st,
-                  "SELECT revision, (SELECT COUNT(*) FROM route_history h WHERE h.model = r.model) "
-                  "FROM routes r WHERE r.model = ?1",
+                  QV_SQL_ROUTE_REVISION,
                   &stmt, d);
     if (err)
         goto out;
@@ -854,9 +838,7 @@ static int sq_label_set(qv_store *s, const char *model, const char *label, int64
         return err;
     }
     err = prepare(st,
-                  "INSERT INTO labels (model, label, version, updated_ms) VALUES (?1, ?2, ?3, ?4) "
-                  "ON CONFLICT (model, label) DO UPDATE SET version = excluded.version, "
-                  "updated_ms = excluded.updated_ms",
+                  QV_SQL_LABEL_UPSERT,
                   &stmt, d);
     if (err)
         goto out;
@@ -879,7 +861,7 @@ static int sq_label_get(qv_store *s, const char *model, const char *label, int64
     int rc, err;
 
     qv_mutex_lock(&st->mu);
-    err = prepare(st, "SELECT version FROM labels WHERE model = ?1 AND label = ?2", &stmt, d);
+    err = prepare(st, QV_SQL_LABEL_GET, &stmt, d);
     if (err)
         goto out;
     bind_text(stmt, 1, model);
@@ -908,7 +890,7 @@ static int sq_label_delete(qv_store *s, const char *model, const char *label, st
         qv_mutex_unlock(&st->mu);
         return err;
     }
-    err = prepare(st, "DELETE FROM labels WHERE model = ?1 AND label = ?2", &stmt, d);
+    err = prepare(st, QV_SQL_LABEL_DELETE, &stmt, d);
     if (err)
         goto out;
     bind_text(stmt, 1, model);
@@ -1045,9 +1027,7 @@ out:
 
 /* ---- Metric history ---- */
 
-#define HISTORY_COLS                                                                               \
-    "version, ts_ms, requests, errors, p50_ms, p95_ms, p99_ms, mean_ms, cpu_ms_per_req, "          \
-    "memory_bytes, queue_depth, weight"
+#define HISTORY_COLS QV_SQL_HISTORY_COLS
 
 static int read_history(sqlite3_stmt *stmt, void *row)
 {
@@ -1208,9 +1188,7 @@ static int sq_kv_put(qv_store *s, const char *ns, const char *key, const char *v
         return err;
     }
     err = prepare(st,
-                  "INSERT INTO kv (ns, key, value, updated_ms) VALUES (?1, ?2, ?3, ?4) "
-                  "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, "
-                  "updated_ms = excluded.updated_ms",
+                  QV_SQL_KV_UPSERT,
                   &stmt, d);
     if (err)
         goto out;
@@ -1234,7 +1212,7 @@ static int sq_kv_get(qv_store *s, const char *ns, const char *key, char **value,
 
     snprintf(what, sizeof(what), "no key '%s' in namespace '%s'", key, ns);
     qv_mutex_lock(&st->mu);
-    err = prepare(st, "SELECT value FROM kv WHERE ns = ?1 AND key = ?2", &stmt, d);
+    err = prepare(st, QV_SQL_KV_GET, &stmt, d);
     if (err)
         goto out;
     bind_text(stmt, 1, ns);
@@ -1257,7 +1235,7 @@ static int sq_kv_delete(qv_store *s, const char *ns, const char *key, struct qv_
         qv_mutex_unlock(&st->mu);
         return err;
     }
-    err = prepare(st, "DELETE FROM kv WHERE ns = ?1 AND key = ?2", &stmt, d);
+    err = prepare(st, QV_SQL_KV_DELETE, &stmt, d);
     if (err)
         goto out;
     bind_text(stmt, 1, ns);

@@ -640,3 +640,42 @@ int qv_store_request_prune(qv_store *s, uint64_t before_ms, uint64_t *deleted, s
         return qv_fail(d, QV_ENOTSUP, "store: %s does not keep requests", s->ops->kind);
     return s->ops->request_prune(s, before_ms, deleted, d);
 }
+
+/* ---- Feedback ---- */
+
+int qv_store_feedback_add(qv_store *s, const char *id, const char *model, int64_t version,
+                          double reward, struct qv_diag *d)
+{
+    int err;
+
+    /* A store that is not shared first: a single node's feedback never depends on it. */
+    if (s->ops->feedback_add == NULL)
+        return qv_fail(d, QV_ENOTSUP, "store: %s does not share feedback", s->ops->kind);
+    err = check_name("request id", id, d);
+    if (!err)
+        err = check_name("model", model, d);
+    if (!err && (strlen(id) > REQUEST_FIELD_MAX || strlen(model) > REQUEST_FIELD_MAX))
+        err = qv_fail(d, QV_EINVAL, "store: request id or model longer than %d bytes",
+                      REQUEST_FIELD_MAX);
+    if (!err)
+        err = check_version(version, d);
+    if (!err && !(reward >= 0.0 && reward <= 1.0))
+        err = qv_fail(d, QV_EINVAL, "store: reward must be a number from 0 to 1");
+    if (err)
+        return err;
+    return s->ops->feedback_add(s, id, model, version, reward, qv_wall_ms(), d);
+}
+
+int qv_store_feedback_totals(qv_store *s, const char *model, struct qv_store_feedback_total **out,
+                             size_t *n, struct qv_diag *d)
+{
+    int err = check_name("model", model, d);
+
+    *out = NULL;
+    *n = 0;
+    if (err)
+        return err;
+    if (s->ops->feedback_totals == NULL)
+        return qv_fail(d, QV_ENOTSUP, "store: %s does not share feedback", s->ops->kind);
+    return s->ops->feedback_totals(s, model, out, n, d);
+}

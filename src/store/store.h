@@ -246,7 +246,28 @@ int qv_store_request_add(qv_store *s, const struct qv_store_request *rows, size_
 /* model_out (128 bytes), *version and *cls of request id. QV_ENOENT if unknown. */
 int qv_store_request_get(qv_store *s, const char *id, char *model_out, int64_t *version, int *cls,
                          struct qv_diag *d);
-/* Delete the rows answered before before_ms. *deleted (optional) gets how many. */
+/* Delete the rows answered before before_ms, and the feedback claims made before it.
+ * *deleted (optional) gets how many requests. */
 int qv_store_request_prune(qv_store *s, uint64_t before_ms, uint64_t *deleted, struct qv_diag *d);
+
+/* ---- Feedback (cluster mode: once per request id in the whole cluster) ---- */
+
+/* Claim the feedback of request id for the cluster and add reward (0..1) to the totals of
+ * (model, version), in one transaction. QV_ECONFLICT when a feedback for id was claimed already,
+ * on any node (nothing is added); QV_ENOTSUP for a store that is not shared (SQLite: the
+ * node's own memory decides). Any thread. */
+int qv_store_feedback_add(qv_store *s, const char *id, const char *model, int64_t version,
+                          double reward, struct qv_diag *d);
+
+struct qv_store_feedback_total {
+    int64_t version;
+    uint64_t count;    /* feedbacks accepted, cluster-wide */
+    double reward_sum; /* their rewards */
+};
+
+/* The totals of every version of model, ordered by version. *out (NULL when *n is 0) is
+ * released with free(). QV_ENOTSUP as qv_store_feedback_add. Any thread. */
+int qv_store_feedback_totals(qv_store *s, const char *model, struct qv_store_feedback_total **out,
+                             size_t *n, struct qv_diag *d);
 
 #endif /* QV_STORE_H */

@@ -91,6 +91,12 @@ struct qv_store_ops {
     int (*request_get)(qv_store *s, const char *id, char *model_out, int64_t *version, int *cls,
                        struct qv_diag *d);
     int (*request_prune)(qv_store *s, uint64_t before_ms, uint64_t *deleted, struct qv_diag *d);
+
+    /* Optional (NULL: QV_ENOTSUP). Arguments are checked, reward in 0..1. */
+    int (*feedback_add)(qv_store *s, const char *id, const char *model, int64_t version,
+                        double reward, uint64_t now_ms, struct qv_diag *d);
+    int (*feedback_totals)(qv_store *s, const char *model, struct qv_store_feedback_total **out,
+                           size_t *n, struct qv_diag *d);
 };
 
 extern const struct qv_store_ops qv_store_sqlite;

@@ -8,6 +8,8 @@
 #   pg.sh halt DIR    stop the server, keep the data (to start it again with `resume`)
 #   pg.sh resume DIR  start the stopped server again on the same port
 #   pg.sh url DIR     print the URL again
+#   pg.sh freeze DIR  SIGSTOP the server and its backends: connections stay open, nothing answers
+#   pg.sh thaw DIR    SIGCONT them again
 #
 # PostgreSQL refuses to run as root: as root the cluster belongs to `nobody` (DIR is chowned to
 # it); otherwise to the calling user. Missing binaries are an error (scripts/install-deps.sh
@@ -16,7 +18,7 @@ set -euo pipefail
 
 cmd=${1:-}
 dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: pg.sh start|stop|halt|resume|url DIR" >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: pg.sh start|stop|halt|resume|url|freeze|thaw DIR" >&2; exit 2; }
 
 bindir=""
 for b in /usr/lib/postgresql/15/bin "$(dirname "$(command -v pg_ctl 2>/dev/null || echo /x/x)")"; do
@@ -64,5 +66,10 @@ case "$cmd" in
     rm -rf "$dir"
     ;;
   url) url ;;
-  *) echo "usage: pg.sh start|stop|halt|resume|url DIR" >&2; exit 2 ;;
+  freeze|thaw)
+    pm=$(head -n 1 "$dir/data/postmaster.pid")
+    sig=STOP; [ "$cmd" = thaw ] && sig=CONT
+    # The postmaster and its children (backends, background workers), by process id.
+    kill -s "$sig" "$pm" $(pgrep -P "$pm") ;;
+  *) echo "usage: pg.sh start|stop|halt|resume|url|freeze|thaw DIR" >&2; exit 2 ;;
 esac

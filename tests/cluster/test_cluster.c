@@ -104,6 +104,8 @@ static int cl_teardown(void **state)
 {
     struct cl *c = *state;
 
+    pg_sh("thaw"); /* a test that failed while PostgreSQL was frozen */
+
     for (int i = 0; i < N_NODES; i++)
         h_fini(&c->n[i]);
     free(c);
@@ -559,6 +561,207 @@ static void test_concurrent_writes(void **state)
         h_stop_ok(&c->n[i]);
 }
 
+/* POST an inference with request id on node s; the version that answered (0 on failure). */
+static long infer_id(struct h_srv *s, const char *id)
+{
+    char body[256];
+    struct h_resp r;
+    long v = 0;
+
+    snprintf(body, sizeof(body),
+             "{\"id\": \"%s\", \"inputs\": [{\"name\": \"input__0\", \"datatype\": \"FP32\", "
+             "\"shape\": [1, 4], \"data\": [0.1, 0.2, 0.3, 0.4]}]}",
+             id);
+    r = h_post(s, "/v2/models/m/infer", body);
+    if (r.status == 200)
+        v = atol(h_jstr(r.json, "model_version"));
+    else
+        fprintf(stderr, "infer %s on port %d: %ld %s\n", id, s->port, r.status, r.body);
+    h_resp_free(&r);
+    return v;
+}
+
+static long feedback(struct h_srv *s, const char *id, double reward)
+{
+    char body[160];
+    struct h_resp r;
+    long status;
+
+    snprintf(body, sizeof(body), "{\"id\": \"%s\", \"reward\": %g}", id, reward);
+    r = h_post(s, "/v2/models/m/feedback", body);
+    status = r.status;
+    if (status != 200 && status != 404 && status != 409)
+        fprintf(stderr, "feedback %s on port %d: %ld %s\n", id, s->port, r.status, r.body);
+    h_resp_free(&r);
+    return status;
+}
+
+static void put_route(struct h_srv *s, const char *doc)
+{
+    struct h_resp r = h_req(s, "PUT", "/v2/models/m/route", doc);
+
+    if (r.status != 200)
+        fail_msg("PUT route: %ld %s", r.status, r.body);
+    h_resp_free(&r);
+}
+
+/* Feedback counts once for the whole cluster: the same request id's feedback sent to a second
+ * node is refused with 409, whichever node took the first (the answering one or another). */
+static void test_feedback_once_per_cluster(void **state)
+{
+    struct cl *c = *state;
+    uint64_t deadline;
+    long st;
+
+    start_all(c);
+    put_route(&c->n[0], "{\"policy\": \"pinned\", \"target\": 1}");
+    for (int i = 1; i < N_NODES; i++)
+        wait_body(&c->n[i], "/v2/models/m/route", "\"pinned\"");
+
+    /* First to the node that answered (at once, before the request is shared), then to the
+     * others once they know the id: refused there too. */
+    assert_int_equal(infer_id(&c->n[0], "once-a"), 1);
+    assert_int_equal(feedback(&c->n[0], "once-a", 1), 200);
+    for (int i = 1; i < N_NODES; i++) {
+        deadline = h_now_ms() + H_DEADLINE_MS;
+        while ((st = feedback(&c->n[i], "once-a", 0)) == 404 && h_now_ms() < deadline)
+            h_sleep_ms(100);
+        assert_int_equal(st, 409);
+    }
+
+    /* First to another node (joined through the store), then to the answering node and the
+     * third one. */
+    assert_int_equal(infer_id(&c->n[0], "once-b"), 1);
+    deadline = h_now_ms() + H_DEADLINE_MS;
+    while ((st = feedback(&c->n[1], "once-b", 1)) == 404 && h_now_ms() < deadline)
+        h_sleep_ms(100);
+    assert_int_equal(st, 200);
+    assert_int_equal(feedback(&c->n[0], "once-b", 1), 409);
+    assert_int_equal(feedback(&c->n[2], "once-b", 1), 409);
+    assert_int_equal(feedback(&c->n[1], "once-b", 1), 409);
+    for (int i = 0; i < N_NODES; i++)
+        h_stop_ok(&c->n[i]);
+}
+
+/* The bandit's arms are the cluster's: feedback sent to one node only (not the controller)
+ * moves the arms every node draws from, the controller's and a third node's included. */
+static void test_bandit_shared(void **state)
+{
+    struct cl *c = *state;
+    int lead, fed, other;
+    uint64_t deadline;
+
+    start_all(c);
+    lead = wait_leader(c, -1);
+    fed = (lead + 1) % N_NODES;
+    other = (lead + 2) % N_NODES;
+    put_route(&c->n[fed], "{\"policy\": \"bandit\", \"weights\": {\"1\": 50, \"2\": 50}, "
+                          "\"bandit\": {\"algorithm\": \"thompson\", \"seed\": 7}}");
+    for (int i = 0; i < N_NODES; i++)
+        wait_body(&c->n[i], "/v2/models/m/route", "\"bandit\"");
+    /* Version 2 earns every reward, version 1 none: fed on one node only. */
+    for (int k = 0; k < 60; k++) {
+        char id[32];
+        long v;
+
+        snprintf(id, sizeof(id), "bandit-%d", k);
+        v = infer_id(&c->n[fed], id);
+        assert_true(v == 1 || v == 2);
+        assert_int_equal(feedback(&c->n[fed], id, v == 2 ? 1.0 : 0.0), 200);
+    }
+    /* Every node, including those that received no feedback, now picks version 2. */
+    for (int i = 0; i < N_NODES; i++) {
+        int node = i == 0 ? other : i == 1 ? lead : fed;
+
+        deadline = h_now_ms() + H_DEADLINE_MS;
+        for (;;) {
+            int twos = 0;
+
+            for (int k = 0; k < 50; k++)
+                twos += version_of(&c->n[node]) == 2;
+            if (twos >= 45)
+                break;
+            if (h_now_ms() > deadline)
+                fail_msg("node n%d picks version 2 for %d of 50 requests: its arms never took "
+                         "the cluster's feedback", node + 1, twos);
+            h_sleep_ms(200);
+        }
+    }
+    for (int i = 0; i < N_NODES; i++)
+        h_stop_ok(&c->n[i]);
+}
+
+/* Alerts are evaluated and fired by the controller node only, once for the cluster, and their
+ * state shows on every node. */
+static void test_alerts_shared(void **state)
+{
+    struct cl *c = *state;
+    int lead;
+
+    for (int i = 0; i < N_NODES; i++)
+        h_test_model(&c->n[i], "m",
+                     "\"version_policy\": {\"all\": {}}, \"alerts\": [{\"name\": \"seen\", "
+                     "\"metric\": \"requests\", \"op\": \">=\", \"threshold\": 1, "
+                     "\"window_s\": 600, \"version\": 1}]");
+    start_all(c);
+    lead = wait_leader(c, -1);
+    put_route(&c->n[0], "{\"policy\": \"pinned\", \"target\": 1}");
+    for (int i = 0; i < N_NODES; i++)
+        wait_body(&c->n[i], "/v2/models/m/route", "\"pinned\"");
+    /* Traffic on every node: each would fire on its own windows. */
+    for (int k = 0; k < 30; k++)
+        assert_int_equal(version_of(&c->n[k % N_NODES]), 1);
+    for (int i = 0; i < N_NODES; i++)
+        wait_body(&c->n[i], "/v2/models/m/alerts", "\"state\":\"firing\"");
+    /* A few more ticks: still one firing for the cluster, by the controller. */
+    h_sleep_ms(3000);
+    {
+        char who[32];
+        struct h_resp r = h_get(&c->n[(lead + 1) % N_NODES], "/v2/models/m/events");
+        const char *p = r.body;
+        int fires = 0;
+
+        snprintf(who, sizeof(who), "controller@n%d", lead + 1);
+        assert_int_equal(r.status, 200);
+        while ((p = strstr(p, "\"alert.fire\"")) != NULL) {
+            fires++;
+            p++;
+        }
+        if (fires != 1 || strstr(r.body, who) == NULL)
+            fail_msg("expected one alert.fire by %s, got %d: %s", who, fires, r.body);
+        h_resp_free(&r);
+    }
+    for (int i = 0; i < N_NODES; i++)
+        h_stop_ok(&c->n[i]);
+}
+
+/* A request never waits for PostgreSQL: with the server frozen (connections open, nothing
+ * answers; any store call would hang), every node keeps answering inference requests, with
+ * request ids (remembered for feedback and shared in batches) and without. */
+static void test_inference_never_waits(void **state)
+{
+    struct cl *c = *state;
+
+    start_node(c, 0);
+    start_node(c, 1);
+    put_route(&c->n[0], "{\"policy\": \"weighted\", \"weights\": {\"1\": 50, \"2\": 50}}");
+    wait_body(&c->n[1], "/v2/models/m/route", "\"weighted\"");
+    assert_int_equal(pg_sh("freeze"), 0);
+    for (int k = 0; k < 400; k++) {
+        char id[32];
+
+        snprintf(id, sizeof(id), "frozen-%d", k);
+        assert_true(k % 2 ? version_of(&c->n[k % 2]) > 0 : infer_id(&c->n[(k / 2) % 2], id) > 0);
+    }
+    /* Long enough for the nodes' batch writes and ticks to be stuck in PostgreSQL meanwhile. */
+    h_sleep_ms(1500);
+    for (int k = 0; k < 100; k++)
+        assert_true(version_of(&c->n[k % 2]) > 0);
+    assert_int_equal(pg_sh("thaw"), 0);
+    for (int i = 0; i < 2; i++)
+        h_stop_ok(&c->n[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -569,6 +772,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rollout_sums_nodes, cl_setup, cl_teardown),
         cmocka_unit_test_setup_teardown(test_feedback_other_node, cl_setup, cl_teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_writes, cl_setup, cl_teardown),
+        cmocka_unit_test_setup_teardown(test_feedback_once_per_cluster, cl_setup, cl_teardown),
+        cmocka_unit_test_setup_teardown(test_bandit_shared, cl_setup, cl_teardown),
+        cmocka_unit_test_setup_teardown(test_alerts_shared, cl_setup, cl_teardown),
+        cmocka_unit_test_setup_teardown(test_inference_never_waits, cl_setup, cl_teardown),
     };
     int rc;
 

@@ -930,6 +930,61 @@ static void test_requests(void **state)
     OK(qv_store_request_get(f->s, "plain", model, &v, &cls, &d_));
 }
 
+/* Feedback once per cluster (PostgreSQL): the first claim of an id adds to the totals, a second
+ * one (from any node) is refused and adds nothing; claims are pruned with the requests. SQLite
+ * says it does not share feedback. */
+static void test_feedback(void **state)
+{
+    struct fx *f = *state;
+    struct qv_store_feedback_total *t = NULL;
+    size_t n = 9;
+
+    if (strcmp(cur_target->name, "sqlite") == 0) {
+        FAILS(QV_ENOTSUP, qv_store_feedback_add(f->s, "r1", "fraud", 1, 1.0, &d_));
+        FAILS(QV_ENOTSUP, qv_store_feedback_totals(f->s, "fraud", &t, &n, &d_));
+        return;
+    }
+    FAILS(QV_EINVAL, qv_store_feedback_add(f->s, "", "fraud", 1, 1.0, &d_));
+    FAILS(QV_EINVAL, qv_store_feedback_add(f->s, "r1", "fraud", 1, 1.5, &d_));
+    FAILS(QV_EINVAL, qv_store_feedback_add(f->s, "r1", "fraud", -1, 1.0, &d_));
+    OK(qv_store_feedback_totals(f->s, "fraud", &t, &n, &d_));
+    assert_int_equal(n, 0);
+    OK(qv_store_feedback_add(f->s, "r1", "fraud", 2, 1.0, &d_));
+    OK(qv_store_feedback_add(f->s, "r2", "fraud", 2, 0.25, &d_));
+    OK(qv_store_feedback_add(f->s, "r3", "fraud", 1, 0.0, &d_));
+    FAILS(QV_ECONFLICT, qv_store_feedback_add(f->s, "r1", "fraud", 2, 1.0, &d_));
+    FAILS(QV_ECONFLICT, qv_store_feedback_add(f->s, "r1", "fraud", 1, 0.0, &d_));
+    OK(qv_store_feedback_totals(f->s, "fraud", &t, &n, &d_));
+    assert_int_equal(n, 2);
+    assert_int_equal(t[0].version, 1);
+    assert_int_equal(t[0].count, 1);
+    assert_true(t[0].reward_sum == 0.0);
+    assert_int_equal(t[1].version, 2);
+    assert_int_equal(t[1].count, 2);
+    assert_true(t[1].reward_sum == 1.25);
+    free(t);
+    OK(qv_store_feedback_totals(f->s, "other", &t, &n, &d_));
+    assert_int_equal(n, 0);
+    /* Claims older than the cut are pruned with the requests: the id may be claimed again. */
+    OK(qv_store_request_prune(f->s, qv_wall_ms() + 1000, NULL, &d_));
+    OK(qv_store_feedback_add(f->s, "r1", "fraud", 2, 1.0, &d_));
+    OK(qv_store_feedback_totals(f->s, "fraud", &t, &n, &d_));
+    assert_int_equal(t[1].count, 3);
+    free(t);
+    /* A new request reusing the id, answered after the claim, can be scored again; an older
+     * one cannot. */
+    OK(qv_store_request_add(f->s, &(struct qv_store_request){.id = "r1", .model = "fraud",
+                                                              .version = 2, .ts_ms = 1000},
+                            1, &d_));
+    FAILS(QV_ECONFLICT, qv_store_feedback_add(f->s, "r1", "fraud", 2, 1.0, &d_));
+    OK(qv_store_request_add(f->s, &(struct qv_store_request){.id = "r1", .model = "fraud",
+                                                              .version = 2,
+                                                              .ts_ms = qv_wall_ms() + 1000},
+                            1, &d_));
+    OK(qv_store_feedback_add(f->s, "r1", "fraud", 2, 1.0, &d_));
+    FAILS(QV_ECONFLICT, qv_store_feedback_add(f->s, "r1", "fraud", 2, 1.0, &d_));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -946,6 +1001,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_shared_handle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_own_handles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_feedback, setup, teardown),
     };
     int failed = 0;
 
