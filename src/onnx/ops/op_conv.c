@@ -3,8 +3,11 @@
  * Conv and ConvTranspose for any spatial rank, by im2col / col2im around one
  * OpenBLAS GEMM per (batch, group). The column buffer is the node's scratch,
  * sized at plan time, so kernels never allocate. A 1x1, stride-1, unpadded
- * Conv skips im2col and multiplies the input directly.
+ * Conv skips im2col and multiplies the input directly. A 3x3, stride-1 Conv
+ * with constant weights and enough channels runs by Winograd F(2x2, 3x3)
+ * (conv_winograd.c), its weights transformed once at plan time.
  */
+#include "conv_winograd.h"
 #include "op.h"
 
 #include <cblas.h>
@@ -22,9 +25,18 @@ struct conv_params {
     bool direct;          /* 1x1 Conv: no im2col */
     int act;              /* fused activation (Conv only): ACT_* */
     float act_lo, act_hi; /* ACT_CLIP bounds */
+    bool wino;            /* Winograd: wp set, the transformed weights in x->prep */
+    struct qv_wino wp;
 };
 
-enum { ACT_NONE, ACT_RELU, ACT_CLIP };
+enum { ACT_NONE = QV_CONV_ACT_NONE, ACT_RELU = QV_CONV_ACT_RELU, ACT_CLIP = QV_CONV_ACT_CLIP };
+
+/* Winograd pays once both channel counts reach this (below, the transforms
+ * cost more than the products they save). */
+#define WINO_MIN_CHANNELS 16
+/* Output tiles per thread below which a Winograd run splits output channels
+ * (each thread transforming the whole input) rather than tiles. */
+#define WINO_TILE_GRAIN 64
 
 _Static_assert(sizeof(struct conv_params) <= QV_EXEC_PRIV, "priv too small");
 
@@ -164,8 +176,9 @@ IM2COL(f32, float)
 IM2COL(f64, double)
 
 /* One Conv run split across the intra-op pool. With one group, im2col is
- * split by rows of the column matrix and the GEMM by output channels (or by
- * output columns when there are few channels); OpenBLAS runs single-threaded
+ * split by rows of the column matrix and the GEMM by output channels, or by
+ * output columns when there are more columns than channels (OpenBLAS packs
+ * all of the operand that is not split in every part); OpenBLAS runs single-threaded
  * inside each part. With several groups, whole groups go to each thread, each
  * with its own column buffer. Bias and the fused activation are applied to
  * each part of Y right after its GEMM, while it is in cache. */
@@ -259,6 +272,55 @@ static void conv_group_part(void *arg, int64_t g0, int64_t g1, int chunk)
     }
 }
 
+/* Winograd over the pool: tiles, or output channels when tiles are few. */
+struct wino_job {
+    const struct conv_params *p;
+    const float *U, *B, *X;
+    float *Y, *scratch;
+    bool by_channel;
+};
+
+static void wino_part(void *arg, int64_t a, int64_t e, int chunk)
+{
+    const struct wino_job *j = arg;
+    const struct qv_wino *w = &j->p->wp;
+    float *scratch = j->scratch + (size_t)chunk * qv_wino_scratch_floats(w);
+
+    if (j->by_channel)
+        qv_wino_run(w, j->U, j->B, j->X, j->Y, scratch, 0, w->th * w->tw, a, e);
+    else
+        qv_wino_run(w, j->U, j->B, j->X, j->Y, scratch, a, e, 0, w->k);
+}
+
+static void conv_wino(struct qv_exec *x)
+{
+    const struct conv_params *p = (const void *)x->priv;
+    const struct qv_wino *w = &p->wp;
+    int64_t tiles = w->th * w->tw, batch = x->in[0]->shape[0];
+    struct wino_job j = {.p = p,
+                         .U = x->prep,
+                         .B = x->n_in > 2 && x->in[2] ? x->in[2]->data : NULL,
+                         .scratch = x->scratch};
+
+    j.by_channel = x->pool != NULL && tiles < 2 * WINO_TILE_GRAIN;
+    for (int64_t b = 0; b < batch; b++) {
+        j.X = (const float *)x->in[0]->data + b * w->c * w->h * w->w;
+        j.Y = (float *)x->out[0]->data + b * w->k * w->oh * w->ow;
+        if (j.by_channel)
+            qv_parallel_for(x, w->k, CONV_ROW_GRAIN, wino_part, &j);
+        else
+            qv_parallel_for(x, tiles, WINO_TILE_GRAIN, wino_part, &j);
+    }
+}
+
+static void conv_prepare(struct qv_exec *x)
+{
+    const struct conv_params *p = (const void *)x->priv;
+
+    if (p->wino)
+        qv_wino_weights(&p->wp, x->in[1]->data, x->prep);
+}
+
 static int conv_f32(struct qv_exec *x)
 {
     const struct conv_params *p = (const void *)x->priv;
@@ -272,6 +334,10 @@ static int conv_f32(struct qv_exec *x)
 
     if (out_n == 0 || p->c_out == 0)
         return QV_OK;
+    if (p->wino) {
+        conv_wino(x);
+        return QV_OK;
+    }
     if (p->rows == 0) {
         memset(Y, 0, x->out[0]->nbytes);
         for (int64_t b = 0; b < batch; b++)
@@ -292,7 +358,9 @@ static int conv_f32(struct qv_exec *x)
             qv_parallel_for(x, p->rows, IM2COL_GRAIN, conv_im2col_part, &j);
             j.src = j.col;
         }
-        j.split_cols = mg < 2 * CONV_ROW_GRAIN;
+        /* Each part packs its share of one operand and the whole other one:
+         * split the operand that is larger (the columns when out_n > mg). */
+        j.split_cols = mg < 2 * CONV_ROW_GRAIN || out_n > mg;
         if (j.split_cols)
             qv_parallel_for(x, out_n, CONV_COL_GRAIN, conv_gemm_part, &j);
         else
@@ -310,6 +378,9 @@ bool qv_conv_fuse_activation(struct qv_exec *x, bool relu, float lo, float hi)
     p->act = relu ? ACT_RELU : ACT_CLIP;
     p->act_lo = lo;
     p->act_hi = hi;
+    p->wp.act = p->act;
+    p->wp.act_lo = lo;
+    p->wp.act_hi = hi;
     return true;
 }
 
@@ -381,6 +452,16 @@ static int conv_shape(struct qv_exec *x, struct conv_params *p, const struct qv_
     return QV_OK;
 }
 
+/* A Conv Winograd F(2x2, 3x3) computes: 2-D, 3x3, stride 1, no dilation,
+ * one group, weights known at plan time, enough channels. */
+static bool use_winograd(const struct qv_exec *x, const struct conv_params *p)
+{
+    return !x->no_winograd && p->sp == 2 && p->group == 1 && p->kernel[0] == 3 &&
+           p->kernel[1] == 3 && p->stride[0] == 1 && p->stride[1] == 1 && p->dil[0] == 1 &&
+           p->dil[1] == 1 && p->c_in >= WINO_MIN_CHANNELS && p->c_out >= WINO_MIN_CHANNELS &&
+           x->in[1]->data != NULL && x->kdtype == QV_DTYPE_F32;
+}
+
 static int conv_infer(struct qv_exec *x, struct qv_diag *d)
 {
     struct conv_params *p = (void *)x->priv;
@@ -391,7 +472,27 @@ static int conv_infer(struct qv_exec *x, struct qv_diag *d)
         err = conv_shape(x, p, x->in[0], x->in[1], x->n_in > 2 ? x->in[2] : NULL, shape, d);
     if (err)
         return err;
-    if (!p->direct) {
+    if (use_winograd(x, p)) {
+        struct qv_wino *w = &p->wp;
+        int64_t copies = x->threads > 1 ? (x->threads < QV_TPOOL_MAX ? x->threads : QV_TPOOL_MAX) : 1;
+        memset(w, 0, sizeof(*w));
+        w->c = p->c_in;
+        w->k = p->c_out;
+        w->h = p->in_sp[0];
+        w->w = p->in_sp[1];
+        w->oh = p->out_sp[0];
+        w->ow = p->out_sp[1];
+        w->pt = p->pad_begin[0];
+        w->pl = p->pad_begin[1];
+        qv_wino_setup(w);
+        if ((uint64_t)qv_wino_scratch_floats(w) * (uint64_t)copies <= QV_ONNX_MAX_ELEMS &&
+            qv_wino_weight_floats(w) <= QV_ONNX_MAX_ELEMS) {
+            p->wino = true;
+            x->scratch_bytes = sizeof(float) * qv_wino_scratch_floats(w) * (size_t)copies;
+            x->prep_bytes = sizeof(float) * qv_wino_weight_floats(w);
+        }
+    }
+    if (!p->direct && !p->wino) {
         /* With several groups, each thread has a column buffer of its own. */
         int64_t copies = p->group > 1 ? (x->threads > 1 ? x->threads : 1) : 1;
         if (copies > QV_TPOOL_MAX)
@@ -657,6 +758,7 @@ const struct qv_op qv_op_conv = {
     .name = "Conv",
     .since_version = 1,
     .infer_shape = conv_infer,
+    .prepare = conv_prepare,
     .kernels = {[QV_DTYPE_F32] = conv_f32},
 };
 
