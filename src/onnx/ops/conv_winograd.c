@@ -140,49 +140,52 @@ ALWAYS_INLINE float act(int kind, float lo, float hi, float v)
 }
 
 /* Y's 2x2 blocks of output channels [m0, m1) for tiles [t0, t0 + nb) from
- * M[e][m - m0][j]. */
+ * M[e][m - m0][j], tile row by tile row: s = A^T a for the row's tiles into
+ * eight rows of 'tmp' (each a loop across tiles), then y = s A. */
 ALWAYS_INLINE void output_transform(const struct qv_wino *p, const float *M, const float *B,
-                                    float *Y, int64_t t0, int64_t nb, int64_t m0, int64_t m1)
+                                    float *Y, int64_t t0, int64_t nb, int64_t m0, int64_t m1,
+                                    float *tmp)
 {
     size_t es = (size_t)((m1 - m0) * nb);
-    int64_t last = t0 + nb;
+    int64_t last = t0 + nb, tw = p->tw;
     int kind = p->act;
     float lo = p->act_lo, hi = p->act_hi;
+    float *s0[4] = {tmp, tmp + tw, tmp + 2 * tw, tmp + 3 * tw};
+    float *s1[4] = {tmp + 4 * tw, tmp + 5 * tw, tmp + 6 * tw, tmp + 7 * tw};
 
     for (int64_t m = m0; m < m1; m++) {
         const float *mm = M + (m - m0) * nb;
         float *ym = Y + m * p->oh * p->ow;
         float bias = B ? B[m] : 0.0f;
-        for (int64_t ty = t0 / p->tw; ty * p->tw < last; ty++) {
-            int64_t a = ty * p->tw < t0 ? t0 - ty * p->tw : 0;
-            int64_t e = (ty + 1) * p->tw > last ? last - ty * p->tw : p->tw;
+        for (int64_t ty = t0 / tw; ty * tw < last; ty++) {
+            int64_t a = ty * tw < t0 ? t0 - ty * tw : 0;
+            int64_t e = (ty + 1) * tw > last ? last - ty * tw : tw;
+            int64_t n = e - a;
             /* Tiles [a, full) write two columns; a last odd column, one. */
-            int64_t full = p->ow % 2 && e == p->tw ? e - 1 : e;
-            const float *g = mm + (ty * p->tw - t0);
+            int64_t full = p->ow % 2 && e == tw ? e - 1 : e;
+            const float *g = mm + (ty * tw + a - t0);
             float *y0 = ym + 2 * ty * p->ow, *y1 = y0 + p->ow;
-            bool two = 2 * ty + 1 < p->oh;
-            for (int64_t tx = a; tx < e; tx++) {
-                float a0 = g[0 * es + tx], a1 = g[1 * es + tx], a2 = g[2 * es + tx];
-                float a3 = g[3 * es + tx], b0 = g[4 * es + tx], b1 = g[5 * es + tx];
-                float b2 = g[6 * es + tx], b3 = g[7 * es + tx], c0 = g[8 * es + tx];
-                float c1 = g[9 * es + tx], c2 = g[10 * es + tx], c3 = g[11 * es + tx];
-                float d0 = g[12 * es + tx], d1 = g[13 * es + tx], d2 = g[14 * es + tx];
-                float d3 = g[15 * es + tx];
-                /* s = A^T a */
-                float s00 = a0 + b0 + c0, s01 = a1 + b1 + c1, s02 = a2 + b2 + c2, s03 = a3 + b3 + c3;
-                float s10 = b0 - c0 - d0, s11 = b1 - c1 - d1, s12 = b2 - c2 - d2, s13 = b3 - c3 - d3;
-                float y00 = act(kind, lo, hi, s00 + s01 + s02 + bias);
-                float y01 = act(kind, lo, hi, s01 - s02 - s03 + bias);
-                float y10 = act(kind, lo, hi, s10 + s11 + s12 + bias);
-                float y11 = act(kind, lo, hi, s11 - s12 - s13 + bias);
-                y0[2 * tx] = y00;
-                if (tx < full)
-                    y0[2 * tx + 1] = y01;
-                if (two) {
-                    y1[2 * tx] = y10;
-                    if (tx < full)
-                        y1[2 * tx + 1] = y11;
+            for (int c = 0; c < 4; c++) {
+                const float *g0 = g + (size_t)c * es, *g1 = g0 + 4 * es, *g2 = g1 + 4 * es;
+                const float *g3 = g2 + 4 * es;
+                float *u = s0[c], *v = s1[c];
+                for (int64_t j = 0; j < n; j++) {
+                    u[j] = g0[j] + g1[j] + g2[j];
+                    v[j] = g1[j] - g2[j] - g3[j];
                 }
+            }
+            for (int r = 0; r < 2; r++) {
+                const float *q0 = r ? s1[0] : s0[0], *q1 = r ? s1[1] : s0[1];
+                const float *q2 = r ? s1[2] : s0[2], *q3 = r ? s1[3] : s0[3];
+                float *y = r ? y1 : y0;
+                if (r == 1 && 2 * ty + 1 >= p->oh)
+                    break;
+                for (int64_t j = 0; j < full - a; j++) {
+                    y[2 * (a + j)] = act(kind, lo, hi, q0[j] + q1[j] + q2[j] + bias);
+                    y[2 * (a + j) + 1] = act(kind, lo, hi, q1[j] - q2[j] - q3[j] + bias);
+                }
+                if (full < e)
+                    y[2 * full] = act(kind, lo, hi, q0[n - 1] + q1[n - 1] + q2[n - 1] + bias);
             }
         }
     }
@@ -197,9 +200,9 @@ static void input_generic(const struct qv_wino *p, const float *X, float *V, int
 }
 
 static void output_generic(const struct qv_wino *p, const float *M, const float *B, float *Y,
-                           int64_t t0, int64_t nb, int64_t m0, int64_t m1)
+                           int64_t t0, int64_t nb, int64_t m0, int64_t m1, float *tmp)
 {
-    output_transform(p, M, B, Y, t0, nb, m0, m1);
+    output_transform(p, M, B, Y, t0, nb, m0, m1, tmp);
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -213,9 +216,10 @@ __attribute__((target("avx2"))) static void input_avx2(const struct qv_wino *p, 
 
 __attribute__((target("avx2"))) static void output_avx2(const struct qv_wino *p, const float *M,
                                                           const float *B, float *Y, int64_t t0,
-                                                          int64_t nb, int64_t m0, int64_t m1)
+                                                          int64_t nb, int64_t m0, int64_t m1,
+                                                          float *tmp)
 {
-    output_transform(p, M, B, Y, t0, nb, m0, m1);
+    output_transform(p, M, B, Y, t0, nb, m0, m1, tmp);
 }
 #endif
 
@@ -245,8 +249,8 @@ void qv_wino_run(const struct qv_wino *p, const float *U, const float *B, const 
                         (int)p->c, V + (size_t)e * (size_t)(p->c * nb), (int)nb, 0.0f,
                         M + (size_t)e * (size_t)(mk * nb), (int)nb);
         if (avx2)
-            output_avx2(p, M, B, Y, b, nb, m0, m1);
+            output_avx2(p, M, B, Y, b, nb, m0, m1, rows);
         else
-            output_generic(p, M, B, Y, b, nb, m0, m1);
+            output_generic(p, M, B, Y, b, nb, m0, m1, rows);
     }
 }

@@ -34,6 +34,10 @@ enum { ACT_NONE = QV_CONV_ACT_NONE, ACT_RELU = QV_CONV_ACT_RELU, ACT_CLIP = QV_C
 /* Winograd pays once both channel counts reach this (below, the transforms
  * cost more than the products they save). */
 #define WINO_MIN_CHANNELS 16
+/* Below this many output tiles (2x2 blocks), the transformed weights, 16/9
+ * the size of the plain ones, cost more to read than the products save
+ * (ResNet's 7x7 layers). */
+#define WINO_MIN_TILES 32
 /* Output tiles per thread below which a Winograd run splits output channels
  * (each thread transforming the whole input) rather than tiles. */
 #define WINO_TILE_GRAIN 64
@@ -485,7 +489,8 @@ static int conv_infer(struct qv_exec *x, struct qv_diag *d)
         w->pt = p->pad_begin[0];
         w->pl = p->pad_begin[1];
         qv_wino_setup(w);
-        if ((uint64_t)qv_wino_scratch_floats(w) * (uint64_t)copies <= QV_ONNX_MAX_ELEMS &&
+        if (w->th * w->tw >= WINO_MIN_TILES &&
+            (uint64_t)qv_wino_scratch_floats(w) * (uint64_t)copies <= QV_ONNX_MAX_ELEMS &&
             qv_wino_weight_floats(w) <= QV_ONNX_MAX_ELEMS) {
             p->wino = true;
             x->scratch_bytes = sizeof(float) * qv_wino_scratch_floats(w) * (size_t)copies;
