@@ -125,7 +125,7 @@ int qv_onnx_load_buffer(const void *data, size_t len, const char *base_dir,
     if (m->threads > QV_TPOOL_MAX)
         m->threads = QV_TPOOL_MAX;
     m->plan_flags = (opt && opt->no_fusion ? 0 : QV__PLAN_FUSE) |
-                    (opt && opt->no_winograd ? QV__PLAN_NO_WINOGRAD : 0);
+                    (opt && opt->plain_conv ? QV__PLAN_PLAIN_CONV : 0);
     m->max_run_bytes = opt && opt->max_run_bytes ? opt->max_run_bytes : QV_ONNX_DEFAULT_RUN_BYTES;
     pthread_once(&blas_once, blas_init);
     err = qv__onnx_graph_load(data, len, base_dir, max_bytes, &m->g, d);

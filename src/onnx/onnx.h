@@ -23,7 +23,8 @@ struct qv_onnx_options {
     int threads;      /* threads one run may use (>= 1; 0 means 1; at most 64): each
                          execution context starts threads - 1 intra-op threads */
     bool no_fusion;   /* plan every node as written (no Conv + Relu/Clip fusion) */
-    bool no_winograd; /* 3x3 convolutions by im2col + GEMM only (no Winograd F(2x2, 3x3)) */
+    bool plain_conv;  /* convolutions by im2col + OpenBLAS only: no Winograd F(2x2, 3x3), no
+                         weights packed at load */
     size_t max_bytes; /* largest model file or external data accepted; 0: 4 GiB */
     size_t max_run_bytes; /* working memory one run may plan (arena, folded data);
                              0: QV_ONNX_DEFAULT_RUN_BYTES. Past it a run fails with

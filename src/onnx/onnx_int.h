@@ -103,7 +103,7 @@ int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *
                         struct qv__onnx_plan *p, bool *needs_values, struct qv_diag *d);
 /* flags of qv__onnx_plan_build */
 #define QV__PLAN_FUSE 1u        /* Conv + Relu/Clip fusion */
-#define QV__PLAN_NO_WINOGRAD 2u /* no Winograd convolutions */
+#define QV__PLAN_PLAIN_CONV 2u /* convolutions by im2col + OpenBLAS only */
 bool qv__onnx_is_value_input(const struct qv_tensor *t);
 /* Element k of a value input's data, as a plan-cache key. */
 int64_t qv__onnx_value_key(const struct qv_tensor *t, const void *data, int64_t k);

@@ -369,7 +369,7 @@ int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *
         x->in = ins;
         x->out = outs;
         x->threads = threads;
-        x->no_winograd = flags & QV__PLAN_NO_WINOGRAD;
+        x->plain_conv = flags & QV__PLAN_PLAIN_CONV;
         x->kdtype = QV_DTYPE_UNDEF;
         for (int j = 0; j < n->n_in; j++) {
             ins[j] = n->in[j] >= 0 ? &p->tensors[n->in[j]] : NULL;

@@ -88,7 +88,7 @@ struct qv_exec {
     int threads;           /* threads the kernel may use (BLAS is set by the runtime) */
     struct qv_tpool *pool; /* the context's intra-op pool at run time; NULL: one thread */
     bool needs_values;     /* set by qv_input_known(): an input must be known at plan time */
-    bool no_winograd;      /* the model's options ask for im2col convolutions only */
+    bool plain_conv;       /* the model's options ask for im2col + OpenBLAS convolutions */
     size_t prep_bytes;     /* set by infer_shape: data derived once from constant inputs */
     void *prep;            /* the planner's buffer of prep_bytes (64-byte aligned), which
                               the op's prepare() fills; owned by the plan, read-only at run */

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "onnx/onnx.h"
+#include "onnx/ops/sgemm_packed.h"
 
 /* ---- A forward protobuf writer ---- */
 
@@ -168,9 +169,14 @@ struct conv_case {
 
 enum { ACT_NONE, ACT_RELU, ACT_CLIP };
 
-/* Y = act(Conv(X, W, B)) with X, W, B graph inputs; opset 10 (Clip's
- * bounds are attributes). */
-static struct pb conv_model(const struct conv_case *c, int act)
+static void initializer(struct pb *g, const char *name, int ndim, const int64_t *dims,
+                        const float *v);
+
+/* Y = act(Conv(X, W, B)) with X, W, B graph inputs, or W and B constant
+ * (initializers) when Wc and Bc are given; opset 10 (Clip's bounds are
+ * attributes). */
+static struct pb conv_model_const(const struct conv_case *c, int act, const float *Wc,
+                                  const float *Bc)
 {
     struct pb g = {0}, node = {0};
     const char *ins[] = {"X", "W", "B"};
@@ -197,10 +203,20 @@ static struct pb conv_model(const struct conv_case *c, int act)
     }
     pb_str(&g, 2, "g");
     value_info(&g, 11, "X", 4, xd);
-    value_info(&g, 11, "W", 4, wd);
-    value_info(&g, 11, "B", 1, bd);
+    if (Wc) {
+        initializer(&g, "W", 4, wd, Wc);
+        initializer(&g, "B", 1, bd, Bc);
+    } else {
+        value_info(&g, 11, "W", 4, wd);
+        value_info(&g, 11, "B", 1, bd);
+    }
     value_info(&g, 12, "Y", -1, NULL);
     return model_finish(&g, 10);
+}
+
+static struct pb conv_model(const struct conv_case *c, int act)
+{
+    return conv_model_const(c, act, NULL, NULL);
 }
 
 /* TensorProto initializer of a float tensor. */
@@ -650,7 +666,7 @@ static void test_winograd_matches_direct(void **state)
             struct qv_tensor plain, out;
             qv_onnx_model *m = load_run(&mb, 1, false, &x, 1, &plain);
             qv_onnx_model *mp;
-            struct qv_onnx_options opt = {.threads = 1, .no_winograd = true};
+            struct qv_onnx_options opt = {.threads = 1, .plain_conv = true};
             struct qv_diag d = {{0}};
             int n_out = 0;
             if (qv_onnx_prepared_nodes(m) != 1)
@@ -685,8 +701,67 @@ static void test_winograd_matches_direct(void **state)
     }
 }
 
-/* Few channels, few output tiles or weights fed at run time keep the
- * im2col path. */
+/* Convolutions with constant weights that Winograd does not take (strides,
+ * 1x1, 5x5 and 7x7 kernels, few output tiles) multiply by weights packed at
+ * plan time on CPUs with AVX-512: they agree with the direct sum and with
+ * the OpenBLAS path at 1-3 threads. */
+static void test_packed_matches_direct(void **state)
+{
+    static const struct conv_case cases[] = {
+        {2, 5, 67, 17, 21, 3, 2, 1, 1},   /* strided, 3 panels (67 channels), batch 2 */
+        {1, 16, 48, 9, 7, 1, 1, 0, 1},    /* 1x1: no column buffer */
+        {1, 4, 40, 11, 13, 5, 1, 2, 1},   /* 5x5, odd columns */
+        {1, 3, 33, 29, 31, 7, 2, 3, 1},   /* ResNet's first layer, smaller */
+        {1, 32, 96, 7, 7, 3, 1, 1, 1},    /* 3x3 on 16 tiles: not Winograd */
+        {1, 40, 70, 30, 26, 3, 2, 1, 1},  /* columns split across threads */
+    };
+    bool avail = qv_pk_available();
+
+    (void)state;
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        const struct conv_case *c = &cases[k];
+        int64_t xd[] = {c->n, c->cin, c->h, c->w}, wd[] = {c->cout, c->cin, c->k, c->k};
+        int64_t bd[] = {c->cout};
+        struct qv_tensor in[3], one, out;
+        char what[64];
+
+        tensor_rand(&in[0], "X", 4, xd);
+        tensor_rand(&in[1], "W", 4, wd);
+        tensor_rand(&in[2], "B", 1, bd);
+        snprintf(what, sizeof(what), "packed case %zu", k);
+        for (int act = ACT_NONE; act <= ACT_CLIP; act++) {
+            struct pb mb = conv_model_const(c, act, in[1].data, in[2].data);
+            struct qv_onnx_options opt = {.threads = 1, .plain_conv = true};
+            struct qv_diag d = {{0}};
+            qv_onnx_model *m = load_run(&mb, 1, false, in, 1, &one);
+            int n_out = 0;
+            assert_int_equal(qv_onnx_prepared_nodes(m), avail ? 1 : 0);
+            qv_onnx_free(m);
+            conv_check(c, act, in, &one);
+            for (int t = 2; t <= 3; t++) {
+                qv_onnx_free(load_run(&mb, t, false, in, 1, &out));
+                conv_check(c, act, in, &out);
+                assert_same_bits(&one, &out, what, t);
+                qv_tensor_fini(&out);
+            }
+            if (qv_onnx_load_buffer(mb.p, mb.n, NULL, &opt, &m, &d) != QV_OK)
+                fail_msg("load: %s", d.msg);
+            assert_int_equal(qv_onnx_prepared_nodes(m), 0);
+            if (qv_onnx_run(m, in, 1, &out, 1, &n_out, &d) != QV_OK)
+                fail_msg("run: %s", d.msg);
+            conv_check(c, act, in, &out);
+            qv_onnx_free(m);
+            qv_tensor_fini(&out);
+            qv_tensor_fini(&one);
+            free(mb.p);
+        }
+        for (int i = 0; i < 3; i++)
+            qv_tensor_fini(&in[i]);
+    }
+}
+
+/* Few channels, few output tiles or weights fed at run time keep off
+ * Winograd (constant weights are packed instead where the CPU can). */
 static void test_winograd_only_where_it_applies(void **state)
 {
     static const struct wino_case few = {1, 3, 16, 9, 9, {1, 1, 1, 1}};
@@ -703,7 +778,7 @@ static void test_winograd_only_where_it_applies(void **state)
     tensor_rand(&b, "B", 1, bd);
     mb = wino_model(&few, ACT_NONE, w.data, b.data);
     m = load_run(&mb, 1, false, &x, 1, &out);
-    assert_int_equal(qv_onnx_prepared_nodes(m), 0);
+    assert_int_equal(qv_onnx_prepared_nodes(m), qv_pk_available() ? 1 : 0); /* packed */
     wino_check(&few, ACT_NONE, x.data, w.data, b.data, &out, "3 input channels");
     qv_onnx_free(m);
     qv_tensor_fini(&out);
@@ -717,7 +792,7 @@ static void test_winograd_only_where_it_applies(void **state)
         tensor_rand(&w, "W", 4, swd);
         mb = wino_model(&small, ACT_NONE, w.data, b.data);
         m = load_run(&mb, 1, false, &x, 1, &out);
-        assert_int_equal(qv_onnx_prepared_nodes(m), 0);
+        assert_int_equal(qv_onnx_prepared_nodes(m), qv_pk_available() ? 1 : 0); /* packed */
         wino_check(&small, ACT_NONE, x.data, w.data, b.data, &out, "16 tiles");
         qv_onnx_free(m);
         qv_tensor_fini(&out);
@@ -880,6 +955,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_runs_with_pools),
         cmocka_unit_test(test_winograd_matches_direct),
         cmocka_unit_test(test_winograd_only_where_it_applies),
+        cmocka_unit_test(test_packed_matches_direct),
         cmocka_unit_test(test_maxpool_matches_reference),
     };
 
