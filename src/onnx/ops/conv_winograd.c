@@ -16,8 +16,10 @@
 #include <stdbool.h>
 #include <string.h>
 
-/* Bytes of V and M one block may take: about the size of a core's L2. */
-#define BLOCK_BYTES (1u << 20)
+/* Bytes of V and M one block may take: about the size of a core's L2, or
+ * up to four times that when the transformed weights are large (OpenBLAS
+ * packs them again for every block). */
+#define BLOCK_BYTES ((int64_t)1 << 20)
 
 void qv_wino_setup(struct qv_wino *p)
 {
@@ -25,7 +27,10 @@ void qv_wino_setup(struct qv_wino *p)
 
     p->th = (p->oh + 1) / 2;
     p->tw = (p->ow + 1) / 2;
-    b = (int64_t)(BLOCK_BYTES / (16 * sizeof(float))) / (p->c + p->k);
+    int64_t budget = 16 * (int64_t)sizeof(float) * p->k * p->c / 2;
+
+    budget = budget < BLOCK_BYTES ? BLOCK_BYTES : (budget > 4 * BLOCK_BYTES ? 4 * BLOCK_BYTES : budget);
+    b = budget / (16 * (int64_t)sizeof(float)) / (p->c + p->k);
     if (b < 16)
         b = 16;
     if (b > p->th * p->tw)
