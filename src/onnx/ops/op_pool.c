@@ -91,8 +91,8 @@ static void pool2d(const struct pool_params *p, const float *in, float *out, int
  * vectorizes); the few clipped columns at the edges take pool2d's path.
  * Each output takes the window's first element, then any later one that is
  * greater: the same bits as pool2d, NaN included. */
-static void maxpool2d_fast(const struct pool_params *p, const float *in, float *out, int64_t c0,
-                           int64_t c1)
+static inline __attribute__((always_inline)) void
+maxpool2d_body(const struct pool_params *p, const float *in, float *out, int64_t c0, int64_t c1)
 {
     int64_t H = p->in_sp[0], W = p->in_sp[1], OH = p->out_sp[0], OW = p->out_sp[1];
     int64_t kh = p->kernel[0], kw = p->kernel[1], sh = p->stride[0], sw = p->stride[1];
@@ -153,6 +153,34 @@ static void maxpool2d_fast(const struct pool_params *p, const float *in, float *
         }
     }
 }
+
+/* maxpool2d_body compiled for the baseline and, on x86-64, for AVX2 too
+ * (the strided loads of a stride-2 pool vectorize there), chosen at run time. */
+static void maxpool2d_generic(const struct pool_params *p, const float *in, float *out,
+                              int64_t c0, int64_t c1)
+{
+    maxpool2d_body(p, in, out, c0, c1);
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("avx2"))) static void maxpool2d_avx2(const struct pool_params *p,
+                                                             const float *in, float *out,
+                                                             int64_t c0, int64_t c1)
+{
+    maxpool2d_body(p, in, out, c0, c1);
+}
+
+static void maxpool2d_fast(const struct pool_params *p, const float *in, float *out, int64_t c0,
+                           int64_t c1)
+{
+    if (__builtin_cpu_supports("avx2"))
+        maxpool2d_avx2(p, in, out, c0, c1);
+    else
+        maxpool2d_generic(p, in, out, c0, c1);
+}
+#else
+#define maxpool2d_fast maxpool2d_generic
+#endif
 
 /* Planes [c0, c1) of a 2-D pool, for qv_parallel_for. */
 struct pool_job {
