@@ -36,8 +36,9 @@ struct ctx {
 struct qv_onnx_model {
     struct qv__onnx_graph g;
     int threads;
-    bool fuse; /* Conv + Relu/Clip fusion at plan time */
+    unsigned plan_flags; /* QV__PLAN_*: fusion, Winograd */
     int fused; /* nodes fused in the plan made at load */
+    int prepared; /* nodes with prepared weights in the plan made at load */
     size_t max_run_bytes; /* a plan's arena and folded data; 0: no limit */
     uint64_t plans_built; /* Guarded by lock. */
     bool value_keyed; /* shapes depend on input values: plan per run's values */
@@ -123,7 +124,8 @@ int qv_onnx_load_buffer(const void *data, size_t len, const char *base_dir,
     m->threads = opt && opt->threads > 0 ? opt->threads : 1;
     if (m->threads > QV_TPOOL_MAX)
         m->threads = QV_TPOOL_MAX;
-    m->fuse = !(opt && opt->no_fusion);
+    m->plan_flags = (opt && opt->no_fusion ? 0 : QV__PLAN_FUSE) |
+                    (opt && opt->plain_conv ? QV__PLAN_PLAIN_CONV : 0);
     m->max_run_bytes = opt && opt->max_run_bytes ? opt->max_run_bytes : QV_ONNX_DEFAULT_RUN_BYTES;
     pthread_once(&blas_once, blas_init);
     err = qv__onnx_graph_load(data, len, base_dir, max_bytes, &m->g, d);
@@ -140,7 +142,7 @@ int qv_onnx_load_buffer(const void *data, size_t len, const char *base_dir,
         goto out;
     }
     load_shapes(&m->g, shapes);
-    err = qv__onnx_plan_build(&m->g, shapes, QV__BIND_NONE, m->threads, m->fuse, m->max_run_bytes,
+    err = qv__onnx_plan_build(&m->g, shapes, QV__BIND_NONE, m->threads, m->plan_flags, m->max_run_bytes,
                               &c->slot[0].plan, &needs, d);
     if (err == QV_ENOTSUP && needs) {
         /* Some shape depends on the values of an input fed at run time (a
@@ -156,6 +158,7 @@ int qv_onnx_load_buffer(const void *data, size_t len, const char *base_dir,
         c->slot[0].planned = true;
         c->slot[0].used = ++c->clock;
         m->fused = c->slot[0].plan.n_fused;
+        m->prepared = c->slot[0].plan.n_prepared;
         m->plans_built = 1;
         m->ctx_bytes = ctx_bytes_of(c);
     }
@@ -236,6 +239,11 @@ const struct qv_tensor_desc *qv_onnx_output(const qv_onnx_model *m, int i)
 int qv_onnx_fused_nodes(const qv_onnx_model *m)
 {
     return m->fused;
+}
+
+int qv_onnx_prepared_nodes(const qv_onnx_model *m)
+{
+    return m->prepared;
 }
 
 int qv_onnx_opset(const qv_onnx_model *m)
@@ -411,13 +419,13 @@ int qv_onnx_run(qv_onnx_model *m, const struct qv_tensor *in, int n_in, struct q
             shapes[i] = *ordered[i];
         built = true;
         err = qv__onnx_plan_build(g, shapes, m->value_keyed ? QV__BIND_SMALL : QV__BIND_NONE,
-                                  m->threads, m->fuse, m->max_run_bytes, &s->plan, &needs, d);
+                                  m->threads, m->plan_flags, m->max_run_bytes, &s->plan, &needs, d);
         if (err == QV_ENOTSUP && needs && m->value_keyed) {
             /* Shapes depend on more than small inputs (NonZero, Unique):
              * plan with every input's values, for this run only. */
             if (d)
                 d->msg[0] = '\0';
-            err = qv__onnx_plan_build(g, shapes, QV__BIND_ALL, m->threads, m->fuse,
+            err = qv__onnx_plan_build(g, shapes, QV__BIND_ALL, m->threads, m->plan_flags,
                                       m->max_run_bytes, &s->plan, NULL, d);
             transient = err == QV_OK;
         }

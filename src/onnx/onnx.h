@@ -23,6 +23,8 @@ struct qv_onnx_options {
     int threads;      /* threads one run may use (>= 1; 0 means 1; at most 64): each
                          execution context starts threads - 1 intra-op threads */
     bool no_fusion;   /* plan every node as written (no Conv + Relu/Clip fusion) */
+    bool plain_conv;  /* convolutions by im2col + OpenBLAS only: no Winograd F(2x2, 3x3), no
+                         weights packed at load */
     size_t max_bytes; /* largest model file or external data accepted; 0: 4 GiB */
     size_t max_run_bytes; /* working memory one run may plan (arena, folded data);
                              0: QV_ONNX_DEFAULT_RUN_BYTES. Past it a run fails with
@@ -59,6 +61,9 @@ const struct qv_tensor_desc *qv_onnx_output(const qv_onnx_model *m,
 int qv_onnx_opset(const qv_onnx_model *m);          /* default-domain opset version */
 /* Activation nodes fused into their Conv in the plan made at load (tests). */
 int qv_onnx_fused_nodes(const qv_onnx_model *m);
+/* Nodes whose weights were transformed at plan time (Winograd convolutions)
+ * in the plan made at load (tests). */
+int qv_onnx_prepared_nodes(const qv_onnx_model *m);
 
 /* Runs the model. in[0..n_in) are matched to the graph inputs by name when
  * every tensor has a name that is a graph input, else by position. On

@@ -78,6 +78,7 @@ struct qv__onnx_plan {
     int n_folded;
     size_t folded_bytes;
     int n_fused; /* activation nodes folded into their Conv */
+    int n_prepared; /* nodes with data derived from constant inputs (Winograd weights) */
 };
 
 /* Which graph inputs' values a plan may read (they are then constants to
@@ -98,8 +99,11 @@ enum qv__bind {
  * output used nowhere else is folded into that Conv (the Conv writes the
  * activation's output; the activation node is skipped). */
 int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *shapes,
-                        enum qv__bind bind, int threads, bool fuse, size_t max_bytes,
+                        enum qv__bind bind, int threads, unsigned flags, size_t max_bytes,
                         struct qv__onnx_plan *p, bool *needs_values, struct qv_diag *d);
+/* flags of qv__onnx_plan_build */
+#define QV__PLAN_FUSE 1u        /* Conv + Relu/Clip fusion */
+#define QV__PLAN_PLAIN_CONV 2u /* convolutions by im2col + OpenBLAS only */
 bool qv__onnx_is_value_input(const struct qv_tensor *t);
 /* Element k of a value input's data, as a plan-cache key. */
 int64_t qv__onnx_value_key(const struct qv_tensor *t, const void *data, int64_t k);

@@ -145,6 +145,27 @@ static int fold_node(struct qv__onnx_plan *p, struct qv_exec *x, qv_kernel_fn k,
     return QV_OK;
 }
 
+/* The data an op derives once from its constant inputs (transformed
+ * weights): a buffer of x->prep_bytes kept with the plan's folded data. */
+static int prepare_node(struct qv__onnx_plan *p, struct qv_exec *x, size_t max_bytes)
+{
+    size_t need = p->folded_bytes + x->prep_bytes;
+
+    if (max_bytes && need > max_bytes) {
+        p->folded_bytes = need; /* for the caller's message */
+        return QV_E2BIG;
+    }
+    x->prep = aligned_alloc(ALIGN, align_up(x->prep_bytes));
+    if (x->prep == NULL)
+        return QV_ENOMEM;
+    p->folded[p->n_folded++] = x->prep;
+    p->folded_bytes += x->prep_bytes;
+    p->n_prepared++;
+    if (x->node->op->prepare)
+        x->node->op->prepare(x);
+    return QV_OK;
+}
+
 int64_t qv__onnx_value_key(const struct qv_tensor *t, const void *data, int64_t k)
 {
     int64_t v = 0;
@@ -240,9 +261,10 @@ static bool fuse_activation(const struct qv__onnx_graph *g, struct qv__onnx_plan
 }
 
 int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *shapes,
-                        enum qv__bind bind, int threads, bool fuse, size_t max_bytes,
+                        enum qv__bind bind, int threads, unsigned flags, size_t max_bytes,
                         struct qv__onnx_plan *p, bool *needs_values, struct qv_diag *d)
 {
+    bool fuse = flags & QV__PLAN_FUSE;
     size_t n_in_ptrs = 0, n_out_ptrs = 0, n_folded_max = 0;
     int *def = NULL, *last = NULL, *uses = NULL;
     struct block *blocks = NULL;
@@ -256,7 +278,7 @@ int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *
         n_in_ptrs += (size_t)g->nodes[i].n_in;
         n_out_ptrs += (size_t)g->nodes[i].n_out;
     }
-    n_folded_max = n_out_ptrs + (size_t)g->n_inputs;
+    n_folded_max = n_out_ptrs + (size_t)g->n_inputs + (size_t)g->n_nodes;
     p->tensors = calloc((size_t)g->n_values + 1, sizeof(*p->tensors));
     p->execs = calloc((size_t)g->n_nodes + 1, sizeof(*p->execs));
     p->in_ptrs = calloc(n_in_ptrs + 1, sizeof(*p->in_ptrs));
@@ -347,6 +369,7 @@ int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *
         x->in = ins;
         x->out = outs;
         x->threads = threads;
+        x->plain_conv = flags & QV__PLAN_PLAIN_CONV;
         x->kdtype = QV_DTYPE_UNDEF;
         for (int j = 0; j < n->n_in; j++) {
             ins[j] = n->in[j] >= 0 ? &p->tensors[n->in[j]] : NULL;
@@ -395,6 +418,16 @@ int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *
             goto out;
         }
         kern = n->op->kernels[x->kdtype];
+        if (x->prep_bytes) {
+            err = prepare_node(p, x, max_bytes);
+            if (err) {
+                if (err == QV_E2BIG)
+                    err = too_big(g, shapes, p->folded_bytes, max_bytes, d);
+                else
+                    qv_fail(d, err, "out of memory while preparing '%s'", n->name);
+                goto out;
+            }
+        }
         if ((known || (n->op->flags & QV_OP_SHAPE_ONLY)) && !(n->op->flags & QV_OP_NO_FOLD)) {
             err = fold_node(p, x, kern, max_bytes, d);
             if (err) {

@@ -88,6 +88,10 @@ struct qv_exec {
     int threads;           /* threads the kernel may use (BLAS is set by the runtime) */
     struct qv_tpool *pool; /* the context's intra-op pool at run time; NULL: one thread */
     bool needs_values;     /* set by qv_input_known(): an input must be known at plan time */
+    bool plain_conv;       /* the model's options ask for im2col + OpenBLAS convolutions */
+    size_t prep_bytes;     /* set by infer_shape: data derived once from constant inputs */
+    void *prep;            /* the planner's buffer of prep_bytes (64-byte aligned), which
+                              the op's prepare() fills; owned by the plan, read-only at run */
     _Alignas(16) unsigned char priv[QV_EXEC_PRIV]; /* op-private parameters from infer_shape */
 };
 
@@ -124,6 +128,8 @@ struct qv_op {
     unsigned flags;                                           /* QV_OP_* */
     int (*check)(const struct qv_node *n, struct qv_diag *d); /* (optional) load time */
     int (*infer_shape)(struct qv_exec *x, struct qv_diag *d); /* plan time */
+    void (*prepare)(struct qv_exec *x); /* (optional) plan time, after infer_shape asked for
+                                           prep_bytes: fills x->prep from constant inputs */
     qv_kernel_fn kernels[QV_DTYPE_COUNT];                     /* run time */
 };
 

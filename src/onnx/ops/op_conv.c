@@ -3,9 +3,15 @@
  * Conv and ConvTranspose for any spatial rank, by im2col / col2im around one
  * OpenBLAS GEMM per (batch, group). The column buffer is the node's scratch,
  * sized at plan time, so kernels never allocate. A 1x1, stride-1, unpadded
- * Conv skips im2col and multiplies the input directly.
+ * Conv skips im2col and multiplies the input directly. A 3x3, stride-1 Conv
+ * with constant weights and enough channels runs by Winograd F(2x2, 3x3)
+ * (conv_winograd.c), its weights transformed once at plan time. Other
+ * ungrouped Convs with constant weights, on CPUs with AVX-512, multiply by
+ * weights packed once at plan time (sgemm_packed.c) instead of OpenBLAS.
  */
+#include "conv_winograd.h"
 #include "op.h"
+#include "sgemm_packed.h"
 
 #include <cblas.h>
 
@@ -22,9 +28,23 @@ struct conv_params {
     bool direct;          /* 1x1 Conv: no im2col */
     int act;              /* fused activation (Conv only): ACT_* */
     float act_lo, act_hi; /* ACT_CLIP bounds */
+    bool wino;            /* Winograd: wp set, the transformed weights in x->prep */
+    bool packed;          /* the weights packed in x->prep; C^T after the column buffer */
+    struct qv_wino wp;
 };
 
-enum { ACT_NONE, ACT_RELU, ACT_CLIP };
+enum { ACT_NONE = QV_CONV_ACT_NONE, ACT_RELU = QV_CONV_ACT_RELU, ACT_CLIP = QV_CONV_ACT_CLIP };
+
+/* Winograd pays once both channel counts reach this (below, the transforms
+ * cost more than the products they save). */
+#define WINO_MIN_CHANNELS 16
+/* Below this many output tiles (2x2 blocks), the transformed weights, 16/9
+ * the size of the plain ones, cost more to read than the products save
+ * (ResNet's 7x7 layers). */
+#define WINO_MIN_TILES 32
+/* Output tiles per thread below which a Winograd run splits output channels
+ * (each thread transforming the whole input) rather than tiles. */
+#define WINO_TILE_GRAIN 64
 
 _Static_assert(sizeof(struct conv_params) <= QV_EXEC_PRIV, "priv too small");
 
@@ -103,8 +123,8 @@ static int read_geometry(struct qv_exec *x, struct conv_params *p, bool transpos
 
 /* col[r, o] = X[c, o*stride - pad + k*dil] over rows r = (c, k...) of one group. */
 #define IM2COL(sfx, T)                                                                             \
-    static void im2col_##sfx(const struct conv_params *p, const T *xg, T *col, int64_t r0,         \
-                             int64_t r1)                                                           \
+    static inline __attribute__((always_inline)) void im2col_##sfx(                                \
+        const struct conv_params *p, const T *xg, T *col, int64_t r0, int64_t r1)                  \
     {                                                                                              \
         int64_t out_n = prod(p->out_sp, p->sp), in_n = prod(p->in_sp, p->sp);                      \
         int64_t kn = prod(p->kernel, p->sp);                                                       \
@@ -142,9 +162,17 @@ static int read_geometry(struct qv_exec *x, struct conv_params *p, bool transpos
                         lo = hi;                                                                   \
                     for (int64_t ol = 0; ol < lo; ol++)                                            \
                         row[ol] = 0;                                                               \
-                    if (st == 1 && hi > lo)                                                        \
+                    if (st == 1 && hi - lo >= 32)                                                  \
                         memcpy(row + lo, xc + base + lo + ko, sizeof(T) * (size_t)(hi - lo));      \
-                    else                                                                           \
+                    else if (st == 1)                                                              \
+                        for (int64_t ol = lo; ol < hi; ol++)                                       \
+                            row[ol] = xc[base + ol + ko];                                          \
+                    else if (st == 2 && hi > lo) {                                                 \
+                        /* A constant stride the compiler can vectorize. */                         \
+                        const T *s2 = xc + base + 2 * lo + ko;                                     \
+                        for (int64_t i = 0; i < hi - lo; i++)                                      \
+                            row[lo + i] = s2[2 * i];                                               \
+                    } else                                                                         \
                         for (int64_t ol = lo; ol < hi; ol++)                                       \
                             row[ol] = xc[base + ol * st + ko];                                     \
                     for (int64_t ol = hi; ol < n_out; ol++)                                        \
@@ -160,12 +188,41 @@ static int read_geometry(struct qv_exec *x, struct conv_params *p, bool transpos
         }                                                                                          \
     }
 
-IM2COL(f32, float)
+IM2COL(f32_body, float)
 IM2COL(f64, double)
 
+/* im2col for float, compiled for the baseline and, on x86-64, for AVX2 too
+ * (wider copies and gathers of strided rows), chosen by the CPU at run time. */
+static void im2col_f32_generic(const struct conv_params *p, const float *xg, float *col,
+                               int64_t r0, int64_t r1)
+{
+    im2col_f32_body(p, xg, col, r0, r1);
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("avx2"))) static void im2col_f32_avx2(const struct conv_params *p,
+                                                              const float *xg, float *col,
+                                                              int64_t r0, int64_t r1)
+{
+    im2col_f32_body(p, xg, col, r0, r1);
+}
+
+static void im2col_f32(const struct conv_params *p, const float *xg, float *col, int64_t r0,
+                       int64_t r1)
+{
+    if (__builtin_cpu_supports("avx2"))
+        im2col_f32_avx2(p, xg, col, r0, r1);
+    else
+        im2col_f32_generic(p, xg, col, r0, r1);
+}
+#else
+#define im2col_f32 im2col_f32_generic
+#endif
+
 /* One Conv run split across the intra-op pool. With one group, im2col is
- * split by rows of the column matrix and the GEMM by output channels (or by
- * output columns when there are few channels); OpenBLAS runs single-threaded
+ * split by rows of the column matrix and the GEMM by output channels, or by
+ * output columns when there are more columns than channels (OpenBLAS packs
+ * all of the operand that is not split in every part); OpenBLAS runs single-threaded
  * inside each part. With several groups, whole groups go to each thread, each
  * with its own column buffer. Bias and the fused activation are applied to
  * each part of Y right after its GEMM, while it is in cache. */
@@ -178,11 +235,19 @@ struct conv_job {
     float *Y;
     int64_t b;
     bool split_cols;
+    const float *P; /* packed weights, or NULL: OpenBLAS */
+    float *ct;      /* the packed product's C^T [out_n][ldct] */
+    int64_t ldct;
 };
 
 #define CONV_ROW_GRAIN 16  /* output channels per GEMM part */
 #define CONV_COL_GRAIN 256 /* output columns per GEMM part */
 #define IM2COL_GRAIN 8     /* column-matrix rows per im2col part */
+#define PACKED_COL_GRAIN 28 /* output columns per packed-product part */
+/* The packed product pays where the weights are large next to the column
+ * matrix; past this many output positions per output channel (ResNet's
+ * first layer: 12544 positions, 64 channels) OpenBLAS is faster. */
+#define PACKED_MAX_COLS_PER_CHANNEL 8
 
 /* Y[m, n0..n1) for m in [m0, m1): bias, then the fused activation. */
 static void conv_epilogue(const struct conv_params *p, const float *B, float *Y, int64_t ld,
@@ -218,6 +283,56 @@ static void conv_im2col_part(void *arg, int64_t r0, int64_t r1, int chunk)
 
     (void)chunk;
     im2col_f32(j->p, j->xg, j->col, r0, r1);
+}
+
+/* Y[m][n] = act(Ct[n][m] + B[m]) for m in [m0, m1), n in [n0, n1), in
+ * blocks of 16 columns so that the rows of Ct read stay in L1. */
+static void conv_epilogue_t(const struct conv_params *p, const float *B, const float *ct,
+                            int64_t ldct, float *Y, int64_t ld, int64_t m0, int64_t m1, int64_t n0,
+                            int64_t n1)
+{
+    for (int64_t nb = n0; nb < n1; nb += 16) {
+        int64_t ne = nb + 16 < n1 ? nb + 16 : n1;
+        for (int64_t m = m0; m < m1; m++) {
+            float *y = Y + m * ld;
+            const float *c = ct + m;
+            float bias = B ? B[m] : 0.0f;
+            if (p->act == ACT_RELU) {
+                for (int64_t n = nb; n < ne; n++) {
+                    float v = c[n * ldct] + bias;
+                    y[n] = v > 0 ? v : 0.0f;
+                }
+            } else if (p->act == ACT_CLIP) {
+                for (int64_t n = nb; n < ne; n++) {
+                    float v = c[n * ldct] + bias;
+                    v = v < p->act_lo ? p->act_lo : v;
+                    y[n] = v > p->act_hi ? p->act_hi : v;
+                }
+            } else {
+                for (int64_t n = nb; n < ne; n++)
+                    y[n] = c[n * ldct] + bias;
+            }
+        }
+    }
+}
+
+/* The packed product: columns [a, e) of every channel, or panels [a, e)
+ * over every column. */
+static void conv_packed_part(void *arg, int64_t a, int64_t e, int chunk)
+{
+    const struct conv_job *j = arg;
+    const struct conv_params *p = j->p;
+    int64_t panels = qv_pk_rows(p->c_out) / QV_PK_MR;
+
+    (void)chunk;
+    if (j->split_cols) {
+        qv_pk_gemm_t(j->P, p->rows, 0, panels, j->src, j->out_n, a, e, j->ct, j->ldct);
+        conv_epilogue_t(p, j->B, j->ct, j->ldct, j->yg, j->out_n, 0, p->c_out, a, e);
+    } else {
+        int64_t m1 = e * QV_PK_MR < p->c_out ? e * QV_PK_MR : p->c_out;
+        qv_pk_gemm_t(j->P, p->rows, a, e, j->src, j->out_n, 0, j->out_n, j->ct, j->ldct);
+        conv_epilogue_t(p, j->B, j->ct, j->ldct, j->yg, j->out_n, a * QV_PK_MR, m1, 0, j->out_n);
+    }
 }
 
 static void conv_gemm_part(void *arg, int64_t a, int64_t e, int chunk)
@@ -259,6 +374,57 @@ static void conv_group_part(void *arg, int64_t g0, int64_t g1, int chunk)
     }
 }
 
+/* Winograd over the pool: tiles, or output channels when tiles are few. */
+struct wino_job {
+    const struct conv_params *p;
+    const float *U, *B, *X;
+    float *Y, *scratch;
+    bool by_channel;
+};
+
+static void wino_part(void *arg, int64_t a, int64_t e, int chunk)
+{
+    const struct wino_job *j = arg;
+    const struct qv_wino *w = &j->p->wp;
+    float *scratch = j->scratch + (size_t)chunk * qv_wino_scratch_floats(w);
+
+    if (j->by_channel)
+        qv_wino_run(w, j->U, j->B, j->X, j->Y, scratch, 0, w->th * w->tw, a, e);
+    else
+        qv_wino_run(w, j->U, j->B, j->X, j->Y, scratch, a, e, 0, w->k);
+}
+
+static void conv_wino(struct qv_exec *x)
+{
+    const struct conv_params *p = (const void *)x->priv;
+    const struct qv_wino *w = &p->wp;
+    int64_t tiles = w->th * w->tw, batch = x->in[0]->shape[0];
+    struct wino_job j = {.p = p,
+                         .U = x->prep,
+                         .B = x->n_in > 2 && x->in[2] ? x->in[2]->data : NULL,
+                         .scratch = x->scratch};
+
+    j.by_channel = x->pool != NULL && tiles < 2 * WINO_TILE_GRAIN;
+    for (int64_t b = 0; b < batch; b++) {
+        j.X = (const float *)x->in[0]->data + b * w->c * w->h * w->w;
+        j.Y = (float *)x->out[0]->data + b * w->k * w->oh * w->ow;
+        if (j.by_channel)
+            qv_parallel_for(x, w->k, CONV_ROW_GRAIN, wino_part, &j);
+        else
+            qv_parallel_for(x, tiles, WINO_TILE_GRAIN, wino_part, &j);
+    }
+}
+
+static void conv_prepare(struct qv_exec *x)
+{
+    const struct conv_params *p = (const void *)x->priv;
+
+    if (p->wino)
+        qv_wino_weights(&p->wp, x->in[1]->data, x->prep);
+    else if (p->packed)
+        qv_pk_pack(x->in[1]->data, p->rows, p->c_out, p->rows, x->prep);
+}
+
 static int conv_f32(struct qv_exec *x)
 {
     const struct conv_params *p = (const void *)x->priv;
@@ -272,6 +438,10 @@ static int conv_f32(struct qv_exec *x)
 
     if (out_n == 0 || p->c_out == 0)
         return QV_OK;
+    if (p->wino) {
+        conv_wino(x);
+        return QV_OK;
+    }
     if (p->rows == 0) {
         memset(Y, 0, x->out[0]->nbytes);
         for (int64_t b = 0; b < batch; b++)
@@ -292,7 +462,19 @@ static int conv_f32(struct qv_exec *x)
             qv_parallel_for(x, p->rows, IM2COL_GRAIN, conv_im2col_part, &j);
             j.src = j.col;
         }
-        j.split_cols = mg < 2 * CONV_ROW_GRAIN;
+        /* Each part packs its share of one operand and the whole other one:
+         * split the operand that is larger (the columns when out_n > mg). */
+        j.split_cols = mg < 2 * CONV_ROW_GRAIN || out_n > mg;
+        if (p->packed) {
+            j.P = x->prep;
+            j.ldct = qv_pk_rows(p->c_out);
+            j.ct = (float *)x->scratch + (p->direct ? 0 : p->rows * out_n);
+            if (j.split_cols)
+                qv_parallel_for(x, out_n, PACKED_COL_GRAIN, conv_packed_part, &j);
+            else
+                qv_parallel_for(x, j.ldct / QV_PK_MR, 1, conv_packed_part, &j);
+            continue;
+        }
         if (j.split_cols)
             qv_parallel_for(x, out_n, CONV_COL_GRAIN, conv_gemm_part, &j);
         else
@@ -310,6 +492,9 @@ bool qv_conv_fuse_activation(struct qv_exec *x, bool relu, float lo, float hi)
     p->act = relu ? ACT_RELU : ACT_CLIP;
     p->act_lo = lo;
     p->act_hi = hi;
+    p->wp.act = p->act;
+    p->wp.act_lo = lo;
+    p->wp.act_hi = hi;
     return true;
 }
 
@@ -381,6 +566,16 @@ static int conv_shape(struct qv_exec *x, struct conv_params *p, const struct qv_
     return QV_OK;
 }
 
+/* A Conv Winograd F(2x2, 3x3) computes: 2-D, 3x3, stride 1, no dilation,
+ * one group, weights known at plan time, enough channels. */
+static bool use_winograd(const struct qv_exec *x, const struct conv_params *p)
+{
+    return !x->plain_conv && p->sp == 2 && p->group == 1 && p->kernel[0] == 3 &&
+           p->kernel[1] == 3 && p->stride[0] == 1 && p->stride[1] == 1 && p->dil[0] == 1 &&
+           p->dil[1] == 1 && p->c_in >= WINO_MIN_CHANNELS && p->c_out >= WINO_MIN_CHANNELS &&
+           x->in[1]->data != NULL && x->kdtype == QV_DTYPE_F32;
+}
+
 static int conv_infer(struct qv_exec *x, struct qv_diag *d)
 {
     struct conv_params *p = (void *)x->priv;
@@ -391,7 +586,28 @@ static int conv_infer(struct qv_exec *x, struct qv_diag *d)
         err = conv_shape(x, p, x->in[0], x->in[1], x->n_in > 2 ? x->in[2] : NULL, shape, d);
     if (err)
         return err;
-    if (!p->direct) {
+    if (use_winograd(x, p)) {
+        struct qv_wino *w = &p->wp;
+        int64_t copies = x->threads > 1 ? (x->threads < QV_TPOOL_MAX ? x->threads : QV_TPOOL_MAX) : 1;
+        memset(w, 0, sizeof(*w));
+        w->c = p->c_in;
+        w->k = p->c_out;
+        w->h = p->in_sp[0];
+        w->w = p->in_sp[1];
+        w->oh = p->out_sp[0];
+        w->ow = p->out_sp[1];
+        w->pt = p->pad_begin[0];
+        w->pl = p->pad_begin[1];
+        qv_wino_setup(w);
+        if (w->th * w->tw >= WINO_MIN_TILES &&
+            (uint64_t)qv_wino_scratch_floats(w) * (uint64_t)copies <= QV_ONNX_MAX_ELEMS &&
+            qv_wino_weight_floats(w) <= QV_ONNX_MAX_ELEMS) {
+            p->wino = true;
+            x->scratch_bytes = sizeof(float) * qv_wino_scratch_floats(w) * (size_t)copies;
+            x->prep_bytes = sizeof(float) * qv_wino_weight_floats(w);
+        }
+    }
+    if (!p->direct && !p->wino) {
         /* With several groups, each thread has a column buffer of its own. */
         int64_t copies = p->group > 1 ? (x->threads > 1 ? x->threads : 1) : 1;
         if (copies > QV_TPOOL_MAX)
@@ -399,6 +615,15 @@ static int conv_infer(struct qv_exec *x, struct qv_diag *d)
         if (p->rows * prod(p->out_sp, p->sp) > QV_ONNX_MAX_ELEMS / copies)
             return qv_op_fail(x->node, d, QV_E2BIG, "column buffer too large");
         x->scratch_bytes = sizeof(float) * (size_t)(p->rows * prod(p->out_sp, p->sp) * copies);
+    }
+    if (!p->wino && p->group == 1 && !x->plain_conv && x->in[1]->data != NULL &&
+        x->kdtype == QV_DTYPE_F32 && p->rows > 0 &&
+        prod(p->out_sp, p->sp) <= PACKED_MAX_COLS_PER_CHANNEL * p->c_out && qv_pk_available() &&
+        qv_pk_rows(p->c_out) <= QV_ONNX_MAX_ELEMS / (p->rows + prod(p->out_sp, p->sp))) {
+        /* The packed weights, and C^T after the column buffer. */
+        p->packed = true;
+        x->prep_bytes = sizeof(float) * qv_pk_floats(p->c_out, p->rows);
+        x->scratch_bytes += sizeof(float) * (size_t)(qv_pk_rows(p->c_out) * prod(p->out_sp, p->sp));
     }
     qv_out_set(x, 0, QV_DTYPE_F32, x->in[0]->ndim, shape);
     return QV_OK;
@@ -657,6 +882,7 @@ const struct qv_op qv_op_conv = {
     .name = "Conv",
     .since_version = 1,
     .infer_shape = conv_infer,
+    .prepare = conv_prepare,
     .kernels = {[QV_DTYPE_F32] = conv_f32},
 };
 

@@ -85,6 +85,103 @@ static void pool2d(const struct pool_params *p, const float *in, float *out, int
     }
 }
 
+/* 2-D MaxPool without indices or dilation: for each output row, one pass
+ * over the kernel rows and columns in the order pool2d visits them, across
+ * every output column whose window lies inside the row (loops the compiler
+ * vectorizes); the few clipped columns at the edges take pool2d's path.
+ * Each output takes the window's first element, then any later one that is
+ * greater: the same bits as pool2d, NaN included. */
+static inline __attribute__((always_inline)) void
+maxpool2d_body(const struct pool_params *p, const float *in, float *out, int64_t c0, int64_t c1)
+{
+    int64_t H = p->in_sp[0], W = p->in_sp[1], OH = p->out_sp[0], OW = p->out_sp[1];
+    int64_t kh = p->kernel[0], kw = p->kernel[1], sh = p->stride[0], sw = p->stride[1];
+    int64_t pb = p->pad_begin[1];
+    int64_t lo = (pb + sw - 1) / sw, hi = W + pb - kw >= 0 ? (W + pb - kw) / sw + 1 : 0;
+
+    if (hi > OW)
+        hi = OW;
+    if (lo > hi)
+        lo = hi;
+    for (int64_t c = c0; c < c1; c++) {
+        const float *xc = in + c * H * W;
+        for (int64_t oh = 0; oh < OH; oh++) {
+            int64_t h0 = oh * sh - p->pad_begin[0];
+            int64_t hs = h0 < 0 ? 0 : h0, he = h0 + kh > H ? H : h0 + kh;
+            float *o = out + (c * OH + oh) * OW;
+            if (hs >= he) {
+                for (int64_t ow = 0; ow < OW; ow++)
+                    o[ow] = -INFINITY;
+                continue;
+            }
+            for (int64_t h = hs; h < he && lo < hi; h++) {
+                for (int64_t k = 0; k < kw; k++) {
+                    /* Output column lo + i reads xk[i * sw]. */
+                    const float *xk = xc + h * W + (lo * sw - pb + k);
+                    float *ok = o + lo;
+                    if (h == hs && k == 0) {
+                        for (int64_t i = 0; i < hi - lo; i++)
+                            ok[i] = xk[i * sw];
+                        continue;
+                    }
+                    for (int64_t i = 0; i < hi - lo; i++) {
+                        float v = xk[i * sw];
+                        ok[i] = v > ok[i] ? v : ok[i];
+                    }
+                }
+            }
+            for (int64_t ow = 0; ow < OW; ow++) {
+                int64_t w0, ws, we;
+                float best = 0;
+                bool any = false;
+                if (ow == lo)
+                    ow = hi;
+                if (ow >= OW)
+                    break;
+                w0 = ow * sw - pb;
+                ws = w0 < 0 ? 0 : w0;
+                we = w0 + kw > W ? W : w0 + kw;
+                for (int64_t h = hs; h < he; h++)
+                    for (int64_t w = ws; w < we; w++) {
+                        float v = xc[h * W + w];
+                        if (!any || v > best)
+                            best = v;
+                        any = true;
+                    }
+                o[ow] = any ? best : -INFINITY;
+            }
+        }
+    }
+}
+
+/* maxpool2d_body compiled for the baseline and, on x86-64, for AVX2 too
+ * (the strided loads of a stride-2 pool vectorize there), chosen at run time. */
+static void maxpool2d_generic(const struct pool_params *p, const float *in, float *out,
+                              int64_t c0, int64_t c1)
+{
+    maxpool2d_body(p, in, out, c0, c1);
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("avx2"))) static void maxpool2d_avx2(const struct pool_params *p,
+                                                             const float *in, float *out,
+                                                             int64_t c0, int64_t c1)
+{
+    maxpool2d_body(p, in, out, c0, c1);
+}
+
+static void maxpool2d_fast(const struct pool_params *p, const float *in, float *out, int64_t c0,
+                           int64_t c1)
+{
+    if (__builtin_cpu_supports("avx2"))
+        maxpool2d_avx2(p, in, out, c0, c1);
+    else
+        maxpool2d_generic(p, in, out, c0, c1);
+}
+#else
+#define maxpool2d_fast maxpool2d_generic
+#endif
+
 /* Planes [c0, c1) of a 2-D pool, for qv_parallel_for. */
 struct pool_job {
     const struct pool_params *p;
@@ -99,7 +196,10 @@ static void pool2d_part(void *arg, int64_t c0, int64_t c1, int chunk)
     const struct pool_job *j = arg;
 
     (void)chunk;
-    pool2d(j->p, j->in, j->out, j->ind, c0, c1, j->kind);
+    if (j->kind == POOL_MAX && j->ind == NULL)
+        maxpool2d_fast(j->p, j->in, j->out, c0, c1);
+    else
+        pool2d(j->p, j->in, j->out, j->ind, c0, c1, j->kind);
 }
 
 static int pool_run(struct qv_exec *x, int kind)

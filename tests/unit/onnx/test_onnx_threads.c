@@ -5,8 +5,12 @@
  * and 3 threads; convolutions (plain, strided and padded, grouped, 1x1, few
  * channels) agree within 1e-5 across thread counts and within 1e-4 with a
  * direct convolution written here; and the fused
- * plan gives the same bits as the plan without fusion. Models are written
- * here as protobuf bytes. */
+ * plan gives the same bits as the plan without fusion. 3x3 convolutions
+ * with constant weights (Winograd F(2x2, 3x3)) agree with a direct sum in
+ * double and with the im2col path on odd sizes, asymmetric pads, several
+ * blocks of tiles and 1-3 threads; MaxPool agrees with a reference written
+ * here, NaN and infinities included. Models are written here as protobuf
+ * bytes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +24,7 @@
 #include <string.h>
 
 #include "onnx/onnx.h"
+#include "onnx/ops/sgemm_packed.h"
 
 /* ---- A forward protobuf writer ---- */
 
@@ -164,9 +169,14 @@ struct conv_case {
 
 enum { ACT_NONE, ACT_RELU, ACT_CLIP };
 
-/* Y = act(Conv(X, W, B)) with X, W, B graph inputs; opset 10 (Clip's
- * bounds are attributes). */
-static struct pb conv_model(const struct conv_case *c, int act)
+static void initializer(struct pb *g, const char *name, int ndim, const int64_t *dims,
+                        const float *v);
+
+/* Y = act(Conv(X, W, B)) with X, W, B graph inputs, or W and B constant
+ * (initializers) when Wc and Bc are given; opset 10 (Clip's bounds are
+ * attributes). */
+static struct pb conv_model_const(const struct conv_case *c, int act, const float *Wc,
+                                  const float *Bc)
 {
     struct pb g = {0}, node = {0};
     const char *ins[] = {"X", "W", "B"};
@@ -193,10 +203,91 @@ static struct pb conv_model(const struct conv_case *c, int act)
     }
     pb_str(&g, 2, "g");
     value_info(&g, 11, "X", 4, xd);
-    value_info(&g, 11, "W", 4, wd);
-    value_info(&g, 11, "B", 1, bd);
+    if (Wc) {
+        initializer(&g, "W", 4, wd, Wc);
+        initializer(&g, "B", 1, bd, Bc);
+    } else {
+        value_info(&g, 11, "W", 4, wd);
+        value_info(&g, 11, "B", 1, bd);
+    }
     value_info(&g, 12, "Y", -1, NULL);
     return model_finish(&g, 10);
+}
+
+static struct pb conv_model(const struct conv_case *c, int act)
+{
+    return conv_model_const(c, act, NULL, NULL);
+}
+
+/* TensorProto initializer of a float tensor. */
+static void initializer(struct pb *g, const char *name, int ndim, const int64_t *dims,
+                        const float *v)
+{
+    struct pb t = {0};
+    int64_t n = 1;
+
+    for (int i = 0; i < ndim; i++) {
+        pb_int(&t, 1, (uint64_t)dims[i]);
+        n *= dims[i];
+    }
+    pb_int(&t, 2, 1); /* FLOAT */
+    pb_str(&t, 8, name);
+    pb_bytes(&t, 9, v, sizeof(float) * (size_t)n);
+    pb_msg(g, 5, &t);
+}
+
+/* A 3x3, stride-1 Conv with W and B constant (initializers), pads
+ * {top, left, bottom, right}, then the activation. */
+struct wino_case {
+    int64_t n, cin, cout, h, w, pads[4];
+};
+
+static struct pb wino_model(const struct wino_case *c, int act, const float *W, const float *B)
+{
+    struct pb g = {0}, node = {0};
+    const char *ins[] = {"X", "W", "B"};
+    int64_t xd[] = {c->n, c->cin, c->h, c->w}, wd[] = {c->cout, c->cin, 3, 3}, bd[] = {c->cout};
+    int64_t ks[] = {3, 3};
+    int64_t pads[] = {c->pads[0], c->pads[1], c->pads[2], c->pads[3]};
+
+    node_start(&node, "Conv", "conv", 3, ins, act == ACT_NONE ? "Y" : "C");
+    attr_ints(&node, "kernel_shape", 2, ks);
+    attr_ints(&node, "pads", 4, pads);
+    pb_msg(&g, 1, &node);
+    if (act != ACT_NONE) {
+        const char *a[] = {"C"};
+        node_start(&node, act == ACT_RELU ? "Relu" : "Clip", "act", 1, a, "Y");
+        if (act == ACT_CLIP) {
+            attr_float(&node, "min", -0.25f);
+            attr_float(&node, "max", 0.5f);
+        }
+        pb_msg(&g, 1, &node);
+    }
+    pb_str(&g, 2, "g");
+    initializer(&g, "W", 4, wd, W);
+    initializer(&g, "B", 1, bd, B);
+    value_info(&g, 11, "X", 4, xd);
+    value_info(&g, 12, "Y", -1, NULL);
+    return model_finish(&g, 10);
+}
+
+/* MaxPool(X) with the given geometry; opset 12 (ceil_mode, dilations). */
+static struct pb maxpool_model(const int64_t *xd, const int64_t *ks, const int64_t *st,
+                               const int64_t *pads, int ceil_mode)
+{
+    struct pb g = {0}, node = {0};
+    const char *x[] = {"X"};
+
+    node_start(&node, "MaxPool", "max", 1, x, "Y");
+    attr_ints(&node, "kernel_shape", 2, ks);
+    attr_ints(&node, "strides", 2, st);
+    attr_ints(&node, "pads", 4, pads);
+    attr_int(&node, "ceil_mode", ceil_mode);
+    pb_msg(&g, 1, &node);
+    pb_str(&g, 2, "g");
+    value_info(&g, 11, "X", 4, xd);
+    value_info(&g, 12, "Y", -1, NULL);
+    return model_finish(&g, 12);
 }
 
 /* Relu(Add(MaxPool(X), AveragePool(X))) + Sigmoid(...) on odd sizes: pooling
@@ -507,6 +598,296 @@ static void test_fusion_same_outputs(void **state)
         qv_tensor_fini(&in[i]);
 }
 
+/* The 3x3 convolution of a wino_case in double: got must be within 1e-5 of
+ * the sum of the products' magnitudes (float rounding, not a formula). */
+static void wino_check(const struct wino_case *c, int act, const float *X, const float *W,
+                       const float *B, const struct qv_tensor *y, const char *what)
+{
+    int64_t oh = c->h + c->pads[0] + c->pads[2] - 2, ow = c->w + c->pads[1] + c->pads[3] - 2;
+    const float *Y = y->data;
+
+    assert_int_equal(y->ndim, 4);
+    assert_int_equal(y->shape[1], c->cout);
+    assert_int_equal(y->shape[2], oh);
+    assert_int_equal(y->shape[3], ow);
+    for (int64_t b = 0; b < c->n; b++)
+        for (int64_t m = 0; m < c->cout; m++)
+            for (int64_t i = 0; i < oh; i++)
+                for (int64_t j = 0; j < ow; j++) {
+                    double acc = B[m], mag = fabs(B[m]), got;
+                    for (int64_t ci = 0; ci < c->cin; ci++)
+                        for (int ki = 0; ki < 3; ki++)
+                            for (int kj = 0; kj < 3; kj++) {
+                                int64_t hi = i - c->pads[0] + ki, wj = j - c->pads[1] + kj;
+                                double v;
+                                if (hi < 0 || hi >= c->h || wj < 0 || wj >= c->w)
+                                    continue;
+                                v = (double)X[((b * c->cin + ci) * c->h + hi) * c->w + wj] *
+                                    W[((m * c->cin + ci) * 3 + ki) * 3 + kj];
+                                acc += v;
+                                mag += fabs(v);
+                            }
+                    if (act == ACT_RELU)
+                        acc = acc > 0 ? acc : 0;
+                    else if (act == ACT_CLIP)
+                        acc = acc < -0.25 ? -0.25 : (acc > 0.5 ? 0.5 : acc);
+                    got = Y[((b * c->cout + m) * oh + i) * ow + j];
+                    if (!(fabs(got - acc) <= 1e-5 * (1.0 + mag)))
+                        fail_msg("%s: [%lld,%lld,%lld,%lld] = %.7g, direct %.7g", what,
+                                 (long long)b, (long long)m, (long long)i, (long long)j, got, acc);
+                }
+}
+
+static void test_winograd_matches_direct(void **state)
+{
+    static const struct wino_case cases[] = {
+        {1, 16, 16, 12, 11, {1, 1, 1, 1}},    /* one block, odd output columns */
+        {2, 17, 19, 13, 11, {1, 1, 1, 1}},    /* odd sizes and channels, batch 2 */
+        {1, 24, 33, 15, 14, {0, 0, 0, 0}},    /* no padding, odd output rows */
+        {1, 16, 20, 12, 13, {2, 0, 1, 2}},    /* asymmetric pads */
+        {1, 32, 40, 2, 64, {1, 1, 1, 1}},     /* one tile row */
+        {1, 64, 64, 30, 31, {1, 1, 1, 1}},    /* blocks of tiles across tile rows */
+        {1, 200, 300, 13, 13, {1, 1, 1, 1}},  /* many channels: short blocks */
+    };
+
+    (void)state;
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        const struct wino_case *c = &cases[k];
+        int64_t xd[] = {c->n, c->cin, c->h, c->w}, wd[] = {c->cout, c->cin, 3, 3};
+        int64_t bd[] = {c->cout};
+        struct qv_tensor x, w, b;
+        char what[96];
+
+        tensor_rand(&x, "X", 4, xd);
+        tensor_rand(&w, "W", 4, wd);
+        tensor_rand(&b, "B", 1, bd);
+        for (int act = ACT_NONE; act <= ACT_CLIP; act += k % 2 ? 2 : 1) {
+            struct pb mb = wino_model(c, act, w.data, b.data);
+            struct qv_tensor plain, out;
+            qv_onnx_model *m = load_run(&mb, 1, false, &x, 1, &plain);
+            qv_onnx_model *mp;
+            struct qv_onnx_options opt = {.threads = 1, .plain_conv = true};
+            struct qv_diag d = {{0}};
+            int n_out = 0;
+            if (qv_onnx_prepared_nodes(m) != 1)
+                fail_msg("winograd case %zu: not prepared", k);
+            qv_onnx_free(m);
+            snprintf(what, sizeof(what), "winograd case %zu act %d", k, act);
+            wino_check(c, act, x.data, w.data, b.data, &plain, what);
+            for (int t = 2; t <= 3; t++) {
+                m = load_run(&mb, t, false, &x, 1, &out);
+                assert_int_equal(qv_onnx_prepared_nodes(m), 1);
+                snprintf(what, sizeof(what), "winograd case %zu act %d, %d threads", k, act, t);
+                wino_check(c, act, x.data, w.data, b.data, &out, what);
+                qv_onnx_free(m);
+                qv_tensor_fini(&out);
+            }
+            /* The im2col path on the same model agrees with it. */
+            if (qv_onnx_load_buffer(mb.p, mb.n, NULL, &opt, &mp, &d) != QV_OK)
+                fail_msg("load: %s", d.msg);
+            assert_int_equal(qv_onnx_prepared_nodes(mp), 0);
+            if (qv_onnx_run(mp, &x, 1, &out, 1, &n_out, &d) != QV_OK)
+                fail_msg("run: %s", d.msg);
+            snprintf(what, sizeof(what), "im2col case %zu act %d", k, act);
+            wino_check(c, act, x.data, w.data, b.data, &out, what);
+            qv_onnx_free(mp);
+            qv_tensor_fini(&out);
+            qv_tensor_fini(&plain);
+            free(mb.p);
+        }
+        qv_tensor_fini(&x);
+        qv_tensor_fini(&w);
+        qv_tensor_fini(&b);
+    }
+}
+
+/* Convolutions with constant weights that Winograd does not take (strides,
+ * 1x1, 5x5 and 7x7 kernels, few output tiles) multiply by weights packed at
+ * plan time on CPUs with AVX-512: they agree with the direct sum and with
+ * the OpenBLAS path at 1-3 threads. */
+static void test_packed_matches_direct(void **state)
+{
+    static const struct conv_case cases[] = {
+        {2, 5, 67, 17, 21, 3, 2, 1, 1},   /* strided, 3 panels (67 channels), batch 2 */
+        {1, 16, 48, 9, 7, 1, 1, 0, 1},    /* 1x1: no column buffer */
+        {1, 4, 40, 11, 13, 5, 1, 2, 1},   /* 5x5, odd columns */
+        {1, 3, 33, 29, 31, 7, 2, 3, 1},   /* ResNet's first layer, smaller */
+        {1, 32, 96, 7, 7, 3, 1, 1, 1},    /* 3x3 on 16 tiles: not Winograd */
+        {1, 40, 70, 30, 26, 3, 2, 1, 1},  /* columns split across threads */
+    };
+    bool avail = qv_pk_available();
+
+    (void)state;
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        const struct conv_case *c = &cases[k];
+        int64_t xd[] = {c->n, c->cin, c->h, c->w}, wd[] = {c->cout, c->cin, c->k, c->k};
+        int64_t bd[] = {c->cout};
+        struct qv_tensor in[3], one, out;
+        char what[64];
+
+        tensor_rand(&in[0], "X", 4, xd);
+        tensor_rand(&in[1], "W", 4, wd);
+        tensor_rand(&in[2], "B", 1, bd);
+        snprintf(what, sizeof(what), "packed case %zu", k);
+        for (int act = ACT_NONE; act <= ACT_CLIP; act++) {
+            struct pb mb = conv_model_const(c, act, in[1].data, in[2].data);
+            struct qv_onnx_options opt = {.threads = 1, .plain_conv = true};
+            struct qv_diag d = {{0}};
+            qv_onnx_model *m = load_run(&mb, 1, false, in, 1, &one);
+            int n_out = 0;
+            assert_int_equal(qv_onnx_prepared_nodes(m), avail ? 1 : 0);
+            qv_onnx_free(m);
+            conv_check(c, act, in, &one);
+            for (int t = 2; t <= 3; t++) {
+                qv_onnx_free(load_run(&mb, t, false, in, 1, &out));
+                conv_check(c, act, in, &out);
+                assert_same_bits(&one, &out, what, t);
+                qv_tensor_fini(&out);
+            }
+            if (qv_onnx_load_buffer(mb.p, mb.n, NULL, &opt, &m, &d) != QV_OK)
+                fail_msg("load: %s", d.msg);
+            assert_int_equal(qv_onnx_prepared_nodes(m), 0);
+            if (qv_onnx_run(m, in, 1, &out, 1, &n_out, &d) != QV_OK)
+                fail_msg("run: %s", d.msg);
+            conv_check(c, act, in, &out);
+            qv_onnx_free(m);
+            qv_tensor_fini(&out);
+            qv_tensor_fini(&one);
+            free(mb.p);
+        }
+        for (int i = 0; i < 3; i++)
+            qv_tensor_fini(&in[i]);
+    }
+}
+
+/* Few channels, few output tiles or weights fed at run time keep off
+ * Winograd (constant weights are packed instead where the CPU can). */
+static void test_winograd_only_where_it_applies(void **state)
+{
+    static const struct wino_case few = {1, 3, 16, 9, 9, {1, 1, 1, 1}};
+    static const struct wino_case small = {1, 16, 16, 7, 7, {1, 1, 1, 1}}; /* 16 tiles */
+    int64_t xd[] = {few.n, few.cin, few.h, few.w}, wd[] = {few.cout, few.cin, 3, 3};
+    int64_t bd[] = {few.cout};
+    struct qv_tensor x, w, b, out;
+    struct pb mb;
+    qv_onnx_model *m;
+
+    (void)state;
+    tensor_rand(&x, "X", 4, xd);
+    tensor_rand(&w, "W", 4, wd);
+    tensor_rand(&b, "B", 1, bd);
+    mb = wino_model(&few, ACT_NONE, w.data, b.data);
+    m = load_run(&mb, 1, false, &x, 1, &out);
+    assert_int_equal(qv_onnx_prepared_nodes(m), qv_pk_available() ? 1 : 0); /* packed */
+    wino_check(&few, ACT_NONE, x.data, w.data, b.data, &out, "3 input channels");
+    qv_onnx_free(m);
+    qv_tensor_fini(&out);
+    free(mb.p);
+    qv_tensor_fini(&x);
+    qv_tensor_fini(&w);
+    {
+        int64_t sxd[] = {small.n, small.cin, small.h, small.w};
+        int64_t swd[] = {small.cout, small.cin, 3, 3};
+        tensor_rand(&x, "X", 4, sxd);
+        tensor_rand(&w, "W", 4, swd);
+        mb = wino_model(&small, ACT_NONE, w.data, b.data);
+        m = load_run(&mb, 1, false, &x, 1, &out);
+        assert_int_equal(qv_onnx_prepared_nodes(m), qv_pk_available() ? 1 : 0); /* packed */
+        wino_check(&small, ACT_NONE, x.data, w.data, b.data, &out, "16 tiles");
+        qv_onnx_free(m);
+        qv_tensor_fini(&out);
+        free(mb.p);
+    }
+    {
+        /* Weights fed at run time: the strided/grouped model of conv_model. */
+        static const struct conv_case c = {1, 16, 16, 9, 9, 3, 1, 1, 1};
+        int64_t cxd[] = {c.n, c.cin, c.h, c.w}, cwd[] = {c.cout, c.cin, 3, 3};
+        struct qv_tensor in[3];
+        tensor_rand(&in[0], "X", 4, cxd);
+        tensor_rand(&in[1], "W", 4, cwd);
+        tensor_rand(&in[2], "B", 1, bd);
+        mb = conv_model(&c, ACT_NONE);
+        m = load_run(&mb, 1, false, in, 3, &out);
+        assert_int_equal(qv_onnx_prepared_nodes(m), 0);
+        conv_check(&c, ACT_NONE, in, &out);
+        qv_onnx_free(m);
+        qv_tensor_fini(&out);
+        free(mb.p);
+        for (int i = 0; i < 3; i++)
+            qv_tensor_fini(&in[i]);
+    }
+    qv_tensor_fini(&x);
+    qv_tensor_fini(&w);
+    qv_tensor_fini(&b);
+}
+
+/* MaxPool's 2-D kernel against a reference: the window's first element,
+ * then any later greater one (NaN first stays NaN, NaN later is skipped);
+ * an empty window gives -inf. */
+static void test_maxpool_matches_reference(void **state)
+{
+    static const struct {
+        int64_t x[4], k[2], s[2], pads[4];
+        int ceil;
+    } cases[] = {
+        {{1, 64, 112, 112}, {3, 3}, {2, 2}, {1, 1, 1, 1}, 0}, /* ResNet's */
+        {{2, 5, 17, 23}, {3, 3}, {2, 2}, {1, 1, 1, 1}, 1},
+        {{1, 3, 9, 10}, {2, 3}, {1, 2}, {0, 2, 1, 0}, 0},
+        {{1, 4, 7, 5}, {3, 2}, {3, 1}, {2, 1, 2, 1}, 1},
+        {{1, 2, 4, 4}, {5, 5}, {1, 1}, {2, 2, 2, 2}, 0}, /* kernel wider than the row */
+    };
+
+    (void)state;
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        const int64_t *xd = cases[k].x;
+        struct pb mb = maxpool_model(xd, cases[k].k, cases[k].s, cases[k].pads, cases[k].ceil);
+        struct qv_tensor x, out;
+        const float *X, *Y;
+        int64_t oh, ow, H = xd[2], W = xd[3];
+        qv_onnx_model *m;
+
+        tensor_rand(&x, "X", 4, xd);
+        ((float *)x.data)[0] = NAN;
+        ((float *)x.data)[W + 3] = NAN;
+        ((float *)x.data)[2 * W + 1] = INFINITY;
+        ((float *)x.data)[qv_tensor_numel(&x) - 2] = -INFINITY;
+        for (int t = 1; t <= 2; t++) {
+            m = load_run(&mb, t, false, &x, 1, &out);
+            X = x.data;
+            Y = out.data;
+            oh = out.shape[2];
+            ow = out.shape[3];
+            for (int64_t c = 0; c < xd[0] * xd[1]; c++)
+                for (int64_t i = 0; i < oh; i++)
+                    for (int64_t j = 0; j < ow; j++) {
+                        float best = -INFINITY, got = Y[(c * oh + i) * ow + j];
+                        bool any = false;
+                        for (int64_t a = 0; a < cases[k].k[0]; a++)
+                            for (int64_t b = 0; b < cases[k].k[1]; b++) {
+                                int64_t h = i * cases[k].s[0] - cases[k].pads[0] + a;
+                                int64_t w = j * cases[k].s[1] - cases[k].pads[1] + b;
+                                float v;
+                                if (h < 0 || h >= H || w < 0 || w >= W)
+                                    continue;
+                                v = X[(c * H + h) * W + w];
+                                if (!any || v > best)
+                                    best = v;
+                                any = true;
+                            }
+                        if (memcmp(&best, &got, sizeof(float)) != 0 &&
+                            !(isnan(best) && isnan(got)))
+                            fail_msg("maxpool case %zu, %d threads: [%lld,%lld,%lld] = %g, want %g",
+                                     k, t, (long long)c, (long long)i, (long long)j, (double)got,
+                                     (double)best);
+                    }
+            qv_onnx_free(m);
+            qv_tensor_fini(&out);
+        }
+        qv_tensor_fini(&x);
+        free(mb.p);
+    }
+}
+
 /* Many runs on one model from several threads at once, each run using the
  * intra-op pool of its own context. */
 struct runner {
@@ -572,6 +953,10 @@ int main(void)
         cmocka_unit_test(test_norm_threads_same_bits),
         cmocka_unit_test(test_fusion_same_outputs),
         cmocka_unit_test(test_concurrent_runs_with_pools),
+        cmocka_unit_test(test_winograd_matches_direct),
+        cmocka_unit_test(test_winograd_only_where_it_applies),
+        cmocka_unit_test(test_packed_matches_direct),
+        cmocka_unit_test(test_maxpool_matches_reference),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
