@@ -453,6 +453,11 @@ static int decode_kserve(struct infer_ctx *c, json_t *root, struct qv_diag *d)
             snprintf(field, sizeof(field), "outputs[%zu].parameters", i);
             if (op != NULL && !json_is_object(op))
                 return qv_fail(d, QV_EINVAL, "%s: expected an object", field);
+            /* Triton's classification extension (class_count in its clients)
+             * is not implemented: refused, never answered as raw values. */
+            if (json_object_get(op, "classification") != NULL)
+                return qv_fail(d, QV_EINVAL, "%s.classification: the classification extension "
+                               "is not implemented; ask for the output's values", field);
             c->wanted_bin[c->n_wanted] = c->bin_default;
             err = qv__bin_flag(op, "binary_data", field, &c->wanted_bin[c->n_wanted], NULL, d);
             if (err)
