@@ -56,9 +56,9 @@ static void start_faulty(struct h_srv *s, const char *seed, char *stats, size_t 
     free(asan_old);
 }
 
-/* One request on handle c (kept alive between calls): the body of the answer
- * in r. Extra header lines are NULL-terminated. With body_len == (size_t)-1
- * the body is sent chunked. */
+/* One request on handle c (kept alive between calls): the answer in r.
+ * Extra header lines are NULL-terminated. With chunked, the body is sent with
+ * Transfer-Encoding: chunked, 1,000 bytes a chunk. */
 struct upload {
     const char *p;
     size_t left;
@@ -80,7 +80,7 @@ static size_t on_read(char *buf, size_t size, size_t n, void *ud)
 }
 
 static struct h_resp do_req(CURL *c, const struct h_srv *s, const char *method, const char *path,
-                            const char *body, size_t body_len, bool chunked, ...)
+                            const char *body, size_t body_len, int chunked, ...)
 {
     struct h_resp r;
     struct curl_slist *hdrs = NULL;
