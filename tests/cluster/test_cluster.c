@@ -590,7 +590,7 @@ static long feedback(struct h_srv *s, const char *id, double reward)
     snprintf(body, sizeof(body), "{\"id\": \"%s\", \"reward\": %g}", id, reward);
     r = h_post(s, "/v2/models/m/feedback", body);
     status = r.status;
-    if (status != 200 && status != 404 && status != 409)
+    if (status != 200 && status != 404 && status != 409 && status != 503)
         fprintf(stderr, "feedback %s on port %d: %ld %s\n", id, s->port, r.status, r.body);
     h_resp_free(&r);
     return status;
@@ -639,6 +639,18 @@ static void test_feedback_once_per_cluster(void **state)
     assert_int_equal(feedback(&c->n[0], "once-b", 1), 409);
     assert_int_equal(feedback(&c->n[2], "once-b", 1), 409);
     assert_int_equal(feedback(&c->n[1], "once-b", 1), 409);
+
+    /* A feedback refused because PostgreSQL was down was not recorded: sent again once it is
+     * back, it is accepted. */
+    assert_int_equal(infer_id(&c->n[0], "once-c"), 1);
+    assert_int_equal(pg_sh("halt"), 0);
+    assert_int_equal(feedback(&c->n[0], "once-c", 1), 503);
+    assert_int_equal(pg_sh("resume"), 0);
+    deadline = h_now_ms() + H_DEADLINE_MS;
+    while ((st = feedback(&c->n[0], "once-c", 1)) == 503 && h_now_ms() < deadline)
+        h_sleep_ms(100);
+    assert_int_equal(st, 200);
+    assert_int_equal(feedback(&c->n[0], "once-c", 1), 409);
     for (int i = 0; i < N_NODES; i++)
         h_stop_ok(&c->n[i]);
 }
