@@ -119,12 +119,22 @@ measure() {
 # ---- 1. SQLite against PostgreSQL on one node, alternately ----
 # run_store STORE ROUND: one measured run; appends "rps balanced(0|1)" to $TMP/STORE.runs.
 run_store() {
-  local store=$1 round=$2 rps _ split
-  if [ "$store" = sqlite ]; then start_node sqlite; else start_node postgres --store "$PG_URL" --node-name bench1; fi
-  read -r rps _ < <(measure "store=$store round=$round" "http://$HOST:$NODE_PORT$INFER_PATH" "$NODE_PID")
+  local store=$1 round=$2 rps _ split balanced
+  if [ "$store" = sqlite ]; then
+    start_node sqlite
+  else
+    start_node postgres --store "$PG_URL" --node-name bench1
+  fi
+  read -r rps _ < <(measure "store=$store round=$round" "http://$HOST:$NODE_PORT$INFER_PATH" \
+    "$NODE_PID")
   split=$(grep -o 'http_threads_cpu=[0-9/]*' "$TMP/last.line" | cut -d= -f2)
   # Balanced: no HTTP thread did less than half the work of the busiest.
-  echo "$rps $(echo "$split" | awk -F/ '{mn = $1; mx = $1; for (i = 2; i <= NF; i++) {if ($i < mn) mn = $i; if ($i > mx) mx = $i} print (mx > 0 && mn * 2 >= mx) ? 1 : 0}')" >>"$TMP/$store.runs"
+  balanced=$(echo "$split" | awk -F/ '{
+    mn = $1; mx = $1
+    for (i = 2; i <= NF; i++) { if ($i < mn) mn = $i; if ($i > mx) mx = $i }
+    print (mx > 0 && mn * 2 >= mx) ? 1 : 0
+  }')
+  echo "$rps $balanced" >>"$TMP/$store.runs"
   stop_all
 }
 # ABBA order (sqlite, postgres, postgres, sqlite, ...): a drift in the machine's load over the

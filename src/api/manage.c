@@ -329,24 +329,6 @@ int qv__on_feedback(struct qv_http_req *r)
     } else {
         rw = json_number_value(reward);
     }
-    /* In a cluster, the store decides first, for every node at once (and adds the reward to
-     * the cluster's totals, from which the controller moves the bandit's arms). */
-    if (r->deps->store) {
-        struct qv_diag sd = {{0}};
-        err = qv_store_feedback_add(r->deps->store, json_string_value(id), r->params[0], version,
-                                    rw, &sd);
-        if (err == QV_OK)
-            shared = true;
-        else if (err == QV_ECONFLICT)
-            err = qv_fail(&r->diag, QV_ECONFLICT,
-                          "id: feedback for request \"%s\" was already recorded (the first is "
-                          "kept)",
-                          json_string_value(id));
-        else if (err != QV_ENOTSUP)
-            err = qv_fail(&r->diag, err, "feedback not saved: %s", sd.msg);
-        if (err != QV_OK && err != QV_ENOTSUP)
-            goto out;
-    }
     /* One feedback per request: the first is kept, so that one id cannot steer the
      * bandit or the accuracy again and again. */
     err = qv_router_feedback_claim(r->deps->router, json_string_value(id), r->params[0]);
@@ -362,6 +344,27 @@ int qv__on_feedback(struct qv_http_req *r)
                       "(unknown or too old)",
                       json_string_value(id), r->params[0]);
         goto out;
+    }
+    /* In a cluster, the store decides for every node at once (and adds the reward to the
+     * cluster's totals, from which the controller moves the bandit's arms). */
+    if (r->deps->store) {
+        struct qv_diag sd = {{0}};
+        err = qv_store_feedback_add(r->deps->store, json_string_value(id), r->params[0], version,
+                                    rw, &sd);
+        if (err == QV_OK) {
+            shared = true;
+        } else if (err == QV_ECONFLICT) {
+            err = qv_fail(&r->diag, QV_ECONFLICT,
+                          "id: feedback for request \"%s\" was already recorded (the first is "
+                          "kept)",
+                          json_string_value(id));
+            goto out;
+        } else if (err != QV_ENOTSUP) {
+            /* Not recorded anywhere: the client may send it again. */
+            qv_router_feedback_unclaim(r->deps->router, json_string_value(id), r->params[0]);
+            err = qv_fail(&r->diag, err, "feedback not saved: %s", sd.msg);
+            goto out;
+        }
     }
     /* Counting and saving are one step: two feedbacks saved out of order would leave
      * the older count in the store after the newer one was acknowledged. */

@@ -236,6 +236,8 @@ void qv_control_set_cluster(qv_control *c, const struct qv_cluster *cl)
 {
     pthread_mutex_lock(&c->mu);
     c->cluster = cl;
+    /* In a cluster, the first tick that holds the controller lock takes over the stored state. */
+    c->was_leader = cl == NULL;
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -267,8 +269,9 @@ void qv_control_tick(qv_control *c)
     lead = qv_cluster_is_leader(c->cluster);
     if (lead && !c->was_leader && c->cluster != NULL) {
         qv_log(QV_LOG_INFO, "node=%s msg=\"this node runs the controller; resuming the persisted "
-                            "rollouts\"", qv_cluster_node(c->cluster));
+                            "rollouts and alert states\"", qv_cluster_node(c->cluster));
         qv__rollout_sync(c);
+        qv__alerts_follow(c); /* an alert that fired before is not fired again */
     }
     c->was_leader = lead;
     qv__counters_publish(c);

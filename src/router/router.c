@@ -1336,6 +1336,18 @@ int qv_router_feedback_claim(qv_router *r, const char *id, const char *model)
     return err;
 }
 
+void qv_router_feedback_unclaim(qv_router *r, const char *id, const char *model)
+{
+    int32_t i;
+    struct fb_shard *sh = fb_find_lock(r, id, &i);
+
+    if (sh == NULL)
+        return;
+    if (i >= 0 && (model == NULL || strcmp(sh->e[i].model, model) == 0))
+        sh->e[i].fed = false;
+    qv_mutex_unlock(&sh->mu);
+}
+
 /* ---- Test hooks (router_int.h) ---- */
 
 void qv__router_feedback_set_key(qv_router *r, const struct qv_sipkey *key)

@@ -290,6 +290,9 @@ int qv_router_lookup_outcome(qv_router *r, const char *id, char *model_out, int6
  * evicted, or was served for another model. A request remembered again under the
  * same id (a new inference) can be claimed again. Any thread. */
 int qv_router_feedback_claim(qv_router *r, const char *id, const char *model);
+/* Undo a claim whose feedback could not be recorded after all (cluster mode: the store was
+ * unreachable), so that the client may send it again. Any thread. */
+void qv_router_feedback_unclaim(qv_router *r, const char *id, const char *model);
 
 /* Cluster mode: requests answered by other nodes. fn (ud, id, model_out of
  * QV_ROUTER_MODEL_MAX bytes, *version, *cls) returns 0 when another node answered
