@@ -325,6 +325,13 @@ static void conv_packed_part(void *arg, int64_t a, int64_t e, int chunk)
     int64_t panels = qv_pk_rows(p->c_out) / QV_PK_MR;
 
     (void)chunk;
+    if (p->rows <= QV_PK_KC) {
+        /* One pass over k: C, its bias and activation written directly. */
+        qv_pk_gemm_act(j->P, p->c_out, p->rows, j->split_cols ? 0 : a, j->split_cols ? panels : e,
+                       j->src, j->out_n, j->split_cols ? a : 0, j->split_cols ? e : j->out_n, j->yg,
+                       j->out_n, j->B, p->act, p->act_lo, p->act_hi);
+        return;
+    }
     if (j->split_cols) {
         qv_pk_gemm_t(j->P, p->rows, 0, panels, j->src, j->out_n, a, e, j->ct, j->ldct);
         conv_epilogue_t(p, j->B, j->ct, j->ldct, j->yg, j->out_n, 0, p->c_out, a, e);
@@ -618,12 +625,15 @@ static int conv_infer(struct qv_exec *x, struct qv_diag *d)
     }
     if (!p->wino && p->group == 1 && !x->plain_conv && x->in[1]->data != NULL &&
         x->kdtype == QV_DTYPE_F32 && p->rows > 0 &&
-        prod(p->out_sp, p->sp) <= PACKED_MAX_COLS_PER_CHANNEL * p->c_out && qv_pk_available() &&
+        (p->rows <= QV_PK_KC || prod(p->out_sp, p->sp) <= PACKED_MAX_COLS_PER_CHANNEL * p->c_out) &&
+        qv_pk_available() &&
         qv_pk_rows(p->c_out) <= QV_ONNX_MAX_ELEMS / (p->rows + prod(p->out_sp, p->sp))) {
         /* The packed weights, and C^T after the column buffer. */
         p->packed = true;
         x->prep_bytes = sizeof(float) * qv_pk_floats(p->c_out, p->rows);
-        x->scratch_bytes += sizeof(float) * (size_t)(qv_pk_rows(p->c_out) * prod(p->out_sp, p->sp));
+        if (p->rows > QV_PK_KC)
+            x->scratch_bytes +=
+                sizeof(float) * (size_t)(qv_pk_rows(p->c_out) * prod(p->out_sp, p->sp));
     }
     qv_out_set(x, 0, QV_DTYPE_F32, x->in[0]->ndim, shape);
     return QV_OK;
