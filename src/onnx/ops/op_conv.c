@@ -475,7 +475,9 @@ static int conv_f32(struct qv_exec *x)
         if (p->packed) {
             j.P = x->prep;
             j.ldct = qv_pk_rows(p->c_out);
-            j.ct = (float *)x->scratch + (p->direct ? 0 : p->rows * out_n);
+            /* C^T after the column buffer, only for sums longer than one pass */
+            j.ct = p->rows > QV_PK_KC ? (float *)x->scratch + (p->direct ? 0 : p->rows * out_n)
+                                      : NULL;
             if (j.split_cols)
                 qv_parallel_for(x, out_n, PACKED_COL_GRAIN, conv_packed_part, &j);
             else
