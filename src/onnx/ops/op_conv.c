@@ -168,7 +168,7 @@ static int read_geometry(struct qv_exec *x, struct conv_params *p, bool transpos
                         for (int64_t ol = lo; ol < hi; ol++)                                       \
                             row[ol] = xc[base + ol + ko];                                          \
                     else if (st == 2 && hi > lo) {                                                 \
-                        /* A constant stride the compiler can vectorize. */                         \
+                        /* A constant stride the compiler can vectorize. */                        \
                         const T *s2 = xc + base + 2 * lo + ko;                                     \
                         for (int64_t i = 0; i < hi - lo; i++)                                      \
                             row[lo + i] = s2[2 * i];                                               \
@@ -597,7 +597,9 @@ static int conv_infer(struct qv_exec *x, struct qv_diag *d)
         return err;
     if (use_winograd(x, p)) {
         struct qv_wino *w = &p->wp;
-        int64_t copies = x->threads > 1 ? (x->threads < QV_TPOOL_MAX ? x->threads : QV_TPOOL_MAX) : 1;
+        int64_t copies = x->threads > 1 ? x->threads : 1;
+        if (copies > QV_TPOOL_MAX)
+            copies = QV_TPOOL_MAX;
         memset(w, 0, sizeof(*w));
         w->c = p->c_in;
         w->k = p->c_out;

@@ -9,7 +9,7 @@
  */
 #include "sgemm_packed.h"
 
-#define NR 14  /* columns per micro-kernel call */
+#define NR 14 /* columns per micro-kernel call */
 #define KC QV_PK_KC
 
 int64_t qv_pk_rows(int64_t m)
@@ -42,9 +42,10 @@ bool qv_pk_available(void)
 #define TARGET __attribute__((target("avx512f")))
 
 /* ct[j][0..32) (+)= sum over kc of a[k][0..32) b[k][j], j < nr <= NR. */
-TARGET static inline __attribute__((always_inline)) void
-kernel_n(const float *a, const float *b, int64_t ldb, int64_t kc, float *ct, int64_t ldct, int nr,
-         bool add)
+TARGET static inline __attribute__((always_inline)) void kernel_n(const float *a, const float *b,
+                                                                  int64_t ldb, int64_t kc,
+                                                                  float *ct, int64_t ldct, int nr,
+                                                                  bool add)
 {
     __m512 c0[NR], c1[NR];
 
@@ -93,9 +94,9 @@ TARGET static void write_rows(const float *t, int rows, int nr, float *C, int64_
                               const float *bias, int act, float lo, float hi)
 {
     __mmask16 mk = (__mmask16)((1u << nr) - 1);
-    __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3,
-                                                      2, 1, 0),
-                                     _mm512_set1_epi32(QV_PK_MR));
+    __m512i idx =
+        _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                           _mm512_set1_epi32(QV_PK_MR));
     __m512 zero = _mm512_setzero_ps(), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
 
     for (int i = 0; i < rows; i++) {

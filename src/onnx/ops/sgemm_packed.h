@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define QV_PK_MR 32 /* rows of A per panel */
+#define QV_PK_MR 32  /* rows of A per panel */
 #define QV_PK_KC 256 /* k of one pass; qv_pk_gemm_act needs k <= QV_PK_KC */
 
 /* Whether this CPU runs the packed product. */
