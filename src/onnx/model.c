@@ -142,8 +142,8 @@ int qv_onnx_load_buffer(const void *data, size_t len, const char *base_dir,
         goto out;
     }
     load_shapes(&m->g, shapes);
-    err = qv__onnx_plan_build(&m->g, shapes, QV__BIND_NONE, m->threads, m->plan_flags, m->max_run_bytes,
-                              &c->slot[0].plan, &needs, d);
+    err = qv__onnx_plan_build(&m->g, shapes, QV__BIND_NONE, m->threads, m->plan_flags,
+                              m->max_run_bytes, &c->slot[0].plan, &needs, d);
     if (err == QV_ENOTSUP && needs) {
         /* Some shape depends on the values of an input fed at run time (a
          * Reshape target, Pad pads, NonZero): plan at each run for those

@@ -29,7 +29,8 @@ void qv_wino_setup(struct qv_wino *p)
     p->tw = (p->ow + 1) / 2;
     int64_t budget = 16 * (int64_t)sizeof(float) * p->k * p->c / 2;
 
-    budget = budget < BLOCK_BYTES ? BLOCK_BYTES : (budget > 4 * BLOCK_BYTES ? 4 * BLOCK_BYTES : budget);
+    budget =
+        budget < BLOCK_BYTES ? BLOCK_BYTES : (budget > 4 * BLOCK_BYTES ? 4 * BLOCK_BYTES : budget);
     b = budget / (16 * (int64_t)sizeof(float)) / (p->c + p->k);
     if (b < 16)
         b = 16;
@@ -212,17 +213,16 @@ static void output_generic(const struct qv_wino *p, const float *M, const float 
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define HAVE_AVX2_CLONES 1
-__attribute__((target("avx2"))) static void input_avx2(const struct qv_wino *p, const float *X,
-                                                         float *V, int64_t t0, int64_t nb,
-                                                         float *rows)
+__attribute__((target("avx2"))) static void
+input_avx2(const struct qv_wino *p, const float *X, float *V, int64_t t0, int64_t nb, float *rows)
 {
     input_transform(p, X, V, t0, nb, rows);
 }
 
 __attribute__((target("avx2"))) static void output_avx2(const struct qv_wino *p, const float *M,
-                                                          const float *B, float *Y, int64_t t0,
-                                                          int64_t nb, int64_t m0, int64_t m1,
-                                                          float *tmp)
+                                                        const float *B, float *Y, int64_t t0,
+                                                        int64_t nb, int64_t m0, int64_t m1,
+                                                        float *tmp)
 {
     output_transform(p, M, B, Y, t0, nb, m0, m1, tmp);
 }

@@ -21,13 +21,13 @@
 enum { QV_CONV_ACT_NONE, QV_CONV_ACT_RELU, QV_CONV_ACT_CLIP };
 
 struct qv_wino {
-    int64_t c, k;       /* input and output channels */
-    int64_t h, w;       /* input plane */
-    int64_t oh, ow;     /* output plane */
-    int64_t pt, pl;     /* padding before the first row and column */
-    int64_t th, tw;     /* tiles down and across: ceil(oh / 2), ceil(ow / 2) */
-    int64_t block;      /* tiles transformed and multiplied together */
-    int act;            /* QV_CONV_ACT_* */
+    int64_t c, k;   /* input and output channels */
+    int64_t h, w;   /* input plane */
+    int64_t oh, ow; /* output plane */
+    int64_t pt, pl; /* padding before the first row and column */
+    int64_t th, tw; /* tiles down and across: ceil(oh / 2), ceil(ow / 2) */
+    int64_t block;  /* tiles transformed and multiplied together */
+    int act;        /* QV_CONV_ACT_* */
     float act_lo, act_hi;
 };
 

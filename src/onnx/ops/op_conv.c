@@ -168,7 +168,7 @@ static int read_geometry(struct qv_exec *x, struct conv_params *p, bool transpos
                         for (int64_t ol = lo; ol < hi; ol++)                                       \
                             row[ol] = xc[base + ol + ko];                                          \
                     else if (st == 2 && hi > lo) {                                                 \
-                        /* A constant stride the compiler can vectorize. */                         \
+                        /* A constant stride the compiler can vectorize. */                        \
                         const T *s2 = xc + base + 2 * lo + ko;                                     \
                         for (int64_t i = 0; i < hi - lo; i++)                                      \
                             row[lo + i] = s2[2 * i];                                               \
@@ -325,6 +325,13 @@ static void conv_packed_part(void *arg, int64_t a, int64_t e, int chunk)
     int64_t panels = qv_pk_rows(p->c_out) / QV_PK_MR;
 
     (void)chunk;
+    if (p->rows <= QV_PK_KC) {
+        /* One pass over k: C, its bias and activation written directly. */
+        qv_pk_gemm_act(j->P, p->c_out, p->rows, j->split_cols ? 0 : a, j->split_cols ? panels : e,
+                       j->src, j->out_n, j->split_cols ? a : 0, j->split_cols ? e : j->out_n, j->yg,
+                       j->out_n, j->B, p->act, p->act_lo, p->act_hi);
+        return;
+    }
     if (j->split_cols) {
         qv_pk_gemm_t(j->P, p->rows, 0, panels, j->src, j->out_n, a, e, j->ct, j->ldct);
         conv_epilogue_t(p, j->B, j->ct, j->ldct, j->yg, j->out_n, 0, p->c_out, a, e);
@@ -468,7 +475,9 @@ static int conv_f32(struct qv_exec *x)
         if (p->packed) {
             j.P = x->prep;
             j.ldct = qv_pk_rows(p->c_out);
-            j.ct = (float *)x->scratch + (p->direct ? 0 : p->rows * out_n);
+            /* C^T after the column buffer, only for sums longer than one pass */
+            j.ct = p->rows > QV_PK_KC ? (float *)x->scratch + (p->direct ? 0 : p->rows * out_n)
+                                      : NULL;
             if (j.split_cols)
                 qv_parallel_for(x, out_n, PACKED_COL_GRAIN, conv_packed_part, &j);
             else
@@ -588,7 +597,9 @@ static int conv_infer(struct qv_exec *x, struct qv_diag *d)
         return err;
     if (use_winograd(x, p)) {
         struct qv_wino *w = &p->wp;
-        int64_t copies = x->threads > 1 ? (x->threads < QV_TPOOL_MAX ? x->threads : QV_TPOOL_MAX) : 1;
+        int64_t copies = x->threads > 1 ? x->threads : 1;
+        if (copies > QV_TPOOL_MAX)
+            copies = QV_TPOOL_MAX;
         memset(w, 0, sizeof(*w));
         w->c = p->c_in;
         w->k = p->c_out;
@@ -618,12 +629,15 @@ static int conv_infer(struct qv_exec *x, struct qv_diag *d)
     }
     if (!p->wino && p->group == 1 && !x->plain_conv && x->in[1]->data != NULL &&
         x->kdtype == QV_DTYPE_F32 && p->rows > 0 &&
-        prod(p->out_sp, p->sp) <= PACKED_MAX_COLS_PER_CHANNEL * p->c_out && qv_pk_available() &&
+        (p->rows <= QV_PK_KC || prod(p->out_sp, p->sp) <= PACKED_MAX_COLS_PER_CHANNEL * p->c_out) &&
+        qv_pk_available() &&
         qv_pk_rows(p->c_out) <= QV_ONNX_MAX_ELEMS / (p->rows + prod(p->out_sp, p->sp))) {
         /* The packed weights, and C^T after the column buffer. */
         p->packed = true;
         x->prep_bytes = sizeof(float) * qv_pk_floats(p->c_out, p->rows);
-        x->scratch_bytes += sizeof(float) * (size_t)(qv_pk_rows(p->c_out) * prod(p->out_sp, p->sp));
+        if (p->rows > QV_PK_KC)
+            x->scratch_bytes +=
+                sizeof(float) * (size_t)(qv_pk_rows(p->c_out) * prod(p->out_sp, p->sp));
     }
     qv_out_set(x, 0, QV_DTYPE_F32, x->in[0]->ndim, shape);
     return QV_OK;

@@ -9,8 +9,8 @@
  */
 #include "sgemm_packed.h"
 
-#define NR 14  /* columns per micro-kernel call */
-#define KC 256 /* k per pass */
+#define NR 14 /* columns per micro-kernel call */
+#define KC QV_PK_KC
 
 int64_t qv_pk_rows(int64_t m)
 {
@@ -42,9 +42,10 @@ bool qv_pk_available(void)
 #define TARGET __attribute__((target("avx512f")))
 
 /* ct[j][0..32) (+)= sum over kc of a[k][0..32) b[k][j], j < nr <= NR. */
-TARGET static inline __attribute__((always_inline)) void
-kernel_n(const float *a, const float *b, int64_t ldb, int64_t kc, float *ct, int64_t ldct, int nr,
-         bool add)
+TARGET static inline __attribute__((always_inline)) void kernel_n(const float *a, const float *b,
+                                                                  int64_t ldb, int64_t kc,
+                                                                  float *ct, int64_t ldct, int nr,
+                                                                  bool add)
 {
     __m512 c0[NR], c1[NR];
 
@@ -85,6 +86,55 @@ TARGET static void kernel_edge(const float *a, const float *b, int64_t ldb, int6
     kernel_n(a, b, ldb, kc, ct, ldct, nr, add);
 }
 
+/* C's rows [0, rows) x columns [0, nr) from the C^T tile t [nr][QV_PK_MR]:
+ * a row is a gather of t's column, then the bias and the activation, with
+ * the comparisons of Conv's scalar epilogue (NaN stays NaN under clip, ReLU
+ * makes it 0). */
+TARGET static void write_rows(const float *t, int rows, int nr, float *C, int64_t ldc,
+                              const float *bias, int act, float lo, float hi)
+{
+    __mmask16 mk = (__mmask16)((1u << nr) - 1);
+    __m512i idx =
+        _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                           _mm512_set1_epi32(QV_PK_MR));
+    __m512 zero = _mm512_setzero_ps(), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+
+    for (int i = 0; i < rows; i++) {
+        __m512 v = _mm512_mask_i32gather_ps(zero, mk, idx, t + i, 4);
+        v = _mm512_add_ps(v, _mm512_set1_ps(bias ? bias[i] : 0.0f));
+        if (act == 1) {
+            /* v > 0 ? v : 0 */
+            v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), v);
+        } else if (act == 2) {
+            /* v < lo ? lo : v, then v > hi ? hi : v */
+            v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, vlo, _CMP_LT_OQ), vlo);
+            v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, vhi, _CMP_GT_OQ), vhi);
+        }
+        _mm512_mask_storeu_ps(C + i * ldc, mk, v);
+    }
+}
+
+void qv_pk_gemm_act(const float *P, int64_t m, int64_t k, int64_t p0, int64_t p1, const float *B,
+                    int64_t ldb, int64_t n0, int64_t n1, float *C, int64_t ldc, const float *bias,
+                    int act, float lo, float hi)
+{
+    _Alignas(64) float t[NR * QV_PK_MR];
+
+    /* Columns outer: the block of B (k x NR) stays in L1 across the panels. */
+    for (int64_t j = n0; j < n1; j += NR) {
+        int nr = (int)(n1 - j < NR ? n1 - j : NR);
+        for (int64_t p = p0; p < p1; p++) {
+            int64_t i0 = p * QV_PK_MR;
+            int rows = (int)(m - i0 < QV_PK_MR ? m - i0 : QV_PK_MR);
+            if (nr == NR)
+                kernel_full(P + p * k * QV_PK_MR, B + j, ldb, k, t, QV_PK_MR, false);
+            else
+                kernel_edge(P + p * k * QV_PK_MR, B + j, ldb, k, t, QV_PK_MR, nr, false);
+            write_rows(t, rows, nr, C + i0 * ldc + j, ldc, bias ? bias + i0 : NULL, act, lo, hi);
+        }
+    }
+}
+
 void qv_pk_gemm_t(const float *P, int64_t k, int64_t p0, int64_t p1, const float *B, int64_t ldb,
                   int64_t n0, int64_t n1, float *Ct, int64_t ldct)
 {
@@ -106,6 +156,14 @@ void qv_pk_gemm_t(const float *P, int64_t k, int64_t p0, int64_t p1, const float
 bool qv_pk_available(void)
 {
     return false;
+}
+
+void qv_pk_gemm_act(const float *P, int64_t m, int64_t k, int64_t p0, int64_t p1, const float *B,
+                    int64_t ldb, int64_t n0, int64_t n1, float *C, int64_t ldc, const float *bias,
+                    int act, float lo, float hi)
+{
+    (void)P, (void)m, (void)k, (void)p0, (void)p1, (void)B, (void)ldb, (void)n0, (void)n1;
+    (void)C, (void)ldc, (void)bias, (void)act, (void)lo, (void)hi; /* not reached */
 }
 
 void qv_pk_gemm_t(const float *P, int64_t k, int64_t p0, int64_t p1, const float *B, int64_t ldb,

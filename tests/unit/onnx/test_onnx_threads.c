@@ -661,7 +661,8 @@ static void test_winograd_matches_direct(void **state)
         tensor_rand(&x, "X", 4, xd);
         tensor_rand(&w, "W", 4, wd);
         tensor_rand(&b, "B", 1, bd);
-        for (int act = ACT_NONE; act <= ACT_CLIP; act += k % 2 ? 2 : 1) {
+        int last_act = c->cin > 100 ? ACT_NONE : ACT_CLIP; /* the large case: one run */
+        for (int act = ACT_NONE; act <= last_act; act += k % 2 ? 2 : 1) {
             struct pb mb = wino_model(c, act, w.data, b.data);
             struct qv_tensor plain, out;
             qv_onnx_model *m = load_run(&mb, 1, false, &x, 1, &plain);
