@@ -4,7 +4,7 @@
 # Sourced by bench/run.sh: quiver's ONNX runtime against onnxruntime (the onnxruntime-node npm
 # package, installed into bench/onnx/node_modules on first use; the CPU library ships inside it).
 #
-#   start_ort           bench/peers/ort_server.js: Node.js http, 2-worker cluster, the MLP
+#   start_ort           bench/peers/ort_server.cjs: Node.js http, 2-worker cluster, the MLP
 #   rows_onnx_serving   the MLP through quiver (main server) and through the Node.js peer
 #   rows_onnx_inproc    batch-1 p50 in-process: bench/onnx_inproc.c (quiver_core) against
 #                       bench/onnx/ort_inproc.js, 1 and 2 intra-op threads (back to back), MLP
@@ -77,7 +77,7 @@ start_ort() {
   port_free "$ORT_PORT" || { log "ort: port $ORT_PORT is busy"; return 1; }
   launch ort TERM env NODE_PATH="$ROOT/$ORT_DIR/node_modules" BENCH_MODEL="$ROOT/$MLP_MODEL" \
     BENCH_MODEL_NAME=mlp BENCH_MODEL_VERSION=1 HOST="$HOST" PORT="$ORT_PORT" WORKERS=2 \
-    node bench/peers/ort_server.js
+    node bench/peers/ort_server.cjs
   ORT_PID=$LAUNCHED_PID
 }
 
