@@ -133,7 +133,9 @@ rows_health_flood() {
     >"$repo/slow/config.json"
   echo '{"features": 30, "delay_us": 2000}' >"$repo/slow/1/model.test"
   sed 's/"features"/"input__0"/' "$LOAD_BODY" >"$body"
-  start_q hflood "$repo" --admin-port 0 || { NOTES+=("health flood: quiver did not start"); return 0; }
+  # As the overload row: 512 connections from one address stand for many clients.
+  start_q hflood "$repo" --admin-port 0 --max-connections-per-ip 2048 ||
+    { NOTES+=("health flood: quiver did not start"); return 0; }
   pa=$(sed -n 2p "$TMP/hflood.port")
   pm=${Q_PORT[hflood]}
   url="http://$HOST:$pm/v2/models/slow/infer"
