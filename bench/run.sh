@@ -10,12 +10,17 @@
 #   ort        Node.js http + onnxruntime-node, 2-worker cluster 127.0.0.1:8083  (the ONNX peer)
 #
 # Every server gets the same KServe v2 request (examples/requests/fraud_1row.json, model fraud
-# version 1) from wrk at 1 and at 32 connections. Then the engine, routing and ONNX rows
-# (bench/rows_engine.sh, bench/rows_onnx.sh), each beside its baseline: version swaps under
-# load, dynamic batching on/off, overload against a queue limit, shadow traffic, GET /metrics
-# with 100 versions, the router and monitor micro-benchmarks, ONNX in-process and served
-# against onnxruntime. Prints the main table and a table of figures with their goals, and
-# writes both to bench/out/latest.md. See docs/bench.md for how to read them.
+# version 1) from wrk at 1 and at 32 connections, and so does a quiver with batching off. Then
+# the engine, routing, hot-path and ONNX rows (bench/rows_engine.sh, bench/rows_onnx.sh,
+# bench/rows_hotpath.sh, bench/rows_forest.sh, bench/rows_binary.sh, bench/idle_clients.sh),
+# each beside its baseline: version swaps under load, dynamic batching on/off, overload against
+# a queue limit, health on the admin port under a flood, system calls per request, shadow
+# traffic, GET /metrics with 100 versions, the router and monitor micro-benchmarks, the
+# compiled forest, ONNX in-process and served against onnxruntime, the binary tensor
+# extension, idle clients; and the scripts of their own, bench/grpc.sh (gRPC beside REST) and
+# bench/cluster.sh (PostgreSQL store, three nodes, route propagation; needs PostgreSQL 15),
+# through bench/rows_suites.sh. Prints the main table and a table of figures with their goals,
+# and writes both to bench/out/latest.md. See docs/bench.md for how to read them.
 #
 # Run from anywhere: `make bench` (installs the packages, builds, then runs this), or
 # `bash bench/run.sh` when everything is in place. Knobs, all optional:
@@ -23,6 +28,7 @@
 #   BENCH_CONNS="1 32"   connection counts                 BENCH_QUICK=1   2 s rows, 1 s warm-up
 #   BENCH_RAW_CALLS=20000 timed libxgboost calls           BENCH_KEEP=1    keep the temp dir
 #   BENCH_SWAP_SECS=30    each swap row (quick: 8)           BENCH_ONLY="rows_swap ..." some rows
+#   BENCH_GRPC=0 / BENCH_CLUSTER=0  leave out gRPC / the cluster rows (docs/bench.md: the rest)
 #   QUIVER_BIN=build/quiver  QUIVER_PORT=8000  NGINX_PORT=8081  FLASK_PORT=8082  ORT_PORT=8083
 #
 # Only 127.0.0.1 is used. Every process started here is stopped on exit (trap), by its id.
