@@ -116,11 +116,16 @@ for c in "${CONNS[@]}"; do
   for proto in REST "gRPC raw" "gRPC typed"; do
     log "measuring $proto at $c concurrent call(s) for ${SECS}s"
     case $proto in
-      REST) line=$(rest_row "$c" "$SECS"); errs=$(( $(field "$line" non2xx) + $(field "$line" errors) )) ;;
-      "gRPC raw") line=$(grpc_row raw "$c" "$SECS"); errs=$(field "$line" errors) ;;
-      *) line=$(grpc_row typed "$c" "$SECS"); errs=$(field "$line" errors) ;;
+      REST) line=$(rest_row "$c" "$SECS") || true ;;
+      "gRPC raw") line=$(grpc_row raw "$c" "$SECS") || true ;;
+      *) line=$(grpc_row typed "$c" "$SECS") || true ;;
     esac
     [ -n "$line" ] || { log "$proto: no result"; continue; }
+    if [ "$proto" = REST ]; then
+      errs=$(( $(field "$line" non2xx) + $(field "$line" errors) ))
+    else
+      errs=$(field "$line" errors)
+    fi
     RPS[$proto:$c]=$(field "$line" rps); P50[$proto:$c]=$(field "$line" p50_us)
     ROWS+=("$proto|$c|$(field "$line" rps)|$(field "$line" p50_us)|$(field "$line" p99_us)|$errs")
   done

@@ -5,10 +5,12 @@
  * same version at once. The goal is under 100 ns per call. It prints figures
  * and asserts nothing.
  *
- * Build and run from the repository root:
+ * Build and run from the repository root
+ * (bench/run.sh's rows_micro does the same), linked with the core library and the
+ * libraries of quiver's own link line, after a build in build/:
  *   cc -std=c11 -O2 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Isrc bench/micro_metrics.c \
- *      src/monitor/monitor.c src/monitor/prometheus.c src/util/err.c src/util/log.c \
- *      src/util/sys.c -lcrypto -pthread -lm -o /tmp/micro_metrics
+ *      $(sed -e 's/.* -o quiver //' -e 's#libquiver_core.a#build/libquiver_core.a#' \
+ *        build/CMakeFiles/quiver.dir/link.txt) -pthread -lm -o /tmp/micro_metrics
  *   /tmp/micro_metrics [calls_per_thread]
  */
 #include "monitor/monitor.h"

@@ -7,11 +7,12 @@
  * the figures are the router's own cost. The goal is under 1 us per pick. It
  * prints figures and asserts nothing.
  *
- * Build and run from the repository root:
+ * Build and run from the repository root
+ * (bench/run.sh's rows_micro does the same), linked with the core library and the
+ * libraries of quiver's own link line, after a build in build/:
  *   cc -std=c11 -O2 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Isrc bench/micro_router.c \
- *      src/router/bandit.c src/router/compare.c src/router/route.c src/router/router.c \
- *      src/router/score.c src/util/err.c src/util/log.c src/util/sys.c \
- *      $(pkg-config --cflags --libs jansson) -lcrypto -pthread -lm -o /tmp/micro_router
+ *      $(sed -e 's/.* -o quiver //' -e 's#libquiver_core.a#build/libquiver_core.a#' \
+ *        build/CMakeFiles/quiver.dir/link.txt) -pthread -lm -o /tmp/micro_router
  *   /tmp/micro_router [picks_per_run]
  */
 #include "router/router.h"

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: MIT
+# shellcheck shell=bash
 #
 # The compiled-forest row of bench/run.sh (sourced by it): bench/forest_bench.c, the xgboost
 # backend's compiled forest against libxgboost's in-place prediction on fraud v1, in process,

@@ -10,8 +10,8 @@
 #                     default inline threshold and with the inline path forced; and the `test`
 #                     backend, which makes no system call, inline: the server's own share)
 #                     beside nginx
-#   rows_health_flood /v2/health/live p99 on the main port and on --admin-port while 512
-#                     connections overload a model
+#   rows_health_flood /v2/health/live p99 on the main port and on --admin-port, and GET /metrics
+#                     p99 on --admin-port, while 512 connections overload a model
 #
 # Each adds figures with their goal to GOALS (goal).
 
@@ -126,30 +126,35 @@ p99_ms() {
 
 rows_health_flood() {
   [ -x "$QUIVER_BIN" ] || return 0
-  local repo="$TMP/hflood-repo" body="$TMP/test_1row.json" url p1 p2 pm pa nm na bm ba
+  local repo="$TMP/hflood-repo" body="$TMP/test_1row.json" url p1 p2 p3 pm pa nm na bm ba nx bx
   local conns=512
   mkdir -p "$repo/slow/1"
   echo '{"backend": "test", "max_batch_size": 0, "instances": 1, "queue_limit": 64}' \
     >"$repo/slow/config.json"
   echo '{"features": 30, "delay_us": 2000}' >"$repo/slow/1/model.test"
   sed 's/"features"/"input__0"/' "$LOAD_BODY" >"$body"
-  start_q hflood "$repo" --admin-port 0 || { NOTES+=("health flood: quiver did not start"); return 0; }
+  # As the overload row: 512 connections from one address stand for many clients.
+  start_q hflood "$repo" --admin-port 0 --max-connections-per-ip 2048 ||
+    { NOTES+=("health flood: quiver did not start"); return 0; }
   pa=$(sed -n 2p "$TMP/hflood.port")
   pm=${Q_PORT[hflood]}
   url="http://$HOST:$pm/v2/models/slow/infer"
-  rm -f "$TMP/hmain.txt" "$TMP/hadmin.txt"
+  rm -f "$TMP/hmain.txt" "$TMP/hadmin.txt" "$TMP/hmetrics.txt"
   health_poll_fast "http://$HOST:$pm/v2/health/live" "$DURATION" "$TMP/hmain.txt" &
   p1=$!
   health_poll_fast "http://$HOST:$pa/v2/health/live" "$DURATION" "$TMP/hadmin.txt" &
   p2=$!
-  PIDS+=("$p1:TERM:health-main" "$p2:TERM:health-admin")
+  health_poll_fast "http://$HOST:$pa/metrics" "$DURATION" "$TMP/hmetrics.txt" &
+  p3=$!
+  PIDS+=("$p1:TERM:health-main" "$p2:TERM:health-admin" "$p3:TERM:metrics-admin")
   log "health p99 under a $conns-connection flood for ${DURATION}s (main port and --admin-port)"
   wrk -t "$WRK_THREADS" -c "$conns" -d "${DURATION}s" --timeout 5s -s bench/status.lua \
     "$url" -- "$body" >"$OUT_DIR/wrk-health-flood-c$conns.txt" 2>&1 || true
-  wait "$p1" "$p2" 2>/dev/null || true
+  wait "$p1" "$p2" "$p3" 2>/dev/null || true
   stop_q hflood
   cp "$TMP/hmain.txt" "$OUT_DIR/health-flood-main.txt"
   cp "$TMP/hadmin.txt" "$OUT_DIR/health-flood-admin.txt"
+  cp "$TMP/hmetrics.txt" "$OUT_DIR/health-flood-metrics.txt"
   nm=$(wc -l <"$TMP/hmain.txt"); na=$(wc -l <"$TMP/hadmin.txt")
   bm=$(awk '$1 != 200' "$TMP/hmain.txt" | wc -l); ba=$(awk '$1 != 200' "$TMP/hadmin.txt" | wc -l)
   local qa qm
@@ -157,4 +162,9 @@ rows_health_flood() {
   goal "health p99 under a $conns-connection flood, --admin-port (curl, 50 GETs/s)" \
     "${qa:-n/a} ms ($na polls, $ba not 200)" "main port ${qm:-n/a} ms ($nm polls, $bm not 200)" \
     "< 10 ms" "$( [ "$ba" = 0 ] && [ -n "$qa" ] && awk -v m="$qa" 'BEGIN {exit !(m < 10)}' && echo yes || echo no)"
+  nx=$(wc -l <"$TMP/hmetrics.txt"); bx=$(awk '$1 != 200' "$TMP/hmetrics.txt" | wc -l)
+  qa=$(p99_ms "$TMP/hmetrics.txt")
+  goal "GET /metrics p99 under the same flood, --admin-port (curl, 50 GETs/s)" \
+    "${qa:-n/a} ms ($nx polls, $bx not 200)" "-" "< 10 ms" \
+    "$( [ "$bx" = 0 ] && [ -n "$qa" ] && awk -v m="$qa" 'BEGIN {exit !(m < 10)}' && echo yes || echo no)"
 }

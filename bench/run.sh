@@ -10,12 +10,17 @@
 #   ort        Node.js http + onnxruntime-node, 2-worker cluster 127.0.0.1:8083  (the ONNX peer)
 #
 # Every server gets the same KServe v2 request (examples/requests/fraud_1row.json, model fraud
-# version 1) from wrk at 1 and at 32 connections. Then the engine, routing and ONNX rows
-# (bench/rows_engine.sh, bench/rows_onnx.sh), each beside its baseline: version swaps under
-# load, dynamic batching on/off, overload against a queue limit, shadow traffic, GET /metrics
-# with 100 versions, the router and monitor micro-benchmarks, ONNX in-process and served
-# against onnxruntime. Prints the main table and a table of figures with their goals, and
-# writes both to bench/out/latest.md. See docs/bench.md for how to read them.
+# version 1) from wrk at 1 and at 32 connections, and so does a quiver with batching off. Then
+# the engine, routing, hot-path and ONNX rows (bench/rows_engine.sh, bench/rows_onnx.sh,
+# bench/rows_hotpath.sh, bench/rows_forest.sh, bench/rows_binary.sh, bench/idle_clients.sh),
+# each beside its baseline: version swaps under load, dynamic batching on/off, overload against
+# a queue limit, health on the admin port under a flood, system calls per request, shadow
+# traffic, GET /metrics with 100 versions, the router and monitor micro-benchmarks, the
+# compiled forest, ONNX in-process and served against onnxruntime, the binary tensor
+# extension, idle clients; and the scripts of their own, bench/grpc.sh (gRPC beside REST) and
+# bench/cluster.sh (PostgreSQL store, three nodes, route propagation; needs PostgreSQL 15),
+# through bench/rows_suites.sh. Prints the main table and a table of figures with their goals,
+# and writes both to bench/out/latest.md. See docs/bench.md for how to read them.
 #
 # Run from anywhere: `make bench` (installs the packages, builds, then runs this), or
 # `bash bench/run.sh` when everything is in place. Knobs, all optional:
@@ -23,6 +28,7 @@
 #   BENCH_CONNS="1 32"   connection counts                 BENCH_QUICK=1   2 s rows, 1 s warm-up
 #   BENCH_RAW_CALLS=20000 timed libxgboost calls           BENCH_KEEP=1    keep the temp dir
 #   BENCH_SWAP_SECS=30    each swap row (quick: 8)           BENCH_ONLY="rows_swap ..." some rows
+#   BENCH_GRPC=0 / BENCH_CLUSTER=0  leave out gRPC / the cluster rows (docs/bench.md: the rest)
 #   QUIVER_BIN=build/quiver  QUIVER_PORT=8000  NGINX_PORT=8081  FLASK_PORT=8082  ORT_PORT=8083
 #
 # Only 127.0.0.1 is used. Every process started here is stopped on exit (trap), by its id.
@@ -345,6 +351,45 @@ rows_xgboost() {
   done
 }
 
+# The hot path's goals against nginx: fraud v1 with batching off (max_batch_size 0, so the
+# inline path when the version is fast) at each connection count, on a quiver of its own, right
+# after nginx's rows; and the main quiver, whose example config batches up to 64.
+rows_fraud_nobatch() {
+  [ -x "$QUIVER_BIN" ] || return 0
+  local repo="$TMP/nobatch-repo" url c label="quiver fraud v1, batching off" r d ex="quiver"
+  mkdir -p "$repo/fraud"
+  cp examples/models/fraud/config.json "$repo/fraud/"
+  cp -r examples/models/fraud/1 "$repo/fraud/1"
+  edit_config "$repo/fraud/config.json" max_batch_size=0
+  if start_q nobatch "$repo"; then
+    url="http://$HOST:${Q_PORT[nobatch]}$INFER_PATH"
+    if check_infer nobatch "$url"; then
+      warm nobatch "$url"
+      for c in "${CONNS[@]}"; do measure nobatch "$c" "$url" "$LOAD_BODY" "$label"; done
+    else
+      NOTES+=("fraud v1 batching off: the check request failed, not measured")
+    fi
+    stop_q nobatch
+  else
+    NOTES+=("fraud v1 batching off: quiver did not start, not measured")
+  fi
+  r=$(ratio "${RPS[$label:32]:-}" "${RPS[nginx:32]:-}")
+  goal "fraud v1 req/s at 32 conns, batching off / nginx" "$(rps_or_na "${RPS[$label:32]:-}")" \
+    "$(rps_or_na "${RPS[nginx:32]:-}") nginx" ">= 0.6x" "$r x $(yes_no le 0.6 "$r")"
+  r=$(ratio "${RPS[$ex:32]:-}" "${RPS[nginx:32]:-}")
+  goal "fraud v1 req/s at 32 conns, example config (max_batch_size 64) / nginx" \
+    "$(rps_or_na "${RPS[$ex:32]:-}")" "$(rps_or_na "${RPS[nginx:32]:-}") nginx" ">= 0.7x" \
+    "$r x $(yes_no le 0.7 "$r")"
+  d=n/a
+  if [ -n "${P50[$label:1]:-}" ] && [ -n "${P50[nginx:1]:-}" ]; then
+    d=$(( ${P50[$label:1]} - ${P50[nginx:1]} ))
+  fi
+  goal "fraud v1 p50 at 1 conn, batching off, minus nginx's p50" \
+    "$(ms "${P50[$label:1]:-}") ms ($d us over nginx)" \
+    "$(ms "${P50[nginx:1]:-}") ms nginx; example config $(ms "${P50[$ex:1]:-}") ms" "<= nginx + 25 us" \
+    "$( [ "$d" != n/a ] && [ "$d" -le 25 ] && echo yes || echo no)"
+}
+
 # shellcheck source=bench/rows_engine.sh
 . bench/rows_engine.sh
 # shellcheck source=bench/rows_onnx.sh
@@ -353,7 +398,7 @@ rows_xgboost() {
 . bench/rows_hotpath.sh
 
 SERVER_HOOKS=(start_quiver start_nginx start_flask start_ort)
-ROW_HOOKS=(measure_raw rows_xgboost rows_onnx_serving rows_shadow rows_metrics_cost rows_swap
+ROW_HOOKS=(measure_raw rows_xgboost rows_fraud_nobatch rows_onnx_serving rows_shadow rows_metrics_cost rows_swap
            rows_batching rows_overload rows_health_flood rows_syscalls rows_idring rows_metrics
            rows_micro rows_onnx_inproc)
 
@@ -374,11 +419,17 @@ ROW_HOOKS+=(rows_forest)
 ROW_HOOKS+=(rows_binary)
 # ---- end binary tensor data extension ----
 
+# ---- scripts of their own (bench/grpc.sh, bench/cluster.sh), their figures in the table ----
+# shellcheck source=bench/rows_suites.sh
+. bench/rows_suites.sh
+ROW_HOOKS+=(rows_grpc rows_cluster)
+
 if [ -n "${BENCH_ONLY:-}" ]; then read -r -a ROW_HOOKS <<<"$BENCH_ONLY"; fi
 
 # ---------------------------------------------------------------------------------------------
 # Report.
 
+rps_or_na() { [ -n "$1" ] && printf '%.0f' "$1" || echo n/a; }
 ms() { [ -n "$1" ] && awk -v u="$1" 'BEGIN {printf "%.3f", u / 1000}' || echo "n/a"; }
 ratio() {  # ratio A B: A/B with two decimals, or n/a
   [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}' \
@@ -476,7 +527,3 @@ main() {
 }
 
 main "$@"
-
-# gRPC beside REST (fraud v1 at 1 and 32 concurrent calls): bench/grpc.sh starts a quiver of its
-# own with --grpc-port and writes its table to $OUT_DIR/grpc.md.
-OUT_DIR=$OUT_DIR QUIVER_BIN=$QUIVER_BIN bash bench/grpc.sh || log "bench/grpc.sh failed (see above)"

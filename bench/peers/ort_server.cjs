@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //
-// bench/peers/ort_server.js -- the Node.js peer of the ONNX serving rows: Node's `http`
+// bench/peers/ort_server.cjs -- the Node.js peer of the ONNX serving rows: Node's `http`
 // module in a `cluster` of WORKERS processes (default 2), each running MODEL with
 // onnxruntime-node (1 intra-op thread), answering the same KServe v2 JSON as quiver:
 //
