@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT
  *
  * The KServe v2 gRPC service (inference.GRPCInferenceService) on its own
- * port, over gRPC's C core: one completion queue, a few threads that wait on
- * it, unary calls only. Each call's message becomes the REST request it
+ * port, over gRPC's C core: one completion queue per thread (the core spreads
+ * incoming calls over the queues that asked for them, so the threads do not
+ * contend for one queue), unary calls only. Each call's message becomes the REST request it
  * stands for (grpc_codec.c) and runs through qv__api_dispatch, as an HTTP
  * request does; the handler suspends it, the engine's worker completes it,
  * and the answer is sent from that worker (the core allows a batch from any
@@ -38,7 +39,7 @@
 #include <unistd.h>
 
 #define GRPC_MAX_THREADS 16
-#define GRPC_INFER_ARMED 64     /* ModelInfer calls requested from the core at any time */
+#define GRPC_INFER_ARMED 64     /* ModelInfer calls requested from the core per queue */
 #define GRPC_OTHER_ARMED 2      /* ... of each other method, and of unregistered ones */
 #define GRPC_MAX_HEADERS 8      /* metadata values header() hands out per call */
 
@@ -68,6 +69,7 @@ struct gcall {
     struct tag t_new, t_recv, t_send;
     _Atomic int refs;
     enum qv_grpc_rpc rpc;      /* QV_GRPC_RPC_COUNT: an unregistered method */
+    int cq;                    /* the queue it was asked for on, and is re-armed on */
     struct qv_grpc_rest rest;
     int n_hdr;
     char *hdr[GRPC_MAX_HEADERS];     /* header()'s answers, NUL-terminated copies */
@@ -78,7 +80,8 @@ struct gcall {
 struct qv_grpc {
     struct qv_api *api;
     grpc_server *server;
-    grpc_completion_queue *cq;
+    grpc_completion_queue *cqs[GRPC_MAX_THREADS]; /* one per thread */
+    int n_cqs;
     void *methods[QV_GRPC_RPC_COUNT]; /* grpc_server_register_method's handles */
     int port;
     int n_threads;
@@ -91,7 +94,7 @@ struct qv_grpc {
     bool shutdown_done;         /* guarded by mu */
 };
 
-static void arm(struct qv_grpc *g, enum qv_grpc_rpc rpc);
+static void arm(struct qv_grpc *g, enum qv_grpc_rpc rpc, int cq);
 static void run(struct gcall *c);
 
 static void call_free(struct gcall *c)
@@ -255,7 +258,7 @@ static void on_new(struct gcall *c, bool ok)
     }
     atomic_fetch_add(&g->inflight, 1);
     if (!atomic_load(&g->stopping))
-        arm(g, c->rpc);
+        arm(g, c->rpc, c->cq);
     c->t0 = qv_now_ns();
     if (c->rpc != QV_GRPC_RPC_COUNT) {
         run(c);
@@ -305,12 +308,18 @@ static void run(struct gcall *c)
         send_answer(c, QV_GRPC_INVALID_ARGUMENT, "no request message", NULL);
         return;
     }
-    if (!grpc_byte_buffer_reader_init(&rd, c->recv)) {
-        send_answer(c, QV_GRPC_INVALID_ARGUMENT, "cannot read the request message", NULL);
-        return;
+    if (c->recv->type == GRPC_BB_RAW && c->recv->data.raw.compression == GRPC_COMPRESS_NONE &&
+        c->recv->data.raw.slice_buffer.count == 1) {
+        /* The usual small message: one slice, read in place, not copied. */
+        msg = grpc_slice_ref(c->recv->data.raw.slice_buffer.slices[0]);
+    } else {
+        if (!grpc_byte_buffer_reader_init(&rd, c->recv)) {
+            send_answer(c, QV_GRPC_INVALID_ARGUMENT, "cannot read the request message", NULL);
+            return;
+        }
+        msg = grpc_byte_buffer_reader_readall(&rd);
+        grpc_byte_buffer_reader_destroy(&rd);
     }
-    msg = grpc_byte_buffer_reader_readall(&rd);
-    grpc_byte_buffer_reader_destroy(&rd);
     grpc_byte_buffer_destroy(c->recv);
     c->recv = NULL;
     rc = qv__grpc_request(c->rpc, GRPC_SLICE_START_PTR(msg), GRPC_SLICE_LENGTH(msg), &c->rest,
@@ -339,13 +348,19 @@ static void run(struct gcall *c)
     call_put(c);
 }
 
+struct cq_arg {
+    struct qv_grpc *g;
+    int cq;
+};
+
 static void *cq_thread(void *arg)
 {
-    struct qv_grpc *g = arg;
+    struct qv_grpc *g = ((struct cq_arg *)arg)->g;
+    grpc_completion_queue *cq = g->cqs[((struct cq_arg *)arg)->cq];
 
+    free(arg);
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(g->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
-                                                   NULL);
+        grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         struct tag *t;
 
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
@@ -368,8 +383,8 @@ static void *cq_thread(void *arg)
 }
 
 /* Asks the core for one more incoming call of method 'rpc' (QV_GRPC_RPC_COUNT:
- * of any unregistered method). */
-static void arm(struct qv_grpc *g, enum qv_grpc_rpc rpc)
+ * of any unregistered method), reported on queue 'cq'. */
+static void arm(struct qv_grpc *g, enum qv_grpc_rpc rpc, int cq)
 {
     struct gcall *c = calloc(1, sizeof(*c));
     grpc_call_error e;
@@ -380,6 +395,7 @@ static void arm(struct qv_grpc *g, enum qv_grpc_rpc rpc)
     }
     c->g = g;
     c->rpc = rpc;
+    c->cq = cq;
     c->t_new.c = c->t_recv.c = c->t_send.c = c;
     grpc_call_details_init(&c->details);
     grpc_metadata_array_init(&c->md);
@@ -388,12 +404,12 @@ static void arm(struct qv_grpc *g, enum qv_grpc_rpc rpc)
     atomic_store_explicit(&c->t_send.kind, TAG_SEND, memory_order_release);
     atomic_store_explicit(&c->t_new.kind, TAG_NEW, memory_order_release);
     if (rpc == QV_GRPC_RPC_COUNT)
-        e = grpc_server_request_call(g->server, &c->call, &c->details, &c->md, g->cq, g->cq,
-                                     &c->t_new);
+        e = grpc_server_request_call(g->server, &c->call, &c->details, &c->md, g->cqs[cq],
+                                     g->cqs[cq], &c->t_new);
     else
         e = grpc_server_request_registered_call(g->server, g->methods[rpc], &c->call,
-                                                &c->deadline, &c->md, &c->recv, g->cq, g->cq,
-                                                &c->t_new);
+                                                &c->deadline, &c->md, &c->recv, g->cqs[cq],
+                                                g->cqs[cq], &c->t_new);
     if (e != GRPC_CALL_OK) {
         grpc_call_details_destroy(&c->details);
         grpc_metadata_array_destroy(&c->md);
@@ -403,12 +419,28 @@ static void arm(struct qv_grpc *g, enum qv_grpc_rpc rpc)
 
 /* ---- Start and stop ---- */
 
+/* Shuts the queues down and frees them; those from 'unpolled' on have no
+ * thread, so their remaining events are taken here. */
+static void cqs_close(struct qv_grpc *g, int unpolled)
+{
+    for (int i = 0; i < g->n_cqs; i++)
+        grpc_completion_queue_shutdown(g->cqs[i]);
+    for (int i = 0; i < g->n_threads; i++)
+        pthread_join(g->threads[i], NULL);
+    for (int i = unpolled; i < g->n_cqs; i++)
+        while (grpc_completion_queue_next(g->cqs[i], gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+                   .type != GRPC_QUEUE_SHUTDOWN)
+            ;
+    for (int i = 0; i < g->n_cqs; i++)
+        grpc_completion_queue_destroy(g->cqs[i]);
+}
+
 int qv_grpc_start(const struct qv_grpc_config *cfg, qv_api *api, qv_grpc **out,
                   struct qv_diag *d)
 {
     struct qv_grpc *g;
     grpc_server_credentials *creds;
-    grpc_arg args[3];
+    grpc_arg args[4];
     grpc_channel_args ca;
     char addr[300];
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -435,11 +467,21 @@ int qv_grpc_start(const struct qv_grpc_config *cfg, qv_api *api, qv_grpc **out,
     args[2].type = GRPC_ARG_INTEGER;
     args[2].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
     args[2].value.integer = 0;
-    ca.num_args = 3;
+    /* No bandwidth-delay probing: it sends a ping with the window updates
+     * of reads, and sizes windows for streams far larger than a call's. */
+    args[3].type = GRPC_ARG_INTEGER;
+    args[3].key = (char *)GRPC_ARG_HTTP2_BDP_PROBE;
+    args[3].value.integer = 0;
+    ca.num_args = 4;
     ca.args = args;
     g->server = grpc_server_create(&ca, NULL);
-    g->cq = grpc_completion_queue_create_for_next(NULL);
-    grpc_server_register_completion_queue(g->server, g->cq, NULL);
+    g->n_cqs = cfg->threads > 0 ? cfg->threads : (int)(cores > 2 ? cores : 2);
+    if (g->n_cqs > GRPC_MAX_THREADS)
+        g->n_cqs = GRPC_MAX_THREADS;
+    for (int i = 0; i < g->n_cqs; i++) {
+        g->cqs[i] = grpc_completion_queue_create_for_next(NULL);
+        grpc_server_register_completion_queue(g->server, g->cqs[i], NULL);
+    }
     for (int i = 0; i < QV_GRPC_RPC_COUNT; i++) {
         char method[96];
         snprintf(method, sizeof(method), "/inference.GRPCInferenceService/%s",
@@ -454,11 +496,7 @@ int qv_grpc_start(const struct qv_grpc_config *cfg, qv_api *api, qv_grpc **out,
     grpc_server_credentials_release(creds);
     if (g->port <= 0) {
         grpc_server_destroy(g->server);
-        grpc_completion_queue_shutdown(g->cq);
-        while (grpc_completion_queue_next(g->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-               GRPC_QUEUE_SHUTDOWN)
-            ;
-        grpc_completion_queue_destroy(g->cq);
+        cqs_close(g, 0);
         pthread_mutex_destroy(&g->mu);
         pthread_cond_destroy(&g->cond);
         free(g);
@@ -466,22 +504,28 @@ int qv_grpc_start(const struct qv_grpc_config *cfg, qv_api *api, qv_grpc **out,
         return qv_fail(d, QV_EIO, "grpc: cannot listen on %s", addr);
     }
     grpc_server_start(g->server);
-    for (int i = 0; i <= QV_GRPC_RPC_COUNT; i++)
-        for (int k = 0; k < (i == QV_GRPC_MODEL_INFER ? GRPC_INFER_ARMED : GRPC_OTHER_ARMED); k++)
-            arm(g, (enum qv_grpc_rpc)i);
-    g->n_threads = cfg->threads > 0 ? cfg->threads : (int)(cores > 2 ? cores : 2);
-    if (g->n_threads > GRPC_MAX_THREADS)
-        g->n_threads = GRPC_MAX_THREADS;
-    for (int i = 0; i < g->n_threads; i++) {
-        if (pthread_create(&g->threads[i], NULL, cq_thread, g) != 0) {
-            g->n_threads = i;
+    for (int i = 0; i < g->n_cqs; i++) {
+        struct cq_arg *a = malloc(sizeof(*a));
+        if (a == NULL)
+            break;
+        a->g = g;
+        a->cq = i;
+        if (pthread_create(&g->threads[i], NULL, cq_thread, a) != 0) {
+            free(a);
             break;
         }
+        g->n_threads++;
     }
     if (g->n_threads == 0) {
         qv_grpc_stop(g, 0);
         return qv_fail(d, QV_EIO, "grpc: cannot start a thread");
     }
+    /* Calls are asked for on the queues that have a thread. */
+    for (int q = 0; q < g->n_threads; q++)
+        for (int i = 0; i <= QV_GRPC_RPC_COUNT; i++)
+            for (int k = 0; k < (i == QV_GRPC_MODEL_INFER ? GRPC_INFER_ARMED : GRPC_OTHER_ARMED);
+                 k++)
+                arm(g, (enum qv_grpc_rpc)i, q);
     qv_log(QV_LOG_INFO, "port=%d threads=%d max_message_bytes=%zu msg=\"gRPC listening\"",
            g->port, g->n_threads, max_msg);
     *out = g;
@@ -529,7 +573,7 @@ int qv_grpc_stop(qv_grpc *g, int timeout_ms)
         return 0;
     atomic_store(&g->stopping, true);
     /* No new call is taken; those in flight finish. */
-    grpc_server_shutdown_and_notify(g->server, g->cq, &g->t_shutdown);
+    grpc_server_shutdown_and_notify(g->server, g->cqs[0], &g->t_shutdown);
     deadline_in(&ts, timeout_ms > 0 ? timeout_ms : 0);
     if (g->n_threads > 0 && !wait_drained(g, &ts)) {
         /* Past the deadline: calls still out are cancelled (their clients
@@ -548,7 +592,7 @@ int qv_grpc_stop(qv_grpc *g, int timeout_ms)
         grpc_server_cancel_all_calls(g->server);
         for (;;) {
             grpc_event ev = grpc_completion_queue_next(
-                g->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+                g->cqs[0], gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
             struct tag *t = ev.tag;
             if (ev.type != GRPC_OP_COMPLETE)
                 continue;
@@ -559,14 +603,7 @@ int qv_grpc_stop(qv_grpc *g, int timeout_ms)
         }
     }
     grpc_server_destroy(g->server);
-    grpc_completion_queue_shutdown(g->cq);
-    for (int i = 0; i < g->n_threads; i++)
-        pthread_join(g->threads[i], NULL);
-    if (g->n_threads == 0)
-        while (grpc_completion_queue_next(g->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-               GRPC_QUEUE_SHUTDOWN)
-            ;
-    grpc_completion_queue_destroy(g->cq);
+    cqs_close(g, g->n_threads);
     pthread_mutex_destroy(&g->mu);
     pthread_cond_destroy(&g->cond);
     free(g);
