@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT
  *
  * The KServe v2 gRPC service (inference.GRPCInferenceService) on its own
- * port, over gRPC's C core: one completion queue per thread (the core spreads
- * incoming calls over the queues that asked for them, so the threads do not
- * contend for one queue), unary calls only. Each call's message becomes the REST request it
+ * port, over gRPC's C core: one completion queue, a few threads that wait on
+ * it, unary calls only. (A queue per thread was measured: the thread that
+ * reads a call then wakes the queue's own thread for it, which costs more
+ * than the threads' sharing one queue.) Each call's message becomes the REST request it
  * stands for (grpc_codec.c) and runs through qv__api_dispatch, as an HTTP
  * request does; the handler suspends it, the engine's worker completes it,
  * and the answer is sent from that worker (the core allows a batch from any
@@ -39,7 +40,7 @@
 #include <unistd.h>
 
 #define GRPC_MAX_THREADS 16
-#define GRPC_INFER_ARMED 64     /* ModelInfer calls requested from the core per queue */
+#define GRPC_INFER_ARMED 64     /* ModelInfer calls requested from the core at any time */
 #define GRPC_OTHER_ARMED 2      /* ... of each other method, and of unregistered ones */
 #define GRPC_MAX_HEADERS 8      /* metadata values header() hands out per call */
 
@@ -69,7 +70,6 @@ struct gcall {
     struct tag t_new, t_recv, t_send;
     _Atomic int refs;
     enum qv_grpc_rpc rpc;      /* QV_GRPC_RPC_COUNT: an unregistered method */
-    int cq;                    /* the queue it was asked for on, and is re-armed on */
     struct qv_grpc_rest rest;
     int n_hdr;
     char *hdr[GRPC_MAX_HEADERS];     /* header()'s answers, NUL-terminated copies */
@@ -80,8 +80,7 @@ struct gcall {
 struct qv_grpc {
     struct qv_api *api;
     grpc_server *server;
-    grpc_completion_queue *cqs[GRPC_MAX_THREADS]; /* one per thread */
-    int n_cqs;
+    grpc_completion_queue *cq;
     void *methods[QV_GRPC_RPC_COUNT]; /* grpc_server_register_method's handles */
     int port;
     int n_threads;
@@ -94,7 +93,7 @@ struct qv_grpc {
     bool shutdown_done;         /* guarded by mu */
 };
 
-static void arm(struct qv_grpc *g, enum qv_grpc_rpc rpc, int cq);
+static void arm(struct qv_grpc *g, enum qv_grpc_rpc rpc);
 static void run(struct gcall *c);
 
 static void call_free(struct gcall *c)
@@ -258,7 +257,7 @@ static void on_new(struct gcall *c, bool ok)
     }
     atomic_fetch_add(&g->inflight, 1);
     if (!atomic_load(&g->stopping))
-        arm(g, c->rpc, c->cq);
+        arm(g, c->rpc);
     c->t0 = qv_now_ns();
     if (c->rpc != QV_GRPC_RPC_COUNT) {
         run(c);
@@ -348,19 +347,13 @@ static void run(struct gcall *c)
     call_put(c);
 }
 
-struct cq_arg {
-    struct qv_grpc *g;
-    int cq;
-};
-
 static void *cq_thread(void *arg)
 {
-    struct qv_grpc *g = ((struct cq_arg *)arg)->g;
-    grpc_completion_queue *cq = g->cqs[((struct cq_arg *)arg)->cq];
+    struct qv_grpc *g = arg;
 
-    free(arg);
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        grpc_event ev = grpc_completion_queue_next(g->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
+                                                   NULL);
         struct tag *t;
 
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
@@ -383,8 +376,8 @@ static void *cq_thread(void *arg)
 }
 
 /* Asks the core for one more incoming call of method 'rpc' (QV_GRPC_RPC_COUNT:
- * of any unregistered method), reported on queue 'cq'. */
-static void arm(struct qv_grpc *g, enum qv_grpc_rpc rpc, int cq)
+ * of any unregistered method). */
+static void arm(struct qv_grpc *g, enum qv_grpc_rpc rpc)
 {
     struct gcall *c = calloc(1, sizeof(*c));
     grpc_call_error e;
@@ -395,7 +388,6 @@ static void arm(struct qv_grpc *g, enum qv_grpc_rpc rpc, int cq)
     }
     c->g = g;
     c->rpc = rpc;
-    c->cq = cq;
     c->t_new.c = c->t_recv.c = c->t_send.c = c;
     grpc_call_details_init(&c->details);
     grpc_metadata_array_init(&c->md);
@@ -404,12 +396,12 @@ static void arm(struct qv_grpc *g, enum qv_grpc_rpc rpc, int cq)
     atomic_store_explicit(&c->t_send.kind, TAG_SEND, memory_order_release);
     atomic_store_explicit(&c->t_new.kind, TAG_NEW, memory_order_release);
     if (rpc == QV_GRPC_RPC_COUNT)
-        e = grpc_server_request_call(g->server, &c->call, &c->details, &c->md, g->cqs[cq],
-                                     g->cqs[cq], &c->t_new);
+        e = grpc_server_request_call(g->server, &c->call, &c->details, &c->md, g->cq, g->cq,
+                                     &c->t_new);
     else
         e = grpc_server_request_registered_call(g->server, g->methods[rpc], &c->call,
-                                                &c->deadline, &c->md, &c->recv, g->cqs[cq],
-                                                g->cqs[cq], &c->t_new);
+                                                &c->deadline, &c->md, &c->recv, g->cq, g->cq,
+                                                &c->t_new);
     if (e != GRPC_CALL_OK) {
         grpc_call_details_destroy(&c->details);
         grpc_metadata_array_destroy(&c->md);
@@ -418,22 +410,6 @@ static void arm(struct qv_grpc *g, enum qv_grpc_rpc rpc, int cq)
 }
 
 /* ---- Start and stop ---- */
-
-/* Shuts the queues down and frees them; those from 'unpolled' on have no
- * thread, so their remaining events are taken here. */
-static void cqs_close(struct qv_grpc *g, int unpolled)
-{
-    for (int i = 0; i < g->n_cqs; i++)
-        grpc_completion_queue_shutdown(g->cqs[i]);
-    for (int i = 0; i < g->n_threads; i++)
-        pthread_join(g->threads[i], NULL);
-    for (int i = unpolled; i < g->n_cqs; i++)
-        while (grpc_completion_queue_next(g->cqs[i], gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
-                   .type != GRPC_QUEUE_SHUTDOWN)
-            ;
-    for (int i = 0; i < g->n_cqs; i++)
-        grpc_completion_queue_destroy(g->cqs[i]);
-}
 
 int qv_grpc_start(const struct qv_grpc_config *cfg, qv_api *api, qv_grpc **out,
                   struct qv_diag *d)
@@ -475,13 +451,8 @@ int qv_grpc_start(const struct qv_grpc_config *cfg, qv_api *api, qv_grpc **out,
     ca.num_args = 4;
     ca.args = args;
     g->server = grpc_server_create(&ca, NULL);
-    g->n_cqs = cfg->threads > 0 ? cfg->threads : (int)(cores > 2 ? cores : 2);
-    if (g->n_cqs > GRPC_MAX_THREADS)
-        g->n_cqs = GRPC_MAX_THREADS;
-    for (int i = 0; i < g->n_cqs; i++) {
-        g->cqs[i] = grpc_completion_queue_create_for_next(NULL);
-        grpc_server_register_completion_queue(g->server, g->cqs[i], NULL);
-    }
+    g->cq = grpc_completion_queue_create_for_next(NULL);
+    grpc_server_register_completion_queue(g->server, g->cq, NULL);
     for (int i = 0; i < QV_GRPC_RPC_COUNT; i++) {
         char method[96];
         snprintf(method, sizeof(method), "/inference.GRPCInferenceService/%s",
@@ -496,7 +467,11 @@ int qv_grpc_start(const struct qv_grpc_config *cfg, qv_api *api, qv_grpc **out,
     grpc_server_credentials_release(creds);
     if (g->port <= 0) {
         grpc_server_destroy(g->server);
-        cqs_close(g, 0);
+        grpc_completion_queue_shutdown(g->cq);
+        while (grpc_completion_queue_next(g->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+               GRPC_QUEUE_SHUTDOWN)
+            ;
+        grpc_completion_queue_destroy(g->cq);
         pthread_mutex_destroy(&g->mu);
         pthread_cond_destroy(&g->cond);
         free(g);
@@ -504,28 +479,22 @@ int qv_grpc_start(const struct qv_grpc_config *cfg, qv_api *api, qv_grpc **out,
         return qv_fail(d, QV_EIO, "grpc: cannot listen on %s", addr);
     }
     grpc_server_start(g->server);
-    for (int i = 0; i < g->n_cqs; i++) {
-        struct cq_arg *a = malloc(sizeof(*a));
-        if (a == NULL)
-            break;
-        a->g = g;
-        a->cq = i;
-        if (pthread_create(&g->threads[i], NULL, cq_thread, a) != 0) {
-            free(a);
+    for (int i = 0; i <= QV_GRPC_RPC_COUNT; i++)
+        for (int k = 0; k < (i == QV_GRPC_MODEL_INFER ? GRPC_INFER_ARMED : GRPC_OTHER_ARMED); k++)
+            arm(g, (enum qv_grpc_rpc)i);
+    g->n_threads = cfg->threads > 0 ? cfg->threads : (int)(cores > 2 ? cores : 2);
+    if (g->n_threads > GRPC_MAX_THREADS)
+        g->n_threads = GRPC_MAX_THREADS;
+    for (int i = 0; i < g->n_threads; i++) {
+        if (pthread_create(&g->threads[i], NULL, cq_thread, g) != 0) {
+            g->n_threads = i;
             break;
         }
-        g->n_threads++;
     }
     if (g->n_threads == 0) {
         qv_grpc_stop(g, 0);
         return qv_fail(d, QV_EIO, "grpc: cannot start a thread");
     }
-    /* Calls are asked for on the queues that have a thread. */
-    for (int q = 0; q < g->n_threads; q++)
-        for (int i = 0; i <= QV_GRPC_RPC_COUNT; i++)
-            for (int k = 0; k < (i == QV_GRPC_MODEL_INFER ? GRPC_INFER_ARMED : GRPC_OTHER_ARMED);
-                 k++)
-                arm(g, (enum qv_grpc_rpc)i, q);
     qv_log(QV_LOG_INFO, "port=%d threads=%d max_message_bytes=%zu msg=\"gRPC listening\"",
            g->port, g->n_threads, max_msg);
     *out = g;
@@ -573,7 +542,7 @@ int qv_grpc_stop(qv_grpc *g, int timeout_ms)
         return 0;
     atomic_store(&g->stopping, true);
     /* No new call is taken; those in flight finish. */
-    grpc_server_shutdown_and_notify(g->server, g->cqs[0], &g->t_shutdown);
+    grpc_server_shutdown_and_notify(g->server, g->cq, &g->t_shutdown);
     deadline_in(&ts, timeout_ms > 0 ? timeout_ms : 0);
     if (g->n_threads > 0 && !wait_drained(g, &ts)) {
         /* Past the deadline: calls still out are cancelled (their clients
@@ -592,7 +561,7 @@ int qv_grpc_stop(qv_grpc *g, int timeout_ms)
         grpc_server_cancel_all_calls(g->server);
         for (;;) {
             grpc_event ev = grpc_completion_queue_next(
-                g->cqs[0], gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+                g->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
             struct tag *t = ev.tag;
             if (ev.type != GRPC_OP_COMPLETE)
                 continue;
@@ -603,7 +572,14 @@ int qv_grpc_stop(qv_grpc *g, int timeout_ms)
         }
     }
     grpc_server_destroy(g->server);
-    cqs_close(g, g->n_threads);
+    grpc_completion_queue_shutdown(g->cq);
+    for (int i = 0; i < g->n_threads; i++)
+        pthread_join(g->threads[i], NULL);
+    if (g->n_threads == 0)
+        while (grpc_completion_queue_next(g->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+               GRPC_QUEUE_SHUTDOWN)
+            ;
+    grpc_completion_queue_destroy(g->cq);
     pthread_mutex_destroy(&g->mu);
     pthread_cond_destroy(&g->cond);
     free(g);
