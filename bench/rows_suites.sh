@@ -40,7 +40,7 @@ rows_grpc() {
   fi
   [ -f "$md" ] || { NOTES+=("gRPC: bench/grpc.sh wrote no $md, not measured"); return 0; }
   for c in "${CONNS[@]}"; do
-    for p in REST "gRPC raw" "gRPC typed"; do
+    for p in REST "gRPC raw" "gRPC typed" "REST h2load" "gRPC h2load"; do
       rps=$(grpc_cell "$md" "$p" "$c" 3)
       [ -n "$rps" ] || continue
       p50=$(grpc_cell "$md" "$p" "$c" 4); p99=$(grpc_cell "$md" "$p" "$c" 5)
@@ -57,6 +57,13 @@ rows_grpc() {
   goal "gRPC req/s at 32 concurrent calls / REST (fraud v1, same quiver)" \
     "$(rps_or_na "${RPS[grpc.sh gRPC raw:32]:-}") raw, $(rps_or_na "${RPS[grpc.sh gRPC typed:32]:-}") typed ($rt x)" \
     "$(rps_or_na "${RPS[grpc.sh REST:32]:-}") REST" ">= 1.0x" "$r x $(yes_no le 1.0 "$r")"
+  # The same ratio with one client for both protocols (h2load), when it is there.
+  if [ -n "${RPS[grpc.sh gRPC h2load:32]:-}" ]; then
+    r=$(ratio "${RPS[grpc.sh gRPC h2load:32]:-}" "${RPS[grpc.sh REST h2load:32]:-}")
+    goal "gRPC req/s at 32 / REST, one client for both (h2load; fraud v1)" \
+      "$(rps_or_na "${RPS[grpc.sh gRPC h2load:32]:-}") gRPC" \
+      "$(rps_or_na "${RPS[grpc.sh REST h2load:32]:-}") REST" ">= 1.0x" "$r x $(yes_no le 1.0 "$r")"
+  fi
   rr=$(ratio "${P50[grpc.sh gRPC raw:1]:-}" "${P50[grpc.sh REST:1]:-}")
   rt=$(ratio "${P50[grpc.sh gRPC typed:1]:-}" "${P50[grpc.sh REST:1]:-}")
   goal "gRPC p50 at 1 call / REST p50 (fraud v1, same quiver)" \

@@ -11,7 +11,7 @@ build=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libsqli
        zlib1g-dev libgrpc-dev)
 test=(prometheus libonnx-testdata clang libclang-rt-14-dev systemd man-db python3 chromium nodejs npm
       postgresql-15 python3-yaml python3-grpcio python3-grpc-tools)
-bench=(wrk nginx-light gunicorn python3-flask python3-xgboost python3-numpy nodejs npm python3-torch python3-torchvision
+bench=(wrk nghttp2-client nginx-light gunicorn python3-flask python3-xgboost python3-numpy nodejs npm python3-torch python3-torchvision
        strace postgresql-15 python3-grpcio python3-grpc-tools)
 cluster=(postgresql-15 nginx-light)
 models=(python3-xgboost python3-sklearn python3-numpy python3-torch python3-onnx)

@@ -2,7 +2,9 @@
  *
  * The KServe v2 gRPC service (inference.GRPCInferenceService) on its own
  * port, over gRPC's C core: one completion queue, a few threads that wait on
- * it, unary calls only. Each call's message becomes the REST request it
+ * it, unary calls only. (A queue per thread was measured: the thread that
+ * reads a call then wakes the queue's own thread for it, which costs more
+ * than the threads' sharing one queue.) Each call's message becomes the REST request it
  * stands for (grpc_codec.c) and runs through qv__api_dispatch, as an HTTP
  * request does; the handler suspends it, the engine's worker completes it,
  * and the answer is sent from that worker (the core allows a batch from any
@@ -45,8 +47,11 @@
 enum tag_kind { TAG_NEW, TAG_RECV, TAG_SEND, TAG_SHUTDOWN };
 
 struct gcall;
+/* A tag travels through the core to another thread: its kind is written
+ * last (release) and read first (acquire), which publishes what the thread
+ * that armed the call wrote into it. */
 struct tag {
-    enum tag_kind kind;
+    _Atomic int kind;
     struct gcall *c;
 };
 
@@ -201,6 +206,10 @@ static void send_answer(struct gcall *c, int code, const char *msg, grpc_byte_bu
                                                                              : NULL;
     ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
+    /* What this thread wrote into c is published through c->refs: the thread
+     * that gets the batch's completion frees c after an acquiring call_put
+     * (the core orders the two too, in code ThreadSanitizer does not see). */
+    atomic_fetch_add_explicit(&c->refs, 0, memory_order_release);
     if (grpc_call_start_batch(c->call, ops, (size_t)n, &c->t_send, NULL) != GRPC_CALL_OK)
         call_put(c);
 }
@@ -250,7 +259,6 @@ static void on_new(struct gcall *c, bool ok)
     if (!atomic_load(&g->stopping))
         arm(g, c->rpc);
     c->t0 = qv_now_ns();
-    atomic_init(&c->refs, 1);
     if (c->rpc != QV_GRPC_RPC_COUNT) {
         run(c);
         return;
@@ -299,12 +307,18 @@ static void run(struct gcall *c)
         send_answer(c, QV_GRPC_INVALID_ARGUMENT, "no request message", NULL);
         return;
     }
-    if (!grpc_byte_buffer_reader_init(&rd, c->recv)) {
-        send_answer(c, QV_GRPC_INVALID_ARGUMENT, "cannot read the request message", NULL);
-        return;
+    if (c->recv->type == GRPC_BB_RAW && c->recv->data.raw.compression == GRPC_COMPRESS_NONE &&
+        c->recv->data.raw.slice_buffer.count == 1) {
+        /* The usual small message: one slice, read in place, not copied. */
+        msg = grpc_slice_ref(c->recv->data.raw.slice_buffer.slices[0]);
+    } else {
+        if (!grpc_byte_buffer_reader_init(&rd, c->recv)) {
+            send_answer(c, QV_GRPC_INVALID_ARGUMENT, "cannot read the request message", NULL);
+            return;
+        }
+        msg = grpc_byte_buffer_reader_readall(&rd);
+        grpc_byte_buffer_reader_destroy(&rd);
     }
-    msg = grpc_byte_buffer_reader_readall(&rd);
-    grpc_byte_buffer_reader_destroy(&rd);
     grpc_byte_buffer_destroy(c->recv);
     c->recv = NULL;
     rc = qv__grpc_request(c->rpc, GRPC_SLICE_START_PTR(msg), GRPC_SLICE_LENGTH(msg), &c->rest,
@@ -347,7 +361,7 @@ static void *cq_thread(void *arg)
         if (ev.type != GRPC_OP_COMPLETE)
             continue;
         t = ev.tag;
-        switch (t->kind) {
+        switch (atomic_load_explicit(&t->kind, memory_order_acquire)) {
         case TAG_NEW: on_new(t->c, ev.success != 0); break;
         case TAG_RECV: on_recv(t->c, ev.success != 0); break;
         case TAG_SEND: call_put(t->c); break;
@@ -374,11 +388,13 @@ static void arm(struct qv_grpc *g, enum qv_grpc_rpc rpc)
     }
     c->g = g;
     c->rpc = rpc;
-    c->t_new = (struct tag){TAG_NEW, c};
-    c->t_recv = (struct tag){TAG_RECV, c};
-    c->t_send = (struct tag){TAG_SEND, c};
+    c->t_new.c = c->t_recv.c = c->t_send.c = c;
     grpc_call_details_init(&c->details);
     grpc_metadata_array_init(&c->md);
+    atomic_init(&c->refs, 1); /* the answer's */
+    atomic_store_explicit(&c->t_recv.kind, TAG_RECV, memory_order_release);
+    atomic_store_explicit(&c->t_send.kind, TAG_SEND, memory_order_release);
+    atomic_store_explicit(&c->t_new.kind, TAG_NEW, memory_order_release);
     if (rpc == QV_GRPC_RPC_COUNT)
         e = grpc_server_request_call(g->server, &c->call, &c->details, &c->md, g->cq, g->cq,
                                      &c->t_new);
@@ -400,7 +416,7 @@ int qv_grpc_start(const struct qv_grpc_config *cfg, qv_api *api, qv_grpc **out,
 {
     struct qv_grpc *g;
     grpc_server_credentials *creds;
-    grpc_arg args[3];
+    grpc_arg args[4];
     grpc_channel_args ca;
     char addr[300];
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -414,7 +430,7 @@ int qv_grpc_start(const struct qv_grpc_config *cfg, qv_api *api, qv_grpc **out,
         return qv_fail(d, QV_ENOMEM, "grpc: cannot allocate the server");
     grpc_init();
     g->api = api;
-    g->t_shutdown = (struct tag){TAG_SHUTDOWN, NULL};
+    atomic_init(&g->t_shutdown.kind, TAG_SHUTDOWN);
     pthread_mutex_init(&g->mu, NULL);
     pthread_cond_init(&g->cond, NULL);
     memset(args, 0, sizeof(args));
@@ -427,7 +443,12 @@ int qv_grpc_start(const struct qv_grpc_config *cfg, qv_api *api, qv_grpc **out,
     args[2].type = GRPC_ARG_INTEGER;
     args[2].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
     args[2].value.integer = 0;
-    ca.num_args = 3;
+    /* No bandwidth-delay probing: it sends a ping with the window updates
+     * of reads, and sizes windows for streams far larger than a call's. */
+    args[3].type = GRPC_ARG_INTEGER;
+    args[3].key = (char *)GRPC_ARG_HTTP2_BDP_PROBE;
+    args[3].value.integer = 0;
+    ca.num_args = 4;
     ca.args = args;
     g->server = grpc_server_create(&ca, NULL);
     g->cq = grpc_completion_queue_create_for_next(NULL);

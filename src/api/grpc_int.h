@@ -12,7 +12,7 @@
  * (typed contents are laid out little-endian first), with every output asked
  * for in binary; the answer's binary part becomes raw_output_contents or the
  * typed contents. grpc_codec.c holds all of it and does not see gRPC core, so
- * the fuzz target and the unit tests drive it directly.
+ * the fuzz target (tests/fuzz/fuzz_grpc.c) drives it directly.
  */
 #ifndef QV_API_GRPC_INT_H
 #define QV_API_GRPC_INT_H

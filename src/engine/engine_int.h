@@ -113,10 +113,11 @@ struct qv_model {
     long long cfg_stamp;         /* mtime+size+inode of config.json when parsed */
     int cfg_gen;                 /* one more per accepted change that versions load with */
     char cfg_change[200];        /* that change, "max_batch_size 64 -> 0" */
-    bool on_disk, explicit_unload;
+    bool on_disk;
     bool unreadable;             /* the last scan could not read the directory */
     /* Written under ctl_mu and reg_lock (write): the control side reads
      * them under ctl_mu alone, everyone else under reg_lock. */
+    bool explicit_unload;        /* unloaded by request (introspection shows it) */
     int n_versions;              /* Ascending by number. */
     qv_version *versions[QV_MAX_VERSIONS];
     /* Generations replaced by a newer one, draining. Guarded by ctl_mu. */

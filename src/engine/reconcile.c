@@ -505,6 +505,14 @@ int qv_engine_sync(qv_engine *e)
 
 /* ---- Explicit control (Triton's repository extension) ---- */
 
+/* m->explicit_unload is read by introspection under reg_lock alone. */
+static void set_model_unload(qv_engine *e, struct qv_model *m, bool unload)
+{
+    pthread_rwlock_wrlock(&e->reg_lock);
+    m->explicit_unload = unload;
+    pthread_rwlock_unlock(&e->reg_lock);
+}
+
 static int find_for_control(qv_engine *e, const char *model, int64_t number, struct qv_model **mp,
                             qv_version **vp, struct qv_diag *d)
 {
@@ -542,7 +550,7 @@ int qv_engine_load_model(qv_engine *e, const char *model, struct qv_diag *d)
         err = qv_fail(d, QV_EINVAL, "%s", m->problem);
         goto out;
     }
-    m->explicit_unload = false;
+    set_model_unload(e, m, false);
     for (int i = 0; i < m->n_versions; i++) {
         m->versions[i]->explicit_unload = false;
         atomic_store(&m->versions[i]->evicted, false);
@@ -573,7 +581,7 @@ int qv_engine_unload_model(qv_engine *e, const char *model, struct qv_diag *d)
     pthread_mutex_lock(&e->ctl_mu);
     err = find_for_control(e, model, 0, &m, &v, d);
     if (!err) {
-        m->explicit_unload = true;
+        set_model_unload(e, m, true);
         for (int i = 0; i < m->n_versions; i++)
             m->versions[i]->explicit_load = false;
         reconcile_model(e, m, d);
@@ -598,7 +606,7 @@ int qv_engine_load_version(qv_engine *e, const char *model, int64_t number, stru
         err = qv_fail(d, QV_EINVAL, "%s", m->problem);
         goto out;
     }
-    m->explicit_unload = false;
+    set_model_unload(e, m, false);
     v->explicit_unload = false;
     atomic_store(&v->evicted, false);
     v->explicit_load = true;

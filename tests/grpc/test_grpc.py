@@ -189,6 +189,7 @@ def main_server():
         "full": ({"queue_limit": 1, "instances": 1, "max_batch_size": 0},
                  {1: dict(lin(0.0), delay_us=300000)}),
         "late": ({}, {1: dict(lin(0.0), load_delay_ms=2500)}),
+        "broken": ({}, {1: dict(lin(0.0), fail_rate=1.0)}),
         **{"echo_" + dt: ({}, {1: {"features": -1, "echo": dt}})
            for dt in list(TYPED) + ["BYTES", "FP16", "BF16"]},
     })
@@ -372,6 +373,8 @@ def main_server():
     same_error(s, "bad shape", lambda: rpc_error(st.ModelInfer, infer_req(rows=((1, 2, 3),))),
                grpc.StatusCode.INVALID_ARGUMENT,
                ("POST", "/v2/models/lin/infer", rest_body(rows=((1, 2, 3),))), contains="shape")
+    same_error(s, "backend failure", lambda: rpc_error(st.ModelInfer, infer_req("broken")),
+               grpc.StatusCode.INTERNAL, ("POST", "/v2/models/broken/infer", rest_body()))
     bad = infer_req(version="1", raw=True)
     bad.raw_input_contents[0] = bad.raw_input_contents[0][:12]
     same_error(s, "raw size", lambda: rpc_error(st.ModelInfer, bad),

@@ -149,10 +149,102 @@ static void test_parallel_reconcile_races(void **state)
     fx_repo_remove();
 }
 
+/* Listing the repository (model info: every version's state and reason,
+ * whether the model was unloaded by request) while whole models are loaded
+ * and unloaded by request: the listing reads what the loads write. */
+struct lister {
+    qv_engine *e;
+    _Atomic bool stop;
+    _Atomic int listed, bad;
+};
+
+static void *lister_main(void *arg)
+{
+    struct lister *l = arg;
+
+    while (!atomic_load(&l->stop)) {
+        char (*names)[QV_MODEL_NAME_MAX];
+        int n = 0;
+
+        qv_engine_model_names(l->e, &names, &n);
+        for (int i = 0; i < n; i++) {
+            struct qv_model_info info;
+            if (qv_engine_model_info(l->e, names[i], &info) != QV_OK)
+                continue;
+            for (int k = 0; k < info.n_versions; k++)
+                if (info.versions[k].state == QV_STATE_READY && info.versions[k].reason[0])
+                    atomic_fetch_add(&l->bad, 1); /* a READY version has no reason */
+            atomic_fetch_add(&l->listed, 1);
+            qv_model_info_free(&info);
+        }
+        free(names);
+    }
+    return NULL;
+}
+
+static void test_model_info_during_model_load_unload(void **state)
+{
+    struct lister l;
+    pthread_t th[2];
+    qv_monitor *mon;
+    const char *env = getenv("QV_RACE_ROUNDS");
+    int rounds = env ? atoi(env) * 2 : 60;
+    struct qv_model_info info;
+
+    (void)state;
+    fx_repo_new();
+    for (int i = 0; i < 2; i++) {
+        char rel[64];
+        snprintf(rel, sizeof(rel), "m%02d/config.json", i);
+        fx_write(rel, "{\"backend\": \"test\"}");
+        snprintf(rel, sizeof(rel), "m%02d/1/model.test", i);
+        fx_write(rel, "{\"features\": 4, \"linear\": true, \"scale\": 1}");
+    }
+    memset(&l, 0, sizeof(l));
+    l.e = fx_engine(&mon, 0, 0);
+    for (int t = 0; t < 2; t++)
+        assert_int_equal(pthread_create(&th[t], NULL, lister_main, &l), 0);
+    for (int r = 0; r < rounds; r++) {
+        struct qv_diag d = {{0}};
+        char name[16];
+        model_name(name, sizeof(name), r % 2);
+        if ((r / 2) % 2 == 0)
+            assert_int_equal(qv_engine_unload_model(l.e, name, &d), QV_OK);
+        else
+            assert_int_equal(qv_engine_load_model(l.e, name, &d), QV_OK);
+    }
+    atomic_store(&l.stop, true);
+    for (int t = 0; t < 2; t++)
+        pthread_join(th[t], NULL);
+    assert_true(atomic_load(&l.listed) > 0);
+    assert_int_equal(atomic_load(&l.bad), 0);
+    /* The last round loaded both models again. */
+    for (int i = 0; i < 2; i++) {
+        char name[16];
+        model_name(name, sizeof(name), i);
+        assert_int_equal(qv_engine_model_info(l.e, name, &info), QV_OK);
+        assert_false(info.unloaded_by_request);
+        assert_int_equal(info.n_versions, 1);
+        assert_int_equal(info.versions[0].state, QV_STATE_READY);
+        qv_model_info_free(&info);
+    }
+    {
+        struct qv_diag d = {{0}};
+        assert_int_equal(qv_engine_unload_model(l.e, "m00", &d), QV_OK);
+        assert_int_equal(qv_engine_model_info(l.e, "m00", &info), QV_OK);
+        assert_true(info.unloaded_by_request);
+        qv_model_info_free(&info);
+    }
+    qv_engine_destroy(l.e);
+    qv_monitor_destroy(mon);
+    fx_repo_remove();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parallel_reconcile_races),
+        cmocka_unit_test(test_model_info_during_model_load_unload),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
