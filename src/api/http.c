@@ -1032,9 +1032,10 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* libmicrohttpd's MHD_quiesce_daemon races with its own epoll threads when a
- * thread pool is used ("Failed to remove listen FD from epoll set", an abort),
- * so the server stops accepting work its own way: once stopping is set, a new
+/* The accept thread stops first and the listening socket is closed: a new
+ * connection is refused. Then the server stops taking work on the open ones
+ * (libmicrohttpd's MHD_quiesce_daemon is not used: it races with its own
+ * epoll threads in a thread pool, an abort): once stopping is set, a new
  * request is answered 503 at once, and dispatched ones are waited for (a
  * request still sending its body is not: it gets 503 when the body is in, or
  * its connection is closed). At the deadline every request still out is
