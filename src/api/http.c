@@ -997,6 +997,7 @@ int qv_api_start(const struct qv_api_config *cfg, const struct qv_api_deps *deps
         return qv_fail(d, QV_ENOMEM, "cannot start the accept thread");
     }
     a->acceptor_running = true;
+    pthread_setname_np(a->acceptor, "qv-accept");
     {
         struct sockaddr_storage bound;
         socklen_t bl = sizeof(bound);
