@@ -566,7 +566,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     ctx_put(a, c);
 }
 
-/* ---- Connections: the header deadline ---- */
+/* ---- Connections: accepting ---- */
 
 /* A connection handed to libmicrohttpd is gone (closed, or refused by it):
  * at the cap, the accept thread is woken to take the next one. */
@@ -584,6 +584,8 @@ static void conn_closed(struct qv_api *a)
  * that serves it. Called with sock_mu held. */
 static void count_worker(struct qv_api *a, const void *daemon)
 {
+    if (daemon == NULL)
+        return;
     for (int i = 0; i < a->n_workers; i++) {
         if (a->workers[i].daemon == daemon || a->workers[i].daemon == NULL) {
             a->workers[i].daemon = daemon;
@@ -708,6 +710,8 @@ static int open_listener(const struct sockaddr *addr, socklen_t len)
     }
     return fd;
 }
+
+/* ---- Connections: the header deadline ---- */
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
