@@ -2,7 +2,9 @@
  *
  * The main port's accept thread (src/api/http.c):
  *  - connections opened at once are spread over every HTTP thread
- *    (quiver_http_connections_accepted_total{thread="i"} on /metrics);
+ *    (quiver_http_connections_accepted_total{thread="i"} on /metrics): each
+ *    gets its share (libmicrohttpd's own accept gave one of two threads 31
+ *    to 34 of 34 connections in three runs out of four);
  *  - at --max-connections it stops accepting: a new client waits in the
  *    listen backlog (the open gauge stays at the cap) and is served once a
  *    connection closes;
@@ -114,8 +116,12 @@ static void check_spread(struct h_srv *s, const char *threads)
             assert_int_equal(v, -1); /* one series per HTTP thread, no more */
             break;
         }
-        if (v <= 0)
-            fail_msg("HTTP thread %d of %d got no connection:\n%s", i, n, r.body);
+        /* The burst's descriptors are consecutive but for a few holes, and
+         * a connection goes to the thread its descriptor modulo n names:
+         * every thread gets its share of the burst, less a few. */
+        if (v < N_BURST / n - 4)
+            fail_msg("HTTP thread %d of %d got %ld connections of a burst of %d:\n%s", i, n, v,
+                     N_BURST, r.body);
         total += v;
     }
     /* The burst, the metrics request and the start-up's own connections. */
