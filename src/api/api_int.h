@@ -127,6 +127,18 @@ struct qv_api {
     bool reaper_stop;               /* guarded by sock_mu */
     pthread_t reaper;
     _Atomic long cut_connections;
+    /* The main port's listening socket and the thread that accepts on it and
+     * hands each connection to a pool thread (http.c). */
+    int listen_fd;                  /* -1 once closed */
+    int accept_wake;                /* eventfd: the stop, or a slot freed at the cap */
+    pthread_t acceptor;
+    bool acceptor_running;
+    _Atomic bool accept_stop;
+    _Atomic int open_conns;         /* handed to libmicrohttpd and not yet closed */
+    /* Connections each pool thread was given, for /metrics (guarded by
+     * sock_mu; a thread's slot is taken at its first connection). */
+    int n_workers;
+    struct qv_api_worker { const void *daemon; long accepted; } *workers;
     /* Lanes (ctl.c): work kept off the HTTP threads. */
     struct qv_api_lane *ctl;        /* repository load/unload */
     struct qv_api_lane *decode;     /* large inference bodies */
@@ -205,6 +217,10 @@ int qv__on_rollout_delete(struct qv_http_req *r);
 /* ui.c: the dashboard's embedded files. */
 int qv__on_ui(struct qv_http_req *r);
 int qv__on_ui_root(struct qv_http_req *r);
+
+/* http.c: the HTTP layer's own metrics (connections per pool thread, open
+ * connections), appended to /metrics in Prometheus text. */
+int qv__api_http_metrics(struct qv_api *a, struct qv_buf *b);
 
 /* Adds a response header: name a string literal, value copied. QV_ENOMEM
  * (the header not added) past QV_API_MAX_HEADERS headers or

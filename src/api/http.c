@@ -18,22 +18,26 @@
  * regular response) and its connection resumed; the context stays allocated
  * until the worker's complete() or the process exit.
  */
+#define _GNU_SOURCE /* accept4 */
 #include "access_log.h"
 #include "api_int.h"
 
 #define QV_LOG_MODULE "http"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <linux/tcp.h>
 #include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -562,6 +566,151 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     ctx_put(a, c);
 }
 
+/* ---- Connections: accepting ---- */
+
+/* A connection handed to libmicrohttpd is gone (closed, or refused by it):
+ * at the cap, the accept thread is woken to take the next one. */
+static void conn_closed(struct qv_api *a)
+{
+    uint64_t one = 1;
+
+    if (atomic_fetch_sub(&a->open_conns, 1) >= a->cfg.max_connections && a->accept_wake >= 0 &&
+        write(a->accept_wake, &one, sizeof(one)) < 0) {
+        /* The counter is saturated: the accept thread is awake already. */
+    }
+}
+
+/* Counts a connection for the pool thread (libmicrohttpd worker daemon)
+ * that serves it. Called with sock_mu held. */
+static void count_worker(struct qv_api *a, const void *daemon)
+{
+    if (daemon == NULL)
+        return;
+    for (int i = 0; i < a->n_workers; i++) {
+        if (a->workers[i].daemon == daemon || a->workers[i].daemon == NULL) {
+            a->workers[i].daemon = daemon;
+            a->workers[i].accepted++;
+            return;
+        }
+    }
+}
+
+int qv__api_http_metrics(struct qv_api *a, struct qv_buf *b)
+{
+    int err = 0;
+
+    if (a == NULL || a->n_workers == 0)
+        return 0;
+    err = qv_buf_printf(b, "# HELP quiver_http_connections_accepted_total Connections accepted "
+                        "on the main port, per HTTP thread.\n"
+                        "# TYPE quiver_http_connections_accepted_total counter\n");
+    pthread_mutex_lock(&a->sock_mu);
+    for (int i = 0; i < a->n_workers && !err; i++)
+        err = qv_buf_printf(b, "quiver_http_connections_accepted_total{thread=\"%d\"} %ld\n", i,
+                            a->workers[i].accepted);
+    pthread_mutex_unlock(&a->sock_mu);
+    err = err ? err : qv_buf_printf(b, "# HELP quiver_http_connections_open Connections open on "
+                                    "the main port.\n"
+                                    "# TYPE quiver_http_connections_open gauge\n"
+                                    "quiver_http_connections_open %d\n",
+                                    atomic_load(&a->open_conns));
+    return err;
+}
+
+/* libmicrohttpd 0.9.75's thread pool does not spread connections: every pool
+ * thread polls the listening socket and the one that wakes accepts in a loop,
+ * so a burst of connections often lands on one thread. The main daemon has no
+ * listening socket of its own: this thread accepts and hands each connection
+ * to MHD_add_connection, which gives it to the pool thread numbered by the
+ * descriptor modulo the pool size (the next one with room when that one is
+ * full). At --max-connections it stops accepting until a connection closes,
+ * so a new client waits in the listen backlog; the per-address limit is
+ * applied by MHD_add_connection (over it, the connection is closed). */
+static void *acceptor_main(void *arg)
+{
+    struct qv_api *a = arg;
+    int cap = a->cfg.max_connections;
+
+    while (!atomic_load(&a->accept_stop)) {
+        struct pollfd p[2] = {{a->accept_wake, POLLIN, 0}, {a->listen_fd, POLLIN, 0}};
+        bool full = atomic_load(&a->open_conns) >= cap;
+        uint64_t v;
+
+        if (poll(p, full ? 1 : 2, -1) < 0)
+            continue; /* EINTR */
+        if ((p[0].revents & POLLIN) && read(a->accept_wake, &v, sizeof(v)) < 0) {
+            /* EAGAIN: another wake-up read it */
+        }
+        if (full || !(p[1].revents & POLLIN))
+            continue;
+        while (atomic_load(&a->open_conns) < cap && !atomic_load(&a->accept_stop)) {
+            struct sockaddr_storage ss;
+            socklen_t sl = sizeof(ss);
+            int fd = accept4(a->listen_fd, (struct sockaddr *)&ss, &sl,
+                             SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+            if (fd < 0) {
+                if (errno == EINTR || errno == ECONNABORTED)
+                    continue;
+                if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                    /* Out of descriptors or memory: the client stays in the
+                     * backlog; retried after a pause, not in a busy loop. */
+                    qv_log(QV_LOG_WARN, "msg=\"cannot accept a connection: %s\"",
+                           strerror(errno));
+                    poll(p, 1, 100);
+                }
+                break;
+            }
+            atomic_fetch_add(&a->open_conns, 1);
+            if (MHD_add_connection(a->daemon, fd, (struct sockaddr *)&ss, sl) != MHD_YES)
+                conn_closed(a); /* refused (per-address limit) and closed by it */
+        }
+    }
+    return NULL;
+}
+
+/* Stops the accept thread and closes the listening socket: a new client is
+ * refused from now on. */
+static void stop_acceptor(struct qv_api *a)
+{
+    uint64_t one = 1;
+
+    if (a->acceptor_running) {
+        atomic_store(&a->accept_stop, true);
+        if (write(a->accept_wake, &one, sizeof(one)) < 0) {
+            /* saturated: the thread is awake already */
+        }
+        pthread_join(a->acceptor, NULL);
+        a->acceptor_running = false;
+    }
+    if (a->listen_fd >= 0)
+        close(a->listen_fd);
+    a->listen_fd = -1;
+}
+
+/* The main port's listening socket, as libmicrohttpd opens its own:
+ * SO_REUSEADDR, IPv6-only for an IPv6 address, close-on-exec, non-blocking,
+ * a backlog of 1,024. Returns -1 with errno set. */
+static int open_listener(const struct sockaddr *addr, socklen_t len)
+{
+    int one = 1;
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int e;
+
+    if (fd < 0)
+        return -1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        (addr->sa_family == AF_INET6 &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) ||
+        bind(fd, addr, len) != 0 || listen(fd, 1024) != 0) {
+        e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
 /* ---- Connections: the header deadline ---- */
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -573,20 +722,25 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *di =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
+
         s = calloc(1, sizeof(*s));
-        if (s == NULL)
-            return;
-        s->fd = ci ? ci->connect_fd : -1;
-        s->t_begin = qv_now_ns();
         pthread_mutex_lock(&a->sock_mu);
-        s->next = a->socks;
-        if (s->next)
-            s->next->prev = s;
-        a->socks = s;
+        count_worker(a, di ? di->daemon : NULL);
+        if (s) {
+            s->fd = ci ? ci->connect_fd : -1;
+            s->t_begin = qv_now_ns();
+            s->next = a->socks;
+            if (s->next)
+                s->next->prev = s;
+            a->socks = s;
+        }
         pthread_mutex_unlock(&a->sock_mu);
         *socket_context = s;
         return;
     }
+    conn_closed(a);
     if (s == NULL)
         return;
     /* Called before libmicrohttpd closes the socket: once s is off the list
@@ -677,6 +831,11 @@ static void stop_lanes(struct qv_api *a)
 static void api_free(struct qv_api *a)
 {
     qv__api_tokens_free(a);
+    if (a->listen_fd >= 0)
+        close(a->listen_fd);
+    if (a->accept_wake >= 0)
+        close(a->accept_wake);
+    free(a->workers);
     pthread_mutex_destroy(&a->susp_mu);
     pthread_mutex_destroy(&a->sock_mu);
     pthread_cond_destroy(&a->reaper_cond);
@@ -689,6 +848,8 @@ int qv_api_start(const struct qv_api_config *cfg, const struct qv_api_deps *deps
     struct sockaddr_in sin;
     struct sockaddr_in6 sin6;
     struct sockaddr *addr;
+    socklen_t addr_len;
+    unsigned mhd_limit;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ITC | MHD_USE_ERROR_LOG;
     const char *host = cfg->host && *cfg->host ? cfg->host : "127.0.0.1";
@@ -705,10 +866,12 @@ int qv_api_start(const struct qv_api_config *cfg, const struct qv_api_deps *deps
         sin.sin_family = AF_INET;
         sin.sin_port = htons((uint16_t)cfg->port);
         addr = (struct sockaddr *)&sin;
+        addr_len = sizeof(sin);
     } else if (inet_pton(AF_INET6, host, &sin6.sin6_addr) == 1) {
         sin6.sin6_family = AF_INET6;
         sin6.sin6_port = htons((uint16_t)cfg->port);
         addr = (struct sockaddr *)&sin6;
+        addr_len = sizeof(sin6);
         flags |= MHD_USE_IPv6;
     } else {
         return qv_fail(d, QV_EINVAL, "--host: \"%s\" is not an IPv4 or IPv6 address", host);
@@ -718,6 +881,8 @@ int qv_api_start(const struct qv_api_config *cfg, const struct qv_api_deps *deps
         return qv_fail(d, QV_ENOMEM, "cannot allocate the HTTP server");
     a->cfg = *cfg;
     a->deps = *deps;
+    a->listen_fd = -1;
+    a->accept_wake = -1;
     if (a->cfg.max_body_bytes == 0)
         a->cfg.max_body_bytes = QV_API_DEFAULT_MAX_BODY;
     if (a->cfg.body_budget_bytes == 0)
@@ -737,6 +902,19 @@ int qv_api_start(const struct qv_api_config *cfg, const struct qv_api_deps *deps
     pthread_mutex_init(&a->susp_mu, NULL);
     pthread_mutex_init(&a->sock_mu, NULL);
     pthread_cond_init(&a->reaper_cond, NULL);
+    a->n_workers = threads;
+    a->workers = calloc((size_t)threads, sizeof(*a->workers));
+    a->accept_wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (a->workers == NULL || a->accept_wake < 0) {
+        api_free(a);
+        return qv_fail(d, QV_ENOMEM, "cannot allocate the HTTP server");
+    }
+    a->listen_fd = open_listener(addr, addr_len);
+    if (a->listen_fd < 0) {
+        api_free(a);
+        return qv_fail(d, QV_EIO, "cannot listen on %s:%d (in use, or not permitted)", host,
+                       cfg->port);
+    }
     if (cfg->tokens_file) {
         err = qv__api_tokens_load(a, cfg->tokens_file, d);
         if (err) {
@@ -754,20 +932,26 @@ int qv_api_start(const struct qv_api_config *cfg, const struct qv_api_deps *deps
         api_free(a);
         return QV_ENOMEM;
     }
+    /* No listening socket of its own: acceptor_main hands it connections.
+     * The cap is kept by the accept thread; libmicrohttpd splits its own
+     * limit evenly over the pool threads and checks a thread's share before
+     * the connections still queued to it are counted, so each share is the
+     * whole cap and never refuses a connection the accept thread took. */
+    mhd_limit = (unsigned)a->cfg.max_connections > UINT32_MAX / (unsigned)threads
+                    ? UINT32_MAX
+                    : (unsigned)a->cfg.max_connections * (unsigned)threads;
     a->daemon = MHD_start_daemon(
-        flags, (uint16_t)cfg->port, NULL, NULL, on_access, a, MHD_OPTION_EXTERNAL_LOGGER,
-        on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-        a, MHD_OPTION_NOTIFY_CONNECTION, on_connection, a, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)a->cfg.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned)a->cfg.max_connections_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)QV_API_CONNECTION_MEMORY, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+        flags | MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, on_access, a,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, a, MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)a->cfg.max_connections_per_ip,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)QV_API_CONNECTION_MEMORY,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->cfg.idle_timeout_s, MHD_OPTION_END);
     if (a->daemon == NULL) {
         stop_lanes(a);
         api_free(a);
-        return qv_fail(d, QV_EIO, "cannot listen on %s:%d (in use, or not permitted)", host,
-                       cfg->port);
+        return qv_fail(d, QV_EIO, "cannot start the HTTP threads on %s:%d", host, cfg->port);
     }
     if (cfg->admin) {
         /* One thread of its own (no pool, no suspend): health and metrics
@@ -803,8 +987,31 @@ int qv_api_start(const struct qv_api_config *cfg, const struct qv_api_deps *deps
         api_free(a);
         return qv_fail(d, QV_ENOMEM, "cannot start the connection reaper");
     }
-    info = MHD_get_daemon_info(a->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    a->port = info ? info->port : cfg->port;
+    if (pthread_create(&a->acceptor, NULL, acceptor_main, a) != 0) {
+        pthread_mutex_lock(&a->sock_mu);
+        a->reaper_stop = true;
+        pthread_cond_signal(&a->reaper_cond);
+        pthread_mutex_unlock(&a->sock_mu);
+        pthread_join(a->reaper, NULL);
+        if (a->admin)
+            MHD_stop_daemon(a->admin);
+        MHD_stop_daemon(a->daemon);
+        stop_lanes(a);
+        api_free(a);
+        return qv_fail(d, QV_ENOMEM, "cannot start the accept thread");
+    }
+    a->acceptor_running = true;
+    pthread_setname_np(a->acceptor, "qv-accept");
+    {
+        struct sockaddr_storage bound;
+        socklen_t bl = sizeof(bound);
+
+        a->port = cfg->port;
+        if (getsockname(a->listen_fd, (struct sockaddr *)&bound, &bl) == 0)
+            a->port = bound.ss_family == AF_INET6
+                          ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
+                          : ntohs(((struct sockaddr_in *)&bound)->sin_port);
+    }
     *out = a;
     return QV_OK;
 }
@@ -830,9 +1037,10 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* libmicrohttpd's MHD_quiesce_daemon races with its own epoll threads when a
- * thread pool is used ("Failed to remove listen FD from epoll set", an abort),
- * so the server stops accepting work its own way: once stopping is set, a new
+/* The accept thread stops first and the listening socket is closed: a new
+ * connection is refused. Then the server stops taking work on the open ones
+ * (libmicrohttpd's MHD_quiesce_daemon is not used: it races with its own
+ * epoll threads in a thread pool, an abort): once stopping is set, a new
  * request is answered 503 at once, and dispatched ones are waited for (a
  * request still sending its body is not: it gets 503 when the body is in, or
  * its connection is closed). At the deadline every request still out is
@@ -845,6 +1053,7 @@ int qv_api_stop(qv_api *a, int timeout_ms)
 
     if (a == NULL)
         return 0;
+    stop_acceptor(a);
     atomic_store(&a->stopping, true);
     deadline = qv_now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000ull;
     while (atomic_load(&a->pending) > 0 && qv_now_ns() < deadline)

@@ -566,6 +566,7 @@ int qv__on_metrics(struct qv_http_req *r)
 {
     int err = qv_monitor_render_prometheus(r->deps->monitor, &r->resp);
 
+    err = err ? err : qv__api_http_metrics(r->api, &r->resp);
     return err ? err : metrics_extra(&r->resp, r);
 }
 

@@ -329,7 +329,7 @@ static void test_global_cap(void **state)
             h_sleep_ms(20);
         }
     }
-    /* Full: a new client waits (libmicrohttpd stops accepting at the cap;
+    /* Full: a new client waits (the accept thread stops accepting at the cap;
      * the connection waits in the listen backlog) ... */
     waiter.s = s;
     assert_int_equal(pthread_create(&th, NULL, waiter_main, &waiter), 0);
