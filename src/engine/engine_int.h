@@ -87,8 +87,10 @@ struct qv_version {
     /* Control flags. Guarded by ctl_mu; while a sync reconciles models in
      * parallel, by the one thread that reconciles this version's model. */
     bool on_disk;
-    bool explicit_load, explicit_unload;
-    bool failed;                /* the last load failed; retried only on request */
+    /* These three are also read without ctl_mu, under reg_lock alone, by
+     * qv_engine_model_info (readiness): atomic, written under ctl_mu. */
+    _Atomic bool explicit_load, explicit_unload;
+    _Atomic bool failed;        /* the last load failed; retried only on request */
     bool pending;               /* a new generation loading beside the serving one */
     int gen;                    /* generation: 1, then one more per reload in place */
     int cfg_gen;                /* the model's cfg_gen this generation was loaded with */
