@@ -495,6 +495,52 @@ H_FN struct h_resp h_req_n(const struct h_srv *s, const char *method, const char
     return r;
 }
 
+/* POST with extra header lines (NULL-terminated) and a body of len bytes. */
+H_FN struct h_resp h_post_hdrs(const struct h_srv *s, const char *path, const void *body,
+                               size_t len, ...)
+{
+    struct h_resp r;
+    struct curl_slist *hdrs = NULL;
+    CURL *c = h_easy(s, "POST", path, body, len, &r, &hdrs);
+    const char *line;
+    va_list ap;
+    CURLcode rc;
+
+    va_start(ap, len);
+    while ((line = va_arg(ap, const char *)) != NULL)
+        hdrs = curl_slist_append(hdrs, line);
+    va_end(ap);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    rc = curl_easy_perform(c);
+    if (rc != CURLE_OK && r.err[0] == '\0')
+        snprintf(r.err, sizeof(r.err), "%s", curl_easy_strerror(rc));
+    h_finish(c, &r);
+    curl_easy_cleanup(c);
+    curl_slist_free_all(hdrs);
+    return r;
+}
+
+/* A binary tensor data request (KServe/Triton extension): the JSON header,
+ * then raw_len raw bytes, with Inference-Header-Content-Length set. */
+H_FN struct h_resp h_post_binary(const struct h_srv *s, const char *path, const char *json,
+                                 const void *raw, size_t raw_len)
+{
+    size_t jl = strlen(json);
+    char *body = malloc(jl + raw_len + 1);
+    char hdr[96];
+    struct h_resp r;
+
+    assert_non_null(body);
+    memcpy(body, json, jl);
+    if (raw_len)
+        memcpy(body + jl, raw, raw_len);
+    snprintf(hdr, sizeof(hdr), "Inference-Header-Content-Length: %zu", jl);
+    r = h_post_hdrs(s, path, body, jl + raw_len, hdr, "Content-Type: application/octet-stream",
+                    NULL);
+    free(body);
+    return r;
+}
+
 H_FN struct h_resp h_req(const struct h_srv *s, const char *method, const char *path,
                            const char *body)
 {

@@ -26,49 +26,11 @@ static void lin_model(struct h_srv *s)
     h_test_version(s, "lin", 1, "{\"features\": 2, \"linear\": true, \"scale\": 2.0, \"bias\": 1.0}");
 }
 
-/* POST with extra header lines (NULL-terminated) and a body of len bytes. */
-static struct h_resp post_h(const struct h_srv *s, const char *path, const void *body,
-                            size_t len, ...)
-{
-    struct h_resp r;
-    struct curl_slist *hdrs = NULL;
-    CURL *c = h_easy(s, "POST", path, body, len, &r, &hdrs);
-    const char *line;
-    va_list ap;
-    CURLcode rc;
-
-    va_start(ap, len);
-    while ((line = va_arg(ap, const char *)) != NULL)
-        hdrs = curl_slist_append(hdrs, line);
-    va_end(ap);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    rc = curl_easy_perform(c);
-    if (rc != CURLE_OK && r.err[0] == '\0')
-        snprintf(r.err, sizeof(r.err), "%s", curl_easy_strerror(rc));
-    h_finish(c, &r);
-    curl_easy_cleanup(c);
-    curl_slist_free_all(hdrs);
-    return r;
-}
-
-/* A binary request: JSON header + raw bytes; returns the response. */
+/* A binary request to the lin model. */
 static struct h_resp post_bin(const struct h_srv *s, const char *json, const void *raw,
                               size_t raw_len)
 {
-    size_t jl = strlen(json);
-    char *body = malloc(jl + raw_len + 1);
-    char hdr[96];
-    struct h_resp r;
-
-    assert_non_null(body);
-    memcpy(body, json, jl);
-    if (raw_len)
-        memcpy(body + jl, raw, raw_len);
-    snprintf(hdr, sizeof(hdr), "Inference-Header-Content-Length: %zu", jl);
-    r = post_h(s, "/v2/models/lin/infer", body, jl + raw_len, hdr,
-               "Content-Type: application/octet-stream", NULL);
-    free(body);
-    return r;
+    return h_post_binary(s, "/v2/models/lin/infer", json, raw, raw_len);
 }
 
 /* Parses a binary response: *json the header, *raw the bytes after it. */
@@ -234,12 +196,12 @@ static void test_binary_bad_sizes(void **state)
                              "Inference-Header-Content-Length: 0",
                              "Inference-Header-Content-Length: -5"};
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-            r = post_h(s, "/v2/models/lin/infer", js, strlen(js), bad[i], NULL);
+            r = h_post_hdrs(s, "/v2/models/lin/infer", js, strlen(js), bad[i], NULL);
             h_expect_error(&r, 400, "Inference-Header-Content-Length");
             h_resp_free(&r);
         }
         /* A header length that cuts the JSON. */
-        r = post_h(s, "/v2/models/lin/infer", js, strlen(js),
+        r = h_post_hdrs(s, "/v2/models/lin/infer", js, strlen(js),
                    "Inference-Header-Content-Length: 10", NULL);
         h_expect_error(&r, 400, "invalid JSON");
         h_resp_free(&r);
@@ -253,7 +215,7 @@ static void test_binary_bad_sizes(void **state)
     /* TF Serving requests are JSON only. */
     {
         const char *js = "{\"instances\":[[1,2]]}";
-        r = post_h(s, "/v1/models/lin:predict", js, strlen(js),
+        r = h_post_hdrs(s, "/v1/models/lin:predict", js, strlen(js),
                    "Inference-Header-Content-Length: 5", NULL);
         h_expect_error(&r, 400, "Inference-Header-Content-Length");
         h_resp_free(&r);
@@ -302,28 +264,28 @@ static void test_content_encoding(void **state)
     lin_model(s);
     h_start(s, "--max-body-bytes", "1M", NULL);
     z = zip(js, strlen(js), 16 + 15, &zl);
-    r = post_h(s, "/v2/models/lin/infer", z, zl, "Content-Encoding: gzip", NULL);
+    r = h_post_hdrs(s, "/v2/models/lin/infer", z, zl, "Content-Encoding: gzip", NULL);
     if (r.status != 200)
         fail_msg("gzip body: %ld %s", r.status, r.body);
     h_resp_free(&r);
     /* A corrupt stream: 400. */
     z[zl / 2] ^= 0x55;
     z[zl / 2 + 1] ^= 0x55;
-    r = post_h(s, "/v2/models/lin/infer", z, zl, "Content-Encoding: gzip", NULL);
+    r = h_post_hdrs(s, "/v2/models/lin/infer", z, zl, "Content-Encoding: gzip", NULL);
     h_expect_error(&r, 400, "gzip");
     h_resp_free(&r);
     free(z);
     z = zip(js, strlen(js), 15, &zl);
-    r = post_h(s, "/v2/models/lin/infer", z, zl, "Content-Encoding: deflate", NULL);
+    r = h_post_hdrs(s, "/v2/models/lin/infer", z, zl, "Content-Encoding: deflate", NULL);
     assert_int_equal(r.status, 200);
     h_resp_free(&r);
     /* Truncated. */
-    r = post_h(s, "/v2/models/lin/infer", z, zl / 2, "Content-Encoding: deflate", NULL);
+    r = h_post_hdrs(s, "/v2/models/lin/infer", z, zl / 2, "Content-Encoding: deflate", NULL);
     h_expect_error(&r, 400, "deflate");
     h_resp_free(&r);
     free(z);
     /* Unknown coding: 415 naming it. */
-    r = post_h(s, "/v2/models/lin/infer", js, strlen(js), "Content-Encoding: br", NULL);
+    r = h_post_hdrs(s, "/v2/models/lin/infer", js, strlen(js), "Content-Encoding: br", NULL);
     h_expect_error(&r, 415, "Content-Encoding");
     h_expect_error(&r, 415, "br");
     h_resp_free(&r);
@@ -335,7 +297,7 @@ static void test_content_encoding(void **state)
         z = zip(big, n, 16 + 15, &zl);
         free(big);
         assert_true(zl < (64u << 10));
-        r = post_h(s, "/v2/models/lin/infer", z, zl, "Content-Encoding: gzip", NULL);
+        r = h_post_hdrs(s, "/v2/models/lin/infer", z, zl, "Content-Encoding: gzip", NULL);
         h_expect_error(&r, 413, "decompressed");
         h_resp_free(&r);
         free(z);
@@ -353,7 +315,7 @@ static void test_content_encoding(void **state)
         for (int i = 0; i < rows; i++)
             qv_buf_printf(&b, "%s%d,%d", i ? "," : "", i, i);
         qv_buf_printf(&b, "]}]}");
-        r = post_h(s, "/v2/models/lin/infer", b.data, b.len, "Accept-Encoding: gzip", NULL);
+        r = h_post_hdrs(s, "/v2/models/lin/infer", b.data, b.len, "Accept-Encoding: gzip", NULL);
         assert_int_equal(r.status, 200);
         {
             char v[32];
