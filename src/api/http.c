@@ -77,7 +77,7 @@ enum sock_phase {
 struct sock_ctx {
     int fd;
     uint64_t t_begin;      /* when the current phase began */
-    uint64_t rx_mark;      /* SOCK_IDLE: bytes received by the end of the last request */
+    uint64_t rx_mark;      /* SOCK_IDLE: bytes received when the reaper first saw it idle */
     enum sock_phase phase;
     bool cut;              /* shut down by the reaper */
     struct sock_ctx *prev, *next;
@@ -334,6 +334,8 @@ static bool parse_length(const char *s, unsigned long long *out)
     return true;
 }
 
+#define RX_UNMARKED (UINT64_MAX - 1)
+
 /* Bytes the kernel has received on a TCP socket so far (TCP_INFO), or
  * UINT64_MAX when it cannot tell. */
 static uint64_t rx_bytes(int fd)
@@ -353,18 +355,12 @@ static void set_phase(struct qv_api *a, struct MHD_Connection *conn, enum sock_p
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     struct sock_ctx *s = ci ? ci->socket_context : NULL;
-    uint64_t mark = 0;
 
     if (s == NULL)
         return;
-    if (phase == SOCK_IDLE) {
-        mark = rx_bytes(s->fd);
-        if (mark == UINT64_MAX)
-            phase = SOCK_HEADERS; /* cannot see the next request begin: deadline from now */
-    }
     pthread_mutex_lock(&a->sock_mu);
     s->phase = phase;
-    s->rx_mark = mark;
+    s->rx_mark = RX_UNMARKED; /* SOCK_IDLE: the reaper takes the mark */
     s->t_begin = qv_now_ns();
     pthread_mutex_unlock(&a->sock_mu);
 }
@@ -782,7 +778,18 @@ static void *reaper_main(void *arg)
             uint64_t limit = s->phase == SOCK_HEADERS ? head_limit : body_limit;
             if (s->phase == SOCK_IDLE && !s->cut) {
                 uint64_t rx = rx_bytes(s->fd);
-                if (rx == UINT64_MAX || rx == s->rx_mark)
+                if (s->rx_mark == RX_UNMARKED && rx != UINT64_MAX) {
+                    /* The first look at this idle spell: the count to watch.
+                     * Taken here rather than by the serving thread at the end
+                     * of each request, which would cost a system call per
+                     * request. Bytes of the next request that arrived before
+                     * this look are in the mark; a client that trickles the
+                     * rest moves the count by the next pass, and one that has
+                     * stopped is the idle timeout's. */
+                    s->rx_mark = rx;
+                    continue;
+                }
+                if (rx == s->rx_mark)
                     continue;
                 s->phase = SOCK_HEADERS; /* the next request's first byte */
                 s->t_begin = now;
