@@ -9,6 +9,7 @@
  */
 #include "api_int.h"
 #include "binary.h"
+#include "infer_fast.h"
 
 #define QV_LOG_MODULE "api"
 
@@ -391,6 +392,29 @@ static int pick_and_acquire(struct infer_ctx *c, const char *model, struct qv_pi
 }
 
 /* ---- Decoding ---- */
+
+/* The fast decoder's request into c; false (c untouched) when it does not
+ * take the body. */
+static bool fast_decode(struct infer_ctx *c, const char *body, size_t len)
+{
+    struct qv_fast_req fr, *f = &fr; /* 3.7 KiB of stack on the decoding thread */
+    bool ok = qv__infer_fast_decode(body, len, f);
+
+    if (ok) {
+        memcpy(c->req.inputs, f->inputs, sizeof(f->inputs[0]) * (size_t)f->n_inputs);
+        c->req.n_inputs = f->n_inputs;
+        if (f->has_id) {
+            memcpy(c->id, f->id, sizeof(c->id));
+            c->has_id = true;
+        }
+        for (int i = 0; i < f->n_wanted; i++) {
+            memcpy(c->wanted[i], f->wanted[i], QV_NAME_MAX);
+            c->wanted_bin[i] = false; /* no parameters: JSON, as binary_data_output's default */
+        }
+        c->n_wanted = f->n_wanted;
+    }
+    return ok;
+}
 
 static int decode_kserve(struct infer_ctx *c, json_t *root, struct qv_diag *d)
 {
@@ -1013,6 +1037,7 @@ static int infer(struct qv_http_req *h, bool tfs)
     size_t took = 0, json_len;
     struct qv_bin bin;
     int err, n_shadows = 0;
+    bool fast;
 
     /* A version named in the URL with a full queue is refused before the body
      * is even parsed: under overload a 429 must cost as little as possible. */
@@ -1044,26 +1069,30 @@ static int infer(struct qv_http_req *h, bool tfs)
     err = decode_budget_take(h, json_len, &took);
     if (err)
         return err;
-    {
-        size_t ql = 0;
-        char *quoted = qv_json_quote_nonfinite(h->body, json_len, &ql);
-        root = quoted ? json_loadb(quoted, ql, 0, &jerr) : json_loadb(h->body, json_len, 0, &jerr);
-        free(quoted);
-    }
-    if (root == NULL && h->keep_body && h->body_done)
-        h->body_done(h);
-    if (root == NULL) {
-        decode_budget_give(h, took);
-        return qv_fail(&h->diag, QV_EINVAL, "body: invalid JSON at line %d column %d: %s",
-                       jerr.line, jerr.column, jerr.text);
-    }
     c = calloc(1, sizeof(*c));
     if (c == NULL) {
-        json_decref(root);
         decode_budget_give(h, took);
         if (h->keep_body && h->body_done)
             h->body_done(h);
         return qv_fail(&h->diag, QV_ENOMEM, "cannot allocate the request");
+    }
+    /* The common request shape in one pass (infer_fast.c); any other body,
+     * and every invalid one, through jansson. */
+    fast = !tfs && !bin.present && fast_decode(c, h->body, json_len);
+    root = NULL;
+    if (!fast) {
+        size_t ql = 0;
+        char *quoted = qv_json_quote_nonfinite(h->body, json_len, &ql);
+        root = quoted ? json_loadb(quoted, ql, 0, &jerr) : json_loadb(h->body, json_len, 0, &jerr);
+        free(quoted);
+        if (root == NULL) {
+            free(c);
+            if (h->keep_body && h->body_done)
+                h->body_done(h);
+            decode_budget_give(h, took);
+            return qv_fail(&h->diag, QV_EINVAL, "body: invalid JSON at line %d column %d: %s",
+                           jerr.line, jerr.column, jerr.text);
+        }
     }
     c->http = h;
     c->bin = bin;
@@ -1079,7 +1108,7 @@ static int infer(struct qv_http_req *h, bool tfs)
     c->req.ud = c;
     memset(&pick, 0, sizeof(pick));
     if (!tfs) {
-        err = decode_kserve(c, root, &h->diag);
+        err = fast ? QV_OK : decode_kserve(c, root, &h->diag);
         if (!err)
             err = pick_and_acquire(c, model, &pick, &h->diag);
     } else {
