@@ -101,7 +101,28 @@ static void concat_free(struct qv_tensor *t, int n)
         qv_tensor_fini(&t[i]);
 }
 
-#define CPU_SAMPLE 8
+#define CPU_SAMPLE 64                       /* one backend call in this many ... */
+#define CPU_SAMPLE_NS (100ull * 1000000ull) /* ... or one every 100 ms, if more often */
+
+/* Whether this backend call measures its CPU time, and how many calls the
+ * measurement stands for (those since the previous one). */
+static uint64_t cpu_sample_weight(qv_version *v, uint64_t now)
+{
+    uint64_t call = atomic_fetch_add_explicit(&v->batches, 1, memory_order_relaxed) + 1;
+    uint64_t last = atomic_load_explicit(&v->cpu_sampled_call, memory_order_relaxed);
+
+    if (call - last < CPU_SAMPLE &&
+        now - atomic_load_explicit(&v->cpu_sampled_ns, memory_order_relaxed) < CPU_SAMPLE_NS)
+        return 0;
+    /* One of the threads racing here takes the sample; the weight is the
+     * calls since the previous sample, so the sum stays an unbiased total. */
+    if (!atomic_compare_exchange_strong_explicit(&v->cpu_sampled_call, &last, call,
+                                                 memory_order_relaxed, memory_order_relaxed) ||
+        call <= last)
+        return 0;
+    atomic_store_explicit(&v->cpu_sampled_ns, now, memory_order_relaxed);
+    return call - last;
+}
 
 /* Runs reqs[0..n) in one backend call and fills every request's outcome. */
 int qv__engine_infer_batch(qv_version *v, void *state, struct qv_infer_req **reqs, int n)
@@ -111,8 +132,7 @@ int qv__engine_infer_batch(qv_version *v, void *state, struct qv_infer_req **req
     int n_in = reqs[0]->n_inputs, n_out = 0, err = QV_OK;
     struct qv_diag d = {{0}};
     int64_t total = 0;
-    uint64_t t0, cpu0;
-    bool sampled;
+    uint64_t t0, cpu0, weight;
 
     memset(merged, 0, sizeof(merged));
     memset(out, 0, sizeof(out));
@@ -147,17 +167,19 @@ int qv__engine_infer_batch(qv_version *v, void *state, struct qv_infer_req **req
         }
         in = merged;
     }
-    /* A thread's CPU clock is a system call, not a vDSO read: it is sampled on
-     * one batch in CPU_SAMPLE and counted CPU_SAMPLE times, an unbiased
-     * estimate of CPU per request at a fraction of the cost. */
-    sampled = atomic_fetch_add_explicit(&v->batches, 1, memory_order_relaxed) % CPU_SAMPLE == 0;
+    /* A thread's CPU clock is a system call, not a vDSO read (on a virtual
+     * machine one costs as much as the smallest models' whole call): it is
+     * read around one backend call in CPU_SAMPLE, or one per CPU_SAMPLE_NS
+     * at low rates, and counted for the calls since the previous sample, an
+     * unbiased estimate of CPU per request at a fraction of the cost. */
     t0 = qv_now_ns();
-    cpu0 = sampled ? qv_thread_cpu_ns() : 0;
+    weight = cpu_sample_weight(v, t0);
+    cpu0 = weight ? qv_thread_cpu_ns() : 0;
     for (int k = 0; k < n; k++)
         reqs[k]->t_start = t0;
     err = qv_backend_infer(v->be, state, in, n_in, out, &n_out, &d);
     qv_vstats_batch(v->stats, (uint32_t)total,
-                    sampled ? (qv_thread_cpu_ns() - cpu0) * CPU_SAMPLE : 0);
+                    weight ? (qv_thread_cpu_ns() - cpu0) * weight : 0);
     if (!err && n_out < v->sig.n_outputs)
         err = qv_fail(&d, QV_EBACKEND, "backend returned %d outputs, the model declares %d",
                       n_out, v->sig.n_outputs);

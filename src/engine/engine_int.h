@@ -64,6 +64,8 @@ struct qv_version {
     qv_monitor *mon; /* holds stats (qv_monitor_hold); released with the version */
     _Atomic uint64_t last_used_ns;
     _Atomic uint64_t batches;   /* backend calls, for sampling their CPU time */
+    _Atomic uint64_t cpu_sampled_call; /* batches at the last CPU-time sample */
+    _Atomic uint64_t cpu_sampled_ns;   /* when that sample was taken */
 
     /* Inline execution (worker.c): whether v's recent compute p99 is under
      * the engine's threshold, re-decided at most every QV_INLINE_CHECK_NS
@@ -77,7 +79,9 @@ struct qv_version {
     struct qv_infer_req *head, *tail;
     int qlen;
     _Atomic int queued;         /* qlen, readable without the lock (a hint) */
-    int active;                 /* backend calls running */
+    _Atomic int active;         /* backend calls running (instances in use): taken with
+                                 * instance_take(), by workers under e->qlock and by the
+                                 * lock-free inline path without it */
     bool listed;                /* on the runnable list */
     bool batch_waiting;         /* a worker waits on batch_cond for more rows */
     bool *state_busy;
@@ -145,7 +149,8 @@ struct qv_engine {
     pthread_mutex_t qlock;
     pthread_cond_t work_cond;
     qv_version *run_head, *run_tail; /* Guarded by qlock. */
-    bool stopping;                   /* Guarded by qlock. */
+    _Atomic bool stopping;           /* Written under qlock; read without it by the
+                                      * lock-free inline path (a hint there). */
     _Atomic bool has_runnable;       /* run_head != NULL, for a spinning worker */
     _Atomic bool spinner;            /* one idle worker is polling for work */
     uint64_t spin_ns;                /* how long an idle worker polls before sleeping */

@@ -20,6 +20,21 @@
 
 /* Builds the signature: names and shapes from config.json when declared, the
  * backend's own description otherwise. */
+/* A version's instances when its config does not say: a backend whose calls
+ * share one loaded state costs nothing per instance, so it gets as many as
+ * fill the cores with its intra-op threads (cores / threads, at least 1, as
+ * Triton gives its re-entrant CPU backends more than one); any other
+ * backend, one (each instance is a loaded copy). */
+static int default_instances(const struct qv_backend *be, int threads)
+{
+    int n;
+
+    if (!(qv_backend_flags(be) & QV_BACKEND_REENTRANT))
+        return 1;
+    n = qv_cpu_count() / (threads > 0 ? threads : 1);
+    return n < 1 ? 1 : n > 64 ? 64 : n;
+}
+
 static int build_signature(qv_version *v, const struct qv_model_config *cfg, struct qv_diag *d)
 {
     struct qv_signature own;
@@ -223,7 +238,7 @@ int qv__load_version(qv_engine *e, struct qv_model *m, qv_version *v, bool may_e
         goto fail;
     }
     snprintf(vdir, sizeof(vdir), "%s/%s/%lld", e->root, m->name, (long long)v->number);
-    v->instances = cfg->instances > 0 ? cfg->instances : 1;
+    v->instances = cfg->instances > 0 ? cfg->instances : default_instances(v->be, cfg->threads);
     v->queue_limit = cfg->queue_limit;
     v->max_batch = cfg->max_batch_size;
     v->delay_ns = cfg->max_queue_delay_us * 1000;

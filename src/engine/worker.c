@@ -24,6 +24,18 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Takes one of v's instances if one is free (a compare-and-swap: the
+ * lock-free inline path takes them too). */
+static bool instance_take(qv_version *v)
+{
+    int a = atomic_load(&v->active);
+
+    while (a < v->instances)
+        if (atomic_compare_exchange_weak(&v->active, &a, a + 1))
+            return true;
+    return false;
+}
+
 /* Puts v on the runnable list if it has work and a free instance. 'self':
  * the calling worker is about to take work itself, so v goes first and no
  * other worker is woken for it. */
@@ -84,6 +96,16 @@ bool qv_engine_is_full(const qv_version *v)
 
 /* ---- Inline execution ---- */
 
+/* Whether v may run a request inline at all: it does not batch, or it
+ * batches without a queue delay, so a worker finding one request in an empty
+ * queue would run it alone at once, a batch of one; the inline run is that
+ * same call on the submitting thread. A version with max_queue_delay_us
+ * waits for rows, and keeps the workers. */
+static bool inline_kind(const qv_version *v)
+{
+    return v->max_batch == 0 || v->delay_ns == 0;
+}
+
 #define QV_INLINE_CHECK_NS (20ull * 1000000ull) /* re-decide at most this often */
 #define QV_INLINE_MIN_SAMPLES 64                /* compute times a decision needs */
 
@@ -98,7 +120,7 @@ static void inline_update(qv_version *v)
     struct qv_vstats_snap *sn;
     struct qv_lat_hist w;
 
-    if (e->inline_ns == 0 || v->max_batch > 0)
+    if (e->inline_ns == 0 || !inline_kind(v))
         return;
     last = atomic_load_explicit(&v->inline_checked_ns, memory_order_relaxed);
     if (last != 0 && now - last < QV_INLINE_CHECK_NS)
@@ -122,9 +144,18 @@ static void inline_update(qv_version *v)
     } else {
         qv_lat_hist_diff(&sn->compute, &v->inline_prev, &w);
         if (qv_lat_hist_count(&w) >= QV_INLINE_MIN_SAMPLES) {
-            double p99_ms = qv_lat_hist_quantile_ms(&w, 0.99);
-            atomic_store_explicit(&v->inline_ok, p99_ms * 1e6 < (double)e->inline_ns,
-                                  memory_order_relaxed);
+            /* Hysteresis: a version enters the inline path under the
+             * threshold and leaves it over twice the threshold. A window's
+             * p99 on a busy machine includes the times the thread was
+             * preempted mid-call; near the threshold that noise alone would
+             * flip the path every window, and each flip queues requests
+             * behind a worker wake-up. A really slow version (a canary ten
+             * times slower) still leaves within one window. */
+            double p99_ns = qv_lat_hist_quantile_ms(&w, 0.99) * 1e6;
+            double limit = (double)e->inline_ns;
+            if (atomic_load_explicit(&v->inline_ok, memory_order_relaxed))
+                limit *= 2.0;
+            atomic_store_explicit(&v->inline_ok, p99_ns < limit, memory_order_relaxed);
             v->inline_prev = sn->compute;
         }
     }
@@ -139,7 +170,6 @@ static void run_inline_locked(qv_engine *e, qv_version *v, struct qv_infer_req *
 {
     int slot = 0;
 
-    v->active++;
     if (v->n_states > 1) {
         for (slot = 0; slot < v->n_states && v->state_busy[slot]; slot++) {
         }
@@ -167,6 +197,36 @@ static void run_inline_locked(qv_engine *e, qv_version *v, struct qv_infer_req *
     qv__version_put(v);
 }
 
+/* Runs r inline on a reentrant version without the queue's lock, in the
+ * instance the caller took: the backend call shares the version's one state
+ * with every other caller, so no state slot is picked. The request's own hold
+ * keeps v alive; the engine's hold, as on the other paths, keeps v's backend
+ * state until the call returns. */
+static void run_inline_shared(qv_engine *e, qv_version *v, struct qv_infer_req *r)
+{
+    qv__version_get(v);
+    r->ran_inline = true;
+    qv__engine_infer_batch(v, v->states[0], &r, 1);
+    r->t_done = qv_now_ns();
+    qv_vstats_execution(v->stats, true);
+    qv_vstats_request(v->stats, r->status ? qv_outcome_from_err(r->status) : QV_OUTCOME_OK,
+                      r->t_start - r->t_submit, r->t_done - r->t_start, r->t_done - r->t_submit);
+    atomic_store_explicit(&v->last_used_ns, r->t_done, memory_order_relaxed);
+    /* The instance goes back, then the queue is looked at: a submitter that
+     * found every instance busy queued its request and then looked at the
+     * instances (both sequentially consistent), so one of the two sees the
+     * other and the request gets a worker. */
+    atomic_fetch_sub(&v->active, 1);
+    if (atomic_load(&v->queued) > 0) {
+        pthread_mutex_lock(&e->qlock);
+        list_runnable_locked(e, v);
+        pthread_mutex_unlock(&e->qlock);
+    }
+    inline_update(v);
+    r->done(r);
+    qv__version_put(v);
+}
+
 int qv_engine_submit(qv_version *v, struct qv_infer_req *r, struct qv_diag *d)
 {
     qv_engine *e = v->e;
@@ -175,13 +235,26 @@ int qv_engine_submit(qv_version *v, struct qv_infer_req *r, struct qv_diag *d)
     r->t_submit = qv_now_ns();
     r->next = NULL;
     r->ran_inline = false;
+    /* A fast reentrant version with nothing queued and a free instance runs
+     * here with no lock taken: the queue's lock, taken twice per request by
+     * every HTTP thread, is the contended point at high request rates. A
+     * request that finds the queue non-empty or every instance busy joins
+     * the queue (and its limit: 429 past it). */
+    if (r->may_inline && inline_kind(v) && v->n_states == 1 &&
+        (qv_backend_flags(v->be) & QV_BACKEND_REENTRANT) &&
+        atomic_load_explicit(&v->inline_ok, memory_order_relaxed) &&
+        atomic_load_explicit(&v->queued, memory_order_relaxed) == 0 &&
+        !atomic_load_explicit(&e->stopping, memory_order_relaxed) && instance_take(v)) {
+        run_inline_shared(e, v, r);
+        return QV_OK;
+    }
     pthread_mutex_lock(&e->qlock);
     if (e->stopping) {
         pthread_mutex_unlock(&e->qlock);
         return qv_fail(d, QV_ESHUTDOWN, "the server is shutting down");
     }
-    if (r->may_inline && v->max_batch == 0 && v->qlen == 0 && v->active < v->instances &&
-        atomic_load_explicit(&v->inline_ok, memory_order_relaxed)) {
+    if (r->may_inline && inline_kind(v) && v->qlen == 0 &&
+        atomic_load_explicit(&v->inline_ok, memory_order_relaxed) && instance_take(v)) {
         run_inline_locked(e, v, r);
         return QV_OK;
     }
@@ -198,7 +271,9 @@ int qv_engine_submit(qv_version *v, struct qv_infer_req *r, struct qv_diag *d)
         v->head = r;
     v->tail = r;
     depth = ++v->qlen;
-    atomic_store_explicit(&v->queued, depth, memory_order_relaxed);
+    /* Sequentially consistent, before list_runnable_locked reads active:
+     * see run_inline_shared. */
+    atomic_store(&v->queued, depth);
     /* The gauge is written under the queue's lock, so the last value
      * written is the queue's real depth. */
     qv_vstats_queue_depth(v->stats, depth);
@@ -236,9 +311,8 @@ static void *worker_main(void *arg)
             pthread_cond_signal(&e->work_cond); /* more listed than this worker takes */
         }
         v->listed = false;
-        if (v->qlen == 0 || v->active >= v->instances)
+        if (v->qlen == 0 || !instance_take(v))
             continue;
-        v->active++;
         max = v->max_batch > 0 ? v->max_batch : 1;
         if (max > (int64_t)QV_ARRAY_LEN(batch))
             max = QV_ARRAY_LEN(batch);

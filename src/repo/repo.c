@@ -20,7 +20,7 @@ void qv_model_config_defaults(struct qv_model_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->policy.kind = QV_POLICY_ALL;
-    cfg->instances = 1;
+    cfg->instances = 0; /* not set: the engine's default for the backend */
     cfg->queue_limit = DEFAULT_QUEUE_LIMIT;
     cfg->latency_slo_ms = DEFAULT_SLO_MS;
 }

@@ -39,7 +39,7 @@ struct qv_model_config {
     uint64_t max_queue_delay_us;
     int n_preferred;
     int preferred_batch_sizes[QV_MAX_PREFERRED];
-    int instances;                    /* concurrent backend calls per version */
+    int instances;                    /* concurrent backend calls per version; 0: not set */
     int threads;                      /* threads per backend call (0: automatic) */
     int queue_limit;                  /* pending requests per version before 429 */
     double latency_slo_ms;            /* the latency objective used by scores */

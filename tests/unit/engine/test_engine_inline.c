@@ -96,7 +96,36 @@ static void test_inline_after_measuring(void **state)
     fx_repo_remove();
 }
 
-static void test_inline_never_when_batching(void **state)
+/* Batching without a queue delay: a lone request would be a batch of one on
+ * a worker at once, so a fast version runs it inline like an unbatched one. */
+static void test_inline_when_batching_without_delay(void **state)
+{
+    qv_monitor *mon;
+    qv_engine *e;
+    struct fx_req q;
+    int first_inline = -1;
+
+    (void)state;
+    fx_repo_new();
+    fx_write("m/config.json", "{\"backend\": \"test\", \"max_batch_size\": 8}");
+    fx_write("m/1/model.test", "{\"features\": 2}");
+    e = inline_engine(&mon, 5000, 0);
+    for (int i = 0; i < 3000 && first_inline < 0; i++) {
+        if (send_inline(e, &q, (float)i))
+            first_inline = i;
+        assert_int_equal(q.r.status, 0);
+        assert_int_equal(q.r.n_outputs, 1);
+        fx_free(&q);
+        sleep_us(500);
+    }
+    assert_true(first_inline >= 64);
+    qv_engine_destroy(e);
+    qv_monitor_destroy(mon);
+    fx_repo_remove();
+}
+
+/* With max_queue_delay_us the version waits for rows: never inline. */
+static void test_inline_never_when_batching_waits(void **state)
 {
     qv_monitor *mon;
     qv_engine *e;
@@ -105,7 +134,8 @@ static void test_inline_never_when_batching(void **state)
 
     (void)state;
     fx_repo_new();
-    fx_write("m/config.json", "{\"backend\": \"test\", \"max_batch_size\": 8}");
+    fx_write("m/config.json", "{\"backend\": \"test\", \"max_batch_size\": 8, "
+                              "\"max_queue_delay_us\": 100}");
     fx_write("m/1/model.test", "{\"features\": 2}");
     e = inline_engine(&mon, 0, 0);
     for (int i = 0; i < 200; i++) {
@@ -286,7 +316,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_inline_after_measuring),
-        cmocka_unit_test(test_inline_never_when_batching),
+        cmocka_unit_test(test_inline_when_batching_without_delay),
+        cmocka_unit_test(test_inline_never_when_batching_waits),
         cmocka_unit_test(test_inline_races_with_unload),
         cmocka_unit_test(test_shadow_lane_sheds),
     };
