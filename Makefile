@@ -53,7 +53,7 @@ build-tsan:
 
 # libFuzzer (clang, ASan+UBSan) on every parser of outside bytes: the ONNX
 # loader (fuzz_load) and the targets of tests/fuzz (docs/security.md).
-FUZZ_TARGETS = kserve tfs config route rollout feedback tokens http grpc
+FUZZ_TARGETS = kserve tfs config route rollout feedback tokens http grpc infer_fast
 build-fuzz:
 	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DQV_SANITIZE=ON -DQV_FUZZ=ON \
 	    -DQV_WITH_XGBOOST=OFF >/dev/null

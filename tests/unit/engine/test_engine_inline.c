@@ -155,6 +155,109 @@ static void test_inline_never_when_batching_waits(void **state)
     fx_repo_remove();
 }
 
+/* Submits q (may_inline) and returns without waiting; whether it ran inline. */
+static bool submit_inline(qv_engine *e, struct fx_req *q, float base)
+{
+    int64_t shape[2] = {1, 2};
+    struct qv_diag d = {{0}};
+
+    memset(q, 0, sizeof(*q));
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->cv, NULL);
+    assert_int_equal(qv_engine_acquire(e, "m", 0, &q->v, &d), 0);
+    assert_int_equal(qv_tensor_alloc(&q->r.inputs[0], "input__0", QV_DTYPE_F32, 2, shape), 0);
+    ((float *)q->r.inputs[0].data)[0] = base;
+    ((float *)q->r.inputs[0].data)[1] = base;
+    q->r.n_inputs = 1;
+    q->r.done = fx_on_done;
+    q->r.ud = q;
+    q->r.may_inline = true;
+    assert_int_equal(qv_engine_prepare(q->v, &q->r, &d), 0);
+    assert_int_equal(qv_engine_submit(q->v, &q->r, &d), 0);
+    return q->r.ran_inline;
+}
+
+/* Whether q completed within 'ms'. */
+static bool wait_ms(struct fx_req *q, long ms)
+{
+    struct timespec ts;
+    bool done;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&q->mu);
+    while (!q->done)
+        if (pthread_cond_timedwait(&q->cv, &q->mu, &ts) != 0)
+            break;
+    done = q->done;
+    pthread_mutex_unlock(&q->mu);
+    return done;
+}
+
+struct slow_call {
+    qv_engine *e;
+    struct fx_req q;
+    bool ran_inline;
+};
+
+static void *slow_call_main(void *arg)
+{
+    struct slow_call *c = arg;
+
+    c->ran_inline = submit_inline(c->e, &c->q, 1.0f);
+    return NULL;
+}
+
+/* A re-entrant version's inline run takes one of its instances without the
+ * queue's lock. With its only instance held by a slow inline call, the next
+ * request is queued, not run beside it; and when the inline call gives the
+ * instance back, the queued request gets a worker at once (a missed hand-off
+ * would leave it in the queue until some other request came). */
+static void test_inline_instance_handoff(void **state)
+{
+    qv_monitor *mon;
+    qv_engine *e;
+    struct fx_req q;
+    struct slow_call slow;
+    pthread_t th;
+    int inline_runs = 0;
+
+    (void)state;
+    fx_repo_new();
+    fx_write("m/config.json", "{\"backend\": \"test\", \"instances\": 1}");
+    /* Fast for 1000 calls, then 300 ms per call; the threshold (1 s) keeps
+     * the slow calls inline. */
+    fx_write("m/1/model.test",
+             "{\"features\": 2, \"slow_after\": 1000, \"slow_delay_us\": 300000}");
+    e = inline_engine(&mon, 1000000, 0);
+    for (int i = 0; i < 1000; i++) {
+        inline_runs += send_inline(e, &q, (float)i);
+        fx_free(&q);
+        if (i % 50 == 0)
+            sleep_us(20000); /* lets the 20 ms decision windows pass */
+    }
+    assert_true(inline_runs > 0);
+    slow.e = e;
+    assert_int_equal(pthread_create(&th, NULL, slow_call_main, &slow), 0);
+    sleep_us(100000); /* the slow call is running inline and holds the instance */
+    assert_false(submit_inline(e, &q, 2.0f));
+    assert_true(wait_ms(&q, 20000));
+    assert_int_equal(q.r.status, 0);
+    pthread_join(th, NULL);
+    assert_true(slow.ran_inline);
+    assert_true(wait_ms(&slow.q, 20000));
+    fx_free(&slow.q);
+    fx_free(&q);
+    qv_engine_destroy(e);
+    qv_monitor_destroy(mon);
+    fx_repo_remove();
+}
+
 /* Three threads sending inline-eligible requests while the version is
  * unloaded and loaded again (for TSan). */
 struct sender {
@@ -317,6 +420,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_inline_after_measuring),
         cmocka_unit_test(test_inline_when_batching_without_delay),
+        cmocka_unit_test(test_inline_instance_handoff),
         cmocka_unit_test(test_inline_never_when_batching_waits),
         cmocka_unit_test(test_inline_races_with_unload),
         cmocka_unit_test(test_shadow_lane_sheds),
