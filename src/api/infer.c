@@ -1149,7 +1149,10 @@ static int infer(struct qv_http_req *h, bool tfs)
         if (pick.n_shadow > 0 && h->n_params < 2)
             start_shadows(c, &pick, shadows, &n_shadows);
         h->suspend(h);
-        c->req.may_inline = n_shadows == 0; /* may run (and complete h) right here */
+        /* May run (and complete h) right here. Shadow copies hold copies of
+         * the inputs and their pairs get the primary's output in on_done, so
+         * an inline primary hands them on before they reach the lane. */
+        c->req.may_inline = true;
         err = qv_engine_submit(c->v, &c->req, &h->diag);
         if (!err) {
             submit_shadows(shadows, n_shadows);

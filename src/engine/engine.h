@@ -118,8 +118,8 @@ bool qv_engine_is_full(const qv_version *v);
 /* Queues r on v. QV_OK: done(r) will be called once, on a worker thread.
  * QV_EOVERLOAD when v's queue is full (done is not called).
  *
- * Inline execution: when r->may_inline is set, v does not batch, its queue is
- * empty, an instance is free and the p99 of v's recent compute times is under
+ * Inline execution: when r->may_inline is set, v does not batch (or batches
+ * without a queue delay), its queue is empty, an instance is free and the p99 of v's recent compute times is under
  * the engine's inline threshold, r runs at once on the calling thread and
  * done(r) is called before submit returns QV_OK (r->ran_inline set). The run
  * holds one of v's instances like a worker's call, so v's concurrency is never
