@@ -29,6 +29,7 @@ struct conv_params {
     int act;              /* fused activation (Conv only): ACT_* */
     float act_lo, act_hi; /* ACT_CLIP bounds */
     bool wino;            /* Winograd: wp set, the transformed weights in x->prep */
+    const struct qv_tensor *res; /* a fused Add's other input (same shape as Y), or NULL */
     bool packed;          /* the weights packed in x->prep; C^T after the column buffer */
     struct qv_wino wp;
 };
@@ -42,9 +43,6 @@ enum { ACT_NONE = QV_CONV_ACT_NONE, ACT_RELU = QV_CONV_ACT_RELU, ACT_CLIP = QV_C
  * the size of the plain ones, cost more to read than the products save
  * (ResNet's 7x7 layers). */
 #define WINO_MIN_TILES 32
-/* Output tiles per thread below which a Winograd run splits output channels
- * (each thread transforming the whole input) rather than tiles. */
-#define WINO_TILE_GRAIN 64
 
 _Static_assert(sizeof(struct conv_params) <= QV_EXEC_PRIV, "priv too small");
 
@@ -381,24 +379,49 @@ static void conv_group_part(void *arg, int64_t g0, int64_t g1, int chunk)
     }
 }
 
-/* Winograd over the pool: tiles, or output channels when tiles are few. */
+/* Winograd over the pool. With many tiles, each thread runs whole panels of
+ * 32 tiles, blocks of them in its own scratch. With few (a thread's share
+ * would leave the packed product's panels half empty), the threads share
+ * each block: all transform the input (split by input channels) into one V,
+ * then all multiply and transform the output (split by output channels). */
 struct wino_job {
     const struct conv_params *p;
-    const float *U, *B, *X;
+    const float *U, *B, *R, *X;
     float *Y, *scratch;
-    bool by_channel;
+    int64_t t0, nb; /* the shared block */
 };
 
-static void wino_part(void *arg, int64_t a, int64_t e, int chunk)
+#define WINO_PANEL 32
+/* Panels per thread from which threads split tiles rather than share blocks. */
+#define WINO_PANELS_PER_THREAD 4
+
+static void wino_tiles_part(void *arg, int64_t a, int64_t e, int chunk)
 {
     const struct wino_job *j = arg;
     const struct qv_wino *w = &j->p->wp;
     float *scratch = j->scratch + (size_t)chunk * qv_wino_scratch_floats(w);
+    int64_t tiles = w->th * w->tw, t1 = e * WINO_PANEL < tiles ? e * WINO_PANEL : tiles;
 
-    if (j->by_channel)
-        qv_wino_run(w, j->U, j->B, j->X, j->Y, scratch, 0, w->th * w->tw, a, e);
-    else
-        qv_wino_run(w, j->U, j->B, j->X, j->Y, scratch, a, e, 0, w->k);
+    qv_wino_run(w, j->U, j->B, j->R, j->X, j->Y, scratch, a * WINO_PANEL, t1);
+}
+
+static void wino_in_part(void *arg, int64_t c0, int64_t c1, int chunk)
+{
+    const struct wino_job *j = arg;
+    const struct qv_wino *w = &j->p->wp;
+    float *mine = j->scratch + (size_t)chunk * qv_wino_scratch_floats(w);
+
+    qv_wino_input(w, j->X, qv_wino_v(w, j->scratch), j->t0, j->nb, c0, c1, qv_wino_rows(w, mine));
+}
+
+static void wino_out_part(void *arg, int64_t m0, int64_t m1, int chunk)
+{
+    const struct wino_job *j = arg;
+    const struct qv_wino *w = &j->p->wp;
+    float *mine = j->scratch + (size_t)chunk * qv_wino_scratch_floats(w);
+
+    qv_wino_output(w, j->U, j->B, j->R, qv_wino_v(w, j->scratch), qv_wino_m(w, j->scratch), j->Y,
+                   j->t0, j->nb, m0, m1, qv_wino_rows(w, mine));
 }
 
 static void conv_wino(struct qv_exec *x)
@@ -406,19 +429,27 @@ static void conv_wino(struct qv_exec *x)
     const struct conv_params *p = (const void *)x->priv;
     const struct qv_wino *w = &p->wp;
     int64_t tiles = w->th * w->tw, batch = x->in[0]->shape[0];
+    int64_t panels = (tiles + WINO_PANEL - 1) / WINO_PANEL;
+    int64_t plane = w->oh * w->ow;
     struct wino_job j = {.p = p,
                          .U = x->prep,
                          .B = x->n_in > 2 && x->in[2] ? x->in[2]->data : NULL,
                          .scratch = x->scratch};
+    bool shared = x->pool != NULL && panels < WINO_PANELS_PER_THREAD * qv_parallel_chunks(x, panels, 1);
 
-    j.by_channel = x->pool != NULL && tiles < 2 * WINO_TILE_GRAIN;
     for (int64_t b = 0; b < batch; b++) {
         j.X = (const float *)x->in[0]->data + b * w->c * w->h * w->w;
-        j.Y = (float *)x->out[0]->data + b * w->k * w->oh * w->ow;
-        if (j.by_channel)
-            qv_parallel_for(x, w->k, CONV_ROW_GRAIN, wino_part, &j);
-        else
-            qv_parallel_for(x, tiles, WINO_TILE_GRAIN, wino_part, &j);
+        j.Y = (float *)x->out[0]->data + b * w->k * plane;
+        j.R = p->res ? (const float *)p->res->data + b * w->k * plane : NULL;
+        if (!shared) {
+            qv_parallel_for(x, panels, 1, wino_tiles_part, &j);
+            continue;
+        }
+        for (int64_t k = 0, nbk = qv_wino_blocks(w, tiles); k < nbk; k++) {
+            qv_wino_block(w, tiles, k, &j.t0, &j.nb);
+            qv_parallel_for(x, w->c, IM2COL_GRAIN, wino_in_part, &j);
+            qv_parallel_for(x, w->k, CONV_ROW_GRAIN, wino_out_part, &j);
+        }
     }
 }
 
