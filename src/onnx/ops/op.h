@@ -224,6 +224,10 @@ int qv_int_matmul_plan(struct qv_exec *x, const struct qv_tensor *A, const struc
  * output, with the same NaN behaviour as those kernels. False if x is not a
  * float Conv or already has an activation. Plan time only. */
 bool qv_conv_fuse_activation(struct qv_exec *x, bool relu, float lo, float hi);
+/* Fusion of an Add into the Conv x that feeds it: x adds r (same shape and
+ * type as its output, available when x runs) before its activation. False
+ * if x is no float Conv without a fused activation or r does not fit. */
+bool qv_conv_fuse_residual(struct qv_exec *x, const struct qv_tensor *r);
 
 /* ---- Numbers ---- */
 /* Limit on elements per tensor. qv_shape_fits() also bounds the product of

@@ -227,6 +227,7 @@ static void im2col_f32(const struct conv_params *p, const float *xg, float *col,
 struct conv_job {
     const struct conv_params *p;
     const float *W, *B, *xg, *src;
+    const float *R; /* the residual of this batch image (as yg), or NULL */
     float *col, *yg;
     int64_t out_n, batch_off; /* output channels before this batch image's groups */
     const float *X;
@@ -247,15 +248,30 @@ struct conv_job {
  * first layer: 12544 positions, 64 channels) OpenBLAS is faster. */
 #define PACKED_MAX_COLS_PER_CHANNEL 8
 
-/* Y[m, n0..n1) for m in [m0, m1): bias, then the fused activation. */
-static void conv_epilogue(const struct conv_params *p, const float *B, float *Y, int64_t ld,
-                          int64_t ch0, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
+/* Y[m, n0..n1) for m in [m0, m1): bias, the residual R (laid out as Y) if
+ * any, then the fused activation. */
+static void conv_epilogue(const struct conv_params *p, const float *B, const float *R, float *Y,
+                          int64_t ld, int64_t ch0, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
 {
-    if (B == NULL && p->act == ACT_NONE)
+    if (B == NULL && R == NULL && p->act == ACT_NONE)
         return;
     for (int64_t m = m0; m < m1; m++) {
         float *y = Y + m * ld;
         float bias = B ? B[ch0 + m] : 0.0f;
+        if (R) {
+            const float *r = R + m * ld;
+            for (int64_t j = n0; j < n1; j++) {
+                float v = y[j] + bias + r[j];
+                if (p->act == ACT_RELU)
+                    v = v > 0 ? v : 0.0f;
+                else if (p->act == ACT_CLIP) {
+                    v = v < p->act_lo ? p->act_lo : v;
+                    v = v > p->act_hi ? p->act_hi : v;
+                }
+                y[j] = v;
+            }
+            continue;
+        }
         if (p->act == ACT_RELU) {
             for (int64_t j = n0; j < n1; j++) {
                 float v = y[j] + bias;
@@ -285,10 +301,21 @@ static void conv_im2col_part(void *arg, int64_t r0, int64_t r1, int chunk)
 
 /* Y[m][n] = act(Ct[n][m] + B[m]) for m in [m0, m1), n in [n0, n1), in
  * blocks of 16 columns so that the rows of Ct read stay in L1. */
-static void conv_epilogue_t(const struct conv_params *p, const float *B, const float *ct,
-                            int64_t ldct, float *Y, int64_t ld, int64_t m0, int64_t m1, int64_t n0,
-                            int64_t n1)
+static void conv_epilogue_t(const struct conv_params *p, const float *B, const float *R,
+                            const float *ct, int64_t ldct, float *Y, int64_t ld, int64_t m0,
+                            int64_t m1, int64_t n0, int64_t n1)
 {
+    if (R) {
+        /* Transpose first, then bias, residual and activation row by row. */
+        for (int64_t nb = n0; nb < n1; nb += 16) {
+            int64_t ne = nb + 16 < n1 ? nb + 16 : n1;
+            for (int64_t m = m0; m < m1; m++)
+                for (int64_t n = nb; n < ne; n++)
+                    Y[m * ld + n] = ct[n * ldct + m];
+        }
+        conv_epilogue(p, B, R, Y, ld, 0, m0, m1, n0, n1);
+        return;
+    }
     for (int64_t nb = n0; nb < n1; nb += 16) {
         int64_t ne = nb + 16 < n1 ? nb + 16 : n1;
         for (int64_t m = m0; m < m1; m++) {
@@ -327,16 +354,17 @@ static void conv_packed_part(void *arg, int64_t a, int64_t e, int chunk)
         /* One pass over k: C, its bias and activation written directly. */
         qv_pk_gemm_act(j->P, p->c_out, p->rows, j->split_cols ? 0 : a, j->split_cols ? panels : e,
                        j->src, j->out_n, j->split_cols ? a : 0, j->split_cols ? e : j->out_n, j->yg,
-                       j->out_n, j->B, p->act, p->act_lo, p->act_hi);
+                       j->out_n, j->B, j->R, p->act, p->act_lo, p->act_hi);
         return;
     }
     if (j->split_cols) {
         qv_pk_gemm_t(j->P, p->rows, 0, panels, j->src, j->out_n, a, e, j->ct, j->ldct);
-        conv_epilogue_t(p, j->B, j->ct, j->ldct, j->yg, j->out_n, 0, p->c_out, a, e);
+        conv_epilogue_t(p, j->B, j->R, j->ct, j->ldct, j->yg, j->out_n, 0, p->c_out, a, e);
     } else {
         int64_t m1 = e * QV_PK_MR < p->c_out ? e * QV_PK_MR : p->c_out;
         qv_pk_gemm_t(j->P, p->rows, a, e, j->src, j->out_n, 0, j->out_n, j->ct, j->ldct);
-        conv_epilogue_t(p, j->B, j->ct, j->ldct, j->yg, j->out_n, a * QV_PK_MR, m1, 0, j->out_n);
+        conv_epilogue_t(p, j->B, j->R, j->ct, j->ldct, j->yg, j->out_n, a * QV_PK_MR, m1, 0,
+                        j->out_n);
     }
 }
 
@@ -352,7 +380,7 @@ static void conv_gemm_part(void *arg, int64_t a, int64_t e, int chunk)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(m1 - m0), (int)(n1 - n0),
                 (int)p->rows, 1.0f, j->W + m0 * p->rows, (int)p->rows, j->src + n0, (int)j->out_n,
                 0.0f, j->yg + m0 * j->out_n + n0, (int)j->out_n);
-    conv_epilogue(p, j->B, j->yg, j->out_n, 0, m0, m1, n0, n1);
+    conv_epilogue(p, j->B, j->R, j->yg, j->out_n, 0, m0, m1, n0, n1);
 }
 
 /* Whole groups [g0, g1) of batch image j->b, on one thread. */
@@ -375,7 +403,9 @@ static void conv_group_part(void *arg, int64_t g0, int64_t g1, int chunk)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mg, (int)out_n, (int)p->rows,
                     1.0f, j->W + g * mg * p->rows, (int)p->rows, src, (int)out_n, 0.0f, yg,
                     (int)out_n);
-        conv_epilogue(p, j->B ? j->B + g * mg : NULL, yg, out_n, 0, 0, mg, 0, out_n);
+        conv_epilogue(p, j->B ? j->B + g * mg : NULL,
+                      p->res ? (const float *)p->res->data + (yg - j->Y) : NULL, yg, out_n, 0, 0,
+                      mg, 0, out_n);
     }
 }
 
@@ -485,7 +515,8 @@ static int conv_f32(struct qv_exec *x)
     if (p->rows == 0) {
         memset(Y, 0, x->out[0]->nbytes);
         for (int64_t b = 0; b < batch; b++)
-            conv_epilogue(p, B, Y + b * p->c_out * out_n, out_n, 0, 0, p->c_out, 0, out_n);
+            conv_epilogue(p, B, p->res ? (const float *)p->res->data + b * p->c_out * out_n : NULL,
+                          Y + b * p->c_out * out_n, out_n, 0, 0, p->c_out, 0, out_n);
         return QV_OK;
     }
     for (int64_t b = 0; b < batch; b++) {
@@ -497,6 +528,7 @@ static int conv_f32(struct qv_exec *x)
         (void)cg;
         j.xg = X + b * p->c_in * in_n;
         j.yg = Y + b * p->c_out * out_n;
+        j.R = p->res ? (const float *)p->res->data + b * p->c_out * out_n : NULL;
         j.src = j.xg;
         if (!p->direct) {
             qv_parallel_for(x, p->rows, IM2COL_GRAIN, conv_im2col_part, &j);
@@ -537,6 +569,19 @@ bool qv_conv_fuse_activation(struct qv_exec *x, bool relu, float lo, float hi)
     p->wp.act = p->act;
     p->wp.act_lo = lo;
     p->wp.act_hi = hi;
+    return true;
+}
+
+bool qv_conv_fuse_residual(struct qv_exec *x, const struct qv_tensor *r)
+{
+    struct conv_params *p = (void *)x->priv;
+    const struct qv_tensor *y = x->out[0];
+
+    if (x->node->op != &qv_op_conv || x->kdtype != QV_DTYPE_F32 || p->act != ACT_NONE ||
+        p->res != NULL || r->dtype != QV_DTYPE_F32 || y->dtype != QV_DTYPE_F32 ||
+        r->ndim != y->ndim || memcmp(r->shape, y->shape, sizeof(int64_t) * (size_t)y->ndim) != 0)
+        return false;
+    p->res = r;
     return true;
 }
 
