@@ -318,8 +318,8 @@ static void output_generic(const struct qv_wino *p, const float *M, const float 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define HAVE_X86_CLONES 1
 __attribute__((target("avx2"))) static void input_avx2(const struct qv_wino *p, const float *X,
-                                                       float *V, int64_t t0, int64_t nb,
-                                                       int64_t c0, int64_t c1, float *rows)
+                                                       float *V, int64_t t0, int64_t nb, int64_t c0,
+                                                       int64_t c1, float *rows)
 {
     input_transform(p, X, V, t0, nb, c0, c1, rows);
 }
@@ -392,8 +392,8 @@ T512 static void input_avx512(const struct qv_wino *p, const float *X, float *V,
         const float *xc = X + c * p->h * p->w;
         if (nb % PANEL)
             for (int e = 0; e < 16; e++)
-                memset(V + e * es + (size_t)(nb / PANEL) * ps + (size_t)(c * PANEL + nb % PANEL),
-                       0, sizeof(float) * (size_t)(PANEL - nb % PANEL));
+                memset(V + e * es + (size_t)(nb / PANEL) * ps + (size_t)(c * PANEL + nb % PANEL), 0,
+                       sizeof(float) * (size_t)(PANEL - nb % PANEL));
         for (int64_t ty = t0 / p->tw; ty * p->tw < last; ty++) {
             int64_t a = ty * p->tw < t0 ? t0 - ty * p->tw : 0;
             int64_t e = (ty + 1) * p->tw > last ? last - ty * p->tw : p->tw;

@@ -128,9 +128,9 @@ struct qv_op {
     unsigned flags;                                           /* QV_OP_* */
     int (*check)(const struct qv_node *n, struct qv_diag *d); /* (optional) load time */
     int (*infer_shape)(struct qv_exec *x, struct qv_diag *d); /* plan time */
-    void (*prepare)(struct qv_exec *x); /* (optional) plan time, after infer_shape asked for
-                                           prep_bytes: fills x->prep from constant inputs */
-    qv_kernel_fn kernels[QV_DTYPE_COUNT];                     /* run time */
+    void (*prepare)(struct qv_exec *x);   /* (optional) plan time, after infer_shape asked for
+                                             prep_bytes: fills x->prep from constant inputs */
+    qv_kernel_fn kernels[QV_DTYPE_COUNT]; /* run time */
 };
 
 /* The operator table (op_table.c). */

@@ -23,14 +23,14 @@ struct conv_params {
     int64_t kernel[SP_MAX], stride[SP_MAX], dil[SP_MAX];
     int64_t pad_begin[SP_MAX];
     int64_t in_sp[SP_MAX], out_sp[SP_MAX];
-    int64_t c_in, c_out;  /* channels of X and Y */
-    int64_t rows;         /* (channels per group) * prod(kernel) */
-    bool direct;          /* 1x1 Conv: no im2col */
-    int act;              /* fused activation (Conv only): ACT_* */
-    float act_lo, act_hi; /* ACT_CLIP bounds */
-    bool wino;            /* Winograd: wp set, the transformed weights in x->prep */
+    int64_t c_in, c_out;         /* channels of X and Y */
+    int64_t rows;                /* (channels per group) * prod(kernel) */
+    bool direct;                 /* 1x1 Conv: no im2col */
+    int act;                     /* fused activation (Conv only): ACT_* */
+    float act_lo, act_hi;        /* ACT_CLIP bounds */
+    bool wino;                   /* Winograd: wp set, the transformed weights in x->prep */
     const struct qv_tensor *res; /* a fused Add's other input (same shape as Y), or NULL */
-    bool packed;          /* the weights packed in x->prep; C^T after the column buffer */
+    bool packed;                 /* the weights packed in x->prep; C^T after the column buffer */
     struct qv_wino wp;
 };
 
@@ -191,16 +191,15 @@ IM2COL(f64, double)
 
 /* im2col for float, compiled for the baseline and, on x86-64, for AVX2 too
  * (wider copies and gathers of strided rows), chosen by the CPU at run time. */
-static void im2col_f32_generic(const struct conv_params *p, const float *xg, float *col,
-                               int64_t r0, int64_t r1)
+static void im2col_f32_generic(const struct conv_params *p, const float *xg, float *col, int64_t r0,
+                               int64_t r1)
 {
     im2col_f32_body(p, xg, col, r0, r1);
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-__attribute__((target("avx2"))) static void im2col_f32_avx2(const struct conv_params *p,
-                                                              const float *xg, float *col,
-                                                              int64_t r0, int64_t r1)
+__attribute__((target("avx2"))) static void
+im2col_f32_avx2(const struct conv_params *p, const float *xg, float *col, int64_t r0, int64_t r1)
 {
     im2col_f32_body(p, xg, col, r0, r1);
 }
@@ -239,9 +238,9 @@ struct conv_job {
     int64_t ldct;
 };
 
-#define CONV_ROW_GRAIN 16  /* output channels per GEMM part */
-#define CONV_COL_GRAIN 256 /* output columns per GEMM part */
-#define IM2COL_GRAIN 8     /* column-matrix rows per im2col part */
+#define CONV_ROW_GRAIN 16   /* output channels per GEMM part */
+#define CONV_COL_GRAIN 256  /* output columns per GEMM part */
+#define IM2COL_GRAIN 8      /* column-matrix rows per im2col part */
 #define PACKED_COL_GRAIN 28 /* output columns per packed-product part */
 /* The packed product pays where the weights are large next to the column
  * matrix; past this many output positions per output channel (ResNet's
@@ -467,7 +466,8 @@ static void conv_wino(struct qv_exec *x)
                          .U = x->prep,
                          .B = x->n_in > 2 && x->in[2] ? x->in[2]->data : NULL,
                          .scratch = x->scratch};
-    bool shared = x->pool != NULL && panels < WINO_PANELS_PER_THREAD * qv_parallel_chunks(x, panels, 1);
+    bool shared =
+        x->pool != NULL && panels < WINO_PANELS_PER_THREAD * qv_parallel_chunks(x, panels, 1);
 
     for (int64_t b = 0; b < batch; b++) {
         j.X = (const float *)x->in[0]->data + b * w->c * w->h * w->w;
@@ -541,8 +541,8 @@ static int conv_f32(struct qv_exec *x)
             j.P = x->prep;
             j.ldct = qv_pk_rows(p->c_out);
             /* C^T after the column buffer, only for sums longer than one pass */
-            j.ct = p->rows > QV_PK_KC ? (float *)x->scratch + (p->direct ? 0 : p->rows * out_n)
-                                      : NULL;
+            j.ct =
+                p->rows > QV_PK_KC ? (float *)x->scratch + (p->direct ? 0 : p->rows * out_n) : NULL;
             if (j.split_cols)
                 qv_parallel_for(x, out_n, PACKED_COL_GRAIN, conv_packed_part, &j);
             else

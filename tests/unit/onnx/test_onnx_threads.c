@@ -665,12 +665,12 @@ static void test_residual_fusion_same_outputs(void **state)
         struct conv_case c;
         bool constant; /* W and B initializers */
     } cases[] = {
-        {{1, 16, 24, 12, 11, 3, 1, 1, 1}, true},  /* Winograd */
-        {{1, 3, 33, 29, 31, 7, 2, 3, 1}, true},   /* packed, one pass (ResNet's first layer) */
-        {{1, 32, 96, 7, 7, 3, 1, 1, 1}, true},    /* packed, several passes over k */
-        {{1, 16, 48, 9, 7, 1, 1, 0, 1}, true},    /* 1x1 */
-        {{2, 5, 33, 15, 13, 3, 1, 1, 1}, false},  /* OpenBLAS, batch 2 */
-        {{2, 8, 12, 9, 9, 3, 1, 1, 2}, false},    /* groups */
+        {{1, 16, 24, 12, 11, 3, 1, 1, 1}, true}, /* Winograd */
+        {{1, 3, 33, 29, 31, 7, 2, 3, 1}, true},  /* packed, one pass (ResNet's first layer) */
+        {{1, 32, 96, 7, 7, 3, 1, 1, 1}, true},   /* packed, several passes over k */
+        {{1, 16, 48, 9, 7, 1, 1, 0, 1}, true},   /* 1x1 */
+        {{2, 5, 33, 15, 13, 3, 1, 1, 1}, false}, /* OpenBLAS, batch 2 */
+        {{2, 8, 12, 9, 9, 3, 1, 1, 2}, false},   /* groups */
     };
 
     (void)state;
@@ -708,8 +708,8 @@ static void test_residual_fusion_same_outputs(void **state)
                         run_in[n_in++] = in[3];
                     mf = load_run(&mb, t, false, run_in, n_in, &fused);
                     mp = load_run(&mb, t, true, run_in, n_in, &plain);
-                    snprintf(what, sizeof(what), "residual case %zu variant %d act %d", k,
-                             variant, act);
+                    snprintf(what, sizeof(what), "residual case %zu variant %d act %d", k, variant,
+                             act);
                     if (qv_onnx_fused_nodes(mf) != (late ? 0 : (act == ACT_NONE ? 1 : 2)))
                         fail_msg("%s: %d nodes fused", what, qv_onnx_fused_nodes(mf));
                     assert_int_equal(qv_onnx_fused_nodes(mp), 0);
@@ -770,13 +770,13 @@ static void wino_check(const struct wino_case *c, int act, const float *X, const
 static void test_winograd_matches_direct(void **state)
 {
     static const struct wino_case cases[] = {
-        {1, 16, 16, 12, 11, {1, 1, 1, 1}},    /* one block, odd output columns */
-        {2, 17, 19, 13, 11, {1, 1, 1, 1}},    /* odd sizes and channels, batch 2 */
-        {1, 24, 33, 15, 14, {0, 0, 0, 0}},    /* no padding, odd output rows */
-        {1, 16, 20, 12, 13, {2, 0, 1, 2}},    /* asymmetric pads */
-        {1, 32, 40, 2, 64, {1, 1, 1, 1}},     /* one tile row */
-        {1, 64, 64, 30, 31, {1, 1, 1, 1}},    /* blocks of tiles across tile rows */
-        {1, 200, 300, 13, 13, {1, 1, 1, 1}},  /* many channels: short blocks */
+        {1, 16, 16, 12, 11, {1, 1, 1, 1}},   /* one block, odd output columns */
+        {2, 17, 19, 13, 11, {1, 1, 1, 1}},   /* odd sizes and channels, batch 2 */
+        {1, 24, 33, 15, 14, {0, 0, 0, 0}},   /* no padding, odd output rows */
+        {1, 16, 20, 12, 13, {2, 0, 1, 2}},   /* asymmetric pads */
+        {1, 32, 40, 2, 64, {1, 1, 1, 1}},    /* one tile row */
+        {1, 64, 64, 30, 31, {1, 1, 1, 1}},   /* blocks of tiles across tile rows */
+        {1, 200, 300, 13, 13, {1, 1, 1, 1}}, /* many channels: short blocks */
     };
 
     (void)state;
@@ -838,12 +838,12 @@ static void test_winograd_matches_direct(void **state)
 static void test_packed_matches_direct(void **state)
 {
     static const struct conv_case cases[] = {
-        {2, 5, 67, 17, 21, 3, 2, 1, 1},   /* strided, 3 panels (67 channels), batch 2 */
-        {1, 16, 48, 9, 7, 1, 1, 0, 1},    /* 1x1: no column buffer */
-        {1, 4, 40, 11, 13, 5, 1, 2, 1},   /* 5x5, odd columns */
-        {1, 3, 33, 29, 31, 7, 2, 3, 1},   /* ResNet's first layer, smaller */
-        {1, 32, 96, 7, 7, 3, 1, 1, 1},    /* 3x3 on 16 tiles: not Winograd */
-        {1, 40, 70, 30, 26, 3, 2, 1, 1},  /* columns split across threads */
+        {2, 5, 67, 17, 21, 3, 2, 1, 1},  /* strided, 3 panels (67 channels), batch 2 */
+        {1, 16, 48, 9, 7, 1, 1, 0, 1},   /* 1x1: no column buffer */
+        {1, 4, 40, 11, 13, 5, 1, 2, 1},  /* 5x5, odd columns */
+        {1, 3, 33, 29, 31, 7, 2, 3, 1},  /* ResNet's first layer, smaller */
+        {1, 32, 96, 7, 7, 3, 1, 1, 1},   /* 3x3 on 16 tiles: not Winograd */
+        {1, 40, 70, 30, 26, 3, 2, 1, 1}, /* columns split across threads */
     };
     bool avail = qv_pk_available();
 
@@ -1004,8 +1004,7 @@ static void test_maxpool_matches_reference(void **state)
                                     best = v;
                                 any = true;
                             }
-                        if (memcmp(&best, &got, sizeof(float)) != 0 &&
-                            !(isnan(best) && isnan(got)))
+                        if (memcmp(&best, &got, sizeof(float)) != 0 && !(isnan(best) && isnan(got)))
                             fail_msg("maxpool case %zu, %d threads: [%lld,%lld,%lld] = %g, want %g",
                                      k, t, (long long)c, (long long)i, (long long)j, (double)got,
                                      (double)best);

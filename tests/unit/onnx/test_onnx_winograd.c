@@ -127,10 +127,10 @@ static void run_mode(const struct qv_wino *p, int mode, const float *U, const fl
             qv_wino_input(p, X, qv_wino_v(p, scratch), t0, nb, ch, p->c,
                           qv_wino_rows(p, scratch + sf));
             qv_wino_input(p, X, qv_wino_v(p, scratch), t0, nb, 0, ch, qv_wino_rows(p, scratch));
-            qv_wino_output(p, U, B, R, qv_wino_v(p, scratch), qv_wino_m(p, scratch), Y, t0, nb,
-                           mh, p->k, qv_wino_rows(p, scratch + sf));
-            qv_wino_output(p, U, B, R, qv_wino_v(p, scratch), qv_wino_m(p, scratch), Y, t0, nb,
-                           0, mh, qv_wino_rows(p, scratch));
+            qv_wino_output(p, U, B, R, qv_wino_v(p, scratch), qv_wino_m(p, scratch), Y, t0, nb, mh,
+                           p->k, qv_wino_rows(p, scratch + sf));
+            qv_wino_output(p, U, B, R, qv_wino_v(p, scratch), qv_wino_m(p, scratch), Y, t0, nb, 0,
+                           mh, qv_wino_rows(p, scratch));
         }
     }
 }
@@ -171,8 +171,8 @@ static void run_case(const struct wcase *c, int isa, int act, bool bias, bool re
     assert_non_null(Y);
     qv_wino_weights(&p, W, U);
     for (int mode = 0; mode < MODES; mode++) {
-        snprintf(what, sizeof(what), "%s isa %d act %d bias %d residual %d mode %d", name, isa,
-                 act, bias, residual, mode);
+        snprintf(what, sizeof(what), "%s isa %d act %d bias %d residual %d mode %d", name, isa, act,
+                 bias, residual, mode);
         run_mode(&p, mode, U, B, R, X, Y, scratch);
         check(c, &p, X, W, B, R, Y, what);
     }
@@ -188,14 +188,14 @@ static void run_case(const struct wcase *c, int isa, int act, bool bias, bool re
 static void test_winograd_each_isa_matches_direct(void **state)
 {
     static const struct wcase fixed[] = {
-        {16, 16, 12, 11, {1, 1, 1, 1}},   /* one block, odd output columns */
-        {17, 19, 13, 11, {1, 1, 1, 1}},   /* odd channels */
-        {24, 33, 15, 14, {0, 0, 0, 0}},   /* no padding, odd output rows */
-        {16, 20, 12, 13, {2, 0, 1, 2}},   /* asymmetric pads */
-        {32, 40, 2, 64, {1, 1, 1, 1}},    /* one tile row */
-        {64, 64, 56, 56, {1, 1, 1, 1}},   /* ResNet's first stage: several blocks */
-        {130, 70, 14, 14, {1, 1, 1, 1}},  /* 49 tiles: two panels, the last partial */
-        {300, 20, 9, 9, {1, 1, 1, 1}},    /* more input channels than one pass of k */
+        {16, 16, 12, 11, {1, 1, 1, 1}},  /* one block, odd output columns */
+        {17, 19, 13, 11, {1, 1, 1, 1}},  /* odd channels */
+        {24, 33, 15, 14, {0, 0, 0, 0}},  /* no padding, odd output rows */
+        {16, 20, 12, 13, {2, 0, 1, 2}},  /* asymmetric pads */
+        {32, 40, 2, 64, {1, 1, 1, 1}},   /* one tile row */
+        {64, 64, 56, 56, {1, 1, 1, 1}},  /* ResNet's first stage: several blocks */
+        {130, 70, 14, 14, {1, 1, 1, 1}}, /* 49 tiles: two panels, the last partial */
+        {300, 20, 9, 9, {1, 1, 1, 1}},   /* more input channels than one pass of k */
     };
     char name[48];
 
@@ -212,8 +212,7 @@ static void test_winograd_each_isa_matches_direct(void **state)
             c.pads[i] = irand(0, 2);
         if (c.h + c.pads[0] + c.pads[2] < 3 || c.w + c.pads[1] + c.pads[3] < 3)
             continue;
-        snprintf(name, sizeof(name), "random %d (%lldx%lld)", r, (long long)c.h,
-                 (long long)c.w);
+        snprintf(name, sizeof(name), "random %d (%lldx%lld)", r, (long long)c.h, (long long)c.w);
         for (int isa = QV_WINO_BLAS; isa <= QV_WINO_AVX512; isa++)
             run_case(&c, isa, r % 3, r % 2 == 1, r % 4 < 2, name);
     }
