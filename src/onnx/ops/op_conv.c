@@ -31,6 +31,8 @@ struct conv_params {
     bool wino;                   /* Winograd: wp set, the transformed weights in x->prep */
     const struct qv_tensor *res; /* a fused Add's other input (same shape as Y), or NULL */
     bool packed;                 /* the weights packed in x->prep; C^T after the column buffer */
+    int64_t row_block;           /* packed in one pass over k: rows of the first output
+                                  * dimension per column block (0: the whole column matrix) */
     struct qv_wino wp;
 };
 
@@ -238,6 +240,8 @@ struct conv_job {
     int64_t ldct;
 };
 
+/* Floats of a column block (ROW_BLOCK_FLOATS): a quarter of a core's L2. */
+#define ROW_BLOCK_FLOATS ((int64_t)64 * 1024)
 #define CONV_ROW_GRAIN 16   /* output channels per GEMM part */
 #define CONV_COL_GRAIN 256  /* output columns per GEMM part */
 #define IM2COL_GRAIN 8      /* column-matrix rows per im2col part */
@@ -364,6 +368,29 @@ static void conv_packed_part(void *arg, int64_t a, int64_t e, int chunk)
         qv_pk_gemm_t(j->P, p->rows, a, e, j->src, j->out_n, 0, j->out_n, j->ct, j->ldct);
         conv_epilogue_t(p, j->B, j->R, j->ct, j->ldct, j->yg, j->out_n, a * QV_PK_MR, m1, 0,
                         j->out_n);
+    }
+}
+
+/* Rows [a, e) of the first output dimension, p->row_block at a time: the
+ * column matrix of those rows (im2col of the same Conv with the padding
+ * moved) in this thread's buffer, then the packed product, bias, residual
+ * and activation into Y. */
+static void conv_row_block_part(void *arg, int64_t a, int64_t e, int chunk)
+{
+    const struct conv_job *j = arg;
+    const struct conv_params *p = j->p;
+    int64_t inner = j->out_n / p->out_sp[0], panels = qv_pk_rows(p->c_out) / QV_PK_MR;
+    float *col = j->col + (size_t)chunk * (size_t)(p->row_block * p->rows * inner);
+
+    for (int64_t o0 = a; o0 < e; o0 += p->row_block) {
+        struct conv_params q = *p;
+        int64_t n = e - o0 < p->row_block ? e - o0 : p->row_block, cols = n * inner;
+        q.out_sp[0] = n;
+        q.pad_begin[0] = p->pad_begin[0] - o0 * p->stride[0];
+        im2col_f32(&q, j->xg, col, 0, p->rows);
+        qv_pk_gemm_act(j->P, p->c_out, p->rows, 0, panels, col, cols, 0, cols, j->yg + o0 * inner,
+                       j->out_n, j->B, j->R ? j->R + o0 * inner : NULL, p->act, p->act_lo,
+                       p->act_hi);
     }
 }
 
@@ -530,6 +557,11 @@ static int conv_f32(struct qv_exec *x)
         j.yg = Y + b * p->c_out * out_n;
         j.R = p->res ? (const float *)p->res->data + b * p->c_out * out_n : NULL;
         j.src = j.xg;
+        if (p->packed && p->row_block > 0) {
+            j.P = x->prep;
+            qv_parallel_for(x, p->out_sp[0], p->row_block, conv_row_block_part, &j);
+            continue;
+        }
         if (!p->direct) {
             qv_parallel_for(x, p->rows, IM2COL_GRAIN, conv_im2col_part, &j);
             j.src = j.col;
@@ -716,6 +748,24 @@ static int conv_infer(struct qv_exec *x, struct qv_diag *d)
         if (p->rows > QV_PK_KC)
             x->scratch_bytes +=
                 sizeof(float) * (size_t)(qv_pk_rows(p->c_out) * prod(p->out_sp, p->sp));
+        if (p->rows <= QV_PK_KC && !p->direct && p->sp >= 2 &&
+            p->rows * prod(p->out_sp, p->sp) > 2 * ROW_BLOCK_FLOATS) {
+            /* A column matrix larger than a core's L2: built and multiplied
+             * a block of output rows at a time, each thread in a buffer of
+             * its own. */
+            int64_t inner = prod(p->out_sp + 1, p->sp - 1),
+                    copies = x->threads > 1 ? x->threads : 1;
+            if (copies > QV_TPOOL_MAX)
+                copies = QV_TPOOL_MAX;
+            p->row_block = ROW_BLOCK_FLOATS / (p->rows * inner);
+            if (p->row_block < 1)
+                p->row_block = 1;
+            if (p->row_block * p->rows * inner <= QV_ONNX_MAX_ELEMS / copies)
+                x->scratch_bytes =
+                    sizeof(float) * (size_t)(p->row_block * p->rows * inner * copies);
+            else
+                p->row_block = 0;
+        }
     }
     qv_out_set(x, 0, QV_DTYPE_F32, x->in[0]->ndim, shape);
     return QV_OK;

@@ -668,6 +668,7 @@ static void test_residual_fusion_same_outputs(void **state)
         {{1, 16, 24, 12, 11, 3, 1, 1, 1}, true}, /* Winograd */
         {{1, 3, 33, 29, 31, 7, 2, 3, 1}, true},  /* packed, one pass (ResNet's first layer) */
         {{1, 32, 96, 7, 7, 3, 1, 1, 1}, true},   /* packed, several passes over k */
+        {{1, 3, 40, 64, 60, 7, 2, 3, 1}, true},  /* packed, blocks of output rows */
         {{1, 16, 48, 9, 7, 1, 1, 0, 1}, true},   /* 1x1 */
         {{2, 5, 33, 15, 13, 3, 1, 1, 1}, false}, /* OpenBLAS, batch 2 */
         {{2, 8, 12, 9, 9, 3, 1, 1, 2}, false},   /* groups */
@@ -844,6 +845,8 @@ static void test_packed_matches_direct(void **state)
         {1, 3, 33, 29, 31, 7, 2, 3, 1},  /* ResNet's first layer, smaller */
         {1, 32, 96, 7, 7, 3, 1, 1, 1},   /* 3x3 on 16 tiles: not Winograd */
         {1, 40, 70, 30, 26, 3, 2, 1, 1}, /* columns split across threads */
+        {1, 3, 40, 64, 60, 7, 2, 3, 1},  /* column matrix in blocks of output rows */
+        {1, 4, 24, 70, 66, 5, 1, 2, 1},  /* the same, stride 1, padded last rows */
     };
     bool avail = qv_pk_available();
 
