@@ -339,44 +339,61 @@ static inline __mmask16 mask_n(int64_t n)
     return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n > 0 ? n : 0)) - 1);
 }
 
-/* V = s B for n tiles of one tile row into the panel layout: si is row i of
- * s at the first tile's column; v[f] the address of position 4i + f for the
- * first tile, consecutive tiles consecutive floats (the caller splits a row
- * at panel boundaries). 16 tiles at a time: even and odd columns of s
- * separated by two-source permutes. */
+/* s = B^T d for 16 columns of a tile row from column q (of the padded
+ * input) on: src[i] the input row i of the tile row shifted by the left
+ * padding, or NULL for a padding row; masked loads read zeros for the
+ * padding columns. */
 T512 static inline __attribute__((always_inline)) void
-input_seg512(const float *si, float *v0, float *v1, float *v2, float *v3, int64_t n)
+s_cols512(const float *const src[4], int64_t q, int64_t pl, int64_t w, __m512 s[4])
+{
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    __m512i col = _mm512_add_epi32(lane, _mm512_set1_epi32((int)(q - pl)));
+    __mmask16 k = _mm512_cmpge_epi32_mask(col, _mm512_setzero_si512()) &
+                  _mm512_cmplt_epi32_mask(col, _mm512_set1_epi32((int)w));
+    __m512 a[4];
+
+    for (int i = 0; i < 4; i++)
+        a[i] = src[i] ? _mm512_maskz_loadu_ps(k, src[i] + q) : _mm512_setzero_ps();
+    s[0] = _mm512_sub_ps(a[0], a[2]);
+    s[1] = _mm512_add_ps(a[1], a[2]);
+    s[2] = _mm512_sub_ps(a[2], a[1]);
+    s[3] = _mm512_sub_ps(a[1], a[3]);
+}
+
+/* V = s B for n tiles of one tile row from tile j0 into the panel layout:
+ * v the address of position 0 for tile j0, consecutive tiles consecutive
+ * floats (the caller splits a row at panel boundaries), positions es apart.
+ * 16 tiles at a time, all in registers: s for 48 columns, its even and odd
+ * columns separated by two-source permutes. */
+T512 static inline __attribute__((always_inline)) void input_seg512(const struct qv_wino *p,
+                                                                    const float *const src[4],
+                                                                    int64_t j0, float *v, size_t es,
+                                                                    int64_t n)
 {
     const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i od = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
 
     for (int64_t j = 0; j < n; j += 16) {
-        const float *s = si + 2 * j;
-        __m512 a = _mm512_loadu_ps(s), b = _mm512_loadu_ps(s + 16);
-        __m512 c = _mm512_loadu_ps(s + 2), d = _mm512_loadu_ps(s + 18);
-        __m512 e0 = _mm512_permutex2var_ps(a, ev, b), o0 = _mm512_permutex2var_ps(a, od, b);
-        __m512 e1 = _mm512_permutex2var_ps(c, ev, d), o1 = _mm512_permutex2var_ps(c, od, d);
+        int64_t q = 2 * (j0 + j);
         __mmask16 k = mask_n(n - j);
-        _mm512_mask_storeu_ps(v0 + j, k, _mm512_sub_ps(e0, e1));
-        _mm512_mask_storeu_ps(v1 + j, k, _mm512_add_ps(o0, e1));
-        _mm512_mask_storeu_ps(v2 + j, k, _mm512_sub_ps(e1, o0));
-        _mm512_mask_storeu_ps(v3 + j, k, _mm512_sub_ps(o0, o1));
-    }
-}
-
-/* s = B^T d (rows 4..7 of 'rows' from rows 0..3), rw a multiple of 16. */
-T512 static inline __attribute__((always_inline)) void s_rows512(float *rows, int64_t rw)
-{
-    const float *r0 = rows, *r1 = rows + rw, *r2 = rows + 2 * rw, *r3 = rows + 3 * rw;
-    float *s0 = rows + 4 * rw, *s1 = s0 + rw, *s2 = s1 + rw, *s3 = s2 + rw;
-
-    for (int64_t q = 0; q < rw; q += 16) {
-        __m512 a0 = _mm512_loadu_ps(r0 + q), a1 = _mm512_loadu_ps(r1 + q);
-        __m512 a2 = _mm512_loadu_ps(r2 + q), a3 = _mm512_loadu_ps(r3 + q);
-        _mm512_storeu_ps(s0 + q, _mm512_sub_ps(a0, a2));
-        _mm512_storeu_ps(s1 + q, _mm512_add_ps(a1, a2));
-        _mm512_storeu_ps(s2 + q, _mm512_sub_ps(a2, a1));
-        _mm512_storeu_ps(s3 + q, _mm512_sub_ps(a1, a3));
+        __m512 s0[4], s1[4], s2[4];
+        s_cols512(src, q, p->pl, p->w, s0);
+        s_cols512(src, q + 16, p->pl, p->w, s1);
+        s_cols512(src, q + 32, p->pl, p->w, s2);
+        for (int i = 0; i < 4; i++) {
+            __m512 a = s0[i], b = s1[i];
+            __m512 c = _mm512_castsi512_ps(
+                _mm512_alignr_epi32(_mm512_castps_si512(b), _mm512_castps_si512(a), 2));
+            __m512 d = _mm512_castsi512_ps(
+                _mm512_alignr_epi32(_mm512_castps_si512(s2[i]), _mm512_castps_si512(b), 2));
+            __m512 e0 = _mm512_permutex2var_ps(a, ev, b), o0 = _mm512_permutex2var_ps(a, od, b);
+            __m512 e1 = _mm512_permutex2var_ps(c, ev, d), o1 = _mm512_permutex2var_ps(c, od, d);
+            float *vi = v + (size_t)(4 * i) * es + j;
+            _mm512_mask_storeu_ps(vi, k, _mm512_sub_ps(e0, e1));
+            _mm512_mask_storeu_ps(vi + es, k, _mm512_add_ps(o0, e1));
+            _mm512_mask_storeu_ps(vi + 2 * es, k, _mm512_sub_ps(e1, o0));
+            _mm512_mask_storeu_ps(vi + 3 * es, k, _mm512_sub_ps(o0, o1));
+        }
     }
 }
 
@@ -385,56 +402,44 @@ T512 static inline __attribute__((always_inline)) void s_rows512(float *rows, in
 T512 static void input_avx512(const struct qv_wino *p, const float *X, float *V, int64_t t0,
                               int64_t nb, int64_t c0, int64_t c1, float *rows)
 {
-    int64_t rw = row_floats(p), last = t0 + nb;
+    int64_t last = t0 + nb;
     size_t es = (size_t)(p->c * p->ldb), ps = (size_t)(p->c * PANEL);
+    int64_t tail = nb % PANEL;
 
+    (void)rows;
     for (int64_t c = c0; c < c1; c++) {
         const float *xc = X + c * p->h * p->w;
-        if (nb % PANEL)
-            for (int e = 0; e < 16; e++)
-                memset(V + e * es + (size_t)(nb / PANEL) * ps + (size_t)(c * PANEL + nb % PANEL), 0,
-                       sizeof(float) * (size_t)(PANEL - nb % PANEL));
+        if (tail)
+            for (int e = 0; e < 16; e++) {
+                float *z = V + e * es + (size_t)(nb / PANEL) * ps + (size_t)(c * PANEL);
+                _mm512_mask_storeu_ps(z, (__mmask16)~mask_n(tail), _mm512_setzero_ps());
+                _mm512_mask_storeu_ps(z + 16, (__mmask16)~mask_n(tail - 16), _mm512_setzero_ps());
+            }
         for (int64_t ty = t0 / p->tw; ty * p->tw < last; ty++) {
             int64_t a = ty * p->tw < t0 ? t0 - ty * p->tw : 0;
             int64_t e = (ty + 1) * p->tw > last ? last - ty * p->tw : p->tw;
-            const float *s0 = rows + 4 * rw;
-            input_rows(p, xc, ty, rows, rw, false);
-            s_rows512(rows, rw);
+            const float *src[4];
+            for (int i = 0; i < 4; i++) {
+                int64_t r = 2 * ty - p->pt + i;
+                src[i] = r >= 0 && r < p->h ? xc + r * p->w - p->pl : NULL;
+            }
             /* The row's tiles [a, e), split where a panel ends. */
             for (int64_t j = a; j < e;) {
                 int64_t t = ty * p->tw + j - t0; /* tile within the block */
                 int64_t lane = t % PANEL, n = e - j < PANEL - lane ? e - j : PANEL - lane;
-                float *v = V + (size_t)(t / PANEL) * ps + (size_t)(c * PANEL + lane);
-                for (int i = 0; i < 4; i++) {
-                    float *vi = v + (size_t)(4 * i) * es;
-                    input_seg512(s0 + i * rw + 2 * j, vi, vi + es, vi + 2 * es, vi + 3 * es, n);
-                }
+                input_seg512(p, src, j, V + (size_t)(t / PANEL) * ps + (size_t)(c * PANEL + lane),
+                             es, n);
                 j += n;
             }
         }
     }
 }
 
-/* output_rows() 16 tiles at a time. */
-T512 static inline __attribute__((always_inline)) void
-output_rows512(const float *g, size_t es, int64_t n, float *const s0[4], float *const s1[4])
-{
-    for (int c = 0; c < 4; c++) {
-        const float *g0 = g + (size_t)c * es, *g1 = g0 + 4 * es, *g2 = g1 + 4 * es;
-        const float *g3 = g2 + 4 * es;
-        for (int64_t j = 0; j < n; j += 16) {
-            __mmask16 k = mask_n(n - j);
-            __m512 a0 = _mm512_maskz_loadu_ps(k, g0 + j), a1 = _mm512_maskz_loadu_ps(k, g1 + j);
-            __m512 a2 = _mm512_maskz_loadu_ps(k, g2 + j), a3 = _mm512_maskz_loadu_ps(k, g3 + j);
-            _mm512_storeu_ps(s0[c] + j, _mm512_add_ps(_mm512_add_ps(a0, a1), a2));
-            _mm512_storeu_ps(s1[c] + j, _mm512_sub_ps(_mm512_sub_ps(a1, a2), a3));
-        }
-    }
-}
-
-/* output_transform for QV_WINO_AVX512 (M's layout is the same): the two
- * output columns of 16 tiles interleaved by two-source permutes, then the
- * bias, the residual and the activation, with the comparisons of act(). */
+/* output_transform for QV_WINO_AVX512 (M's layout is the same), 16 tiles
+ * at a time in registers: s = A^T a from the 16 positions, the two output
+ * columns of each row interleaved by two-source permutes, then the bias,
+ * the residual and the activation, with the sums in the order of
+ * output_transform and the comparisons of act(). */
 T512 static void output_avx512(const struct qv_wino *p, const float *M, const float *B,
                                const float *R, float *Y, int64_t t0, int64_t nb, int64_t m0,
                                int64_t m1, float *tmp)
@@ -447,10 +452,8 @@ T512 static void output_avx512(const struct qv_wino *p, const float *M, const fl
     int kind = p->act;
     __m512 vlo = _mm512_set1_ps(p->act_lo), vhi = _mm512_set1_ps(p->act_hi);
     __m512 zero = _mm512_setzero_ps();
-    int64_t rs = round_up(tw, 16) + 16;
-    float *const s0[4] = {tmp, tmp + rs, tmp + 2 * rs, tmp + 3 * rs};
-    float *const s1[4] = {tmp + 4 * rs, tmp + 5 * rs, tmp + 6 * rs, tmp + 7 * rs};
 
+    (void)tmp;
     for (int64_t m = m0; m < m1; m++) {
         const float *mm = M + m * p->ldb;
         float *ym = Y + m * plane;
@@ -462,18 +465,23 @@ T512 static void output_avx512(const struct qv_wino *p, const float *M, const fl
             int64_t n = e - a;
             /* Output columns this row segment writes (a last odd column: one). */
             int64_t cols = 2 * n < p->ow - 2 * a ? 2 * n : p->ow - 2 * a;
-            output_rows512(mm + (ty * tw + a - t0), es, n, s0, s1);
-            for (int r = 0; r < 2 && 2 * ty + r < p->oh; r++) {
-                const float *q0 = r ? s1[0] : s0[0], *q1 = r ? s1[1] : s0[1];
-                const float *q2 = r ? s1[2] : s0[2], *q3 = r ? s1[3] : s0[3];
-                int64_t row = (2 * ty + r) * p->ow + 2 * a;
-                float *y = ym + row;
-                const float *res = rm ? rm + row : NULL;
-                for (int64_t j = 0; j < n; j += 16) {
-                    __m512 x0 = _mm512_loadu_ps(q0 + j), x1 = _mm512_loadu_ps(q1 + j);
-                    __m512 x2 = _mm512_loadu_ps(q2 + j), x3 = _mm512_loadu_ps(q3 + j);
-                    __m512 ev = _mm512_add_ps(_mm512_add_ps(x0, x1), x2);
-                    __m512 od = _mm512_sub_ps(_mm512_sub_ps(x1, x2), x3);
+            const float *g = mm + (ty * tw + a - t0);
+            for (int64_t j = 0; j < n; j += 16) {
+                __mmask16 kt = mask_n(n - j);
+                __m512 s[2][4];
+                for (int c = 0; c < 4; c++) {
+                    const float *gc = g + j + (size_t)c * es;
+                    __m512 g0 = _mm512_maskz_loadu_ps(kt, gc);
+                    __m512 g1 = _mm512_maskz_loadu_ps(kt, gc + 4 * es);
+                    __m512 g2 = _mm512_maskz_loadu_ps(kt, gc + 8 * es);
+                    __m512 g3 = _mm512_maskz_loadu_ps(kt, gc + 12 * es);
+                    s[0][c] = _mm512_add_ps(_mm512_add_ps(g0, g1), g2);
+                    s[1][c] = _mm512_sub_ps(_mm512_sub_ps(g1, g2), g3);
+                }
+                for (int r = 0; r < 2 && 2 * ty + r < p->oh; r++) {
+                    int64_t row = (2 * ty + r) * p->ow + 2 * a + 2 * j;
+                    __m512 ev = _mm512_add_ps(_mm512_add_ps(s[r][0], s[r][1]), s[r][2]);
+                    __m512 od = _mm512_sub_ps(_mm512_sub_ps(s[r][1], s[r][2]), s[r][3]);
                     __m512 v[2] = {_mm512_permutex2var_ps(ev, il, od),
                                    _mm512_permutex2var_ps(ev, ih, od)};
                     for (int h = 0; h < 2; h++) {
@@ -482,15 +490,15 @@ T512 static void output_avx512(const struct qv_wino *p, const float *M, const fl
                         __m512 w = _mm512_add_ps(v[h], bias);
                         if (k == 0)
                             break;
-                        if (res)
-                            w = _mm512_add_ps(w, _mm512_maskz_loadu_ps(k, res + at));
+                        if (rm)
+                            w = _mm512_add_ps(w, _mm512_maskz_loadu_ps(k, rm + row + 16 * h));
                         if (kind == QV_CONV_ACT_RELU) {
                             w = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(w, zero, _CMP_GT_OQ), w);
                         } else if (kind == QV_CONV_ACT_CLIP) {
                             w = _mm512_mask_mov_ps(w, _mm512_cmp_ps_mask(w, vlo, _CMP_LT_OQ), vlo);
                             w = _mm512_mask_mov_ps(w, _mm512_cmp_ps_mask(w, vhi, _CMP_GT_OQ), vhi);
                         }
-                        _mm512_mask_storeu_ps(y + at, k, w);
+                        _mm512_mask_storeu_ps(ym + row + 16 * h, k, w);
                     }
                 }
             }
