@@ -141,9 +141,11 @@ void qv_pk_gemm_act(const float *P, int64_t m, int64_t k, int64_t p0, int64_t p1
 void qv_pk_gemm_t(const float *P, int64_t k, int64_t p0, int64_t p1, const float *B, int64_t ldb,
                   int64_t n0, int64_t n1, float *Ct, int64_t ldct)
 {
-    for (int64_t kc = 0; kc < k; kc += KC) {
-        int64_t kn = k - kc < KC ? k - kc : KC;
-        for (int64_t p = p0; p < p1; p++) {
+    /* Panels outer: a panel's packed A (k x 32, contiguous) is read as one
+     * stream, and its block of C^T stays in L1 across the passes over k. */
+    for (int64_t p = p0; p < p1; p++) {
+        for (int64_t kc = 0; kc < k; kc += KC) {
+            int64_t kn = k - kc < KC ? k - kc : KC;
             const float *a = P + (p * k + kc) * QV_PK_MR;
             for (int64_t j = n0; j < n1; j += NR) {
                 float *ct = Ct + j * ldct + p * QV_PK_MR;
