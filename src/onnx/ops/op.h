@@ -111,6 +111,14 @@ typedef void (*qv_range_fn)(void *arg, int64_t begin, int64_t end, int chunk);
 void qv_parallel_for(const struct qv_exec *x, int64_t items, int64_t grain, qv_range_fn fn,
                      void *arg);
 int qv_parallel_chunks(const struct qv_exec *x, int64_t items, int64_t grain);
+/* qv_parallel_tasks(x, tasks, fn, arg) calls fn(arg, begin, end, worker) on
+ * runs of tasks covering [0, tasks), usually one task each, each thread
+ * claiming the next run when it is done with one (uneven tasks, or a thread
+ * the machine slows, balance themselves), and returns when all are done.
+ * 'worker' (< the pool's threads, 0 without a pool) names the calling
+ * thread, for per-thread scratch; which thread runs which task is decided
+ * at run time, so a task must compute the same whatever thread runs it. */
+void qv_parallel_tasks(const struct qv_exec *x, int64_t tasks, qv_range_fn fn, void *arg);
 /* Items (elements) below which an element-wise kernel stays on one thread. */
 #define QV_PAR_GRAIN 16384
 

@@ -371,16 +371,20 @@ static void conv_packed_part(void *arg, int64_t a, int64_t e, int chunk)
     }
 }
 
-/* Rows [a, e) of the first output dimension, p->row_block at a time: the
+/* Blocks [a, e) of p->row_block rows of the first output dimension: the
  * column matrix of those rows (im2col of the same Conv with the padding
  * moved) in this thread's buffer, then the packed product, bias, residual
  * and activation into Y. */
-static void conv_row_block_part(void *arg, int64_t a, int64_t e, int chunk)
+static void conv_row_block_part(void *arg, int64_t a, int64_t e, int worker)
 {
     const struct conv_job *j = arg;
     const struct conv_params *p = j->p;
     int64_t inner = j->out_n / p->out_sp[0], panels = qv_pk_rows(p->c_out) / QV_PK_MR;
-    float *col = j->col + (size_t)chunk * (size_t)(p->row_block * p->rows * inner);
+    float *col = j->col + (size_t)worker * (size_t)(p->row_block * p->rows * inner);
+
+    /* Tasks [a, e) are blocks of p->row_block rows. */
+    a *= p->row_block;
+    e = e * p->row_block < p->out_sp[0] ? e * p->row_block : p->out_sp[0];
 
     for (int64_t o0 = a; o0 < e; o0 += p->row_block) {
         struct conv_params q = *p;
@@ -436,8 +440,9 @@ static void conv_group_part(void *arg, int64_t g0, int64_t g1, int chunk)
 }
 
 /* Winograd over the pool. Each thread runs whole panels of 32 tiles (the
- * packed product costs the same for a full and a partial panel), blocks of
- * them in its own scratch. With fewer panels than threads, the threads
+ * packed product costs the same for a full and a partial panel), one at a
+ * time in its own scratch, claiming the next as it comes free; one thread
+ * runs them all in blocks. With fewer panels than threads, the threads
  * share each block: all transform the input (split by input channels) into
  * one V, then all multiply and transform the output (split by output
  * channels). Sharing moves V between cores, so it is the last resort. */
@@ -453,11 +458,11 @@ struct wino_job {
  * (measured on ResNet-18's 28x28 and 14x14 layers with 2 threads). */
 #define WINO_PANELS_PER_THREAD 1
 
-static void wino_tiles_part(void *arg, int64_t a, int64_t e, int chunk)
+static void wino_tiles_part(void *arg, int64_t a, int64_t e, int worker)
 {
     const struct wino_job *j = arg;
     const struct qv_wino *w = &j->p->wp;
-    float *scratch = j->scratch + (size_t)chunk * qv_wino_scratch_floats(w);
+    float *scratch = j->scratch + (size_t)worker * qv_wino_scratch_floats(w);
     int64_t tiles = w->th * w->tw, t1 = e * WINO_PANEL < tiles ? e * WINO_PANEL : tiles;
 
     qv_wino_run(w, j->U, j->B, j->R, j->X, j->Y, scratch, a * WINO_PANEL, t1);
@@ -500,8 +505,13 @@ static void conv_wino(struct qv_exec *x)
         j.X = (const float *)x->in[0]->data + b * w->c * w->h * w->w;
         j.Y = (float *)x->out[0]->data + b * w->k * plane;
         j.R = p->res ? (const float *)p->res->data + b * w->k * plane : NULL;
+        if (x->pool == NULL) {
+            wino_tiles_part(&j, 0, panels, 0);
+            continue;
+        }
         if (!shared) {
-            qv_parallel_for(x, panels, 1, wino_tiles_part, &j);
+            /* A panel per task, claimed as threads come free. */
+            qv_parallel_tasks(x, panels, wino_tiles_part, &j);
             continue;
         }
         for (int64_t k = 0, nbk = qv_wino_blocks(w, tiles); k < nbk; k++) {
@@ -559,7 +569,8 @@ static int conv_f32(struct qv_exec *x)
         j.src = j.xg;
         if (p->packed && p->row_block > 0) {
             j.P = x->prep;
-            qv_parallel_for(x, p->out_sp[0], p->row_block, conv_row_block_part, &j);
+            qv_parallel_tasks(x, (p->out_sp[0] + p->row_block - 1) / p->row_block,
+                              conv_row_block_part, &j);
             continue;
         }
         if (!p->direct) {
@@ -578,7 +589,7 @@ static int conv_f32(struct qv_exec *x)
             if (j.split_cols)
                 qv_parallel_for(x, out_n, PACKED_COL_GRAIN, conv_packed_part, &j);
             else
-                qv_parallel_for(x, j.ldct / QV_PK_MR, 1, conv_packed_part, &j);
+                qv_parallel_tasks(x, j.ldct / QV_PK_MR, conv_packed_part, &j);
             continue;
         }
         if (j.split_cols)
