@@ -9,6 +9,10 @@
  * independent gives the same bits at any thread count. Which thread runs
  * which chunk is decided at run time.
  *
+ * qv_parallel_tasks() runs one task per chunk, as many chunks as tasks, and
+ * passes each call the index of the thread running it (0 the caller, i for
+ * worker i) instead of the chunk's, for per-thread scratch.
+ *
  * Hand-off: the caller publishes the job under a new generation; idle
  * workers spin on it for a short while (a kernel usually follows within
  * microseconds) before sleeping on a condition variable. Every thread,
@@ -235,17 +239,13 @@ void qv_parallel_tasks(const struct qv_exec *x, int64_t tasks, qv_range_fn fn, v
 
     if (tasks <= 0)
         return;
-    if (p == NULL || tasks < 2 || tasks > MAX_TASKS) {
-        /* One thread, or more tasks than a ticket counts: in order here. */
-        if (p != NULL && tasks > MAX_TASKS) {
-            run_job(p, tasks, (tasks + MAX_TASKS - 1) / MAX_TASKS, fn, arg, true);
-            return;
-        }
+    if (p == NULL || tasks < 2) {
         for (int64_t t = 0; t < tasks; t++)
             fn(arg, t, t + 1, 0);
         return;
     }
-    run_job(p, tasks, 1, fn, arg, true);
+    /* One task per chunk, or runs of them past what a ticket counts. */
+    run_job(p, tasks, tasks > MAX_TASKS ? (tasks + MAX_TASKS - 1) / MAX_TASKS : 1, fn, arg, true);
 }
 
 int qv_parallel_chunks(const struct qv_exec *x, int64_t items, int64_t grain)
