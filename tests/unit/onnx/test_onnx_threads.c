@@ -299,6 +299,8 @@ static struct pb residual_model(const struct conv_case *c, int act, const float 
     pb_msg(&g, 1, &node);
     if (!Rc && late)
         pb_msg(&g, 1, &rnode);
+    if (Rc)
+        free(rnode.p); /* no Relu: R is the initializer */
     node_start(&node, "Add", "add", 2, swap ? rc : cr, act == ACT_NONE ? "Y" : "S");
     pb_msg(&g, 1, &node);
     if (act != ACT_NONE) {
