@@ -451,6 +451,7 @@ struct wino_job {
     const float *U, *B, *R, *X;
     float *Y, *scratch;
     int64_t t0, nb; /* the shared block */
+    int64_t slices; /* output-channel ranges a panel is cut into (wino_slices_part) */
 };
 
 #define WINO_PANEL 32
@@ -466,6 +467,40 @@ static void wino_tiles_part(void *arg, int64_t a, int64_t e, int chunk)
     int64_t tiles = w->th * w->tw, t1 = e * WINO_PANEL < tiles ? e * WINO_PANEL : tiles;
 
     qv_wino_run(w, j->U, j->B, j->R, j->X, j->Y, scratch, a * WINO_PANEL, t1);
+}
+
+/* Slices [a, e) of panels, each panel cut into j->slices ranges of output
+ * channels: whole panels as wino_tiles_part, and a panel cut at either end
+ * of the range (its input transformed by both threads that share it) for
+ * its channel ranges only. Contiguous slices balance the products across
+ * threads when the panels do not divide evenly. */
+static void wino_slices_part(void *arg, int64_t a, int64_t e, int chunk)
+{
+    const struct wino_job *j = arg;
+    const struct qv_wino *w = &j->p->wp;
+    float *mine = j->scratch + (size_t)chunk * qv_wino_scratch_floats(w);
+    int64_t s = j->slices, tiles = w->th * w->tw;
+
+    while (a < e) {
+        int64_t panel = a / s, t0 = panel * WINO_PANEL;
+        int64_t nb = tiles - t0 < WINO_PANEL ? tiles - t0 : WINO_PANEL;
+        if (a % s == 0 && e - a >= s) {
+            /* Whole panels: [panel, last) */
+            int64_t last = e / s;
+            int64_t t1 = last * WINO_PANEL < tiles ? last * WINO_PANEL : tiles;
+            qv_wino_run(w, j->U, j->B, j->R, j->X, j->Y, mine, t0, t1);
+            a = last * s;
+            continue;
+        }
+        {
+            int64_t end = (panel + 1) * s < e ? (panel + 1) * s : e;
+            int64_t m0 = w->k * (a % s) / s, m1 = w->k * (end - panel * s) / s;
+            qv_wino_input(w, j->X, qv_wino_v(w, mine), t0, nb, 0, w->c, qv_wino_rows(w, mine));
+            qv_wino_output(w, j->U, j->B, j->R, qv_wino_v(w, mine), qv_wino_m(w, mine), j->Y, t0,
+                           nb, m0, m1, qv_wino_rows(w, mine));
+            a = end;
+        }
+    }
 }
 
 static void wino_in_part(void *arg, int64_t c0, int64_t c1, int chunk)
@@ -513,7 +548,11 @@ static void conv_wino(struct qv_exec *x)
             /* Contiguous runs of panels, in blocks: a task per panel
              * (qv_parallel_tasks) reads the transformed weights once per
              * panel instead of once per block, and measured slower. */
-            qv_parallel_for(x, panels, 1, wino_tiles_part, &j);
+            j.slices = qv_parallel_chunks(x, panels, 1);
+            if (panels % j.slices == 0)
+                qv_parallel_for(x, panels, 1, wino_tiles_part, &j);
+            else
+                qv_parallel_for(x, panels * j.slices, j.slices, wino_slices_part, &j);
             continue;
         }
         for (int64_t k = 0, nbk = qv_wino_blocks(w, tiles); k < nbk; k++) {
