@@ -22,7 +22,7 @@ typedef struct qv_onnx_model qv_onnx_model; /* opaque; defined in onnx/model.c *
 struct qv_onnx_options {
     int threads;      /* threads one run may use (>= 1; 0 means 1; at most 64): each
                          execution context starts threads - 1 intra-op threads */
-    bool no_fusion;   /* plan every node as written (no Conv + Relu/Clip fusion) */
+    bool no_fusion;   /* plan every node as written (no Conv + Add/Relu/Clip fusion) */
     bool plain_conv;  /* convolutions by im2col + OpenBLAS only: no Winograd F(2x2, 3x3), no
                          weights packed at load */
     size_t max_bytes; /* largest model file or external data accepted; 0: 4 GiB */
@@ -59,7 +59,7 @@ const struct qv_tensor_desc *qv_onnx_input(const qv_onnx_model *m,
 const struct qv_tensor_desc *qv_onnx_output(const qv_onnx_model *m,
                                             int i); /* NULL if out of range */
 int qv_onnx_opset(const qv_onnx_model *m);          /* default-domain opset version */
-/* Activation nodes fused into their Conv in the plan made at load (tests). */
+/* Activation and Add nodes fused into their Conv in the plan made at load (tests). */
 int qv_onnx_fused_nodes(const qv_onnx_model *m);
 /* Nodes whose weights were transformed at plan time (Winograd convolutions)
  * in the plan made at load (tests). */

@@ -77,7 +77,7 @@ struct qv__onnx_plan {
     void **folded; /* data blocks of folded values */
     int n_folded;
     size_t folded_bytes;
-    int n_fused; /* activation nodes folded into their Conv */
+    int n_fused; /* activation and Add nodes folded into their Conv */
     int n_prepared; /* nodes with data derived from constant inputs (Winograd weights) */
 };
 

@@ -260,6 +260,50 @@ static bool fuse_activation(const struct qv__onnx_graph *g, struct qv__onnx_plan
     return true;
 }
 
+/* Fusion: node i (an Add about to be planned) folded into the Conv that
+ * produces one of its inputs, if that Conv is planned at run time, has no
+ * fused activation yet and its output feeds nothing else, and the other
+ * input has the output's shape and exists when the Conv runs (a constant,
+ * or computed before it). The Conv adds it before its activation (a Relu
+ * after the Add then fuses too: ResNet's blocks end Conv, Add, Relu) and
+ * writes i's output; the other input lives until the Conv. */
+static bool fuse_residual(const struct qv__onnx_graph *g, struct qv__onnx_plan *p, int i,
+                          const int *uses, int *def, int *last)
+{
+    const struct qv_node *n = &g->nodes[i];
+    const struct qv_exec *x = &p->execs[i];
+
+    if (strcmp(n->op_type, "Add") != 0 || n->n_in != 2 || n->n_out != 1 || n->out[0] < 0 ||
+        x->kdtype != QV_DTYPE_F32 || x->out[0]->dtype != QV_DTYPE_F32)
+        return false;
+    for (int s = 0; s < 2; s++) {
+        int v = n->in[s], r = n->in[1 - s], c;
+        const struct qv_tensor *rt;
+        if (v < 0 || r < 0 || v == r || def[v] < 0 || uses[v] != 1 || g->values[v].is_output)
+            continue;
+        c = def[v];
+        rt = &p->tensors[r];
+        if (p->kernels[c] == NULL || p->execs[c].n_out < 1 || p->execs[c].out[0] != &p->tensors[v])
+            continue;
+        if (!(def[r] >= 0 && def[r] < c) && !(def[r] == -2 && rt->data != NULL))
+            continue;
+        if (rt->ndim != x->out[0]->ndim ||
+            memcmp(rt->shape, x->out[0]->shape, sizeof(int64_t) * (size_t)rt->ndim) != 0)
+            continue;
+        if (!qv_conv_fuse_residual(&p->execs[c], rt))
+            continue;
+        ((struct qv_tensor **)p->execs[c].out)[0] = &p->tensors[n->out[0]];
+        def[v] = -2;
+        last[v] = -1;
+        def[n->out[0]] = c;
+        last[n->out[0]] = i;
+        if (def[r] >= 0 && last[r] < c)
+            last[r] = c;
+        return true;
+    }
+    return false;
+}
+
 int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *shapes,
                         enum qv__bind bind, int threads, unsigned flags, size_t max_bytes,
                         struct qv__onnx_plan *p, bool *needs_values, struct qv_diag *d)
@@ -439,7 +483,8 @@ int qv__onnx_plan_build(const struct qv__onnx_graph *g, const struct qv_tensor *
             }
             continue;
         }
-        if (fuse && fuse_activation(g, p, i, uses, def, last)) {
+        if (fuse && (fuse_activation(g, p, i, uses, def, last) ||
+                     fuse_residual(g, p, i, uses, def, last))) {
             p->n_fused++;
             continue;
         }

@@ -9,6 +9,10 @@
  * independent gives the same bits at any thread count. Which thread runs
  * which chunk is decided at run time.
  *
+ * qv_parallel_tasks() runs one task per chunk, as many chunks as tasks, and
+ * passes each call the index of the thread running it (0 the caller, i for
+ * worker i) instead of the chunk's, for per-thread scratch.
+ *
  * Hand-off: the caller publishes the job under a new generation; idle
  * workers spin on it for a short while (a kernel usually follows within
  * microseconds) before sleeping on a condition variable. Every thread,
@@ -42,6 +46,7 @@ struct qv_tpool {
     /* The current job: written before the ticket is published. */
     qv_range_fn fn;
     void *arg;
+    bool by_worker; /* fn's last argument: the thread's index, not the chunk's */
     int64_t items, chunk;
     int chunks; /* read by the caller only; workers read it from the ticket */
 };
@@ -58,8 +63,9 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Claims and runs chunks of generation 'gen' until none is left. */
-static void run_chunks(struct qv_tpool *p, uint_fast64_t gen)
+/* Claims and runs chunks of generation 'gen' until none is left; 'id' is
+ * the calling thread's index (0 for the caller). */
+static void run_chunks(struct qv_tpool *p, uint_fast64_t gen, int id)
 {
     for (;;) {
         uint_fast64_t t = atomic_load_explicit(&p->ticket, memory_order_acquire);
@@ -72,7 +78,7 @@ static void run_chunks(struct qv_tpool *p, uint_fast64_t gen)
             continue;
         b = (int64_t)c * p->chunk;
         e = b + p->chunk < p->items ? b + p->chunk : p->items;
-        p->fn(p->arg, b, e, c);
+        p->fn(p->arg, b, e, p->by_worker ? id : c);
         if (atomic_fetch_add_explicit(&p->finished, 1, memory_order_acq_rel) + 1 == chunks) {
             pthread_mutex_lock(&p->mu);
             pthread_cond_signal(&p->done);
@@ -103,7 +109,7 @@ static void *worker_main(void *arg)
         if (atomic_load(&p->stop))
             return NULL;
         seen = g;
-        run_chunks(p, g);
+        run_chunks(p, g, w->id);
     }
 }
 
@@ -171,12 +177,44 @@ int qv__tpool_threads(const struct qv_tpool *p)
     return p ? p->n : 1;
 }
 
+/* Runs 'chunks' chunks of 'chunk' items over [0, items) on the pool. */
+static void run_job(struct qv_tpool *p, int64_t items, int64_t chunk, qv_range_fn fn, void *arg,
+                    bool by_worker)
+{
+    uint_fast64_t gen;
+
+    gen = ((atomic_load_explicit(&p->ticket, memory_order_relaxed) >> 32) + 1) & 0xffffffffu;
+    p->fn = fn;
+    p->arg = arg;
+    p->by_worker = by_worker;
+    p->items = items;
+    p->chunk = chunk;
+    p->chunks = (int)((items + chunk - 1) / chunk);
+    atomic_store_explicit(&p->finished, 0, memory_order_relaxed);
+    pthread_mutex_lock(&p->mu);
+    atomic_store_explicit(&p->ticket, (gen << 32) | ((uint_fast64_t)p->chunks << 16),
+                          memory_order_release);
+    pthread_cond_broadcast(&p->go);
+    pthread_mutex_unlock(&p->mu);
+    /* The caller claims chunks too: if a worker is slow to wake (a busy
+     * machine), the caller runs its chunks instead of waiting for it. */
+    run_chunks(p, gen, 0);
+    for (int k = 0;
+         k < SPIN && atomic_load_explicit(&p->finished, memory_order_acquire) < p->chunks; k++)
+        cpu_relax();
+    if (atomic_load_explicit(&p->finished, memory_order_acquire) < p->chunks) {
+        pthread_mutex_lock(&p->mu);
+        while (atomic_load_explicit(&p->finished, memory_order_acquire) < p->chunks)
+            pthread_cond_wait(&p->done, &p->mu);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
 void qv_parallel_for(const struct qv_exec *x, int64_t items, int64_t grain, qv_range_fn fn,
                      void *arg)
 {
     struct qv_tpool *p = x ? x->pool : NULL;
-    int64_t chunks, chunk;
-    uint_fast64_t gen;
+    int64_t chunks;
 
     if (items <= 0)
         return;
@@ -189,31 +227,25 @@ void qv_parallel_for(const struct qv_exec *x, int64_t items, int64_t grain, qv_r
     }
     if (chunks > p->n)
         chunks = p->n;
-    chunk = (items + chunks - 1) / chunks;
-    gen = ((atomic_load_explicit(&p->ticket, memory_order_relaxed) >> 32) + 1) & 0xffffffffu;
-    p->fn = fn;
-    p->arg = arg;
-    p->items = items;
-    p->chunk = chunk;
-    p->chunks = (int)((items + chunk - 1) / chunk);
-    atomic_store_explicit(&p->finished, 0, memory_order_relaxed);
-    pthread_mutex_lock(&p->mu);
-    atomic_store_explicit(&p->ticket, (gen << 32) | ((uint_fast64_t)p->chunks << 16),
-                          memory_order_release);
-    pthread_cond_broadcast(&p->go);
-    pthread_mutex_unlock(&p->mu);
-    /* The caller claims chunks too: if a worker is slow to wake (a busy
-     * machine), the caller runs its chunks instead of waiting for it. */
-    run_chunks(p, gen);
-    for (int k = 0;
-         k < SPIN && atomic_load_explicit(&p->finished, memory_order_acquire) < p->chunks; k++)
-        cpu_relax();
-    if (atomic_load_explicit(&p->finished, memory_order_acquire) < p->chunks) {
-        pthread_mutex_lock(&p->mu);
-        while (atomic_load_explicit(&p->finished, memory_order_acquire) < p->chunks)
-            pthread_cond_wait(&p->done, &p->mu);
-        pthread_mutex_unlock(&p->mu);
+    run_job(p, items, (items + chunks - 1) / chunks, fn, arg, false);
+}
+
+/* Chunks a ticket can count (16 bits). */
+#define MAX_TASKS 0xffff
+
+void qv_parallel_tasks(const struct qv_exec *x, int64_t tasks, qv_range_fn fn, void *arg)
+{
+    struct qv_tpool *p = x ? x->pool : NULL;
+
+    if (tasks <= 0)
+        return;
+    if (p == NULL || tasks < 2) {
+        for (int64_t t = 0; t < tasks; t++)
+            fn(arg, t, t + 1, 0);
+        return;
     }
+    /* One task per chunk, or runs of them past what a ticket counts. */
+    run_job(p, tasks, tasks > MAX_TASKS ? (tasks + MAX_TASKS - 1) / MAX_TASKS : 1, fn, arg, true);
 }
 
 int qv_parallel_chunks(const struct qv_exec *x, int64_t items, int64_t grain)

@@ -111,6 +111,14 @@ typedef void (*qv_range_fn)(void *arg, int64_t begin, int64_t end, int chunk);
 void qv_parallel_for(const struct qv_exec *x, int64_t items, int64_t grain, qv_range_fn fn,
                      void *arg);
 int qv_parallel_chunks(const struct qv_exec *x, int64_t items, int64_t grain);
+/* qv_parallel_tasks(x, tasks, fn, arg) calls fn(arg, begin, end, worker) on
+ * runs of tasks covering [0, tasks), usually one task each, each thread
+ * claiming the next run when it is done with one (uneven tasks, or a thread
+ * the machine slows, balance themselves), and returns when all are done.
+ * 'worker' (< the pool's threads, 0 without a pool) names the calling
+ * thread, for per-thread scratch; which thread runs which task is decided
+ * at run time, so a task must compute the same whatever thread runs it. */
+void qv_parallel_tasks(const struct qv_exec *x, int64_t tasks, qv_range_fn fn, void *arg);
 /* Items (elements) below which an element-wise kernel stays on one thread. */
 #define QV_PAR_GRAIN 16384
 
@@ -128,9 +136,9 @@ struct qv_op {
     unsigned flags;                                           /* QV_OP_* */
     int (*check)(const struct qv_node *n, struct qv_diag *d); /* (optional) load time */
     int (*infer_shape)(struct qv_exec *x, struct qv_diag *d); /* plan time */
-    void (*prepare)(struct qv_exec *x); /* (optional) plan time, after infer_shape asked for
-                                           prep_bytes: fills x->prep from constant inputs */
-    qv_kernel_fn kernels[QV_DTYPE_COUNT];                     /* run time */
+    void (*prepare)(struct qv_exec *x);   /* (optional) plan time, after infer_shape asked for
+                                             prep_bytes: fills x->prep from constant inputs */
+    qv_kernel_fn kernels[QV_DTYPE_COUNT]; /* run time */
 };
 
 /* The operator table (op_table.c). */
@@ -224,6 +232,10 @@ int qv_int_matmul_plan(struct qv_exec *x, const struct qv_tensor *A, const struc
  * output, with the same NaN behaviour as those kernels. False if x is not a
  * float Conv or already has an activation. Plan time only. */
 bool qv_conv_fuse_activation(struct qv_exec *x, bool relu, float lo, float hi);
+/* Fusion of an Add into the Conv x that feeds it: x adds r (same shape and
+ * type as its output, available when x runs) before its activation. False
+ * if x is no float Conv without a fused activation or r does not fit. */
+bool qv_conv_fuse_residual(struct qv_exec *x, const struct qv_tensor *r);
 
 /* ---- Numbers ---- */
 /* Limit on elements per tensor. qv_shape_fits() also bounds the product of

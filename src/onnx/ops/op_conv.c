@@ -23,13 +23,16 @@ struct conv_params {
     int64_t kernel[SP_MAX], stride[SP_MAX], dil[SP_MAX];
     int64_t pad_begin[SP_MAX];
     int64_t in_sp[SP_MAX], out_sp[SP_MAX];
-    int64_t c_in, c_out;  /* channels of X and Y */
-    int64_t rows;         /* (channels per group) * prod(kernel) */
-    bool direct;          /* 1x1 Conv: no im2col */
-    int act;              /* fused activation (Conv only): ACT_* */
-    float act_lo, act_hi; /* ACT_CLIP bounds */
-    bool wino;            /* Winograd: wp set, the transformed weights in x->prep */
-    bool packed;          /* the weights packed in x->prep; C^T after the column buffer */
+    int64_t c_in, c_out;         /* channels of X and Y */
+    int64_t rows;                /* (channels per group) * prod(kernel) */
+    bool direct;                 /* 1x1 Conv: no im2col */
+    int act;                     /* fused activation (Conv only): ACT_* */
+    float act_lo, act_hi;        /* ACT_CLIP bounds */
+    bool wino;                   /* Winograd: wp set, the transformed weights in x->prep */
+    const struct qv_tensor *res; /* a fused Add's other input (same shape as Y), or NULL */
+    bool packed;                 /* the weights packed in x->prep; C^T after the column buffer */
+    int64_t row_block;           /* packed in one pass over k: rows of the first output
+                                  * dimension per column block (0: the whole column matrix) */
     struct qv_wino wp;
 };
 
@@ -42,9 +45,6 @@ enum { ACT_NONE = QV_CONV_ACT_NONE, ACT_RELU = QV_CONV_ACT_RELU, ACT_CLIP = QV_C
  * the size of the plain ones, cost more to read than the products save
  * (ResNet's 7x7 layers). */
 #define WINO_MIN_TILES 32
-/* Output tiles per thread below which a Winograd run splits output channels
- * (each thread transforming the whole input) rather than tiles. */
-#define WINO_TILE_GRAIN 64
 
 _Static_assert(sizeof(struct conv_params) <= QV_EXEC_PRIV, "priv too small");
 
@@ -193,16 +193,15 @@ IM2COL(f64, double)
 
 /* im2col for float, compiled for the baseline and, on x86-64, for AVX2 too
  * (wider copies and gathers of strided rows), chosen by the CPU at run time. */
-static void im2col_f32_generic(const struct conv_params *p, const float *xg, float *col,
-                               int64_t r0, int64_t r1)
+static void im2col_f32_generic(const struct conv_params *p, const float *xg, float *col, int64_t r0,
+                               int64_t r1)
 {
     im2col_f32_body(p, xg, col, r0, r1);
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-__attribute__((target("avx2"))) static void im2col_f32_avx2(const struct conv_params *p,
-                                                              const float *xg, float *col,
-                                                              int64_t r0, int64_t r1)
+__attribute__((target("avx2"))) static void
+im2col_f32_avx2(const struct conv_params *p, const float *xg, float *col, int64_t r0, int64_t r1)
 {
     im2col_f32_body(p, xg, col, r0, r1);
 }
@@ -229,6 +228,7 @@ static void im2col_f32(const struct conv_params *p, const float *xg, float *col,
 struct conv_job {
     const struct conv_params *p;
     const float *W, *B, *xg, *src;
+    const float *R; /* the residual of this batch image (as yg), or NULL */
     float *col, *yg;
     int64_t out_n, batch_off; /* output channels before this batch image's groups */
     const float *X;
@@ -240,24 +240,41 @@ struct conv_job {
     int64_t ldct;
 };
 
-#define CONV_ROW_GRAIN 16  /* output channels per GEMM part */
-#define CONV_COL_GRAIN 256 /* output columns per GEMM part */
-#define IM2COL_GRAIN 8     /* column-matrix rows per im2col part */
+/* Floats of a column block (ROW_BLOCK_FLOATS): a quarter of a core's L2. */
+#define ROW_BLOCK_FLOATS ((int64_t)64 * 1024)
+#define CONV_ROW_GRAIN 16   /* output channels per GEMM part */
+#define CONV_COL_GRAIN 256  /* output columns per GEMM part */
+#define IM2COL_GRAIN 8      /* column-matrix rows per im2col part */
 #define PACKED_COL_GRAIN 28 /* output columns per packed-product part */
 /* The packed product pays where the weights are large next to the column
  * matrix; past this many output positions per output channel (ResNet's
  * first layer: 12544 positions, 64 channels) OpenBLAS is faster. */
 #define PACKED_MAX_COLS_PER_CHANNEL 8
 
-/* Y[m, n0..n1) for m in [m0, m1): bias, then the fused activation. */
-static void conv_epilogue(const struct conv_params *p, const float *B, float *Y, int64_t ld,
-                          int64_t ch0, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
+/* Y[m, n0..n1) for m in [m0, m1): bias, the residual R (laid out as Y) if
+ * any, then the fused activation. */
+static void conv_epilogue(const struct conv_params *p, const float *B, const float *R, float *Y,
+                          int64_t ld, int64_t ch0, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
 {
-    if (B == NULL && p->act == ACT_NONE)
+    if (B == NULL && R == NULL && p->act == ACT_NONE)
         return;
     for (int64_t m = m0; m < m1; m++) {
         float *y = Y + m * ld;
         float bias = B ? B[ch0 + m] : 0.0f;
+        if (R) {
+            const float *r = R + m * ld;
+            for (int64_t j = n0; j < n1; j++) {
+                float v = y[j] + bias + r[j];
+                if (p->act == ACT_RELU)
+                    v = v > 0 ? v : 0.0f;
+                else if (p->act == ACT_CLIP) {
+                    v = v < p->act_lo ? p->act_lo : v;
+                    v = v > p->act_hi ? p->act_hi : v;
+                }
+                y[j] = v;
+            }
+            continue;
+        }
         if (p->act == ACT_RELU) {
             for (int64_t j = n0; j < n1; j++) {
                 float v = y[j] + bias;
@@ -287,10 +304,21 @@ static void conv_im2col_part(void *arg, int64_t r0, int64_t r1, int chunk)
 
 /* Y[m][n] = act(Ct[n][m] + B[m]) for m in [m0, m1), n in [n0, n1), in
  * blocks of 16 columns so that the rows of Ct read stay in L1. */
-static void conv_epilogue_t(const struct conv_params *p, const float *B, const float *ct,
-                            int64_t ldct, float *Y, int64_t ld, int64_t m0, int64_t m1, int64_t n0,
-                            int64_t n1)
+static void conv_epilogue_t(const struct conv_params *p, const float *B, const float *R,
+                            const float *ct, int64_t ldct, float *Y, int64_t ld, int64_t m0,
+                            int64_t m1, int64_t n0, int64_t n1)
 {
+    if (R) {
+        /* Transpose first, then bias, residual and activation row by row. */
+        for (int64_t nb = n0; nb < n1; nb += 16) {
+            int64_t ne = nb + 16 < n1 ? nb + 16 : n1;
+            for (int64_t m = m0; m < m1; m++)
+                for (int64_t n = nb; n < ne; n++)
+                    Y[m * ld + n] = ct[n * ldct + m];
+        }
+        conv_epilogue(p, B, R, Y, ld, 0, m0, m1, n0, n1);
+        return;
+    }
     for (int64_t nb = n0; nb < n1; nb += 16) {
         int64_t ne = nb + 16 < n1 ? nb + 16 : n1;
         for (int64_t m = m0; m < m1; m++) {
@@ -329,16 +357,44 @@ static void conv_packed_part(void *arg, int64_t a, int64_t e, int chunk)
         /* One pass over k: C, its bias and activation written directly. */
         qv_pk_gemm_act(j->P, p->c_out, p->rows, j->split_cols ? 0 : a, j->split_cols ? panels : e,
                        j->src, j->out_n, j->split_cols ? a : 0, j->split_cols ? e : j->out_n, j->yg,
-                       j->out_n, j->B, p->act, p->act_lo, p->act_hi);
+                       j->out_n, j->B, j->R, p->act, p->act_lo, p->act_hi);
         return;
     }
     if (j->split_cols) {
         qv_pk_gemm_t(j->P, p->rows, 0, panels, j->src, j->out_n, a, e, j->ct, j->ldct);
-        conv_epilogue_t(p, j->B, j->ct, j->ldct, j->yg, j->out_n, 0, p->c_out, a, e);
+        conv_epilogue_t(p, j->B, j->R, j->ct, j->ldct, j->yg, j->out_n, 0, p->c_out, a, e);
     } else {
         int64_t m1 = e * QV_PK_MR < p->c_out ? e * QV_PK_MR : p->c_out;
         qv_pk_gemm_t(j->P, p->rows, a, e, j->src, j->out_n, 0, j->out_n, j->ct, j->ldct);
-        conv_epilogue_t(p, j->B, j->ct, j->ldct, j->yg, j->out_n, a * QV_PK_MR, m1, 0, j->out_n);
+        conv_epilogue_t(p, j->B, j->R, j->ct, j->ldct, j->yg, j->out_n, a * QV_PK_MR, m1, 0,
+                        j->out_n);
+    }
+}
+
+/* Blocks [a, e) of p->row_block rows of the first output dimension: the
+ * column matrix of those rows (im2col of the same Conv with the padding
+ * moved) in this thread's buffer, then the packed product, bias, residual
+ * and activation into Y. */
+static void conv_row_block_part(void *arg, int64_t a, int64_t e, int worker)
+{
+    const struct conv_job *j = arg;
+    const struct conv_params *p = j->p;
+    int64_t inner = j->out_n / p->out_sp[0], panels = qv_pk_rows(p->c_out) / QV_PK_MR;
+    float *col = j->col + (size_t)worker * (size_t)(p->row_block * p->rows * inner);
+
+    /* Tasks [a, e) are blocks of p->row_block rows. */
+    a *= p->row_block;
+    e = e * p->row_block < p->out_sp[0] ? e * p->row_block : p->out_sp[0];
+
+    for (int64_t o0 = a; o0 < e; o0 += p->row_block) {
+        struct conv_params q = *p;
+        int64_t n = e - o0 < p->row_block ? e - o0 : p->row_block, cols = n * inner;
+        q.out_sp[0] = n;
+        q.pad_begin[0] = p->pad_begin[0] - o0 * p->stride[0];
+        im2col_f32(&q, j->xg, col, 0, p->rows);
+        qv_pk_gemm_act(j->P, p->c_out, p->rows, 0, panels, col, cols, 0, cols, j->yg + o0 * inner,
+                       j->out_n, j->B, j->R ? j->R + o0 * inner : NULL, p->act, p->act_lo,
+                       p->act_hi);
     }
 }
 
@@ -354,7 +410,7 @@ static void conv_gemm_part(void *arg, int64_t a, int64_t e, int chunk)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(m1 - m0), (int)(n1 - n0),
                 (int)p->rows, 1.0f, j->W + m0 * p->rows, (int)p->rows, j->src + n0, (int)j->out_n,
                 0.0f, j->yg + m0 * j->out_n + n0, (int)j->out_n);
-    conv_epilogue(p, j->B, j->yg, j->out_n, 0, m0, m1, n0, n1);
+    conv_epilogue(p, j->B, j->R, j->yg, j->out_n, 0, m0, m1, n0, n1);
 }
 
 /* Whole groups [g0, g1) of batch image j->b, on one thread. */
@@ -377,28 +433,93 @@ static void conv_group_part(void *arg, int64_t g0, int64_t g1, int chunk)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mg, (int)out_n, (int)p->rows,
                     1.0f, j->W + g * mg * p->rows, (int)p->rows, src, (int)out_n, 0.0f, yg,
                     (int)out_n);
-        conv_epilogue(p, j->B ? j->B + g * mg : NULL, yg, out_n, 0, 0, mg, 0, out_n);
+        conv_epilogue(p, j->B ? j->B + g * mg : NULL,
+                      p->res ? (const float *)p->res->data + (yg - j->Y) : NULL, yg, out_n, 0, 0,
+                      mg, 0, out_n);
     }
 }
 
-/* Winograd over the pool: tiles, or output channels when tiles are few. */
+/* Winograd over the pool. Each thread runs a contiguous run of whole
+ * panels of 32 tiles (the packed product costs the same for a full and a
+ * partial panel), blocks of them in its own scratch. With fewer panels than
+ * threads, the threads
+ * share each block: all transform the input (split by input channels) into
+ * one V, then all multiply and transform the output (split by output
+ * channels). Sharing moves V between cores, so it is the last resort. */
 struct wino_job {
     const struct conv_params *p;
-    const float *U, *B, *X;
+    const float *U, *B, *R, *X;
     float *Y, *scratch;
-    bool by_channel;
+    int64_t t0, nb; /* the shared block */
+    int64_t slices; /* output-channel ranges a panel is cut into (wino_slices_part) */
 };
 
-static void wino_part(void *arg, int64_t a, int64_t e, int chunk)
+#define WINO_PANEL 32
+/* Panels per thread from which threads split tiles rather than share blocks
+ * (measured on ResNet-18's 28x28 and 14x14 layers with 2 threads). */
+#define WINO_PANELS_PER_THREAD 1
+
+static void wino_tiles_part(void *arg, int64_t a, int64_t e, int chunk)
 {
     const struct wino_job *j = arg;
     const struct qv_wino *w = &j->p->wp;
     float *scratch = j->scratch + (size_t)chunk * qv_wino_scratch_floats(w);
+    int64_t tiles = w->th * w->tw, t1 = e * WINO_PANEL < tiles ? e * WINO_PANEL : tiles;
 
-    if (j->by_channel)
-        qv_wino_run(w, j->U, j->B, j->X, j->Y, scratch, 0, w->th * w->tw, a, e);
-    else
-        qv_wino_run(w, j->U, j->B, j->X, j->Y, scratch, a, e, 0, w->k);
+    qv_wino_run(w, j->U, j->B, j->R, j->X, j->Y, scratch, a * WINO_PANEL, t1);
+}
+
+/* Slices [a, e) of panels, each panel cut into j->slices ranges of output
+ * channels: whole panels as wino_tiles_part, and a panel cut at either end
+ * of the range (its input transformed by both threads that share it) for
+ * its channel ranges only. Contiguous slices balance the products across
+ * threads when the panels do not divide evenly. */
+static void wino_slices_part(void *arg, int64_t a, int64_t e, int chunk)
+{
+    const struct wino_job *j = arg;
+    const struct qv_wino *w = &j->p->wp;
+    float *mine = j->scratch + (size_t)chunk * qv_wino_scratch_floats(w);
+    int64_t s = j->slices, tiles = w->th * w->tw;
+
+    while (a < e) {
+        int64_t panel = a / s, t0 = panel * WINO_PANEL;
+        int64_t nb = tiles - t0 < WINO_PANEL ? tiles - t0 : WINO_PANEL;
+        if (a % s == 0 && e - a >= s) {
+            /* Whole panels: [panel, last) */
+            int64_t last = e / s;
+            int64_t t1 = last * WINO_PANEL < tiles ? last * WINO_PANEL : tiles;
+            qv_wino_run(w, j->U, j->B, j->R, j->X, j->Y, mine, t0, t1);
+            a = last * s;
+            continue;
+        }
+        {
+            int64_t end = (panel + 1) * s < e ? (panel + 1) * s : e;
+            int64_t m0 = w->k * (a % s) / s, m1 = w->k * (end - panel * s) / s;
+            qv_wino_input(w, j->X, qv_wino_v(w, mine), t0, nb, 0, w->c, qv_wino_rows(w, mine));
+            qv_wino_output(w, j->U, j->B, j->R, qv_wino_v(w, mine), qv_wino_m(w, mine), j->Y, t0,
+                           nb, m0, m1, qv_wino_rows(w, mine));
+            a = end;
+        }
+    }
+}
+
+static void wino_in_part(void *arg, int64_t c0, int64_t c1, int chunk)
+{
+    const struct wino_job *j = arg;
+    const struct qv_wino *w = &j->p->wp;
+    float *mine = j->scratch + (size_t)chunk * qv_wino_scratch_floats(w);
+
+    qv_wino_input(w, j->X, qv_wino_v(w, j->scratch), j->t0, j->nb, c0, c1, qv_wino_rows(w, mine));
+}
+
+static void wino_out_part(void *arg, int64_t m0, int64_t m1, int chunk)
+{
+    const struct wino_job *j = arg;
+    const struct qv_wino *w = &j->p->wp;
+    float *mine = j->scratch + (size_t)chunk * qv_wino_scratch_floats(w);
+
+    qv_wino_output(w, j->U, j->B, j->R, qv_wino_v(w, j->scratch), qv_wino_m(w, j->scratch), j->Y,
+                   j->t0, j->nb, m0, m1, qv_wino_rows(w, mine));
 }
 
 static void conv_wino(struct qv_exec *x)
@@ -406,19 +527,39 @@ static void conv_wino(struct qv_exec *x)
     const struct conv_params *p = (const void *)x->priv;
     const struct qv_wino *w = &p->wp;
     int64_t tiles = w->th * w->tw, batch = x->in[0]->shape[0];
+    int64_t panels = (tiles + WINO_PANEL - 1) / WINO_PANEL;
+    int64_t plane = w->oh * w->ow;
     struct wino_job j = {.p = p,
                          .U = x->prep,
                          .B = x->n_in > 2 && x->in[2] ? x->in[2]->data : NULL,
                          .scratch = x->scratch};
+    bool shared =
+        x->pool != NULL && panels < WINO_PANELS_PER_THREAD * qv_parallel_chunks(x, panels, 1);
 
-    j.by_channel = x->pool != NULL && tiles < 2 * WINO_TILE_GRAIN;
     for (int64_t b = 0; b < batch; b++) {
         j.X = (const float *)x->in[0]->data + b * w->c * w->h * w->w;
-        j.Y = (float *)x->out[0]->data + b * w->k * w->oh * w->ow;
-        if (j.by_channel)
-            qv_parallel_for(x, w->k, CONV_ROW_GRAIN, wino_part, &j);
-        else
-            qv_parallel_for(x, tiles, WINO_TILE_GRAIN, wino_part, &j);
+        j.Y = (float *)x->out[0]->data + b * w->k * plane;
+        j.R = p->res ? (const float *)p->res->data + b * w->k * plane : NULL;
+        if (x->pool == NULL) {
+            wino_tiles_part(&j, 0, panels, 0);
+            continue;
+        }
+        if (!shared) {
+            /* Contiguous runs of panels, in blocks: a task per panel
+             * (qv_parallel_tasks) reads the transformed weights once per
+             * panel instead of once per block, and measured slower. */
+            j.slices = qv_parallel_chunks(x, panels, 1);
+            if (panels % j.slices == 0)
+                qv_parallel_for(x, panels, 1, wino_tiles_part, &j);
+            else
+                qv_parallel_for(x, panels * j.slices, j.slices, wino_slices_part, &j);
+            continue;
+        }
+        for (int64_t k = 0, nbk = qv_wino_blocks(w, tiles); k < nbk; k++) {
+            qv_wino_block(w, tiles, k, &j.t0, &j.nb);
+            qv_parallel_for(x, w->c, IM2COL_GRAIN, wino_in_part, &j);
+            qv_parallel_for(x, w->k, CONV_ROW_GRAIN, wino_out_part, &j);
+        }
     }
 }
 
@@ -452,7 +593,8 @@ static int conv_f32(struct qv_exec *x)
     if (p->rows == 0) {
         memset(Y, 0, x->out[0]->nbytes);
         for (int64_t b = 0; b < batch; b++)
-            conv_epilogue(p, B, Y + b * p->c_out * out_n, out_n, 0, 0, p->c_out, 0, out_n);
+            conv_epilogue(p, B, p->res ? (const float *)p->res->data + b * p->c_out * out_n : NULL,
+                          Y + b * p->c_out * out_n, out_n, 0, 0, p->c_out, 0, out_n);
         return QV_OK;
     }
     for (int64_t b = 0; b < batch; b++) {
@@ -464,7 +606,14 @@ static int conv_f32(struct qv_exec *x)
         (void)cg;
         j.xg = X + b * p->c_in * in_n;
         j.yg = Y + b * p->c_out * out_n;
+        j.R = p->res ? (const float *)p->res->data + b * p->c_out * out_n : NULL;
         j.src = j.xg;
+        if (p->packed && p->row_block > 0) {
+            j.P = x->prep;
+            qv_parallel_tasks(x, (p->out_sp[0] + p->row_block - 1) / p->row_block,
+                              conv_row_block_part, &j);
+            continue;
+        }
         if (!p->direct) {
             qv_parallel_for(x, p->rows, IM2COL_GRAIN, conv_im2col_part, &j);
             j.src = j.col;
@@ -476,12 +625,12 @@ static int conv_f32(struct qv_exec *x)
             j.P = x->prep;
             j.ldct = qv_pk_rows(p->c_out);
             /* C^T after the column buffer, only for sums longer than one pass */
-            j.ct = p->rows > QV_PK_KC ? (float *)x->scratch + (p->direct ? 0 : p->rows * out_n)
-                                      : NULL;
+            j.ct =
+                p->rows > QV_PK_KC ? (float *)x->scratch + (p->direct ? 0 : p->rows * out_n) : NULL;
             if (j.split_cols)
                 qv_parallel_for(x, out_n, PACKED_COL_GRAIN, conv_packed_part, &j);
             else
-                qv_parallel_for(x, j.ldct / QV_PK_MR, 1, conv_packed_part, &j);
+                qv_parallel_tasks(x, j.ldct / QV_PK_MR, conv_packed_part, &j);
             continue;
         }
         if (j.split_cols)
@@ -504,6 +653,19 @@ bool qv_conv_fuse_activation(struct qv_exec *x, bool relu, float lo, float hi)
     p->wp.act = p->act;
     p->wp.act_lo = lo;
     p->wp.act_hi = hi;
+    return true;
+}
+
+bool qv_conv_fuse_residual(struct qv_exec *x, const struct qv_tensor *r)
+{
+    struct conv_params *p = (void *)x->priv;
+    const struct qv_tensor *y = x->out[0];
+
+    if (x->node->op != &qv_op_conv || x->kdtype != QV_DTYPE_F32 || p->act != ACT_NONE ||
+        p->res != NULL || r->dtype != QV_DTYPE_F32 || y->dtype != QV_DTYPE_F32 ||
+        r->ndim != y->ndim || memcmp(r->shape, y->shape, sizeof(int64_t) * (size_t)y->ndim) != 0)
+        return false;
+    p->res = r;
     return true;
 }
 
@@ -638,6 +800,24 @@ static int conv_infer(struct qv_exec *x, struct qv_diag *d)
         if (p->rows > QV_PK_KC)
             x->scratch_bytes +=
                 sizeof(float) * (size_t)(qv_pk_rows(p->c_out) * prod(p->out_sp, p->sp));
+        if (p->rows <= QV_PK_KC && !p->direct && p->sp >= 2 &&
+            p->rows * prod(p->out_sp, p->sp) > 2 * ROW_BLOCK_FLOATS) {
+            /* A column matrix larger than a core's L2: built and multiplied
+             * a block of output rows at a time, each thread in a buffer of
+             * its own. */
+            int64_t inner = prod(p->out_sp + 1, p->sp - 1),
+                    copies = x->threads > 1 ? x->threads : 1;
+            if (copies > QV_TPOOL_MAX)
+                copies = QV_TPOOL_MAX;
+            p->row_block = ROW_BLOCK_FLOATS / (p->rows * inner);
+            if (p->row_block < 1)
+                p->row_block = 1;
+            if (p->row_block * p->rows * inner <= QV_ONNX_MAX_ELEMS / copies)
+                x->scratch_bytes =
+                    sizeof(float) * (size_t)(p->row_block * p->rows * inner * copies);
+            else
+                p->row_block = 0;
+        }
     }
     qv_out_set(x, 0, QV_DTYPE_F32, x->in[0]->ndim, shape);
     return QV_OK;

@@ -91,7 +91,7 @@ TARGET static void kernel_edge(const float *a, const float *b, int64_t ldb, int6
  * the comparisons of Conv's scalar epilogue (NaN stays NaN under clip, ReLU
  * makes it 0). */
 TARGET static void write_rows(const float *t, int rows, int nr, float *C, int64_t ldc,
-                              const float *bias, int act, float lo, float hi)
+                              const float *bias, const float *R, int act, float lo, float hi)
 {
     __mmask16 mk = (__mmask16)((1u << nr) - 1);
     __m512i idx =
@@ -102,6 +102,8 @@ TARGET static void write_rows(const float *t, int rows, int nr, float *C, int64_
     for (int i = 0; i < rows; i++) {
         __m512 v = _mm512_mask_i32gather_ps(zero, mk, idx, t + i, 4);
         v = _mm512_add_ps(v, _mm512_set1_ps(bias ? bias[i] : 0.0f));
+        if (R)
+            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, R + i * ldc));
         if (act == 1) {
             /* v > 0 ? v : 0 */
             v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), v);
@@ -116,7 +118,7 @@ TARGET static void write_rows(const float *t, int rows, int nr, float *C, int64_
 
 void qv_pk_gemm_act(const float *P, int64_t m, int64_t k, int64_t p0, int64_t p1, const float *B,
                     int64_t ldb, int64_t n0, int64_t n1, float *C, int64_t ldc, const float *bias,
-                    int act, float lo, float hi)
+                    const float *R, int act, float lo, float hi)
 {
     _Alignas(64) float t[NR * QV_PK_MR];
 
@@ -130,7 +132,8 @@ void qv_pk_gemm_act(const float *P, int64_t m, int64_t k, int64_t p0, int64_t p1
                 kernel_full(P + p * k * QV_PK_MR, B + j, ldb, k, t, QV_PK_MR, false);
             else
                 kernel_edge(P + p * k * QV_PK_MR, B + j, ldb, k, t, QV_PK_MR, nr, false);
-            write_rows(t, rows, nr, C + i0 * ldc + j, ldc, bias ? bias + i0 : NULL, act, lo, hi);
+            write_rows(t, rows, nr, C + i0 * ldc + j, ldc, bias ? bias + i0 : NULL,
+                       R ? R + i0 * ldc + j : NULL, act, lo, hi);
         }
     }
 }
@@ -138,9 +141,11 @@ void qv_pk_gemm_act(const float *P, int64_t m, int64_t k, int64_t p0, int64_t p1
 void qv_pk_gemm_t(const float *P, int64_t k, int64_t p0, int64_t p1, const float *B, int64_t ldb,
                   int64_t n0, int64_t n1, float *Ct, int64_t ldct)
 {
-    for (int64_t kc = 0; kc < k; kc += KC) {
-        int64_t kn = k - kc < KC ? k - kc : KC;
-        for (int64_t p = p0; p < p1; p++) {
+    /* Panels outer: a panel's packed A (k x 32, contiguous) is read as one
+     * stream, and its block of C^T stays in L1 across the passes over k. */
+    for (int64_t p = p0; p < p1; p++) {
+        for (int64_t kc = 0; kc < k; kc += KC) {
+            int64_t kn = k - kc < KC ? k - kc : KC;
             const float *a = P + (p * k + kc) * QV_PK_MR;
             for (int64_t j = n0; j < n1; j += NR) {
                 float *ct = Ct + j * ldct + p * QV_PK_MR;
@@ -160,10 +165,10 @@ bool qv_pk_available(void)
 
 void qv_pk_gemm_act(const float *P, int64_t m, int64_t k, int64_t p0, int64_t p1, const float *B,
                     int64_t ldb, int64_t n0, int64_t n1, float *C, int64_t ldc, const float *bias,
-                    int act, float lo, float hi)
+                    const float *R, int act, float lo, float hi)
 {
     (void)P, (void)m, (void)k, (void)p0, (void)p1, (void)B, (void)ldb, (void)n0, (void)n1;
-    (void)C, (void)ldc, (void)bias, (void)act, (void)lo, (void)hi; /* not reached */
+    (void)C, (void)ldc, (void)bias, (void)R, (void)act, (void)lo, (void)hi; /* not reached */
 }
 
 void qv_pk_gemm_t(const float *P, int64_t k, int64_t p0, int64_t p1, const float *B, int64_t ldb,

@@ -38,12 +38,12 @@ void qv_pk_pack(const float *A, int64_t lda, int64_t m, int64_t k, float *P);
 void qv_pk_gemm_t(const float *P, int64_t k, int64_t p0, int64_t p1, const float *B, int64_t ldb,
                   int64_t n0, int64_t n1, float *Ct, int64_t ldct);
 
-/* For k <= QV_PK_KC: C[i][j] = act(sum over k of A[i][k] B[k][j] + bias[i])
- * for rows i < m of panels [p0, p1) and columns j in [n0, n1), C row-major
- * with leading dimension ldc; bias may be NULL; act 0 none, 1 ReLU, 2 clip
- * to [lo, hi] (as Conv's fused activations). */
+/* For k <= QV_PK_KC: C[i][j] = act(sum over k of A[i][k] B[k][j] + bias[i]
+ * + R[i][j]) for rows i < m of panels [p0, p1) and columns j in [n0, n1), C
+ * and R row-major with leading dimension ldc; bias and R may be NULL; act 0
+ * none, 1 ReLU, 2 clip to [lo, hi] (as Conv's fused activations). */
 void qv_pk_gemm_act(const float *P, int64_t m, int64_t k, int64_t p0, int64_t p1, const float *B,
                     int64_t ldb, int64_t n0, int64_t n1, float *C, int64_t ldc, const float *bias,
-                    int act, float lo, float hi);
+                    const float *R, int act, float lo, float hi);
 
 #endif

@@ -271,6 +271,63 @@ static struct pb wino_model(const struct wino_case *c, int act, const float *W, 
     return model_finish(&g, 10);
 }
 
+/* ResNet's block end: Y = act(Add(Conv(X, W, B), R)) with R = Relu(Z)
+ * computed before the Conv (after it when 'late'), or R a constant
+ * initializer when Rc is given; the Add's operands swapped when 'swap'. W
+ * and B constant when Wc is given. */
+static struct pb residual_model(const struct conv_case *c, int act, const float *Wc,
+                                const float *Bc, const float *Rc, bool swap, bool late)
+{
+    struct pb g = {0}, node = {0}, rnode = {0};
+    const char *ins[] = {"X", "W", "B"}, *z[] = {"Z"};
+    const char *cr[] = {"C", "R"}, *rc[] = {"R", "C"}, *s[] = {"S"};
+    int64_t o = (c->h + 2 * c->pad - c->k) / c->stride + 1;
+    int64_t ow = (c->w + 2 * c->pad - c->k) / c->stride + 1;
+    int64_t xd[] = {c->n, c->cin, c->h, c->w}, zd[] = {c->n, c->cout, o, ow};
+    int64_t wd[] = {c->cout, c->cin / c->group, c->k, c->k}, bd[] = {c->cout};
+    int64_t ks[] = {c->k, c->k}, st[] = {c->stride, c->stride};
+    int64_t pads[] = {c->pad, c->pad, c->pad, c->pad};
+
+    node_start(&rnode, "Relu", "res", 1, z, "R");
+    if (!Rc && !late)
+        pb_msg(&g, 1, &rnode);
+    node_start(&node, "Conv", "conv", 3, ins, "C");
+    attr_ints(&node, "kernel_shape", 2, ks);
+    attr_ints(&node, "strides", 2, st);
+    attr_ints(&node, "pads", 4, pads);
+    attr_int(&node, "group", c->group);
+    pb_msg(&g, 1, &node);
+    if (!Rc && late)
+        pb_msg(&g, 1, &rnode);
+    if (Rc)
+        free(rnode.p); /* no Relu: R is the initializer */
+    node_start(&node, "Add", "add", 2, swap ? rc : cr, act == ACT_NONE ? "Y" : "S");
+    pb_msg(&g, 1, &node);
+    if (act != ACT_NONE) {
+        node_start(&node, act == ACT_RELU ? "Relu" : "Clip", "act", 1, s, "Y");
+        if (act == ACT_CLIP) {
+            attr_float(&node, "min", -0.25f);
+            attr_float(&node, "max", 0.5f);
+        }
+        pb_msg(&g, 1, &node);
+    }
+    pb_str(&g, 2, "g");
+    value_info(&g, 11, "X", 4, xd);
+    if (Rc)
+        initializer(&g, "R", 4, zd, Rc);
+    else
+        value_info(&g, 11, "Z", 4, zd);
+    if (Wc) {
+        initializer(&g, "W", 4, wd, Wc);
+        initializer(&g, "B", 1, bd, Bc);
+    } else {
+        value_info(&g, 11, "W", 4, wd);
+        value_info(&g, 11, "B", 1, bd);
+    }
+    value_info(&g, 12, "Y", -1, NULL);
+    return model_finish(&g, 10);
+}
+
 /* MaxPool(X) with the given geometry; opset 12 (ceil_mode, dilations). */
 static struct pb maxpool_model(const int64_t *xd, const int64_t *ks, const int64_t *st,
                                const int64_t *pads, int ceil_mode)
@@ -598,6 +655,81 @@ static void test_fusion_same_outputs(void **state)
         qv_tensor_fini(&in[i]);
 }
 
+/* Conv + Add (+ Relu/Clip) fused into the Conv gives the same bits as the
+ * plan as written, on every convolution path (Winograd, the packed product
+ * in one pass and in several, 1x1, OpenBLAS with run-time weights, groups),
+ * with the residual computed before the Conv, a constant, or either Add
+ * operand, at 1 and 2 threads; a residual computed after the Conv keeps the
+ * Add (and what follows) as written. */
+static void test_residual_fusion_same_outputs(void **state)
+{
+    static const struct {
+        struct conv_case c;
+        bool constant; /* W and B initializers */
+    } cases[] = {
+        {{1, 16, 24, 12, 11, 3, 1, 1, 1}, true}, /* Winograd */
+        {{1, 3, 33, 29, 31, 7, 2, 3, 1}, true},  /* packed, one pass (ResNet's first layer) */
+        {{1, 32, 96, 7, 7, 3, 1, 1, 1}, true},   /* packed, several passes over k */
+        {{1, 3, 40, 64, 60, 7, 2, 3, 1}, true},  /* packed, blocks of output rows */
+        {{1, 16, 48, 9, 7, 1, 1, 0, 1}, true},   /* 1x1 */
+        {{2, 5, 33, 15, 13, 3, 1, 1, 1}, false}, /* OpenBLAS, batch 2 */
+        {{2, 8, 12, 9, 9, 3, 1, 1, 2}, false},   /* groups */
+    };
+
+    (void)state;
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        const struct conv_case *c = &cases[k].c;
+        int64_t o = (c->h + 2 * c->pad - c->k) / c->stride + 1;
+        int64_t ow = (c->w + 2 * c->pad - c->k) / c->stride + 1;
+        int64_t xd[] = {c->n, c->cin, c->h, c->w}, zd[] = {c->n, c->cout, o, ow};
+        int64_t wd[] = {c->cout, c->cin / c->group, c->k, c->k}, bd[] = {c->cout};
+        struct qv_tensor in[4], rc; /* X, then Z or W, B, Z */
+        char what[96];
+
+        tensor_rand(&in[0], "X", 4, xd);
+        tensor_rand(&in[1], "W", 4, wd);
+        tensor_rand(&in[2], "B", 1, bd);
+        tensor_rand(&in[3], "Z", 4, zd);
+        tensor_rand(&rc, "R", 4, zd);
+        for (int variant = 0; variant < 4; variant++) {
+            /* 0: R before the Conv; 1: swapped operands; 2: R constant; 3: R after. */
+            bool swap = variant == 1, late = variant == 3;
+            const float *R = variant == 2 ? rc.data : NULL;
+            for (int act = ACT_NONE; act <= ACT_CLIP; act++)
+                for (int t = 1; t <= 2; t++) {
+                    struct pb mb = residual_model(c, act, cases[k].constant ? in[1].data : NULL,
+                                                  in[2].data, R, swap, late);
+                    struct qv_tensor fused, plain, run_in[4];
+                    int n_in = 0;
+                    qv_onnx_model *mf, *mp;
+                    run_in[n_in++] = in[0];
+                    if (!cases[k].constant) {
+                        run_in[n_in++] = in[1];
+                        run_in[n_in++] = in[2];
+                    }
+                    if (!R)
+                        run_in[n_in++] = in[3];
+                    mf = load_run(&mb, t, false, run_in, n_in, &fused);
+                    mp = load_run(&mb, t, true, run_in, n_in, &plain);
+                    snprintf(what, sizeof(what), "residual case %zu variant %d act %d", k, variant,
+                             act);
+                    if (qv_onnx_fused_nodes(mf) != (late ? 0 : (act == ACT_NONE ? 1 : 2)))
+                        fail_msg("%s: %d nodes fused", what, qv_onnx_fused_nodes(mf));
+                    assert_int_equal(qv_onnx_fused_nodes(mp), 0);
+                    assert_same_bits(&plain, &fused, what, t);
+                    qv_onnx_free(mf);
+                    qv_onnx_free(mp);
+                    qv_tensor_fini(&fused);
+                    qv_tensor_fini(&plain);
+                    free(mb.p);
+                }
+        }
+        for (int i = 0; i < 4; i++)
+            qv_tensor_fini(&in[i]);
+        qv_tensor_fini(&rc);
+    }
+}
+
 /* The 3x3 convolution of a wino_case in double: got must be within 1e-5 of
  * the sum of the products' magnitudes (float rounding, not a formula). */
 static void wino_check(const struct wino_case *c, int act, const float *X, const float *W,
@@ -641,13 +773,13 @@ static void wino_check(const struct wino_case *c, int act, const float *X, const
 static void test_winograd_matches_direct(void **state)
 {
     static const struct wino_case cases[] = {
-        {1, 16, 16, 12, 11, {1, 1, 1, 1}},    /* one block, odd output columns */
-        {2, 17, 19, 13, 11, {1, 1, 1, 1}},    /* odd sizes and channels, batch 2 */
-        {1, 24, 33, 15, 14, {0, 0, 0, 0}},    /* no padding, odd output rows */
-        {1, 16, 20, 12, 13, {2, 0, 1, 2}},    /* asymmetric pads */
-        {1, 32, 40, 2, 64, {1, 1, 1, 1}},     /* one tile row */
-        {1, 64, 64, 30, 31, {1, 1, 1, 1}},    /* blocks of tiles across tile rows */
-        {1, 200, 300, 13, 13, {1, 1, 1, 1}},  /* many channels: short blocks */
+        {1, 16, 16, 12, 11, {1, 1, 1, 1}},   /* one block, odd output columns */
+        {2, 17, 19, 13, 11, {1, 1, 1, 1}},   /* odd sizes and channels, batch 2 */
+        {1, 24, 33, 15, 14, {0, 0, 0, 0}},   /* no padding, odd output rows */
+        {1, 16, 20, 12, 13, {2, 0, 1, 2}},   /* asymmetric pads */
+        {1, 32, 40, 2, 64, {1, 1, 1, 1}},    /* one tile row */
+        {1, 64, 64, 30, 31, {1, 1, 1, 1}},   /* blocks of tiles across tile rows */
+        {1, 200, 300, 13, 13, {1, 1, 1, 1}}, /* many channels: short blocks */
     };
 
     (void)state;
@@ -709,12 +841,14 @@ static void test_winograd_matches_direct(void **state)
 static void test_packed_matches_direct(void **state)
 {
     static const struct conv_case cases[] = {
-        {2, 5, 67, 17, 21, 3, 2, 1, 1},   /* strided, 3 panels (67 channels), batch 2 */
-        {1, 16, 48, 9, 7, 1, 1, 0, 1},    /* 1x1: no column buffer */
-        {1, 4, 40, 11, 13, 5, 1, 2, 1},   /* 5x5, odd columns */
-        {1, 3, 33, 29, 31, 7, 2, 3, 1},   /* ResNet's first layer, smaller */
-        {1, 32, 96, 7, 7, 3, 1, 1, 1},    /* 3x3 on 16 tiles: not Winograd */
-        {1, 40, 70, 30, 26, 3, 2, 1, 1},  /* columns split across threads */
+        {2, 5, 67, 17, 21, 3, 2, 1, 1},  /* strided, 3 panels (67 channels), batch 2 */
+        {1, 16, 48, 9, 7, 1, 1, 0, 1},   /* 1x1: no column buffer */
+        {1, 4, 40, 11, 13, 5, 1, 2, 1},  /* 5x5, odd columns */
+        {1, 3, 33, 29, 31, 7, 2, 3, 1},  /* ResNet's first layer, smaller */
+        {1, 32, 96, 7, 7, 3, 1, 1, 1},   /* 3x3 on 16 tiles: not Winograd */
+        {1, 40, 70, 30, 26, 3, 2, 1, 1}, /* columns split across threads */
+        {1, 3, 40, 64, 60, 7, 2, 3, 1},  /* column matrix in blocks of output rows */
+        {1, 4, 24, 70, 66, 5, 1, 2, 1},  /* the same, stride 1, padded last rows */
     };
     bool avail = qv_pk_available();
 
@@ -875,8 +1009,7 @@ static void test_maxpool_matches_reference(void **state)
                                     best = v;
                                 any = true;
                             }
-                        if (memcmp(&best, &got, sizeof(float)) != 0 &&
-                            !(isnan(best) && isnan(got)))
+                        if (memcmp(&best, &got, sizeof(float)) != 0 && !(isnan(best) && isnan(got)))
                             fail_msg("maxpool case %zu, %d threads: [%lld,%lld,%lld] = %g, want %g",
                                      k, t, (long long)c, (long long)i, (long long)j, (double)got,
                                      (double)best);
@@ -953,6 +1086,7 @@ int main(void)
         cmocka_unit_test(test_pool_elementwise_threads_same_bits),
         cmocka_unit_test(test_norm_threads_same_bits),
         cmocka_unit_test(test_fusion_same_outputs),
+        cmocka_unit_test(test_residual_fusion_same_outputs),
         cmocka_unit_test(test_concurrent_runs_with_pools),
         cmocka_unit_test(test_winograd_matches_direct),
         cmocka_unit_test(test_winograd_only_where_it_applies),
