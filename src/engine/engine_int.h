@@ -72,6 +72,8 @@ struct qv_version {
      * from the compute histogram's growth since the last decision. */
     _Atomic bool inline_ok;
     _Atomic uint64_t inline_checked_ns;
+    _Atomic bool inline_decided;    /* a decision was made (not only the baseline) */
+    _Atomic uint32_t inline_probe;  /* calls seen before the first decision */
     pthread_mutex_t inline_mu;  /* one thread re-decides at a time; guards inline_prev */
     struct qv_lat_hist inline_prev;
 

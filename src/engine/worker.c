@@ -123,12 +123,20 @@ static void inline_update(qv_version *v)
     if (e->inline_ns == 0 || !inline_kind(v))
         return;
     last = atomic_load_explicit(&v->inline_checked_ns, memory_order_relaxed);
-    if (last != 0 && now - last < QV_INLINE_CHECK_NS)
+    /* Before the first decision, one is tried as soon as the calls since the
+     * baseline can hold QV_INLINE_MIN_SAMPLES compute times: a new version
+     * (a swap, a canary at high rates) leaves the workers after its first
+     * calls rather than a whole window later. */
+    if (last != 0 && now - last < QV_INLINE_CHECK_NS &&
+        (atomic_load_explicit(&v->inline_decided, memory_order_relaxed) ||
+         atomic_fetch_add_explicit(&v->inline_probe, 1, memory_order_relaxed) + 1 <
+             QV_INLINE_MIN_SAMPLES))
         return;
     if (pthread_mutex_trylock(&v->inline_mu) != 0)
         return;
     last = atomic_load_explicit(&v->inline_checked_ns, memory_order_relaxed);
-    if (last != 0 && now - last < QV_INLINE_CHECK_NS) {
+    if (last != 0 && now - last < QV_INLINE_CHECK_NS &&
+        atomic_load_explicit(&v->inline_decided, memory_order_relaxed)) {
         pthread_mutex_unlock(&v->inline_mu);
         return;
     }
@@ -156,7 +164,11 @@ static void inline_update(qv_version *v)
             if (atomic_load_explicit(&v->inline_ok, memory_order_relaxed))
                 limit *= 2.0;
             atomic_store_explicit(&v->inline_ok, p99_ns < limit, memory_order_relaxed);
+            atomic_store_explicit(&v->inline_decided, true, memory_order_relaxed);
             v->inline_prev = sn->compute;
+        } else if (!atomic_load_explicit(&v->inline_decided, memory_order_relaxed)) {
+            /* Too few compute times yet: probe again after as many calls. */
+            atomic_store_explicit(&v->inline_probe, 0, memory_order_relaxed);
         }
     }
     atomic_store_explicit(&v->inline_checked_ns, now, memory_order_relaxed);
