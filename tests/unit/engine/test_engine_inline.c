@@ -24,12 +24,11 @@ static qv_engine *inline_engine(qv_monitor **mon, int inline_us, int bg_limit)
     return e;
 }
 
-/* Like fx_send, with may_inline set; returns whether it ran inline. */
-static bool send_inline(qv_engine *e, struct fx_req *q, float base)
+/* Submits q (may_inline) and returns without waiting; whether it ran inline. */
+static bool submit_inline(qv_engine *e, struct fx_req *q, float base)
 {
     int64_t shape[2] = {1, 2};
     struct qv_diag d = {{0}};
-    bool ran;
 
     memset(q, 0, sizeof(*q));
     pthread_mutex_init(&q->mu, NULL);
@@ -44,7 +43,15 @@ static bool send_inline(qv_engine *e, struct fx_req *q, float base)
     q->r.may_inline = true;
     assert_int_equal(qv_engine_prepare(q->v, &q->r, &d), 0);
     assert_int_equal(qv_engine_submit(q->v, &q->r, &d), 0);
-    ran = q->r.ran_inline;
+    return q->r.ran_inline;
+}
+
+/* Like fx_send, with may_inline set: submits q and waits for it; returns
+ * whether it ran inline. */
+static bool send_inline(qv_engine *e, struct fx_req *q, float base)
+{
+    bool ran = submit_inline(e, q, base);
+
     if (ran) {
         /* done() was called before submit returned. */
         pthread_mutex_lock(&q->mu);
@@ -153,28 +160,6 @@ static void test_inline_never_when_batching_waits(void **state)
     qv_engine_destroy(e);
     qv_monitor_destroy(mon);
     fx_repo_remove();
-}
-
-/* Submits q (may_inline) and returns without waiting; whether it ran inline. */
-static bool submit_inline(qv_engine *e, struct fx_req *q, float base)
-{
-    int64_t shape[2] = {1, 2};
-    struct qv_diag d = {{0}};
-
-    memset(q, 0, sizeof(*q));
-    pthread_mutex_init(&q->mu, NULL);
-    pthread_cond_init(&q->cv, NULL);
-    assert_int_equal(qv_engine_acquire(e, "m", 0, &q->v, &d), 0);
-    assert_int_equal(qv_tensor_alloc(&q->r.inputs[0], "input__0", QV_DTYPE_F32, 2, shape), 0);
-    ((float *)q->r.inputs[0].data)[0] = base;
-    ((float *)q->r.inputs[0].data)[1] = base;
-    q->r.n_inputs = 1;
-    q->r.done = fx_on_done;
-    q->r.ud = q;
-    q->r.may_inline = true;
-    assert_int_equal(qv_engine_prepare(q->v, &q->r, &d), 0);
-    assert_int_equal(qv_engine_submit(q->v, &q->r, &d), 0);
-    return q->r.ran_inline;
 }
 
 /* Whether q completed within 'ms'. */
