@@ -575,7 +575,7 @@ static void slice(struct qv_tensor *t, int64_t b, int64_t e)
 }
 
 /* Elements [b, e) of an element-wise node: the kernel on slices. */
-static void split_part(void *arg, int64_t b, int64_t e, int chunk)
+static void split_part(void *arg, int64_t b, int64_t e, int worker)
 {
     struct split_job *j = arg;
     const struct qv_exec *x = j->x;
@@ -583,6 +583,7 @@ static void split_part(void *arg, int64_t b, int64_t e, int chunk)
     struct qv_tensor tin[SPLIT_MAX_IN], tout = *x->out[0];
     const struct qv_tensor *pin[SPLIT_MAX_IN];
     struct qv_tensor *pout[1] = {&tout};
+    int err;
 
     for (int i = 0; i < x->n_in; i++) {
         pin[i] = x->in[i];
@@ -596,14 +597,16 @@ static void split_part(void *arg, int64_t b, int64_t e, int chunk)
     sub.in = pin;
     sub.out = pout;
     sub.pool = NULL;
-    j->err[chunk] = j->k(&sub);
+    err = j->k(&sub);
+    if (err)
+        j->err[worker] = err;
 }
 
 static int run_split(struct qv_exec *x, qv_kernel_fn k)
 {
     struct split_job j = {.x = x, .k = k};
 
-    qv_parallel_for(x, qv_numel(x->out[0]), QV_PAR_GRAIN, split_part, &j);
+    qv_parallel_dyn(x, qv_numel(x->out[0]), QV_PAR_GRAIN, split_part, &j);
     for (int c = 0; c < QV_TPOOL_MAX; c++)
         if (j.err[c])
             return j.err[c];

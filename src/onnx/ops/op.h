@@ -112,13 +112,24 @@ void qv_parallel_for(const struct qv_exec *x, int64_t items, int64_t grain, qv_r
                      void *arg);
 int qv_parallel_chunks(const struct qv_exec *x, int64_t items, int64_t grain);
 /* qv_parallel_tasks(x, tasks, fn, arg) calls fn(arg, begin, end, worker) on
- * runs of tasks covering [0, tasks), usually one task each, each thread
- * claiming the next run when it is done with one (uneven tasks, or a thread
- * the machine slows, balance themselves), and returns when all are done.
+ * runs of tasks covering [0, tasks), usually one task each: each thread
+ * runs its share in order, then takes tasks from the end of the others'
+ * shares (uneven tasks, or a thread the machine slows, balance themselves),
+ * and returns when all are done.
  * 'worker' (< the pool's threads, 0 without a pool) names the calling
  * thread, for per-thread scratch; which thread runs which task is decided
  * at run time, so a task must compute the same whatever thread runs it. */
 void qv_parallel_tasks(const struct qv_exec *x, int64_t tasks, qv_range_fn fn, void *arg);
+/* qv_parallel_dyn(x, items, grain, fn, arg) calls fn(arg, begin, end, worker)
+ * over contiguous chunks covering [0, items), each at least 'grain' items,
+ * of even sizes, up to QV_DYN_CHUNKS per thread. Each thread runs its own
+ * run of chunks in order, then takes chunks from the end of other threads'
+ * runs: on a machine where one core is slowed (another process, a host
+ * that shares it), the others take over its work instead of waiting for
+ * it. 'worker' is as for qv_parallel_tasks. */
+#define QV_DYN_CHUNKS 4
+void qv_parallel_dyn(const struct qv_exec *x, int64_t items, int64_t grain, qv_range_fn fn,
+                     void *arg);
 /* Items (elements) below which an element-wise kernel stays on one thread. */
 #define QV_PAR_GRAIN 16384
 

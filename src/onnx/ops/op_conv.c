@@ -223,7 +223,9 @@ static void im2col_f32(const struct conv_params *p, const float *xg, float *col,
  * output columns when there are more columns than channels (OpenBLAS packs
  * all of the operand that is not split in every part); OpenBLAS runs single-threaded
  * inside each part. With several groups, whole groups go to each thread, each
- * with its own column buffer. Bias and the fused activation are applied to
+ * thread with its own column buffer. Parts are cut finer than one per
+ * thread (qv_parallel_dyn) where a part needs no scratch of its own or its
+ * thread's. Bias and the fused activation are applied to
  * each part of Y right after its GEMM, while it is in cache. */
 struct conv_job {
     const struct conv_params *p;
@@ -294,11 +296,11 @@ static void conv_epilogue(const struct conv_params *p, const float *B, const flo
     }
 }
 
-static void conv_im2col_part(void *arg, int64_t r0, int64_t r1, int chunk)
+static void conv_im2col_part(void *arg, int64_t r0, int64_t r1, int worker)
 {
     const struct conv_job *j = arg;
 
-    (void)chunk;
+    (void)worker;
     im2col_f32(j->p, j->xg, j->col, r0, r1);
 }
 
@@ -346,13 +348,13 @@ static void conv_epilogue_t(const struct conv_params *p, const float *B, const f
 
 /* The packed product: columns [a, e) of every channel, or panels [a, e)
  * over every column. */
-static void conv_packed_part(void *arg, int64_t a, int64_t e, int chunk)
+static void conv_packed_part(void *arg, int64_t a, int64_t e, int worker)
 {
     const struct conv_job *j = arg;
     const struct conv_params *p = j->p;
     int64_t panels = qv_pk_rows(p->c_out) / QV_PK_MR;
 
-    (void)chunk;
+    (void)worker;
     if (p->rows <= QV_PK_KC) {
         /* One pass over k: C, its bias and activation written directly. */
         qv_pk_gemm_act(j->P, p->c_out, p->rows, j->split_cols ? 0 : a, j->split_cols ? panels : e,
@@ -398,7 +400,7 @@ static void conv_row_block_part(void *arg, int64_t a, int64_t e, int worker)
     }
 }
 
-static void conv_gemm_part(void *arg, int64_t a, int64_t e, int chunk)
+static void conv_gemm_part(void *arg, int64_t a, int64_t e, int worker)
 {
     const struct conv_job *j = arg;
     const struct conv_params *p = j->p;
@@ -406,7 +408,7 @@ static void conv_gemm_part(void *arg, int64_t a, int64_t e, int chunk)
     int64_t m0 = j->split_cols ? 0 : a, m1 = j->split_cols ? mg : e;
     int64_t n0 = j->split_cols ? a : 0, n1 = j->split_cols ? e : j->out_n;
 
-    (void)chunk;
+    (void)worker;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(m1 - m0), (int)(n1 - n0),
                 (int)p->rows, 1.0f, j->W + m0 * p->rows, (int)p->rows, j->src + n0, (int)j->out_n,
                 0.0f, j->yg + m0 * j->out_n + n0, (int)j->out_n);
@@ -414,13 +416,13 @@ static void conv_gemm_part(void *arg, int64_t a, int64_t e, int chunk)
 }
 
 /* Whole groups [g0, g1) of batch image j->b, on one thread. */
-static void conv_group_part(void *arg, int64_t g0, int64_t g1, int chunk)
+static void conv_group_part(void *arg, int64_t g0, int64_t g1, int worker)
 {
     const struct conv_job *j = arg;
     const struct conv_params *p = j->p;
     int64_t in_n = prod(p->in_sp, p->sp), out_n = j->out_n;
     int64_t cg = p->c_in / p->group, mg = p->c_out / p->group;
-    float *col = j->col + (size_t)chunk * (size_t)(p->rows * out_n);
+    float *col = j->col + (size_t)worker * (size_t)(p->rows * out_n);
 
     for (int64_t g = g0; g < g1; g++) {
         const float *xg = j->X + (j->b * p->c_in + g * cg) * in_n;
@@ -439,19 +441,20 @@ static void conv_group_part(void *arg, int64_t g0, int64_t g1, int chunk)
     }
 }
 
-/* Winograd over the pool. Each thread runs a contiguous run of whole
- * panels of 32 tiles (the packed product costs the same for a full and a
- * partial panel), blocks of them in its own scratch. With fewer panels than
- * threads, the threads
- * share each block: all transform the input (split by input channels) into
- * one V, then all multiply and transform the output (split by output
- * channels). Sharing moves V between cores, so it is the last resort. */
+/* Winograd over the pool. The tiles go in whole panels of 32 (the packed
+ * product costs the same for a full and a partial panel), a few panels per
+ * chunk (qv_parallel_dyn), each chunk in blocks in its thread's scratch:
+ * each thread transforms, multiplies and writes back its own tiles, and a
+ * thread that is slowed leaves its last chunks to the others. With fewer
+ * panels than threads, the threads share each block: all transform the
+ * input (split by input channels) into one V, then all multiply and
+ * transform the output (split by output channels). Sharing moves V between
+ * cores, so it is the last resort. */
 struct wino_job {
     const struct conv_params *p;
     const float *U, *B, *R, *X;
     float *Y, *scratch;
     int64_t t0, nb; /* the shared block */
-    int64_t slices; /* output-channel ranges a panel is cut into (wino_slices_part) */
 };
 
 #define WINO_PANEL 32
@@ -459,48 +462,14 @@ struct wino_job {
  * (measured on ResNet-18's 28x28 and 14x14 layers with 2 threads). */
 #define WINO_PANELS_PER_THREAD 1
 
-static void wino_tiles_part(void *arg, int64_t a, int64_t e, int chunk)
+static void wino_tiles_part(void *arg, int64_t a, int64_t e, int worker)
 {
     const struct wino_job *j = arg;
     const struct qv_wino *w = &j->p->wp;
-    float *scratch = j->scratch + (size_t)chunk * qv_wino_scratch_floats(w);
+    float *scratch = j->scratch + (size_t)worker * qv_wino_scratch_floats(w);
     int64_t tiles = w->th * w->tw, t1 = e * WINO_PANEL < tiles ? e * WINO_PANEL : tiles;
 
     qv_wino_run(w, j->U, j->B, j->R, j->X, j->Y, scratch, a * WINO_PANEL, t1);
-}
-
-/* Slices [a, e) of panels, each panel cut into j->slices ranges of output
- * channels: whole panels as wino_tiles_part, and a panel cut at either end
- * of the range (its input transformed by both threads that share it) for
- * its channel ranges only. Contiguous slices balance the products across
- * threads when the panels do not divide evenly. */
-static void wino_slices_part(void *arg, int64_t a, int64_t e, int chunk)
-{
-    const struct wino_job *j = arg;
-    const struct qv_wino *w = &j->p->wp;
-    float *mine = j->scratch + (size_t)chunk * qv_wino_scratch_floats(w);
-    int64_t s = j->slices, tiles = w->th * w->tw;
-
-    while (a < e) {
-        int64_t panel = a / s, t0 = panel * WINO_PANEL;
-        int64_t nb = tiles - t0 < WINO_PANEL ? tiles - t0 : WINO_PANEL;
-        if (a % s == 0 && e - a >= s) {
-            /* Whole panels: [panel, last) */
-            int64_t last = e / s;
-            int64_t t1 = last * WINO_PANEL < tiles ? last * WINO_PANEL : tiles;
-            qv_wino_run(w, j->U, j->B, j->R, j->X, j->Y, mine, t0, t1);
-            a = last * s;
-            continue;
-        }
-        {
-            int64_t end = (panel + 1) * s < e ? (panel + 1) * s : e;
-            int64_t m0 = w->k * (a % s) / s, m1 = w->k * (end - panel * s) / s;
-            qv_wino_input(w, j->X, qv_wino_v(w, mine), t0, nb, 0, w->c, qv_wino_rows(w, mine));
-            qv_wino_output(w, j->U, j->B, j->R, qv_wino_v(w, mine), qv_wino_m(w, mine), j->Y, t0,
-                           nb, m0, m1, qv_wino_rows(w, mine));
-            a = end;
-        }
-    }
 }
 
 static void wino_in_part(void *arg, int64_t c0, int64_t c1, int chunk)
@@ -545,14 +514,10 @@ static void conv_wino(struct qv_exec *x)
             continue;
         }
         if (!shared) {
-            /* Contiguous runs of panels, in blocks: a task per panel
-             * (qv_parallel_tasks) reads the transformed weights once per
-             * panel instead of once per block, and measured slower. */
-            j.slices = qv_parallel_chunks(x, panels, 1);
-            if (panels % j.slices == 0)
-                qv_parallel_for(x, panels, 1, wino_tiles_part, &j);
-            else
-                qv_parallel_for(x, panels * j.slices, j.slices, wino_slices_part, &j);
+            /* At most QV_DYN_CHUNKS chunks per thread: a chunk per panel
+             * would read the transformed weights once per panel instead of
+             * once per block of panels. */
+            qv_parallel_dyn(x, panels, 1, wino_tiles_part, &j);
             continue;
         }
         for (int64_t k = 0, nbk = qv_wino_blocks(w, tiles); k < nbk; k++) {
@@ -600,7 +565,7 @@ static int conv_f32(struct qv_exec *x)
     for (int64_t b = 0; b < batch; b++) {
         if (p->group > 1) {
             j.b = b;
-            qv_parallel_for(x, p->group, 1, conv_group_part, &j);
+            qv_parallel_dyn(x, p->group, 1, conv_group_part, &j);
             continue;
         }
         (void)cg;
@@ -615,7 +580,7 @@ static int conv_f32(struct qv_exec *x)
             continue;
         }
         if (!p->direct) {
-            qv_parallel_for(x, p->rows, IM2COL_GRAIN, conv_im2col_part, &j);
+            qv_parallel_dyn(x, p->rows, IM2COL_GRAIN, conv_im2col_part, &j);
             j.src = j.col;
         }
         /* Each part packs its share of one operand and the whole other one:
@@ -628,15 +593,15 @@ static int conv_f32(struct qv_exec *x)
             j.ct =
                 p->rows > QV_PK_KC ? (float *)x->scratch + (p->direct ? 0 : p->rows * out_n) : NULL;
             if (j.split_cols)
-                qv_parallel_for(x, out_n, PACKED_COL_GRAIN, conv_packed_part, &j);
+                qv_parallel_dyn(x, out_n, PACKED_COL_GRAIN, conv_packed_part, &j);
             else
                 qv_parallel_tasks(x, j.ldct / QV_PK_MR, conv_packed_part, &j);
             continue;
         }
         if (j.split_cols)
-            qv_parallel_for(x, out_n, CONV_COL_GRAIN, conv_gemm_part, &j);
+            qv_parallel_dyn(x, out_n, CONV_COL_GRAIN, conv_gemm_part, &j);
         else
-            qv_parallel_for(x, mg, CONV_ROW_GRAIN, conv_gemm_part, &j);
+            qv_parallel_dyn(x, mg, CONV_ROW_GRAIN, conv_gemm_part, &j);
     }
     return QV_OK;
 }

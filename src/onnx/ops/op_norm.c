@@ -48,12 +48,12 @@ struct norm_job {
     float *Y;
 };
 
-static void batch_norm_part(void *arg, int64_t c0, int64_t c1, int chunk)
+static void batch_norm_part(void *arg, int64_t c0, int64_t c1, int worker)
 {
     const struct norm_job *j = arg;
     const struct norm_params *p = j->p;
 
-    (void)chunk;
+    (void)worker;
     for (int64_t k = c0; k < c1; k++) {
         int64_t c = k % p->channels;
         float a = j->scale[c] / sqrtf(j->var[c] + p->eps);
@@ -65,12 +65,12 @@ static void batch_norm_part(void *arg, int64_t c0, int64_t c1, int chunk)
     }
 }
 
-static void instance_norm_part(void *arg, int64_t c0, int64_t c1, int chunk)
+static void instance_norm_part(void *arg, int64_t c0, int64_t c1, int worker)
 {
     const struct norm_job *j = arg;
     const struct norm_params *p = j->p;
 
-    (void)chunk;
+    (void)worker;
     for (int64_t k = c0; k < c1; k++) {
         int64_t c = k % p->channels;
         const float *xs = j->X + k * p->inner;
@@ -117,7 +117,7 @@ static int batch_norm_f32(struct qv_exec *x)
     }
     {
         struct norm_job j = {p, X, scale, B, mean, var, Y};
-        qv_parallel_for(x, p->outer * p->channels, plane_grain(p->inner), batch_norm_part, &j);
+        qv_parallel_dyn(x, p->outer * p->channels, plane_grain(p->inner), batch_norm_part, &j);
     }
     return QV_OK;
 }
@@ -182,7 +182,7 @@ static int instance_norm_f32(struct qv_exec *x)
     float *Y = x->out[0]->data;
     struct norm_job j = {p, X, scale, B, NULL, NULL, Y};
 
-    qv_parallel_for(x, p->outer * p->channels, plane_grain(p->inner), instance_norm_part, &j);
+    qv_parallel_dyn(x, p->outer * p->channels, plane_grain(p->inner), instance_norm_part, &j);
     return QV_OK;
 }
 

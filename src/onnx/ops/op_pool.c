@@ -182,7 +182,7 @@ static void maxpool2d_fast(const struct pool_params *p, const float *in, float *
 #define maxpool2d_fast maxpool2d_generic
 #endif
 
-/* Planes [c0, c1) of a 2-D pool, for qv_parallel_for. */
+/* Planes [c0, c1) of a 2-D pool, for qv_parallel_dyn. */
 struct pool_job {
     const struct pool_params *p;
     const float *in;
@@ -191,11 +191,11 @@ struct pool_job {
     int kind;
 };
 
-static void pool2d_part(void *arg, int64_t c0, int64_t c1, int chunk)
+static void pool2d_part(void *arg, int64_t c0, int64_t c1, int worker)
 {
     const struct pool_job *j = arg;
 
-    (void)chunk;
+    (void)worker;
     if (j->kind == POOL_MAX && j->ind == NULL)
         maxpool2d_fast(j->p, j->in, j->out, c0, c1);
     else
@@ -217,7 +217,7 @@ static int pool_run(struct qv_exec *x, int kind)
     if (sp == 2 && p->dil[0] == 1 && p->dil[1] == 1 && !p->col_major) {
         struct pool_job j = {p, in, out, ind, kind};
         int64_t per = out_n * kn; /* work per plane */
-        qv_parallel_for(x, planes, per >= QV_PAR_GRAIN ? 1 : QV_PAR_GRAIN / (per + 1) + 1,
+        qv_parallel_dyn(x, planes, per >= QV_PAR_GRAIN ? 1 : QV_PAR_GRAIN / (per + 1) + 1,
                         pool2d_part, &j);
         return QV_OK;
     }
