@@ -85,12 +85,75 @@ static void pool2d(const struct pool_params *p, const float *in, float *out, int
     }
 }
 
-/* 2-D MaxPool without indices or dilation: for each output row, one pass
- * over the kernel rows and columns in the order pool2d visits them, across
- * every output column whose window lies inside the row (loops the compiler
- * vectorizes); the few clipped columns at the edges take pool2d's path.
- * Each output takes the window's first element, then any later one that is
- * greater: the same bits as pool2d, NaN included. */
+/* a or v, whichever is greater, ignoring a NaN (NaN only if both are):
+ * selects without branches, which the compiler turns into vector max and
+ * blend instructions. */
+static inline float nanmax(float a, float v)
+{
+    float m = v > a ? v : a;
+    return a != a ? v : m;
+}
+
+/* Input columns one pass of maxpool_row holds (16 KiB of stack at most). */
+#define MAXPOOL_SEG 4096
+
+/* Output columns [lo, hi) of one output row o of a max pool whose windows
+ * cover rows [hs, he) and lie inside the row (columns i * sw - pb + k,
+ * k < kw): the window's first element if it is NaN, else the greatest of
+ * its other elements that are not NaN, as the plain fold (first element,
+ * then any later greater one) gives. Separable: each input column is first
+ * reduced over the rows (contiguous loads), then each window along the
+ * reduced row. Ties between +0 and -0 may keep either. */
+static inline __attribute__((always_inline)) void maxpool_row(const float *xc, int64_t W,
+                                                              int64_t hs, int64_t he, int64_t kw,
+                                                              int64_t sw, int64_t pb, int64_t lo,
+                                                              int64_t hi, float *o)
+{
+    float vm[MAXPOOL_SEG];
+    int64_t per = (MAXPOOL_SEG - kw) / sw + 1; /* outputs per pass */
+
+    for (int64_t i0 = lo; i0 < hi;) {
+        int64_t i1 = hi - i0 < per ? hi : i0 + per;
+        int64_t w0 = i0 * sw - pb, span = (i1 - 1 - i0) * sw + kw;
+        const float *r = xc + hs * W + w0;
+        for (int64_t t = 0; t < span; t++)
+            vm[t] = r[t];
+        for (int64_t h = hs + 1; h < he; h++) {
+            r = xc + h * W + w0;
+            for (int64_t t = 0; t < span; t++)
+                vm[t] = nanmax(vm[t], r[t]);
+        }
+        /* Along the row, a window offset k at a time across the outputs. */
+        {
+            float *oo = o + i0;
+            int64_t n = i1 - i0;
+            if (sw == 2 && kw == 3) {
+                for (int64_t i = 0; i < n; i++)
+                    oo[i] = nanmax(nanmax(vm[2 * i], vm[2 * i + 1]), vm[2 * i + 2]);
+            } else {
+                for (int64_t i = 0; i < n; i++)
+                    oo[i] = vm[i * sw];
+                for (int64_t k = 1; k < kw; k++)
+                    for (int64_t i = 0; i < n; i++)
+                        oo[i] = nanmax(oo[i], vm[i * sw + k]);
+            }
+            /* A NaN first element is the window's value. */
+            r = xc + hs * W + w0;
+            for (int64_t i = 0; i < n; i++) {
+                float first = r[i * sw], m = oo[i];
+                oo[i] = first != first ? first : m;
+            }
+        }
+        i0 = i1;
+    }
+}
+
+/* 2-D MaxPool without indices or dilation: for each output row, the output
+ * columns whose window lies inside the row by maxpool_row (loops the
+ * compiler vectorizes); the few clipped columns at the edges take pool2d's
+ * path. Each output is the window's first element if it is NaN, else the
+ * greatest of the others that are not NaN: the values of pool2d's fold
+ * (first element, then any later greater one), NaN included. */
 static inline __attribute__((always_inline)) void
 maxpool2d_body(const struct pool_params *p, const float *in, float *out, int64_t c0, int64_t c1)
 {
@@ -114,22 +177,25 @@ maxpool2d_body(const struct pool_params *p, const float *in, float *out, int64_t
                     o[ow] = -INFINITY;
                 continue;
             }
-            for (int64_t h = hs; h < he && lo < hi; h++) {
-                for (int64_t k = 0; k < kw; k++) {
-                    /* Output column lo + i reads xk[i * sw]. */
-                    const float *xk = xc + h * W + (lo * sw - pb + k);
-                    float *ok = o + lo;
-                    if (h == hs && k == 0) {
-                        for (int64_t i = 0; i < hi - lo; i++)
-                            ok[i] = xk[i * sw];
-                        continue;
-                    }
-                    for (int64_t i = 0; i < hi - lo; i++) {
-                        float v = xk[i * sw];
-                        ok[i] = v > ok[i] ? v : ok[i];
+            if (kw <= MAXPOOL_SEG)
+                maxpool_row(xc, W, hs, he, kw, sw, pb, lo, hi, o);
+            else
+                for (int64_t h = hs; h < he && lo < hi; h++) {
+                    for (int64_t k = 0; k < kw; k++) {
+                        /* Output column lo + i reads xk[i * sw]. */
+                        const float *xk = xc + h * W + (lo * sw - pb + k);
+                        float *ok = o + lo;
+                        if (h == hs && k == 0) {
+                            for (int64_t i = 0; i < hi - lo; i++)
+                                ok[i] = xk[i * sw];
+                            continue;
+                        }
+                        for (int64_t i = 0; i < hi - lo; i++) {
+                            float v = xk[i * sw];
+                            ok[i] = v > ok[i] ? v : ok[i];
+                        }
                     }
                 }
-            }
             for (int64_t ow = 0; ow < OW; ow++) {
                 int64_t w0, ws, we;
                 float best = 0;
@@ -156,14 +222,23 @@ maxpool2d_body(const struct pool_params *p, const float *in, float *out, int64_t
 
 /* maxpool2d_body compiled for the baseline and, on x86-64, for AVX2 too
  * (the strided loads of a stride-2 pool vectorize there), chosen at run time. */
-static void maxpool2d_generic(const struct pool_params *p, const float *in, float *out,
-                              int64_t c0, int64_t c1)
+/* GCC vectorizes at -O2 only loops it needs no run-time checks for (its
+ * "very cheap" cost model); the max pool's loops need them, so its two
+ * copies take the cost model of -O3. Clang vectorizes them at -O2. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define POOL_VECTORIZE __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic")))
+#else
+#define POOL_VECTORIZE
+#endif
+
+POOL_VECTORIZE static void maxpool2d_generic(const struct pool_params *p, const float *in,
+                                             float *out, int64_t c0, int64_t c1)
 {
     maxpool2d_body(p, in, out, c0, c1);
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-__attribute__((target("avx2"))) static void maxpool2d_avx2(const struct pool_params *p,
+POOL_VECTORIZE __attribute__((target("avx2"))) static void maxpool2d_avx2(const struct pool_params *p,
                                                              const float *in, float *out,
                                                              int64_t c0, int64_t c1)
 {

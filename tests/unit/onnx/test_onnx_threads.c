@@ -957,8 +957,8 @@ static void test_winograd_only_where_it_applies(void **state)
 }
 
 /* MaxPool's 2-D kernel against a reference: the window's first element,
- * then any later greater one (NaN first stays NaN, NaN later is skipped);
- * an empty window gives -inf. */
+ * then any later greater one (NaN first stays NaN, NaN later is skipped,
+ * also when it heads a column of the window); an empty window gives -inf. */
 static void test_maxpool_matches_reference(void **state)
 {
     static const struct {
@@ -970,6 +970,8 @@ static void test_maxpool_matches_reference(void **state)
         {{1, 3, 9, 10}, {2, 3}, {1, 2}, {0, 2, 1, 0}, 0},
         {{1, 4, 7, 5}, {3, 2}, {3, 1}, {2, 1, 2, 1}, 1},
         {{1, 2, 4, 4}, {5, 5}, {1, 1}, {2, 2, 2, 2}, 0}, /* kernel wider than the row */
+        {{1, 2, 3, 9001}, {2, 3}, {1, 2}, {1, 1, 0, 1}, 0}, /* rows past one pass's buffer */
+        {{1, 2, 5, 9000}, {3, 3}, {2, 2}, {1, 1, 1, 1}, 1},
     };
 
     (void)state;
