@@ -222,23 +222,14 @@ maxpool2d_body(const struct pool_params *p, const float *in, float *out, int64_t
 
 /* maxpool2d_body compiled for the baseline and, on x86-64, for AVX2 too
  * (the strided loads of a stride-2 pool vectorize there), chosen at run time. */
-/* GCC vectorizes at -O2 only loops it needs no run-time checks for (its
- * "very cheap" cost model); the max pool's loops need them, so its two
- * copies take the cost model of -O3. Clang vectorizes them at -O2. */
-#if defined(__GNUC__) && !defined(__clang__)
-#define POOL_VECTORIZE __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic")))
-#else
-#define POOL_VECTORIZE
-#endif
-
-POOL_VECTORIZE static void maxpool2d_generic(const struct pool_params *p, const float *in,
-                                             float *out, int64_t c0, int64_t c1)
+static void maxpool2d_generic(const struct pool_params *p, const float *in, float *out,
+                              int64_t c0, int64_t c1)
 {
     maxpool2d_body(p, in, out, c0, c1);
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-POOL_VECTORIZE __attribute__((target("avx2"))) static void maxpool2d_avx2(const struct pool_params *p,
+__attribute__((target("avx2"))) static void maxpool2d_avx2(const struct pool_params *p,
                                                              const float *in, float *out,
                                                              int64_t c0, int64_t c1)
 {
