@@ -190,8 +190,11 @@ print(("outputs agree, max abs diff %.1e" if d <= 1e-4 else "OUTPUTS DIFFER, max
 ' "$OUT_DIR/inproc-quiver-$name-t$t.f32" "$OUT_DIR/inproc-ort-$name-t$t.f32")
       local r met want
       r=$(ratio "$rq" "$ro")
-      # Over several rounds: the median of the rounds' ratios.
-      [ "${#rs[@]}" -gt 1 ] && r=$(printf '%.2f' "$(median_of "${rs[@]}")")
+      # Over several rounds: the median of the rounds' ratios, and every round's in the notes.
+      if [ "${#rs[@]}" -gt 1 ]; then
+        r=$(printf '%.2f' "$(median_of "${rs[@]}")")
+        NOTES+=("ONNX in-process $name, $t thread(s): quiver / onnxruntime p50 per round $(printf '%.2fx ' "${rs[@]}")")
+      fi
       case $name:$t in
         mlp:*) want=1.0 ;;
         resnet18:1) want=1.2 ;;
