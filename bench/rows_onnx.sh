@@ -193,7 +193,7 @@ print(("outputs agree, max abs diff %.1e" if d <= 1e-4 else "OUTPUTS DIFFER, max
       # Over several rounds: the median of the rounds' ratios, and every round's in the notes.
       if [ "${#rs[@]}" -gt 1 ]; then
         r=$(printf '%.2f' "$(median_of "${rs[@]}")")
-        NOTES+=("ONNX in-process $name, $t thread(s): quiver / onnxruntime p50 per round $(printf '%.2fx ' "${rs[@]}")")
+        NOTES+=("ONNX in-process $name, $t thread(s): quiver / onnxruntime p50 per round $(printf '%.2fx ' "${rs[@]}" | sed 's/ $//')")
       fi
       case $name:$t in
         mlp:*) want=1.0 ;;
