@@ -446,10 +446,10 @@ static void conv_group_part(void *arg, int64_t g0, int64_t g1, int worker)
  * chunk (qv_parallel_dyn), each chunk in blocks in its thread's scratch:
  * each thread transforms, multiplies and writes back its own tiles, and a
  * thread that is slowed leaves its last chunks to the others. With fewer
- * panels than threads, the threads share each block: all transform the
- * input (split by input channels) into one V, then all multiply and
- * transform the output (split by output channels). Sharing moves V between
- * cores, so it is the last resort. */
+ * than WINO_PANELS_PER_THREAD panels per thread, the threads share each
+ * block instead: all transform the input (split by input channels) into one
+ * V, then all multiply and transform the output (split by output channels).
+ * Sharing moves V between cores, so it is kept for few panels. */
 struct wino_job {
     const struct conv_params *p;
     const float *U, *B, *R, *X;
