@@ -8,9 +8,10 @@
  * each chunk runs on exactly one thread, so a kernel whose items are
  * independent gives the same bits at any thread count.
  *
- * qv_parallel_tasks() runs one task per chunk, as many chunks as tasks, and
- * passes each call the index of the thread running it (0 the caller, i for
- * worker i) instead of the chunk's, for per-thread scratch.
+ * qv_parallel_dyn() cuts finer, up to QV_DYN_CHUNKS chunks per thread of even
+ * sizes, and qv_parallel_tasks() runs one task per chunk, as many chunks as
+ * tasks; both pass each call the index of the thread running it (0 the
+ * caller, i for worker i) instead of the chunk's, for per-thread scratch.
  *
  * Affinity: a job's chunks are cut into one contiguous run per thread, and
  * thread i runs its own run i first, front to back; only then does it help
@@ -281,23 +282,30 @@ static void run_job(struct qv_tpool *p, int64_t items, int64_t chunk, qv_range_f
     }
 }
 
+/* How many parts of at least 'grain' items [0, items) is cut into on pool
+ * p, at most 'per_thread' per thread; 1 (run it on the caller) without a
+ * pool or with fewer than two parts' worth of items. */
+static int64_t parts(const struct qv_tpool *p, int64_t items, int64_t grain, int64_t per_thread)
+{
+    int64_t n = items / (grain < 1 ? 1 : grain);
+
+    if (p == NULL || n < 2)
+        return 1;
+    return n < per_thread * p->n ? n : per_thread * p->n;
+}
+
 void qv_parallel_for(const struct qv_exec *x, int64_t items, int64_t grain, qv_range_fn fn,
                      void *arg)
 {
     struct qv_tpool *p = x ? x->pool : NULL;
-    int64_t chunks;
+    int64_t chunks = parts(p, items, grain, 1);
 
     if (items <= 0)
         return;
-    if (grain < 1)
-        grain = 1;
-    chunks = items / grain;
-    if (p == NULL || chunks < 2) {
+    if (chunks < 2) {
         fn(arg, 0, items, 0);
         return;
     }
-    if (chunks > p->n)
-        chunks = p->n;
     run_job(p, items, (items + chunks - 1) / chunks, fn, arg, false, false);
 }
 
@@ -305,19 +313,14 @@ void qv_parallel_dyn(const struct qv_exec *x, int64_t items, int64_t grain, qv_r
                      void *arg)
 {
     struct qv_tpool *p = x ? x->pool : NULL;
-    int64_t chunks;
+    int64_t chunks = parts(p, items, grain, QV_DYN_CHUNKS);
 
     if (items <= 0)
         return;
-    if (grain < 1)
-        grain = 1;
-    chunks = items / grain;
-    if (p == NULL || chunks < 2) {
+    if (chunks < 2) {
         fn(arg, 0, items, 0);
         return;
     }
-    if (chunks > (int64_t)QV_DYN_CHUNKS * p->n)
-        chunks = (int64_t)QV_DYN_CHUNKS * p->n;
     run_job(p, items, chunks, fn, arg, true, true);
 }
 
@@ -342,18 +345,10 @@ void qv_parallel_tasks(const struct qv_exec *x, int64_t tasks, qv_range_fn fn, v
 
 int qv_parallel_chunks(const struct qv_exec *x, int64_t items, int64_t grain)
 {
-    const struct qv_tpool *p = x ? x->pool : NULL;
-    int64_t chunks;
+    int64_t chunks = parts(x ? x->pool : NULL, items, grain, 1), chunk;
 
-    if (grain < 1)
-        grain = 1;
-    chunks = items / grain;
-    if (p == NULL || chunks < 2)
+    if (chunks < 2)
         return 1;
-    if (chunks > p->n)
-        chunks = p->n;
-    {
-        int64_t chunk = (items + chunks - 1) / chunks;
-        return (int)((items + chunk - 1) / chunk);
-    }
+    chunk = (items + chunks - 1) / chunks;
+    return (int)((items + chunk - 1) / chunk);
 }
